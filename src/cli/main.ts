@@ -1,0 +1,74 @@
+// The `atscale` command: one small module per subcommand, loaded only when used, so that
+// `atscale plan` never loads ONNX Runtime (DESIGN.md: plan/ runs where no model is built).
+import { readFileSync } from 'node:fs';
+import { UsageError } from './args.js';
+
+/** Every subcommand module exports these two things. */
+export interface Command {
+  summary: string;
+  run(argv: string[]): Promise<number>;
+}
+
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  demo: () => import('./demo.js'),
+  train: () => import('./train.js'),
+  sample: () => import('./sample.js'),
+  launch: () => import('./launch.js'),
+  plan: () => import('./plan.js'),
+  bench: () => import('./bench.js'),
+  export: () => import('./export.js'),
+};
+
+export function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+async function help(): Promise<string> {
+  const lines = [`atscale ${version()}: train transformer language models at scale from TypeScript`, '', 'usage: atscale <command> [flags]   (atscale <command> --help for its flags)', '', 'commands:'];
+  for (const [name, load] of Object.entries(COMMANDS)) {
+    let summary: string;
+    try {
+      summary = (await load()).summary;
+    } catch {
+      summary = '(not built in this version)';
+    }
+    lines.push(`  ${name.padEnd(10)}${summary}`);
+  }
+  return lines.join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    console.log(await help());
+    return cmd === undefined ? 1 : 0;
+  }
+  if (cmd === '--version' || cmd === '-v') {
+    console.log(version());
+    return 0;
+  }
+  const load = COMMANDS[cmd];
+  if (!load) {
+    console.error(`atscale: unknown command '${cmd}'. Commands: ${Object.keys(COMMANDS).join(', ')}`);
+    return 2;
+  }
+  try {
+    return await (await load()).run(rest);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      console.error(e.message);
+      return 2;
+    }
+    const err = e as Error;
+    console.error(`atscale ${cmd}: ${err.message}`);
+    if (process.env.ATSCALE_DEBUG) console.error(err.stack);
+    return 1;
+  }
+}
+
+if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href) {
+  main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}
