@@ -1,0 +1,111 @@
+// `atscale launch`: start a job's workers on this node (torchrun's environment variables), or
+// print the sbatch script / Kubernetes manifest that does so on every node.
+import { type FlagSpec, UsageError, formatHelp, parseArgs } from './args.js';
+import { type EmitOptions } from '../launch/emit-common.js';
+import { emitKubernetes } from '../launch/emit-kubernetes.js';
+import { emitSlurm } from '../launch/emit-slurm.js';
+import { findFreePort } from '../launch/free-port.js';
+import { resolveJobSecret } from '../launch/secret.js';
+import { WorkerGroup } from '../launch/supervisor.js';
+import { type LaunchFlags, type Topology, TopologyError, checkLaunchFlags, resolveTopology } from '../launch/topology.js';
+import { workerEnv } from '../launch/worker-env.js';
+
+export const summary = 'start distributed workers (torchrun-style env), or --emit a Slurm/Kubernetes job for them';
+
+const SPEC: Record<string, FlagSpec> = {
+  'nproc-per-node': { type: 'number', help: 'workers on this node (default 1)' },
+  nnodes: { type: 'number', help: 'nodes in the job (default 1, or from Slurm/Kubernetes)' },
+  'node-rank': { type: 'number', help: 'this node, 0..nnodes-1; given, it overrides Slurm/Kubernetes variables' },
+  'master-addr': { type: 'string', help: 'address of node 0, where rank 0 hosts the rendezvous store' },
+  'master-port': { type: 'number', help: 'rendezvous port (default: a free port on one node, 29500 across nodes)' },
+  'timeout-ms': { type: 'number', help: 'passed to workers as ATSCALE_TIMEOUT_MS: how long a collective waits for a peer' },
+  'secret-file': { type: 'string', help: 'file holding the shared job secret (else env ATSCALE_JOB_SECRET; one node: generated)' },
+  'stop-grace-ms': { type: 'number', help: 'after a failure, time between SIGTERM and SIGKILL of the other workers', default: 5000 },
+  emit: { type: 'string', help: "print a job for a scheduler instead of running: 'slurm' or 'kubernetes'" },
+  'job-name': { type: 'string', help: 'job name for --emit', default: 'atscale' },
+  image: { type: 'string', help: 'container image with atscale and your code (--emit kubernetes)' },
+  help: { type: 'boolean', help: 'show this help' },
+};
+
+const USAGE_TAIL = [
+  '',
+  'The worker command goes after --, e.g.',
+  '  atscale launch --nproc-per-node 4 -- node train.js',
+  '  atscale launch --nnodes 2 --node-rank 0 --master-addr 10.0.0.1 --nproc-per-node 4 -- node train.js',
+  'Workers get RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT and ATSCALE_JOB_SECRET.',
+  'Under Slurm (SLURM_PROCID, SLURM_NTASKS, SLURM_NODELIST) or a Kubernetes Indexed Job (JOB_COMPLETION_INDEX)',
+  'the node rank and master address come from the scheduler.',
+].join('\n');
+
+export async function run(argv: string[]): Promise<number> {
+  const { flags, positional, rest } = parseArgs(argv, SPEC, 'launch');
+  if (flags.help) {
+    console.log(formatHelp('launch', summary, SPEC) + '\n' + USAGE_TAIL);
+    return 0;
+  }
+  if (positional.length > 0) {
+    throw new UsageError(`atscale launch: unexpected argument '${positional[0]}': the worker command goes after --, e.g. atscale launch --nproc-per-node 2 -- node train.js`);
+  }
+  if (rest.length === 0) {
+    throw new UsageError('atscale launch: missing the worker command after --, e.g. atscale launch --nproc-per-node 2 -- node train.js');
+  }
+  const launchFlags: LaunchFlags = {
+    nprocPerNode: flags.nprocPerNode as number | undefined,
+    nnodes: flags.nnodes as number | undefined,
+    nodeRank: flags.nodeRank as number | undefined,
+    masterAddr: flags.masterAddr as string | undefined,
+    masterPort: flags.masterPort as number | undefined,
+  };
+  const timeoutMs = flags.timeoutMs as number | undefined;
+  const stopGraceMs = flags.stopGraceMs as number;
+  try {
+    if (timeoutMs !== undefined && !(Number.isInteger(timeoutMs) && timeoutMs >= 1)) {
+      throw new TopologyError(`--timeout-ms must be a positive integer (milliseconds), got ${timeoutMs}`);
+    }
+    if (!(Number.isInteger(stopGraceMs) && stopGraceMs >= 0)) throw new TopologyError(`--stop-grace-ms must be an integer >= 0, got ${stopGraceMs}`);
+    if (flags.emit !== undefined) {
+      process.stdout.write(emit(String(flags.emit), launchFlags, { timeoutMs, jobName: String(flags.jobName), image: flags.image as string | undefined, secretFile: flags.secretFile as string | undefined, command: rest }));
+      return 0;
+    }
+    const topology = resolveTopology(process.env, launchFlags);
+    if (topology.masterPort === 0) topology.masterPort = await findFreePort(topology.masterAddr);
+    const secret = resolveJobSecret({ env: process.env, secretFile: flags.secretFile as string | undefined, shared: topology.workers.length < topology.worldSize });
+    return await supervise(topology, secret, rest, timeoutMs, stopGraceMs);
+  } catch (e) {
+    if (e instanceof TopologyError) throw new UsageError(`atscale launch: ${e.message}`);
+    throw e;
+  }
+}
+
+function emit(kind: string, f: LaunchFlags, extra: Pick<EmitOptions, 'timeoutMs' | 'jobName' | 'image' | 'secretFile' | 'command'>): string {
+  if (kind !== 'slurm' && kind !== 'kubernetes') throw new TopologyError(`--emit must be 'slurm' or 'kubernetes', got '${kind}'`);
+  if (f.nodeRank !== undefined || f.masterAddr !== undefined) {
+    throw new TopologyError(`--emit ${kind} takes no --node-rank or --master-addr: every node gets them from ${kind === 'slurm' ? 'Slurm' : 'Kubernetes'}`);
+  }
+  checkLaunchFlags(f);
+  const o: EmitOptions = { ...extra, nnodes: f.nnodes ?? 1, nprocPerNode: f.nprocPerNode ?? 1, masterPort: f.masterPort };
+  return kind === 'slurm' ? emitSlurm(o) : emitKubernetes(o);
+}
+
+async function supervise(t: Topology, secret: string, command: string[], timeoutMs: number | undefined, stopGraceMs: number): Promise<number> {
+  const ranks = t.workers.map((w) => w.rank);
+  const span = ranks.length === 1 ? `rank ${ranks[0]}` : `ranks ${ranks[0]}-${ranks[ranks.length - 1]}`;
+  console.error(`atscale launch: ${span} of ${t.worldSize} on node ${t.nodeRank} of ${t.nnodes} (${t.source}); master ${t.masterAddr}:${t.masterPort}`);
+  const group = new WorkerGroup({
+    command,
+    workers: t.workers.map((slot) => ({ rank: slot.rank, env: workerEnv(process.env, { topology: t, slot, secret, timeoutMs }) })),
+    stopGraceMs,
+    stdout: process.stdout,
+    stderr: process.stderr,
+  });
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  const onSignal = (sig: NodeJS.Signals) => group.stop(sig);
+  for (const s of signals) process.on(s, onSignal);
+  try {
+    const outcome = await group.done;
+    if (outcome.message) console.error(`atscale launch: ${outcome.message}`);
+    return outcome.exitCode;
+  } finally {
+    for (const s of signals) process.off(s, onSignal);
+  }
+}
