@@ -1,0 +1,26 @@
+// checkpoint/: safetensors files, atomic verified checkpoint directories, sharded checkpoints.
+export {
+  type Dtype,
+  type TypedArray,
+  type TensorEntry,
+  type ParsedSafetensors,
+  DTYPES,
+  MAX_HEADER_BYTES,
+  elementCount,
+  serializeSafetensors,
+  parseSafetensors,
+  writeSafetensorsFile,
+  readSafetensorsFile,
+} from './safetensors.js';
+export { saveCheckpoint, loadCheckpoint, CHECKPOINT_FORMAT, type CheckpointContents, type LoadedCheckpoint } from './checkpoint_dir.js';
+export {
+  saveShardedCheckpoint,
+  finalizeShardedCheckpoint,
+  consolidateCheckpoint,
+  ShardedCheckpoint,
+  SHARDED_FORMAT,
+  type FlatShard,
+  type FlatSlot,
+  type ShardPart,
+  type ShardedIndex,
+} from './sharded.js';
