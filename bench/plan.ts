@@ -1,0 +1,86 @@
+// `npm run bench -- plan [--json] [--machine spec.json]`: the planner against published
+// measurements (Narayanan et al. 2021, Table 1), Narayanan's end-to-end training-time
+// estimates, the GPT-3 layout search, and, given a machine spec from `atscale plan
+// --calibrate`, the predicted ms/iter of atscale's own CPU training presets.
+import { readFileSync } from 'node:fs';
+import { checkMachine, predictCpuStepMs } from '../src/plan/calibrate.js';
+import { evaluate } from '../src/plan/evaluate.js';
+import { formatValidation, table } from '../src/plan/format.js';
+import { resolveLayout } from '../src/plan/layout.js';
+import { paramCount, trainingDays, trainingDaysApprox } from '../src/plan/params-flops.js';
+import { CLUSTER_PRESETS, MODEL_PRESETS } from '../src/plan/presets.js';
+import { describeLayout, searchLayouts } from '../src/plan/search.js';
+import { TABLE1, checkTable1Row, table1Model } from '../src/plan/validation.js';
+
+export async function run(argv: string[]): Promise<number> {
+  const json = argv.includes('--json');
+  const mi = argv.indexOf('--machine');
+  const machinePath = mi >= 0 ? argv[mi + 1] : undefined;
+  const unknown = argv.filter((a, i) => a.startsWith('--') && a !== '--json' && a !== '--machine' && i !== mi + 1);
+  if (unknown.length > 0 || (mi >= 0 && !machinePath)) {
+    console.error('usage: npm run bench -- plan [--json] [--machine atscale-machine.json]');
+    return 2;
+  }
+  const emit = (o: Record<string, unknown>) => console.log(JSON.stringify({ bench: 'plan', ...o }));
+
+  // The planner is deterministic: one evaluation per row is its own median.
+  const checks = TABLE1.map(checkTable1Row);
+  const worst = Math.max(...checks.map((c) => Math.abs(c.tflopsErr)));
+  if (json) {
+    for (const c of checks) {
+      emit({
+        case: 'narayanan2021-table1', params_b_published: c.row.paramsB, params_b: Number(c.paramsB.toFixed(3)), tp: c.row.tp, pp: c.row.pp, gpus: c.row.gpus, batch: c.row.batch,
+        tflops_published: c.row.tflopsPerGpu, tflops_predicted: Number(c.result.tflopsHardware.toFixed(2)), error: Number(c.tflopsErr.toFixed(4)),
+      });
+    }
+  } else {
+    console.log('Narayanan et al. 2021, Table 1 (Selene, A100 80GB, bf16, full recomputation, micro-batch 1):\n');
+    console.log(formatValidation(checks));
+    console.log(`\nworst error ${(worst * 100).toFixed(1)}% (target: within 10% on every row)\n`);
+  }
+
+  // End-to-end: Narayanan's two estimates, at the published throughput and at ours.
+  const gpt3 = { ...MODEL_PRESETS['gpt3-175b']! };
+  const oneT = table1Model(TABLE1[9]!);
+  const selene = CLUSTER_PRESETS.selene!;
+  const gpt3Ours = evaluate(gpt3, selene, resolveLayout(gpt3, selene, { gpus: 1024, tp: 8, pp: 16, globalBatch: 1536, tokens: 300e9 }));
+  const oneTOurs = checks[9]!.result;
+  const e2e = [
+    { name: 'GPT-3 175B, 300B tokens, 1024 GPUs', published: 34, approx: trainingDaysApprox(paramCount(gpt3), 300e9, 1024, 140), atPublished: trainingDays(gpt3, 300e9, 1024, 140, 'full'), ours: gpt3Ours.days },
+    { name: '1T, 450B tokens, 3072 GPUs', published: 84, approx: trainingDaysApprox(paramCount(oneT), 450e9, 3072, 163), atPublished: trainingDays(oneT, 450e9, 3072, 163, 'full'), ours: (450e9 / oneTOurs.tokensPerS) / 86400 },
+  ];
+  if (json) for (const e of e2e) emit({ case: 'end-to-end-days', name: e.name, days_published: e.published, days_8tp_over_nx: Number(e.approx.toFixed(2)), days_at_published_tflops: Number(e.atPublished.toFixed(2)), days_predicted: Number(e.ours.toFixed(2)) });
+  else {
+    console.log(table(
+      ['training time', 'days (paper)', '8TP/(nX)', 'exact FLOPs at paper TFLOP/s', 'our predicted TFLOP/s'],
+      e2e.map((e) => [e.name, String(e.published), e.approx.toFixed(1), e.atPublished.toFixed(1), e.ours.toFixed(1)]),
+    ));
+    console.log('');
+  }
+
+  // The search must beat, or match, Megatron's TP 8 x PP 16 for GPT-3 on 1024 A100s.
+  const preset = gpt3;
+  const t0 = performance.now();
+  const s = searchLayouts(preset, selene, 1024, {});
+  const searchMs = performance.now() - t0;
+  const ref = evaluate(preset, selene, resolveLayout(preset, selene, { gpus: 1024, tp: 8, pp: 16, globalBatch: 1536 }));
+  const best = s.best[0]!;
+  if (json) {
+    emit({ case: 'search-gpt3-175b-1024xA100', best: describeLayout(best.training), best_step_s: best.time.step, reference: describeLayout(ref.training), reference_step_s: ref.time.step, evaluated: s.evaluated, search_ms: Math.round(searchMs) });
+  } else {
+    console.log(`search, GPT-3 175B on 1024 A100 80GB (${s.evaluated} layouts evaluated in ${searchMs.toFixed(0)} ms):`);
+    console.log(`  best       ${describeLayout(best.training)}: ${best.time.step.toFixed(2)} s/step, ${best.tflopsHardware.toFixed(0)} TFLOP/s`);
+    console.log(`  reference  ${describeLayout(ref.training)}: ${ref.time.step.toFixed(2)} s/step, ${ref.tflopsHardware.toFixed(0)} TFLOP/s`);
+  }
+
+  if (machinePath) {
+    const spec = checkMachine(JSON.parse(readFileSync(machinePath, 'utf8')) as Record<string, unknown>, machinePath);
+    for (const name of ['cpu-small', 'shakespeare-char']) {
+      const m = MODEL_PRESETS[name]!;
+      const ms = predictCpuStepMs({ nLayer: m.layers, nHead: m.heads, nEmbd: m.hidden, blockSize: m.seqLen, vocab: m.vocab, batch: m.globalBatch! }, spec);
+      if (json) emit({ case: 'cpu-step-predicted', model: name, batch: m.globalBatch, ms_per_iter_predicted: Number(ms.toFixed(2)) });
+      else console.log(`predicted ${name} step on ${spec.name}: ${ms.toFixed(1)} ms/iter (compare with npm run bench -- train)`);
+    }
+  }
+  return worst <= 0.1 ? 0 : 1;
+}

@@ -1,0 +1,225 @@
+// `atscale plan`: predict memory, step time and cost of a training run on a cluster, or search
+// for the fastest layout; `--calibrate` measures this machine instead. Loads no runtime code
+// except, for --calibrate, the GEMM probe.
+import { readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { type FlagSpec, type FlagValues, UsageError, formatHelp, parseArgs } from './args.js';
+import { type MachineSpec, checkMachine, machineFromMeasurements, predictCpuStepMs } from '../plan/calibrate.js';
+import { evaluate, type PlanResult, toJson } from '../plan/evaluate.js';
+import { formatPlan, formatReliability, formatSearch } from '../plan/format.js';
+import { resolveLayout } from '../plan/layout.js';
+import { MODEL_PRESETS, loadCluster, modelPreset } from '../plan/presets.js';
+import { planReliability } from '../plan/reliability.js';
+import { describeLayout, explain, searchLayouts } from '../plan/search.js';
+import { type ClusterSpec, DTYPES, type Dtype, type ModelSpec, PlanInputError, type Recompute, type TrainingSpec, checkModel, clusterGpus } from '../plan/specs.js';
+
+export const summary = 'predict memory, step time and cost of a training run on a cluster, or search for the best layout';
+
+const FLAGS: Record<string, FlagSpec> = {
+  model: { type: 'string', help: `model preset (${Object.keys(MODEL_PRESETS).join(', ')}) or leave out and give --layers, --hidden, --heads, --vocab` },
+  cluster: { type: 'string', help: 'cluster preset (azure-2020, selene, h100-cluster, h200-cluster) or a JSON file', default: 'selene' },
+  layers: { type: 'number', help: 'custom model: transformer layers' },
+  hidden: { type: 'number', help: 'custom model: hidden size' },
+  heads: { type: 'number', help: 'custom model: attention heads' },
+  vocab: { type: 'number', help: 'custom model: vocabulary size' },
+  ffn: { type: 'number', help: 'custom model: feed-forward width (default 4 x hidden)' },
+  'seq-len': { type: 'number', help: 'sequence length (default: the model context)' },
+  gpus: { type: 'number', help: 'GPUs to use (default: all of the cluster, or tp x pp x dp)' },
+  tp: { type: 'number', help: 'tensor-parallel degree (giving tp, pp or dp evaluates one layout)' },
+  pp: { type: 'number', help: 'pipeline-parallel degree' },
+  dp: { type: 'number', help: 'data-parallel degree (default gpus / (tp x pp))' },
+  'global-batch': { type: 'number', help: 'sequences per optimizer step (default: the preset\'s published batch)' },
+  'micro-batch': { type: 'number', help: 'sequences per micro-batch (default 1)' },
+  zero: { type: 'number', help: 'ZeRO stage 0-3 (default 0)' },
+  recompute: { type: 'string', help: 'activation recomputation: none|selective|full (default full)' },
+  'sequence-parallel': { type: 'boolean', help: 'Megatron sequence parallelism (needs tp > 1)' },
+  interleave: { type: 'number', help: 'virtual pipeline stages per GPU (default 1)' },
+  dtype: { type: 'string', help: `training precision: ${DTYPES.join('|')} (default bf16)` },
+  tokens: { type: 'number', help: 'tokens to train on (default 300e9)' },
+  top: { type: 'number', help: 'layouts to show when searching', default: 5 },
+  versus: { type: 'string', help: 'when searching, explain the best against this layout, TPxPP (e.g. 8x16)' },
+  'node-mtbf-hours': { type: 'number', help: 'mean time between failures of one node', default: 6000 },
+  'checkpoint-s': { type: 'number', help: 'seconds to write one checkpoint', default: 60 },
+  'restart-s': { type: 'number', help: 'seconds from a failure to training again', default: 600 },
+  json: { type: 'boolean', help: 'print one JSON object' },
+  calibrate: { type: 'boolean', help: 'measure this machine and write a machine spec (see --out)' },
+  out: { type: 'string', help: 'where --calibrate writes the machine spec', default: 'atscale-machine.json' },
+  threads: { type: 'number', help: 'threads for --calibrate GEMMs (default: all cores)' },
+  machine: { type: 'string', help: 'a machine spec from --calibrate: predict the single-process CPU step of --model' },
+};
+
+function modelFrom(f: FlagValues): ModelSpec {
+  const custom = ['layers', 'hidden', 'heads', 'vocab'].filter((k) => f[k] !== undefined);
+  if (f.model !== undefined) {
+    if (custom.length > 0) throw new PlanInputError(`give either --model or --layers/--hidden/--heads/--vocab, not both (got --model and --${custom.join(', --')})`);
+    return modelPreset(String(f.model));
+  }
+  if (custom.length === 0) throw new PlanInputError('no model: give --model PRESET, or --layers, --hidden, --heads, --vocab and --seq-len');
+  const json: Record<string, unknown> = { name: 'custom', layers: f.layers, hidden: f.hidden, heads: f.heads, vocab: f.vocab, seqLen: f.seqLen ?? 2048 };
+  if (f.ffn !== undefined) json.ffn = f.ffn;
+  if (f.globalBatch !== undefined) json.globalBatch = f.globalBatch;
+  return checkModel(json, 'custom model (flags)');
+}
+
+function layoutFrom(f: FlagValues): Partial<TrainingSpec> {
+  const l: Partial<TrainingSpec> = {};
+  const n = (k: string) => (f[k] === undefined ? undefined : Number(f[k]));
+  for (const [flag, key] of [['gpus', 'gpus'], ['tp', 'tp'], ['pp', 'pp'], ['dp', 'dp'], ['globalBatch', 'globalBatch'], ['microBatch', 'microBatch'], ['seqLen', 'seqLen'], ['interleave', 'interleave'], ['tokens', 'tokens']] as const) {
+    const v = n(flag);
+    if (v !== undefined) l[key] = v;
+  }
+  if (f.zero !== undefined) {
+    if (![0, 1, 2, 3].includes(Number(f.zero))) throw new PlanInputError(`--zero must be 0, 1, 2 or 3, got ${f.zero}`);
+    l.zero = Number(f.zero) as 0 | 1 | 2 | 3;
+  }
+  if (f.recompute !== undefined) {
+    if (!['none', 'selective', 'full'].includes(String(f.recompute))) throw new PlanInputError(`--recompute must be none, selective or full, got '${f.recompute}'`);
+    l.recompute = f.recompute as Recompute;
+  }
+  if (f.dtype !== undefined) {
+    if (!DTYPES.includes(f.dtype as Dtype)) throw new PlanInputError(`--dtype must be one of ${DTYPES.join(', ')}, got '${f.dtype}'`);
+    l.dtype = f.dtype as Dtype;
+  }
+  if (f.sequenceParallel !== undefined) l.sequenceParallel = Boolean(f.sequenceParallel);
+  return l;
+}
+
+function reliabilityOf(r: PlanResult, c: ClusterSpec, f: FlagValues) {
+  const nodes = Math.ceil(r.training.gpus / c.node.gpusPerNode);
+  const input = { nodes, nodeMtbfHours: Number(f.nodeMtbfHours), checkpointSeconds: Number(f.checkpointS), restartSeconds: Number(f.restartS), computeSeconds: r.days * 86400 };
+  return { input, result: planReliability(input) };
+}
+
+function evaluateOne(m: ModelSpec, c: ClusterSpec, f: FlagValues): number {
+  const r = evaluate(m, c, resolveLayout(m, c, layoutFrom(f)));
+  const rel = reliabilityOf(r, c, f);
+  if (f.json) {
+    console.log(JSON.stringify({ ...toJson(r), reliability: { ...rel.input, ...rel.result } }));
+  } else {
+    console.log(formatPlan(r));
+    console.log('');
+    console.log(formatReliability(rel.result, rel.input.nodeMtbfHours, rel.input.checkpointSeconds, rel.input.restartSeconds));
+  }
+  return r.fits ? 0 : 1;
+}
+
+function search(m: ModelSpec, c: ClusterSpec, f: FlagValues): number {
+  const fixed = layoutFrom(f);
+  const gpus = fixed.gpus ?? clusterGpus(c);
+  const s = searchLayouts(m, c, gpus, fixed, Number(f.top));
+  const best = s.best[0];
+  let versus: PlanResult | undefined;
+  if (f.versus !== undefined) {
+    const match = /^(\d+)x(\d+)$/.exec(String(f.versus));
+    if (!match) throw new PlanInputError(`--versus must look like TPxPP, e.g. 8x16; got '${f.versus}'`);
+    versus = evaluate(m, c, resolveLayout(m, c, { ...fixed, gpus, tp: Number(match[1]), pp: Number(match[2]), dp: undefined }));
+  } else if (s.best.length > 1) {
+    // Without a reference, explain the best against the fastest layout with other degrees.
+    versus = s.best.find((r) => r.training.tp !== best!.training.tp || r.training.pp !== best!.training.pp) ?? s.best[1];
+  }
+  if (f.json) {
+    console.log(JSON.stringify({ best: s.best.map(toJson), evaluated: s.evaluated, rejected: s.rejected, versus: versus ? toJson(versus) : undefined }));
+    return best ? 0 : 1;
+  }
+  console.log(`searching layouts of ${m.name} on ${gpus} GPUs of ${c.name} (global batch ${fixed.globalBatch ?? m.globalBatch})\n`);
+  console.log(formatSearch(s));
+  if (!best) {
+    console.log('\nno layout fits: use more GPUs, a smaller global batch, or a larger --micro-batch range');
+    return 1;
+  }
+  if (versus) console.log(`\nwhy the best wins:\n${explain(best, versus).join('\n')}`);
+  console.log(`\nthe best in full (${describeLayout(best.training)}):\n`);
+  console.log(formatPlan(best));
+  return 0;
+}
+
+/** Streaming copy bandwidth: bytes read + written per second, median of several passes. */
+function measureMemoryBandwidthGBs(): number {
+  const n = 16 * 1024 * 1024; // 128 MB per array: far beyond any cache
+  const a = new Float64Array(n).fill(1);
+  const b = new Float64Array(n);
+  const rates: number[] = [];
+  for (let i = 0; i < 7; i++) {
+    const t0 = process.hrtime.bigint();
+    b.set(a);
+    const s = Number(process.hrtime.bigint() - t0) / 1e9;
+    if (i > 0) rates.push((2 * 8 * n) / s / 1e9);
+  }
+  rates.sort((x, y) => x - y);
+  return rates[Math.floor(rates.length / 2)]!;
+}
+
+async function calibrate(f: FlagValues): Promise<number> {
+  const threads = f.threads !== undefined ? Number(f.threads) : os.availableParallelism();
+  const probePath = '../runtime/gemm-probe.js';
+  let probe: { measureGemmGflops(n: number, threads: number): Promise<number> };
+  try {
+    probe = (await import(probePath)) as typeof probe;
+  } catch (e) {
+    console.error(`atscale plan --calibrate: the runtime is not built (cannot load src/runtime/gemm-probe: ${(e as Error).message.split('\n')[0]}); run npm run build once the runtime exists`);
+    return 1;
+  }
+  const gemmGflopsByN: Record<number, number> = {};
+  for (const n of [32, 64, 128, 256, 512, 1024, 2048]) {
+    gemmGflopsByN[n] = await probe.measureGemmGflops(n, threads);
+    if (!f.json) console.log(`GEMM ${n}x${n}x${n}, ${threads} threads: ${gemmGflopsByN[n]!.toFixed(1)} GFLOP/s`);
+  }
+  const memBandwidthGBs = measureMemoryBandwidthGBs();
+  if (!f.json) console.log(`memory bandwidth (copy): ${memBandwidthGBs.toFixed(1)} GB/s`);
+  const spec = machineFromMeasurements(
+    { gemmGflopsByN, memBandwidthGBs },
+    { name: os.hostname(), threads, memoryGB: os.totalmem() / 2 ** 30, cpuModel: os.cpus()[0]?.model ?? 'CPU' },
+  );
+  writeFileSync(String(f.out), JSON.stringify(spec, null, 2) + '\n');
+  const predictions = predictPresets(spec);
+  if (f.json) console.log(JSON.stringify({ machine: spec, written: f.out, predicted_ms_per_iter: predictions }));
+  else {
+    console.log(`wrote ${f.out}`);
+    for (const [k, v] of Object.entries(predictions)) console.log(`predicted ${k} training step: ${v.toFixed(1)} ms/iter`);
+  }
+  return 0;
+}
+
+function predictPresets(spec: MachineSpec): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const name of ['cpu-small', 'shakespeare-char']) {
+    const m = MODEL_PRESETS[name]!;
+    out[name] = predictCpuStepMs({ nLayer: m.layers, nHead: m.heads, nEmbd: m.hidden, blockSize: m.seqLen, vocab: m.vocab, batch: m.globalBatch! }, spec);
+  }
+  return out;
+}
+
+function predictOnMachine(m: ModelSpec, f: FlagValues): number {
+  let spec: MachineSpec;
+  try {
+    spec = checkMachine(JSON.parse(readFileSync(String(f.machine), 'utf8')) as Record<string, unknown>, String(f.machine));
+  } catch (e) {
+    if (e instanceof PlanInputError) throw e;
+    throw new PlanInputError(`cannot read machine spec ${f.machine}: ${(e as Error).message}`);
+  }
+  const batch = Number(f.globalBatch ?? m.globalBatch ?? 1);
+  const ms = predictCpuStepMs({ nLayer: m.layers, nHead: m.heads, nEmbd: m.hidden, blockSize: Number(f.seqLen ?? m.seqLen), vocab: m.vocab, batch }, spec);
+  if (f.json) console.log(JSON.stringify({ model: m.name, machine: spec.name, batch, predicted_ms_per_iter: ms }));
+  else console.log(`${m.name}, batch ${batch}, on ${spec.name} (${spec.threads} threads): predicted ${ms.toFixed(1)} ms/iter`);
+  return 0;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { flags, positional } = parseArgs(argv, { ...FLAGS, help: { type: 'boolean', help: 'show this help' } }, 'plan');
+  if (flags.help) {
+    console.log(formatHelp('plan', summary, FLAGS));
+    return 0;
+  }
+  if (positional.length > 0) throw new UsageError(`atscale plan: unexpected argument '${positional[0]}' (flags start with --)`);
+  try {
+    if (flags.calibrate) return await calibrate(flags);
+    const model = modelFrom(flags);
+    if (flags.machine !== undefined) return predictOnMachine(model, flags);
+    const cluster = loadCluster(String(flags.cluster));
+    const oneLayout = ['tp', 'pp', 'dp'].some((k) => flags[k] !== undefined);
+    return oneLayout ? evaluateOne(model, cluster, flags) : search(model, cluster, flags);
+  } catch (e) {
+    if (e instanceof PlanInputError) throw new UsageError(`atscale plan: ${e.message}`);
+    throw e;
+  }
+}

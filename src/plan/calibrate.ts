@@ -1,0 +1,159 @@
+// This machine as the planner sees it: measured GEMM throughput by matrix size, memory
+// bandwidth and (when the dist layer exists) loopback collective bandwidth, stored as a small
+// JSON machine spec. From it the planner predicts atscale's own single-process CPU training
+// step, so its model of time can be checked against a run one can actually measure.
+import { layerActivationBytes } from './memory.js';
+import { paramCount } from './params-flops.js';
+import { type ClusterSpec, type ModelSpec, PlanInputError, type TrainingSpec } from './specs.js';
+
+export interface Measurements {
+  /** Square n -> fp32 GFLOP/s of an n x n x n MatMul through onnxruntime-node. */
+  gemmGflopsByN: Record<number, number>;
+  /** Streaming copy bandwidth, GB/s (bytes read + written). */
+  memBandwidthGBs: number;
+  /** All-reduce bus bandwidth between processes on this host, GB/s. */
+  loopbackBusbwGBs?: number;
+}
+
+export interface MachineSpec extends Measurements {
+  kind: 'atscale-machine';
+  version: 1;
+  name: string;
+  measuredAt: string;
+  threads: number;
+  memoryGB: number;
+  cpuModel?: string;
+}
+
+export function machineFromMeasurements(
+  meas: Measurements,
+  about: { name: string; threads: number; memoryGB: number; cpuModel?: string; measuredAt?: string },
+): MachineSpec {
+  const spec: MachineSpec = {
+    kind: 'atscale-machine',
+    version: 1,
+    name: about.name,
+    measuredAt: about.measuredAt ?? new Date().toISOString(),
+    threads: about.threads,
+    memoryGB: about.memoryGB,
+    gemmGflopsByN: { ...meas.gemmGflopsByN },
+    memBandwidthGBs: meas.memBandwidthGBs,
+  };
+  if (about.cpuModel !== undefined) spec.cpuModel = about.cpuModel;
+  if (meas.loopbackBusbwGBs !== undefined) spec.loopbackBusbwGBs = meas.loopbackBusbwGBs;
+  return checkMachine(spec as unknown as Record<string, unknown>);
+}
+
+/** Validates a machine spec read from JSON; errors name the key. */
+export function checkMachine(o: Record<string, unknown>, where = 'machine spec'): MachineSpec {
+  if (o.kind !== 'atscale-machine') throw new PlanInputError(`${where}: key 'kind' must be 'atscale-machine' (write one with atscale plan --calibrate)`);
+  if (o.version !== 1) throw new PlanInputError(`${where}: key 'version' must be 1, got ${JSON.stringify(o.version)}`);
+  const pos = (key: string, v: unknown) => {
+    if (typeof v !== 'number' || !(v > 0) || !Number.isFinite(v)) throw new PlanInputError(`${where}: key '${key}' must be a positive number, got ${JSON.stringify(v)}`);
+    return v;
+  };
+  const table = o.gemmGflopsByN;
+  if (typeof table !== 'object' || table === null || Object.keys(table).length === 0) {
+    throw new PlanInputError(`${where}: key 'gemmGflopsByN' must be an object like {"256": 80, "1024": 140}`);
+  }
+  const gemm: Record<number, number> = {};
+  for (const [n, g] of Object.entries(table)) {
+    const size = Number(n);
+    if (!Number.isInteger(size) || size < 1) throw new PlanInputError(`${where}: gemmGflopsByN key '${n}' must be a matrix size (a whole number)`);
+    gemm[size] = pos(`gemmGflopsByN.${n}`, g);
+  }
+  const spec: MachineSpec = {
+    kind: 'atscale-machine',
+    version: 1,
+    name: typeof o.name === 'string' ? o.name : 'this machine',
+    measuredAt: typeof o.measuredAt === 'string' ? o.measuredAt : '',
+    threads: pos('threads', o.threads),
+    memoryGB: pos('memoryGB', o.memoryGB),
+    gemmGflopsByN: gemm,
+    memBandwidthGBs: pos('memBandwidthGBs', o.memBandwidthGBs),
+  };
+  if (typeof o.cpuModel === 'string') spec.cpuModel = o.cpuModel;
+  if (o.loopbackBusbwGBs !== undefined) spec.loopbackBusbwGBs = pos('loopbackBusbwGBs', o.loopbackBusbwGBs);
+  return spec;
+}
+
+/**
+ * GEMM throughput for an (m x k) . (k x n) product, FLOP/s: interpolated in log size over the
+ * calibration table at the cube root of m k n. Below the smallest size measured a GEMM is
+ * dominated by per-call cost, so throughput falls in proportion to its FLOPs.
+ */
+export function gemmFlopsPerS(spec: MachineSpec, m: number, k: number, n: number): number {
+  const sizes = Object.keys(spec.gemmGflopsByN).map(Number).sort((a, b) => a - b);
+  const g = (x: number) => spec.gemmGflopsByN[x]! * 1e9;
+  const size = Math.cbrt(m * k * n);
+  const lo = sizes[0]!, hi = sizes[sizes.length - 1]!;
+  if (size <= lo) return g(lo) * (size / lo) ** 3;
+  if (size >= hi) return g(hi);
+  let i = 0;
+  while (sizes[i + 1]! < size) i++;
+  const a = sizes[i]!, b = sizes[i + 1]!;
+  const w = Math.log(size / a) / Math.log(b / a);
+  return g(a) * (1 - w) + g(b) * w;
+}
+
+/** The machine as a one-node, one-device cluster, for the planner's memory model. */
+export function machineToCluster(spec: MachineSpec): ClusterSpec {
+  const best = Math.max(...Object.values(spec.gemmGflopsByN));
+  const loop = spec.loopbackBusbwGBs ?? spec.memBandwidthGBs / 4;
+  return {
+    name: spec.name,
+    nodes: 1,
+    node: { gpusPerNode: 1, gpu: { name: spec.cpuModel ?? 'CPU', peakTflops: { fp32: best / 1000 }, memoryGB: spec.memoryGB, memoryGBs: spec.memBandwidthGBs }, intraNodeGBs: 2 * loop },
+    interNodeGbits: loop * 8,
+    interNodeLatencyUs: 50,
+    dollarsPerGpuHour: 0,
+    note: `measured ${spec.measuredAt} with ${spec.threads} threads`,
+  };
+}
+
+/** A GPT as nanoGPT names it. */
+export interface GptShape {
+  nLayer: number;
+  nHead: number;
+  nEmbd: number;
+  blockSize: number;
+  vocab: number;
+  batch: number;
+}
+
+/** ONNX nodes one layer adds to a forward + backward + AdamW graph (an estimate of atscale's lowering). */
+const OPS_PER_LAYER = 100;
+const OPS_FIXED = 60;
+
+/**
+ * Predicted milliseconds of one single-process fp32 training step (forward, backward, AdamW)
+ * on the measured CPU: every GEMM at the throughput the calibration table gives for its size,
+ * memory-bound kernels at the measured bandwidth, and a per-operator cost equal to the time of
+ * the smallest measured MatMul call.
+ */
+export function predictCpuStepMs(g: GptShape, spec: MachineSpec): number {
+  const { nLayer: L, nHead: H, nEmbd: C, blockSize: T, vocab: V, batch: B } = g;
+  const d = C / H;
+  const gemm = (m: number, k: number, n: number, count = 1) => (count * 2 * m * k * n) / gemmFlopsPerS(spec, m, k, n);
+  const bt = B * T;
+  const layerForward =
+    gemm(bt, C, 3 * C) + gemm(bt, C, C) + gemm(bt, C, 4 * C) + gemm(bt, 4 * C, C) + gemm(T, d, T, B * H) + gemm(T, T, d, B * H);
+  const logitsForward = gemm(bt, C, V);
+  const gemmSeconds = 3 * (L * layerForward + logitsForward);
+
+  const model: ModelSpec = { name: 'cpu', layers: L, hidden: C, heads: H, seqLen: T, vocab: V, ffn: 4 * C };
+  const t: TrainingSpec = {
+    gpus: 1, globalBatch: B, microBatch: B, seqLen: T, dtype: 'fp32', tp: 1, pp: 1, dp: 1, interleave: 1, zero: 0, recompute: 'none', sequenceParallel: false, tokens: 1,
+  };
+  const bw = spec.memBandwidthGBs * 1e9;
+  // Same traffic rule as the GPU model: forward moves twice what it stores, backward 1.5x that.
+  const elementwise = (L * 2 * 2.5 * layerActivationBytes(model, t)) / bw;
+  const crossEntropy = (5 * 4 * bt * V) / bw;
+  const adamw = (28 * paramCount(model)) / bw;
+
+  const sizes = Object.keys(spec.gemmGflopsByN).map(Number);
+  const n0 = Math.min(...sizes);
+  const perOp = (2 * n0 ** 3) / (spec.gemmGflopsByN[n0]! * 1e9);
+  const overhead = (OPS_PER_LAYER * L + OPS_FIXED) * perOp;
+  return 1000 * (gemmSeconds + elementwise + crossEntropy + adamw + overhead);
+}

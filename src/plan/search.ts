@@ -1,0 +1,132 @@
+// The layout search: every tensor, pipeline and data degree that divides the model and the
+// GPU count, every micro-batch, ZeRO stage, recomputation mode, interleaving and sequence
+// parallelism; keep the layouts that fit in memory, rank them by step time, and count why
+// the others were rejected.
+import { evaluate, type PlanResult } from './evaluate.js';
+import { checkLayout } from './layout.js';
+import { type ClusterSpec, type ModelSpec, PlanInputError, RECOMPUTES, type Recompute, type TrainingSpec } from './specs.js';
+
+export interface SearchResult {
+  /** Fitting layouts, fastest first. */
+  best: PlanResult[];
+  evaluated: number;
+  /** Rejection reason -> how many layouts it ruled out. */
+  rejected: Record<string, number>;
+  /** The fastest layout that did not fit in memory, to show what memory cost. */
+  fastestRejectedForMemory?: PlanResult;
+}
+
+function powersOfTwoUpTo(n: number): number[] {
+  const out: number[] = [];
+  for (let x = 1; x <= n; x *= 2) out.push(x);
+  return out;
+}
+
+function divisorsOf(n: number): number[] {
+  const out: number[] = [];
+  for (let i = 1; i <= n; i++) if (n % i === 0) out.push(i);
+  return out;
+}
+
+/**
+ * `fixed` pins any field (a flag the user gave); the rest is searched. Tensor parallelism stays
+ * inside a node (beyond it, its per-layer all-reduces would cross InfiniBand), as Megatron
+ * recommends; the search still tries every power of two up to the node size.
+ */
+export function searchLayouts(m: ModelSpec, c: ClusterSpec, gpus: number, fixed: Partial<TrainingSpec>, keep = 5): SearchResult {
+  const rejected: Record<string, number> = {};
+  const reject = (why: string) => (rejected[why] = (rejected[why] ?? 0) + 1);
+  const globalBatch = fixed.globalBatch ?? m.globalBatch;
+  if (globalBatch === undefined) throw new PlanInputError(`model ${m.name} has no published batch: give --global-batch`);
+  const tps = fixed.tp !== undefined ? [fixed.tp] : powersOfTwoUpTo(c.node.gpusPerNode);
+  const pps = fixed.pp !== undefined ? [fixed.pp] : divisorsOf(m.layers);
+  const recomputes: readonly Recompute[] = fixed.recompute !== undefined ? [fixed.recompute] : RECOMPUTES;
+  const zeros = fixed.zero !== undefined ? [fixed.zero] : ([0, 1, 2, 3] as const);
+  const micros = fixed.microBatch !== undefined ? [fixed.microBatch] : powersOfTwoUpTo(Math.min(globalBatch, 64));
+  const results: PlanResult[] = [];
+  let fastestOom: PlanResult | undefined;
+  let evaluated = 0;
+  for (const tp of tps) {
+    if (m.heads % tp !== 0) { reject(`heads ${m.heads} not divisible by tp`); continue; }
+    for (const pp of pps) {
+      if (gpus % (tp * pp) !== 0) { reject(`tp x pp does not divide ${gpus} GPUs`); continue; }
+      const dp = gpus / (tp * pp);
+      if (fixed.dp !== undefined && fixed.dp !== dp) continue;
+      const sps = fixed.sequenceParallel !== undefined ? [fixed.sequenceParallel] : tp > 1 ? [false, true] : [false];
+      const interleaves = fixed.interleave !== undefined ? [fixed.interleave] : pp > 1 ? [1, 2, 4] : [1];
+      for (const microBatch of micros) {
+        if (globalBatch % (microBatch * dp) !== 0) { reject('global batch not divisible by micro-batch x dp'); continue; }
+        for (const interleave of interleaves) {
+          for (const zero of zeros) {
+            if (zero > 0 && dp === 1) continue; // nothing to shard: the same as stage 0
+            for (const recompute of recomputes) {
+              for (const sequenceParallel of sps) {
+                const t: TrainingSpec = {
+                  gpus, globalBatch, microBatch, seqLen: fixed.seqLen ?? m.seqLen, dtype: fixed.dtype ?? 'bf16',
+                  tp, pp, dp, interleave, zero, recompute, sequenceParallel, tokens: fixed.tokens ?? 300e9,
+                };
+                try {
+                  checkLayout(m, c, t);
+                } catch (e) {
+                  if (!(e instanceof PlanInputError)) throw e;
+                  reject(e.message.startsWith('layers') ? 'layers not divisible by pp x interleave' : e.message.split(':')[0]!);
+                  continue;
+                }
+                const r = evaluate(m, c, t);
+                evaluated++;
+                if (!r.fits) {
+                  reject('out of memory');
+                  if (!fastestOom || r.time.step < fastestOom.time.step) fastestOom = r;
+                  continue;
+                }
+                results.push(r);
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  results.sort((a, b) => a.time.step - b.time.step);
+  if (results.length > keep) rejected['slower than the best shown'] = results.length - keep;
+  const out: SearchResult = { best: results.slice(0, keep), evaluated, rejected };
+  if (fastestOom) out.fastestRejectedForMemory = fastestOom;
+  return out;
+}
+
+const CAUSES: Record<string, string> = {
+  gemm: 'matrix multiplies',
+  elementwise: 'memory-bound kernels',
+  recompute: 'activation recomputation',
+  tensorParallel: 'tensor-parallel all-reduces',
+  pipelineSend: 'pipeline sends',
+  bubble: 'pipeline bubble',
+  dataParallel: 'data-parallel / ZeRO traffic (exposed)',
+  optimizer: 'optimizer step',
+};
+
+export function describeLayout(t: TrainingSpec): string {
+  const parts = [`TP ${t.tp} x PP ${t.pp} x DP ${t.dp}`, `micro-batch ${t.microBatch}`];
+  if (t.interleave > 1) parts.push(`interleave ${t.interleave}`);
+  parts.push(`ZeRO ${t.zero}`, `recompute ${t.recompute}`);
+  if (t.sequenceParallel) parts.push('sequence parallel');
+  return parts.join(', ');
+}
+
+/** Why `a` is faster (or slower) than `b`: the causes whose time differs most, in words. */
+export function explain(a: PlanResult, b: PlanResult): string[] {
+  const lines = [
+    `${describeLayout(a.training)}: ${a.time.step.toFixed(2)} s/step, ${a.tflopsHardware.toFixed(0)} TFLOP/s per GPU, ${a.memory.total.toFixed(1)} GB`,
+    `${describeLayout(b.training)}: ${b.time.step.toFixed(2)} s/step, ${b.tflopsHardware.toFixed(0)} TFLOP/s per GPU, ${b.memory.total.toFixed(1)} GB`,
+  ];
+  const diffs = Object.keys(CAUSES)
+    .map((k) => ({ k, d: (a.time as unknown as Record<string, number>)[k]! - (b.time as unknown as Record<string, number>)[k]! }))
+    .filter((x) => Math.abs(x.d) > 0.005 * b.time.step)
+    .sort((x, y) => Math.abs(y.d) - Math.abs(x.d));
+  const pct = ((a.time.step / b.time.step - 1) * 100).toFixed(1);
+  lines.push(`the first is ${a.time.step <= b.time.step ? 'faster' : 'slower'} by ${pct.replace('-', '')}%; where the time goes differently:`);
+  for (const { k, d } of diffs) {
+    lines.push(`  ${CAUSES[k]!.padEnd(40)} ${d < 0 ? '-' : '+'}${Math.abs(d).toFixed(2)} s (${(b.time as unknown as Record<string, number>)[k]!.toFixed(2)} -> ${(a.time as unknown as Record<string, number>)[k]!.toFixed(2)})`);
+  }
+  return lines;
+}
