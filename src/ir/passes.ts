@@ -1,0 +1,92 @@
+// Graph passes, each a rebuild of the program into a fresh graph: dead-code elimination,
+// common-subexpression elimination, constant folding. They run before lowering, and they
+// also make the signature of a traced step independent of how the user happened to write it.
+import { Graph, type Node, type Program } from './graph.js';
+import type { HostValue } from './value.js';
+import { numel } from './shape.js';
+
+/** Evaluates one node on constant inputs (the reference interpreter provides it). */
+export type Evaluate = (node: Node, inputs: HostValue[]) => HostValue;
+
+/** Rebuilds `keep` nodes (in order) into a new graph; `replace` may substitute a node. */
+function rebuild(p: Program, keep: (n: Node) => boolean, replace?: (n: Node, map: number[], g: Graph) => number | undefined): Program {
+  const g = new Graph();
+  const map: number[] = new Array(p.graph.nodes.length).fill(-1);
+  for (const n of p.graph.nodes) {
+    if (!keep(n)) continue;
+    const r = replace?.(n, map, g);
+    map[n.id] = r ?? g.add(n.op, n.inputs.map((i) => map[i]!), n.attrs, n.value);
+  }
+  return { graph: g, inputs: p.inputs.map((i) => map[i]!), outputs: p.outputs.map((o) => map[o]!) };
+}
+
+export function deadCodeElimination(p: Program): Program {
+  const live = new Uint8Array(p.graph.nodes.length);
+  for (const i of p.inputs) live[i] = 1;
+  for (const o of p.outputs) live[o] = 1;
+  for (let id = p.graph.nodes.length - 1; id >= 0; id--) {
+    if (!live[id]) continue;
+    for (const i of p.graph.nodes[id]!.inputs) live[i] = 1;
+  }
+  return rebuild(p, (n) => live[n.id] === 1);
+}
+
+const SMALL_CONST = 64;
+
+function constKey(v: HostValue): string | undefined {
+  if (v.data.length > SMALL_CONST) return undefined;
+  return `${v.dtype}[${v.shape.join(',')}]${Array.from(v.data as ArrayLike<number | bigint>, String).join(',')}`;
+}
+
+export function commonSubexpressionElimination(p: Program): Program {
+  const seen = new Map<string, number>();
+  return rebuild(
+    p,
+    () => true,
+    (n, map, g) => {
+      if (n.op === 'input') return undefined;
+      let key: string | undefined;
+      if (n.op === 'const') {
+        const k = constKey(n.value!);
+        key = k === undefined ? undefined : `const:${k}`;
+      } else {
+        key = `${n.op}(${n.inputs.map((i) => map[i]).join(',')})${JSON.stringify(n.attrs)}`;
+      }
+      if (key === undefined) return undefined;
+      const hit = seen.get(key);
+      if (hit !== undefined) return hit;
+      const id = g.add(n.op, n.inputs.map((i) => map[i]!), n.attrs, n.value);
+      seen.set(key, id);
+      return id;
+    },
+  );
+}
+
+/** Folds nodes whose inputs are all constants, up to a size bound so weights-sized
+ * intermediates are never materialised at compile time. */
+export function constantFolding(p: Program, evaluate: Evaluate, maxElements = 1 << 16): Program {
+  const folded = new Map<number, HostValue>();
+  return rebuild(
+    p,
+    () => true,
+    (n, map, g) => {
+      if (n.op === 'const') {
+        folded.set(n.id, n.value!);
+        return undefined;
+      }
+      if (n.op === 'input' || n.inputs.length === 0 || numel(n.shape) > maxElements) return undefined;
+      const vals = n.inputs.map((i) => folded.get(i));
+      if (vals.some((v) => v === undefined)) return undefined;
+      const v = evaluate(n, vals as HostValue[]);
+      folded.set(n.id, v);
+      return g.constant(v);
+    },
+  );
+}
+
+export function optimize(p: Program, evaluate?: Evaluate): Program {
+  let q = deadCodeElimination(p);
+  if (evaluate) q = constantFolding(q, evaluate);
+  q = commonSubexpressionElimination(q);
+  return deadCodeElimination(q);
+}

@@ -1,0 +1,76 @@
+// Concrete host values: what goes into and comes out of a compiled graph.
+import { type DType, checkDType } from './dtype.js';
+import { type Shape, numel, shapeStr } from './shape.js';
+
+export type HostArray = Float32Array | Uint16Array | Int32Array | BigInt64Array | Uint8Array;
+
+export interface HostValue {
+  dtype: DType;
+  shape: number[];
+  data: HostArray;
+}
+
+/** The typed array each dtype travels in. bfloat16 travels as float32 (see dtype.ts). */
+export function allocHost(dtype: DType, n: number): HostArray {
+  switch (dtype) {
+    case 'float32':
+    case 'bfloat16':
+      return new Float32Array(n);
+    case 'float16':
+      return new Uint16Array(n);
+    case 'int32':
+      return new Int32Array(n);
+    case 'int64':
+      return new BigInt64Array(n);
+    case 'bool':
+      return new Uint8Array(n);
+  }
+}
+
+export function hostValue(dtype: DType, shape: Shape, data?: ArrayLike<number> | HostArray): HostValue {
+  checkDType(dtype);
+  const n = numel(shape);
+  if (data && data.length !== n) {
+    throw new RangeError(`a ${dtype} value of shape ${shapeStr(shape)} needs ${n} elements, got ${data.length}`);
+  }
+  const arr = allocHost(dtype, n);
+  if (data) {
+    if (arr instanceof BigInt64Array) {
+      for (let i = 0; i < n; i++) arr[i] = BigInt(Math.trunc(Number((data as ArrayLike<number | bigint>)[i])));
+    } else if (data.constructor === arr.constructor) {
+      arr.set(data as never);
+    } else {
+      for (let i = 0; i < n; i++) (arr as Float32Array)[i] = Number((data as ArrayLike<number | bigint>)[i]);
+    }
+  }
+  return { dtype, shape: [...shape], data: arr };
+}
+
+/** Element i as a JavaScript number (float16 decoded from its bits). */
+export function toNumbers(v: HostValue): Float64Array {
+  const out = new Float64Array(v.data.length);
+  if (v.dtype === 'float16') {
+    for (let i = 0; i < out.length; i++) out[i] = halfToNumber((v.data as Uint16Array)[i]!);
+  } else if (v.data instanceof BigInt64Array) {
+    for (let i = 0; i < out.length; i++) out[i] = Number(v.data[i]!);
+  } else {
+    for (let i = 0; i < out.length; i++) out[i] = (v.data as Float32Array)[i]!;
+  }
+  return out;
+}
+
+import { halfBitsToFloat as halfToNumber, floatToHalfBits, roundTo } from './dtype.js';
+
+/** A host value from float64 numbers, rounded to dtype. */
+export function fromNumbers(dtype: DType, shape: Shape, nums: ArrayLike<number>): HostValue {
+  const v = hostValue(dtype, shape);
+  const n = nums.length;
+  if (dtype === 'float16') {
+    for (let i = 0; i < n; i++) (v.data as Uint16Array)[i] = floatToHalfBits(nums[i]!);
+  } else if (v.data instanceof BigInt64Array) {
+    for (let i = 0; i < n; i++) v.data[i] = BigInt(Math.trunc(nums[i]!));
+  } else {
+    for (let i = 0; i < n; i++) (v.data as Float32Array)[i] = roundTo(dtype, nums[i]!);
+  }
+  return v;
+}

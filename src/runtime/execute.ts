@@ -1,0 +1,83 @@
+// Program -> optimized graph -> ONNX bytes -> cached ONNX Runtime session -> run.
+import * as ort from 'onnxruntime-node';
+import type { Program } from '../ir/graph.js';
+import { optimize } from '../ir/passes.js';
+import type { HostValue } from '../ir/value.js';
+import { shapeStr, sameShape } from '../ir/shape.js';
+import { lowerProgram } from './onnx/lower.js';
+import { modelProto, type OnnxValueInfo } from './onnx/model.js';
+import { foldEvaluate } from './reference/interpreter.js';
+import { type ExecOptions, getSession, toOrt, fromOrt } from './session.js';
+
+export interface CompileOptions extends ExecOptions {
+  /** Run the graph passes (default true). Tests turn folding off to exercise every kernel in ORT. */
+  optimize?: boolean;
+  /** Write outputs into buffers owned by the executable and reused on every run (no
+   * allocation per step); results are then only valid until the next run. */
+  reuseOutputs?: boolean;
+}
+
+export class Executable {
+  private outBuffers?: Record<string, ort.Tensor>;
+
+  constructor(
+    readonly model: Uint8Array,
+    private readonly session: ort.InferenceSession,
+    private readonly inputInfo: OnnxValueInfo[],
+    private readonly outputInfo: OnnxValueInfo[],
+    private readonly program: Program,
+    private readonly reuse: boolean,
+  ) {}
+
+  async run(feeds: readonly HostValue[]): Promise<HostValue[]> {
+    if (feeds.length !== this.inputInfo.length) {
+      throw new Error(`compiled graph takes ${this.inputInfo.length} inputs, got ${feeds.length}`);
+    }
+    const ortFeeds: Record<string, ort.Tensor> = {};
+    feeds.forEach((v, i) => {
+      const info = this.inputInfo[i]!;
+      const declared = this.program.graph.node(this.program.inputs[i]!);
+      if (!sameShape(v.shape, info.shape) || v.dtype !== declared.dtype) {
+        throw new TypeError(`input ${i} (${String(declared.attrs.name)}) expects ${declared.dtype}${shapeStr(info.shape)}, got ${v.dtype}${shapeStr(v.shape)}`);
+      }
+      ortFeeds[info.name] = toOrt(v, info);
+    });
+    let fetches: Record<string, ort.Tensor> | undefined;
+    if (this.reuse) {
+      this.outBuffers ??= Object.fromEntries(
+        this.outputInfo.map((o) => [o.name, new ort.Tensor(o.dtype === 'bfloat16' ? 'float32' : (o.dtype as 'float32'), allocFor(o), o.shape as number[])]),
+      );
+      fetches = this.outBuffers;
+    }
+    const res = fetches ? await this.session.run(ortFeeds, fetches) : await this.session.run(ortFeeds);
+    return this.outputInfo.map((o, i) => fromOrt(fetches ? fetches[o.name]! : res[o.name]!, this.program.graph.node(this.program.outputs[i]!).dtype));
+  }
+}
+
+function allocFor(o: OnnxValueInfo): never {
+  const n = o.shape.reduce((a, b) => a * b, 1);
+  switch (o.dtype) {
+    case 'float16':
+      return new Uint16Array(n) as never;
+    case 'int32':
+      return new Int32Array(n) as never;
+    case 'int64':
+      return new BigInt64Array(n) as never;
+    case 'bool':
+      return new Uint8Array(n) as never;
+    default:
+      return new Float32Array(n) as never;
+  }
+}
+
+export function toModel(p: Program, opts: CompileOptions = {}): { model: Uint8Array; program: Program; inputs: OnnxValueInfo[]; outputs: OnnxValueInfo[] } {
+  const program = opts.optimize === false ? p : optimize(p, foldEvaluate);
+  const { graph } = lowerProgram(program);
+  return { model: modelProto(graph), program, inputs: graph.inputs, outputs: graph.outputs };
+}
+
+export async function compile(p: Program, opts: CompileOptions = {}): Promise<Executable> {
+  const { model, program, inputs, outputs } = toModel(p, opts);
+  const session = await getSession(model, opts);
+  return new Executable(model, session, inputs, outputs, program, opts.reuseOutputs ?? false);
+}

@@ -1,0 +1,208 @@
+// Lowers a Program (ir/) to an ONNX graph, one primitive at a time. bfloat16 values cross
+// the boundary as float32 (the JavaScript API has no bfloat16 tensor) with a Cast inside.
+import type { Node, Program } from '../../ir/graph.js';
+import { type DType, ONNX_DTYPE } from '../../ir/dtype.js';
+import { hostValue, type HostValue } from '../../ir/value.js';
+import { numel } from '../../ir/shape.js';
+import type { OnnxGraph, OnnxNode } from './model.js';
+
+const UNARY: Record<string, string> = {
+  neg: 'Neg', exp: 'Exp', log: 'Log', sqrt: 'Sqrt', tanh: 'Tanh', sigmoid: 'Sigmoid', erf: 'Erf',
+  relu: 'Relu', abs: 'Abs', reciprocal: 'Reciprocal',
+};
+const BINARY: Record<string, string> = {
+  add: 'Add', sub: 'Sub', mul: 'Mul', div: 'Div', pow: 'Pow', maximum: 'Max', minimum: 'Min',
+  equal: 'Equal', less: 'Less', greater: 'Greater', less_equal: 'LessOrEqual', greater_equal: 'GreaterOrEqual',
+};
+
+/** The dtype a value has at the host boundary. */
+export function boundaryDType(d: DType): DType {
+  return d === 'bfloat16' ? 'float32' : d;
+}
+
+/** Hash constants of the counter-based dropout mask; reference/kernels.ts uses the same. */
+export const DROPOUT_MULT = 0x45d9f3b;
+export const DROPOUT_SALT_MULT = 0x9e3779b1;
+
+class Lowering {
+  nodes: OnnxNode[] = [];
+  initializers: { name: string; value: HostValue }[] = [];
+  private tmp = 0;
+
+  fresh(base: string): string {
+    return `${base}_t${this.tmp++}`;
+  }
+
+  emit(op: string, inputs: string[], outputs: string[], attrs?: OnnxNode['attrs']): void {
+    this.nodes.push({ op, inputs, outputs, attrs });
+  }
+
+  ints(values: readonly number[], base: string): string {
+    const name = this.fresh(base);
+    this.initializers.push({ name, value: hostValue('int64', [values.length], values) });
+    return name;
+  }
+
+  scalarI64(v: number, base: string): string {
+    const name = this.fresh(base);
+    this.initializers.push({ name, value: hostValue('int64', [], [v]) });
+    return name;
+  }
+}
+
+function lowerNode(L: Lowering, n: Node, nodeOf: (id: number) => Node, name: (id: number) => string): void {
+  const shapeOf = (id: number) => nodeOf(id).shape;
+  const out = name(n.id);
+  const ins = n.inputs.map(name);
+  const a = n.attrs;
+  if (UNARY[n.op]) return L.emit(UNARY[n.op]!, ins, [out]);
+  if (BINARY[n.op]) return L.emit(BINARY[n.op]!, ins, [out]);
+  switch (n.op) {
+    case 'rsqrt': {
+      const s = L.fresh(out);
+      L.emit('Sqrt', ins, [s]);
+      return L.emit('Reciprocal', [s], [out]);
+    }
+    case 'where':
+      return L.emit('Where', ins, [out]);
+    case 'cast':
+      return L.emit('Cast', ins, [out], { to: { kind: 'int', v: ONNX_DTYPE[a.to as DType] } });
+    case 'sum':
+    case 'max': {
+      const axes = a.axes as number[];
+      if (axes.length === 0) return L.emit('Identity', ins, [out]);
+      const op = n.op === 'sum' ? 'ReduceSum' : 'ReduceMax';
+      return L.emit(op, [ins[0]!, L.ints(axes, out)], [out], { keepdims: { kind: 'int', v: a.keepdims ? 1 : 0 } });
+    }
+    case 'matmul':
+      return L.emit('MatMul', ins, [out]);
+    case 'reshape':
+      return L.emit('Reshape', [ins[0]!, L.ints(a.shape as number[], out)], [out]);
+    case 'permute':
+      return L.emit('Transpose', ins, [out], { perm: { kind: 'ints', v: a.perm as number[] } });
+    case 'expand':
+      return L.emit('Expand', [ins[0]!, L.ints(a.shape as number[], out)], [out]);
+    case 'slice': {
+      const inShape = shapeOf(n.inputs[0]!);
+      const steps = a.steps as number[];
+      // ONNX reads a negative end as counted from the back; "before index 0" is -(dim + 1).
+      const ends = (a.ends as number[]).map((e, i) => (e < 0 ? -(inShape[i]! + 1) : e));
+      const axes = inShape.map((_, i) => i);
+      return L.emit('Slice', [ins[0]!, L.ints(a.starts as number[], out), L.ints(ends, out), L.ints(axes, out), L.ints(steps, out)], [out]);
+    }
+    case 'unslice':
+      return lowerUnslice(L, n, ins[0]!, out, shapeOf(n.inputs[0]!));
+    case 'concat':
+      return L.emit('Concat', ins, [out], { axis: { kind: 'int', v: a.axis as number } });
+    case 'gather0':
+      return L.emit('Gather', ins, [out], { axis: { kind: 'int', v: 0 } });
+    case 'scatter_add0': {
+      let idx = ins[0]!;
+      if (nodeOf(n.inputs[0]!).dtype !== 'int64') {
+        const i64 = L.fresh(out);
+        L.emit('Cast', [idx], [i64], { to: { kind: 'int', v: ONNX_DTYPE.int64 } });
+        idx = i64;
+      }
+      const unsq = L.fresh(out);
+      L.emit('Unsqueeze', [idx, L.ints([-1], out)], [unsq]);
+      const zeros = L.fresh(out);
+      L.emit('ConstantOfShape', [L.ints(n.shape, out)], [zeros], { value: { kind: 'tensor', v: hostValue(n.dtype, [1]) } });
+      return L.emit('ScatterND', [zeros, unsq, ins[1]!], [out], { reduction: { kind: 'string', v: 'add' } });
+    }
+    case 'dropout_mask':
+      return lowerDropoutMask(L, n, ins[0]!, out);
+    default:
+      throw new Error(`no ONNX lowering for primitive '${n.op}'`);
+  }
+}
+
+function lowerUnslice(L: Lowering, n: Node, g: string, out: string, gShape: readonly number[]): void {
+  const full = n.attrs.shape as number[];
+  const starts = n.attrs.starts as number[];
+  const steps = n.attrs.steps as number[];
+  if (steps.every((s) => s === 1)) {
+    const after = full.map((d, i) => d - starts[i]! - gShape[i]!);
+    return L.emit('Pad', [g, L.ints([...starts, ...after], out)], [out]);
+  }
+  // General steps: scatter into zeros at statically known coordinates.
+  const count = numel(gShape);
+  const rank = full.length;
+  const coords = new Array<number>(count * rank);
+  const idx = new Array<number>(rank).fill(0);
+  for (let e = 0; e < count; e++) {
+    for (let d = 0; d < rank; d++) coords[e * rank + d] = starts[d]! + idx[d]! * steps[d]!;
+    for (let d = rank - 1; d >= 0; d--) {
+      if (++idx[d]! < gShape[d]!) break;
+      idx[d] = 0;
+    }
+  }
+  const coordName = L.fresh(out);
+  L.initializers.push({ name: coordName, value: hostValue('int64', [...gShape, rank], coords) });
+  const zeros = L.fresh(out);
+  L.emit('ConstantOfShape', [L.ints(full, out)], [zeros], { value: { kind: 'tensor', v: hostValue(n.dtype, [1]) } });
+  L.emit('ScatterND', [zeros, coordName, g], [out]);
+}
+
+/** keep[i] = hash32(i + key + salt) >= p * 2^32, in int64 so products never overflow. */
+function lowerDropoutMask(L: Lowering, n: Node, key: string, out: string): void {
+  const count = numel(n.shape);
+  const salt = (Math.imul((n.attrs.salt as number) >>> 0, DROPOUT_SALT_MULT) >>> 0);
+  const two32 = L.scalarI64(2 ** 32, out);
+  const two16 = L.scalarI64(2 ** 16, out);
+  const mult = L.scalarI64(DROPOUT_MULT, out);
+  let h = L.fresh(out);
+  L.emit('Range', [L.scalarI64(salt, out), L.scalarI64(salt + count, out), L.scalarI64(1, out)], [h]);
+  const step = (op: string, x: string, y: string): string => {
+    const r = L.fresh(out);
+    L.emit(op, [x, y], [r]);
+    return r;
+  };
+  h = step('Mod', step('Add', h, key), two32);
+  for (let round = 0; round < 3; round++) {
+    h = step('BitwiseXor', h, step('Div', h, two16));
+    if (round < 2) h = step('Mod', step('Mul', h, mult), two32);
+  }
+  const threshold = L.scalarI64(Math.floor((n.attrs.p as number) * 2 ** 32), out);
+  const keep = step('GreaterOrEqual', h, threshold);
+  L.emit('Reshape', [keep, L.ints(n.shape, out)], [out]);
+}
+
+export interface LoweredNames {
+  inputs: string[];
+  outputs: string[];
+}
+
+export function lowerProgram(p: Program, graphName = 'atscale'): { graph: OnnxGraph; names: LoweredNames } {
+  const L = new Lowering();
+  const g = p.graph;
+  const inputs: OnnxGraph['inputs'] = [];
+  const inputNames: string[] = [];
+  // Graph inputs keep their external name (no Identity copy per step), except bfloat16 ones,
+  // which arrive as float32 and are cast.
+  const internal = new Map<number, string>();
+  for (const id of p.inputs) {
+    const n = g.node(id);
+    const ext = `in_${String(n.attrs.name)}`;
+    inputNames.push(ext);
+    inputs.push({ name: ext, dtype: boundaryDType(n.dtype), shape: n.shape });
+    if (n.dtype === 'bfloat16') L.emit('Cast', [ext], [`v${id}`], { to: { kind: 'int', v: ONNX_DTYPE.bfloat16 } });
+    else internal.set(id, ext);
+  }
+  const name = (id: number) => internal.get(id) ?? `v${id}`;
+  for (const n of g.nodes) {
+    if (n.op === 'input') continue;
+    if (n.op === 'const') L.initializers.push({ name: name(n.id), value: n.value! });
+    else lowerNode(L, n, (id) => g.node(id), name);
+  }
+  const outputs: OnnxGraph['outputs'] = [];
+  const outputNames: string[] = [];
+  p.outputs.forEach((id, k) => {
+    const n = g.node(id);
+    const ext = `out_${k}`;
+    outputNames.push(ext);
+    outputs.push({ name: ext, dtype: boundaryDType(n.dtype), shape: n.shape });
+    if (n.dtype === 'bfloat16') L.emit('Cast', [name(id)], [ext], { to: { kind: 'int', v: ONNX_DTYPE.float32 } });
+    else L.emit('Identity', [name(id)], [ext]);
+  });
+  return { graph: { name: graphName, nodes: L.nodes, initializers: L.initializers, inputs, outputs }, names: { inputs: inputNames, outputs: outputNames } };
+}

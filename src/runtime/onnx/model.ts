@@ -1,0 +1,101 @@
+// ONNX ModelProto pieces (field numbers from onnx.proto), built with our ProtoWriter.
+import { ProtoWriter } from './proto.js';
+import { type DType, ONNX_DTYPE, floatToBf16Bits } from '../../ir/dtype.js';
+import type { HostValue } from '../../ir/value.js';
+
+export const OPSET = 18;
+export const IR_VERSION = 8;
+
+export type OnnxAttr = { kind: 'int'; v: number } | { kind: 'ints'; v: number[] } | { kind: 'float'; v: number } | { kind: 'string'; v: string } | { kind: 'tensor'; v: HostValue };
+
+export interface OnnxNode {
+  op: string;
+  inputs: string[];
+  outputs: string[];
+  attrs?: Record<string, OnnxAttr>;
+  domain?: string;
+}
+
+export interface OnnxValueInfo {
+  name: string;
+  dtype: DType;
+  shape: readonly number[];
+}
+
+export interface OnnxGraph {
+  name: string;
+  nodes: OnnxNode[];
+  initializers: { name: string; value: HostValue }[];
+  inputs: OnnxValueInfo[];
+  outputs: OnnxValueInfo[];
+}
+
+/** Raw little-endian bytes of a host value in its ONNX dtype (bfloat16 re-encoded from float32). */
+function rawBytes(v: HostValue): Uint8Array {
+  if (v.dtype === 'bfloat16') {
+    const src = v.data as Float32Array;
+    const bits = new Uint16Array(src.length);
+    for (let i = 0; i < src.length; i++) bits[i] = floatToBf16Bits(src[i]!);
+    return new Uint8Array(bits.buffer);
+  }
+  return new Uint8Array(v.data.buffer, v.data.byteOffset, v.data.byteLength);
+}
+
+export function tensorProto(name: string, v: HostValue): ProtoWriter {
+  const t = new ProtoWriter();
+  if (v.shape.length) t.packedInts(1, v.shape);
+  t.int(2, ONNX_DTYPE[v.dtype]);
+  t.string(8, name);
+  t.bytes(9, rawBytes(v));
+  return t;
+}
+
+function valueInfo(vi: OnnxValueInfo): ProtoWriter {
+  const shape = new ProtoWriter();
+  for (const d of vi.shape) shape.message(1, new ProtoWriter().int(1, d));
+  const tensorType = new ProtoWriter().int(1, ONNX_DTYPE[vi.dtype]).message(2, shape);
+  return new ProtoWriter().string(1, vi.name).message(2, new ProtoWriter().message(1, tensorType));
+}
+
+function attribute(name: string, a: OnnxAttr): ProtoWriter {
+  const w = new ProtoWriter().string(1, name);
+  switch (a.kind) {
+    case 'int':
+      return w.int(20, 2).int(3, a.v);
+    case 'ints':
+      return w.int(20, 7).packedInts(8, a.v);
+    case 'float':
+      return w.int(20, 1).float(2, a.v);
+    case 'string':
+      return w.int(20, 3).string(4, a.v);
+    case 'tensor':
+      return w.int(20, 4).message(5, tensorProto('', a.v));
+  }
+}
+
+function nodeProto(n: OnnxNode, index: number): ProtoWriter {
+  const w = new ProtoWriter();
+  for (const i of n.inputs) w.string(1, i);
+  for (const o of n.outputs) w.string(2, o);
+  w.string(3, `${n.op}_${index}`);
+  w.string(4, n.op);
+  for (const [k, a] of Object.entries(n.attrs ?? {})) w.message(5, attribute(k, a));
+  if (n.domain) w.string(7, n.domain);
+  return w;
+}
+
+export function modelProto(g: OnnxGraph, producer = 'atscale'): Uint8Array {
+  const graph = new ProtoWriter();
+  g.nodes.forEach((n, i) => graph.message(1, nodeProto(n, i)));
+  graph.string(2, g.name);
+  for (const init of g.initializers) graph.message(5, tensorProto(init.name, init.value));
+  for (const i of g.inputs) graph.message(11, valueInfo(i));
+  for (const o of g.outputs) graph.message(12, valueInfo(o));
+  const model = new ProtoWriter();
+  model.int(1, IR_VERSION);
+  model.string(2, producer);
+  model.string(3, '0.1.0');
+  model.message(7, graph);
+  model.message(8, new ProtoWriter().string(1, '').int(2, OPSET));
+  return model.finish();
+}

@@ -1,0 +1,101 @@
+// ONNX Runtime sessions: one per distinct lowered model (the signature is a hash of the model
+// bytes plus the execution options), created once and reused for every step.
+import { createHash } from 'node:crypto';
+import * as ort from 'onnxruntime-node';
+import type { DType } from '../ir/dtype.js';
+import { type HostValue, allocHost } from '../ir/value.js';
+import type { OnnxValueInfo } from './onnx/model.js';
+
+export const DEVICES = ['cpu', 'webgpu'] as const;
+export type Device = (typeof DEVICES)[number];
+
+export interface ExecOptions {
+  device?: Device;
+  /** Intra-op threads (ONNX Runtime's pool); default: all cores. */
+  threads?: number;
+}
+
+export function checkDevice(d: unknown): Device {
+  if (typeof d === 'string' && (DEVICES as readonly string[]).includes(d)) return d as Device;
+  throw new TypeError(`unknown device '${String(d)}'; valid devices are ${DEVICES.join(', ')}`);
+}
+
+const ORT_TYPE: Record<DType, ort.Tensor.Type> = {
+  float32: 'float32',
+  float16: 'float16',
+  bfloat16: 'float32',
+  int32: 'int32',
+  int64: 'int64',
+  bool: 'bool',
+};
+
+export function toOrt(v: HostValue, declared: OnnxValueInfo): ort.Tensor {
+  return new ort.Tensor(ORT_TYPE[declared.dtype], v.data as never, v.shape);
+}
+
+export function fromOrt(t: ort.Tensor, dtype: DType): HostValue {
+  const data = t.data as HostValue['data'];
+  if (dtype === 'bool' && !(data instanceof Uint8Array)) {
+    const arr = allocHost('bool', data.length) as Uint8Array;
+    for (let i = 0; i < data.length; i++) arr[i] = (data as unknown as ArrayLike<number | boolean>)[i] ? 1 : 0;
+    return { dtype, shape: [...t.dims], data: arr };
+  }
+  return { dtype, shape: [...t.dims], data };
+}
+
+const sessions = new Map<string, Promise<ort.InferenceSession>>();
+
+function signature(model: Uint8Array, o: Required<ExecOptions>): string {
+  return createHash('sha256').update(model).update(`|${o.device}|${o.threads}`).digest('hex');
+}
+
+/** Clear, typed failure for a device that this machine cannot provide. */
+export class DeviceError extends Error {
+  override name = 'DeviceError';
+}
+
+export async function getSession(model: Uint8Array, opts: ExecOptions = {}): Promise<ort.InferenceSession> {
+  const o = { device: checkDevice(opts.device ?? 'cpu'), threads: opts.threads ?? 0 };
+  if (o.threads !== 0 && !(Number.isInteger(o.threads) && o.threads > 0)) {
+    throw new TypeError(`threads must be a positive integer (or omitted for all cores), got ${opts.threads}`);
+  }
+  if (o.device === 'webgpu') await ensureWebGpu();
+  const key = signature(model, o);
+  let s = sessions.get(key);
+  if (!s) {
+    s = ort.InferenceSession.create(model, {
+      executionProviders: [o.device],
+      intraOpNumThreads: o.threads || undefined,
+      interOpNumThreads: 1,
+      graphOptimizationLevel: 'all',
+      enableCpuMemArena: true,
+      enableMemPattern: true,
+    }).catch((e: Error) => {
+      sessions.delete(key);
+      throw new Error(`ONNX Runtime could not load the compiled graph on ${o.device}: ${e.message}`);
+    });
+    sessions.set(key, s);
+  }
+  return s;
+}
+
+let webgpuChecked: Promise<void> | undefined;
+
+/** ONNX Runtime's WebGPU provider aborts natively on some machines without an adapter, so
+ * availability is probed once in a child process before a session is created here. */
+export function ensureWebGpu(): Promise<void> {
+  webgpuChecked ??= import('./webgpu-probe.js').then((m) => m.probeWebGpu()).then((r) => {
+    if (!r.ok) {
+      throw new DeviceError(`device 'webgpu' is not available on this machine (${r.reason}); use device 'cpu', or run on a machine with a GPU and a WebGPU-capable driver`);
+    }
+  });
+  return webgpuChecked;
+}
+
+export function clearSessionCache(): void {
+  sessions.clear();
+}
+
+export function sessionCount(): number {
+  return sessions.size;
+}

@@ -1,0 +1,114 @@
+// Higher-level ops composed of primitives; their gradients come from the primitives' rules.
+import { hostValue } from '../ir/value.js';
+import { normalizeAxis } from '../ir/shape.js';
+import { shapeError } from '../ir/site.js';
+import { Tensor, type TensorLike, constant, lift } from './tensor.js';
+
+export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
+  const like = a instanceof Tensor ? a : b instanceof Tensor ? b : undefined;
+  if (!like) shapeError('where', 'needs at least one tensor branch', [cond.shape]);
+  return cond.op('where', [lift(a, like), lift(b, like)]);
+}
+
+export function concat(xs: readonly Tensor[], axis = 0): Tensor {
+  if (xs.length === 0) throw new RangeError('concat: needs at least one tensor');
+  if (xs.length === 1) return xs[0]!;
+  const ax = normalizeAxis(axis, xs[0]!.rank);
+  return xs[0]!.op('concat', xs.slice(1), { axis: ax });
+}
+
+/** Splits along axis into pieces of the given sizes (or n equal pieces). */
+export function split(x: Tensor, sizes: number | readonly number[], axis = -1): Tensor[] {
+  const ax = normalizeAxis(axis, x.rank);
+  const dim = x.shape[ax]!;
+  const parts = typeof sizes === 'number' ? Array<number>(sizes).fill(dim / sizes) : [...sizes];
+  if (parts.some((p) => !Number.isInteger(p)) || parts.reduce((a, b) => a + b, 0) !== dim) {
+    shapeError('split', `sizes [${parts.join(', ')}] do not add up to ${dim} on axis ${ax}`, [x.shape]);
+  }
+  let start = 0;
+  return parts.map((p) => {
+    const ranges: ([number, number] | null)[] = x.shape.map(() => null);
+    ranges[ax] = [start, start + p];
+    start += p;
+    return x.slice(...ranges);
+  });
+}
+
+/** Gathers along any axis: out[..., i, ...] = x[..., idx[i], ...]. */
+export function gather(x: Tensor, indices: Tensor, axis = 0): Tensor {
+  const ax = normalizeAxis(axis, x.rank);
+  if (ax === 0) return x.take(indices);
+  const perm = [ax, ...[...x.shape.keys()].filter((i) => i !== ax)];
+  const moved = x.permute(perm).take(indices);
+  // moved: [...idx.shape, rest...]; put the index dims back where axis was.
+  const k = indices.rank;
+  const rest = x.rank - 1;
+  const back = [...Array(ax).keys()].map((i) => k + i).concat([...Array(k).keys()], [...Array(rest - ax).keys()].map((i) => k + ax + i));
+  return moved.permute(back);
+}
+
+/** One-hot over the last axis; indices outside [0, depth) give an all-zero row. */
+export function oneHot(indices: Tensor, depth: number, dtype: 'float32' | 'float16' = 'float32'): Tensor {
+  const range = constant(hostValue(indices.dtype, [depth], [...Array(depth).keys()]), indices.graph);
+  return indices.reshape([...indices.shape, 1]).eq(range).cast(dtype);
+}
+
+export function softmax(x: Tensor, axis = -1): Tensor {
+  const m = x.max(axis, true).stopGradient();
+  const e = x.sub(m).exp();
+  return e.div(e.sum(axis, true));
+}
+
+export function logSoftmax(x: Tensor, axis = -1): Tensor {
+  return x.sub(x.logsumexp(axis, true));
+}
+
+export function layerNorm(x: Tensor, weight?: Tensor, bias?: Tensor, eps = 1e-5): Tensor {
+  const mu = x.mean(-1, true);
+  const xc = x.sub(mu);
+  const variance = xc.mul(xc).mean(-1, true);
+  let y = xc.mul(variance.add(eps).rsqrt());
+  if (weight) y = y.mul(weight);
+  if (bias) y = y.add(bias);
+  return y;
+}
+
+/** Mean cross-entropy of logits [..., V] against integer targets [...]; targets equal to
+ * ignoreIndex contribute nothing and are not counted. */
+export function crossEntropy(logits: Tensor, targets: Tensor, ignoreIndex = -1): Tensor {
+  const v = logits.shape[logits.rank - 1]!;
+  if (targets.shape.length !== logits.rank - 1 || targets.shape.some((d, i) => d !== logits.shape[i])) {
+    shapeError('cross_entropy', `targets must have the logits' shape without the last axis`, [logits.shape, targets.shape]);
+  }
+  const logp = logSoftmax(logits, -1);
+  const picked = logp.mul(oneHot(targets, v, logits.dtype === 'float16' ? 'float16' : 'float32').cast(logits.dtype)).sum(-1);
+  const valid = targets.eq(lift(ignoreIndex, targets)).cast(logits.dtype).neg().add(1);
+  const count = valid.sum().maximum(1);
+  return picked.mul(valid).sum().neg().div(count);
+}
+
+/** Boolean [t, t] (or [tq, tk]) mask, true where attention is allowed (key <= query). */
+export function causalMask(tq: number, tk = tq, graph = undefined as Tensor['graph'] | undefined): Tensor {
+  const data: number[] = [];
+  for (let i = 0; i < tq; i++) for (let j = 0; j < tk; j++) data.push(j <= i + (tk - tq) ? 1 : 0);
+  return constant(hostValue('bool', [tq, tk], data), graph);
+}
+
+/** GELU, exact (erf) or with GPT-2's tanh approximation. */
+export function gelu(x: Tensor, approximate: 'tanh' | 'none' = 'tanh'): Tensor {
+  if (approximate === 'none') return x.mul(x.mul(Math.SQRT1_2).erf().add(1)).mul(0.5);
+  const inner = x.add(x.mul(x).mul(x).mul(0.044715)).mul(Math.sqrt(2 / Math.PI));
+  return x.mul(inner.tanh().add(1)).mul(0.5);
+}
+
+/**
+ * Inverted dropout whose mask is a counter-based hash of (key, element, salt): the same key
+ * gives the same mask, so a step can be recomputed (activation checkpointing, resume).
+ * key is an int64 scalar tensor (derived from seed and step by the caller); salt separates
+ * the call sites that share a key.
+ */
+export function dropout(x: Tensor, p: number, key: Tensor, salt: number): Tensor {
+  if (p === 0) return x;
+  const keep = key.op('dropout_mask', [], { shape: [...x.shape], p, salt });
+  return where(keep, x.mul(1 / (1 - p)), 0);
+}
