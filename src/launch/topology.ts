@@ -158,7 +158,7 @@ function fromSlurm(env: Env, flags: LaunchFlags) {
       throw new TopologyError(`--nnodes ${flags.nnodes} disagrees with this Slurm step's ${nnodes} nodes; fix --nnodes, or pass --node-rank to ignore Slurm's variables`);
     }
   };
-  if (tasksHere === undefined || tasksHere === 1) {
+  if (perNode === undefined || tasksHere === undefined || perNode.every((n) => n === 1)) {
     // One task per node: Slurm's task id is the node rank.
     agree(ntasks);
     const nproc = flags.nprocPerNode ?? 1;
