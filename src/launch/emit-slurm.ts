@@ -2,7 +2,7 @@
 // `atscale launch`, which reads its node rank (SLURM_PROCID) and node 0's host (the first of
 // SLURM_NODELIST) from Slurm and starts --nproc-per-node workers (see topology.ts).
 import { type EmitOptions, checkJobName, describeRun, perNodeLaunchFlags } from './emit-common.js';
-import { HOW_TO_MAKE_SECRET, SECRET_ENV } from './secret.js';
+import { SECRET_ENV } from './secret.js';
 
 /** Quotes one word for bash; plain words stay readable. */
 export function shellQuote(word: string): string {
@@ -18,7 +18,7 @@ export function emitSlurm(o: EmitOptions): string {
       ? [`# The job secret is read on every node from ${o.secretFile} (--secret-file).`]
       : [
           '# One secret for the whole job, made here at job start and passed to every node in',
-          "# srun's environment. It is never printed; to supply your own instead, " + HOW_TO_MAKE_SECRET.replace(/^make one with /, 'set it before sbatch with '),
+          `# srun's environment; it is never printed. To use your own, export ${SECRET_ENV} before sbatch.`,
           `if [ -z "\${${SECRET_ENV}:-}" ]; then`,
           `  ${SECRET_ENV}="$(head -c 32 /dev/urandom | od -An -tx1 -v | tr -d ' \\n')"`,
           'fi',
