@@ -1,0 +1,283 @@
+// The links between ranks: a full mesh built through the store. Every rank listens (TCP on
+// the address it was told, plus a Unix socket for ranks on the same host), publishes where,
+// and opens one connection to every other rank to RECEIVE from it: the receiving side is
+// the connecting side because only net.connect supports the zero-copy `onread` mode. So each
+// pair has two links, one per direction, each authenticated with the job secret. Listeners
+// close once the mesh is complete; a dropped link fails everything waiting on that rank.
+import net from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, unlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { encodeFrame, encodeHeader, FrameType, type Frame } from './frame.js';
+import { FramedSocket } from './framed-socket.js';
+import { authenticateAsClient, authenticateAsServer, ControlQueue, HANDSHAKE_MAX_PAYLOAD } from './auth.js';
+import { DataReceiver, type PostedRecv } from './receiver.js';
+import type { StoreClient } from './store.js';
+
+export interface TransportOptions {
+  rank: number;
+  worldSize: number;
+  secret: Buffer;
+  store: StoreClient;
+  /** Address to listen on for TCP (never a wildcard unless the user said so). */
+  bindAddr: string;
+  /** Ranks with equal host ids talk over Unix sockets. */
+  hostId: string;
+  timeoutMs: number;
+  maxFrameBytes: number;
+  /** Namespaces this mesh's keys in the store. */
+  storePrefix: string;
+}
+
+interface Endpoint {
+  hostId: string;
+  tcpHost: string;
+  tcpPort: number;
+  unixPath: string;
+}
+
+/** Raised for any operation that needed a rank whose link is gone. */
+export class PeerLostError extends Error {
+  override name = 'PeerLostError';
+  constructor(readonly peerRank: number, readonly reason: string) {
+    super(`rank ${peerRank} ${reason}`);
+  }
+}
+
+class PeerLink {
+  out: FramedSocket | null = null;
+  inSocket: net.Socket | null = null;
+  receiver: DataReceiver | null = null;
+  lost: PeerLostError | null = null;
+  leftCleanly = false;
+  viaUnix = false;
+}
+
+export class Transport {
+  private readonly peers: PeerLink[];
+  private readonly servers: net.Server[] = [];
+  private unixPath: string | null = null;
+  private closing = false;
+  private readonly lostListeners: ((err: PeerLostError) => void)[] = [];
+  private meshWaiter: (() => void) | null = null;
+
+  private constructor(readonly opts: TransportOptions) {
+    this.peers = Array.from({ length: opts.worldSize }, () => new PeerLink());
+  }
+
+  static async connect(opts: TransportOptions): Promise<Transport> {
+    const t = new Transport(opts);
+    if (opts.worldSize === 1) return t;
+    try {
+      await t.buildMesh();
+    } catch (err) {
+      t.close();
+      throw err;
+    }
+    return t;
+  }
+
+  onPeerLost(fn: (err: PeerLostError) => void): void {
+    this.lostListeners.push(fn);
+  }
+
+  /** The error a new operation on `rank` must fail with, or null when its link is up. */
+  lostError(rank: number): PeerLostError | null {
+    return this.peers[rank]!.lost;
+  }
+
+  /** True when the link to `rank` is a Unix domain socket (same host). */
+  isLocal(rank: number): boolean {
+    return this.peers[rank]!.viaUnix;
+  }
+
+  /**
+   * Writes one data frame. The payload is not copied: the caller must leave it untouched until
+   * `done` is called (the bytes have then been handed to the kernel).
+   */
+  send(rank: number, type: number, channel: number, seq: number, part: number, payload: Uint8Array, done: (err: Error | null) => void): void {
+    const link = this.peers[rank]!;
+    if (link.lost) return done(link.lost);
+    const sock = link.out!.socket;
+    sock.cork();
+    sock.write(encodeHeader({ type, length: payload.length, channel, seq, part }));
+    sock.write(payload, (err) => done(err ? (link.lost ?? new PeerLostError(rank, `disconnected while we sent to it (${err.message})`)) : null));
+    sock.uncork();
+  }
+
+  post(rank: number, key: string, r: PostedRecv): void {
+    const link = this.peers[rank]!;
+    if (link.lost) return r.done(link.lost);
+    link.receiver!.post(key, r);
+  }
+
+  cancel(rank: number, key: string): void {
+    this.peers[rank]!.receiver?.cancel(key);
+  }
+
+  /** Says goodbye to every peer (so they report "left", not "crashed") and closes all links. */
+  close(): void {
+    if (this.closing) return;
+    this.closing = true;
+    for (const s of this.servers) s.close();
+    this.removeUnixPath();
+    for (const link of this.peers) {
+      if (link.out && !link.out.socket.destroyed) {
+        link.out.socket.write(encodeFrame(FrameType.bye));
+        link.out.socket.end();
+      }
+      link.inSocket?.end();
+    }
+  }
+
+  private async buildMesh(): Promise<void> {
+    const { rank, worldSize, store, storePrefix, timeoutMs } = this.opts;
+    const endpoint = await this.listen();
+    const meshDone = new Promise<void>((resolve) => (this.meshWaiter = resolve));
+    await store.set(`${storePrefix}/endpoint/${rank}`, JSON.stringify(endpoint));
+    const deadline = Date.now() + timeoutMs;
+    const connects: Promise<void>[] = [];
+    for (let k = 0; k < worldSize; k++) {
+      if (k === rank) continue;
+      connects.push(
+        store
+          .get(`${storePrefix}/endpoint/${k}`, timeoutMs, `rank ${k} to register its address`)
+          .then((b) => this.connectTo(k, JSON.parse(b.toString('utf8')) as Endpoint, Math.max(1, deadline - Date.now()))),
+      );
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const missing = this.peers.map((p, k) => (k !== rank && (!p.out || !p.receiver) ? k : -1)).filter((k) => k >= 0);
+        reject(new Error(`${missing.length === 1 ? 'rank' : 'ranks'} ${missing.join(', ')} did not connect within ${timeoutMs} ms during init`));
+      }, timeoutMs);
+    });
+    try {
+      await Promise.race([Promise.all([Promise.all(connects), meshDone]), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+    // Every link is up: nobody else may connect, so stop listening.
+    for (const s of this.servers) s.close();
+    this.removeUnixPath();
+  }
+
+  private checkMesh(): void {
+    const complete = this.peers.every((p, k) => k === this.opts.rank || (p.out && p.receiver));
+    if (complete) this.meshWaiter?.();
+  }
+
+  private async listen(): Promise<Endpoint> {
+    const tcp = net.createServer((s) => this.accept(s));
+    const unix = net.createServer((s) => this.accept(s));
+    this.servers.push(tcp, unix);
+    const listenOn = (srv: net.Server, args: [number, string] | [string], what: string) =>
+      new Promise<void>((resolve, reject) => {
+        srv.once('error', (err: NodeJS.ErrnoException) => reject(new Error(`cannot listen on ${what}: ${err.code ?? err.message} (set ATSCALE_BIND_ADDR to an address of this host)`)));
+        srv.listen(...(args as [number, string]), () => resolve());
+      });
+    await listenOn(tcp, [0, this.opts.bindAddr], `${this.opts.bindAddr}`);
+    this.unixPath = join(tmpdir(), `atscale-${process.pid}-${randomBytes(6).toString('hex')}.sock`);
+    await listenOn(unix, [this.unixPath], this.unixPath);
+    chmodSync(this.unixPath, 0o600);
+    const port = (tcp.address() as net.AddressInfo).port;
+    return { hostId: this.opts.hostId, tcpHost: this.opts.bindAddr, tcpPort: port, unixPath: this.unixPath };
+  }
+
+  private removeUnixPath(): void {
+    if (!this.unixPath) return;
+    try {
+      unlinkSync(this.unixPath);
+    } catch {
+      // already gone
+    }
+    this.unixPath = null;
+  }
+
+  /** A rank connects to us to receive what we send it. */
+  private accept(sock: net.Socket): void {
+    sock.setNoDelay(true);
+    const who = `connection from ${sock.remoteAddress ?? 'a local socket'}`;
+    const link = new FramedSocket(sock, who);
+    let peer = -1;
+    const accept = (identity: string): string | null => {
+      const m = /^rank (\d+)$/.exec(identity);
+      const k = m ? Number(m[1]) : -1;
+      if (!m || k < 0 || k >= this.opts.worldSize || k === this.opts.rank) return `unknown peer "${identity.slice(0, 40)}" (world size ${this.opts.worldSize})`;
+      if (this.peers[k]!.out) return `rank ${k} is already connected`;
+      peer = k;
+      return null;
+    };
+    authenticateAsServer(link, this.opts.secret, accept, who, this.opts.timeoutMs).then(
+      () => {
+        this.peers[peer]!.out = link;
+        link.onFrame = () => link.reject('unexpected frame on a sending link');
+        link.onClose = (reason) => this.lose(peer, reason);
+        this.checkMesh();
+      },
+      (err: Error) => {
+        process.emitWarning(`atscale dist: refused a connection: ${err.message}`);
+        link.reject(err.message);
+      },
+    );
+  }
+
+  /** We connect to rank k to receive from it. */
+  private async connectTo(k: number, ep: Endpoint, timeoutMs: number): Promise<void> {
+    const link = this.peers[k]!;
+    const viaUnix = ep.hostId === this.opts.hostId;
+    const where = viaUnix ? ep.unixPath : `${ep.tcpHost}:${ep.tcpPort}`;
+    const who = `rank ${k} at ${where}`;
+    const control = new ControlQueue();
+    let authenticated = false;
+    const receiver = new DataReceiver(
+      HANDSHAKE_MAX_PAYLOAD,
+      HANDSHAKE_MAX_PAYLOAD,
+      (f: Frame) => {
+        if (!authenticated) control.push(f);
+        else if (f.header.type === FrameType.bye) link.leftCleanly = true;
+      },
+      (err) => {
+        process.emitWarning(`atscale dist: ${who} broke the protocol: ${err.message}`);
+        sock.destroy();
+      },
+    );
+    const onread = { buffer: () => receiver.nextBuffer(), callback: (n: number) => (receiver.onRead(n), true) };
+    const sock = viaUnix ? net.connect({ path: ep.unixPath, onread }) : net.connect({ host: ep.tcpHost, port: ep.tcpPort, onread });
+    if (!viaUnix) sock.setNoDelay(true);
+    let lastError = '';
+    sock.on('error', (err: NodeJS.ErrnoException) => {
+      lastError = err.code ?? err.message;
+      control.fail(new Error(`cannot reach ${who}: ${lastError}`));
+    });
+    sock.on('close', () => {
+      control.fail(new Error(`${who} closed the connection during the handshake`));
+      if (authenticated) this.lose(k, lastError ? `connection error ${lastError}` : 'connection closed');
+    });
+    const linkApi = {
+      sendControl: (type: number, payload: Uint8Array) => void sock.write(encodeFrame(type, payload)),
+      nextControl: (ms: number, w: string) => control.next(ms, w),
+    };
+    await authenticateAsClient(linkApi, this.opts.secret, `rank ${this.opts.rank}`, who, timeoutMs);
+    authenticated = true;
+    receiver.maxPayload = this.opts.maxFrameBytes;
+    link.inSocket = sock;
+    link.receiver = receiver;
+    link.viaUnix = viaUnix;
+    this.checkMesh();
+  }
+
+  private lose(k: number, reason: string): void {
+    const link = this.peers[k]!;
+    if (link.lost || this.closing) return;
+    const why = link.leftCleanly
+      ? 'has left (it destroyed its process group or exited)'
+      : `disconnected (${reason}): it probably crashed or was killed; see its output`;
+    link.lost = new PeerLostError(k, why);
+    link.receiver?.failAll(link.lost);
+    link.out?.socket.destroy();
+    link.inSocket?.destroy();
+    for (const fn of this.lostListeners) fn(link.lost);
+  }
+}

@@ -1,0 +1,20 @@
+// Every collective, in 2 and 4 real processes over real sockets, checked against arithmetic.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { runWorkers } from './spawn.js';
+
+for (const n of [2, 3, 4]) {
+  test(`collectives in ${n} processes match the arithmetic (uneven sizes, subgroups, p2p)`, async () => {
+    const results = await runWorkers(n, ['collectives']);
+    for (const r of results) {
+      assert.ok(r.report, `rank ${r.rank} printed no report (exit ${r.code}): ${r.stderr}`);
+      assert.equal(r.report.ok, true, `rank ${r.rank}: ${r.report.error}`);
+      assert.equal(r.code, 0);
+    }
+  });
+}
+
+test('TCP between ranks that are on different hosts (distinct host ids)', async () => {
+  const results = await runWorkers(2, ['collectives'], {}, (r) => ({ ATSCALE_HOST_ID: `host-${r}` }));
+  for (const r of results) assert.equal(r.report?.ok, true, `rank ${r.rank}: ${r.report?.error ?? r.stderr}`);
+});
