@@ -65,7 +65,7 @@ export async function getSession(model: Uint8Array, opts: ExecOptions = {}): Pro
   if (!s) {
     s = ort.InferenceSession.create(model, {
       executionProviders: [o.device],
-      intraOpNumThreads: o.threads || undefined,
+      ...(o.threads ? { intraOpNumThreads: o.threads } : {}),
       interOpNumThreads: 1,
       graphOptimizationLevel: 'all',
       enableCpuMemArena: true,

@@ -24,7 +24,8 @@ export function probeWebGpu(timeoutMs = 60_000): Promise<ProbeResult> {
       clearTimeout(timer);
       if (code === 0 && out.includes('webgpu-ok')) resolve({ ok: true, reason: 'ok' });
       else {
-        const last = (err.trim().split('\n').filter(Boolean).pop() ?? '').slice(0, 300);
+        const lines = err.trim().split('\n').filter(Boolean);
+        const last = (lines.find((l) => l.startsWith('webgpu-error: '))?.slice(14) ?? lines.pop() ?? '').slice(0, 300);
         resolve({ ok: false, reason: signal ? `the provider crashed with ${signal}` : `exit ${code}${last ? `: ${last}` : ''}` });
       }
     });

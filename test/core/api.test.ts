@@ -1,0 +1,120 @@
+// The user-facing core: jit/grad/valueAndGrad, graph passes, dropout determinism, errors.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Graph } from '../../src/ir/graph.js';
+import { hostValue, toNumbers } from '../../src/ir/value.js';
+import { optimize, deadCodeElimination, commonSubexpressionElimination, constantFolding } from '../../src/ir/passes.js';
+import { foldEvaluate, runReference, refFromHost } from '../../src/runtime/reference/interpreter.js';
+import { compile } from '../../src/runtime/execute.js';
+import { getSession } from '../../src/runtime/session.js';
+import { Tensor, tensor } from '../../src/tensor/tensor.js';
+import { withGraph } from '../../src/tensor/trace.js';
+import { dropout } from '../../src/tensor/functional.js';
+import { jit } from '../../src/tensor/jit.js';
+import { grad, valueAndGrad } from '../../src/autodiff/api.js';
+import type { HostValue } from '../../src/ir/value.js';
+
+const f32 = (shape: number[], data: number[]) => hostValue('float32', shape, data);
+
+test('grad of a function of a tensor: d/dx sum(x^2 * 3) = 6x', async () => {
+  const g = (await grad((x) => (x as Tensor).mul(x as Tensor).mul(3).sum())(f32([3], [1, -2, 0.5]))) as HostValue;
+  assert.deepEqual(Array.from(g.data as Float32Array), [6, -12, 3]);
+});
+
+test('valueAndGrad over a named parameter record', async () => {
+  const loss = (p: unknown, x: unknown) => {
+    const { w, b } = p as { w: Tensor; b: Tensor };
+    return (x as Tensor).matmul(w).add(b).sum();
+  };
+  const [v, g] = (await valueAndGrad(loss)({ w: f32([2, 1], [2, 3]), b: f32([1], [1]) }, f32([2, 2], [1, 2, 3, 4]))) as [HostValue, { w: HostValue; b: HostValue }];
+  assert.equal((v.data as Float32Array)[0], 1 * 2 + 2 * 3 + 1 + 3 * 2 + 4 * 3 + 1);
+  assert.deepEqual(Array.from(g.w.data as Float32Array), [4, 6]);
+  assert.deepEqual(Array.from(g.b.data as Float32Array), [2]);
+});
+
+test('jit caches one compiled graph per input signature', async () => {
+  let traces = 0;
+  const f = jit((x) => {
+    traces++;
+    return (x as Tensor).exp();
+  });
+  await f(f32([2], [0, 1]));
+  await f(f32([2], [1, 2]));
+  assert.equal(traces, 1);
+  await f(f32([3], [0, 1, 2]));
+  assert.equal(traces, 2);
+});
+
+test('passes: DCE drops unused work, CSE merges repeats, folding evaluates constants', () => {
+  const g = new Graph();
+  const { x, out } = withGraph(g, () => {
+    const x = new Tensor(g, g.input('x', [4], 'float32'));
+    x.log(); // dead
+    const c = tensor([1, 2, 3, 4]).mul(2).add(1); // foldable
+    const out = x.exp().add(x.exp()).add(c);
+    return { x, out };
+  });
+  const p = { graph: g, inputs: [x.id], outputs: [out.id] };
+  const ops = (q: typeof p) => q.graph.nodes.map((n) => n.op);
+  assert.ok(!ops(deadCodeElimination(p)).includes('log'));
+  assert.equal(ops(commonSubexpressionElimination(p)).filter((o) => o === 'exp').length, 1);
+  const folded = constantFolding(p, foldEvaluate);
+  assert.equal(ops(folded).filter((o) => o === 'mul').length, 0);
+  const q = optimize(p, foldEvaluate);
+  assert.deepEqual(ops(q).sort(), ['add', 'add', 'const', 'exp', 'input']);
+  const feed = [refFromHost(f32([4], [0, 1, 2, 3]))];
+  assert.deepEqual(Array.from(runReference(q, feed)[0]!.data), Array.from(runReference(p, feed)[0]!.data));
+});
+
+async function dropoutRun(key: number, p: number): Promise<{ ort: Float64Array; ref: Float64Array }> {
+  const g = new Graph();
+  const program = withGraph(g, () => {
+    const x = new Tensor(g, g.input('x', [64, 64], 'float32'));
+    const k = new Tensor(g, g.input('key', [], 'int64'));
+    return { graph: g, inputs: [x.id, k.id], outputs: [dropout(x, p, k, 7).id] };
+  });
+  const feeds = [hostValue('float32', [64, 64], new Array(4096).fill(1)), hostValue('int64', [], [key])];
+  const exe = await compile(program, { threads: 1 });
+  const [o] = await exe.run(feeds);
+  return { ort: toNumbers(o!), ref: runReference(program, feeds.map(refFromHost))[0]!.data };
+}
+
+test('dropout: deterministic in its key, identical in ORT and the reference, keeps about 1-p', async () => {
+  const a = await dropoutRun(12345, 0.25);
+  const b = await dropoutRun(12345, 0.25);
+  const c = await dropoutRun(12346, 0.25);
+  assert.deepEqual(a.ort, b.ort);
+  assert.deepEqual(Array.from(a.ort, (v) => Math.fround(v)), Array.from(a.ref, (v) => Math.fround(v)));
+  assert.notDeepEqual(a.ort, c.ort);
+  const kept = a.ort.filter((v) => v !== 0).length / a.ort.length;
+  assert.ok(Math.abs(kept - 0.75) < 0.03, `kept fraction ${kept}`);
+  assert.ok(a.ort.every((v) => v === 0 || Math.abs(v - 1 / 0.75) < 1e-6));
+});
+
+test('a shape mismatch names the op, both shapes and the call site', () => {
+  const a = tensor([[1, 2, 3]]);
+  const b = tensor([[1, 2], [3, 4]]);
+  assert.throws(() => a.add(b), (e: Error) => {
+    assert.match(e.message, /^add: shapes do not broadcast/);
+    assert.match(e.message, /\[1, 3\] and \[2, 2\]/);
+    assert.match(e.message, /api\.test\.js:\d+/);
+    return true;
+  });
+  assert.throws(() => a.matmul(b), /matmul: inner dimensions differ \(3 vs 2\).*\[1, 3\] and \[2, 2\].*api\.test\.js/);
+});
+
+test('unknown dtype and device errors list the valid ones; WebGPU without a GPU fails cleanly', async () => {
+  assert.throws(() => tensor([1]).cast('float64' as never), /unknown dtype 'float64'; valid dtypes are float32, float16, bfloat16, int32, int64, bool/);
+  const model = (await compile({ graph: new Graph(), inputs: [], outputs: [] }, { optimize: false }).catch(() => undefined))?.model ?? new Uint8Array();
+  await assert.rejects(getSession(model, { device: 'tpu' as never }), /unknown device 'tpu'; valid devices are cpu, webgpu/);
+  await assert.rejects(getSession(model, { threads: -2 }), /threads must be a positive integer/);
+  // The probe runs in a child process; on a GPU machine it succeeds, here it must reject with a message.
+  const webgpu = await getSession(model, { device: 'webgpu' }).then(() => 'ok', (e: Error) => e.message);
+  if (webgpu !== 'ok') assert.match(webgpu, /device 'webgpu' is not available on this machine .*use device 'cpu'/);
+});
+
+test('feeding the wrong shape to a compiled graph is a clear error', async () => {
+  const f = jit((x) => (x as Tensor).exp());
+  const { exe } = await f.lower(f32([2], [0, 1]));
+  await assert.rejects(exe.run([f32([3], [0, 1, 2])]), /input 0 \(arg0\) expects float32\[2\], got float32\[3\]/);
+});
