@@ -68,19 +68,21 @@ export class StoreServer {
     const who = `store client ${sock.remoteAddress}:${sock.remotePort}`;
     const link = new FramedSocket(sock, who);
     this.clients.add(link);
+    let settled = false; // handshake finished or refused (and reported) already
     link.onClose = (reason) => {
       this.clients.delete(link);
-      if (!authenticated && reason !== 'connection closed') this.opts.onRefused?.(`${who}: ${reason}`);
+      if (!settled && reason !== 'connection closed') this.opts.onRefused?.(`${who}: ${reason}`);
+      settled = true;
     };
-    let authenticated = false;
     authenticateAsServer(link, this.opts.secret, () => null, who, this.opts.timeoutMs).then(
       () => {
-        authenticated = true;
+        settled = true;
         link.reader.maxPayload = STORE_MAX_PAYLOAD;
         link.onFrame = (f) => this.handle(link, f);
       },
       (err: Error) => {
-        this.opts.onRefused?.(err.message);
+        if (!settled) this.opts.onRefused?.(err.message);
+        settled = true;
         link.reject(err.message);
       },
     );

@@ -142,7 +142,8 @@ export class Transport {
       if (k === rank) continue;
       connects.push(
         store
-          .get(`${storePrefix}/endpoint/${k}`, timeoutMs, `rank ${k} to register its address`)
+          // A little longer than the mesh timeout, which names every missing rank at once.
+          .get(`${storePrefix}/endpoint/${k}`, timeoutMs + 1000, `rank ${k} to register its address`)
           .then((b) => this.connectTo(k, JSON.parse(b.toString('utf8')) as Endpoint, Math.max(1, deadline - Date.now()))),
       );
     }

@@ -92,7 +92,8 @@ async function crash(pg: ProcessGroup, victim: number, mode: 'kill' | 'hang'): P
   await pg.allReduce(buf);
   if (pg.rank === victim) {
     if (mode === 'kill') process.kill(process.pid, 'SIGKILL');
-    await new Promise((r) => setTimeout(r, 60_000)); // alive but silent
+    await new Promise((r) => setTimeout(r, 4_000)); // alive but silent, then leaves
+    return;
   }
   for (;;) await pg.allReduce(buf);
 }
