@@ -24,3 +24,4 @@ export {
   type ShardPart,
   type ShardedIndex,
 } from './sharded.js';
+export { float32ToBf16Bits, bf16BitsToFloat32, float32ToF16Bits, f16BitsToFloat32 } from './half.js';
