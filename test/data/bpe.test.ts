@@ -7,6 +7,7 @@ import { trainBpe } from '../../src/data/bpe_train.js';
 import { BpeTokenizer } from '../../src/data/bpe_tokenizer.js';
 import { BYTE_TO_CHAR, preTokenize } from '../../src/data/byte_level.js';
 import { tokenizerFromJSON } from '../../src/data/tokenizer_json.js';
+import { prepareCorpus, loadPreparedCorpus } from '../../src/data/prepare.js';
 
 const bytesChar = (b: number): string => BYTE_TO_CHAR[b]!;
 const SHAKESPEARE = new URL('../../../../shared/data/tinyshakespeare.txt', import.meta.url).pathname;
@@ -137,6 +138,21 @@ test('BPE: Hugging Face tokenizer.json shape, save -> load -> same encoding', ()
     // Newer tokenizers releases write merges as [a, b] pairs; both forms load the same.
     const pairs = { ...json, model: { ...json.model, merges: json.model.merges.map((m) => m.split(' ')) } };
     assert.deepEqual(BpeTokenizer.fromJSON(pairs).encode(sample), ids);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('BPE: a prepared corpus stores the tokenizer and restores it from meta.json', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'atscale-bpe-prep-'));
+  try {
+    const tok = trainBpe(CORPUS, { vocabSize: 300 });
+    const meta = prepareCorpus(CORPUS, tok, dir);
+    assert.equal(meta.dtype, 'uint16');
+    const loaded = loadPreparedCorpus(dir);
+    assert.equal(loaded.tokenizer.kind, 'bpe');
+    assert.equal(loaded.tokenizer.fingerprint(), tok.fingerprint());
+    assert.equal(loaded.tokenizer.decode(loaded.train) + loaded.tokenizer.decode(loaded.val), CORPUS);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

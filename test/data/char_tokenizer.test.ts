@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, mkdtempSync, rmSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CharTokenizer } from '../../src/data/char_tokenizer.js';
@@ -50,6 +50,11 @@ test('prepare: split at floor(0.9 n) characters, uint16 files and meta.json roun
     assert.equal(loaded.tokenizer.decode(loaded.train) + loaded.tokenizer.decode(loaded.val), text);
     assert.equal(loaded.tokenizer.fingerprint(), tok.fingerprint());
     assert.throws(() => splitAndEncode('', tok), /corpus is empty/);
+    // Damaged token files are refused, not half-read.
+    truncateSync(join(dir, 'val.bin'), 15);
+    assert.throws(() => loadPreparedCorpus(dir), /val\.bin has 15 bytes, not a multiple of 2 \(uint16\); it is truncated/);
+    truncateSync(join(dir, 'val.bin'), 14);
+    assert.throws(() => loadPreparedCorpus(dir), /token files hold 63\/7 tokens but meta\.json says 63\/8/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
