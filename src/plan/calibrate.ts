@@ -78,16 +78,30 @@ export function checkMachine(o: Record<string, unknown>, where = 'machine spec')
 }
 
 /**
- * GEMM throughput for an (m x k) . (k x n) product, FLOP/s: interpolated in log size over the
- * calibration table at the cube root of m k n. Below the smallest size measured a GEMM is
- * dominated by per-call cost, so throughput falls in proportion to its FLOPs.
+ * Fixed cost of one session run, seconds: the fastest call in the table (a 32 x 32 MatMul
+ * is all overhead), an upper bound on what every run pays before any arithmetic.
+ */
+export function runOverheadSeconds(spec: MachineSpec): number {
+  return Math.min(...Object.entries(spec.gemmGflopsByN).map(([n, g]) => (2 * Number(n) ** 3) / (g * 1e9)));
+}
+
+/**
+ * GEMM throughput inside a graph for an (m x k) . (k x n) product, FLOP/s. Each table entry
+ * timed one whole run; the run's fixed cost is taken out (never more than 90% of the call),
+ * then the rates are interpolated in log size at the cube root of m k n. Below the smallest
+ * size the smallest rate holds: per-operator cost is charged separately.
  */
 export function gemmFlopsPerS(spec: MachineSpec, m: number, k: number, n: number): number {
+  const overhead = runOverheadSeconds(spec);
   const sizes = Object.keys(spec.gemmGflopsByN).map(Number).sort((a, b) => a - b);
-  const g = (x: number) => spec.gemmGflopsByN[x]! * 1e9;
+  const g = (x: number) => {
+    const flops = 2 * x ** 3;
+    const call = flops / (spec.gemmGflopsByN[x]! * 1e9);
+    return flops / Math.max(call - overhead, 0.1 * call);
+  };
   const size = Math.cbrt(m * k * n);
   const lo = sizes[0]!, hi = sizes[sizes.length - 1]!;
-  if (size <= lo) return g(lo) * (size / lo) ** 3;
+  if (size <= lo) return g(lo);
   if (size >= hi) return g(hi);
   let i = 0;
   while (sizes[i + 1]! < size) i++;
@@ -124,12 +138,14 @@ export interface GptShape {
 /** ONNX nodes one layer adds to a forward + backward + AdamW graph (an estimate of atscale's lowering). */
 const OPS_PER_LAYER = 100;
 const OPS_FIXED = 60;
+/** Dispatch cost of one ONNX Runtime CPU kernel, seconds (not measured by --calibrate). */
+const OP_OVERHEAD_S = 3e-6;
 
 /**
  * Predicted milliseconds of one single-process fp32 training step (forward, backward, AdamW)
  * on the measured CPU: every GEMM at the throughput the calibration table gives for its size,
- * memory-bound kernels at the measured bandwidth, and a per-operator cost equal to the time of
- * the smallest measured MatMul call.
+ * memory-bound kernels at the measured bandwidth, a dispatch cost per operator and one
+ * session run's fixed cost.
  */
 export function predictCpuStepMs(g: GptShape, spec: MachineSpec): number {
   const { nLayer: L, nHead: H, nEmbd: C, blockSize: T, vocab: V, batch: B } = g;
@@ -151,9 +167,6 @@ export function predictCpuStepMs(g: GptShape, spec: MachineSpec): number {
   const crossEntropy = (5 * 4 * bt * V) / bw;
   const adamw = (28 * paramCount(model)) / bw;
 
-  const sizes = Object.keys(spec.gemmGflopsByN).map(Number);
-  const n0 = Math.min(...sizes);
-  const perOp = (2 * n0 ** 3) / (spec.gemmGflopsByN[n0]! * 1e9);
-  const overhead = (OPS_PER_LAYER * L + OPS_FIXED) * perOp;
+  const overhead = (OPS_PER_LAYER * L + OPS_FIXED) * OP_OVERHEAD_S + runOverheadSeconds(spec);
   return 1000 * (gemmSeconds + elementwise + crossEntropy + adamw + overhead);
 }

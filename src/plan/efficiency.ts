@@ -14,7 +14,7 @@ export const EFFICIENCY = {
    * per byte of activation the layer stores for backward: each stored tensor is written once
    * and read at least once by the next kernel.
    */
-  elementwisePerStoredByte: 2,
+  elementwisePerStoredByte: 1.5,
   /** Launch and tail cost of one kernel, seconds: why tiny matrices never reach peak. */
   kernelOverheadS: 4e-6,
   /** One-way latency of a hop inside a node (NVLink / shared memory), seconds. */

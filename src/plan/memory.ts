@@ -21,10 +21,13 @@ export interface MemoryBreakdown {
 
 /** Bytes per parameter for weights, gradients and optimizer state (Adam). */
 export function modelStateBytes(t: TrainingSpec): { params: number; grads: number; optimizer: number } {
-  // Mixed precision keeps 16-bit weights and gradients plus fp32 master weights, momentum
-  // and variance (ZeRO's K = 12); pure fp32 needs no master copy.
+  // Mixed precision keeps 16-bit weights plus fp32 master weights, momentum and variance
+  // (ZeRO's K = 12). fp16 gradients stay 16-bit (loss scaling protects them); bf16's 8-bit
+  // mantissa is too coarse to accumulate micro-batches in, so Megatron and DeepSpeed
+  // accumulate and reduce bf16 runs' gradients in fp32. Pure fp32 needs no master copy.
   if (t.dtype === 'fp32' || t.dtype === 'tf32') return { params: 4, grads: 4, optimizer: 8 };
-  return { params: 2, grads: 2, optimizer: 12 };
+  if (t.dtype === 'fp16') return { params: 2, grads: 2, optimizer: 12 };
+  return { params: 2, grads: 4, optimizer: 12 };
 }
 
 /**

@@ -1,0 +1,55 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { evaluate } from '../../src/plan/evaluate.js';
+import { resolveLayout } from '../../src/plan/layout.js';
+import { CLUSTER_PRESETS, MODEL_PRESETS } from '../../src/plan/presets.js';
+import { explain, searchLayouts } from '../../src/plan/search.js';
+
+const selene = CLUSTER_PRESETS.selene!;
+const gpt3 = () => ({ ...MODEL_PRESETS['gpt3-175b']! });
+
+test('search: GPT-3 175B on 1024 A100 80GB finds a layout at least as fast as TP 8 x PP 16, and says why', () => {
+  const m = gpt3();
+  const s = searchLayouts(m, selene, 1024, {});
+  const ref = evaluate(m, selene, resolveLayout(m, selene, { gpus: 1024, tp: 8, pp: 16, globalBatch: 1536 }));
+  const best = s.best[0]!;
+  assert.ok(best.fits && best.time.step <= ref.time.step, `best ${best.time.step} s vs TP8xPP16 ${ref.time.step} s`);
+  for (let i = 1; i < s.best.length; i++) assert.ok(s.best[i]!.time.step >= s.best[i - 1]!.time.step);
+  assert.ok((s.rejected['out of memory'] ?? 0) > 0, 'some layouts (no recomputation, no model parallelism) cannot fit');
+  const why = explain(best, ref).join('\n');
+  assert.match(why, /faster by/);
+  assert.match(why, /recomputation|bubble|tensor-parallel/);
+});
+
+test('pipeline bubble is (p - 1)/(v m) of the ideal time, and interleaving shrinks it', () => {
+  const m = gpt3();
+  const at = (interleave: number) => evaluate(m, selene, resolveLayout(m, selene, { gpus: 1024, tp: 8, pp: 16, globalBatch: 1536, interleave }));
+  const r1 = at(1), r2 = at(2);
+  const micro = 1536 / 8;
+  const ideal = r1.time.step - r1.time.bubble - r1.time.dataParallel - r1.time.optimizer;
+  assert.ok(Math.abs(r1.time.bubble / ideal - 15 / micro) < 0.01, `bubble share ${r1.time.bubble / ideal}`);
+  assert.ok(Math.abs(r2.time.bubble / r1.time.bubble - 0.5) < 1e-9);
+  assert.ok(r2.time.step < r1.time.step);
+});
+
+test('tensor parallelism across nodes is slower than inside one (InfiniBand vs NVLink)', () => {
+  const m = gpt3();
+  // Nodes of 4 GPUs with 100 Gbit/s each: TP 8 must span two nodes.
+  const big = { ...selene, node: { ...selene.node, gpusPerNode: 4 }, interNodeGbits: 400 };
+  const inside = evaluate(m, selene, resolveLayout(m, selene, { gpus: 1024, tp: 8, pp: 16, globalBatch: 1536 }));
+  const across = evaluate(m, big, resolveLayout(m, big, { gpus: 1024, tp: 8, pp: 16, globalBatch: 1536 }));
+  assert.ok(across.time.tensorParallel > 2 * inside.time.tensorParallel, `${across.time.tensorParallel} vs ${inside.time.tensorParallel}`);
+});
+
+test('outputs: tokens/s, MFU below HFU with recomputation, days and cost consistent', () => {
+  const m = gpt3();
+  const r = evaluate(m, selene, resolveLayout(m, selene, { gpus: 1024, tp: 8, pp: 16, globalBatch: 1536, tokens: 300e9 }));
+  assert.ok(Math.abs(r.tokensPerS - (1536 * 2048) / r.time.step) < 1e-6);
+  assert.ok(r.mfu < r.hfu && r.hfu < 1 && r.mfu > 0.3);
+  assert.ok(Math.abs(r.days * 86400 * r.tokensPerS - 300e9) < 1e3);
+  assert.ok(Math.abs(r.gpuHours - r.days * 24 * 1024) < 1e-6);
+  assert.ok(Math.abs(r.costDollars - r.gpuHours * selene.dollarsPerGpuHour) < 1e-6);
+  const azure = CLUSTER_PRESETS['azure-2020']!;
+  assert.equal(azure.nodes * azure.node.gpusPerNode, 10000);
+  assert.equal(azure.nodes * azure.node.cpuCoresPerNode!, 285000);
+});
