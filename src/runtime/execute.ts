@@ -29,7 +29,9 @@ export class Executable {
     private readonly reuse: boolean,
   ) {}
 
-  async run(feeds: readonly HostValue[]): Promise<HostValue[]> {
+  /** Runs the graph. With `into`, outputs are written into those host values (double
+   * buffering for training state: feed one set of buffers, write the other, swap). */
+  async run(feeds: readonly HostValue[], into?: readonly HostValue[]): Promise<HostValue[]> {
     if (feeds.length !== this.inputInfo.length) {
       throw new Error(`compiled graph takes ${this.inputInfo.length} inputs, got ${feeds.length}`);
     }
@@ -43,6 +45,12 @@ export class Executable {
       ortFeeds[info.name] = toOrt(v, info);
     });
     let fetches: Record<string, ort.Tensor> | undefined;
+    if (into) {
+      if (into.length !== this.outputInfo.length) throw new Error(`compiled graph has ${this.outputInfo.length} outputs, got ${into.length} buffers`);
+      fetches = Object.fromEntries(this.outputInfo.map((o, i) => [o.name, toOrt(into[i]!, o)]));
+      await this.session.run(ortFeeds, fetches);
+      return [...into];
+    }
     if (this.reuse) {
       this.outBuffers ??= Object.fromEntries(
         this.outputInfo.map((o) => [o.name, new ort.Tensor(o.dtype === 'bfloat16' ? 'float32' : (o.dtype as 'float32'), allocFor(o), o.shape as number[])]),

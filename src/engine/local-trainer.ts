@@ -1,0 +1,141 @@
+// Training state and steps on one process: flat params and AdamW moments as Float32Arrays,
+// double-buffered so each compiled step reads one set and writes the other, with no
+// allocation per step. One graph per step without accumulation; with accumulation a
+// micro-step graph adds into a gradient buffer and an update graph applies AdamW.
+import { hostValue, type HostValue } from '../ir/value.js';
+import { compile, type Executable } from '../runtime/execute.js';
+import type { ExecOptions } from '../runtime/session.js';
+import { FlatLayout } from '../nn/flat.js';
+import type { GPT } from '../models/gpt.js';
+import { type AdamWConfig, adamwScalars } from '../optim/adamw.js';
+import { evalProgram, fusedStepProgram, microstepProgram, updateProgram, type StepShape } from './step-graphs.js';
+import { dropoutKey } from './dropout-key.js';
+
+export interface MicroBatch {
+  x: Int32Array;
+  y: Int32Array;
+}
+
+export interface LocalTrainerOptions extends ExecOptions {
+  shape: StepShape;
+  optimizer: AdamWConfig;
+  gradClip: number;
+  gradAccum: number;
+  seed: number;
+}
+
+const f32 = (n: number) => hostValue('float32', [n]);
+
+/** A pair of buffers: `cur` holds the state, `next` receives the step's output. */
+class DoubleBuffer {
+  constructor(public cur: HostValue, public next: HostValue) {}
+  swap(): void {
+    [this.cur, this.next] = [this.next, this.cur];
+  }
+}
+
+export class LocalTrainer {
+  readonly layout: FlatLayout;
+  readonly params: DoubleBuffer;
+  readonly m: DoubleBuffer;
+  readonly v: DoubleBuffer;
+  private readonly mask: HostValue;
+  private readonly scalarBuf = f32(3);
+  private readonly lossBuf = hostValue('float32', [], [0]);
+  private readonly normBuf = hostValue('float32', [], [0]);
+  private fused?: Executable;
+  private micro?: Executable;
+  private update?: Executable;
+  private evaluator?: Executable;
+  private grads?: DoubleBuffer;
+  private hasKey = false;
+
+  constructor(readonly model: GPT, readonly opts: LocalTrainerOptions) {
+    this.layout = new FlatLayout(model);
+    const n = this.layout.size;
+    this.params = new DoubleBuffer(hostValue('float32', [n], this.layout.initialise(opts.seed)), f32(n));
+    this.m = new DoubleBuffer(f32(n), f32(n));
+    this.v = new DoubleBuffer(f32(n), f32(n));
+    this.mask = hostValue('float32', [n], this.layout.decayMask());
+  }
+
+  private exec(): ExecOptions {
+    return { device: this.opts.device, threads: this.opts.threads };
+  }
+
+  /** Compiles the step graphs (paid once; also done lazily by the first step). */
+  async prepare(): Promise<void> {
+    const { shape, optimizer, gradClip, gradAccum } = this.opts;
+    if (gradAccum === 1) {
+      const f = fusedStepProgram(this.model, this.layout, shape, optimizer, gradClip);
+      this.hasKey = f.hasKey;
+      this.fused ??= await compile(f.program, this.exec());
+    } else {
+      const mp = microstepProgram(this.model, this.layout, shape);
+      this.hasKey = mp.hasKey;
+      this.micro ??= await compile(mp.program, this.exec());
+      this.update ??= await compile(updateProgram(this.layout.size, optimizer, gradClip), this.exec());
+      this.grads ??= new DoubleBuffer(f32(this.layout.size), f32(this.layout.size));
+    }
+  }
+
+  /** Flat params (the current buffer; valid until the next step). */
+  get flatParams(): Float32Array {
+    return this.params.cur.data as Float32Array;
+  }
+
+  private batchValues(b: MicroBatch): HostValue[] {
+    const { batch, seq } = this.opts.shape;
+    return [hostValue('int32', [batch, seq], b.x), hostValue('int32', [batch, seq], b.y)];
+  }
+
+  /** One optimizer step over gradAccum micro-batches; `iter` is 0-based. Returns mean loss and grad norm. */
+  async step(micro: MicroBatch[], lr: number, iter: number): Promise<{ loss: number; gradNorm: number }> {
+    if (micro.length !== this.opts.gradAccum) throw new Error(`step needs ${this.opts.gradAccum} micro-batches, got ${micro.length}`);
+    await this.prepare();
+    (this.scalarBuf.data as Float32Array).set(adamwScalars(this.opts.optimizer, lr, iter + 1));
+    const key = (k: number) => (this.hasKey ? [hostValue('int64', [], [Number(dropoutKey(this.opts.seed, iter, k))])] : []);
+    if (this.fused) {
+      const [x, y] = this.batchValues(micro[0]!);
+      await this.fused.run(
+        [this.params.cur, this.m.cur, this.v.cur, this.mask, x!, y!, this.scalarBuf, ...key(0)],
+        [this.params.next, this.m.next, this.v.next, this.lossBuf, this.normBuf],
+      );
+      this.params.swap();
+      this.m.swap();
+      this.v.swap();
+      return { loss: (this.lossBuf.data as Float32Array)[0]!, gradNorm: (this.normBuf.data as Float32Array)[0]! };
+    }
+    const grads = this.grads!;
+    (grads.cur.data as Float32Array).fill(0);
+    const scale = hostValue('float32', [1], [1 / micro.length]);
+    let loss = 0;
+    for (let k = 0; k < micro.length; k++) {
+      const [x, y] = this.batchValues(micro[k]!);
+      await this.micro!.run([this.params.cur, grads.cur, x!, y!, scale, ...key(k)], [grads.next, this.lossBuf]);
+      grads.swap();
+      loss += (this.lossBuf.data as Float32Array)[0]! / micro.length;
+    }
+    await this.update!.run([this.params.cur, grads.cur, this.m.cur, this.v.cur, this.mask, this.scalarBuf], [this.params.next, this.m.next, this.v.next, this.normBuf]);
+    this.params.swap();
+    this.m.swap();
+    this.v.swap();
+    return { loss, gradNorm: (this.normBuf.data as Float32Array)[0]! };
+  }
+
+  /** Loss of a batch with the current parameters, no dropout. */
+  async evalLoss(b: MicroBatch, shape: StepShape = this.opts.shape): Promise<number> {
+    this.evaluator ??= await compile(evalProgram(this.model, this.layout, shape), this.exec());
+    const [x, y] = [hostValue('int32', [shape.batch, shape.seq], b.x), hostValue('int32', [shape.batch, shape.seq], b.y)];
+    const [loss] = await this.evaluator.run([this.params.cur, x, y]);
+    return (loss!.data as Float32Array)[0]!;
+  }
+
+  /** Replaces the training state (resume). */
+  loadState(params: ArrayLike<number>, m: ArrayLike<number>, v: ArrayLike<number>): void {
+    for (const [buf, src, name] of [[this.params, params, 'params'], [this.m, m, 'exp_avg'], [this.v, v, 'exp_avg_sq']] as const) {
+      if (src.length !== this.layout.size) throw new Error(`checkpoint ${name} has ${src.length} values, the model needs ${this.layout.size}`);
+      (buf.cur.data as Float32Array).set(src);
+    }
+  }
+}

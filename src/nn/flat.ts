@@ -1,0 +1,75 @@
+// Flat parameter storage (as DeepSpeed and llm.c do): every parameter of a model is a view
+// of one contiguous Float32Array. ZeRO shards, collectives, checkpoints and the optimizer all
+// work on ranges of this one buffer.
+import { Rng } from '../tensor/rng.js';
+import type { Module, Parameter } from './module.js';
+
+export interface Slot {
+  name: string;
+  param: Parameter;
+  offset: number;
+  size: number;
+  shape: readonly number[];
+}
+
+export class FlatLayout {
+  readonly slots: Slot[] = [];
+  readonly byName = new Map<string, Slot>();
+  readonly size: number;
+
+  constructor(module: Module) {
+    let offset = 0;
+    for (const [name, param] of module.namedParameters()) {
+      const slot = { name, param, offset, size: param.size, shape: param.shape };
+      this.slots.push(slot);
+      this.byName.set(name, slot);
+      offset += param.size;
+    }
+    this.size = offset;
+  }
+
+  /** 1 where AdamW's weight decay applies, 0 elsewhere. */
+  decayMask(): Float32Array {
+    const m = new Float32Array(this.size);
+    for (const s of this.slots) if (s.param.decay) m.fill(1, s.offset, s.offset + s.size);
+    return m;
+  }
+
+  /** Fills a fresh buffer with each parameter's initialiser, in layout order, from one seed. */
+  initialise(seed: number): Float32Array {
+    const buf = new Float32Array(this.size);
+    const rng = new Rng(seed);
+    for (const s of this.slots) {
+      const init = s.param.init;
+      const view = buf.subarray(s.offset, s.offset + s.size);
+      if (init.kind === 'const') view.fill(init.value);
+      else for (let i = 0; i < view.length; i++) view[i] = init.std * rng.normal();
+    }
+    return buf;
+  }
+
+  view(buf: Float32Array, name: string): Float32Array {
+    const s = this.byName.get(name);
+    if (!s) throw new Error(`no parameter named '${name}'; parameters are ${this.slots.map((x) => x.name).join(', ')}`);
+    return buf.subarray(s.offset, s.offset + s.size);
+  }
+
+  /** A state dict: name -> {shape, data view}. */
+  stateDict(buf: Float32Array): Record<string, { shape: number[]; data: Float32Array }> {
+    return Object.fromEntries(this.slots.map((s) => [s.name, { shape: [...s.shape], data: buf.subarray(s.offset, s.offset + s.size) }]));
+  }
+
+  /** Copies a state dict into buf; every parameter must be present with its exact shape. */
+  loadStateDict(buf: Float32Array, dict: Record<string, { shape: readonly number[]; data: ArrayLike<number> }>): void {
+    for (const s of this.slots) {
+      const e = dict[s.name];
+      if (!e) throw new Error(`state dict is missing parameter '${s.name}'`);
+      if (e.shape.length !== s.shape.length || e.shape.some((d, i) => d !== s.shape[i])) {
+        throw new Error(`parameter '${s.name}' has shape [${e.shape.join(', ')}] in the state dict but [${s.shape.join(', ')}] in the model`);
+      }
+      buf.set(e.data, s.offset);
+    }
+    const extra = Object.keys(dict).filter((k) => !this.byName.has(k));
+    if (extra.length) throw new Error(`state dict has parameters the model does not: ${extra.join(', ')}`);
+  }
+}

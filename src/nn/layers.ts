@@ -1,0 +1,67 @@
+// The basic layers. Linear stores its weight [in, out] (GPT-2's layout), so y = x W + b
+// needs no transpose in the graph.
+import type { Tensor } from '../tensor/tensor.js';
+import { layerNorm, dropout } from '../tensor/functional.js';
+import { Module, type Parameter } from './module.js';
+
+export class Linear extends Module {
+  readonly weight: Parameter;
+  readonly bias: Parameter | undefined;
+
+  constructor(readonly inFeatures: number, readonly outFeatures: number, opts: { bias?: boolean; std?: number } = {}) {
+    super();
+    this.weight = this.param('weight', [inFeatures, outFeatures], { kind: 'normal', std: opts.std ?? 0.02 }, true);
+    this.bias = opts.bias === false ? undefined : this.param('bias', [outFeatures], { kind: 'const', value: 0 }, false);
+  }
+
+  forward(x: Tensor): Tensor {
+    const y = x.matmul(this.weight.value);
+    return this.bias ? y.add(this.bias.value) : y;
+  }
+}
+
+export class Embedding extends Module {
+  readonly weight: Parameter;
+
+  constructor(readonly count: number, readonly dim: number, opts: { std?: number; decay?: boolean } = {}) {
+    super();
+    this.weight = this.param('weight', [count, dim], { kind: 'normal', std: opts.std ?? 0.02 }, opts.decay ?? true);
+  }
+
+  forward(indices: Tensor): Tensor {
+    return this.weight.value.take(indices);
+  }
+}
+
+export class LayerNorm extends Module {
+  readonly weight: Parameter;
+  readonly bias: Parameter | undefined;
+
+  constructor(readonly dim: number, opts: { bias?: boolean; eps?: number } = {}) {
+    super();
+    this.weight = this.param('weight', [dim], { kind: 'const', value: 1 }, false);
+    this.bias = opts.bias === false ? undefined : this.param('bias', [dim], { kind: 'const', value: 0 }, false);
+    this.eps = opts.eps ?? 1e-5;
+  }
+  private readonly eps: number;
+
+  forward(x: Tensor): Tensor {
+    return layerNorm(x, this.weight.value, this.bias?.value, this.eps);
+  }
+}
+
+/**
+ * Dropout with a mask that is a pure function of (key, salt): the trainer derives the key
+ * from (seed, step, micro-step), each Dropout gets its own salt, so a step recomputes
+ * bit-identically. With no key (evaluation) it is the identity.
+ */
+export class Dropout extends Module {
+  constructor(readonly p: number, readonly salt: number) {
+    super();
+    if (!(p >= 0 && p < 1)) throw new RangeError(`dropout must be in [0, 1), got ${p}`);
+  }
+
+  forward(x: Tensor, key: Tensor | undefined): Tensor {
+    return key && this.p > 0 ? dropout(x, this.p, key, this.salt) : x;
+  }
+}
