@@ -28,9 +28,10 @@ def _thread_flag(argv):
 
 # OpenBLAS and OpenMP size their thread pools when torch loads, so the thread count has to be in
 # the environment before `import torch`; torch.set_num_threads alone leaves OpenBLAS at all cores.
+# --threads is what the peer promises, so it overrides whatever the caller's environment says.
 if __name__ == "__main__":
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ.setdefault(var, _thread_flag(sys.argv[1:]))
+        os.environ[var] = _thread_flag(sys.argv[1:])
 
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
