@@ -10,7 +10,7 @@ import { formatPlan, formatReliability, formatSearch } from '../plan/format.js';
 import { resolveLayout } from '../plan/layout.js';
 import { MODEL_PRESETS, loadCluster, modelPreset } from '../plan/presets.js';
 import { planReliability } from '../plan/reliability.js';
-import { describeLayout, explain, searchLayouts } from '../plan/search.js';
+import { describeLayout, explain, largestUsableGpus, searchLayouts } from '../plan/search.js';
 import { type ClusterSpec, DTYPES, type Dtype, type ModelSpec, PlanInputError, type Recompute, type TrainingSpec, checkModel, clusterGpus } from '../plan/specs.js';
 
 export const summary = 'predict memory, step time and cost of a training run on a cluster, or search for the best layout';
@@ -34,7 +34,7 @@ const FLAGS: Record<string, FlagSpec> = {
   recompute: { type: 'string', help: 'activation recomputation: none|selective|full (default full)' },
   'sequence-parallel': { type: 'boolean', help: 'Megatron sequence parallelism (needs tp > 1)' },
   interleave: { type: 'number', help: 'virtual pipeline stages per GPU (default 1)' },
-  dtype: { type: 'string', help: `training precision: ${DTYPES.join('|')} (default bf16)` },
+  dtype: { type: 'string', help: `training precision: ${DTYPES.join('|')} (default bf16, or fp16 where the GPU has no bf16)` },
   tokens: { type: 'number', help: 'tokens to train on (default 300e9)' },
   top: { type: 'number', help: 'layouts to show when searching', default: 5 },
   versus: { type: 'string', help: 'when searching, explain the best against this layout, TPxPP (e.g. 8x16)' },
@@ -124,7 +124,13 @@ function search(m: ModelSpec, c: ClusterSpec, f: FlagValues): number {
   console.log(`searching layouts of ${m.name} on ${gpus} GPUs of ${c.name} (global batch ${fixed.globalBatch ?? m.globalBatch})\n`);
   console.log(formatSearch(s));
   if (!best) {
-    console.log('\nno layout fits: use more GPUs, a smaller global batch, or a larger --micro-batch range');
+    const batch = fixed.globalBatch ?? m.globalBatch!;
+    if (s.evaluated === 0) {
+      const usable = largestUsableGpus(m, c.node.gpusPerNode, gpus, batch);
+      console.log(`\nno layout divides the work: tp x pp x dp must be ${gpus} with dp dividing the global batch ${batch}; the most GPUs this model and batch can use up to ${gpus} is ${usable} (try --gpus ${usable}, or a larger --global-batch)`);
+    } else {
+      console.log('\nno layout fits in memory: use more GPUs, or let the search use recomputation and ZeRO (drop --recompute / --zero)');
+    }
     return 1;
   }
   if (versus) console.log(`\nwhy the best wins:\n${explain(best, versus).join('\n')}`);

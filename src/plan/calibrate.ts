@@ -2,6 +2,7 @@
 // bandwidth and (when the dist layer exists) loopback collective bandwidth, stored as a small
 // JSON machine spec. From it the planner predicts atscale's own single-process CPU training
 // step, so its model of time can be checked against a run one can actually measure.
+import { EFFICIENCY } from './efficiency.js';
 import { layerActivationBytes } from './memory.js';
 import { paramCount } from './params-flops.js';
 import { type ClusterSpec, type ModelSpec, PlanInputError, type TrainingSpec } from './specs.js';
@@ -162,8 +163,9 @@ export function predictCpuStepMs(g: GptShape, spec: MachineSpec): number {
     gpus: 1, globalBatch: B, microBatch: B, seqLen: T, dtype: 'fp32', tp: 1, pp: 1, dp: 1, interleave: 1, zero: 0, recompute: 'none', sequenceParallel: false, tokens: 1,
   };
   const bw = spec.memBandwidthGBs * 1e9;
-  // Same traffic rule as the GPU model: forward moves twice what it stores, backward 1.5x that.
-  const elementwise = (L * 2 * 2.5 * layerActivationBytes(model, t)) / bw;
+  // The GPU model's traffic rule; there are no fused kernels here, so nothing is discounted:
+  // forward moves twice what it stores, backward 1.5x the forward.
+  const elementwise = (L * 2 * (1 + EFFICIENCY.elementwiseBackward) * layerActivationBytes(model, t)) / bw;
   const crossEntropy = (5 * 4 * bt * V) / bw;
   const adamw = (28 * paramCount(model)) / bw;
 

@@ -11,10 +11,17 @@ export const EFFICIENCY = {
   link: 0.8,
   /**
    * Bytes the memory-bound kernels (layer norm, GeLU, softmax, dropout, bias, residual) move
-   * per byte of activation the layer stores for backward: each stored tensor is written once
-   * and read at least once by the next kernel.
+   * per byte of activation the layer stores for backward, in the forward pass. Each stored
+   * tensor is written once and read once (2), but with fused kernels about half of those
+   * touches are a GEMM's own input or output, already in the GEMM's roofline: 1.5.
    */
   elementwisePerStoredByte: 1.5,
+  /**
+   * Backward memory traffic of those kernels relative to forward: a kernel's backward reads
+   * the output gradient and the saved input and writes the input gradient (three tensors to
+   * the forward's two).
+   */
+  elementwiseBackward: 1.5,
   /** Launch and tail cost of one kernel, seconds: why tiny matrices never reach peak. */
   kernelOverheadS: 4e-6,
   /** One-way latency of a hop inside a node (NVLink / shared memory), seconds. */

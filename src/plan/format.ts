@@ -2,6 +2,7 @@
 import type { PlanResult } from './evaluate.js';
 import type { ReliabilityResult } from './reliability.js';
 import { describeLayout, type SearchResult } from './search.js';
+import { TIME_LABELS } from './time.js';
 import type { Table1Check } from './validation.js';
 
 /** Right-aligns columns of numbers, left-aligns the rest. */
@@ -33,9 +34,7 @@ export function formatPlan(r: PlanResult): string {
   const mem = r.memory;
   const memRows = (['params', 'grads', 'optimizer', 'activations', 'overhead'] as const).map((k) => [k, mem[k].toFixed(2)]);
   memRows.push(['total', mem.total.toFixed(2)], ['usable on this GPU', r.memoryLimitGB.toFixed(2)]);
-  const timeRows = (Object.entries(r.time) as [string, number][])
-    .filter(([k]) => k !== 'step')
-    .map(([k, v]) => [k, v.toFixed(3), pct(v / r.time.step)]);
+  const timeRows = (Object.keys(TIME_LABELS) as (keyof typeof TIME_LABELS)[]).map((k) => [TIME_LABELS[k], r.time[k].toFixed(3), pct(r.time[k] / r.time.step)]);
   timeRows.push(['step', r.time.step.toFixed(3), '100.0%']);
   const out = [
     ...head,
@@ -60,9 +59,9 @@ export function formatPlan(r: PlanResult): string {
 
 export function formatReliability(x: ReliabilityResult, nodeMtbfHours: number, checkpointS: number, restartS: number): string {
   return table(['reliability', 'value'], [
-    ['node MTBF (hours, given)', nodeMtbfHours.toFixed(0)],
+    ['node MTBF (hours; --node-mtbf-hours)', nodeMtbfHours.toFixed(0)],
     ['system MTBF (hours)', x.systemMtbfHours.toFixed(2)],
-    ['checkpoint write / restart (s, given)', `${checkpointS} / ${restartS}`],
+    ['checkpoint write / restart (s; --checkpoint-s, --restart-s)', `${checkpointS} / ${restartS}`],
     ['checkpoint every (Young, min)', (x.youngIntervalS / 60).toFixed(1)],
     ['checkpoint every (Daly, min)', (x.dalyIntervalS / 60).toFixed(1)],
     ['expected failures', x.expectedFailures.toFixed(0)],

@@ -1,6 +1,6 @@
 // Checks that a parallel layout is possible for a model and a cluster. Every error shows the
 // arithmetic that failed and what would make it work.
-import { type ClusterSpec, type ModelSpec, PlanInputError, RECOMPUTES, type TrainingSpec, clusterGpus } from './specs.js';
+import { type ClusterSpec, type ModelSpec, PlanInputError, RECOMPUTES, type TrainingSpec, clusterGpus, defaultDtype } from './specs.js';
 
 /** What a user gives: anything left out is derived (dp from gpus) or defaulted. */
 export type LayoutInput = Partial<TrainingSpec>;
@@ -39,7 +39,7 @@ export function resolveLayout(m: ModelSpec, c: ClusterSpec, l: LayoutInput): Tra
     globalBatch,
     microBatch: l.microBatch ?? 1,
     seqLen,
-    dtype: l.dtype ?? 'bf16',
+    dtype: l.dtype ?? defaultDtype(c.node.gpu),
     tp,
     pp,
     dp,

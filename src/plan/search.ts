@@ -4,7 +4,8 @@
 // the others were rejected.
 import { evaluate, type PlanResult } from './evaluate.js';
 import { checkLayout } from './layout.js';
-import { type ClusterSpec, type ModelSpec, PlanInputError, RECOMPUTES, type Recompute, type TrainingSpec } from './specs.js';
+import { TIME_LABELS } from './time.js';
+import { type ClusterSpec, type ModelSpec, PlanInputError, RECOMPUTES, type Recompute, type TrainingSpec, defaultDtype } from './specs.js';
 
 export interface SearchResult {
   /** Fitting layouts, fastest first. */
@@ -62,7 +63,7 @@ export function searchLayouts(m: ModelSpec, c: ClusterSpec, gpus: number, fixed:
             for (const recompute of recomputes) {
               for (const sequenceParallel of sps) {
                 const t: TrainingSpec = {
-                  gpus, globalBatch, microBatch, seqLen: fixed.seqLen ?? m.seqLen, dtype: fixed.dtype ?? 'bf16',
+                  gpus, globalBatch, microBatch, seqLen: fixed.seqLen ?? m.seqLen, dtype: fixed.dtype ?? defaultDtype(c.node.gpu),
                   tp, pp, dp, interleave, zero, recompute, sequenceParallel, tokens: fixed.tokens ?? 300e9,
                 };
                 try {
@@ -94,17 +95,6 @@ export function searchLayouts(m: ModelSpec, c: ClusterSpec, gpus: number, fixed:
   return out;
 }
 
-const CAUSES: Record<string, string> = {
-  gemm: 'matrix multiplies',
-  elementwise: 'memory-bound kernels',
-  recompute: 'activation recomputation',
-  tensorParallel: 'tensor-parallel all-reduces',
-  pipelineSend: 'pipeline sends',
-  bubble: 'pipeline bubble',
-  dataParallel: 'data-parallel / ZeRO traffic (exposed)',
-  optimizer: 'optimizer step',
-};
-
 export function describeLayout(t: TrainingSpec): string {
   const parts = [`TP ${t.tp} x PP ${t.pp} x DP ${t.dp}`, `micro-batch ${t.microBatch}`];
   if (t.interleave > 1) parts.push(`interleave ${t.interleave}`);
@@ -119,14 +109,29 @@ export function explain(a: PlanResult, b: PlanResult): string[] {
     `${describeLayout(a.training)}: ${a.time.step.toFixed(2)} s/step, ${a.tflopsHardware.toFixed(0)} TFLOP/s per GPU, ${a.memory.total.toFixed(1)} GB`,
     `${describeLayout(b.training)}: ${b.time.step.toFixed(2)} s/step, ${b.tflopsHardware.toFixed(0)} TFLOP/s per GPU, ${b.memory.total.toFixed(1)} GB`,
   ];
-  const diffs = Object.keys(CAUSES)
-    .map((k) => ({ k, d: (a.time as unknown as Record<string, number>)[k]! - (b.time as unknown as Record<string, number>)[k]! }))
+  const diffs = (Object.keys(TIME_LABELS) as (keyof typeof TIME_LABELS)[])
+    .map((k) => ({ k, d: a.time[k] - b.time[k] }))
     .filter((x) => Math.abs(x.d) > 0.005 * b.time.step)
     .sort((x, y) => Math.abs(y.d) - Math.abs(x.d));
   const pct = ((a.time.step / b.time.step - 1) * 100).toFixed(1);
   lines.push(`the first is ${a.time.step <= b.time.step ? 'faster' : 'slower'} by ${pct.replace('-', '')}%; where the time goes differently:`);
   for (const { k, d } of diffs) {
-    lines.push(`  ${CAUSES[k]!.padEnd(40)} ${d < 0 ? '-' : '+'}${Math.abs(d).toFixed(2)} s (${(b.time as unknown as Record<string, number>)[k]!.toFixed(2)} -> ${(a.time as unknown as Record<string, number>)[k]!.toFixed(2)})`);
+    lines.push(`  ${TIME_LABELS[k].padEnd(40)} ${d < 0 ? '-' : '+'}${Math.abs(d).toFixed(2)} s (${b.time[k].toFixed(2)} -> ${a.time[k].toFixed(2)})`);
   }
   return lines;
+}
+
+/** The most GPUs, up to `limit`, that some tp x pp x dp can use with this model and batch. */
+export function largestUsableGpus(m: ModelSpec, gpusPerNode: number, limit: number, globalBatch: number): number {
+  let best = 0;
+  for (const tp of powersOfTwoUpTo(gpusPerNode)) {
+    if (m.heads % tp !== 0) continue;
+    for (const pp of divisorsOf(m.layers)) {
+      for (const dp of divisorsOf(globalBatch)) {
+        const n = tp * pp * dp;
+        if (n <= limit && n > best) best = n;
+      }
+    }
+  }
+  return best;
 }

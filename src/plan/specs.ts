@@ -161,3 +161,9 @@ export function peakFlops(gpu: GpuSpec, dtype: Dtype): number {
   }
   return t * 1e12;
 }
+
+/** The training dtype when none is given: bf16 where the GPU has it, else fp16, else fp32. */
+export function defaultDtype(gpu: GpuSpec): Dtype {
+  for (const d of ['bf16', 'fp16'] as const) if (gpu.peakTflops[d] !== undefined) return d;
+  return 'fp32';
+}

@@ -20,13 +20,24 @@ export interface TimeBreakdown {
   step: number;
 }
 
+/** What each entry of TimeBreakdown is, in words. */
+export const TIME_LABELS: Record<Exclude<keyof TimeBreakdown, 'step'>, string> = {
+  gemm: 'matrix multiplies',
+  elementwise: 'memory-bound kernels',
+  recompute: 'activation recomputation',
+  tensorParallel: 'tensor-parallel all-reduces',
+  pipelineSend: 'pipeline sends',
+  bubble: 'pipeline bubble',
+  dataParallel: 'data-parallel / ZeRO traffic (exposed)',
+  optimizer: 'optimizer step',
+};
+
 interface Pass {
   gemm: number;
   elementwise: number;
   comm: number;
 }
 
-const BACKWARD_ELEMENTWISE = 1.5;
 const sum = (p: Pass) => p.gemm + p.elementwise + p.comm;
 
 export function deviceOf(c: ClusterSpec, t: TrainingSpec): Device {
@@ -71,12 +82,11 @@ export function stepTime(m: ModelSpec, c: ClusterSpec, t: TrainingSpec): TimeBre
   const layers = m.layers / t.pp;
   const fwd = layerForward(m, c, t, dev);
   const redo = t.recompute === 'full' ? fwd.full : t.recompute === 'selective' ? fwd.attentionCore : { gemm: 0, elementwise: 0, comm: 0 };
-  // Backward runs two GEMMs per forward GEMM; an elementwise kernel's backward reads the
-  // output gradient and the saved input and writes the input gradient (three tensors to the
-  // forward's two). Its collectives mirror the forward's.
+  // Backward runs two GEMMs per forward GEMM and 1.5x the forward's memory traffic; its
+  // collectives mirror the forward's.
   const perLayer = {
     gemm: 3 * fwd.full.gemm,
-    elementwise: (1 + BACKWARD_ELEMENTWISE) * fwd.full.elementwise,
+    elementwise: (1 + EFFICIENCY.elementwiseBackward) * fwd.full.elementwise,
     recompute: sum(redo),
     tensorParallel: 2 * fwd.full.comm,
   };
@@ -100,7 +110,7 @@ export function stepTime(m: ModelSpec, c: ClusterSpec, t: TrainingSpec): TimeBre
   const dpGroup = groupOf(t.dp, t.tp, gpn);
   const gradBytes = stageParams * bytes.grads;
   const paramBytes = stageParams * bytes.params;
-  const backwardPerMicro = layers * (2 * fwd.full.gemm + BACKWARD_ELEMENTWISE * fwd.full.elementwise + perLayer.recompute);
+  const backwardPerMicro = layers * (2 * fwd.full.gemm + EFFICIENCY.elementwiseBackward * fwd.full.elementwise + perLayer.recompute);
   const forwardPerMicro = layers * (fwd.full.gemm + fwd.full.elementwise);
   let dataParallel = 0;
   if (t.dp > 1) {
