@@ -52,7 +52,7 @@ export async function run(argv: string[]): Promise<number> {
   if (json) for (const e of e2e) emit({ case: 'end-to-end-days', name: e.name, days_published: e.published, days_8tp_over_nx: Number(e.approx.toFixed(2)), days_at_published_tflops: Number(e.atPublished.toFixed(2)), days_predicted: Number(e.ours.toFixed(2)) });
   else {
     console.log(table(
-      ['training time', 'days (paper)', '8TP/(nX)', 'exact FLOPs at paper TFLOP/s', 'our predicted TFLOP/s'],
+      ['training time', 'days (paper)', 'days by 8TP/(nX)', 'days, exact FLOPs at paper TFLOP/s', 'days at our predicted TFLOP/s'],
       e2e.map((e) => [e.name, String(e.published), e.approx.toFixed(1), e.atPublished.toFixed(1), e.ours.toFixed(1)]),
     ));
     console.log('');

@@ -165,6 +165,10 @@ async function calibrate(f: FlagValues): Promise<number> {
     console.error(`atscale plan --calibrate: the runtime is not built (cannot load src/runtime/gemm-probe: ${(e as Error).message.split('\n')[0]}); run npm run build once the runtime exists`);
     return 1;
   }
+  const load = os.loadavg()[0]!;
+  if (load > os.availableParallelism() / 2) {
+    console.error(`warning: this machine is busy (load average ${load.toFixed(1)} on ${os.availableParallelism()} cores); measurements will understate it`);
+  }
   const gemmGflopsByN: Record<number, number> = {};
   for (const n of [32, 64, 128, 256, 512, 1024, 2048]) {
     gemmGflopsByN[n] = await probe.measureGemmGflops(n, threads);

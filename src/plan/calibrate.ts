@@ -88,18 +88,20 @@ export function runOverheadSeconds(spec: MachineSpec): number {
 
 /**
  * GEMM throughput inside a graph for an (m x k) . (k x n) product, FLOP/s. Each table entry
- * timed one whole run; the run's fixed cost is taken out (never more than 90% of the call),
- * then the rates are interpolated in log size at the cube root of m k n. Below the smallest
- * size the smallest rate holds: per-operator cost is charged separately.
+ * timed one whole run, t(n) = t0 + 2n^3 / rate(n). Entries at least twice the run overhead t0
+ * give a rate once t0 is taken out; smaller ones are mostly overhead and say nothing about
+ * the rate. Rates are interpolated in log size at the cube root of m k n; below the smallest
+ * usable size its rate holds (per-operator cost is charged separately).
  */
 export function gemmFlopsPerS(spec: MachineSpec, m: number, k: number, n: number): number {
-  const overhead = runOverheadSeconds(spec);
-  const sizes = Object.keys(spec.gemmGflopsByN).map(Number).sort((a, b) => a - b);
-  const g = (x: number) => {
-    const flops = 2 * x ** 3;
-    const call = flops / (spec.gemmGflopsByN[x]! * 1e9);
-    return flops / Math.max(call - overhead, 0.1 * call);
-  };
+  const t0 = runOverheadSeconds(spec);
+  const call = (x: number) => (2 * x ** 3) / (spec.gemmGflopsByN[x]! * 1e9);
+  const all = Object.keys(spec.gemmGflopsByN).map(Number).sort((a, b) => a - b);
+  const usable = all.filter((x) => call(x) >= 2 * t0);
+  const sizes = usable.length > 0 ? usable : all;
+  const pure = (x: number) => (2 * x ** 3) / (usable.length > 0 ? call(x) - t0 : call(x));
+  // Throughput does not fall as matrices grow; a dip in the table is noise from other load.
+  const g = (x: number) => Math.max(...sizes.filter((y) => y <= x).map(pure));
   const size = Math.cbrt(m * k * n);
   const lo = sizes[0]!, hi = sizes[sizes.length - 1]!;
   if (size <= lo) return g(lo);
