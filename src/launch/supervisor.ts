@@ -32,8 +32,10 @@ export interface WorkerFailure {
 
 export interface JobOutcome {
   exitCode: number;
-  /** The first worker that failed, if one did. */
+  /** The worker named as the cause, if one failed on its own. */
   failure?: WorkerFailure;
+  /** Every worker that failed on its own (not from the launcher's signals), cause first. */
+  failures: WorkerFailure[];
   /** The signal that told the launcher to stop, if one did. */
   interrupted?: NodeJS.Signals;
   /** One line for the user; absent on success. */
@@ -44,6 +46,10 @@ interface Running {
   rank: number;
   child: ChildProcess;
   exited: boolean;
+  /** Signals the launcher sent to this worker's group: a death by one of these is not a failure of its own. */
+  signalled: Set<NodeJS.Signals>;
+  /** Still running when the launcher began stopping the job. */
+  runningAtStop: boolean;
   /** Resolves when the worker's stdout and stderr are closed. */
   drained: Promise<void>;
 }
@@ -53,9 +59,9 @@ const STDIO_DRAIN_MS = 2000;
 export class WorkerGroup {
   readonly done: Promise<JobOutcome>;
   private readonly running: Running[] = [];
-  private failure?: WorkerFailure;
+  private readonly failures: WorkerFailure[] = [];
+  private stopping = false;
   private interrupted?: NodeJS.Signals;
-  private stillRunningAtStop = 0;
   private killTimer?: NodeJS.Timeout;
   private finish!: () => void;
 
@@ -67,7 +73,7 @@ export class WorkerGroup {
 
   /** The launcher was told to stop: pass the signal on; a second request kills at once. */
   stop(signal: NodeJS.Signals): void {
-    if (this.interrupted || this.failure) {
+    if (this.stopping) {
       this.signalAll('SIGKILL');
       return;
     }
@@ -87,7 +93,7 @@ export class WorkerGroup {
     forwardLines(child.stdout!, this.o.stdout, prefix);
     forwardLines(child.stderr!, this.o.stderr, prefix);
     const closed = (s: NodeJS.ReadableStream) => new Promise<void>((r) => s.once('close', r));
-    const entry: Running = { rank: w.rank, child, exited: false, drained: Promise.all([closed(child.stdout!), closed(child.stderr!)]).then(() => {}) };
+    const entry: Running = { rank: w.rank, child, exited: false, signalled: new Set(), runningAtStop: false, drained: Promise.all([closed(child.stdout!), closed(child.stderr!)]).then(() => {}) };
     this.running.push(entry);
     child.once('exit', (code, signal) => this.onExit(entry, code, signal));
     child.once('error', (err) => {
@@ -101,15 +107,19 @@ export class WorkerGroup {
   private onExit(entry: Running, code: number | null, signal: NodeJS.Signals | null, spawnError?: string): void {
     entry.exited = true;
     const failed = spawnError !== undefined || signal !== null || code !== 0;
-    if (failed && !this.failure && !this.interrupted) {
-      this.failure = { rank: entry.rank, pid: entry.child.pid, code, signal, spawnError };
-      this.beginStop('SIGTERM');
+    // After the launcher signalled a worker, a non-zero exit is its answer to that signal; a
+    // death by another signal (the OOM killer's SIGKILL, a SIGSEGV) is still its own failure.
+    const ownFailure = failed && (entry.signalled.size === 0 || (signal !== null && !entry.signalled.has(signal)));
+    if (ownFailure && !this.interrupted) {
+      this.failures.push({ rank: entry.rank, pid: entry.child.pid, code, signal, spawnError });
+      if (!this.stopping) this.beginStop('SIGTERM');
     }
     if (this.running.every((r) => r.exited)) this.finish();
   }
 
   private beginStop(signal: NodeJS.Signals): void {
-    this.stillRunningAtStop = this.running.filter((r) => !r.exited).length;
+    this.stopping = true;
+    for (const r of this.running) r.runningAtStop = !r.exited;
     this.signalAll(signal);
     this.killTimer = setTimeout(() => this.signalAll('SIGKILL'), this.o.stopGraceMs);
   }
@@ -119,6 +129,7 @@ export class WorkerGroup {
     for (const r of this.running) {
       const pid = r.child.pid;
       if (pid === undefined) continue;
+      r.signalled.add(signal);
       try {
         process.kill(-pid, signal);
       } catch {
@@ -141,18 +152,47 @@ export class WorkerGroup {
   }
 
   private outcome(): JobOutcome {
-    const others = `stopped the other ${this.stillRunningAtStop} worker${this.stillRunningAtStop === 1 ? '' : 's'}`;
-    if (this.failure) {
-      const f = this.failure;
-      const who = `rank ${f.rank}${f.pid !== undefined ? ` (pid ${f.pid})` : ''}`;
-      if (f.spawnError) return { exitCode: 127, failure: f, message: `${who}: ${f.spawnError}; ${others}` };
-      if (f.signal) return { exitCode: 128 + (constants.signals[f.signal] ?? 0), failure: f, message: `${who} was killed by signal ${f.signal}; ${others}` };
-      return { exitCode: f.code ?? 1, failure: f, message: `${who} exited with status ${f.code}; ${others}` };
+    const failures = rootCauseFirst(this.failures);
+    const cause = failures[0];
+    if (cause) {
+      const ownRanks = new Set(failures.map((f) => f.rank));
+      const stopped = this.running.filter((r) => r.runningAtStop && !ownRanks.has(r.rank)).length;
+      const also = failures.slice(1).map((f) => `rank ${f.rank} ${describe(f)}`);
+      const message = [`rank ${cause.rank}${cause.pid !== undefined ? ` (pid ${cause.pid})` : ''} ${describe(cause)}`];
+      if (also.length) message.push(`also failed: ${also.join(', ')}`);
+      if (stopped) message.push(`stopped the other ${plural(stopped, 'worker')}`);
+      return { exitCode: exitCodeOf(cause), failure: cause, failures, message: message.join('; ') };
     }
     if (this.interrupted) {
-      const n = this.stillRunningAtStop;
-      return { exitCode: 128 + (constants.signals[this.interrupted] ?? 0), interrupted: this.interrupted, message: `received ${this.interrupted}: stopped ${n} worker${n === 1 ? '' : 's'}` };
+      const n = this.running.filter((r) => r.runningAtStop).length;
+      return { exitCode: 128 + (constants.signals[this.interrupted] ?? 0), failures, interrupted: this.interrupted, message: `received ${this.interrupted}: stopped ${plural(n, 'worker')}` };
     }
-    return { exitCode: 0 };
+    return { exitCode: 0, failures };
   }
+}
+
+/**
+ * When several workers fail together, one usually caused the rest (peers of a killed rank
+ * fail with "peer lost"). A death by signal is the likelier cause, so it is named first;
+ * otherwise the first failure observed.
+ */
+export function rootCauseFirst(failures: WorkerFailure[]): WorkerFailure[] {
+  const bySignal = failures.filter((f) => f.signal !== null);
+  return [...bySignal, ...failures.filter((f) => f.signal === null)];
+}
+
+function describe(f: WorkerFailure): string {
+  if (f.spawnError) return f.spawnError;
+  if (f.signal) return `was killed by signal ${f.signal}`;
+  return `exited with status ${f.code}`;
+}
+
+function exitCodeOf(f: WorkerFailure): number {
+  if (f.spawnError) return 127;
+  if (f.signal) return 128 + (constants.signals[f.signal] ?? 0);
+  return f.code ?? 1;
+}
+
+function plural(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
 }

@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { rootCauseFirst } from '../../src/launch/supervisor.js';
 import { FIXTURES, collect, envLines, isAlive, launch, startLauncher, waitFor } from './helpers.js';
 
 const ENV_WORKER = join(FIXTURES, 'env-worker.mjs');
@@ -130,6 +131,31 @@ for (const [mode, expected] of [['exit3', /rank 2 \(pid \d+\) exited with status
     }
   });
 }
+
+test('of failures seen together, a death by signal is named as the cause, else the first seen', () => {
+  const peer = { rank: 0, pid: 10, code: 1, signal: null };
+  const killed = { rank: 1, pid: 11, code: null, signal: 'SIGKILL' as const };
+  const later = { rank: 2, pid: 12, code: 2, signal: null };
+  assert.deepEqual(rootCauseFirst([peer, killed, later]).map((f) => f.rank), [1, 0, 2]);
+  assert.deepEqual(rootCauseFirst([later, peer]).map((f) => f.rank), [2, 0]);
+});
+
+test('when a peer fails because a rank died, the launcher names the dead rank as the cause', async () => {
+  const dir = tempDir();
+  let pids: number[] = [];
+  try {
+    const r = await launch(['--nproc-per-node', '3', '--stop-grace-ms', '500', '--', process.execPath, FAULT_WORKER], { PID_DIR: dir, FAULT_RANK: '1', FAULT_MODE: 'sigkill', WATCHER_RANK: '0' });
+    pids = await pidsOf(dir, 3);
+    assert.equal(r.code, 137);
+    // Rank 0 may or may not exit before the launcher sees rank 1's death; either way rank 1 is named first.
+    assert.match(r.stderr, /atscale launch: rank 1 \(pid \d+\) was killed by signal SIGKILL(; also failed: rank 0 exited with status 1)?; stopped the other (1 worker|2 workers)\n/);
+    await waitFor('killed processes to be reaped', () => pids.every((p) => !isAlive(p)), 3000).catch(() => {});
+    assert.deepEqual(pids.filter(isAlive), []);
+  } finally {
+    killLeftovers(pids);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   test(`${signal} to the launcher is forwarded, escalates to SIGKILL after the grace period, and leaves nothing running`, async () => {

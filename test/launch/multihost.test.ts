@@ -66,17 +66,20 @@ test('a rank killed on one host: its launcher names it, the other host\'s ranks 
   const t0 = Date.now();
   const [a, b] = await launchBothHosts(join(FIXTURES, 'allreduce-worker.mjs'), 29612, { FAULT_RANK: '3' });
   const elapsed = Date.now() - t0;
-  assert.match(b.stderr, /atscale launch: rank 3 \(pid \d+\) was killed by signal SIGKILL; stopped the other 1 worker/);
+  // Rank 2 may notice first and exit 1 on its own; the launcher still names rank 3 as the cause.
+  assert.match(b.stderr, /atscale launch: rank 3 \(pid \d+\) was killed by signal SIGKILL(; also failed: rank 2 exited with status 1)?(; stopped the other 1 worker)?\n/);
   assert.equal(b.code, 128 + 9);
   assert.notEqual(a.code, 0, 'the surviving host must fail too');
   const faults = jsonLines('FAULT', a.stdout);
-  assert.deepEqual([...faults.keys()].sort(), [0, 1], a.stdout + a.stderr);
+  // The first of ranks 0 and 1 to notice fails, and its launcher then stops the other, which
+  // may or may not have reported by then.
+  assert.ok(faults.size >= 1 && [...faults.keys()].every((r) => r === 0 || r === 1), a.stdout + a.stderr);
   for (const f of faults.values()) assert.match(String(f.error), /rank [23]\b/);
   assert.match(a.stderr, /atscale launch: rank [01] \(pid \d+\) exited with status 1/);
   assert.ok(elapsed < TIMEOUT_MS + 10_000, `took ${elapsed} ms`);
-  const started = new Map([...jsonLines('ALLREDUCE', a.stdout), ...jsonLines('ALLREDUCE', b.stdout)]);
+  const started = new Map([...jsonLines('START', a.stdout), ...jsonLines('START', b.stdout)]);
   const pids = [...started.values()].map((r) => Number(r.pid));
-  assert.equal(pids.length, 4, 'every rank must have joined before the fault');
+  assert.equal(pids.length, 4);
   assert.deepEqual(pids.filter(isAlive), []);
   console.log(`fault seen by the other host: ${[...faults.values()].map((f) => `${f.error} after ${f.afterMs} ms`).join(' | ')}; both launchers done in ${elapsed} ms`);
 });
