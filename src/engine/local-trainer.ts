@@ -10,6 +10,8 @@ import type { GPT } from '../models/gpt.js';
 import { type AdamWConfig, adamwScalars } from '../optim/adamw.js';
 import { evalProgram, fusedStepProgram, microstepProgram, updateProgram, type StepShape } from './step-graphs.js';
 import { dropoutKey } from './dropout-key.js';
+import type { Trainer } from './trainer.js';
+import { saveCheckpoint, loadCheckpoint } from '../checkpoint/index.js';
 
 export interface MicroBatch {
   x: Int32Array;
@@ -34,7 +36,7 @@ class DoubleBuffer {
   }
 }
 
-export class LocalTrainer {
+export class LocalTrainer implements Trainer {
   readonly layout: FlatLayout;
   readonly params: DoubleBuffer;
   readonly m: DoubleBuffer;
@@ -131,11 +133,35 @@ export class LocalTrainer {
     return (loss!.data as Float32Array)[0]!;
   }
 
-  /** Replaces the training state (resume). */
-  loadState(params: ArrayLike<number>, m: ArrayLike<number>, v: ArrayLike<number>): void {
-    for (const [buf, src, name] of [[this.params, params, 'params'], [this.m, m, 'exp_avg'], [this.v, v, 'exp_avg_sq']] as const) {
-      if (src.length !== this.layout.size) throw new Error(`checkpoint ${name} has ${src.length} values, the model needs ${this.layout.size}`);
-      (buf.cur.data as Float32Array).set(src);
+  async fullParams(): Promise<Float32Array> {
+    return Float32Array.from(this.flatParams);
+  }
+
+  /** Model parameters under their names (a plain safetensors state dict), plus the flat AdamW moments. */
+  async save(dir: string, meta: Record<string, unknown>, files: Record<string, string>): Promise<void> {
+    const tensors: Record<string, { dtype: 'F32'; shape: number[]; data: Float32Array }> = {};
+    for (const [name, e] of Object.entries(this.layout.stateDict(this.flatParams))) tensors[name] = { dtype: 'F32', shape: e.shape, data: e.data };
+    tensors[OPT_M] = { dtype: 'F32', shape: [this.layout.size], data: this.m.cur.data as Float32Array };
+    tensors[OPT_V] = { dtype: 'F32', shape: [this.layout.size], data: this.v.cur.data as Float32Array };
+    saveCheckpoint(dir, { tensors, meta, files });
+  }
+
+  async load(dir: string): Promise<{ meta: Record<string, unknown>; files: Record<string, string> }> {
+    const ck = loadCheckpoint(dir);
+    const dict: Record<string, { shape: readonly number[]; data: ArrayLike<number> }> = {};
+    for (const [name, t] of Object.entries(ck.tensors)) if (name !== OPT_M && name !== OPT_V) dict[name] = { shape: t.shape, data: t.data as Float32Array };
+    const m = ck.tensors[OPT_M];
+    const v = ck.tensors[OPT_V];
+    if (!m || !v) throw new Error(`checkpoint ${dir} has no optimizer state (${OPT_M}, ${OPT_V}); it cannot resume training`);
+    for (const [name, t] of [[OPT_M, m], [OPT_V, v]] as const) {
+      if (t.data.length !== this.layout.size) throw new Error(`checkpoint ${name} has ${t.data.length} values, the model needs ${this.layout.size}`);
     }
+    this.layout.loadStateDict(this.params.cur.data as Float32Array, dict);
+    (this.m.cur.data as Float32Array).set(m.data as Float32Array);
+    (this.v.cur.data as Float32Array).set(v.data as Float32Array);
+    return { meta: ck.meta, files: ck.files };
   }
 }
+
+export const OPT_M = 'optimizer.exp_avg';
+export const OPT_V = 'optimizer.exp_avg_sq';

@@ -1,0 +1,34 @@
+// `atscale sample`: continue a prompt with a trained checkpoint (KV-cache decoding).
+import { parseArgs, formatHelp, UsageError, type FlagSpec } from './args.js';
+
+export const summary = 'generate text from a checkpoint (--ckpt DIR --prompt TEXT)';
+
+const FLAGS: Record<string, FlagSpec> = {
+  ckpt: { type: 'string', help: 'checkpoint directory written by atscale train (e.g. out/ckpt)' },
+  prompt: { type: 'string', help: 'text to continue', default: '\n' },
+  'max-new-tokens': { type: 'number', help: 'tokens to generate', default: 200 },
+  temperature: { type: 'number', help: 'sampling temperature (0 = greedy)', default: 0.8 },
+  'top-k': { type: 'number', help: 'sample only from the k most likely tokens', default: 200 },
+  seed: { type: 'number', help: 'random seed', default: 1337 },
+  device: { type: 'string', help: 'cpu or webgpu', default: 'cpu' },
+  threads: { type: 'number', help: 'ONNX Runtime threads' },
+  help: { type: 'boolean', help: 'show this help' },
+};
+
+export async function run(argv: string[]): Promise<number> {
+  const { flags } = parseArgs(argv, FLAGS, 'sample');
+  if (flags.help) {
+    console.log(formatHelp('sample', summary, FLAGS));
+    return 0;
+  }
+  if (!flags.ckpt) throw new UsageError('atscale sample: pass --ckpt DIR (the ckpt/ folder that atscale train wrote)');
+  const { loadTrainedModel } = await import('../engine/load-trained.js');
+  const { checkDevice } = await import('../runtime/session.js');
+  const { Generator } = await import('../engine/generate.js');
+  const { model, params, tokenizer } = loadTrainedModel(String(flags.ckpt));
+  const gen = new Generator(model, params, { device: checkDevice(flags.device), threads: flags.threads as number | undefined });
+  const prompt = Array.from(tokenizer.encode(String(flags.prompt)));
+  const ids = await gen.generate(prompt, { maxNewTokens: flags.maxNewTokens as number, temperature: flags.temperature as number, topK: flags.topK as number, seed: flags.seed as number });
+  process.stdout.write(String(flags.prompt) + tokenizer.decode(ids) + '\n');
+  return 0;
+}

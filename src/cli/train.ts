@@ -1,0 +1,134 @@
+// `atscale train`: pretrain a GPT on raw text. Settings come from a preset, then a JSON
+// config file (--config), then flags, later ones winning.
+import { readFileSync } from 'node:fs';
+import { parseArgs, formatHelp, UsageError, type FlagSpec } from './args.js';
+import { preset, PRESETS, type TrainHyper } from '../models/presets.js';
+import type { GPTConfig } from '../models/config.js';
+
+export const summary = 'pretrain a GPT language model on a text file or URL (--preset, --data, ...)';
+
+const FLAGS: Record<string, FlagSpec> = {
+  preset: { type: 'string', help: `start from a preset (${Object.keys(PRESETS).join(', ')})`, default: 'cpu-small' },
+  config: { type: 'string', help: 'JSON file with any of the settings below (camelCase or snake_case keys)' },
+  data: { type: 'string', help: 'training text: a file path or an http(s) URL' },
+  tokenizer: { type: 'string', help: 'char or bpe', default: 'char' },
+  'bpe-vocab': { type: 'number', help: 'vocabulary size when training a BPE tokenizer', default: 512 },
+  'n-layer': { type: 'number', help: 'transformer blocks' },
+  'n-head': { type: 'number', help: 'attention heads' },
+  'n-embd': { type: 'number', help: 'embedding width' },
+  'block-size': { type: 'number', help: 'context length' },
+  dropout: { type: 'number', help: 'dropout probability' },
+  bias: { type: 'boolean', help: 'biases in Linear and LayerNorm layers' },
+  'batch-size': { type: 'number', help: 'sequences per optimizer step (global)' },
+  'grad-accum': { type: 'number', help: 'micro-steps per optimizer step' },
+  'max-iters': { type: 'number', help: 'optimizer steps' },
+  lr: { type: 'number', help: 'peak learning rate' },
+  'min-lr': { type: 'number', help: 'final learning rate of the cosine decay' },
+  'warmup-iters': { type: 'number', help: 'linear warmup steps' },
+  'weight-decay': { type: 'number', help: 'AdamW weight decay' },
+  'eval-interval': { type: 'number', help: 'steps between validation runs and checkpoints' },
+  'eval-iters': { type: 'number', help: 'batches per validation run' },
+  'log-interval': { type: 'number', help: 'steps between metric lines' },
+  out: { type: 'string', help: 'output directory (metrics.jsonl, ckpt/)', default: 'out' },
+  resume: { type: 'string', help: 'checkpoint directory to resume from (e.g. out/ckpt)' },
+  device: { type: 'string', help: 'cpu or webgpu', default: 'cpu' },
+  threads: { type: 'number', help: 'ONNX Runtime intra-op threads (default: all cores)' },
+  seed: { type: 'number', help: 'random seed', default: 1337 },
+  'peak-gflops': { type: 'number', help: 'peak GFLOP/s for MFU (default: measured with a 1024 GEMM)' },
+  'deepspeed-config': { type: 'string', help: 'DeepSpeed-style JSON (batch sizes, optimizer, scheduler, zero_optimization)' },
+  quiet: { type: 'boolean', help: 'no progress line' },
+  help: { type: 'boolean', help: 'show this help' },
+};
+
+const MODEL_KEYS: Record<string, keyof GPTConfig> = { nLayer: 'nLayer', nHead: 'nHead', nEmbd: 'nEmbd', blockSize: 'blockSize', dropout: 'dropout', bias: 'bias' };
+const HYPER_KEYS: Record<string, keyof TrainHyper> = {
+  batchSize: 'batchSize', gradAccum: 'gradAccum', maxIters: 'maxIters', lr: 'lr', minLr: 'minLr', warmupIters: 'warmupIters',
+  weightDecay: 'weightDecay', evalInterval: 'evalInterval', evalIters: 'evalIters', logInterval: 'logInterval',
+};
+
+const camelize = (k: string) => k.replace(/[_-]([a-z])/g, (_, c: string) => c.toUpperCase());
+
+export interface ResolvedTrainArgs {
+  model: Partial<GPTConfig>;
+  hyper: TrainHyper;
+  flags: Record<string, unknown>;
+}
+
+/** Preset, then config file, then flags. Unknown config keys are errors naming the key. */
+export function resolveTrainArgs(argv: string[]): ResolvedTrainArgs {
+  const { flags, positional } = parseArgs(argv, FLAGS, 'train');
+  if (positional.length) throw new UsageError(`atscale train: unexpected argument '${positional[0]}'; settings are flags (atscale train --help)`);
+  const p = preset(String(flags.preset));
+  const model: Partial<GPTConfig> = { ...p.model };
+  const hyper: TrainHyper = { ...p.train };
+  const settings: Record<string, unknown> = {};
+  if (flags.config) {
+    let json: Record<string, unknown>;
+    try {
+      json = JSON.parse(readFileSync(String(flags.config), 'utf8')) as Record<string, unknown>;
+    } catch (e) {
+      throw new UsageError(`atscale train: cannot read --config ${String(flags.config)}: ${(e as Error).message}`);
+    }
+    for (const [k, v] of Object.entries(json)) {
+      const key = camelize(k);
+      if (!(key in MODEL_KEYS) && !(key in HYPER_KEYS) && !Object.keys(FLAGS).map(camelize).includes(key)) {
+        throw new UsageError(`atscale train: unknown key '${k}' in ${String(flags.config)}; known keys are ${Object.keys(FLAGS).filter((f) => !['config', 'help'].includes(f)).join(', ')}`);
+      }
+      settings[key] = v;
+    }
+  }
+  for (const [k, v] of Object.entries(flags)) if (v !== undefined && (FLAGS[k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)]?.default !== v || !(k in settings))) settings[k] = v;
+  for (const [k, v] of Object.entries(settings)) {
+    if (k in MODEL_KEYS) (model as Record<string, unknown>)[MODEL_KEYS[k]!] = v;
+    if (k in HYPER_KEYS) (hyper as unknown as Record<string, unknown>)[HYPER_KEYS[k]!] = v;
+  }
+  if (settings.maxIters !== undefined && settings.decayIters === undefined) hyper.decayIters = hyper.maxIters;
+  if (settings.lr !== undefined && settings.minLr === undefined) hyper.minLr = hyper.lr / 10;
+  return { model, hyper, flags: settings };
+}
+
+export async function run(argv: string[]): Promise<number> {
+  if (argv.includes('--help')) {
+    console.log(formatHelp('train', summary, FLAGS));
+    return 0;
+  }
+  const { model, hyper, flags } = resolveTrainArgs(argv);
+  if (!flags.data) throw new UsageError('atscale train: no training data; pass --data PATH or --data URL (for example --data ../shared/data/tinyshakespeare.txt)');
+  const { checkDevice } = await import('../runtime/session.js');
+  const device = checkDevice(flags.device);
+  const threads = flags.threads as number | undefined;
+  const { runTraining } = await import('../engine/train-loop.js');
+  const dist = await import('./train-distributed.js');
+  const setup = await dist.distributedSetup(flags.deepspeedConfig as string | undefined, hyper, { device, threads, seed: flags.seed as number });
+  let peak = flags.peakGflops as number | undefined;
+  if (peak === undefined) {
+    const { measureGemmGflops } = await import('../runtime/gemm-probe.js');
+    peak = await measureGemmGflops(1024, threads ?? 2, 3);
+  }
+  const t0 = performance.now();
+  try {
+    const r = await runTraining({
+      model,
+      hyper: setup.hyper,
+      data: String(flags.data),
+      tokenizer: flags.tokenizer as 'char' | 'bpe',
+      bpeVocab: flags.bpeVocab as number,
+      out: String(flags.out),
+      resume: flags.resume as string | undefined,
+      seed: flags.seed as number,
+      device,
+      threads,
+      peakGflops: peak,
+      rank: setup.rank,
+      world: setup.world,
+      makeTrainer: setup.makeTrainer,
+      quiet: flags.quiet === true,
+    });
+    if (setup.rank === 0) {
+      console.log(`trained ${r.losses.length} steps in ${((performance.now() - t0) / 1000).toFixed(1)} s; final train loss ${r.losses.at(-1)?.loss.toFixed(4) ?? 'n/a'}, val loss ${r.valLoss.toFixed(4)}; checkpoint ${r.checkpoint}`);
+    }
+  } finally {
+    await setup.close();
+  }
+  return 0;
+}

@@ -1,0 +1,116 @@
+// Incremental decoding with a KV cache: one compiled graph takes a token, its position and
+// the per-layer caches (fixed size [1, nh, block, hs], so the graph never changes) and
+// returns next-token logits and the updated caches. Sampling (temperature, top-k) is on the host.
+import { Graph } from '../ir/graph.js';
+import { hostValue, type HostValue } from '../ir/value.js';
+import { compile, type Executable } from '../runtime/execute.js';
+import type { ExecOptions } from '../runtime/session.js';
+import { Tensor } from '../tensor/tensor.js';
+import { withGraph } from '../tensor/trace.js';
+import { Rng } from '../tensor/rng.js';
+import { FlatLayout } from '../nn/flat.js';
+import type { GPT, LayerCache } from '../models/gpt.js';
+
+export interface SampleOptions {
+  maxNewTokens: number;
+  temperature: number;
+  topK?: number;
+  seed: number;
+}
+
+export class Generator {
+  private exe?: Executable;
+  private readonly layout: FlatLayout;
+  private readonly cacheShape: number[];
+
+  constructor(readonly model: GPT, private readonly params: Float32Array, private readonly exec: ExecOptions = {}) {
+    this.layout = new FlatLayout(model);
+    if (params.length !== this.layout.size) throw new Error(`parameters have ${params.length} values, the model needs ${this.layout.size}`);
+    const c = model.config;
+    this.cacheShape = [1, c.nHead, c.blockSize, c.nEmbd / c.nHead];
+  }
+
+  private async compiled(): Promise<Executable> {
+    if (this.exe) return this.exe;
+    const g = new Graph();
+    const c = this.model.config;
+    const program = withGraph(g, () => {
+      const params = new Tensor(g, g.input('params', [this.layout.size], 'float32'));
+      const token = new Tensor(g, g.input('token', [1, 1], 'int32'));
+      const pos = new Tensor(g, g.input('pos', [], 'int64'));
+      const caches: LayerCache[] = [];
+      const cacheInputs: Tensor[] = [];
+      for (let i = 0; i < c.nLayer; i++) {
+        const k = new Tensor(g, g.input(`k${i}`, this.cacheShape, 'float32'));
+        const v = new Tensor(g, g.input(`v${i}`, this.cacheShape, 'float32'));
+        caches.push({ k, v });
+        cacheInputs.push(k, v);
+      }
+      for (const s of this.layout.slots) s.param.bind(params.slice([s.offset, s.offset + s.size]).reshape(s.shape));
+      try {
+        const r = this.model.decode(token, pos, caches);
+        return { graph: g, inputs: [params, token, pos, ...cacheInputs].map((t) => t.id), outputs: [r.logits, ...r.caches.flatMap((x) => [x.k, x.v])].map((t) => t.id) };
+      } finally {
+        for (const s of this.layout.slots) s.param.bind(undefined);
+      }
+    });
+    this.exe = await compile(program, this.exec);
+    return this.exe;
+  }
+
+  /** Continues `prompt` (token ids) by maxNewTokens sampled tokens; returns only the new ones. */
+  async generate(prompt: readonly number[], o: SampleOptions): Promise<number[]> {
+    if (prompt.length === 0) throw new Error('the prompt must contain at least one token');
+    if (!(o.temperature >= 0)) throw new Error(`temperature must be >= 0, got ${o.temperature}`);
+    const exe = await this.compiled();
+    const c = this.model.config;
+    const rng = new Rng(o.seed);
+    const params = hostValue('float32', [this.layout.size], this.params);
+    const nCache = 2 * c.nLayer;
+    let caches: HostValue[] = Array.from({ length: nCache }, () => hostValue('float32', this.cacheShape));
+    let spare: HostValue[] = Array.from({ length: nCache }, () => hostValue('float32', this.cacheShape));
+    const logits = hostValue('float32', [1, c.vocabSize]);
+    // The cache holds at most block_size positions; keep the most recent ones (nanoGPT crops the context the same way).
+    let context = prompt.slice(-c.blockSize);
+    const out: number[] = [];
+    const feed = async (tok: number, pos: number) => {
+      await exe.run([params, hostValue('int32', [1, 1], [tok]), hostValue('int64', [], [pos]), ...caches], [logits, ...spare]);
+      [caches, spare] = [spare, caches];
+    };
+    const prefill = async () => {
+      for (const cache of caches) (cache.data as Float32Array).fill(0);
+      for (let p = 0; p < context.length; p++) await feed(context[p]!, p);
+    };
+    await prefill();
+    for (let n = 0; n < o.maxNewTokens; n++) {
+      const next = sampleToken(logits.data as Float32Array, o.temperature, o.topK, rng);
+      out.push(next);
+      if (context.length === c.blockSize) {
+        context = [...context.slice(1), next];
+        await prefill();
+      } else {
+        context.push(next);
+        await feed(next, context.length - 1);
+      }
+    }
+    return out;
+  }
+}
+
+/** Samples from softmax(logits / T) restricted to the top k; temperature 0 is greedy. */
+export function sampleToken(logits: Float32Array, temperature: number, topK: number | undefined, rng: Rng): number {
+  const n = logits.length;
+  let order = Array.from({ length: n }, (_, i) => i);
+  if (temperature === 0) return order.reduce((best, i) => (logits[i]! > logits[best]! ? i : best), 0);
+  if (topK !== undefined && topK > 0 && topK < n) order = order.sort((a, b) => logits[b]! - logits[a]!).slice(0, topK);
+  let max = -Infinity;
+  for (const i of order) max = Math.max(max, logits[i]!);
+  const w = order.map((i) => Math.exp((logits[i]! - max) / temperature));
+  const total = w.reduce((a, b) => a + b, 0);
+  let u = rng.uniform() * total;
+  for (let j = 0; j < order.length; j++) {
+    u -= w[j]!;
+    if (u <= 0) return order[j]!;
+  }
+  return order[order.length - 1]!;
+}

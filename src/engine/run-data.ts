@@ -1,0 +1,48 @@
+// The data side of a training run: read the corpus, build or restore the tokenizer, prepare
+// binary token files, and check that the run can start (all before any training).
+import { join } from 'node:path';
+import { readText, CharTokenizer, trainBpe, tokenizerFromJSON, prepareCorpus, loadPreparedCorpus, type Tokenizer, type TokenArray } from '../data/index.js';
+
+export type TokenizerKind = 'char' | 'bpe';
+
+export interface RunData {
+  tokenizer: Tokenizer;
+  train: TokenArray;
+  val: TokenArray;
+}
+
+/**
+ * `restored` is the tokenizer saved in a checkpoint being resumed: the corpus is encoded with
+ * it, and a --tokenizer that asks for another kind is refused.
+ */
+export async function loadRunData(source: string, kind: TokenizerKind, outDir: string, opts: { bpeVocab?: number; restored?: object; blockSize: number }): Promise<RunData> {
+  if (kind !== 'char' && kind !== 'bpe') throw new Error(`unknown tokenizer '${String(kind)}'; use char or bpe`);
+  const text = await readText(source);
+  if (text.trim().length === 0) throw new Error(`corpus ${source} is empty (only whitespace); give a file with text`);
+  let tokenizer: Tokenizer;
+  if (opts.restored) {
+    tokenizer = tokenizerFromJSON(opts.restored);
+    if (tokenizer.kind !== kind) {
+      throw new Error(`the checkpoint was trained with the ${tokenizer.kind} tokenizer but --tokenizer ${kind} was given; resume with --tokenizer ${tokenizer.kind}`);
+    }
+  } else {
+    tokenizer = kind === 'char' ? CharTokenizer.fromCorpus(text) : trainBpe(text, { vocabSize: opts.bpeVocab ?? 512 });
+  }
+  const corpusDir = join(outDir, 'data');
+  try {
+    prepareCorpus(text, tokenizer, corpusDir, { source });
+  } catch (e) {
+    const msg = (e as Error).message;
+    if (opts.restored && /unknown|not in the vocabulary|character/i.test(msg)) {
+      throw new Error(`the checkpoint's tokenizer cannot encode ${source} (${msg}); this data does not match the checkpoint`);
+    }
+    throw e;
+  }
+  const prepared = loadPreparedCorpus(corpusDir);
+  for (const [name, split] of [['train', prepared.train], ['val', prepared.val]] as const) {
+    if (split.length < opts.blockSize + 1) {
+      throw new Error(`block size ${opts.blockSize} is larger than the ${name} split of ${source} (${split.length} tokens); use a smaller --block-size or more data`);
+    }
+  }
+  return { tokenizer, train: prepared.train, val: prepared.val };
+}

@@ -1,0 +1,188 @@
+// The GPT as a chain of segments (embedding; one per transformer block; final norm + head +
+// loss), each compiled on its own, for ZeRO stages 2 and 3: a segment's parameters can be
+// gathered just before it runs and released after, and its gradients reduced while the next
+// segment computes. Every backward recomputes its segment's forward from the saved input
+// activation (activation checkpointing per block), so only one activation per block is kept.
+//
+// A segment's parameters come in as one flat input per *unit*: a contiguous range of the flat
+// layout (wte, wpe, each block, ln_f). The head uses the tied wte, so wte is a unit of both the
+// embedding and the head segment, and its gradient is the sum of both contributions.
+import { Graph, type Program } from '../ir/graph.js';
+import { Tensor } from '../tensor/tensor.js';
+import { withGraph } from '../tensor/trace.js';
+import { concat, crossEntropy } from '../tensor/functional.js';
+import { gradients } from '../autodiff/grad.js';
+import type { FlatLayout } from '../nn/flat.js';
+import type { GPT } from '../models/gpt.js';
+import type { StepShape } from './step-graphs.js';
+
+/** A contiguous range [offset, offset + size) of the flat parameter buffer. */
+export interface Unit {
+  name: string;
+  offset: number;
+  size: number;
+}
+
+export type SegmentKind = 'embed' | 'block' | 'head';
+
+export interface Segment {
+  name: string;
+  kind: SegmentKind;
+  /** The units whose flat values the programs take first, in this order. */
+  units: Unit[];
+  /**
+   * embed: units, idx[, key] -> x.  block: unit, x[, key] -> y.  head: none (its backward
+   * computes the loss).
+   */
+  forward?: Program;
+  /**
+   * embed: units, idx, dy[, key] -> one flat grad per unit.
+   * block: unit, x, dy[, key] -> dx, flat grad.
+   * head:  units, x, targets, seed[] -> loss, dx, one flat grad per unit (scaled by seed).
+   */
+  backward: Program;
+}
+
+export interface SegmentedModel {
+  units: Unit[];
+  segments: Segment[];
+  hasKey: boolean;
+}
+
+/** The units of a GPT's flat layout; checks that they tile the buffer in order. */
+export function gptUnits(model: GPT, layout: FlatLayout): Unit[] {
+  const prefixes = ['transformer.wte.', 'transformer.wpe.', ...model.transformer.h.map((_, i) => `transformer.h.${i}.`), 'transformer.ln_f.'];
+  const units: Unit[] = [];
+  let offset = 0;
+  for (const prefix of prefixes) {
+    const slots = layout.slots.filter((s) => s.name.startsWith(prefix));
+    if (slots.length === 0) throw new Error(`segments: the model has no parameters under '${prefix}'`);
+    const start = slots[0]!.offset;
+    const size = slots.reduce((a, s) => a + s.size, 0);
+    if (start !== offset || slots.some((s, i) => i > 0 && s.offset !== slots[i - 1]!.offset + slots[i - 1]!.size)) {
+      throw new Error(`segments: parameters under '${prefix}' are not one contiguous range following the previous unit; the flat layout order changed`);
+    }
+    units.push({ name: prefix.slice(0, -1), offset: start, size });
+    offset += size;
+  }
+  if (offset !== layout.size) throw new Error(`segments: units cover ${offset} of ${layout.size} parameters; some parameter belongs to no segment`);
+  return units;
+}
+
+interface Tracer {
+  input(name: string, shape: number[], dtype?: 'float32' | 'int32' | 'int64'): Tensor;
+}
+
+function program(fn: (t: Tracer) => { inputs: Tensor[]; outputs: Tensor[] }): Program {
+  const g = new Graph();
+  const r = withGraph(g, () => fn({ input: (name, shape, dtype = 'float32') => new Tensor(g, g.input(name, shape, dtype)) }));
+  return { graph: g, inputs: r.inputs.map((x) => x.id), outputs: r.outputs.map((x) => x.id) };
+}
+
+/** Binds the parameters inside `units` to views of their flat inputs; returns views per unit. */
+function bindUnits(layout: FlatLayout, units: Unit[], flats: Tensor[]): Tensor[][] {
+  return units.map((u, k) =>
+    layout.slots
+      .filter((s) => s.offset >= u.offset && s.offset < u.offset + u.size)
+      .map((s) => {
+        const view = flats[k]!.slice([s.offset - u.offset, s.offset - u.offset + s.size]).reshape(s.shape);
+        s.param.bind(view);
+        return view;
+      }),
+  );
+}
+
+function unbindAll(layout: FlatLayout): void {
+  for (const s of layout.slots) s.param.bind(undefined);
+}
+
+/** Gradients w.r.t. each unit's views, concatenated back into one flat grad per unit. */
+function flatGrads(views: Tensor[][], grads: Tensor[]): Tensor[] {
+  let k = 0;
+  return views.map((vs) => concat(vs.map(() => grads[k++]!.reshape([-1])), 0));
+}
+
+/** Traces `body` with the units bound; inputs/outputs as body returns them. */
+function segmentProgram(layout: FlatLayout, units: Unit[], body: (t: Tracer, flats: Tensor[], views: Tensor[][]) => { inputs: Tensor[]; outputs: Tensor[] }): Program {
+  return program((t) => {
+    const flats = units.map((u) => t.input(u.name, [u.size]));
+    const views = bindUnits(layout, units, flats);
+    try {
+      const r = body(t, flats, views);
+      return { inputs: [...flats, ...r.inputs], outputs: r.outputs };
+    } finally {
+      unbindAll(layout);
+    }
+  });
+}
+
+/** Traces the forward and backward programs of every segment for one micro-batch shape. */
+export function gptSegments(model: GPT, layout: FlatLayout, shape: StepShape): SegmentedModel {
+  const units = gptUnits(model, layout);
+  const hasKey = model.config.dropout > 0;
+  const { batch: B, seq: T } = shape;
+  const C = model.config.nEmbd;
+  const act = [B, T, C];
+  const keyOf = (t: Tracer) => (hasKey ? t.input('key', [], 'int64') : undefined);
+  const keyIn = (k: Tensor | undefined) => (k ? [k] : []);
+  const [wte, wpe] = [units[0]!, units[1]!];
+  const lnF = units[units.length - 1]!;
+  const segments: Segment[] = [];
+
+  const embedUnits = [wte, wpe];
+  segments.push({
+    name: 'embed',
+    kind: 'embed',
+    units: embedUnits,
+    forward: segmentProgram(layout, embedUnits, (t) => {
+      const idx = t.input('idx', [B, T], 'int32');
+      const key = keyOf(t);
+      return { inputs: [idx, ...keyIn(key)], outputs: [model.embed(idx, key)] };
+    }),
+    backward: segmentProgram(layout, embedUnits, (t, _flats, views) => {
+      const idx = t.input('idx', [B, T], 'int32');
+      const dy = t.input('dy', act);
+      const key = keyOf(t);
+      const y = model.embed(idx, key);
+      return { inputs: [idx, dy, ...keyIn(key)], outputs: flatGrads(views, gradients(y, views.flat(), dy)) };
+    }),
+  });
+
+  model.transformer.h.forEach((block, i) => {
+    const u = [units[2 + i]!];
+    segments.push({
+      name: `block ${i}`,
+      kind: 'block',
+      units: u,
+      forward: segmentProgram(layout, u, (t) => {
+        const x = t.input('x', act);
+        const key = keyOf(t);
+        return { inputs: [x, ...keyIn(key)], outputs: [block.forward(x, key)] };
+      }),
+      backward: segmentProgram(layout, u, (t, _flats, views) => {
+        const x = t.input('x', act);
+        const dy = t.input('dy', act);
+        const key = keyOf(t);
+        const y = block.forward(x, key);
+        const g = gradients(y, [x, ...views.flat()], dy);
+        return { inputs: [x, dy, ...keyIn(key)], outputs: [g[0]!, ...flatGrads(views, g.slice(1))] };
+      }),
+    });
+  });
+
+  const headUnits = [wte, lnF];
+  segments.push({
+    name: 'head',
+    kind: 'head',
+    units: headUnits,
+    backward: segmentProgram(layout, headUnits, (t, _flats, views) => {
+      const x = t.input('x', act);
+      const targets = t.input('targets', [B, T], 'int32');
+      const seed = t.input('seed', []);
+      const loss = crossEntropy(model.head(x), targets, -1);
+      const g = gradients(loss, [x, ...views.flat()], seed);
+      return { inputs: [x, targets, seed], outputs: [loss, g[0]!, ...flatGrads(views, g.slice(1))] };
+    }),
+  });
+  return { units, segments, hasKey };
+}

@@ -1,0 +1,155 @@
+// The training loop: schedule, batches, evaluation, metrics, progress and checkpoints around
+// a Trainer. Everything that can be wrong with the inputs is checked before step 0.
+import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { Rng, type RngState } from '../tensor/rng.js';
+import { ShardedBatchSampler, type Tokenizer } from '../data/index.js';
+import { GPT } from '../models/gpt.js';
+import { type GPTConfig, gptConfig, gptFlopsPerToken } from '../models/config.js';
+import type { TrainHyper } from '../models/presets.js';
+import { cosineLr } from '../optim/schedule.js';
+import { loadRunData, type TokenizerKind } from './run-data.js';
+import type { Trainer } from './trainer.js';
+import { LocalTrainer } from './local-trainer.js';
+import { Progress } from './progress.js';
+
+export interface RunOptions {
+  model: Partial<GPTConfig>;
+  hyper: TrainHyper;
+  data: string;
+  tokenizer: TokenizerKind;
+  bpeVocab?: number;
+  out: string;
+  /** Checkpoint directory to resume from. */
+  resume?: string;
+  seed: number;
+  device?: 'cpu' | 'webgpu';
+  threads?: number;
+  /** Peak GFLOP/s for MFU (measured by the caller, e.g. the GEMM probe). */
+  peakGflops?: number;
+  /** Data-parallel rank and world (1 process: 0 of 1). */
+  rank?: number;
+  world?: number;
+  /** Builds the trainer for a model (default: LocalTrainer); the ZeRO engine plugs in here. */
+  makeTrainer?: (model: GPT, microBatch: number) => Promise<Trainer>;
+  quiet?: boolean;
+}
+
+export interface RunResult {
+  model: GPT;
+  trainer: Trainer;
+  tokenizer: Tokenizer;
+  losses: { iter: number; loss: number }[];
+  valLoss: number;
+  checkpoint: string;
+}
+
+interface Meta {
+  iter: number;
+  config: GPTConfig;
+  hyper: TrainHyper;
+  seed: number;
+  trainRng: RngState;
+  valRng: RngState;
+  tokenizer: string;
+  world: number;
+}
+
+export async function runTraining(o: RunOptions): Promise<RunResult> {
+  const rank = o.rank ?? 0;
+  const world = o.world ?? 1;
+  const h = o.hyper;
+  const ckptDir = join(o.out, 'ckpt');
+  let meta: Meta | undefined;
+  let resumeFiles: Record<string, string> | undefined;
+  if (o.resume) {
+    const { loadCheckpoint } = await import('../checkpoint/index.js');
+    // Read meta and tokenizer first (cheap check), the trainer restores tensors later.
+    const ck = loadCheckpoint(o.resume);
+    meta = ck.meta as unknown as Meta;
+    resumeFiles = ck.files;
+    if (!resumeFiles['tokenizer.json']) throw new Error(`checkpoint ${o.resume} has no tokenizer.json; it was not written by atscale train`);
+  }
+  const config = gptConfig(meta ? meta.config : o.model);
+  if (h.batchSize % world !== 0) throw new Error(`batch size ${h.batchSize} is not divisible by the ${world} data-parallel ranks`);
+  for (const [k, v] of Object.entries(h)) if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`training setting ${k} must be a number, got ${String(v)}`);
+  if (!(h.maxIters >= 0 && h.gradAccum >= 1 && h.batchSize >= 1 && h.evalIters >= 1 && h.evalInterval >= 1)) {
+    throw new Error('max-iters must be >= 0, and batch-size, grad-accum, eval-iters and eval-interval >= 1');
+  }
+  mkdirSync(o.out, { recursive: true });
+  const restored = resumeFiles ? (JSON.parse(resumeFiles['tokenizer.json']!) as object) : undefined;
+  const data = await loadRunData(o.data, o.tokenizer, o.out, { bpeVocab: o.bpeVocab, restored, blockSize: config.blockSize });
+  if (meta && data.tokenizer.fingerprint() !== meta.tokenizer) throw new Error(`the tokenizer does not match checkpoint ${o.resume}`);
+  if (!meta) config.vocabSize = data.tokenizer.vocabSize;
+  else if (config.vocabSize !== data.tokenizer.vocabSize) throw new Error(`checkpoint vocab ${config.vocabSize} != tokenizer vocab ${data.tokenizer.vocabSize}`);
+
+  const model = new GPT(config);
+  const micro = h.batchSize / world;
+  const shape = { batch: micro, seq: config.blockSize };
+  const trainer = o.makeTrainer
+    ? await o.makeTrainer(model, micro)
+    : new LocalTrainer(model, { shape, optimizer: { lr: h.lr, beta1: h.beta1, beta2: h.beta2, eps: 1e-8, weightDecay: h.weightDecay }, gradClip: h.gradClip, gradAccum: h.gradAccum, seed: o.seed, device: o.device, threads: o.threads });
+  const trainSampler = new ShardedBatchSampler(data.train, config.blockSize, h.batchSize, rank, world, new Rng(o.seed));
+  const valSampler = new ShardedBatchSampler(data.val, config.blockSize, h.batchSize, rank, world, new Rng(o.seed + 1));
+  let start = 0;
+  if (meta) {
+    await trainer.load(o.resume!);
+    trainSampler.setState(meta.trainRng);
+    valSampler.setState(meta.valRng);
+    start = meta.iter;
+  }
+  await trainer.prepare();
+
+  const metricsPath = join(o.out, 'metrics.jsonl');
+  const log = (rec: object) => rank === 0 && appendFileSync(metricsPath, JSON.stringify(rec) + '\n');
+  const schedule = { lr: h.lr, minLr: h.minLr, warmupIters: h.warmupIters, decayIters: h.decayIters };
+  const tokensPerIter = h.batchSize * h.gradAccum * config.blockSize;
+  const flopsPerIter = gptFlopsPerToken(config) * tokensPerIter;
+  const progress = new Progress(h.maxIters, o.quiet || rank !== 0);
+  const losses: { iter: number; loss: number }[] = [];
+
+  const evaluate = async (): Promise<number> => {
+    let sum = 0;
+    for (let i = 0; i < h.evalIters; i++) sum += await trainer.evalLoss(valSampler.next());
+    return sum / h.evalIters;
+  };
+  const save = async (iter: number) => {
+    const m: Meta = { iter, config, hyper: h, seed: o.seed, trainRng: trainSampler.getState(), valRng: valSampler.getState(), tokenizer: data.tokenizer.fingerprint(), world };
+    await trainer.save(ckptDir, m as unknown as Record<string, unknown>, { 'tokenizer.json': JSON.stringify(data.tokenizer.toJSON()) });
+  };
+
+  let valLoss = NaN;
+  let windowStart = performance.now();
+  let windowIters = 0;
+  for (let iter = start; iter < h.maxIters; iter++) {
+    const lr = cosineLr(schedule, iter);
+    const batches = Array.from({ length: h.gradAccum }, () => trainSampler.next());
+    const r = await trainer.step(batches, lr, iter);
+    if (!Number.isFinite(r.loss)) throw new Error(`loss became ${r.loss} at iteration ${iter}; lower --lr or check the data`);
+    losses.push({ iter, loss: r.loss });
+    windowIters++;
+    const last = iter === h.maxIters - 1;
+    if (iter % h.logInterval === 0 || last) {
+      const seconds = (performance.now() - windowStart) / 1000;
+      const tps = (tokensPerIter * windowIters) / seconds;
+      const mfu = o.peakGflops ? (flopsPerIter * windowIters) / seconds / (o.peakGflops * 1e9) : undefined;
+      log({ iter, loss: round(r.loss), lr, tokens_per_s: Math.round(tps), mfu: mfu === undefined ? null : round(mfu), grad_norm: round(r.gradNorm) });
+      progress.update(iter, r.loss, tps, mfu);
+      windowStart = performance.now();
+      windowIters = 0;
+    }
+    if ((iter + 1) % h.evalInterval === 0 || last) {
+      valLoss = await evaluate();
+      log({ iter, val_loss: round(valLoss) });
+      progress.note(`iter ${iter}: val loss ${valLoss.toFixed(4)}`);
+      await save(iter + 1);
+      windowStart = performance.now();
+      windowIters = 0;
+    }
+  }
+  progress.done();
+  if (!existsSync(ckptDir)) await save(start);
+  return { model, trainer, tokenizer: data.tokenizer, losses, valLoss, checkpoint: ckptDir };
+}
+
+const round = (x: number) => Math.round(x * 1e6) / 1e6;
