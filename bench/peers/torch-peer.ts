@@ -36,6 +36,8 @@ export interface TorchGradsOptions {
   double?: boolean;
   /** dtype of the written gradients; default f32. */
   outDtype?: 'f32' | 'f64';
+  /** Ignore tensors that are not model parameters (a full checkpoint with optimizer moments). */
+  allowExtra?: boolean;
   threads?: number;
   timeoutMs?: number;
 }
@@ -78,6 +80,8 @@ export interface TorchBenchResult {
   ms_all: number[];
   last_loss: number;
   config: TorchModelConfig;
+  /** OMP_WAIT_POLICY the peer ran with (PASSIVE unless the caller's environment set it). */
+  omp_wait_policy: string;
 }
 
 let availability: TorchAvailability | undefined;
@@ -109,6 +113,7 @@ export async function runTorchGrads(opts: TorchGradsOptions): Promise<TorchGrads
   if (opts.config) args.push('--config', JSON.stringify(opts.config));
   if (opts.double) args.push('--double');
   if (opts.outDtype) args.push('--out-dtype', opts.outDtype);
+  if (opts.allowExtra) args.push('--allow-extra');
   const line = await runPeer(args, threads, opts.timeoutMs ?? 120_000);
   const loss = line['loss'];
   if (typeof loss !== 'number') throw new Error(`PyTorch peer (grads) printed no numeric loss: ${JSON.stringify(line)}`);

@@ -85,6 +85,8 @@ test('grads refuses mismatched weights, bad configs and bad batches with message
   const out = join(d, 'g.safetensors');
   await assert.rejects(runTorchGrads({ weights, batch, out, config: { ...TINY, bias: true } }), /missing weight\(s\) transformer\.h\.0\.ln_1\.bias/);
   await assert.rejects(runTorchGrads({ weights, batch, out, config: { ...TINY, bias: false, n_layer: 1 } }), /unexpected weight\(s\) transformer\.h\.1\./);
+  const oneLayer = await runTorchGrads({ weights, batch, out, config: { ...TINY, bias: false, n_layer: 1 }, allowExtra: true });
+  assert.ok(Number.isFinite(oneLayer.loss));
   await assert.rejects(runTorchGrads({ weights, batch, out, config: { ...TINY, bias: false, n_embd: 15 } }), /'n_embd' \(15\) must be divisible by 'n_head'/);
   await assert.rejects(runTorchGrads({ weights, batch, out, config: { ...TINY, bias: false, vocab_size: 5 } }), /shape|outside/);
   const truncated = join(d, 'truncated.safetensors');
@@ -99,6 +101,7 @@ test('bench prints a sane JSON line for a tiny config', { skip }, async () => {
   assert.equal(r.impl, 'pytorch');
   assert.equal(r.preset, 'custom');
   assert.equal(r.threads, 2);
+  assert.equal(r.omp_wait_policy, process.env['OMP_WAIT_POLICY'] ?? 'PASSIVE');
   assert.equal(r.torch_version, avail.version);
   assert.equal(r.ms_all.length, 3);
   assert.ok(r.ms_per_iter > 0 && r.ms_per_iter < 10_000, `ms_per_iter ${r.ms_per_iter}`);
