@@ -20,6 +20,8 @@ export const FrameType = {
   collective: 20,
   p2p: 21,
   bye: 30,
+  /** "I lost rank k": lets every rank name the rank that died, whoever noticed first. */
+  peerLost: 31,
 } as const;
 
 export function isDataFrame(type: number): boolean {

@@ -138,7 +138,14 @@ export class DataReceiver {
     this.sink = null;
     this.sinkRecv = null;
     if (!r) {
-      this.unexpected.set(this.sinkKey, sink as Buffer);
+      // The receive may have been posted while this payload was still streaming in.
+      const late = this.posted.get(this.sinkKey);
+      if (late) {
+        this.posted.delete(this.sinkKey);
+        this.deliver(late, sink as Buffer, this.sinkKey);
+      } else {
+        this.unexpected.set(this.sinkKey, sink as Buffer);
+      }
     } else if (r.dest.length !== h.length) {
       this.posted.delete(this.sinkKey);
       r.done(new Error(`received ${h.length} bytes but ${r.dest.length} were expected (part ${h.part}): do all ranks pass buffers of the same size?`));

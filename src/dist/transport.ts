@@ -238,6 +238,7 @@ export class Transport {
       (f: Frame) => {
         if (!authenticated) control.push(f);
         else if (f.header.type === FrameType.bye) link.leftCleanly = true;
+        else if (f.header.type === FrameType.peerLost) this.reportedLost(k, f.payload);
       },
       (err) => {
         process.emitWarning(`atscale dist: ${who} broke the protocol: ${err.message}`);
@@ -275,10 +276,33 @@ export class Transport {
     const why = link.leftCleanly
       ? 'has left (it destroyed its process group or exited)'
       : `disconnected (${reason}): it probably crashed or was killed; see its output`;
+    this.markLost(k, why);
+    // Tell everyone else who died, before this process's own reaction (often exiting) can
+    // reach them and be mistaken for the cause.
+    const notice = encodeFrame(FrameType.peerLost, Buffer.from(JSON.stringify({ rank: k, reason: why })));
+    for (const other of this.peers) if (other !== link && !other.lost && other.out && !other.out.socket.destroyed) other.out.socket.write(notice);
+  }
+
+  private markLost(k: number, why: string): void {
+    const link = this.peers[k]!;
     link.lost = new PeerLostError(k, why);
     link.receiver?.failAll(link.lost);
     link.out?.socket.destroy();
     link.inSocket?.destroy();
     for (const fn of this.lostListeners) fn(link.lost);
+  }
+
+  /** Rank `from` says it lost a rank: that rank is gone for us too. */
+  private reportedLost(from: number, payload: Buffer): void {
+    let notice: { rank?: unknown; reason?: unknown };
+    try {
+      notice = JSON.parse(payload.toString('utf8')) as typeof notice;
+    } catch {
+      return;
+    }
+    const k = notice.rank;
+    if (typeof k !== 'number' || !Number.isInteger(k) || k < 0 || k >= this.opts.worldSize || k === this.opts.rank) return;
+    if (this.peers[k]!.lost || this.closing) return;
+    this.markLost(k, `${String(notice.reason).slice(0, 300)} [reported by rank ${from}]`);
   }
 }

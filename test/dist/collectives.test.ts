@@ -18,3 +18,8 @@ test('TCP between ranks that are on different hosts (distinct host ids)', async 
   const results = await runWorkers(2, ['collectives'], {}, (r) => ({ ATSCALE_HOST_ID: `host-${r}` }));
   for (const r of results) assert.equal(r.report?.ok, true, `rank ${r.rank}: ${r.report?.error ?? r.stderr}`);
 });
+
+test('segments larger than the staging buffer, streamed into place (4 processes, 256 KiB segments)', async () => {
+  const results = await runWorkers(4, ['collectives'], { TEST_SEGMENT_BYTES: String(256 * 1024) });
+  for (const r of results) assert.equal(r.report?.ok, true, `rank ${r.rank}: ${r.report?.error ?? r.stderr}`);
+});

@@ -21,8 +21,9 @@ async function collectives(pg: ProcessGroup): Promise<void> {
   const { rank, worldSize: n } = pg;
   const ranks = Array.from({ length: n }, (_, r) => r);
   // Below and above smallMessageBytes (1 KiB in the tests), with lengths not divisible by n and
-  // several ring segments (segmentBytes 4 KiB).
-  for (const len of [1, 3, 255, 257, 1001, 12_345]) {
+  // several ring segments (segmentBytes 4 KiB, or TEST_SEGMENT_BYTES: segments larger than the
+  // receiver's 64 KiB staging buffer stream straight into their destination).
+  for (const len of [1, 3, 255, 257, 1001, 12_345, 150_001]) {
     const a = Float32Array.from({ length: len }, (_, i) => value(rank, i));
     await pg.allReduce(a);
     expectArray(a, (i) => ranks.reduce((s, r) => s + value(r, i), 0), `all_reduce sum len ${len}`);
@@ -104,7 +105,7 @@ async function main(): Promise<void> {
   const t0 = Date.now();
   let pg: ProcessGroup | null = null;
   try {
-    pg = await initProcessGroup({ smallMessageBytes: 1024, segmentBytes: 4096 });
+    pg = await initProcessGroup({ smallMessageBytes: 1024, segmentBytes: Number(process.env.TEST_SEGMENT_BYTES ?? 4096) });
     if (scenario === 'collectives') await collectives(pg);
     else if (scenario === 'kill' || scenario === 'hang') await crash(pg, Number(process.argv[3] ?? 1), scenario);
     else throw new Error(`unknown scenario ${scenario}`);
