@@ -33,6 +33,15 @@ export const VJP: Record<string, Rule> = {
   relu: (g, [x]) => [where(x!.gt(0), g, 0)],
   abs: (g, [x]) => [g.mul(where(x!.gt(0), 1, where(x!.lt(0), lift(-1, x!), 0)))],
   reciprocal: (g, _, y) => [g.mul(y.mul(y)).neg()],
+  softmax: (g, _, y, n) => [y.mul(g.sub(g.mul(y).sum(n.attrs.axis as number, true)))],
+  log_softmax: (g, _, y, n) => [g.sub(y.exp().mul(g.sum(n.attrs.axis as number, true)))],
+  // y = (x - mean) * r with r = rsqrt(var + eps): dx = r (g - mean(g) - y mean(g y)).
+  layer_norm: (g, [x], y, n) => {
+    const xc = x!.sub(x!.mean(-1, true));
+    const r = xc.mul(xc).mean(-1, true).add(n.attrs.eps as number).rsqrt();
+    return [g.sub(g.mean(-1, true)).sub(y.mul(g.mul(y).mean(-1, true))).mul(r)];
+  },
+  gelu: (g, [x], _, n) => [g.mul(n.attrs.approximate === 'tanh' ? geluTanhGrad(x!) : geluExactGrad(x!))],
   add: (g, [a, b]) => [unbroadcast(g, a!.shape), unbroadcast(g, b!.shape)],
   sub: (g, [a, b]) => [unbroadcast(g, a!.shape), unbroadcast(g.neg(), b!.shape)],
   mul: (g, [a, b]) => [unbroadcast(g.mul(b!), a!.shape), unbroadcast(g.mul(a!), b!.shape)],
@@ -77,6 +86,23 @@ export const VJP: Record<string, Rule> = {
   gather0: (g, [table, idx]) => [idx!.op('scatter_add0', [g], { rows: table!.shape[0]! }), undefined],
   scatter_add0: (g, [idx]) => [undefined, g.take(idx!)],
 };
+
+/** d/dx of x sigmoid(2z), z = k (x + c x^3): the tanh GELU written with a sigmoid (0.5 (1 + tanh z) = sigmoid(2z)). */
+function geluTanhGrad(x: Tensor): Tensor {
+  const k2 = 2 * Math.sqrt(2 / Math.PI);
+  const c = 0.044715;
+  const x2 = x.mul(x);
+  const s = x.mul(x2.mul(k2 * c).add(k2)).sigmoid();
+  const dz = x2.mul(3 * k2 * c).add(k2);
+  return s.add(x.mul(s).mul(s.neg().add(1)).mul(dz));
+}
+
+/** d/dx of x Phi(x) = Phi(x) + x phi(x). */
+function geluExactGrad(x: Tensor): Tensor {
+  const cdf = x.mul(Math.SQRT1_2).erf().add(1).mul(0.5);
+  const pdf = x.mul(x).mul(-0.5).exp().mul(1 / Math.sqrt(2 * Math.PI));
+  return cdf.add(x.mul(pdf));
+}
 
 function isFloatDType(d: string): boolean {
   return d === 'float32' || d === 'float16' || d === 'bfloat16';

@@ -68,6 +68,12 @@ function reduce(op: string): Infer {
   };
 }
 
+function floatSameShape(op: string, [x]: TypeInfo[]): TypeInfo {
+  if (!isFloat(x!.dtype)) shapeError(op, `needs a floating-point input, got ${x!.dtype}`, [x!.shape]);
+  if (x!.shape.length === 0) shapeError(op, 'needs at least one axis', [x!.shape]);
+  return { shape: [...x!.shape], dtype: x!.dtype };
+}
+
 function checkPerm(perm: number[], rank: number): boolean {
   return perm.length === rank && [...perm].sort((a, b) => a - b).every((p, i) => p === i);
 }
@@ -89,6 +95,13 @@ export const OPS: Record<string, Infer> = {
     if (!DTYPES.includes(to)) shapeError('cast', `unknown dtype '${String(to)}'; valid: ${DTYPES.join(', ')}`, [x!.shape]);
     return { shape: [...x!.shape], dtype: to };
   },
+  // Fused ops with their own VJP rules: one ONNX kernel forward instead of a chain of
+  // elementwise ones (softmax and log_softmax over `axis`, layer_norm over the last axis
+  // without affine, gelu exact or tanh).
+  softmax: (ins) => floatSameShape('softmax', ins),
+  log_softmax: (ins) => floatSameShape('log_softmax', ins),
+  layer_norm: (ins) => floatSameShape('layer_norm', ins),
+  gelu: (ins) => floatSameShape('gelu', ins),
   sum: reduce('sum'),
   max: reduce('max'),
   matmul: (ins) => {

@@ -53,21 +53,18 @@ export function oneHot(indices: Tensor, depth: number, dtype: 'float32' | 'float
   return indices.reshape([...indices.shape, 1]).eq(range).cast(dtype);
 }
 
+/** Numerically stable softmax (one fused primitive; its VJP is y (g - sum(g y))). */
 export function softmax(x: Tensor, axis = -1): Tensor {
-  const m = x.max(axis, true).stopGradient();
-  const e = x.sub(m).exp();
-  return e.div(e.sum(axis, true));
+  return x.op('softmax', [], { axis: normalizeAxis(axis, x.rank) });
 }
 
 export function logSoftmax(x: Tensor, axis = -1): Tensor {
-  return x.sub(x.logsumexp(axis, true));
+  return x.op('log_softmax', [], { axis: normalizeAxis(axis, x.rank) });
 }
 
+/** Layer normalisation over the last axis, then the optional affine weight and bias. */
 export function layerNorm(x: Tensor, weight?: Tensor, bias?: Tensor, eps = 1e-5): Tensor {
-  const mu = x.mean(-1, true);
-  const xc = x.sub(mu);
-  const variance = xc.mul(xc).mean(-1, true);
-  let y = xc.mul(variance.add(eps).rsqrt());
+  let y = x.op('layer_norm', [], { eps });
   if (weight) y = y.mul(weight);
   if (bias) y = y.add(bias);
   return y;
@@ -96,9 +93,7 @@ export function causalMask(tq: number, tk = tq, graph = undefined as Tensor['gra
 
 /** GELU, exact (erf) or with GPT-2's tanh approximation. */
 export function gelu(x: Tensor, approximate: 'tanh' | 'none' = 'tanh'): Tensor {
-  if (approximate === 'none') return x.mul(x.mul(Math.SQRT1_2).erf().add(1)).mul(0.5);
-  const inner = x.add(x.mul(x).mul(x).mul(0.044715)).mul(Math.sqrt(2 / Math.PI));
-  return x.mul(inner.tanh().add(1)).mul(0.5);
+  return x.op('gelu', [], { approximate });
 }
 
 /**

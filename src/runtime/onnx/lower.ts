@@ -65,6 +65,18 @@ function lowerNode(L: Lowering, n: Node, nodeOf: (id: number) => Node, name: (id
     }
     case 'where':
       return L.emit('Where', ins, [out]);
+    case 'softmax':
+      return L.emit('Softmax', ins, [out], { axis: { kind: 'int', v: a.axis as number } });
+    case 'log_softmax':
+      return L.emit('LogSoftmax', ins, [out], { axis: { kind: 'int', v: a.axis as number } });
+    case 'gelu':
+      return L.emit('Gelu', ins, [out], { approximate: { kind: 'string', v: a.approximate as string } });
+    case 'layer_norm': {
+      const c = n.shape[n.shape.length - 1]!;
+      const ones = L.fresh(out);
+      L.initializers.push({ name: ones, value: hostValue(n.dtype, [c], new Array(c).fill(1)) });
+      return L.emit('LayerNormalization', [ins[0]!, ones], [out], { axis: { kind: 'int', v: -1 }, epsilon: { kind: 'float', v: a.eps as number } });
+    }
     case 'cast':
       return L.emit('Cast', ins, [out], { to: { kind: 'int', v: ONNX_DTYPE[a.to as DType] } });
     case 'sum':

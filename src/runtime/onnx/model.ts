@@ -3,8 +3,8 @@ import { ProtoWriter } from './proto.js';
 import { type DType, ONNX_DTYPE, floatToBf16Bits } from '../../ir/dtype.js';
 import type { HostValue } from '../../ir/value.js';
 
-export const OPSET = 18;
-export const IR_VERSION = 8;
+export const OPSET = 20;
+export const IR_VERSION = 9;
 
 export type OnnxAttr = { kind: 'int'; v: number } | { kind: 'ints'; v: number[] } | { kind: 'float'; v: number } | { kind: 'string'; v: string } | { kind: 'tensor'; v: HostValue };
 

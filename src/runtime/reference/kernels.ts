@@ -132,6 +132,19 @@ export function evaluateRef(n: Node, ins: RefValue[]): RefValue {
       });
       return value(n, out);
     }
+    case 'softmax':
+    case 'log_softmax':
+    case 'layer_norm':
+      return value(n, lastAxisKernel(n.op, ins[0]!, n.op === 'layer_norm' ? -1 : (a.axis as number), a.eps as number));
+    case 'gelu': {
+      const x = ins[0]!.data;
+      const k = Math.sqrt(2 / Math.PI);
+      for (let i = 0; i < out.length; i++) {
+        const v = x[i]!;
+        out[i] = a.approximate === 'tanh' ? 0.5 * v * (1 + Math.tanh(k * (v + 0.044715 * v * v * v))) : 0.5 * v * (1 + erf(v / Math.SQRT2));
+      }
+      return value(n, out);
+    }
     case 'matmul':
       return value(n, matmul(ins[0]!, ins[1]!, [...n.shape]));
     case 'reshape':
@@ -218,6 +231,35 @@ export function evaluateRef(n: Node, ins: RefValue[]): RefValue {
     default:
       throw new Error(`reference interpreter: no kernel for '${n.op}'`);
   }
+}
+
+/** softmax, log_softmax or (affine-free) layer_norm along one axis, in float64. */
+function lastAxisKernel(op: string, x: RefValue, axis: number, eps: number): Float64Array {
+  const ax = axis < 0 ? axis + x.shape.length : axis;
+  const len = x.shape[ax]!;
+  const inner = numel(x.shape.slice(ax + 1));
+  const outer = numel(x.shape.slice(0, ax));
+  const out = new Float64Array(x.data.length);
+  for (let o = 0; o < outer; o++) {
+    for (let i = 0; i < inner; i++) {
+      const at = (j: number) => o * len * inner + j * inner + i;
+      if (op === 'layer_norm') {
+        let mean = 0;
+        for (let j = 0; j < len; j++) mean += x.data[at(j)]! / len;
+        let v = 0;
+        for (let j = 0; j < len; j++) v += (x.data[at(j)]! - mean) ** 2 / len;
+        const inv = 1 / Math.sqrt(v + eps);
+        for (let j = 0; j < len; j++) out[at(j)] = (x.data[at(j)]! - mean) * inv;
+        continue;
+      }
+      let max = -Infinity;
+      for (let j = 0; j < len; j++) max = Math.max(max, x.data[at(j)]!);
+      let sum = 0;
+      for (let j = 0; j < len; j++) sum += Math.exp(x.data[at(j)]! - max);
+      for (let j = 0; j < len; j++) out[at(j)] = op === 'softmax' ? Math.exp(x.data[at(j)]! - max) / sum : x.data[at(j)]! - max - Math.log(sum);
+    }
+  }
+  return out;
 }
 
 /** The same integer hash the ONNX lowering computes in int64. */
