@@ -1,0 +1,150 @@
+// What every ZeRO stage shares: the sharded AdamW update (each rank updates its chunk of every
+// piece with its own slice of m and v), the global gradient norm (each rank's sum of squares,
+// all-reduced together with the loss), evaluation, and sharded checkpoints. The stages differ
+// in where parameters and gradients live and how gradients get reduced (flat-trainer.ts,
+// segmented-trainer.ts).
+import { hostValue, type HostValue } from '../../ir/value.js';
+import { compile, type Executable } from '../../runtime/execute.js';
+import type { ExecOptions } from '../../runtime/session.js';
+import { FlatLayout } from '../../nn/flat.js';
+import type { GPT } from '../../models/gpt.js';
+import { adamwScalars } from '../../optim/adamw.js';
+import type { ProcessGroup } from '../../dist/index.js';
+import { evalProgram, updateProgram, type StepShape } from '../step-graphs.js';
+import { dropoutKey } from '../dropout-key.js';
+import type { DeepSpeedConfig } from '../ds-config.js';
+import type { MicroBatch, StepResult, Trainer } from '../trainer.js';
+import type { MemoryReport } from './memory.js';
+import { ShardPlan, type Piece } from './shard-plan.js';
+import { loadZeroCheckpoint, saveZeroCheckpoint } from './checkpoint.js';
+
+export interface ZeroOptions extends ExecOptions {
+  seed: number;
+  /** batch: the micro-batch of ONE rank; seq: the context length. */
+  shape: StepShape;
+}
+
+export const f32view = (data: Float32Array, shape: number[] = [data.length]): HostValue => ({ dtype: 'float32', shape, data });
+
+export abstract class ZeroTrainerBase implements Trainer {
+  readonly layout: FlatLayout;
+  readonly stage: number;
+  readonly world: number;
+  readonly rank: number;
+  /** Adam moments and decay mask, in shard order (stage 0: the whole buffer). */
+  protected m!: Float32Array;
+  protected v!: Float32Array;
+  protected mask!: Float32Array;
+  protected plan!: ShardPlan;
+  private readonly updates = new Map<number, Executable>();
+  private evaluator?: Executable;
+  private readonly scalars = hostValue('float32', [3]);
+  private readonly normSq = hostValue('float32', [1]);
+  private readonly normOut = hostValue('float32', [], [0]);
+
+  constructor(readonly model: GPT, readonly cfg: DeepSpeedConfig, readonly pg: ProcessGroup, readonly opts: ZeroOptions) {
+    this.layout = new FlatLayout(model);
+    this.stage = cfg.zero.stage;
+    this.world = pg.worldSize;
+    this.rank = pg.rank;
+    if (cfg.worldSize !== pg.worldSize) throw new Error(`the DeepSpeed config was parsed for world size ${cfg.worldSize} but the process group has ${pg.worldSize} ranks`);
+    if (opts.shape.batch !== cfg.microBatchPerGpu) throw new Error(`shape.batch ${opts.shape.batch} must equal train_micro_batch_size_per_gpu ${cfg.microBatchPerGpu}`);
+  }
+
+  /** Sets up the plan and the optimizer shards; subclasses call it once their plan is known. */
+  protected initOptimizer(plan: ShardPlan): void {
+    this.plan = plan;
+    this.m = new Float32Array(plan.shardSize);
+    this.v = new Float32Array(plan.shardSize);
+    this.mask = new Float32Array(plan.shardSize);
+    plan.gatherShard(this.layout.decayMask(), this.mask);
+  }
+
+  protected exec(): ExecOptions {
+    return { device: this.opts.device, threads: this.opts.threads };
+  }
+
+  /** This rank's chunk of piece p of the parameters / of the reduced (mean) gradient. */
+  protected abstract paramChunk(p: Piece): Float32Array;
+  protected abstract gradChunk(p: Piece): Float32Array;
+  /** Forward + backward of this rank's micro-batches, gradients reduced over the ranks into
+   * gradChunk (already divided by micro-batches x ranks); returns this rank's mean loss. */
+  protected abstract computeGrads(micro: MicroBatch[], iter: number): Promise<number>;
+  /** After the update: make the new parameters visible where the next forward needs them. */
+  protected abstract publishParams(): Promise<void>;
+  /** The full flat parameters (a copy, gathered if sharded). */
+  abstract fullParams(): Promise<Float32Array>;
+  /** Overwrites the parameters from a full flat buffer (same on every rank). */
+  protected abstract setParams(full: Float32Array): void;
+  abstract memoryReport(): MemoryReport;
+  protected abstract prepareGraphs(): Promise<void>;
+
+  async prepare(): Promise<void> {
+    await this.prepareGraphs();
+    for (const p of this.plan.pieces) {
+      if (p.chunkSize > 0 && !this.updates.has(p.chunkSize)) {
+        this.updates.set(p.chunkSize, await compile(updateProgram(p.chunkSize, this.cfg.optimizer, this.cfg.gradClip, true), this.exec()));
+      }
+    }
+  }
+
+  protected keyValue(iter: number, micro: number): HostValue {
+    // Distinct per rank and micro-batch, the same on every run: masks never depend on timing.
+    return hostValue('int64', [], [Number(dropoutKey(this.opts.seed, iter, micro * this.world + this.rank))]);
+  }
+
+  protected checkMicro(micro: MicroBatch[]): void {
+    if (micro.length !== this.cfg.gradAccum) throw new Error(`step needs gradient_accumulation_steps = ${this.cfg.gradAccum} micro-batches on each rank, got ${micro.length}`);
+    const n = this.opts.shape.batch * this.opts.shape.seq;
+    for (const b of micro) if (b.x.length !== n || b.y.length !== n) throw new Error(`a micro-batch must hold ${this.opts.shape.batch} x ${this.opts.shape.seq} = ${n} tokens per rank, got ${b.x.length}`);
+  }
+
+  async step(micro: MicroBatch[], lr: number, iter: number): Promise<StepResult> {
+    this.checkMicro(micro);
+    await this.prepare();
+    const localLoss = await this.computeGrads(micro, iter);
+    // One small all-reduce carries both the squared-norm shards and the loss.
+    let sumSq = 0;
+    for (const p of this.plan.pieces) {
+      const g = this.gradChunk(p);
+      for (let i = 0; i < g.length; i++) sumSq += g[i]! * g[i]!; // O(P/N) once per step, next to O(P x tokens) of GEMMs
+    }
+    const red = Float32Array.of(this.stage === 0 ? 0 : sumSq, localLoss);
+    await this.pg.allReduce(red);
+    // Stage 0: every rank holds the whole reduced gradient, so its own sum is already global.
+    const normSq = this.stage === 0 ? sumSq : red[0]!;
+    (this.normSq.data as Float32Array)[0] = normSq;
+    (this.scalars.data as Float32Array).set(adamwScalars(this.cfg.optimizer, lr, iter + 1));
+    for (const p of this.plan.pieces) {
+      if (p.chunkSize === 0) continue;
+      const at = (b: Float32Array) => f32view(b.subarray(p.shardOffset, p.shardOffset + p.chunkSize));
+      const [params, m, v] = [f32view(this.paramChunk(p)), at(this.m), at(this.v)];
+      // In place: every element of p, m, v is read only by the elementwise ops that produce the
+      // same element of p', m', v', so the output may alias the input (no second copy of the state).
+      await this.updates.get(p.chunkSize)!.run([params, f32view(this.gradChunk(p)), m, v, at(this.mask), this.scalars, this.normSq], [params, m, v, this.normOut]);
+    }
+    await this.publishParams();
+    return { loss: red[1]! / this.world, gradNorm: Math.sqrt(normSq) };
+  }
+
+  async evalLoss(batch: MicroBatch): Promise<number> {
+    const shape = this.opts.shape;
+    this.evaluator ??= await compile(evalProgram(this.model, this.layout, shape), this.exec());
+    const params = await this.fullParams();
+    const [loss] = await this.evaluator.run([f32view(params), hostValue('int32', [shape.batch, shape.seq], batch.x), hostValue('int32', [shape.batch, shape.seq], batch.y)]);
+    return (loss!.data as Float32Array)[0]!;
+  }
+
+  async save(dir: string, meta: Record<string, unknown>, files: Record<string, string>): Promise<void> {
+    await saveZeroCheckpoint(this, dir, meta, files);
+  }
+
+  async load(dir: string): Promise<{ meta: Record<string, unknown>; files: Record<string, string> }> {
+    return loadZeroCheckpoint(this, dir);
+  }
+
+  /** @internal for checkpoint.ts: the shard buffers and a way to restore them. */
+  state(): { plan: ShardPlan; m: Float32Array; v: Float32Array; paramChunk: (p: Piece) => Float32Array; setParams: (full: Float32Array) => void } {
+    return { plan: this.plan, m: this.m, v: this.v, paramChunk: (p) => this.paramChunk(p), setParams: (full) => this.setParams(full) };
+  }
+}

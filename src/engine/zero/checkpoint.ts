@@ -1,0 +1,97 @@
+// ZeRO checkpoints. Stage 0 (everything replicated): rank 0 writes one ordinary checkpoint.
+// Stages 1-3: every rank writes its chunk of each piece of params, exp_avg and exp_avg_sq as
+// flat buffers (one file per rank plus an index); the index maps each model parameter name to
+// its place, so consolidateCheckpoint() yields one safetensors file with the model's names.
+// Loading rebuilds the full buffers from either format and takes this rank's shard, so a run
+// may resume with another stage or number of ranks.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { finalizeShardedCheckpoint, loadCheckpoint, saveCheckpoint, saveShardedCheckpoint, ShardedCheckpoint, type FlatSlot, type TensorEntry } from '../../checkpoint/index.js';
+import type { ZeroTrainerBase } from './base.js';
+
+const META_KEY = 'atscale_zero';
+
+interface ZeroMeta {
+  stage: number;
+  world: number;
+  /** [offset, size] of every piece (the flats params.K, exp_avg.K, exp_avg_sq.K). */
+  pieces: [number, number][];
+}
+
+/** A save id that every rank agrees on: rank 0 draws it, a broadcast shares it. */
+async function agreedSaveId(t: ZeroTrainerBase): Promise<string> {
+  const id = Float32Array.of(Math.floor(Math.random() * 2 ** 24), Math.floor(Math.random() * 2 ** 24));
+  await t.pg.broadcast(id, 0);
+  return `zero-${id[0]!.toString(36)}-${id[1]!.toString(36)}`;
+}
+
+export async function saveZeroCheckpoint(t: ZeroTrainerBase, dir: string, meta: Record<string, unknown>, files: Record<string, string>): Promise<void> {
+  const { plan, m, v, paramChunk } = t.state();
+  const layout = t.layout;
+  const zmeta: ZeroMeta = { stage: t.stage, world: t.world, pieces: plan.pieces.map((p) => [p.offset, p.size]) };
+  const fullMeta = { ...meta, [META_KEY]: zmeta };
+  if (t.stage === 0) {
+    if (t.rank === 0) {
+      const params = await t.fullParams();
+      const tensors: Record<string, TensorEntry> = {};
+      for (const [name, e] of Object.entries(layout.stateDict(params))) tensors[name] = { dtype: 'F32', shape: e.shape, data: e.data };
+      tensors['optimizer.exp_avg'] = { dtype: 'F32', shape: [m.length], data: m };
+      tensors['optimizer.exp_avg_sq'] = { dtype: 'F32', shape: [v.length], data: v };
+      saveCheckpoint(dir, { tensors, meta: fullMeta, files });
+    }
+    await t.pg.barrier();
+    return;
+  }
+  const saveId = await agreedSaveId(t);
+  const flats: Record<string, { dtype: 'F32'; totalLength: number; start: number; data: Float32Array }> = {};
+  const slots: Record<string, FlatSlot> = {};
+  plan.pieces.forEach((p, k) => {
+    const start = p.chunkStart - p.offset;
+    const at = (b: Float32Array) => b.subarray(p.shardOffset, p.shardOffset + p.chunkSize);
+    flats[`params.${k}`] = { dtype: 'F32', totalLength: p.size, start, data: paramChunk(p) };
+    flats[`exp_avg.${k}`] = { dtype: 'F32', totalLength: p.size, start, data: at(m) };
+    flats[`exp_avg_sq.${k}`] = { dtype: 'F32', totalLength: p.size, start, data: at(v) };
+    for (const s of layout.slots) if (s.offset >= p.offset && s.offset < p.offset + p.size) slots[s.name] = { flat: `params.${k}`, offset: s.offset - p.offset, shape: [...s.shape] };
+  });
+  saveShardedCheckpoint(dir, t.rank, t.world, saveId, { flats, layout: slots, ...(t.rank === 0 ? { meta: fullMeta, files } : {}) });
+  await t.pg.barrier();
+  if (t.rank === 0) finalizeShardedCheckpoint(dir, t.world, saveId);
+  await t.pg.barrier();
+}
+
+export async function loadZeroCheckpoint(t: ZeroTrainerBase, dir: string): Promise<{ meta: Record<string, unknown>; files: Record<string, string> }> {
+  const n = t.layout.size;
+  const [params, m, v] = [new Float32Array(n), new Float32Array(n), new Float32Array(n)];
+  let meta: Record<string, unknown>;
+  let files: Record<string, string>;
+  if (existsSync(join(dir, 'index.json'))) {
+    const ck = new ShardedCheckpoint(dir);
+    const z = ck.meta[META_KEY] as ZeroMeta | undefined;
+    if (!z) throw new Error(`checkpoint ${dir} has no ${META_KEY} entry in its meta: it was not written by a ZeRO trainer`);
+    for (const s of t.layout.slots) params.set(ck.readTensor(s.name).data as Float32Array, s.offset);
+    z.pieces.forEach(([offset, size], k) => {
+      if (offset + size > n) throw new Error(`checkpoint ${dir}: piece ${k} [${offset}, ${offset + size}) lies outside this model's ${n} parameters`);
+      m.set(ck.readFlatRange(`exp_avg.${k}`, 0, size) as Float32Array, offset);
+      v.set(ck.readFlatRange(`exp_avg_sq.${k}`, 0, size) as Float32Array, offset);
+    });
+    meta = ck.meta;
+    files = ck.files;
+  } else {
+    const ck = loadCheckpoint(dir);
+    const dict = Object.fromEntries(t.layout.slots.map((s) => [s.name, ck.tensors[s.name]!]));
+    t.layout.loadStateDict(params, dict as never);
+    for (const [buf, name] of [[m, 'optimizer.exp_avg'], [v, 'optimizer.exp_avg_sq']] as const) {
+      const e = ck.tensors[name];
+      if (!e || e.data.length !== n) throw new Error(`checkpoint ${dir}: '${name}' is missing or does not have ${n} values`);
+      buf.set(e.data as Float32Array);
+    }
+    meta = ck.meta;
+    files = ck.files;
+  }
+  const { plan, m: mShard, v: vShard, setParams } = t.state();
+  setParams(params);
+  plan.gatherShard(m, mShard);
+  plan.gatherShard(v, vShard);
+  const { [META_KEY]: _zero, ...loopMeta } = meta;
+  return { meta: loopMeta, files };
+}
