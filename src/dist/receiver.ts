@@ -36,6 +36,8 @@ export class DataReceiver {
   private sinkKey = '';
   private sinkHeader: FrameHeader | null = null;
   private failed: FrameError | null = null;
+  /** Set once the link is gone: later receives fail unless their frame already arrived. */
+  private closed: Error | null = null;
 
   constructor(
     public maxPayload: number,
@@ -74,6 +76,7 @@ export class DataReceiver {
       this.deliver(r, early, key);
       return;
     }
+    if (this.closed) return r.done(this.closed);
     this.posted.set(key, r);
   }
 
@@ -175,6 +178,7 @@ export class DataReceiver {
 
   /** Rejects every posted receive (the link is gone). */
   failAll(err: Error): void {
+    this.closed = err;
     const rs = [...this.posted.values()];
     this.posted.clear();
     for (const r of rs) r.done(err);

@@ -84,7 +84,9 @@ export class Transport {
 
   /** The error a new operation on `rank` must fail with, or null when its link is up. */
   lostError(rank: number): PeerLostError | null {
-    return this.peers[rank]!.lost;
+    const link = this.peers[rank]!;
+    // A rank that left cleanly may still have sent everything we need: let the op find out.
+    return link.leftCleanly ? null : link.lost;
   }
 
   /** True when the link to `rank` is a Unix domain socket (same host). */
@@ -108,8 +110,8 @@ export class Transport {
 
   post(rank: number, key: string, r: PostedRecv): void {
     const link = this.peers[rank]!;
-    if (link.lost) return r.done(link.lost);
-    link.receiver!.post(key, r);
+    if (link.lost && !link.leftCleanly) return r.done(link.lost);
+    link.receiver!.post(key, r); // after a clean leave: served from what arrived, else fails
   }
 
   cancel(rank: number, key: string): void {
@@ -276,6 +278,13 @@ export class Transport {
     const why = link.leftCleanly
       ? 'has left (it destroyed its process group or exited)'
       : `disconnected (${reason}): it probably crashed or was killed; see its output`;
+    if (link.leftCleanly) {
+      // Not a failure by itself: only receives it can no longer satisfy fail.
+      link.lost = new PeerLostError(k, why);
+      link.receiver?.failAll(link.lost);
+      link.out?.socket.destroy();
+      return;
+    }
     this.markLost(k, why);
     // Tell everyone else who died, before this process's own reaction (often exiting) can
     // reach them and be mistaken for the cause.
