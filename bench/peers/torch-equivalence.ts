@@ -1,0 +1,78 @@
+// atscale vs the PyTorch reference on the same weights and batch: loss and every parameter
+// gradient. Used by the correctness test (when torch is installed) and the train benchmark.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { GPT } from '../../src/models/gpt.js';
+import type { GPTConfig } from '../../src/models/config.js';
+import { FlatLayout } from '../../src/nn/flat.js';
+import { microstepProgram } from '../../src/engine/step-graphs.js';
+import { compile } from '../../src/runtime/execute.js';
+import { hostValue } from '../../src/ir/value.js';
+import { Rng } from '../../src/tensor/rng.js';
+import { writeSafetensorsFile, readSafetensorsFile } from '../../src/checkpoint/index.js';
+import { runTorchGrads } from './torch-peer.js';
+
+export interface Equivalence {
+  loss: number;
+  torchLoss: number;
+  lossRelError: number;
+  /** Largest over parameters of max|g - g_torch| / max|g_torch|. */
+  gradRelError: number;
+  worstParam: string;
+}
+
+export async function compareWithTorch(cfg: Partial<GPTConfig>, batch: number, seed = 7, threads = 2): Promise<Equivalence> {
+  const model = new GPT({ ...cfg, dropout: 0 });
+  const c = model.config;
+  const layout = new FlatLayout(model);
+  const params = layout.initialise(seed);
+  const rng = new Rng(seed + 1);
+  const n = batch * c.blockSize;
+  const idx = Int32Array.from({ length: n }, () => rng.int(c.vocabSize));
+  const targets = Int32Array.from({ length: n }, () => rng.int(c.vocabSize));
+
+  const { program } = microstepProgram(model, layout, { batch, seq: c.blockSize });
+  const exe = await compile(program, { threads });
+  const [grad, loss] = await exe.run([
+    hostValue('float32', [layout.size], params),
+    hostValue('float32', [layout.size]),
+    hostValue('int32', [batch, c.blockSize], idx),
+    hostValue('int32', [batch, c.blockSize], targets),
+    hostValue('float32', [1], [1]),
+  ]);
+
+  const dir = mkdtempSync(join(tmpdir(), 'atscale-torch-'));
+  try {
+    const weights: Record<string, { dtype: 'F32'; shape: number[]; data: Float32Array }> = {};
+    for (const [name, e] of Object.entries(layout.stateDict(params))) weights[name] = { dtype: 'F32', shape: e.shape, data: e.data };
+    writeSafetensorsFile(join(dir, 'w.safetensors'), weights);
+    writeSafetensorsFile(join(dir, 'b.safetensors'), { idx: { dtype: 'I32', shape: [batch, c.blockSize], data: idx }, targets: { dtype: 'I32', shape: [batch, c.blockSize], data: targets } });
+    const config = { n_layer: c.nLayer, n_head: c.nHead, n_embd: c.nEmbd, block_size: c.blockSize, vocab_size: c.vocabSize, bias: c.bias, dropout: 0 };
+    const r = await runTorchGrads({ weights: join(dir, 'w.safetensors'), batch: join(dir, 'b.safetensors'), out: join(dir, 'g.safetensors'), config, threads });
+    const theirs = readSafetensorsFile(join(dir, 'g.safetensors')).tensors;
+    const ours = grad!.data as Float32Array;
+    let gradRelError = 0;
+    let worstParam = '';
+    for (const s of layout.slots) {
+      const t = theirs[s.name];
+      if (!t) throw new Error(`PyTorch returned no gradient for ${s.name}`);
+      const g = ours.subarray(s.offset, s.offset + s.size);
+      let err = 0;
+      let mag = 0;
+      for (let i = 0; i < s.size; i++) {
+        err = Math.max(err, Math.abs(g[i]! - Number(t.data[i])));
+        mag = Math.max(mag, Math.abs(Number(t.data[i])));
+      }
+      const rel = err / Math.max(mag, 1e-30);
+      if (rel > gradRelError) {
+        gradRelError = rel;
+        worstParam = s.name;
+      }
+    }
+    const ourLoss = (loss!.data as Float32Array)[0]!;
+    return { loss: ourLoss, torchLoss: r.loss, lossRelError: Math.abs(ourLoss - r.loss) / Math.abs(r.loss), gradRelError, worstParam };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
