@@ -8,5 +8,6 @@ export function dropoutKey(seed: number, iter: number, micro: number): bigint {
     h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35) >>> 0;
     h = (h ^ (h >>> 16)) >>> 0;
   }
-  return BigInt(h);
+  // Signed 32-bit range: the graph casts the key to int32.
+  return BigInt(h | 0);
 }

@@ -155,28 +155,46 @@ function lowerUnslice(L: Lowering, n: Node, g: string, out: string, gShape: read
   L.emit('ScatterND', [zeros, coordName, g], [out]);
 }
 
-/** keep[i] = hash32(i + key + salt) >= p * 2^32, in int64 so products never overflow. */
+/**
+ * keep[i] = hash(i + key + salt) >= threshold, in wrapping int32 arithmetic (4-byte passes;
+ * int32 Mul and Add wrap in ONNX Runtime as two's complement). The mixing step divides by
+ * 2^16 with truncation (ONNX integer Div), so the reference reproduces it exactly.
+ */
 function lowerDropoutMask(L: Lowering, n: Node, key: string, out: string): void {
   const count = numel(n.shape);
-  const salt = (Math.imul((n.attrs.salt as number) >>> 0, DROPOUT_SALT_MULT) >>> 0);
-  const two32 = L.scalarI64(2 ** 32, out);
-  const two16 = L.scalarI64(2 ** 16, out);
-  const mult = L.scalarI64(DROPOUT_MULT, out);
-  let h = L.fresh(out);
-  L.emit('Range', [L.scalarI64(salt, out), L.scalarI64(salt + count, out), L.scalarI64(1, out)], [h]);
-  const step = (op: string, x: string, y: string): string => {
+  const i32 = (v: number) => {
+    const name = L.fresh(out);
+    L.initializers.push({ name, value: hostValue('int32', [], [v | 0]) });
+    return name;
+  };
+  const step = (op: string, ...xs: string[]): string => {
     const r = L.fresh(out);
-    L.emit(op, [x, y], [r]);
+    L.emit(op, xs, [r]);
     return r;
   };
-  h = step('Mod', step('Add', h, key), two32);
+  const key32 = L.fresh(out);
+  L.emit('Cast', [key], [key32], { to: { kind: 'int', v: ONNX_DTYPE.int32 } });
+  const offset = step('Add', key32, i32(dropoutSalt(n.attrs.salt as number)));
+  let h = step('Add', step('Range', i32(0), i32(count), i32(1)), offset);
+  const two16 = i32(65536);
+  const mult = i32(DROPOUT_MULT);
   for (let round = 0; round < 3; round++) {
     h = step('BitwiseXor', h, step('Div', h, two16));
-    if (round < 2) h = step('Mod', step('Mul', h, mult), two32);
+    if (round < 2) h = step('Mul', h, mult);
   }
-  const threshold = L.scalarI64(Math.floor((n.attrs.p as number) * 2 ** 32), out);
-  const keep = step('GreaterOrEqual', h, threshold);
+  const keep = step('GreaterOrEqual', h, i32(dropoutThreshold(n.attrs.p as number)));
   L.emit('Reshape', [keep, L.ints(n.shape, out)], [out]);
+}
+
+/** The per-call-site offset added to the key (int32). */
+export function dropoutSalt(salt: number): number {
+  return Math.imul(salt >>> 0, DROPOUT_SALT_MULT) | 0;
+}
+
+/** The final mixing round leaves the sign bit clear (h and h/2^16 share their sign), so hash
+ * values are uniform over [0, 2^31); keep those at or above this. */
+export function dropoutThreshold(p: number): number {
+  return Math.floor(p * 2 ** 31);
 }
 
 export interface LoweredNames {

@@ -5,7 +5,7 @@ import type { Node } from '../../ir/graph.js';
 import { type DType, roundTo } from '../../ir/dtype.js';
 import { numel, stridesOf } from '../../ir/shape.js';
 import { broadcastOffsets, forEachIndex, flatIndex } from './indexing.js';
-import { DROPOUT_MULT, DROPOUT_SALT_MULT } from '../onnx/lower.js';
+import { DROPOUT_MULT, dropoutSalt, dropoutThreshold } from '../onnx/lower.js';
 
 export interface RefValue {
   dtype: DType;
@@ -222,10 +222,9 @@ export function evaluateRef(n: Node, ins: RefValue[]): RefValue {
       return value(n, out);
     }
     case 'dropout_mask': {
-      const key = ins[0]!.data[0]!;
-      const salt = Math.imul((a.salt as number) >>> 0, DROPOUT_SALT_MULT) >>> 0;
-      const threshold = Math.floor((a.p as number) * 2 ** 32);
-      for (let i = 0; i < out.length; i++) out[i] = dropoutHash(salt + i + key) >= threshold ? 1 : 0;
+      const offset = ((ins[0]!.data[0]! | 0) + dropoutSalt(a.salt as number)) | 0;
+      const threshold = dropoutThreshold(a.p as number);
+      for (let i = 0; i < out.length; i++) out[i] = dropoutHash((i + offset) | 0) >= threshold ? 1 : 0;
       return value(n, out);
     }
     default:
@@ -262,12 +261,12 @@ function lastAxisKernel(op: string, x: RefValue, axis: number, eps: number): Flo
   return out;
 }
 
-/** The same integer hash the ONNX lowering computes in int64. */
+/** The same wrapping int32 hash the ONNX lowering computes. */
 export function dropoutHash(x: number): number {
-  let h = x % 2 ** 32;
+  let h = x | 0;
   for (let round = 0; round < 3; round++) {
-    h = (h ^ Math.floor(h / 65536)) >>> 0;
-    if (round < 2) h = Math.imul(h, DROPOUT_MULT) >>> 0;
+    h = (h ^ Math.trunc(h / 65536)) | 0;
+    if (round < 2) h = Math.imul(h, DROPOUT_MULT) | 0;
   }
   return h;
 }
