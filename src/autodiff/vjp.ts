@@ -63,7 +63,16 @@ export const VJP: Record<string, Rule> = {
     const count = hit.sum(n.attrs.axes as number[], true);
     return [hit.div(count).mul(g.reshape(keptShape(x!.shape, n)))];
   },
-  matmul: (g, [a, b]) => [unbroadcast(g.matmul(b!.transpose(-2, -1)), a!.shape), unbroadcast(a!.transpose(-2, -1).matmul(g), b!.shape)],
+  matmul: (g, [a, b]) => {
+    const da = unbroadcast(g.matmul(b!.transpose(-2, -1)), a!.shape);
+    if (b!.rank === 2 && a!.rank > 2) {
+      // x [..., k] @ W [k, n]: dW is one GEMM over all rows, not a batch of GEMMs then a sum.
+      const k = a!.shape[a!.rank - 1]!;
+      const n = b!.shape[1]!;
+      return [da, a!.reshape([-1, k]).transpose(0, 1).matmul(g.reshape([-1, n]))];
+    }
+    return [da, unbroadcast(a!.transpose(-2, -1).matmul(g), b!.shape)];
+  },
   reshape: (g, [x]) => [g.reshape(x!.shape)],
   permute: (g, _, __, n) => {
     const perm = n.attrs.perm as number[];
