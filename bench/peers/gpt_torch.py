@@ -313,6 +313,12 @@ def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
 
 
+def median_of(xs):
+    ordered = sorted(xs)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
 def cmd_bench(args):
     if (args.preset is None) == (args.config is None):
         raise ConfigError("bench: pass exactly one of --preset (cpu-small|shakespeare-char) or --config JSON")
@@ -340,10 +346,10 @@ def cmd_bench(args):
     opt = make_optimizer(model, lr, betas, wd, args.decay_embeddings, args.foreach)
     B, T, V = batch_size, config["block_size"], config["vocab_size"]
 
-    times, losses = [], []
+    times, cpu_times, losses = [], [], []
     for i in range(args.warmup + args.iters):
         seq = torch.randint(0, V, (B, T + 1), generator=gen)
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         _, loss = model(seq[:, :-1], seq[:, 1:])
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
@@ -352,14 +358,15 @@ def cmd_bench(args):
         losses.append(loss.item())
         if i >= args.warmup:
             times.append(time.perf_counter() - t0)
-    ordered = sorted(times)
-    mid = len(ordered) // 2
-    median = ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+            cpu_times.append(time.process_time() - c0)
+    median = median_of(times)
     print(json.dumps({
         "impl": "pytorch", "preset": preset, "ms_per_iter": median * 1e3, "tokens_per_s": B * T / median,
         "peak_rss_mb": peak_rss_mb(), "torch_version": torch.__version__, "threads": torch.get_num_threads(),
         "batch_size": B, "block_size": T, "n_params": sum(p.numel() for p in model.parameters()),
         "iters": args.iters, "warmup": args.warmup, "ms_all": [t * 1e3 for t in times], "last_loss": losses[-1],
+        # CPU seconds of all threads per step: on a machine shared with other jobs this moves less than wall time
+        "cpu_ms_per_iter": median_of(cpu_times) * 1e3, "load_avg_1m": os.getloadavg()[0],
         "config": config, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
     }))
     return 0

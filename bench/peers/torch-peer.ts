@@ -80,6 +80,10 @@ export interface TorchBenchResult {
   ms_all: number[];
   last_loss: number;
   config: TorchModelConfig;
+  /** Median CPU time of all threads per step; moves less than wall time on a shared machine. */
+  cpu_ms_per_iter: number;
+  /** 1-minute load average when the run ended: above the thread count, timings are contended. */
+  load_avg_1m: number;
   /** OMP_WAIT_POLICY the peer ran with (PASSIVE unless the caller's environment set it). */
   omp_wait_policy: string;
 }
