@@ -1,0 +1,20 @@
+// The public API of atscale: tensors, transformations, models and the training engine.
+export { Tensor, tensor, constant, full, matmul, type TensorLike } from './tensor/tensor.js';
+export { where, concat, split, gather, oneHot, softmax, logSoftmax, layerNorm, crossEntropy, causalMask, gelu, dropout } from './tensor/functional.js';
+export { jit, trace, type HostTree, type TensorTree } from './tensor/jit.js';
+export { grad, valueAndGrad } from './autodiff/api.js';
+export { gradients } from './autodiff/grad.js';
+export { hostValue, type HostValue } from './ir/value.js';
+export { type DType, DTYPES } from './ir/dtype.js';
+export { Rng } from './tensor/rng.js';
+export { type Device, DEVICES } from './runtime/session.js';
+export { Module, Parameter } from './nn/module.js';
+export { Linear, Embedding, LayerNorm, Dropout } from './nn/layers.js';
+export { FlatLayout } from './nn/flat.js';
+export { GPT } from './models/gpt.js';
+export { type GPTConfig, gptConfig } from './models/config.js';
+export { PRESETS } from './models/presets.js';
+export { LocalTrainer } from './engine/local-trainer.js';
+export { runTraining, type RunOptions } from './engine/train-loop.js';
+export { Generator } from './engine/generate.js';
+export { exportOnnx } from './engine/export-onnx.js';
