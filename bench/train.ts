@@ -3,6 +3,9 @@
 // in this run, peak RSS) next to the PyTorch reference (bench/peers/gpt_torch.py) with the
 // same model, batch and threads, and the ratio; plus the loss/gradient check against PyTorch.
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from '../src/cli/args.js';
 import { preset } from '../src/models/presets.js';
@@ -12,6 +15,15 @@ import { torchAvailable, runTorchBench } from './peers/torch-peer.js';
 import { compareWithTorch } from './peers/torch-equivalence.js';
 
 const ITERS: Record<string, { iters: number; warmup: number }> = { 'cpu-small': { iters: 30, warmup: 5 }, 'shakespeare-char': { iters: 4, warmup: 1 } };
+
+/** `atscale plan --calibrate` in a child process: the planner's predicted ms/iter per preset. */
+function calibratedPredictions(threads: number): Record<string, number> {
+  const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+  const out = join(mkdtempSync(join(tmpdir(), 'atscale-cal-')), 'machine.json');
+  const r = spawnSync(process.execPath, [cli, 'plan', '--calibrate', '--json', '--threads', String(threads), '--out', out], { encoding: 'utf8', timeout: 600_000 });
+  if (r.status !== 0) throw new Error(`atscale plan --calibrate failed: ${r.stderr.slice(-1000)}`);
+  return (JSON.parse(r.stdout.trim().split('\n').pop()!) as { predicted_ms_per_iter: Record<string, number> }).predicted_ms_per_iter;
+}
 
 function atscaleRun(name: string, iters: number, warmup: number, threads: number): { ms_per_iter: number; tokens_per_s: number; peak_rss_mb: number } {
   const worker = fileURLToPath(new URL('./train-worker.js', import.meta.url));
@@ -32,6 +44,7 @@ export async function run(argv: string[]): Promise<number> {
   const emit = (rec: object) => json && console.log(JSON.stringify(rec));
   const peak = Math.max(await measureGemmGflops(1024, threads), await measureGemmGflops(2048, threads));
   emit({ bench: 'train', kind: 'gemm_peak', threads, gflops: round(peak) });
+  const predicted = calibratedPredictions(threads);
   const torch = torchAvailable();
   if (!torch.ok) console.log(`PyTorch reference not run: ${torch.reason}`);
   const table: string[] = [];
@@ -43,7 +56,9 @@ export async function run(argv: string[]): Promise<number> {
     const ours = atscaleRun(name, iters, warmup, threads);
     const oursMfu = flopsPerIter / (ours.ms_per_iter / 1000) / (peak * 1e9);
     emit({ bench: 'train', preset: name, impl: 'atscale', tokens_per_s: round(ours.tokens_per_s), ms_per_iter: round(ours.ms_per_iter), mfu: round(oursMfu, 4), peak_rss_mb: round(ours.peak_rss_mb) });
-    let row = `${name.padEnd(17)} atscale ${ours.ms_per_iter.toFixed(1).padStart(9)} ms/iter ${Math.round(ours.tokens_per_s).toString().padStart(7)} tok/s  MFU ${(oursMfu * 100).toFixed(1).padStart(5)}%  RSS ${Math.round(ours.peak_rss_mb)} MB`;
+    const pred = predicted[name];
+    if (pred !== undefined) emit({ bench: 'train', kind: 'plan_local_truth', preset: name, predicted_ms_per_iter: round(pred), measured_ms_per_iter: round(ours.ms_per_iter), error_pct: round((pred / ours.ms_per_iter - 1) * 100) });
+    let row = `${name.padEnd(17)} atscale ${ours.ms_per_iter.toFixed(1).padStart(9)} ms/iter ${Math.round(ours.tokens_per_s).toString().padStart(7)} tok/s  MFU ${(oursMfu * 100).toFixed(1).padStart(5)}%  RSS ${Math.round(ours.peak_rss_mb)} MB${pred !== undefined ? `  (planner predicted ${pred.toFixed(1)} ms/iter, ${((pred / ours.ms_per_iter - 1) * 100).toFixed(0)}%)` : ''}`;
     if (torch.ok) {
       const t = await runTorchBench({ config: { n_layer: cfg.nLayer, n_head: cfg.nHead, n_embd: cfg.nEmbd, block_size: cfg.blockSize, vocab_size: 65, bias: cfg.bias, dropout: cfg.dropout, batch_size: p.train.batchSize, lr: p.train.lr, beta1: p.train.beta1, beta2: p.train.beta2, weight_decay: p.train.weightDecay }, iters, warmup, threads });
       const tMfu = flopsPerIter / (t.ms_per_iter / 1000) / (peak * 1e9);
