@@ -211,6 +211,7 @@ export async function run(argv: string[]): Promise<number> {
     console.log(`  ${fmtBytes(t.bytes).padStart(8)}  ${t.ranks} ranks  direct ${(t.seconds * 1e6).toFixed(0).padStart(6)}  ring ${(ring.seconds * 1e6).toFixed(0).padStart(6)}  -> ${winner}`);
     if (flags.json) console.log(JSON.stringify({ bench: 'collectives', op: 'all_reduce_crossover', bytes: t.bytes, ranks: t.ranks, direct_s: t.seconds, ring_s: ring.seconds }));
   }
+  if (flags.gloo) console.log('note: gloo all_gather uses the list form (torch 1.13 gloo has no all_gather_into_tensor), which costs it extra copies');
   for (const s of skipped) console.log(`skipped: ${s}`);
   return 0;
 }
