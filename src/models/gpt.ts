@@ -37,8 +37,9 @@ export class CausalSelfAttention extends Module {
   forward(x: Tensor, key?: Tensor): Tensor {
     const [b, t, C] = x.shape as [number, number, number];
     const [q, k, v] = split(this.cAttn.forward(x), 3, -1).map((z) => this.heads(z));
+    // Scaling q (T x hs) instead of the scores (T x T) is the same maths on a smaller tensor.
     const scale = 1 / Math.sqrt(C / this.c.nHead);
-    let att = q!.matmul(k!.transpose(-2, -1)).mul(scale);
+    let att = q!.mul(scale).matmul(k!.transpose(-2, -1));
     att = softmax(where(causalMask(t, t, x.graph), att, -1e9), -1);
     att = this.attnDrop.forward(att, key);
     const y = att.matmul(v!).permute([0, 2, 1, 3]).reshape([b, t, C]);
