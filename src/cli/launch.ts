@@ -34,7 +34,9 @@ const USAGE_TAIL = [
   '  atscale launch --nnodes 2 --node-rank 0 --master-addr 10.0.0.1 --nproc-per-node 4 -- node train.js',
   'Workers get RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT and ATSCALE_JOB_SECRET.',
   'Under Slurm (SLURM_PROCID, SLURM_NTASKS, SLURM_NODELIST) or a Kubernetes Indexed Job (JOB_COMPLETION_INDEX)',
-  'the node rank and master address come from the scheduler.',
+  'the node rank and master address come from the scheduler. In Kubernetes, node 0 is <job>-0.<service>',
+  '(a headless Service named by ATSCALE_K8S_SERVICE, default the job name; the job name from ATSCALE_K8S_JOB,',
+  'else HOSTNAME without its -<index>), as --emit kubernetes sets up.',
 ].join('\n');
 
 export async function run(argv: string[]): Promise<number> {
@@ -101,11 +103,21 @@ async function supervise(t: Topology, secret: string, command: string[], timeout
   const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
   const onSignal = (sig: NodeJS.Signals) => group.stop(sig);
   for (const s of signals) process.on(s, onSignal);
+  const onExit = () => group.killNow();
+  process.on('exit', onExit);
+  // A reader that goes away (`atscale launch ... | head`) must not crash the launcher and
+  // strand its workers; their output is dropped instead.
+  const ignoreBrokenPipe = (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+  };
+  process.stdout.on('error', ignoreBrokenPipe);
+  process.stderr.on('error', ignoreBrokenPipe);
   try {
     const outcome = await group.done;
     if (outcome.message) console.error(`atscale launch: ${outcome.message}`);
     return outcome.exitCode;
   } finally {
     for (const s of signals) process.off(s, onSignal);
+    process.off('exit', onExit);
   }
 }

@@ -5,7 +5,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import type { Writable } from 'node:stream';
-import { forwardLines } from './line-prefixer.js';
+import { PrefixedOutput } from './line-prefixer.js';
 
 export interface WorkerLaunch {
   rank: number;
@@ -62,11 +62,16 @@ export class WorkerGroup {
   private readonly failures: WorkerFailure[] = [];
   private stopping = false;
   private interrupted?: NodeJS.Signals;
+  private settled = false;
   private killTimer?: NodeJS.Timeout;
   private finish!: () => void;
+  private readonly stdout: PrefixedOutput;
+  private readonly stderr: PrefixedOutput;
 
   constructor(private readonly o: SupervisorOptions) {
     if (o.command.length === 0) throw new Error('no worker command');
+    this.stdout = new PrefixedOutput(o.stdout);
+    this.stderr = new PrefixedOutput(o.stderr);
     this.done = new Promise<void>((resolve) => (this.finish = resolve)).then(() => this.settle());
     for (const w of o.workers) this.startWorker(w);
   }
@@ -81,6 +86,14 @@ export class WorkerGroup {
     this.beginStop(signal);
   }
 
+  /**
+   * Last resort for a launcher that is exiting abnormally (an uncaught error): kill every worker
+   * group at once, synchronously, because workers run in their own sessions and would outlive it.
+   */
+  killNow(): void {
+    if (!this.settled) this.signalAll('SIGKILL');
+  }
+
   /** Pids of the workers this group started (for tests and diagnostics). */
   pids(): number[] {
     return this.running.map((r) => r.child.pid).filter((p): p is number => p !== undefined);
@@ -90,8 +103,8 @@ export class WorkerGroup {
     const [file, ...args] = this.o.command;
     const child = spawn(file!, args, { env: w.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     const prefix = `[rank ${w.rank}] `;
-    forwardLines(child.stdout!, this.o.stdout, prefix);
-    forwardLines(child.stderr!, this.o.stderr, prefix);
+    this.stdout.add(child.stdout!, prefix);
+    this.stderr.add(child.stderr!, prefix);
     const closed = (s: NodeJS.ReadableStream) => new Promise<void>((r) => s.once('close', r));
     const entry: Running = { rank: w.rank, child, exited: false, signalled: new Set(), runningAtStop: false, drained: Promise.all([closed(child.stdout!), closed(child.stderr!)]).then(() => {}) };
     this.running.push(entry);
@@ -148,6 +161,7 @@ export class WorkerGroup {
       r.child.stdout?.destroy();
       r.child.stderr?.destroy();
     }
+    this.settled = true;
     return this.outcome();
   }
 

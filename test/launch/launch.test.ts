@@ -190,6 +190,16 @@ test('output is forwarded line by line with a rank prefix, partial last lines in
   }
 });
 
+test('a reader that goes away (| head) neither crashes the launcher nor blocks its workers', async () => {
+  const child = startLauncher(['--nproc-per-node', '4', '--', process.execPath, '-e', 'for (let i = 0; i < 50000; i++) console.log("line " + i)']);
+  child.stdout!.once('data', () => child.stdout!.destroy());
+  const code = await new Promise<number | null>((resolve, reject) => {
+    const timer = setTimeout(() => (child.kill('SIGTERM'), reject(new Error('the launcher hung after its reader went away'))), 30_000);
+    child.once('close', (c) => (clearTimeout(timer), resolve(c)));
+  });
+  assert.equal(code, 0);
+});
+
 test('a worker command that does not exist is reported, not hung on', async () => {
   const r = await launch(['--nproc-per-node', '2', '--', 'atscale-no-such-command']);
   assert.equal(r.code, 127);
