@@ -1,13 +1,17 @@
-// Loads a trained model for inference from a checkpoint directory (single-file checkpoints;
-// a sharded ZeRO checkpoint is consolidated first with its index).
-import { loadCheckpoint } from '../checkpoint/index.js';
+// Loads a trained model for inference from a checkpoint directory, single-file or sharded
+// (ZeRO stages 1-3: each parameter is reassembled from the ranks' chunks through the index).
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadCheckpoint, ShardedCheckpoint, type TensorEntry } from '../checkpoint/index.js';
 import { tokenizerFromJSON, type Tokenizer } from '../data/index.js';
 import { GPT } from '../models/gpt.js';
 import type { GPTConfig } from '../models/config.js';
 import { FlatLayout } from '../nn/flat.js';
 
 export function loadTrainedModel(dir: string): { model: GPT; params: Float32Array; tokenizer: Tokenizer; meta: Record<string, unknown> } {
-  const ck = loadCheckpoint(dir);
+  const sharded = existsSync(join(dir, 'index.json'));
+  const ck = sharded ? new ShardedCheckpoint(dir) : loadCheckpoint(dir);
+  const tensor = (name: string): TensorEntry | undefined => (sharded ? (ck as ShardedCheckpoint).readTensor(name) : (ck as ReturnType<typeof loadCheckpoint>).tensors[name]);
   const config = ck.meta.config as GPTConfig | undefined;
   if (!config) throw new Error(`checkpoint ${dir} has no model config in meta.json; it was not written by atscale train`);
   const tokJson = ck.files['tokenizer.json'];
@@ -17,7 +21,7 @@ export function loadTrainedModel(dir: string): { model: GPT; params: Float32Arra
   const params = new Float32Array(layout.size);
   const dict: Record<string, { shape: readonly number[]; data: ArrayLike<number> }> = {};
   for (const s of layout.slots) {
-    const t = ck.tensors[s.name];
+    const t = tensor(s.name);
     if (t) dict[s.name] = { shape: t.shape, data: t.data as Float32Array };
   }
   layout.loadStateDict(params, dict);

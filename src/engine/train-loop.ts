@@ -9,6 +9,7 @@ import { type GPTConfig, gptConfig, gptFlopsPerToken } from '../models/config.js
 import type { TrainHyper } from '../models/presets.js';
 import { cosineLr } from '../optim/schedule.js';
 import { loadRunData, type TokenizerKind } from './run-data.js';
+import { loadCheckpoint, ShardedCheckpoint } from '../checkpoint/index.js';
 import type { Trainer } from './trainer.js';
 import { LocalTrainer } from './local-trainer.js';
 import { Progress } from './progress.js';
@@ -63,9 +64,8 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   let meta: Meta | undefined;
   let resumeFiles: Record<string, string> | undefined;
   if (o.resume) {
-    const { loadCheckpoint } = await import('../checkpoint/index.js');
-    // Read meta and tokenizer first (cheap check), the trainer restores tensors later.
-    const ck = loadCheckpoint(o.resume);
+    // Meta and tokenizer first (config, data checks); the trainer restores tensors later.
+    const ck = readCheckpointInfo(o.resume);
     meta = ck.meta as unknown as Meta;
     resumeFiles = ck.files;
     if (!resumeFiles['tokenizer.json']) throw new Error(`checkpoint ${o.resume} has no tokenizer.json; it was not written by atscale train`);
@@ -153,3 +153,13 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
 }
 
 const round = (x: number) => Math.round(x * 1e6) / 1e6;
+
+/** Meta and extra files of a checkpoint, single-file or sharded (ZeRO), verified. */
+export function readCheckpointInfo(dir: string): { meta: Record<string, unknown>; files: Record<string, string> } {
+  if (existsSync(join(dir, 'index.json'))) {
+    const ck = new ShardedCheckpoint(dir);
+    return { meta: ck.meta, files: ck.files };
+  }
+  const ck = loadCheckpoint(dir);
+  return { meta: ck.meta, files: ck.files };
+}
