@@ -8,7 +8,7 @@ export const summary = 'the main job: train a small GPT on built-in addition pro
 
 const FLAGS: Record<string, FlagSpec> = {
   digits: { type: 'number', help: 'digits per operand', default: 2 },
-  'max-iters': { type: 'number', help: 'training steps', default: 1500 },
+  'max-iters': { type: 'number', help: 'training steps', default: 2500 },
   'train-problems': { type: 'number', help: 'problems in the training text', default: 4000 },
   'test-problems': { type: 'number', help: 'held-out problems to score', default: 200 },
   out: { type: 'string', help: 'output directory', default: 'out/demo' },
@@ -33,13 +33,15 @@ export async function run(argv: string[]): Promise<number> {
   const dataPath = join(out, 'addition.txt');
   writeFileSync(dataPath, text);
   const maxIters = flags.maxIters as number;
-  console.log(`atscale demo: ${flags.trainProblems} addition problems with ${digits}-digit operands (sums written least-significant digit first), ${test.length} held out`);
+  console.log(`atscale demo: ${flags.trainProblems} addition problems with ${digits}-digit operands (zero-padded, sums written least-significant digit first), ${test.length} held out`);
   const t0 = performance.now();
   const r = await runTraining({
     model: { nLayer: 2, nHead: 4, nEmbd: 128, blockSize: 32, dropout: 0, bias: true },
-    hyper: { batchSize: 32, gradAccum: 1, maxIters, lr: 3e-3, minLr: 3e-4, warmupIters: 50, decayIters: maxIters, beta1: 0.9, beta2: 0.99, weightDecay: 0.1, gradClip: 1, evalInterval: Math.max(1, Math.floor(maxIters / 3)), evalIters: 10, logInterval: 25 },
+    hyper: { batchSize: 32, gradAccum: 1, maxIters, lr: 2e-3, minLr: 2e-4, warmupIters: 50, decayIters: maxIters, beta1: 0.9, beta2: 0.99, weightDecay: 0.1, gradClip: 1, evalInterval: Math.max(1, Math.floor(maxIters / 3)), evalIters: 10, logInterval: 25 },
     data: dataPath,
     tokenizer: 'char',
+    // Windows start at a problem boundary, so digits sit at the same positions in every window.
+    alignAfter: '\n',
     out,
     seed: flags.seed as number,
     threads: flags.threads as number | undefined,

@@ -24,7 +24,14 @@ export class BatchSampler {
     readonly blockSize: number,
     readonly batchSize: number,
     private readonly rng: Rng,
+    /** Optional allowed window starts (e.g. just after each newline, so every window begins at a
+     * record boundary); by default any offset. */
+    private readonly starts?: Int32Array,
   ) {
+    if (starts) {
+      this.starts = starts.filter((s) => s >= 0 && s + blockSize < tokens.length);
+      if (this.starts.length === 0) throw new Error(`no allowed window start leaves room for block size ${blockSize} in ${tokens.length} tokens`);
+    }
     if (!Number.isInteger(blockSize) || blockSize < 1) throw new Error(`block size must be a positive integer, got ${blockSize}`);
     if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`batch size must be a positive integer, got ${batchSize}`);
     if (blockSize + 1 > tokens.length) {
@@ -35,8 +42,12 @@ export class BatchSampler {
   /** Draws the start offsets of the next batch (advances the generator by batchSize draws). */
   drawOffsets(): Int32Array {
     const offsets = new Int32Array(this.batchSize);
-    const range = this.tokens.length - this.blockSize;
-    for (let r = 0; r < this.batchSize; r++) offsets[r] = this.rng.int(range);
+    const starts = this.starts;
+    const range = starts ? starts.length : this.tokens.length - this.blockSize;
+    for (let r = 0; r < this.batchSize; r++) {
+      const k = this.rng.int(range);
+      offsets[r] = starts ? starts[k]! : k;
+    }
     return offsets;
   }
 
@@ -71,6 +82,13 @@ export class BatchSampler {
   }
 }
 
+/** Offsets just after every occurrence of `token` (plus 0): window starts at record boundaries. */
+export function startsAfter(tokens: ArrayLike<number>, token: number): Int32Array {
+  const out = [0];
+  for (let i = 0; i < tokens.length; i++) if (tokens[i] === token) out.push(i + 1);
+  return Int32Array.from(out);
+}
+
 /** Rows [start, end) of the global batch that `rank` of `worldSize` trains on. */
 export function rankRows(globalBatchSize: number, rank: number, worldSize: number): { start: number; end: number } {
   if (!Number.isInteger(worldSize) || worldSize < 1) throw new Error(`world size must be a positive integer, got ${worldSize}`);
@@ -94,9 +112,9 @@ export class ShardedBatchSampler {
   private readonly inner: BatchSampler;
   private readonly rows: { start: number; end: number };
 
-  constructor(tokens: ArrayLike<number>, blockSize: number, globalBatchSize: number, readonly rank: number, readonly worldSize: number, rng: Rng) {
+  constructor(tokens: ArrayLike<number>, blockSize: number, globalBatchSize: number, readonly rank: number, readonly worldSize: number, rng: Rng, starts?: Int32Array) {
     this.rows = rankRows(globalBatchSize, rank, worldSize);
-    this.inner = new BatchSampler(tokens, blockSize, globalBatchSize, rng);
+    this.inner = new BatchSampler(tokens, blockSize, globalBatchSize, rng, starts);
   }
 
   /** The whole global batch (what a single process with the same seed would draw). */

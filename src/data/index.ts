@@ -16,4 +16,4 @@ export {
   type TokenArray,
   type TokenDtype,
 } from './prepare.js';
-export { BatchSampler, ShardedBatchSampler, sliceMicroBatch, rankRows, type Batch } from './batch_sampler.js';
+export { BatchSampler, ShardedBatchSampler, sliceMicroBatch, rankRows, startsAfter, type Batch } from './batch_sampler.js';

@@ -3,7 +3,7 @@
 import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Rng, type RngState } from '../tensor/rng.js';
-import { ShardedBatchSampler, type Tokenizer } from '../data/index.js';
+import { ShardedBatchSampler, startsAfter, type Tokenizer } from '../data/index.js';
 import { GPT } from '../models/gpt.js';
 import { type GPTConfig, gptConfig, gptFlopsPerToken } from '../models/config.js';
 import type { TrainHyper } from '../models/presets.js';
@@ -33,6 +33,8 @@ export interface RunOptions {
   world?: number;
   /** Builds the trainer for a model (default: LocalTrainer); the ZeRO engine plugs in here. */
   makeTrainer?: (model: GPT, microBatch: number) => Promise<Trainer>;
+  /** Start every training/eval window just after this text (e.g. '\n' for one record per line). */
+  alignAfter?: string;
   quiet?: boolean;
 }
 
@@ -89,8 +91,11 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   const trainer = o.makeTrainer
     ? await o.makeTrainer(model, micro)
     : new LocalTrainer(model, { shape, optimizer: { lr: h.lr, beta1: h.beta1, beta2: h.beta2, eps: 1e-8, weightDecay: h.weightDecay }, gradClip: h.gradClip, gradAccum: h.gradAccum, seed: o.seed, device: o.device, threads: o.threads });
-  const trainSampler = new ShardedBatchSampler(data.train, config.blockSize, h.batchSize, rank, world, new Rng(o.seed));
-  const valSampler = new ShardedBatchSampler(data.val, config.blockSize, h.batchSize, rank, world, new Rng(o.seed + 1));
+  const align = o.alignAfter === undefined ? undefined : data.tokenizer.encode(o.alignAfter);
+  if (align && align.length !== 1) throw new Error(`alignAfter must encode to exactly one token, got ${align.length}`);
+  const startsIn = (tokens: ArrayLike<number>) => (align ? startsAfter(tokens, align[0]!) : undefined);
+  const trainSampler = new ShardedBatchSampler(data.train, config.blockSize, h.batchSize, rank, world, new Rng(o.seed), startsIn(data.train));
+  const valSampler = new ShardedBatchSampler(data.val, config.blockSize, h.batchSize, rank, world, new Rng(o.seed + 1), startsIn(data.val));
   let start = 0;
   if (meta) {
     await trainer.load(o.resume!);
