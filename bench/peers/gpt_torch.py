@@ -359,6 +359,10 @@ def cmd_bench(args):
         if i >= args.warmup:
             times.append(time.perf_counter() - t0)
             cpu_times.append(time.process_time() - c0)
+        # progress on stderr: a shakespeare-char step takes seconds, stdout stays one JSON line
+        kind = "warmup" if i < args.warmup else "iter"
+        print(f"gpt_torch bench {preset}: {kind} {i + 1}/{args.warmup + args.iters} "
+              f"{(time.perf_counter() - t0) * 1e3:.1f} ms loss {losses[-1]:.4f}", file=sys.stderr, flush=True)
     median = median_of(times)
     print(json.dumps({
         "impl": "pytorch", "preset": preset, "ms_per_iter": median * 1e3, "tokens_per_s": B * T / median,
