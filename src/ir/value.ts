@@ -1,5 +1,5 @@
 // Concrete host values: what goes into and comes out of a compiled graph.
-import { type DType, checkDType } from './dtype.js';
+import { type DType, checkDType, halfBitsToFloat as halfToNumber, floatToHalfBits, roundTo } from './dtype.js';
 import { type Shape, numel, shapeStr } from './shape.js';
 
 export type HostArray = Float32Array | Uint16Array | Int32Array | BigInt64Array | Uint8Array;
@@ -58,8 +58,6 @@ export function toNumbers(v: HostValue): Float64Array {
   }
   return out;
 }
-
-import { halfBitsToFloat as halfToNumber, floatToHalfBits, roundTo } from './dtype.js';
 
 /** A host value from float64 numbers, rounded to dtype. */
 export function fromNumbers(dtype: DType, shape: Shape, nums: ArrayLike<number>): HostValue {

@@ -2,7 +2,7 @@
 import * as ort from 'onnxruntime-node';
 import type { Program } from '../ir/graph.js';
 import { optimize } from '../ir/passes.js';
-import type { HostValue } from '../ir/value.js';
+import { type HostValue, hostValue } from '../ir/value.js';
 import { shapeStr, sameShape } from '../ir/shape.js';
 import { lowerProgram } from './onnx/lower.js';
 import { modelProto, type OnnxValueInfo } from './onnx/model.js';
@@ -52,29 +52,11 @@ export class Executable {
       return [...into];
     }
     if (this.reuse) {
-      this.outBuffers ??= Object.fromEntries(
-        this.outputInfo.map((o) => [o.name, new ort.Tensor(o.dtype === 'bfloat16' ? 'float32' : (o.dtype as 'float32'), allocFor(o), o.shape as number[])]),
-      );
+      this.outBuffers ??= Object.fromEntries(this.outputInfo.map((o) => [o.name, toOrt(hostValue(o.dtype, o.shape), o)]));
       fetches = this.outBuffers;
     }
     const res = fetches ? await this.session.run(ortFeeds, fetches) : await this.session.run(ortFeeds);
     return this.outputInfo.map((o, i) => fromOrt(fetches ? fetches[o.name]! : res[o.name]!, this.program.graph.node(this.program.outputs[i]!).dtype));
-  }
-}
-
-function allocFor(o: OnnxValueInfo): never {
-  const n = o.shape.reduce((a, b) => a * b, 1);
-  switch (o.dtype) {
-    case 'float16':
-      return new Uint16Array(n) as never;
-    case 'int32':
-      return new Int32Array(n) as never;
-    case 'int64':
-      return new BigInt64Array(n) as never;
-    case 'bool':
-      return new Uint8Array(n) as never;
-    default:
-      return new Float32Array(n) as never;
   }
 }
 
