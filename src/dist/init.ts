@@ -9,7 +9,7 @@ import { hostname } from 'node:os';
 import { parseSecret } from './auth.js';
 import { ProcessGroup, type CollectiveOptions } from './process-group.js';
 import { StoreClient, StoreServer } from './store.js';
-import { Transport } from './transport.js';
+import { Transport, type TransportOptions } from './transport.js';
 import type { PendingOp } from './op.js';
 
 export interface InitOptions extends Partial<CollectiveOptions> {
@@ -81,32 +81,50 @@ export async function initProcessGroup(opts: InitOptions = {}): Promise<ProcessG
 
   const server = rank === 0 ? await StoreServer.start({ host: masterAddr, port: masterPort, secret, timeoutMs, onRefused: (r) => process.emitWarning(`atscale store: ${r}`) }) : null;
   let store: StoreClient | null = null;
-  let transport: Transport | null = null;
   try {
     store = await StoreClient.connect({ host: masterAddr, port: masterPort, secret, identity: `rank ${rank}`, timeoutMs });
     const bindAddr = opts.bindAddr ?? env.ATSCALE_BIND_ADDR ?? store.localAddress;
     const hostId = opts.hostId ?? env.ATSCALE_HOST_ID ?? defaultHostId();
-    transport = await Transport.connect({ rank, worldSize, secret, store, bindAddr, hostId, timeoutMs, maxFrameBytes, storePrefix: 'atscale/world' });
+    const s = store;
+    const closeStore = async () => {
+      s.close();
+      await server?.close();
+    };
+    return await worldGroupOverStore({ rank, worldSize, secret, store, bindAddr, hostId, timeoutMs, maxFrameBytes, storePrefix: 'atscale/world' }, options, closeStore);
   } catch (err) {
     store?.close();
     await server?.close();
     throw err;
   }
+}
+
+/**
+ * @internal Builds the mesh over an existing store and returns the world group over it;
+ * `afterClose` runs once its destroy() has flushed and closed every link. Tests use it to build
+ * many meshes over one store (a distinct storePrefix each).
+ */
+export async function worldGroupOverStore(t: TransportOptions, options: CollectiveOptions, afterClose: () => Promise<void> = async () => undefined): Promise<ProcessGroup> {
+  const transport = await Transport.connect(t);
   const active = new Set<PendingOp>();
-  transport.onPeerLost((err) => {
-    for (const op of [...active]) if (op.members.includes(err.peerRank)) op.fail(err);
+  transport.onPeerLost(({ error, graceful }) => {
+    for (const op of [...active]) {
+      if (graceful) op.peerLeft(error);
+      else if (op.members.includes(error.peerRank)) op.fail(error);
+    }
   });
-  const t = transport;
-  const s = store;
   const shutdown = async () => {
-    t.close();
-    s.close();
-    await server?.close();
+    await transport.close();
+    await afterClose();
   };
-  const members = Array.from({ length: worldSize }, (_, i) => i);
-  const pg = new ProcessGroup(members, rank, 0, { transport, active, work: new Float32Array(0), shutdown }, options, true);
+  const members = Array.from({ length: t.worldSize }, (_, i) => i);
+  const pg = new ProcessGroup(members, t.rank, 0, { transport, active, work: new Float32Array(0), shutdown }, options, true);
   // Proves every link carries data before anyone relies on it, and that all ranks are done
   // with the store's addresses.
-  await pg.barrier();
+  try {
+    await pg.barrier();
+  } catch (err) {
+    await pg.destroy();
+    throw err;
+  }
   return pg;
 }

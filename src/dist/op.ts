@@ -1,6 +1,8 @@
 // One in-flight operation of a process group: counts the receives and sends it still waits
 // for, per rank, so that its timeout can say exactly who did not answer, and so that a lost
-// link fails it at once with that rank's name.
+// rank fails it at once with that rank's name: a rank that died fails every op of its groups;
+// a rank that left (destroy()) fails only the ops that still need to receive from it or send
+// to it, since an op that got everything it needed from that rank can still complete.
 import { frameKey } from './receiver.js';
 import { PeerLostError, type Transport } from './transport.js';
 
@@ -22,8 +24,15 @@ export class PendingOp {
 
   constructor(
     readonly name: string,
-    /** Global ranks of the group: losing any of them fails this op. */
+    /** Global ranks of the group: a death of any of them fails this op. */
     readonly members: readonly number[],
+    /**
+     * True when every member's data flows into every member's result (all-reduce, barrier,
+     * ...): a member that left before this op began cannot have taken part, so the op fails at
+     * once. Broadcast and point-to-point may still be served from what that rank sent before
+     * it left.
+     */
+    private readonly everyMemberContributes: boolean,
     private readonly transport: Transport,
     private readonly type: number,
     private readonly channel: number,
@@ -36,9 +45,9 @@ export class PendingOp {
     });
     this.timer = setTimeout(() => this.timedOut(), timeoutMs);
     for (const r of members) {
-      const lost = transport.lostError(r);
-      if (lost) {
-        this.fail(new PeerLostError(r, `${lost.reason}; cannot run ${name}`));
+      const gone = transport.departure(r);
+      if (gone && (!gone.graceful || everyMemberContributes)) {
+        this.fail(new PeerLostError(r, `${gone.error.reason}; cannot run ${name}`));
         break;
       }
     }
@@ -84,6 +93,12 @@ export class PendingOp {
     this.started = true;
     this.check();
     return this.promise;
+  }
+
+  /** Rank `err.peerRank` left: fail only if we still wait for its data or push data to it. */
+  peerLeft(err: PeerLostError): void {
+    // Receives from it are all posted when the op starts; later ones are refused at once.
+    if (this.recvsFrom.has(err.peerRank) || this.sendsTo.has(err.peerRank)) this.fail(err);
   }
 
   fail(err: Error): void {

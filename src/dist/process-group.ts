@@ -58,7 +58,7 @@ export class ProcessGroup {
   /** Sum, max or average of `buf` over all ranks, in place. */
   async allReduce(buf: Float32Array, op: ReduceOp = 'sum'): Promise<void> {
     const reduce = reducerFor(op);
-    const p = this.newOp('all_reduce', FrameType.collective);
+    const p = this.newOp('all_reduce', FrameType.collective, true);
     if (this.worldSize > 1) {
       if (buf.byteLength <= this.options.smallMessageBytes) directAllReduce(p, this.members, this.rank, buf, reduce);
       else ring(p, this.members, this.rank, buf, { reduceScatter: true, allGather: true, reduce, segmentElems: this.segmentElems });
@@ -75,7 +75,7 @@ export class ProcessGroup {
   async reduceScatter(input: Float32Array, output: Float32Array): Promise<void> {
     const [a, b] = chunkRange(input.length, this.worldSize, this.rank);
     if (output.length !== b - a) throw new RangeError(`reduceScatter: output has ${output.length} elements but rank ${this.rank} owns ${b - a} of ${input.length} (chunkRange(${input.length}, ${this.worldSize}, ${this.rank}))`);
-    const p = this.newOp('reduce_scatter', FrameType.collective);
+    const p = this.newOp('reduce_scatter', FrameType.collective, true);
     // The ring reduces in place; work on a copy so the caller's input stays as it was.
     if (this.shared.work.length < input.length) this.shared.work = new Float32Array(input.length);
     const work = this.shared.work.subarray(0, input.length);
@@ -89,7 +89,7 @@ export class ProcessGroup {
   async allGather(input: Float32Array, output: Float32Array): Promise<void> {
     const [a, b] = chunkRange(output.length, this.worldSize, this.rank);
     if (input.length !== b - a) throw new RangeError(`allGather: input has ${input.length} elements but rank ${this.rank}'s part of ${output.length} is ${b - a} (chunkRange(${output.length}, ${this.worldSize}, ${this.rank}))`);
-    const p = this.newOp('all_gather', FrameType.collective);
+    const p = this.newOp('all_gather', FrameType.collective, true);
     output.set(input, a);
     if (this.worldSize > 1) ring(p, this.members, this.rank, output, { reduceScatter: false, allGather: true, reduce: reducerFor('sum'), segmentElems: this.segmentElems });
     await p.start();
@@ -98,7 +98,7 @@ export class ProcessGroup {
   /** Copies root's `buf` into every rank's `buf`. */
   async broadcast(buf: Float32Array, root: number): Promise<void> {
     this.checkRank(root, 'broadcast root');
-    const p = this.newOp('broadcast', FrameType.collective);
+    const p = this.newOp('broadcast', FrameType.collective, false);
     if (this.worldSize > 1) {
       if (buf.byteLength <= this.options.smallMessageBytes) directBroadcast(p, this.members, this.rank, buf, root);
       else chainBroadcast(p, this.members, this.rank, buf, root, this.segmentElems);
@@ -108,7 +108,7 @@ export class ProcessGroup {
 
   /** Returns once every rank of the group has called barrier(). */
   async barrier(): Promise<void> {
-    const p = this.newOp('barrier', FrameType.collective);
+    const p = this.newOp('barrier', FrameType.collective, true);
     if (this.worldSize > 1) directAllReduce(p, this.members, this.rank, new Float32Array(1), reducerFor('sum'));
     await p.start();
   }
@@ -117,7 +117,7 @@ export class ProcessGroup {
   async send(buf: Float32Array, dst: number): Promise<void> {
     this.checkRank(dst, 'send destination');
     if (dst === this.rank) throw new RangeError(`send: rank ${dst} cannot send to itself`);
-    const p = this.newOp(`send to rank ${this.members[dst]}`, FrameType.p2p, this.sendSeq[dst]!++, this.members[dst]);
+    const p = this.newOp(`send to rank ${this.members[dst]}`, FrameType.p2p, false, this.sendSeq[dst]!++, this.members[dst]);
     this.forEachSegment(buf, (part, view) => p.send(this.members[dst]!, part, bytesOf(view)));
     await p.start();
   }
@@ -126,7 +126,7 @@ export class ProcessGroup {
   async recv(buf: Float32Array, src: number): Promise<void> {
     this.checkRank(src, 'recv source');
     if (src === this.rank) throw new RangeError(`recv: rank ${src} cannot receive from itself`);
-    const p = this.newOp(`recv from rank ${this.members[src]}`, FrameType.p2p, this.recvSeq[src]!++, this.members[src]);
+    const p = this.newOp(`recv from rank ${this.members[src]}`, FrameType.p2p, false, this.recvSeq[src]!++, this.members[src]);
     this.forEachSegment(buf, (part, view) => p.recv(this.members[src]!, part, bytesOf(view), null, null));
     await p.start();
   }
@@ -151,7 +151,11 @@ export class ProcessGroup {
     return new ProcessGroup(members, this.members[this.rank]!, channel, this.shared, this.options, false);
   }
 
-  /** Leaves the group; for the world group also closes every link and the store. */
+  /**
+   * Leaves the group; for the world group also closes every link and the store, after every
+   * frame this rank sent has reached the kernel (peers still finishing a collective that this
+   * rank has finished get all of its data, and then see it leave, not crash).
+   */
   async destroy(): Promise<void> {
     if (this.destroyed) return;
     this.destroyed = true;
@@ -170,10 +174,11 @@ export class ProcessGroup {
     }
   }
 
-  private newOp(name: string, type: number, seq = this.seq++, only?: number): PendingOp {
+  /** `everyMemberContributes`: see PendingOp (false for broadcast and point-to-point). */
+  private newOp(name: string, type: number, everyMemberContributes: boolean, seq = this.seq++, only?: number): PendingOp {
     this.checkAlive(name);
     const members = only === undefined ? this.members : [only];
-    const p = new PendingOp(name, members, this.shared.transport, type, this.channel, seq, this.options.timeoutMs);
+    const p = new PendingOp(name, members, everyMemberContributes, this.shared.transport, type, this.channel, seq, this.options.timeoutMs);
     if (!p.failed) {
       this.shared.active.add(p);
       p.onSettled = () => this.shared.active.delete(p);

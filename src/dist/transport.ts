@@ -3,7 +3,15 @@
 // and opens one connection to every other rank to RECEIVE from it: the receiving side is
 // the connecting side because only net.connect supports the zero-copy `onread` mode. So each
 // pair has two links, one per direction, each authenticated with the job secret. Listeners
-// close once the mesh is complete; a dropped link fails everything waiting on that rank.
+// close once the mesh is complete.
+//
+// A peer goes away in one of two ways. It leaves (destroy()): it flushes its sends, then writes
+// a goodbye frame as the last frame on its sending link, so once we read the goodbye nothing
+// more will come from it; only operations that still wait for its data, or still push data
+// to it, fail. Or it dies: its links drop without a goodbye, and every operation of a group
+// it belongs to fails at once, naming it. The two links of a pair close independently, so
+// our sending link may report the close before the goodbye has been read from the other one:
+// the verdict waits for the receiving link (bounded by VERDICT_GRACE_MS).
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, unlinkSync } from 'node:fs';
@@ -45,12 +53,30 @@ export class PeerLostError extends Error {
   }
 }
 
+/** How long a closed sending link waits for the receiving link to say whether the peer left or died. */
+const VERDICT_GRACE_MS = 2000;
+/** The longest destroy() waits for its last frames to reach the kernel. */
+const FLUSH_LIMIT_MS = 30_000;
+
+/** How a peer went away, for the operations that were using it. */
+export interface Departure {
+  error: PeerLostError;
+  /** True when it said goodbye (destroy()); false when it crashed or the link broke. */
+  graceful: boolean;
+}
+
 class PeerLink {
   out: FramedSocket | null = null;
   inSocket: net.Socket | null = null;
   receiver: DataReceiver | null = null;
-  lost: PeerLostError | null = null;
-  leftCleanly = false;
+  /** Set once the peer is gone, either way. */
+  gone: Departure | null = null;
+  /** Its goodbye frame arrived: everything it sent before has been read. */
+  saidGoodbye = false;
+  /** The sending link closed before we knew why; the receiving link decides. */
+  verdictTimer: NodeJS.Timeout | null = null;
+  /** Run once `gone` is set (a failed send waits for the verdict to name the cause). */
+  onGone: (() => void)[] = [];
   viaUnix = false;
 }
 
@@ -58,8 +84,8 @@ export class Transport {
   private readonly peers: PeerLink[];
   private readonly servers: net.Server[] = [];
   private unixPath: string | null = null;
-  private closing = false;
-  private readonly lostListeners: ((err: PeerLostError) => void)[] = [];
+  private closing: Promise<void> | null = null;
+  private readonly lostListeners: ((d: Departure) => void)[] = [];
   private meshWaiter: (() => void) | null = null;
 
   private constructor(readonly opts: TransportOptions) {
@@ -72,21 +98,20 @@ export class Transport {
     try {
       await t.buildMesh();
     } catch (err) {
-      t.close();
+      void t.close();
       throw err;
     }
     return t;
   }
 
-  onPeerLost(fn: (err: PeerLostError) => void): void {
+  /** Told once per peer that goes away, with how it went. */
+  onPeerLost(fn: (d: Departure) => void): void {
     this.lostListeners.push(fn);
   }
 
-  /** The error a new operation on `rank` must fail with, or null when its link is up. */
-  lostError(rank: number): PeerLostError | null {
-    const link = this.peers[rank]!;
-    // A rank that left cleanly may still have sent everything we need: let the op find out.
-    return link.leftCleanly ? null : link.lost;
+  /** How `rank` went away, or null while its links are up. */
+  departure(rank: number): Departure | null {
+    return this.peers[rank]!.gone;
   }
 
   /** True when the link to `rank` is a Unix domain socket (same host). */
@@ -100,35 +125,72 @@ export class Transport {
    */
   send(rank: number, type: number, channel: number, seq: number, part: number, payload: Uint8Array, done: (err: Error | null) => void): void {
     const link = this.peers[rank]!;
-    if (link.lost) return done(link.lost);
+    if (link.gone) return done(link.gone.error);
     const sock = link.out!.socket;
     sock.cork();
     sock.write(encodeHeader({ type, length: payload.length, channel, seq, part }));
-    sock.write(payload, (err) => done(err ? (link.lost ?? new PeerLostError(rank, `disconnected while we sent to it (${err.message})`)) : null));
+    sock.write(payload, (err) => {
+      if (!err) return done(null);
+      // The link broke under us: report why the peer went (left or died), which the
+      // receiving link decides, or this error if it never does.
+      if (link.gone) return done(link.gone.error);
+      const fallback = new PeerLostError(rank, `disconnected while we sent to it (${err.message})`);
+      const timer = setTimeout(() => done(fallback), VERDICT_GRACE_MS + 100);
+      link.onGone.push(() => {
+        clearTimeout(timer);
+        done(link.gone!.error);
+      });
+    });
     sock.uncork();
   }
 
   post(rank: number, key: string, r: PostedRecv): void {
     const link = this.peers[rank]!;
-    if (link.lost && !link.leftCleanly) return r.done(link.lost);
-    link.receiver!.post(key, r); // after a clean leave: served from what arrived, else fails
+    if (link.gone && !link.gone.graceful) return r.done(link.gone.error);
+    link.receiver!.post(key, r); // after a goodbye: served from what arrived, else fails at once
   }
 
   cancel(rank: number, key: string): void {
     this.peers[rank]!.receiver?.cancel(key);
   }
 
-  /** Says goodbye to every peer (so they report "left", not "crashed") and closes all links. */
-  close(): void {
-    if (this.closing) return;
-    this.closing = true;
+  /**
+   * Says goodbye to every peer (so they report "left", not "crashed") after everything we
+   * sent it, waits until those last frames are in the kernel, then closes every link. A peer
+   * that takes nothing for FLUSH_LIMIT_MS (or the timeout, if shorter) is named in a warning
+   * and cut off.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.closeLinks();
+    return this.closing;
+  }
+
+  private async closeLinks(): Promise<void> {
     for (const s of this.servers) s.close();
     this.removeUnixPath();
+    for (const link of this.peers) if (link.verdictTimer) clearTimeout(link.verdictTimer);
+    const limitMs = Math.min(FLUSH_LIMIT_MS, this.opts.timeoutMs);
+    const stuck: number[] = [];
+    await Promise.all(
+      this.peers.map(async (link, k) => {
+        const sock = link.out?.socket;
+        if (!sock || sock.destroyed || (link.gone && !link.gone.graceful)) return;
+        sock.write(encodeFrame(FrameType.bye));
+        const flushed = await new Promise<boolean>((resolve) => {
+          const timer = setTimeout(() => resolve(false), limitMs);
+          const finish = () => {
+            clearTimeout(timer);
+            resolve(true);
+          };
+          sock.once('close', finish);
+          sock.end(finish);
+        });
+        if (!flushed) stuck.push(k);
+      }),
+    );
+    if (stuck.length) process.emitWarning(`atscale dist: ${stuck.length === 1 ? 'rank' : 'ranks'} ${stuck.join(', ')} did not take our last frames within ${limitMs} ms of destroy(); closed anyway`);
     for (const link of this.peers) {
-      if (link.out && !link.out.socket.destroyed) {
-        link.out.socket.write(encodeFrame(FrameType.bye));
-        link.out.socket.end();
-      }
+      link.out?.socket.destroy();
       link.inSocket?.end();
     }
   }
@@ -216,7 +278,7 @@ export class Transport {
       () => {
         this.peers[peer]!.out = link;
         link.onFrame = () => link.reject('unexpected frame on a sending link');
-        link.onClose = (reason) => this.lose(peer, reason);
+        link.onClose = (reason) => this.sendingLinkClosed(peer, reason);
         this.checkMesh();
       },
       (err: Error) => {
@@ -239,7 +301,7 @@ export class Transport {
       HANDSHAKE_MAX_PAYLOAD,
       (f: Frame) => {
         if (!authenticated) control.push(f);
-        else if (f.header.type === FrameType.bye) link.leftCleanly = true;
+        else if (f.header.type === FrameType.bye) this.saidGoodbye(k);
         else if (f.header.type === FrameType.peerLost) this.reportedLost(k, f.payload);
       },
       (err) => {
@@ -257,7 +319,7 @@ export class Transport {
     });
     sock.on('close', () => {
       control.fail(new Error(`${who} closed the connection during the handshake`));
-      if (authenticated) this.lose(k, lastError ? `connection error ${lastError}` : 'connection closed');
+      if (authenticated) this.receivingLinkClosed(k, lastError ? `connection error ${lastError}` : 'connection closed');
     });
     const linkApi = {
       sendControl: (type: number, payload: Uint8Array) => void sock.write(encodeFrame(type, payload)),
@@ -272,33 +334,50 @@ export class Transport {
     this.checkMesh();
   }
 
-  private lose(k: number, reason: string): void {
+  /** Its goodbye is the last frame it sends: whatever we still wait for from it will not come. */
+  private saidGoodbye(k: number): void {
     const link = this.peers[k]!;
-    if (link.lost || this.closing) return;
-    const why = link.leftCleanly
-      ? 'has left (it destroyed its process group or exited)'
-      : `disconnected (${reason}): it probably crashed or was killed; see its output`;
-    if (link.leftCleanly) {
-      // Not a failure by itself: only receives it can no longer satisfy fail.
-      link.lost = new PeerLostError(k, why);
-      link.receiver?.failAll(link.lost);
-      link.out?.socket.destroy();
-      return;
-    }
-    this.markLost(k, why);
+    link.saidGoodbye = true;
+    if (link.gone || this.closing) return;
+    this.settle(k, { error: new PeerLostError(k, 'has left (it destroyed its process group)'), graceful: true });
+  }
+
+  private receivingLinkClosed(k: number, reason: string): void {
+    const link = this.peers[k]!;
+    if (link.saidGoodbye) this.saidGoodbye(k);
+    else this.died(k, reason);
+  }
+
+  /** Either it left (its goodbye is on the other link) or it died: the receiving link will say. */
+  private sendingLinkClosed(k: number, reason: string): void {
+    const link = this.peers[k]!;
+    if (link.gone || this.closing || link.verdictTimer) return;
+    link.verdictTimer = setTimeout(() => this.died(k, reason), Math.min(VERDICT_GRACE_MS, this.opts.timeoutMs));
+  }
+
+  private died(k: number, reason: string): void {
+    const link = this.peers[k]!;
+    if (link.gone || this.closing) return;
+    const why = `disconnected (${reason}): it probably crashed or was killed; see its output`;
+    this.settle(k, { error: new PeerLostError(k, why), graceful: false });
     // Tell everyone else who died, before this process's own reaction (often exiting) can
     // reach them and be mistaken for the cause.
     const notice = encodeFrame(FrameType.peerLost, Buffer.from(JSON.stringify({ rank: k, reason: why })));
-    for (const other of this.peers) if (other !== link && !other.lost && other.out && !other.out.socket.destroyed) other.out.socket.write(notice);
+    for (const other of this.peers) if (other !== link && !other.gone && other.out && !other.out.socket.destroyed) other.out.socket.write(notice);
   }
 
-  private markLost(k: number, why: string): void {
+  /** Records how `k` went, fails the receives that can no longer be served, tells listeners. */
+  private settle(k: number, d: Departure): void {
     const link = this.peers[k]!;
-    link.lost = new PeerLostError(k, why);
-    link.receiver?.failAll(link.lost);
+    link.gone = d;
+    if (link.verdictTimer) clearTimeout(link.verdictTimer);
+    link.verdictTimer = null;
+    // After a goodbye nothing is lost: frames it sent before stay readable by later receives.
+    link.receiver?.failAll(d.error);
     link.out?.socket.destroy();
-    link.inSocket?.destroy();
-    for (const fn of this.lostListeners) fn(link.lost);
+    if (!d.graceful) link.inSocket?.destroy();
+    for (const fn of this.lostListeners) fn(d);
+    for (const fn of link.onGone.splice(0)) fn();
   }
 
   /** Rank `from` says it lost a rank: that rank is gone for us too. */
@@ -311,7 +390,7 @@ export class Transport {
     }
     const k = notice.rank;
     if (typeof k !== 'number' || !Number.isInteger(k) || k < 0 || k >= this.opts.worldSize || k === this.opts.rank) return;
-    if (this.peers[k]!.lost || this.closing) return;
-    this.markLost(k, `${String(notice.reason).slice(0, 300)} [reported by rank ${from}]`);
+    if (this.peers[k]!.gone || this.closing) return;
+    this.settle(k, { error: new PeerLostError(k, `${String(notice.reason).slice(0, 300)} [reported by rank ${from}]`), graceful: false });
   }
 }

@@ -1,4 +1,4 @@
-// Starts N real worker processes (test/dist/worker.ts) on 127.0.0.1 with torchrun-style env
+// Starts N real worker processes (test/dist/worker.ts, or another script beside it) on 127.0.0.1 with torchrun-style env
 // and collects the JSON line each prints. Not a test itself.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -10,7 +10,7 @@ export interface WorkerResult {
   code: number | null;
   signal: NodeJS.Signals | null;
   /** The worker's JSON report, if it printed one. */
-  report: { ok: boolean; error?: string; ms: number } | null;
+  report: { ok: boolean; error?: string; ms: number; [more: string]: unknown } | null;
   stderr: string;
 }
 
@@ -25,10 +25,10 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export async function runWorkers(n: number, args: string[], env: Record<string, string> = {}, perRankEnv: (r: number) => Record<string, string> = () => ({})): Promise<WorkerResult[]> {
+export async function runWorkers(n: number, args: string[], env: Record<string, string> = {}, perRankEnv: (r: number) => Record<string, string> = () => ({}), scriptName = 'worker.js'): Promise<WorkerResult[]> {
   const port = await freePort();
   const secret = randomBytes(32).toString('hex');
-  const script = fileURLToPath(new URL('./worker.js', import.meta.url));
+  const script = fileURLToPath(new URL(`./${scriptName}`, import.meta.url));
   const children: ChildProcess[] = [];
   const results = Array.from({ length: n }, (_, rank) => {
     const child = spawn(process.execPath, [script, ...args], {
