@@ -114,6 +114,9 @@ export async function worldGroupOverStore(t: TransportOptions, options: Collecti
   });
   const shutdown = async () => {
     await transport.close();
+    // What is still waiting now can never complete: say so instead of leaving its timer to
+    // hold the process until the timeout.
+    for (const op of [...active]) op.fail(new Error(`${op.name}: the process group was destroyed while it ran`));
     await afterClose();
   };
   const members = Array.from({ length: t.worldSize }, (_, i) => i);

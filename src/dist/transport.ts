@@ -134,12 +134,15 @@ export class Transport {
       // The link broke under us: report why the peer went (left or died), which the
       // receiving link decides, or this error if it never does.
       if (link.gone) return done(link.gone.error);
-      const fallback = new PeerLostError(rank, `disconnected while we sent to it (${err.message})`);
-      const timer = setTimeout(() => done(fallback), VERDICT_GRACE_MS + 100);
-      link.onGone.push(() => {
+      let reported = false;
+      const report = (e: PeerLostError) => {
+        if (reported) return;
+        reported = true;
         clearTimeout(timer);
-        done(link.gone!.error);
-      });
+        done(e);
+      };
+      const timer = setTimeout(() => report(new PeerLostError(rank, `disconnected while we sent to it (${err.message})`)), VERDICT_GRACE_MS + 100);
+      link.onGone.push(() => report(link.gone!.error));
     });
     sock.uncork();
   }

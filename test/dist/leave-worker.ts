@@ -6,6 +6,8 @@
 // The others must still complete the collective, and then fail a new one at once, naming the
 // leaver. Prints one JSON line {"rank","ok","failures","rounds","ms"}; inert unless
 // ATSCALE_TEST_WORKER=1 (node --test also runs every .js file under test/).
+// With argv[2] 'send-then-exit' (2 ranks): rank 0 starts a send of 8 MB without awaiting it,
+// destroys its group and exits at once; rank 1 starts receiving only later and must get it all.
 import { parseSecret, StoreClient, StoreServer, type ProcessGroup } from '../../src/dist/index.js';
 import { worldGroupOverStore } from '../../src/dist/init.js';
 import type { CollectiveOptions } from '../../src/dist/process-group.js';
@@ -58,6 +60,23 @@ async function round(pg: ProcessGroup, i: number, variant: Variant, leaver: numb
   expectSum(buf, n, variant);
 }
 
+/** destroy() must flush what this rank still had to send before it closes its links. */
+async function sendThenExit(pg: ProcessGroup): Promise<string[]> {
+  const big = Float32Array.from({ length: 2 << 20 }, (_, i) => value(0, i));
+  if (pg.rank === 0) {
+    const sent = pg.send(big, 1);
+    await pg.destroy();
+    await sent;
+    console.log(JSON.stringify({ rank: 0, ok: true, failures: [], ms: 0 }));
+    process.exit(0); // nothing may be left for the event loop to finish after destroy()
+  }
+  busyWait(300);
+  const got = new Float32Array(big.length);
+  await pg.recv(got, 0);
+  for (let i = 0; i < got.length; i++) if (got[i] !== big[i]) return [`element ${i} of what rank 0 sent is ${got[i]}, expected ${big[i]}`];
+  return [];
+}
+
 async function main(): Promise<void> {
   if (process.env.ATSCALE_TEST_WORKER !== '1') return;
   const t0 = Date.now();
@@ -73,7 +92,12 @@ async function main(): Promise<void> {
   const server = rank === 0 ? await StoreServer.start({ host, port, secret, timeoutMs }) : null;
   const store = await StoreClient.connect({ host, port, secret, identity: `rank ${rank}`, timeoutMs });
   const failures: string[] = [];
-  for (let i = 0; i < rounds; i++) {
+  if (process.argv[2] === 'send-then-exit') {
+    const pg = await worldGroupOverStore({ rank, worldSize: n, secret, store, bindAddr: host, hostId: `h${rank}`, timeoutMs, maxFrameBytes: 1 << 20, storePrefix: 'exit' }, { ...small, segmentBytes: 1 << 20 });
+    failures.push(...(await sendThenExit(pg).catch((err: Error) => [err.message])));
+    await pg.destroy();
+  }
+  for (let i = 0; process.argv[2] !== 'send-then-exit' && i < rounds; i++) {
     const variant = VARIANTS[i % VARIANTS.length]!;
     const leaver = Math.floor(i / VARIANTS.length) % n;
     const lag = 10 + ((i * 7 + rank * 5) % 20);

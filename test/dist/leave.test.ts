@@ -17,3 +17,12 @@ for (const n of [3, 4]) {
     assert.deepEqual(failures, [], `${failures.length} failures in ${n} x 32 rank-rounds`);
   });
 }
+
+test('destroy() flushes a send still in progress before it closes: the peer receives all 8 MB after the sender exited', async () => {
+  const results = await runWorkers(2, ['send-then-exit'], { ATSCALE_TIMEOUT_MS: '10000' }, () => ({}), 'leave-worker.js');
+  for (const r of results) {
+    assert.ok(r.report, `rank ${r.rank} printed no report (exit ${r.code}, signal ${r.signal}): ${r.stderr}`);
+    assert.deepEqual(r.report.failures, [], `rank ${r.rank}`);
+    assert.equal(r.code, 0);
+  }
+});
