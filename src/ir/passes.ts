@@ -4,6 +4,7 @@
 import { Graph, type Node, type Program } from './graph.js';
 import type { HostValue } from './value.js';
 import { numel } from './shape.js';
+import { createHash } from 'node:crypto';
 
 /** Evaluates one node on constant inputs (the reference interpreter provides it). */
 export type Evaluate = (node: Node, inputs: HostValue[]) => HostValue;
@@ -33,9 +34,12 @@ export function deadCodeElimination(p: Program): Program {
 
 const SMALL_CONST = 64;
 
-function constKey(v: HostValue): string | undefined {
-  if (v.data.length > SMALL_CONST) return undefined;
-  return `${v.dtype}[${v.shape.join(',')}]${Array.from(v.data as ArrayLike<number | bigint>, String).join(',')}`;
+/** Small constants are keyed by their values, large ones by a hash of their bytes (so, for
+ * example, one causal mask per layer becomes one mask). */
+function constKey(v: HostValue): string {
+  const head = `${v.dtype}[${v.shape.join(',')}]`;
+  if (v.data.length <= SMALL_CONST) return head + Array.from(v.data as ArrayLike<number | bigint>, String).join(',');
+  return head + createHash('sha256').update(new Uint8Array(v.data.buffer, v.data.byteOffset, v.data.byteLength)).digest('hex');
 }
 
 export function commonSubexpressionElimination(p: Program): Program {
@@ -45,14 +49,7 @@ export function commonSubexpressionElimination(p: Program): Program {
     () => true,
     (n, map, g) => {
       if (n.op === 'input') return undefined;
-      let key: string | undefined;
-      if (n.op === 'const') {
-        const k = constKey(n.value!);
-        key = k === undefined ? undefined : `const:${k}`;
-      } else {
-        key = `${n.op}(${n.inputs.map((i) => map[i]).join(',')})${JSON.stringify(n.attrs)}`;
-      }
-      if (key === undefined) return undefined;
+      const key = n.op === 'const' ? `const:${constKey(n.value!)}` : `${n.op}(${n.inputs.map((i) => map[i]).join(',')})${JSON.stringify(n.attrs)}`;
       const hit = seen.get(key);
       if (hit !== undefined) return hit;
       const id = g.add(n.op, n.inputs.map((i) => map[i]!), n.attrs, n.value);

@@ -1,7 +1,7 @@
 // GPT: a decoder-only transformer language model (GPT-2 layout and parameter names, tied
 // input/output embeddings), written top to bottom in the order data flows.
 import type { Tensor } from '../tensor/tensor.js';
-import { causalMask, crossEntropy, gelu, softmax, split, where } from '../tensor/functional.js';
+import { causalBias, crossEntropy, gelu, softmax, split, where } from '../tensor/functional.js';
 import { constant } from '../tensor/tensor.js';
 import { hostValue } from '../ir/value.js';
 import { Module } from '../nn/module.js';
@@ -40,9 +40,12 @@ export class CausalSelfAttention extends Module {
     // Scaling q (T x hs) instead of the scores (T x T) is the same maths on a smaller tensor.
     const scale = 1 / Math.sqrt(C / this.c.nHead);
     let att = q!.mul(scale).matmul(k!.transpose(-2, -1));
-    att = softmax(where(causalMask(t, t, x.graph), att, -1e9), -1);
-    att = this.attnDrop.forward(att, key);
-    const y = att.matmul(v!).permute([0, 2, 1, 3]).reshape([b, t, C]);
+    att = softmax(att.add(causalBias(t, t, x.graph)), -1);
+    // Dropout's 1/(1-p) goes on att @ v (T x hs) rather than on att (T x T): same result.
+    const dropped = this.attnDrop.forwardUnscaled(att, key);
+    let y = dropped.y.matmul(v!);
+    if (dropped.scale !== 1) y = y.mul(dropped.scale);
+    y = y.permute([0, 2, 1, 3]).reshape([b, t, C]);
     return this.residDrop.forward(this.cProj.forward(y), key);
   }
 

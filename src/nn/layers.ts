@@ -1,7 +1,7 @@
 // The basic layers. Linear stores its weight [in, out] (GPT-2's layout), so y = x W + b
 // needs no transpose in the graph.
 import type { Tensor } from '../tensor/tensor.js';
-import { layerNorm, dropout } from '../tensor/functional.js';
+import { layerNorm, dropout, dropoutUnscaled } from '../tensor/functional.js';
 import { Module, type Parameter } from './module.js';
 
 export class Linear extends Module {
@@ -63,5 +63,10 @@ export class Dropout extends Module {
 
   forward(x: Tensor, key: Tensor | undefined): Tensor {
     return key && this.p > 0 ? dropout(x, this.p, key, this.salt) : x;
+  }
+
+  /** The mask without the 1/(1-p) scale, and the scale the caller must apply downstream. */
+  forwardUnscaled(x: Tensor, key: Tensor | undefined): { y: Tensor; scale: number } {
+    return key && this.p > 0 ? { y: dropoutUnscaled(x, this.p, key, this.salt), scale: 1 / (1 - this.p) } : { y: x, scale: 1 };
   }
 }
