@@ -1,6 +1,6 @@
 // Training state and steps on one process: flat params and AdamW moments as Float32Arrays,
-// double-buffered so each compiled step reads one set and writes the other, with no
-// allocation per step. One graph per step without accumulation; with accumulation a
+// double-buffered so each compiled step reads one set and writes the other (no state is
+// reallocated per step). One graph per step without accumulation; with accumulation a
 // micro-step graph adds into a gradient buffer and an update graph applies AdamW.
 import { hostValue, type HostValue } from '../ir/value.js';
 import { compile, type Executable } from '../runtime/execute.js';
@@ -65,19 +65,26 @@ export class LocalTrainer implements Trainer {
     return { device: this.opts.device, threads: this.opts.threads };
   }
 
-  /** Compiles the step graphs (paid once; also done lazily by the first step). */
-  async prepare(): Promise<void> {
+  private ready?: Promise<void>;
+
+  /** Traces and compiles the step graphs, once (the first step calls it if the caller did not). */
+  prepare(): Promise<void> {
+    this.ready ??= this.build();
+    return this.ready;
+  }
+
+  private async build(): Promise<void> {
     const { shape, optimizer, gradClip, gradAccum } = this.opts;
     if (gradAccum === 1) {
       const f = fusedStepProgram(this.model, this.layout, shape, optimizer, gradClip);
       this.hasKey = f.hasKey;
-      this.fused ??= await compile(f.program, this.exec());
+      this.fused = await compile(f.program, this.exec());
     } else {
       const mp = microstepProgram(this.model, this.layout, shape);
       this.hasKey = mp.hasKey;
-      this.micro ??= await compile(mp.program, this.exec());
-      this.update ??= await compile(updateProgram(this.layout.size, optimizer, gradClip), this.exec());
-      this.grads ??= new DoubleBuffer(f32(this.layout.size), f32(this.layout.size));
+      this.micro = await compile(mp.program, this.exec());
+      this.update = await compile(updateProgram(this.layout.size, optimizer, gradClip), this.exec());
+      this.grads = new DoubleBuffer(f32(this.layout.size), f32(this.layout.size));
     }
   }
 
@@ -86,9 +93,13 @@ export class LocalTrainer implements Trainer {
     return this.params.cur.data as Float32Array;
   }
 
+  /** Wraps a micro-batch's token arrays as graph inputs (no copy). */
   private batchValues(b: MicroBatch): HostValue[] {
     const { batch, seq } = this.opts.shape;
-    return [hostValue('int32', [batch, seq], b.x), hostValue('int32', [batch, seq], b.y)];
+    if (b.x.length !== batch * seq || b.y.length !== batch * seq) {
+      throw new RangeError(`a micro-batch must hold ${batch} x ${seq} = ${batch * seq} tokens in x and y, got ${b.x.length} and ${b.y.length}`);
+    }
+    return [{ dtype: 'int32', shape: [batch, seq], data: b.x }, { dtype: 'int32', shape: [batch, seq], data: b.y }];
   }
 
   /** One optimizer step over gradAccum micro-batches; `iter` is 0-based. Returns mean loss and grad norm. */
