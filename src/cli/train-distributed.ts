@@ -10,7 +10,7 @@ export interface DistSetup {
   rank: number;
   world: number;
   hyper: TrainHyper;
-  makeTrainer?: (model: GPT, microBatch: number) => Promise<Trainer>;
+  makeTrainer?: (model: GPT, microBatch: number, seed: number) => Promise<Trainer>;
   close(): Promise<void>;
 }
 
@@ -26,11 +26,20 @@ function configFromFlags(h: TrainHyper, world: number): Record<string, unknown> 
   };
 }
 
-export async function distributedSetup(dsConfigPath: string | undefined, hyper: TrainHyper, opts: { device: 'cpu' | 'webgpu'; threads?: number; seed: number }): Promise<DistSetup> {
-  const world = Number(process.env.WORLD_SIZE ?? '1');
+/** Settings a DeepSpeed config owns; giving them as flags too is ambiguous, so it is refused. */
+const OWNED_BY_CONFIG: Record<string, string> = { batchSize: '--batch-size', gradAccum: '--grad-accum', lr: '--lr', minLr: '--min-lr', warmupIters: '--warmup-iters', weightDecay: '--weight-decay' };
+
+export async function distributedSetup(dsConfigPath: string | undefined, hyper: TrainHyper, explicit: ReadonlySet<string>, opts: { device: 'cpu' | 'webgpu'; threads?: number }): Promise<DistSetup> {
+  const worldEnv = process.env.WORLD_SIZE ?? '1';
+  const world = Number(worldEnv);
+  if (!Number.isInteger(world) || world < 1) throw new Error(`WORLD_SIZE='${worldEnv}' is not a positive integer (atscale launch sets it)`);
   if (!dsConfigPath && world === 1) return { rank: 0, world: 1, hyper, close: async () => {} };
   let raw: unknown;
   if (dsConfigPath) {
+    const clash = Object.keys(OWNED_BY_CONFIG).filter((k) => explicit.has(k));
+    if (clash.length) {
+      throw new Error(`${clash.map((k) => OWNED_BY_CONFIG[k]).join(', ')} conflict with --deepspeed-config ${dsConfigPath}, which sets batch sizes, optimizer and schedule; set them in the config file instead`);
+    }
     try {
       raw = JSON.parse(readFileSync(dsConfigPath, 'utf8'));
     } catch (e) {
@@ -48,14 +57,15 @@ export async function distributedSetup(dsConfigPath: string | undefined, hyper: 
     return { rank: 0, worldSize: 1, masterAddr: '127.0.0.1', masterPort: await findFreePort('127.0.0.1'), secret: randomBytes(32).toString('hex') };
   };
   const pg = await initProcessGroup(world === 1 && !process.env.MASTER_ADDR ? await single() : undefined);
+  // The schedule comes from the config's scheduler when it has one; otherwise (and always
+  // when the config was made from flags) it stays the preset's/flags' warmup + cosine.
+  const hasScheduler = !!dsConfigPath && typeof raw === 'object' && raw !== null && 'scheduler' in raw;
   const h: TrainHyper = {
     ...hyper,
     batchSize: cfg.microBatchPerGpu * world,
     gradAccum: cfg.gradAccum,
-    lr: cfg.schedule.lr,
-    minLr: cfg.schedule.minLr,
-    warmupIters: cfg.schedule.warmupIters,
-    decayIters: cfg.schedule.decayIters,
+    ...(hasScheduler ? { lr: cfg.schedule.lr, minLr: cfg.schedule.minLr, warmupIters: cfg.schedule.warmupIters, decayIters: cfg.schedule.decayIters } : { lr: cfg.optimizer.lr }),
+    logInterval: dsConfigPath && !explicit.has('logInterval') ? cfg.stepsPerPrint : hyper.logInterval,
     beta1: cfg.optimizer.beta1,
     beta2: cfg.optimizer.beta2,
     weightDecay: cfg.optimizer.weightDecay,
@@ -65,7 +75,7 @@ export async function distributedSetup(dsConfigPath: string | undefined, hyper: 
     rank: pg.rank,
     world,
     hyper: h,
-    makeTrainer: (model, micro) => createZeroTrainer(model, cfg, pg, { seed: opts.seed, threads: opts.threads, device: opts.device, shape: { batch: micro, seq: model.config.blockSize } }),
+    makeTrainer: (model, micro, seed) => createZeroTrainer(model, cfg, pg, { seed, threads: opts.threads, device: opts.device, shape: { batch: micro, seq: model.config.blockSize } }),
     close: () => pg.destroy(),
   };
 }

@@ -19,7 +19,7 @@ const FLAGS: Record<string, FlagSpec> = {
   'block-size': { type: 'number', help: 'context length' },
   dropout: { type: 'number', help: 'dropout probability' },
   bias: { type: 'boolean', help: 'biases in Linear and LayerNorm layers' },
-  'batch-size': { type: 'number', help: 'sequences per optimizer step (global)' },
+  'batch-size': { type: 'number', help: 'sequences per micro-step, all ranks together (a step is batch-size x grad-accum)' },
   'grad-accum': { type: 'number', help: 'micro-steps per optimizer step' },
   'max-iters': { type: 'number', help: 'optimizer steps' },
   lr: { type: 'number', help: 'peak learning rate' },
@@ -52,39 +52,44 @@ export interface ResolvedTrainArgs {
   model: Partial<GPTConfig>;
   hyper: TrainHyper;
   flags: Record<string, unknown>;
+  /** Settings the user gave (flag or config file), camelCase: on resume only these override the checkpoint. */
+  explicit: Set<string>;
 }
 
-/** Preset, then config file, then flags. Unknown config keys are errors naming the key. */
+/** Preset, then config file, then flags given on the command line. Unknown config keys are
+ * errors naming the key. */
 export function resolveTrainArgs(argv: string[]): ResolvedTrainArgs {
-  const { flags, positional } = parseArgs(argv, FLAGS, 'train');
+  const { flags: withDefaults, positional } = parseArgs(argv, FLAGS, 'train');
   if (positional.length) throw new UsageError(`atscale train: unexpected argument '${positional[0]}'; settings are flags (atscale train --help)`);
-  const p = preset(String(flags.preset));
-  const model: Partial<GPTConfig> = { ...p.model };
-  const hyper: TrainHyper = { ...p.train };
-  const settings: Record<string, unknown> = {};
-  if (flags.config) {
+  const noDefaults = Object.fromEntries(Object.entries(FLAGS).map(([k, spec]) => [k, { ...spec, default: undefined }]));
+  const given = Object.fromEntries(Object.entries(parseArgs(argv, noDefaults, 'train').flags).filter(([, v]) => v !== undefined));
+  const fromFile: Record<string, unknown> = {};
+  if (given.config) {
     let json: Record<string, unknown>;
     try {
-      json = JSON.parse(readFileSync(String(flags.config), 'utf8')) as Record<string, unknown>;
+      json = JSON.parse(readFileSync(String(given.config), 'utf8')) as Record<string, unknown>;
     } catch (e) {
-      throw new UsageError(`atscale train: cannot read --config ${String(flags.config)}: ${(e as Error).message}`);
+      throw new UsageError(`atscale train: cannot read --config ${String(given.config)}: ${(e as Error).message}`);
     }
+    const known = Object.keys(FLAGS).filter((f) => !['config', 'help'].includes(f));
     for (const [k, v] of Object.entries(json)) {
       const key = camelize(k);
-      if (!(key in MODEL_KEYS) && !(key in HYPER_KEYS) && !Object.keys(FLAGS).map(camelize).includes(key)) {
-        throw new UsageError(`atscale train: unknown key '${k}' in ${String(flags.config)}; known keys are ${Object.keys(FLAGS).filter((f) => !['config', 'help'].includes(f)).join(', ')}`);
-      }
-      settings[key] = v;
+      if (!known.map(camelize).includes(key)) throw new UsageError(`atscale train: unknown key '${k}' in ${String(given.config)}; known keys are ${known.join(', ')}`);
+      fromFile[key] = v;
     }
   }
-  for (const [k, v] of Object.entries(flags)) if (v !== undefined && (FLAGS[k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)]?.default !== v || !(k in settings))) settings[k] = v;
+  const settings: Record<string, unknown> = { ...withDefaults, ...fromFile, ...given };
+  const p = preset(String(settings.preset));
+  const model: Partial<GPTConfig> = { ...p.model };
+  const hyper: TrainHyper = { ...p.train };
   for (const [k, v] of Object.entries(settings)) {
     if (k in MODEL_KEYS) (model as Record<string, unknown>)[MODEL_KEYS[k]!] = v;
     if (k in HYPER_KEYS) (hyper as unknown as Record<string, unknown>)[HYPER_KEYS[k]!] = v;
   }
-  if (settings.maxIters !== undefined && settings.decayIters === undefined) hyper.decayIters = hyper.maxIters;
-  if (settings.lr !== undefined && settings.minLr === undefined) hyper.minLr = hyper.lr / 10;
-  return { model, hyper, flags: settings };
+  const explicit = new Set([...Object.keys(fromFile), ...Object.keys(given)]);
+  if (explicit.has('maxIters') && !explicit.has('decayIters')) hyper.decayIters = hyper.maxIters;
+  if (explicit.has('lr') && !explicit.has('minLr')) hyper.minLr = hyper.lr / 10;
+  return { model, hyper, flags: settings, explicit };
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -92,18 +97,19 @@ export async function run(argv: string[]): Promise<number> {
     console.log(formatHelp('train', summary, FLAGS));
     return 0;
   }
-  const { model, hyper, flags } = resolveTrainArgs(argv);
+  const { model, hyper, flags, explicit } = resolveTrainArgs(argv);
   if (!flags.data) throw new UsageError('atscale train: no training data; pass --data PATH or --data URL (for example --data ../shared/data/tinyshakespeare.txt)');
   const { checkDevice } = await import('../runtime/session.js');
   const device = checkDevice(flags.device);
   const threads = flags.threads as number | undefined;
   const { runTraining } = await import('../engine/train-loop.js');
   const dist = await import('./train-distributed.js');
-  const setup = await dist.distributedSetup(flags.deepspeedConfig as string | undefined, hyper, { device, threads, seed: flags.seed as number });
+  const setup = await dist.distributedSetup(flags.deepspeedConfig as string | undefined, hyper, explicit, { device, threads });
   let peak = flags.peakGflops as number | undefined;
   if (peak === undefined) {
     const { measureGemmGflops } = await import('../runtime/gemm-probe.js');
-    peak = await measureGemmGflops(1024, threads ?? 2, 3);
+    const { availableParallelism } = await import('node:os');
+    peak = await measureGemmGflops(1024, threads ?? availableParallelism(), 3);
   }
   const t0 = performance.now();
   try {
@@ -122,6 +128,7 @@ export async function run(argv: string[]): Promise<number> {
       rank: setup.rank,
       world: setup.world,
       makeTrainer: setup.makeTrainer,
+      explicit,
       quiet: flags.quiet === true,
     });
     if (setup.rank === 0) {

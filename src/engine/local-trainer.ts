@@ -11,6 +11,8 @@ import { type AdamWConfig, adamwScalars } from '../optim/adamw.js';
 import { evalProgram, fusedStepProgram, microstepProgram, updateProgram, type StepShape } from './step-graphs.js';
 import { dropoutKey } from './dropout-key.js';
 import type { Trainer } from './trainer.js';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { saveCheckpoint, loadCheckpoint } from '../checkpoint/index.js';
 
 export interface MicroBatch {
@@ -158,6 +160,9 @@ export class LocalTrainer implements Trainer {
   }
 
   async load(dir: string): Promise<{ meta: Record<string, unknown>; files: Record<string, string> }> {
+    if (existsSync(join(dir, 'index.json'))) {
+      throw new Error(`checkpoint ${dir} is sharded (written by a ZeRO run); resume it with --deepspeed-config (under atscale launch), or merge it first with consolidateCheckpoint`);
+    }
     const ck = loadCheckpoint(dir);
     const dict: Record<string, { shape: readonly number[]; data: ArrayLike<number> }> = {};
     for (const [name, t] of Object.entries(ck.tensors)) if (name !== OPT_M && name !== OPT_V) dict[name] = { shape: t.shape, data: t.data as Float32Array };

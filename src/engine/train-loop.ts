@@ -32,7 +32,10 @@ export interface RunOptions {
   rank?: number;
   world?: number;
   /** Builds the trainer for a model (default: LocalTrainer); the ZeRO engine plugs in here. */
-  makeTrainer?: (model: GPT, microBatch: number) => Promise<Trainer>;
+  makeTrainer?: (model: GPT, microBatch: number, seed: number) => Promise<Trainer>;
+  /** Settings the user gave explicitly (camelCase hyper keys, 'seed'); on resume only these
+   * override the checkpoint's, and batch size, accumulation and seed may not change. */
+  explicit?: ReadonlySet<string>;
   /** Start every training/eval window just after this text (e.g. '\n' for one record per line). */
   alignAfter?: string;
   quiet?: boolean;
@@ -61,7 +64,6 @@ interface Meta {
 export async function runTraining(o: RunOptions): Promise<RunResult> {
   const rank = o.rank ?? 0;
   const world = o.world ?? 1;
-  const h = o.hyper;
   const ckptDir = join(o.out, 'ckpt');
   let meta: Meta | undefined;
   let resumeFiles: Record<string, string> | undefined;
@@ -73,6 +75,8 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     if (!resumeFiles['tokenizer.json']) throw new Error(`checkpoint ${o.resume} has no tokenizer.json; it was not written by atscale train`);
   }
   const config = gptConfig(meta ? meta.config : o.model);
+  const h = meta ? resumedHyper(meta, o) : o.hyper;
+  const seed = meta ? meta.seed : o.seed;
   if (h.batchSize % world !== 0) throw new Error(`batch size ${h.batchSize} is not divisible by the ${world} data-parallel ranks`);
   for (const [k, v] of Object.entries(h)) if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`training setting ${k} must be a number, got ${String(v)}`);
   if (!(h.maxIters >= 0 && h.gradAccum >= 1 && h.batchSize >= 1 && h.evalIters >= 1 && h.evalInterval >= 1)) {
@@ -89,13 +93,13 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   const micro = h.batchSize / world;
   const shape = { batch: micro, seq: config.blockSize };
   const trainer = o.makeTrainer
-    ? await o.makeTrainer(model, micro)
-    : new LocalTrainer(model, { shape, optimizer: { lr: h.lr, beta1: h.beta1, beta2: h.beta2, eps: 1e-8, weightDecay: h.weightDecay }, gradClip: h.gradClip, gradAccum: h.gradAccum, seed: o.seed, device: o.device, threads: o.threads });
+    ? await o.makeTrainer(model, micro, seed)
+    : new LocalTrainer(model, { shape, optimizer: { lr: h.lr, beta1: h.beta1, beta2: h.beta2, eps: 1e-8, weightDecay: h.weightDecay }, gradClip: h.gradClip, gradAccum: h.gradAccum, seed, device: o.device, threads: o.threads });
   const align = o.alignAfter === undefined ? undefined : data.tokenizer.encode(o.alignAfter);
   if (align && align.length !== 1) throw new Error(`alignAfter must encode to exactly one token, got ${align.length}`);
   const startsIn = (tokens: ArrayLike<number>) => (align ? startsAfter(tokens, align[0]!) : undefined);
-  const trainSampler = new ShardedBatchSampler(data.train, config.blockSize, h.batchSize, rank, world, new Rng(o.seed), startsIn(data.train));
-  const valSampler = new ShardedBatchSampler(data.val, config.blockSize, h.batchSize, rank, world, new Rng(o.seed + 1), startsIn(data.val));
+  const trainSampler = new ShardedBatchSampler(data.train, config.blockSize, h.batchSize, rank, world, new Rng(seed), startsIn(data.train));
+  const valSampler = new ShardedBatchSampler(data.val, config.blockSize, h.batchSize, rank, world, new Rng(seed + 1), startsIn(data.val));
   let start = 0;
   if (meta) {
     await trainer.load(o.resume!);
@@ -118,8 +122,10 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     for (let i = 0; i < h.evalIters; i++) sum += await trainer.evalLoss(valSampler.next());
     return sum / h.evalIters;
   };
+  let saved = false;
   const save = async (iter: number) => {
-    const m: Meta = { iter, config, hyper: h, seed: o.seed, trainRng: trainSampler.getState(), valRng: valSampler.getState(), tokenizer: data.tokenizer.fingerprint(), world };
+    saved = true;
+    const m: Meta = { iter, config, hyper: h, seed, trainRng: trainSampler.getState(), valRng: valSampler.getState(), tokenizer: data.tokenizer.fingerprint(), world };
     await trainer.save(ckptDir, m as unknown as Record<string, unknown>, { 'tokenizer.json': JSON.stringify(data.tokenizer.toJSON()) });
   };
 
@@ -153,11 +159,26 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     }
   }
   progress.done();
-  if (!existsSync(ckptDir)) await save(start);
+  // Every rank decides the same way (saving is collective), and a stale ckpt/ is never returned.
+  if (!saved) await save(start);
   return { model, trainer, tokenizer: data.tokenizer, losses, valLoss, checkpoint: ckptDir };
 }
 
 const round = (x: number) => Math.round(x * 1e6) / 1e6;
+
+/** The checkpoint's training settings with the user's explicit ones on top; batch size,
+ * accumulation and seed must stay as they were (the data stream and dropout depend on them). */
+function resumedHyper(meta: Meta, o: RunOptions): TrainHyper {
+  const explicit = o.explicit ?? new Set<string>();
+  const h: TrainHyper = { ...meta.hyper };
+  for (const k of Object.keys(h) as (keyof TrainHyper)[]) if (explicit.has(k)) h[k] = o.hyper[k];
+  const fixed: [string, number, number][] = [['--batch-size', meta.hyper.batchSize, h.batchSize], ['--grad-accum', meta.hyper.gradAccum, h.gradAccum]];
+  if (explicit.has('seed')) fixed.push(['--seed', meta.seed, o.seed]);
+  for (const [flag, was, now] of fixed) {
+    if (was !== now) throw new Error(`${flag} ${now} differs from the checkpoint's ${was}; a resumed run must keep it (drop the flag to use ${was})`);
+  }
+  return h;
+}
 
 /** Meta and extra files of a checkpoint, single-file or sharded (ZeRO), verified. */
 export function readCheckpointInfo(dir: string): { meta: Record<string, unknown>; files: Record<string, string> } {

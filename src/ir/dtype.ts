@@ -26,7 +26,8 @@ export function checkDType(d: unknown, where = 'dtype'): DType {
   throw new TypeError(`unknown ${where} '${String(d)}'; valid dtypes are ${DTYPES.join(', ')}`);
 }
 
-/** Rounds a float64 to the nearest value representable in d (round-to-nearest-even). */
+/** Rounds a float64 to a value representable in d: float32 to nearest-even; float16 and
+ * bfloat16 via float32 (so a tie created only by the first rounding may round differently). */
 export function roundTo(d: DType, x: number): number {
   switch (d) {
     case 'float32':

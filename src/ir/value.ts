@@ -27,6 +27,7 @@ export function allocHost(dtype: DType, n: number): HostArray {
   }
 }
 
+/** A host value; numbers are values of the dtype (a Uint16Array for float16 is taken as bits). */
 export function hostValue(dtype: DType, shape: Shape, data?: ArrayLike<number> | HostArray): HostValue {
   checkDType(dtype);
   const n = numel(shape);
@@ -39,6 +40,9 @@ export function hostValue(dtype: DType, shape: Shape, data?: ArrayLike<number> |
       for (let i = 0; i < n; i++) arr[i] = BigInt(Math.trunc(Number((data as ArrayLike<number | bigint>)[i])));
     } else if (data.constructor === arr.constructor) {
       arr.set(data as never);
+    } else if (dtype === 'float16') {
+      // Numbers are values: encode them (a Uint16Array, handled above, already holds bits).
+      for (let i = 0; i < n; i++) arr[i] = floatToHalfBits(Number((data as ArrayLike<number | bigint>)[i]));
     } else {
       for (let i = 0; i < n; i++) (arr as Float32Array)[i] = Number((data as ArrayLike<number | bigint>)[i]);
     }

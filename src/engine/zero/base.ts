@@ -100,6 +100,7 @@ export abstract class ZeroTrainerBase implements Trainer {
   }
 
   async step(micro: MicroBatch[], lr: number, iter: number): Promise<StepResult> {
+    this.evalParams = undefined;
     this.checkMicro(micro);
     await this.prepare();
     const localLoss = await this.computeGrads(micro, iter);
@@ -127,12 +128,19 @@ export abstract class ZeroTrainerBase implements Trainer {
     return { loss: red[1]! / this.world, gradNorm: Math.sqrt(normSq) };
   }
 
+  /** Full parameters for evaluation, gathered once per step version (stage 3 gathers, the
+   * others copy), not once per evaluation batch. */
+  private evalParams?: Float32Array;
+
+  /** Mean loss over every rank's rows of the batch (collective: all ranks call it together). */
   async evalLoss(batch: MicroBatch): Promise<number> {
     const shape = this.opts.shape;
     this.evaluator ??= await compile(evalProgram(this.model, this.layout, shape), this.exec());
-    const params = await this.fullParams();
-    const [loss] = await this.evaluator.run([f32view(params), hostValue('int32', [shape.batch, shape.seq], batch.x), hostValue('int32', [shape.batch, shape.seq], batch.y)]);
-    return (loss!.data as Float32Array)[0]!;
+    this.evalParams ??= await this.fullParams();
+    const [loss] = await this.evaluator.run([f32view(this.evalParams), hostValue('int32', [shape.batch, shape.seq], batch.x), hostValue('int32', [shape.batch, shape.seq], batch.y)]);
+    const total = Float32Array.of((loss!.data as Float32Array)[0]!);
+    await this.pg.allReduce(total);
+    return total[0]! / this.world;
   }
 
   async save(dir: string, meta: Record<string, unknown>, files: Record<string, string>): Promise<void> {
@@ -140,6 +148,7 @@ export abstract class ZeroTrainerBase implements Trainer {
   }
 
   async load(dir: string): Promise<{ meta: Record<string, unknown>; files: Record<string, string> }> {
+    this.evalParams = undefined;
     return loadZeroCheckpoint(this, dir);
   }
 
