@@ -15,6 +15,10 @@ export function gradients(output: Tensor, wrt: readonly Tensor[], seed?: Tensor)
     if (w.graph !== g) throw new Error(`gradients: ${w} is not part of the traced computation of the output`);
     if (!isFloat(w.dtype)) throw new TypeError(`gradients: cannot differentiate with respect to a ${w.dtype} tensor; only float tensors have gradients`);
   }
+  if (!isFloat(output.dtype)) throw new TypeError(`gradients: the output is ${output.dtype}; only a float output can be differentiated`);
+  if (seed && (seed.graph !== g || seed.dtype !== output.dtype || seed.shape.length !== output.shape.length || seed.shape.some((d, i) => d !== output.shape[i]))) {
+    throw new TypeError(`gradients: the seed must be a ${output.dtype} tensor of the output's shape [${output.shape.join(', ')}] in the same trace, got ${seed}`);
+  }
   if (!seed && output.size !== 1) {
     throw new TypeError(`gradients: the output must be a scalar (got shape [${output.shape.join(', ')}]); reduce it first (e.g. .sum() or .mean()) or pass a seed`);
   }

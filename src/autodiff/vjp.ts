@@ -4,6 +4,7 @@
 import type { Node } from '../ir/graph.js';
 import { Tensor, lift } from '../tensor/tensor.js';
 import { where } from '../tensor/functional.js';
+import { isFloat } from '../ir/dtype.js';
 
 type Grads = (Tensor | undefined)[];
 type Rule = (g: Tensor, ins: Tensor[], out: Tensor, node: Node) => Grads;
@@ -54,7 +55,7 @@ export const VJP: Record<string, Rule> = {
   maximum: (g, [a, b]) => minMaxRule(g, a!, b!, a!.gt(b!)),
   minimum: (g, [a, b]) => minMaxRule(g, a!, b!, a!.lt(b!)),
   where: (g, [c, a, b]) => [undefined, unbroadcast(where(c!, g, 0), a!.shape), unbroadcast(where(c!, 0, g), b!.shape)],
-  cast: (g, [x], _, n) => (n.attrs.stop || !isFloatDType(x!.dtype) ? [undefined] : [g.cast(x!.dtype)]),
+  cast: (g, [x], _, n) => (n.attrs.stop || !isFloat(x!.dtype) ? [undefined] : [g.cast(x!.dtype)]),
   sum: (g, [x], _, n) => [g.reshape(keptShape(x!.shape, n)).expand(x!.shape)],
   max: (g, [x], y, n) => {
     // Ties share the gradient equally.
@@ -113,10 +114,6 @@ function geluExactGrad(x: Tensor): Tensor {
   return cdf.add(x.mul(pdf));
 }
 
-function isFloatDType(d: string): boolean {
-  return d === 'float32' || d === 'float16' || d === 'bfloat16';
-}
-
 function minMaxRule(g: Tensor, a: Tensor, b: Tensor, aWins: Tensor): Grads {
   // Ties split the gradient evenly between the two sides.
   const wA = where(aWins, 1, where(a.eq(b), lift(0.5, g), 0));
@@ -133,6 +130,10 @@ function keptShape(shape: readonly number[], n: Node): number[] {
 function sliceLike(g: Tensor, starts: number[], steps: number[], n: Node): Tensor {
   const src = n.inputs[0]!;
   const inShape = g.graph.node(src).shape;
-  const ends = starts.map((s, i) => s + steps[i]! * inShape[i]!);
-  return g.op('slice', [], { starts, ends: ends.map((e, i) => (steps[i]! < 0 && e < 0 ? -1 : e)), steps });
+  const full = n.attrs.shape as number[];
+  const ends = starts.map((s, i) => {
+    const e = s + steps[i]! * inShape[i]!;
+    return steps[i]! > 0 ? Math.min(e, full[i]!) : Math.max(e, -1);
+  });
+  return g.op('slice', [], { starts, ends, steps });
 }

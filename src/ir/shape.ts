@@ -1,6 +1,8 @@
 // Shapes are plain arrays of non-negative integers. Broadcasting follows NumPy: align from the
 // right, a dimension of 1 stretches.
 
+import { shapeError } from './site.js';
+
 export type Shape = readonly number[];
 
 export function numel(shape: Shape): number {
@@ -30,10 +32,11 @@ export function broadcastShapes(a: Shape, b: Shape): number[] | undefined {
   return out;
 }
 
-export function normalizeAxis(axis: number, rank: number): number {
+/** A non-negative axis; a bad one is an error naming the op, the shape and the call site. */
+export function normalizeAxis(axis: number, rank: number, op = 'axis', shape?: Shape): number {
   const a = axis < 0 ? axis + rank : axis;
   if (!Number.isInteger(a) || a < 0 || a >= Math.max(rank, 1)) {
-    throw new RangeError(`axis ${axis} is out of range for a tensor of rank ${rank}`);
+    shapeError(op, `axis ${axis} is out of range for a tensor of rank ${rank}`, shape ? [shape] : []);
   }
   return a;
 }

@@ -7,7 +7,8 @@ export function userSite(): string {
   const stack = new Error().stack?.split('\n').slice(1) ?? [];
   for (const line of stack) {
     const frame = line.trim().replace(/^at /, '');
-    if (!INTERNAL.test(frame)) return frame;
+    // Frames without a file (Array.map (<anonymous>)) say nothing about where the user is.
+    if (!INTERNAL.test(frame) && /:\d+:\d+\)?$/.test(frame)) return frame;
   }
   return stack[0]?.trim().replace(/^at /, '') ?? '<unknown>';
 }

@@ -47,6 +47,12 @@ export class Executable {
     let fetches: Record<string, ort.Tensor> | undefined;
     if (into) {
       if (into.length !== this.outputInfo.length) throw new Error(`compiled graph has ${this.outputInfo.length} outputs, got ${into.length} buffers`);
+      into.forEach((v, i) => {
+        const want = this.program.graph.node(this.program.outputs[i]!);
+        if (!sameShape(v.shape, want.shape) || v.dtype !== want.dtype) {
+          throw new TypeError(`output buffer ${i} must be ${want.dtype}${shapeStr(want.shape)}, got ${v.dtype}${shapeStr(v.shape)}`);
+        }
+      });
       fetches = Object.fromEntries(this.outputInfo.map((o, i) => [o.name, toOrt(into[i]!, o)]));
       await this.session.run(ortFeeds, fetches);
       return [...into];

@@ -13,13 +13,13 @@ export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
 export function concat(xs: readonly Tensor[], axis = 0): Tensor {
   if (xs.length === 0) throw new RangeError('concat: needs at least one tensor');
   if (xs.length === 1) return xs[0]!;
-  const ax = normalizeAxis(axis, xs[0]!.rank);
+  const ax = normalizeAxis(axis, xs[0]!.rank, 'concat', xs[0]!.shape);
   return xs[0]!.op('concat', xs.slice(1), { axis: ax });
 }
 
 /** Splits along axis into pieces of the given sizes (or n equal pieces). */
 export function split(x: Tensor, sizes: number | readonly number[], axis = -1): Tensor[] {
-  const ax = normalizeAxis(axis, x.rank);
+  const ax = normalizeAxis(axis, x.rank, 'split', x.shape);
   const dim = x.shape[ax]!;
   const parts = typeof sizes === 'number' ? Array<number>(sizes).fill(dim / sizes) : [...sizes];
   if (parts.some((p) => !Number.isInteger(p)) || parts.reduce((a, b) => a + b, 0) !== dim) {
@@ -36,7 +36,7 @@ export function split(x: Tensor, sizes: number | readonly number[], axis = -1): 
 
 /** Gathers along any axis: out[..., i, ...] = x[..., idx[i], ...]. */
 export function gather(x: Tensor, indices: Tensor, axis = 0): Tensor {
-  const ax = normalizeAxis(axis, x.rank);
+  const ax = normalizeAxis(axis, x.rank, 'gather', x.shape);
   if (ax === 0) return x.take(indices);
   const perm = [ax, ...[...x.shape.keys()].filter((i) => i !== ax)];
   const moved = x.permute(perm).take(indices);
@@ -55,11 +55,11 @@ export function oneHot(indices: Tensor, depth: number, dtype: 'float32' | 'float
 
 /** Numerically stable softmax (one fused primitive; its VJP is y (g - sum(g y))). */
 export function softmax(x: Tensor, axis = -1): Tensor {
-  return x.op('softmax', [], { axis: normalizeAxis(axis, x.rank) });
+  return x.op('softmax', [], { axis: normalizeAxis(axis, x.rank, 'softmax', x.shape) });
 }
 
 export function logSoftmax(x: Tensor, axis = -1): Tensor {
-  return x.op('log_softmax', [], { axis: normalizeAxis(axis, x.rank) });
+  return x.op('log_softmax', [], { axis: normalizeAxis(axis, x.rank, 'log_softmax', x.shape) });
 }
 
 /** Layer normalisation over the last axis, then the optional affine weight and bias. */

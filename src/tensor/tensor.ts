@@ -70,19 +70,19 @@ export class Tensor {
 
   // reductions (axis undefined = all axes)
   sum(axis?: number | number[], keepdims = false): Tensor {
-    return this.op('sum', [], { axes: axesOf(axis, this.rank), keepdims });
+    return this.op('sum', [], { axes: axesOf(axis, this, 'sum'), keepdims });
   }
   max(axis?: number | number[], keepdims = false): Tensor {
-    return this.op('max', [], { axes: axesOf(axis, this.rank), keepdims });
+    return this.op('max', [], { axes: axesOf(axis, this, 'max'), keepdims });
   }
   mean(axis?: number | number[], keepdims = false): Tensor {
-    const axes = axesOf(axis, this.rank);
+    const axes = axesOf(axis, this, 'mean');
     const count = axes.reduce((n, a) => n * this.shape[a]!, 1);
     return this.sum(axes, keepdims).mul(1 / count);
   }
   /** log(sum(exp(x))) computed stably as m + log(sum(exp(x - m))). */
   logsumexp(axis: number | number[] = -1, keepdims = false): Tensor {
-    const axes = axesOf(axis, this.rank);
+    const axes = axesOf(axis, this, 'logsumexp');
     const m = this.max(axes, true).stopGradient();
     const r = this.sub(m).exp().sum(axes, true).log().add(m);
     return keepdims ? r : r.reshape(this.shape.filter((_, i) => !axes.includes(i)));
@@ -94,13 +94,13 @@ export class Tensor {
     return s.every((d, i) => d === this.shape[i]) && s.length === this.rank ? this : this.op('reshape', [], { shape: s });
   }
   permute(perm: readonly number[]): Tensor {
-    const p = perm.map((a) => normalizeAxis(a, this.rank));
+    const p = perm.map((a) => normalizeAxis(a, this.rank, 'permute', this.shape));
     return p.every((a, i) => a === i) ? this : this.op('permute', [], { perm: p });
   }
   transpose(a = -2, b = -1): Tensor {
     const perm = [...this.shape.keys()];
-    const i = normalizeAxis(a, this.rank);
-    const j = normalizeAxis(b, this.rank);
+    const i = normalizeAxis(a, this.rank, 'transpose', this.shape);
+    const j = normalizeAxis(b, this.rank, 'transpose', this.shape);
     [perm[i], perm[j]] = [perm[j]!, perm[i]!];
     return this.permute(perm);
   }
@@ -112,6 +112,10 @@ export class Tensor {
   }
   /** Python-style slicing per axis: [start, end, step] with negatives counted from the end; omitted axes keep everything. */
   slice(...ranges: ([number?, number?, number?] | null)[]): Tensor {
+    if (ranges.length > this.rank) shapeError('slice', `${ranges.length} ranges given for a tensor of rank ${this.rank}`, [this.shape]);
+    for (const r of ranges) {
+      if (r && r.some((v) => v !== undefined && !Number.isInteger(v))) shapeError('slice', `range [${r.join(', ')}] must hold integers`, [this.shape]);
+    }
     const starts: number[] = [];
     const ends: number[] = [];
     const steps: number[] = [];
@@ -128,6 +132,10 @@ export class Tensor {
         ends.push(clamp(e0 === undefined ? -1 : norm(e0), -1, d - 1));
       }
       steps.push(st);
+    });
+    // An empty range is recorded as 0:0:1, which every backend reads the same way.
+    this.shape.forEach((_, i) => {
+      if (Math.ceil((ends[i]! - starts[i]!) / steps[i]!) <= 0) [starts[i], ends[i], steps[i]] = [0, 0, 1];
     });
     const identity = steps.every((s, i) => s === 1 && starts[i] === 0 && ends[i] === this.shape[i]);
     return identity ? this : this.op('slice', [], { starts, ends, steps });
@@ -154,9 +162,9 @@ export class Tensor {
   }
 }
 
-function axesOf(axis: number | number[] | undefined, rank: number): number[] {
-  if (axis === undefined) return [...Array(rank).keys()];
-  const list = (Array.isArray(axis) ? axis : [axis]).map((a) => normalizeAxis(a, rank));
+function axesOf(axis: number | number[] | undefined, x: Tensor, op: string): number[] {
+  if (axis === undefined) return [...Array(x.rank).keys()];
+  const list = (Array.isArray(axis) ? axis : [axis]).map((a) => normalizeAxis(a, x.rank, op, x.shape));
   return [...new Set(list)].sort((a, b) => a - b);
 }
 

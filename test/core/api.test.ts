@@ -118,3 +118,28 @@ test('feeding the wrong shape to a compiled graph is a clear error', async () =>
   const { exe } = await f.lower(f32([2], [0, 1]));
   await assert.rejects(exe.run([f32([3], [0, 1, 2])]), /input 0 \(arg0\) expects float32\[2\], got float32\[3\]/);
 });
+
+test('float16 constants from numbers hold those values (arithmetic with literals in float16)', async () => {
+  const x = tensor([1, 2, 3], { dtype: 'float16' });
+  const v = await x.mul(2).add(0.5).cast('float32').realize();
+  assert.deepEqual(Array.from(v.data as Float32Array), [2.5, 4.5, 6.5]);
+});
+
+test('dropout masks of different keys are not shifted copies of each other', async () => {
+  const a = (await dropoutRun(1000, 0.5)).ort;
+  const b = (await dropoutRun(1001, 0.5)).ort;
+  for (const shift of [-2, -1, 1, 2]) {
+    let same = 0;
+    for (let i = 2; i < a.length - 2; i++) if ((a[i] === 0) === (b[i + shift] === 0)) same++;
+    const frac = same / (a.length - 4);
+    assert.ok(Math.abs(frac - 0.5) < 0.05, `masks agree on ${frac} of elements at shift ${shift}`);
+  }
+});
+
+test('bad axes and slices are errors naming the op, the shape and the call site', () => {
+  const x = tensor([[1, 2, 3]]);
+  assert.throws(() => x.sum(2), /sum: axis 2 is out of range for a tensor of rank 2 \(input shapes \[1, 3\]\) at .*api\.test\.js/);
+  assert.throws(() => x.slice(null, null, null), /slice: 3 ranges given for a tensor of rank 2/);
+  assert.throws(() => x.slice(null, [0.5, 2]), /slice: range \[0\.5, 2\] must hold integers/);
+  assert.deepEqual(x.slice(null, [-10, undefined, -1]).shape, [1, 0]);
+});

@@ -23,6 +23,7 @@ export function boundaryDType(d: DType): DType {
 /** Hash constants of the counter-based dropout mask; reference/kernels.ts uses the same. */
 export const DROPOUT_MULT = 0x45d9f3b;
 export const DROPOUT_SALT_MULT = 0x9e3779b1;
+export const DROPOUT_INDEX_MULT = 0x2c1b3c6d;
 
 class Lowering {
   nodes: OnnxNode[] = [];
@@ -89,7 +90,8 @@ function lowerNode(L: Lowering, n: Node, nodeOf: (id: number) => Node, name: (id
     case 'matmul':
       return L.emit('MatMul', ins, [out]);
     case 'reshape':
-      return L.emit('Reshape', [ins[0]!, L.ints(a.shape as number[], out)], [out]);
+      // allowzero: a 0 in the shape is a zero-length dimension, not "copy the input's".
+      return L.emit('Reshape', [ins[0]!, L.ints(a.shape as number[], out)], [out], { allowzero: { kind: 'int', v: 1 } });
     case 'permute':
       return L.emit('Transpose', ins, [out], { perm: { kind: 'ints', v: a.perm as number[] } });
     case 'expand':
@@ -156,9 +158,11 @@ function lowerUnslice(L: Lowering, n: Node, g: string, out: string, gShape: read
 }
 
 /**
- * keep[i] = hash(i + key + salt) >= threshold, in wrapping int32 arithmetic (4-byte passes;
- * int32 Mul and Add wrap in ONNX Runtime as two's complement). The mixing step divides by
- * 2^16 with truncation (ONNX integer Div), so the reference reproduces it exactly.
+ * keep[i] = hash(i * M ^ mix(key + salt)) >= threshold, in wrapping int32 arithmetic (4-byte
+ * passes; int32 Mul and Add wrap in ONNX Runtime as two's complement). The (key, salt) word is
+ * mixed and XORed in, not added to i, so two masks are never shifted copies of each other. The
+ * mixing step divides by 2^16 with truncation (ONNX integer Div), so the reference
+ * (reference/kernels.ts dropoutHash) reproduces it exactly.
  */
 function lowerDropoutMask(L: Lowering, n: Node, key: string, out: string): void {
   const count = numel(n.shape);
@@ -174,10 +178,11 @@ function lowerDropoutMask(L: Lowering, n: Node, key: string, out: string): void 
   };
   const key32 = L.fresh(out);
   L.emit('Cast', [key], [key32], { to: { kind: 'int', v: ONNX_DTYPE.int32 } });
-  const offset = step('Add', key32, i32(dropoutSalt(n.attrs.salt as number)));
-  let h = step('Add', step('Range', i32(0), i32(count), i32(1)), offset);
   const two16 = i32(65536);
   const mult = i32(DROPOUT_MULT);
+  let word = step('Add', key32, i32(dropoutSalt(n.attrs.salt as number)));
+  word = step('Mul', step('BitwiseXor', word, step('Div', word, two16)), mult);
+  let h = step('BitwiseXor', step('Mul', step('Range', i32(0), i32(count), i32(1)), i32(DROPOUT_INDEX_MULT)), word);
   for (let round = 0; round < 3; round++) {
     h = step('BitwiseXor', h, step('Div', h, two16));
     if (round < 2) h = step('Mul', h, mult);

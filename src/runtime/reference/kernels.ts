@@ -5,7 +5,7 @@ import type { Node } from '../../ir/graph.js';
 import { type DType, roundTo } from '../../ir/dtype.js';
 import { numel, stridesOf } from '../../ir/shape.js';
 import { broadcastOffsets, forEachIndex, flatIndex } from './indexing.js';
-import { DROPOUT_MULT, dropoutSalt, dropoutThreshold } from '../onnx/lower.js';
+import { DROPOUT_INDEX_MULT, DROPOUT_MULT, dropoutSalt, dropoutThreshold } from '../onnx/lower.js';
 
 export interface RefValue {
   dtype: DType;
@@ -222,9 +222,10 @@ export function evaluateRef(n: Node, ins: RefValue[]): RefValue {
       return value(n, out);
     }
     case 'dropout_mask': {
-      const offset = ((ins[0]!.data[0]! | 0) + dropoutSalt(a.salt as number)) | 0;
+      let word = ((ins[0]!.data[0]! | 0) + dropoutSalt(a.salt as number)) | 0;
+      word = Math.imul((word ^ Math.trunc(word / 65536)) | 0, DROPOUT_MULT) | 0;
       const threshold = dropoutThreshold(a.p as number);
-      for (let i = 0; i < out.length; i++) out[i] = dropoutHash((i + offset) | 0) >= threshold ? 1 : 0;
+      for (let i = 0; i < out.length; i++) out[i] = dropoutHash(Math.imul(i, DROPOUT_INDEX_MULT) ^ word) >= threshold ? 1 : 0;
       return value(n, out);
     }
     default:
