@@ -1,7 +1,7 @@
 // The dropout key of a micro-step: a 32-bit mix of (seed, iteration, micro-step), so masks
 // depend only on where the run is, never on how it got there (resume, recompute, ranks).
 
-export function dropoutKey(seed: number, iter: number, micro: number): bigint {
+export function dropoutKey(seed: number, iter: number, micro: number): number {
   let h = (seed >>> 0) ^ 0x9e3779b9;
   for (const x of [iter, micro]) {
     h = Math.imul(h ^ (x >>> 0), 0x85ebca6b) >>> 0;
@@ -9,5 +9,5 @@ export function dropoutKey(seed: number, iter: number, micro: number): bigint {
     h = (h ^ (h >>> 16)) >>> 0;
   }
   // Signed 32-bit range: the graph casts the key to int32.
-  return BigInt(h | 0);
+  return h | 0;
 }

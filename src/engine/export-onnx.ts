@@ -1,10 +1,9 @@
 // The forward graph of a trained GPT with its weights folded in as ONNX initializers.
-import { Graph } from '../ir/graph.js';
 import { hostValue } from '../ir/value.js';
 import { optimize } from '../ir/passes.js';
-import { Tensor, constant } from '../tensor/tensor.js';
-import { withGraph } from '../tensor/trace.js';
-import { FlatLayout } from '../nn/flat.js';
+import { constant } from '../tensor/tensor.js';
+import { buildProgram } from '../tensor/program.js';
+import { FlatLayout, withParams, type Slot } from '../nn/flat.js';
 import type { GPT } from '../models/gpt.js';
 import { lowerProgram } from '../runtime/onnx/lower.js';
 import { modelProto } from '../runtime/onnx/model.js';
@@ -13,16 +12,10 @@ export function exportOnnx(model: GPT, params: Float32Array, batch: number, seq:
   if (!(Number.isInteger(batch) && batch > 0)) throw new RangeError(`batch must be a positive integer, got ${batch}`);
   if (!(Number.isInteger(seq) && seq > 0 && seq <= model.config.blockSize)) throw new RangeError(`seq must be in 1..${model.config.blockSize} (the block size), got ${seq}`);
   const layout = new FlatLayout(model);
-  const g = new Graph();
-  const program = withGraph(g, () => {
-    const ids = new Tensor(g, g.input('input_ids', [batch, seq], 'int64'));
-    for (const s of layout.slots) s.param.bind(constant(hostValue('float32', s.shape, layout.view(params, s.name)), g));
-    try {
-      const logits = model.forward(ids);
-      return { graph: g, inputs: [ids.id], outputs: [logits.id] };
-    } finally {
-      for (const s of layout.slots) s.param.bind(undefined);
-    }
+  const program = buildProgram((t) => {
+    const ids = t.input('input_ids', [batch, seq], 'int64');
+    const weight = (s: Slot) => constant(hostValue('float32', s.shape, layout.view(params, s.name)), t.graph);
+    return withParams(layout.slots, weight, () => ({ inputs: [ids], outputs: [model.forward(ids)] }));
   });
   const { graph } = lowerProgram(optimize(program), 'atscale-gpt');
   // Friendlier external names than the internal in_/out_ convention.

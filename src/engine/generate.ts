@@ -1,14 +1,12 @@
 // Incremental decoding with a KV cache: one compiled graph takes a token, its position and
 // the per-layer caches (fixed size [1, nh, block, hs], so the graph never changes) and
 // returns next-token logits and the updated caches. Sampling (temperature, top-k) is on the host.
-import { Graph } from '../ir/graph.js';
 import { hostValue, type HostValue } from '../ir/value.js';
 import { compile, type Executable } from '../runtime/execute.js';
 import type { ExecOptions } from '../runtime/session.js';
-import { Tensor } from '../tensor/tensor.js';
-import { withGraph } from '../tensor/trace.js';
+import { buildProgram } from '../tensor/program.js';
 import { Rng } from '../tensor/rng.js';
-import { FlatLayout } from '../nn/flat.js';
+import { FlatLayout, flatView, withParams } from '../nn/flat.js';
 import type { GPT, LayerCache } from '../models/gpt.js';
 
 export interface SampleOptions {
@@ -32,27 +30,16 @@ export class Generator {
 
   private async compiled(): Promise<Executable> {
     if (this.exe) return this.exe;
-    const g = new Graph();
     const c = this.model.config;
-    const program = withGraph(g, () => {
-      const params = new Tensor(g, g.input('params', [this.layout.size], 'float32'));
-      const token = new Tensor(g, g.input('token', [1, 1], 'int32'));
-      const pos = new Tensor(g, g.input('pos', [], 'int64'));
-      const caches: LayerCache[] = [];
-      const cacheInputs: Tensor[] = [];
-      for (let i = 0; i < c.nLayer; i++) {
-        const k = new Tensor(g, g.input(`k${i}`, this.cacheShape, 'float32'));
-        const v = new Tensor(g, g.input(`v${i}`, this.cacheShape, 'float32'));
-        caches.push({ k, v });
-        cacheInputs.push(k, v);
-      }
-      for (const s of this.layout.slots) s.param.bind(params.slice([s.offset, s.offset + s.size]).reshape(s.shape));
-      try {
+    const program = buildProgram((t) => {
+      const params = t.input('params', [this.layout.size]);
+      const token = t.input('token', [1, 1], 'int32');
+      const pos = t.input('pos', [], 'int64');
+      const caches: LayerCache[] = Array.from({ length: c.nLayer }, (_, i) => ({ k: t.input(`k${i}`, this.cacheShape), v: t.input(`v${i}`, this.cacheShape) }));
+      return withParams(this.layout.slots, (s) => flatView(params, s), () => {
         const r = this.model.decode(token, pos, caches);
-        return { graph: g, inputs: [params, token, pos, ...cacheInputs].map((t) => t.id), outputs: [r.logits, ...r.caches.flatMap((x) => [x.k, x.v])].map((t) => t.id) };
-      } finally {
-        for (const s of this.layout.slots) s.param.bind(undefined);
-      }
+        return { inputs: [params, token, pos, ...caches.flatMap((x) => [x.k, x.v])], outputs: [r.logits, ...r.caches.flatMap((x) => [x.k, x.v])] };
+      });
     });
     this.exe = await compile(program, this.exec);
     return this.exe;

@@ -109,7 +109,7 @@ export class LocalTrainer implements Trainer {
     if (micro.length !== this.opts.gradAccum) throw new Error(`step needs ${this.opts.gradAccum} micro-batches, got ${micro.length}`);
     await this.prepare();
     (this.scalarBuf.data as Float32Array).set(adamwScalars(this.opts.optimizer, lr, iter + 1));
-    const key = (k: number) => (this.hasKey ? [hostValue('int64', [], [Number(dropoutKey(this.opts.seed, iter, k))])] : []);
+    const key = (k: number) => (this.hasKey ? [hostValue('int64', [], [dropoutKey(this.opts.seed, iter, k)])] : []);
     if (this.fused) {
       const [x, y] = this.batchValues(micro[0]!);
       await this.fused.run(

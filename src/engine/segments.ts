@@ -7,12 +7,12 @@
 // A segment's parameters come in as one flat input per *unit*: a contiguous range of the flat
 // layout (wte, wpe, each block, ln_f). The head uses the tied wte, so wte is a unit of both the
 // embedding and the head segment, and its gradient is the sum of both contributions.
-import { Graph, type Program } from '../ir/graph.js';
-import { Tensor } from '../tensor/tensor.js';
-import { withGraph } from '../tensor/trace.js';
+import type { Program } from '../ir/graph.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { buildProgram, type Tracer } from '../tensor/program.js';
 import { concat, crossEntropy } from '../tensor/functional.js';
 import { gradients } from '../autodiff/grad.js';
-import type { FlatLayout } from '../nn/flat.js';
+import { type FlatLayout, type Slot, flatView, withParams } from '../nn/flat.js';
 import type { GPT } from '../models/gpt.js';
 import type { StepShape } from './step-graphs.js';
 
@@ -69,31 +69,9 @@ export function gptUnits(model: GPT, layout: FlatLayout): Unit[] {
   return units;
 }
 
-interface Tracer {
-  input(name: string, shape: number[], dtype?: 'float32' | 'int32' | 'int64'): Tensor;
-}
-
-function program(fn: (t: Tracer) => { inputs: Tensor[]; outputs: Tensor[] }): Program {
-  const g = new Graph();
-  const r = withGraph(g, () => fn({ input: (name, shape, dtype = 'float32') => new Tensor(g, g.input(name, shape, dtype)) }));
-  return { graph: g, inputs: r.inputs.map((x) => x.id), outputs: r.outputs.map((x) => x.id) };
-}
-
-/** Binds the parameters inside `units` to views of their flat inputs; returns views per unit. */
-function bindUnits(layout: FlatLayout, units: Unit[], flats: Tensor[]): Tensor[][] {
-  return units.map((u, k) =>
-    layout.slots
-      .filter((s) => s.offset >= u.offset && s.offset < u.offset + u.size)
-      .map((s) => {
-        const view = flats[k]!.slice([s.offset - u.offset, s.offset - u.offset + s.size]).reshape(s.shape);
-        s.param.bind(view);
-        return view;
-      }),
-  );
-}
-
-function unbindAll(layout: FlatLayout): void {
-  for (const s of layout.slots) s.param.bind(undefined);
+/** The slots of one unit (a contiguous range of the layout). */
+function unitSlots(layout: FlatLayout, u: Unit): Slot[] {
+  return layout.slots.filter((s) => s.offset >= u.offset && s.offset < u.offset + u.size);
 }
 
 /** Gradients w.r.t. each unit's views, concatenated back into one flat grad per unit. */
@@ -102,17 +80,18 @@ function flatGrads(views: Tensor[][], grads: Tensor[]): Tensor[] {
   return views.map((vs) => concat(vs.map(() => grads[k++]!.reshape([-1])), 0));
 }
 
-/** Traces `body` with the units bound; inputs/outputs as body returns them. */
+/** Traces `body` with the units bound to views of their flat inputs; inputs/outputs as body returns them. */
 function segmentProgram(layout: FlatLayout, units: Unit[], body: (t: Tracer, flats: Tensor[], views: Tensor[][]) => { inputs: Tensor[]; outputs: Tensor[] }): Program {
-  return program((t) => {
+  return buildProgram((t) => {
     const flats = units.map((u) => t.input(u.name, [u.size]));
-    const views = bindUnits(layout, units, flats);
-    try {
+    const slots = units.map((u) => unitSlots(layout, u));
+    const unitOf = new Map(slots.flatMap((ss, k) => ss.map((s) => [s, k] as const)));
+    return withParams(slots.flat(), (s) => flatView(flats[unitOf.get(s)!]!, s, units[unitOf.get(s)!]!.offset), (all) => {
+      let k = 0;
+      const views = slots.map((ss) => ss.map(() => all[k++]!));
       const r = body(t, flats, views);
       return { inputs: [...flats, ...r.inputs], outputs: r.outputs };
-    } finally {
-      unbindAll(layout);
-    }
+    });
   });
 }
 

@@ -187,12 +187,4 @@ export const OPS: Record<string, Infer> = {
   },
 };
 
-export function isPrimitive(op: string): boolean {
-  return op in OPS;
-}
-
-/** Shapes printed for messages. */
-export function describe(ins: TypeInfo[]): string {
-  return ins.map((i) => `${i.dtype}${shapeStr(i.shape)}`).join(', ');
-}
 export type { Shape };

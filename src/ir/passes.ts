@@ -38,7 +38,7 @@ const SMALL_CONST = 64;
  * example, one causal mask per layer becomes one mask). */
 function constKey(v: HostValue): string {
   const head = `${v.dtype}[${v.shape.join(',')}]`;
-  if (v.data.length <= SMALL_CONST) return head + Array.from(v.data as ArrayLike<number | bigint>, String).join(',');
+  if (v.data.length <= SMALL_CONST) return head + Array.from(v.data as ArrayLike<number | bigint>, (x) => (Object.is(x, -0) ? '-0' : String(x))).join(',');
   return head + createHash('sha256').update(new Uint8Array(v.data.buffer, v.data.byteOffset, v.data.byteLength)).digest('hex');
 }
 

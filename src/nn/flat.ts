@@ -3,6 +3,7 @@
 // work on ranges of this one buffer.
 import { Rng } from '../tensor/rng.js';
 import type { Module, Parameter } from './module.js';
+import type { Tensor } from '../tensor/tensor.js';
 
 export interface Slot {
   name: string;
@@ -10,6 +11,25 @@ export interface Slot {
   offset: number;
   size: number;
   shape: readonly number[];
+}
+
+/** Binds each slot's parameter to valueOf(slot) while fn runs (tracing module code), then unbinds. */
+export function withParams<T>(slots: readonly Slot[], valueOf: (s: Slot) => Tensor, fn: (values: Tensor[]) => T): T {
+  const values = slots.map((s) => {
+    const v = valueOf(s);
+    s.param.bind(v);
+    return v;
+  });
+  try {
+    return fn(values);
+  } finally {
+    for (const s of slots) s.param.bind(undefined);
+  }
+}
+
+/** The view of one parameter in a traced flat tensor that holds the layout from offset `base`. */
+export function flatView(flat: Tensor, s: Slot, base = 0): Tensor {
+  return flat.slice([s.offset - base, s.offset - base + s.size]).reshape(s.shape);
 }
 
 export class FlatLayout {

@@ -92,10 +92,9 @@ export function ensureWebGpu(): Promise<void> {
   return webgpuChecked;
 }
 
-export function clearSessionCache(): void {
+/** Releases every cached session (their native memory) and forgets them. */
+export async function clearSessionCache(): Promise<void> {
+  const all = [...sessions.values()];
   sessions.clear();
-}
-
-export function sessionCount(): number {
-  return sessions.size;
+  await Promise.all(all.map((s) => s.then((x) => x.release(), () => undefined)));
 }

@@ -69,7 +69,8 @@ export class Rng {
     return r * Math.cos(2 * Math.PI * v);
   }
 
-  /** The full state, for checkpoints. The cached normal is dropped so the state is exactly 4 words. */
+  /** The full state, for checkpoints. Also drops the cached second normal of a Box-Muller pair,
+   * so the state is exactly 4 words (and the next normal() draws a fresh pair). */
   getState(): RngState {
     this.spareNormal = undefined;
     return [this.s[0]!, this.s[1]!, this.s[2]!, this.s[3]!];

@@ -226,7 +226,3 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   if (bb.rank === 1) r = r.reshape(r.shape.slice(0, -1));
   return r;
 }
-
-export function isFloatTensor(t: Tensor): boolean {
-  return isFloat(t.dtype);
-}

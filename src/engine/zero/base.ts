@@ -90,7 +90,7 @@ export abstract class ZeroTrainerBase implements Trainer {
 
   protected keyValue(iter: number, micro: number): HostValue {
     // Distinct per rank and micro-batch, the same on every run: masks never depend on timing.
-    return hostValue('int64', [], [Number(dropoutKey(this.opts.seed, iter, micro * this.world + this.rank))]);
+    return hostValue('int64', [], [dropoutKey(this.opts.seed, iter, micro * this.world + this.rank)]);
   }
 
   protected checkMicro(micro: MicroBatch[]): void {

@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { finalizeShardedCheckpoint, loadCheckpoint, saveCheckpoint, saveShardedCheckpoint, ShardedCheckpoint, type FlatSlot, type TensorEntry } from '../../checkpoint/index.js';
 import type { ZeroTrainerBase } from './base.js';
+import { OPT_M, OPT_V } from '../local-trainer.js';
 
 const META_KEY = 'atscale_zero';
 
@@ -35,8 +36,8 @@ export async function saveZeroCheckpoint(t: ZeroTrainerBase, dir: string, meta: 
       const params = await t.fullParams();
       const tensors: Record<string, TensorEntry> = {};
       for (const [name, e] of Object.entries(layout.stateDict(params))) tensors[name] = { dtype: 'F32', shape: e.shape, data: e.data };
-      tensors['optimizer.exp_avg'] = { dtype: 'F32', shape: [m.length], data: m };
-      tensors['optimizer.exp_avg_sq'] = { dtype: 'F32', shape: [v.length], data: v };
+      tensors[OPT_M] = { dtype: 'F32', shape: [m.length], data: m };
+      tensors[OPT_V] = { dtype: 'F32', shape: [v.length], data: v };
       saveCheckpoint(dir, { tensors, meta: fullMeta, files });
     }
     await t.pg.barrier();
@@ -80,7 +81,7 @@ export async function loadZeroCheckpoint(t: ZeroTrainerBase, dir: string): Promi
     const ck = loadCheckpoint(dir);
     const dict = Object.fromEntries(t.layout.slots.map((s) => [s.name, ck.tensors[s.name]!]));
     t.layout.loadStateDict(params, dict as never);
-    for (const [buf, name] of [[m, 'optimizer.exp_avg'], [v, 'optimizer.exp_avg_sq']] as const) {
+    for (const [buf, name] of [[m, OPT_M], [v, OPT_V]] as const) {
       const e = ck.tensors[name];
       if (!e || e.data.length !== n) throw new Error(`checkpoint ${dir}: '${name}' is missing or does not have ${n} values`);
       buf.set(e.data as Float32Array);

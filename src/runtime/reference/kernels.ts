@@ -80,9 +80,6 @@ function value(n: Node, data: Float64Array): RefValue {
   return { dtype: n.dtype, shape: [...n.shape], data };
 }
 
-function isIntDType(d: DType): boolean {
-  return d === 'int32' || d === 'int64';
-}
 
 export function evaluateRef(n: Node, ins: RefValue[]): RefValue {
   const out = new Float64Array(numel(n.shape));
@@ -98,10 +95,8 @@ export function evaluateRef(n: Node, ins: RefValue[]): RefValue {
     const [x, y] = ins;
     const ox = broadcastOffsets(x!.shape, n.shape);
     const oy = broadcastOffsets(y!.shape, n.shape);
-    const intDiv = n.op === 'div' && isIntDType(n.dtype);
     for (let i = 0; i < out.length; i++) {
-      const r = bin(x!.data[ox[i]!]!, y!.data[oy[i]!]!);
-      out[i] = intDiv ? Math.trunc(r) : r;
+      out[i] = bin(x!.data[ox[i]!]!, y!.data[oy[i]!]!);
     }
     return value(n, out);
   }
