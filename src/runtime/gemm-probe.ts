@@ -48,3 +48,96 @@ export async function measureGemmGflops(n: number, threads: number, samples = 5,
   }
   return (2 * n ** 3) / (median(times) * 1e6);
 }
+
+// ---- Probes for the planner's model of a training step (atscale plan --calibrate) ----------
+// A training step is one session run of hundreds of kernels whose intermediates never leave
+// ONNX Runtime's arena; only parameters and optimizer state cross into and out of JavaScript.
+// So these probes keep their tensors inside one graph and take differences of two graphs that
+// differ only in the kernels being measured: what remains is the kernels' own time.
+
+const all = (g: Graph, x: number) => g.add('sum', [x], { axes: [...g.node(x).shape.keys()], keepdims: false });
+
+async function secondsPerRun(exe: Executable, feeds: HostValue[], targetMs: number): Promise<number> {
+  await exe.run(feeds);
+  let t0 = performance.now();
+  await exe.run(feeds);
+  const once = performance.now() - t0;
+  const reps = Math.max(1, Math.min(200, Math.round(targetMs / 5 / Math.max(once, 0.005))));
+  const times: number[] = [];
+  for (let s = 0; s < 5; s++) {
+    t0 = performance.now();
+    for (let r = 0; r < reps; r++) await exe.run(feeds);
+    times.push((performance.now() - t0) / reps);
+  }
+  return median(times) / 1000;
+}
+
+const filled = (shape: number[], seed: number, scale = 1) => {
+  const n = shape.reduce((a, b) => a * b, 1);
+  return hostValue('float32', shape, Array.from({ length: n }, (_, i) => ((((i * 2654435761 + seed) % 1000) / 1000 - 0.5) * scale)));
+};
+
+export interface GemmShape {
+  /** Independent products done by one batched MatMul (attention's batch x heads), 1 for a plain GEMM. */
+  batch: number;
+  m: number;
+  k: number;
+  n: number;
+}
+
+/**
+ * Seconds of one (batch x) m x k . k x n MatMul kernel inside a graph: a graph of `extra` + 1
+ * products of one A with differently scaled copies of B, each summed to a scalar, timed
+ * against the same graph with one product.
+ */
+export async function measureGemmKernelSeconds(s: GemmShape, threads: number, targetMs = 150, extra = 4): Promise<number> {
+  const lead = s.batch > 1 ? [s.batch] : [];
+  const timed = async (products: number) => {
+    const g = new Graph();
+    const a = g.input('a', [...lead, s.m, s.k], 'float32');
+    const b = g.input('b', [...lead, s.k, s.n], 'float32');
+    let acc = all(g, g.add('matmul', [a, b]));
+    for (let i = 1; i < products; i++) {
+      const bi = g.add('mul', [b, g.constant(hostValue('float32', [], [1 + i / 64]))]);
+      acc = g.add('add', [acc, all(g, g.add('matmul', [a, bi]))]);
+    }
+    const exe = await compile({ graph: g, inputs: [a, b], outputs: [acc] }, { threads, reuseOutputs: true });
+    return secondsPerRun(exe, [filled([...lead, s.m, s.k], 1), filled([...lead, s.k, s.n], 2, Math.sqrt(12 / s.k))], targetMs);
+  };
+  const one = await timed(1);
+  const many = await timed(1 + extra);
+  return Math.max((many - one) / extra, 1e-9);
+}
+
+/**
+ * Seconds of one elementwise kernel (a float32 Add or Mul of two tensors of `elements`) inside
+ * a graph: a chain of `chain` such kernels against a chain of one. Small tensors give the
+ * dispatch cost of a kernel, large ones the bandwidth these kernels get (3 x 4 bytes an element).
+ */
+export async function measureElementwiseKernelSeconds(elements: number, threads: number, targetMs = 150, chain = 16): Promise<number> {
+  const rows = Math.max(1, Math.round(elements / 1024));
+  const timed = async (ops: number) => {
+    const g = new Graph();
+    const x0 = g.input('x', [1, 1024], 'float32');
+    const y0 = g.input('y', [1, 1024], 'float32');
+    const y = g.add('expand', [y0], { shape: [rows, 1024] });
+    let c = g.add('expand', [x0], { shape: [rows, 1024] });
+    for (let i = 0; i < ops; i++) c = g.add(i % 2 ? 'mul' : 'add', [c, y]);
+    const exe = await compile({ graph: g, inputs: [x0, y0], outputs: [all(g, c)] }, { threads, reuseOutputs: true });
+    return secondsPerRun(exe, [filled([1, 1024], 1), filled([1, 1024], 2)], targetMs);
+  };
+  const one = await timed(1);
+  const many = await timed(1 + chain);
+  return Math.max((many - one) / chain, 1e-9);
+}
+
+/**
+ * Seconds one session run spends moving `elements` float32 in from JavaScript and the same out
+ * again (as a training step's parameters and optimizer state do), with a trivial kernel between.
+ */
+export async function measureBoundarySeconds(elements: number, threads: number, targetMs = 150): Promise<number> {
+  const g = new Graph();
+  const x = g.input('x', [elements], 'float32');
+  const exe = await compile({ graph: g, inputs: [x], outputs: [g.add('neg', [x])] }, { threads, reuseOutputs: true });
+  return secondsPerRun(exe, [filled([elements], 1)], targetMs);
+}
