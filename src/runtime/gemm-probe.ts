@@ -4,12 +4,12 @@ import { Graph } from '../ir/graph.js';
 import { hostValue, type HostValue } from '../ir/value.js';
 import { compile, type Executable } from './execute.js';
 
-export async function gemmExecutable(n: number, threads: number): Promise<{ exe: Executable; feeds: HostValue[] }> {
+export async function gemmExecutable(n: number, threads: number, spinning = true): Promise<{ exe: Executable; feeds: HostValue[] }> {
   const g = new Graph();
   const a = g.input('a', [n, n], 'float32');
   const b = g.input('b', [n, n], 'float32');
   const c = g.add('matmul', [a, b]);
-  const exe = await compile({ graph: g, inputs: [a, b], outputs: [c] }, { threads, reuseOutputs: true });
+  const exe = await compile({ graph: g, inputs: [a, b], outputs: [c] }, { threads, spinning, reuseOutputs: true });
   const fill = (seed: number) => Array.from({ length: n * n }, (_, i) => ((i * 2654435761 + seed) % 1000) / 1000 - 0.5);
   return { exe, feeds: [hostValue('float32', [n, n], fill(1)), hostValue('float32', [n, n], fill(2))] };
 }

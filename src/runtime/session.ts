@@ -13,6 +13,9 @@ export interface ExecOptions {
   device?: Device;
   /** Intra-op threads (ONNX Runtime's pool); default: all cores. */
   threads?: number;
+  /** Let idle pool threads spin for work (ONNX Runtime's default; fastest for one session at a
+   * time). Off when several sessions alternate on the same cores, e.g. side-by-side benchmarks. */
+  spinning?: boolean;
 }
 
 export function checkDevice(d: unknown): Device {
@@ -46,7 +49,7 @@ export function fromOrt(t: ort.Tensor, dtype: DType): HostValue {
 const sessions = new Map<string, Promise<ort.InferenceSession>>();
 
 function signature(model: Uint8Array, o: Required<ExecOptions>): string {
-  return createHash('sha256').update(model).update(`|${o.device}|${o.threads}`).digest('hex');
+  return createHash('sha256').update(model).update(`|${o.device}|${o.threads}|${o.spinning}`).digest('hex');
 }
 
 /** Clear, typed failure for a device that this machine cannot provide. */
@@ -55,7 +58,7 @@ export class DeviceError extends Error {
 }
 
 export async function getSession(model: Uint8Array, opts: ExecOptions = {}): Promise<ort.InferenceSession> {
-  const o = { device: checkDevice(opts.device ?? 'cpu'), threads: opts.threads ?? 0 };
+  const o = { device: checkDevice(opts.device ?? 'cpu'), threads: opts.threads ?? 0, spinning: opts.spinning ?? true };
   if (o.threads !== 0 && !(Number.isInteger(o.threads) && o.threads > 0)) {
     throw new TypeError(`threads must be a positive integer (or omitted for all cores), got ${opts.threads}`);
   }
@@ -66,6 +69,7 @@ export async function getSession(model: Uint8Array, opts: ExecOptions = {}): Pro
     s = ort.InferenceSession.create(model, {
       executionProviders: [o.device],
       ...(o.threads ? { intraOpNumThreads: o.threads } : {}),
+      ...(o.spinning ? {} : { extra: { session: { intra_op: { allow_spinning: '0' } } } }),
       interOpNumThreads: 1,
       graphOptimizationLevel: 'all',
       enableCpuMemArena: true,
