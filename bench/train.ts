@@ -3,7 +3,7 @@
 // in this run, peak RSS) next to the PyTorch reference (bench/peers/gpt_torch.py) with the
 // same model, batch and threads, and the ratio; plus the loss/gradient check against PyTorch.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,8 +19,9 @@ const ITERS: Record<string, { iters: number; warmup: number }> = { 'cpu-small': 
 /** `atscale plan --calibrate` in a child process: the planner's predicted ms/iter per preset. */
 function calibratedPredictions(threads: number): Record<string, number> {
   const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
-  const out = join(mkdtempSync(join(tmpdir(), 'atscale-cal-')), 'machine.json');
-  const r = spawnSync(process.execPath, [cli, 'plan', '--calibrate', '--json', '--threads', String(threads), '--out', out], { encoding: 'utf8', timeout: 600_000 });
+  const dir = mkdtempSync(join(tmpdir(), 'atscale-cal-'));
+  const r = spawnSync(process.execPath, [cli, 'plan', '--calibrate', '--json', '--threads', String(threads), '--out', join(dir, 'machine.json')], { encoding: 'utf8', timeout: 600_000 });
+  rmSync(dir, { recursive: true, force: true });
   if (r.status !== 0) throw new Error(`atscale plan --calibrate failed: ${r.stderr.slice(-1000)}`);
   return (JSON.parse(r.stdout.trim().split('\n').pop()!) as { predicted_ms_per_iter: Record<string, number> }).predicted_ms_per_iter;
 }
