@@ -1,10 +1,11 @@
 // `atscale plan`: predict memory, step time and cost of a training run on a cluster, or search
 // for the fastest layout; `--calibrate` measures this machine instead. Loads no runtime code
 // except, for --calibrate, the GEMM probe.
+import { PRESETS as TRAIN_PRESETS } from '../models/presets.js';
 import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { type FlagSpec, type FlagValues, UsageError, formatHelp, parseArgs } from './args.js';
-import { type MachineSpec, checkMachine, machineFromMeasurements, predictCpuStepMs } from '../plan/calibrate.js';
+import { type MachineSpec, CALIBRATION_PROXY, checkMachine, elementwiseFromProxy, machineFromMeasurements, predictCpuStepMs } from '../plan/calibrate.js';
 import { evaluate, type PlanResult, toJson } from '../plan/evaluate.js';
 import { formatPlan, formatReliability, formatSearch } from '../plan/format.js';
 import { resolveLayout } from '../plan/layout.js';
@@ -158,7 +159,7 @@ function measureMemoryBandwidthGBs(): number {
 async function calibrate(f: FlagValues): Promise<number> {
   const threads = f.threads !== undefined ? Number(f.threads) : os.availableParallelism();
   const probePath = '../runtime/gemm-probe.js';
-  let probe: { measureGemmGflops(n: number, threads: number): Promise<number> };
+  let probe: { measureGemmKernelSeconds(s: { batch: number; m: number; k: number; n: number }, threads: number): Promise<number> };
   try {
     probe = (await import(probePath)) as typeof probe;
   } catch (e) {
@@ -170,14 +171,24 @@ async function calibrate(f: FlagValues): Promise<number> {
     console.error(`warning: this machine is busy (load average ${load.toFixed(1)} on ${os.availableParallelism()} cores); measurements will understate it`);
   }
   const gemmGflopsByN: Record<number, number> = {};
-  for (const n of [32, 64, 128, 256, 512, 1024, 2048]) {
-    gemmGflopsByN[n] = await probe.measureGemmGflops(n, threads);
+  // In-graph kernel time (a graph with more products timed against one with fewer), so neither
+  // the session run nor copying results out is counted: a training step keeps its tensors inside.
+  for (const n of [64, 128, 256, 512, 1024, 2048]) {
+    gemmGflopsByN[n] = (2 * n ** 3) / (await probe.measureGemmKernelSeconds({ batch: 1, m: n, k: n, n }, threads)) / 1e9;
     if (!f.json) console.log(`GEMM ${n}x${n}x${n}, ${threads} threads: ${gemmGflopsByN[n]!.toFixed(1)} GFLOP/s`);
   }
   const memBandwidthGBs = measureMemoryBandwidthGBs();
   if (!f.json) console.log(`memory bandwidth (copy): ${memBandwidthGBs.toFixed(1)} GB/s`);
+  // One real training step of a fixed calibration shape: how fast atscale's non-GEMM kernels
+  // move data here (the GEMM part of its time is taken out with the table above).
+  const { timeTrainingStep } = await import('../engine/step-timer.js');
+  const px = CALIBRATION_PROXY;
+  const proxyMs = (await timeTrainingStep({ nLayer: px.nLayer, nHead: px.nHead, nEmbd: px.nEmbd, blockSize: px.blockSize, vocabSize: px.vocab, bias: false, dropout: px.dropout }, px.batch, { threads, iters: 6 })).msPerIter;
+  const partial = machineFromMeasurements({ gemmGflopsByN, memBandwidthGBs }, { name: os.hostname(), threads, memoryGB: os.totalmem() / 2 ** 30 });
+  const elementwiseGBs = elementwiseFromProxy(proxyMs, partial);
+  if (!f.json) console.log(`calibration step (${px.nLayer} layer, ${px.nEmbd} wide, context ${px.blockSize}, batch ${px.batch}): ${proxyMs.toFixed(1)} ms; non-GEMM kernels move ${elementwiseGBs.toFixed(1)} GB/s`);
   const spec = machineFromMeasurements(
-    { gemmGflopsByN, memBandwidthGBs },
+    { gemmGflopsByN, memBandwidthGBs, elementwiseGBs },
     { name: os.hostname(), threads, memoryGB: os.totalmem() / 2 ** 30, cpuModel: os.cpus()[0]?.model ?? 'CPU' },
   );
   writeFileSync(String(f.out), JSON.stringify(spec, null, 2) + '\n');
@@ -194,7 +205,8 @@ function predictPresets(spec: MachineSpec): Record<string, number> {
   const out: Record<string, number> = {};
   for (const name of ['cpu-small', 'shakespeare-char']) {
     const m = MODEL_PRESETS[name]!;
-    out[name] = predictCpuStepMs({ nLayer: m.layers, nHead: m.heads, nEmbd: m.hidden, blockSize: m.seqLen, vocab: m.vocab, batch: m.globalBatch! }, spec);
+    const dropout = TRAIN_PRESETS[name]?.model.dropout ?? 0;
+    out[name] = predictCpuStepMs({ nLayer: m.layers, nHead: m.heads, nEmbd: m.hidden, blockSize: m.seqLen, vocab: m.vocab, batch: m.globalBatch!, dropout }, spec);
   }
   return out;
 }

@@ -14,6 +14,9 @@ export interface Measurements {
   memBandwidthGBs: number;
   /** All-reduce bus bandwidth between processes on this host, GB/s. */
   loopbackBusbwGBs?: number;
+  /** Effective bytes/s of atscale's non-GEMM kernels, measured on a calibration training step
+   * (CALIBRATION_PROXY): see elementwiseFromProxy. */
+  elementwiseGBs?: number;
 }
 
 export interface MachineSpec extends Measurements {
@@ -42,6 +45,7 @@ export function machineFromMeasurements(
   };
   if (about.cpuModel !== undefined) spec.cpuModel = about.cpuModel;
   if (meas.loopbackBusbwGBs !== undefined) spec.loopbackBusbwGBs = meas.loopbackBusbwGBs;
+  if (meas.elementwiseGBs !== undefined) spec.elementwiseGBs = meas.elementwiseGBs;
   return checkMachine(spec as unknown as Record<string, unknown>);
 }
 
@@ -75,6 +79,7 @@ export function checkMachine(o: Record<string, unknown>, where = 'machine spec')
   };
   if (typeof o.cpuModel === 'string') spec.cpuModel = o.cpuModel;
   if (o.loopbackBusbwGBs !== undefined) spec.loopbackBusbwGBs = pos('loopbackBusbwGBs', o.loopbackBusbwGBs);
+  if (o.elementwiseGBs !== undefined) spec.elementwiseGBs = pos('elementwiseGBs', o.elementwiseGBs);
   return spec;
 }
 
@@ -136,6 +141,52 @@ export interface GptShape {
   blockSize: number;
   vocab: number;
   batch: number;
+  /** Dropout probability (0: no masks are drawn). */
+  dropout?: number;
+}
+
+/** The training step `atscale plan --calibrate` measures to learn how fast atscale's non-GEMM
+ * kernels move data on this machine: big enough that its tensors leave the caches and its
+ * per-kernel costs are small next to its traffic, with dropout so the mask hash is in the mix. */
+export const CALIBRATION_PROXY: GptShape = { nLayer: 1, nHead: 4, nEmbd: 256, blockSize: 128, vocab: 65, batch: 16, dropout: 0.2 };
+
+/**
+ * Bytes that atscale's non-GEMM kernels read and write in one fused fp32 training step
+ * (forward, backward, AdamW). A property of atscale's lowering, not of the machine: the
+ * coefficients were fitted to the byte counts of the actual traced and optimised step graphs
+ * of 144 GPT shapes (1-2 layers, width 64-384, context 16-256, batch 2-8, vocab 65-200, with
+ * and without dropout; largest error 5%). Dropout adds its masks and the counter-based hash
+ * that draws them (about 12 int32 passes, 8 bytes each, per mask element).
+ */
+export function atscaleElementwiseBytes(g: GptShape, params: number): number {
+  const { nLayer: L, nHead: H, nEmbd: C, blockSize: T, vocab: V, batch: B } = g;
+  const btc = B * T * C;
+  const bht2 = B * H * T * T;
+  let bytes = 1386.1 * L * btc + 58.67 * L * bht2 + 94.39 * B * T * V + 249.4 * params - 51.52 * btc - 164756;
+  if ((g.dropout ?? 0) > 0) bytes += 118.8 * L * btc + 28.92 * L * bht2 + 28.49 * btc + 96 * (L * bht2 + 2 * L * btc + btc);
+  return Math.max(bytes, 0);
+}
+
+/** Seconds of the step's GEMMs (forward, and twice that backward) at the calibrated in-graph rates. */
+function gemmStepSeconds(g: GptShape, spec: MachineSpec): number {
+  const { nLayer: L, nHead: H, nEmbd: C, blockSize: T, vocab: V, batch: B } = g;
+  const d = C / H;
+  const gemm = (m: number, k: number, n: number, count = 1) => (count * 2 * m * k * n) / gemmFlopsPerS(spec, m, k, n);
+  const bt = B * T;
+  const layerForward = gemm(bt, C, 3 * C) + gemm(bt, C, C) + gemm(bt, C, 4 * C) + gemm(bt, 4 * C, C) + gemm(T, d, T, B * H) + gemm(T, T, d, B * H);
+  return 3 * (L * layerForward + gemm(bt, C, V));
+}
+
+function gptParams(g: GptShape): number {
+  return paramCount({ name: 'cpu', layers: g.nLayer, hidden: g.nEmbd, heads: g.nHead, seqLen: g.blockSize, vocab: g.vocab, ffn: 4 * g.nEmbd });
+}
+
+/** The elementwise throughput implied by a measured calibration step: its bytes over the part
+ * of its time that the GEMMs (at the calibrated rates) do not explain. */
+export function elementwiseFromProxy(measuredMs: number, spec: MachineSpec, proxy: GptShape = CALIBRATION_PROXY): number {
+  const rest = measuredMs / 1000 - gemmStepSeconds(proxy, spec);
+  if (!(rest > 0)) throw new PlanInputError(`the calibration step (${measuredMs.toFixed(1)} ms) is shorter than its GEMMs alone at the measured rates; calibrate again on a quiet machine`);
+  return atscaleElementwiseBytes(proxy, gptParams(proxy)) / rest / 1e9;
 }
 
 /** ONNX nodes one layer adds to a forward + backward + AdamW graph (an estimate of atscale's lowering). */
@@ -151,6 +202,11 @@ const OP_OVERHEAD_S = 3e-6;
  * session run's fixed cost.
  */
 export function predictCpuStepMs(g: GptShape, spec: MachineSpec): number {
+  // Calibrated with a measured step: GEMMs at in-graph rates plus atscale's non-GEMM traffic
+  // at the throughput that step showed.
+  if (spec.elementwiseGBs !== undefined) {
+    return 1000 * (gemmStepSeconds(g, spec) + atscaleElementwiseBytes(g, gptParams(g)) / (spec.elementwiseGBs * 1e9));
+  }
   const { nLayer: L, nHead: H, nEmbd: C, blockSize: T, vocab: V, batch: B } = g;
   const d = C / H;
   const gemm = (m: number, k: number, n: number, count = 1) => (count * 2 * m * k * n) / gemmFlopsPerS(spec, m, k, n);
