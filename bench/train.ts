@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from '../src/cli/args.js';
 import { preset } from '../src/models/presets.js';
 import { gptConfig, gptFlopsPerToken } from '../src/models/config.js';
-import { measureGemmGflops } from '../src/runtime/gemm-probe.js';
+import { measurePeakGflops } from '../src/runtime/gemm-probe.js';
 import { torchAvailable, runTorchBench } from './peers/torch-peer.js';
 import { compareWithTorch } from './peers/torch-equivalence.js';
 
@@ -43,7 +43,7 @@ export async function run(argv: string[]): Promise<number> {
   const threads = flags.threads as number;
   const json = flags.json === true;
   const emit = (rec: object) => json && console.log(JSON.stringify(rec));
-  const peak = Math.max(await measureGemmGflops(1024, threads), await measureGemmGflops(2048, threads));
+  const peak = await measurePeakGflops(threads);
   emit({ bench: 'train', kind: 'gemm_peak', threads, gflops: round(peak) });
   const predicted = calibratedPredictions(threads);
   const torch = torchAvailable();

@@ -309,6 +309,15 @@ def make_optimizer(model, lr, betas, weight_decay, decay_embeddings, foreach):
 
 
 def peak_rss_mb():
+    # VmHWM is this process's own high-water mark; getrusage's ru_maxrss survives exec on Linux
+    # and so can report the parent's RSS instead.
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     import resource
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
 

@@ -1,6 +1,8 @@
 // `atscale plan`: predict memory, step time and cost of a training run on a cluster, or search
 // for the fastest layout; `--calibrate` measures this machine instead. Loads no runtime code
-// except, for --calibrate, the GEMM probe.
+// except for --calibrate (GEMM probe, one calibration training step, a loopback all-reduce).
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { PRESETS as TRAIN_PRESETS } from '../models/presets.js';
 import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -156,6 +158,19 @@ function measureMemoryBandwidthGBs(): number {
   return rates[Math.floor(rates.length / 2)]!;
 }
 
+/** All-reduce bus bandwidth between 2 worker processes on this host (the collectives benchmark,
+ * run as a child so its worker processes are its own); undefined, with a warning, if it fails. */
+function measureLoopbackBusbw(): number | undefined {
+  const cli = fileURLToPath(new URL('./main.js', import.meta.url));
+  const r = spawnSync(process.execPath, [cli, 'bench', 'collectives', '--ranks', '2', '--sizes', String(16 << 20), '--ops', 'all_reduce', '--gloo=false', '--json'], { encoding: 'utf8', timeout: 300_000 });
+  const line = r.stdout?.split('\n').find((l) => l.includes('"impl":"atscale"') && l.includes('"op":"all_reduce"'));
+  if (r.status !== 0 || !line) {
+    console.error(`warning: loopback all-reduce not measured (atscale bench collectives exited ${r.status}): ${(r.stderr ?? '').slice(-300)}`);
+    return undefined;
+  }
+  return (JSON.parse(line) as { busbw_gbps: number }).busbw_gbps;
+}
+
 async function calibrate(f: FlagValues): Promise<number> {
   const threads = f.threads !== undefined ? Number(f.threads) : os.availableParallelism();
   const probePath = '../runtime/gemm-probe.js';
@@ -187,8 +202,10 @@ async function calibrate(f: FlagValues): Promise<number> {
   const partial = machineFromMeasurements({ gemmGflopsByN, memBandwidthGBs }, { name: os.hostname(), threads, memoryGB: os.totalmem() / 2 ** 30 });
   const elementwiseGBs = elementwiseFromProxy(proxyMs, partial);
   if (!f.json) console.log(`calibration step (${px.nLayer} layer, ${px.nEmbd} wide, context ${px.blockSize}, batch ${px.batch}): ${proxyMs.toFixed(1)} ms; non-GEMM kernels move ${elementwiseGBs.toFixed(1)} GB/s`);
+  const loopbackBusbwGBs = measureLoopbackBusbw();
+  if (!f.json) console.log(loopbackBusbwGBs === undefined ? 'loopback all-reduce: not measured (see the warning above)' : `loopback all-reduce, 2 ranks, 16 MiB: ${loopbackBusbwGBs.toFixed(2)} GB/s bus bandwidth`);
   const spec = machineFromMeasurements(
-    { gemmGflopsByN, memBandwidthGBs, elementwiseGBs },
+    { gemmGflopsByN, memBandwidthGBs, elementwiseGBs, ...(loopbackBusbwGBs === undefined ? {} : { loopbackBusbwGBs }) },
     { name: os.hostname(), threads, memoryGB: os.totalmem() / 2 ** 30, cpuModel: os.cpus()[0]?.model ?? 'CPU' },
   );
   writeFileSync(String(f.out), JSON.stringify(spec, null, 2) + '\n');

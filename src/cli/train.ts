@@ -34,7 +34,7 @@ const FLAGS: Record<string, FlagSpec> = {
   device: { type: 'string', help: 'cpu or webgpu', default: 'cpu' },
   threads: { type: 'number', help: 'ONNX Runtime intra-op threads (default: all cores)' },
   seed: { type: 'number', help: 'random seed', default: 1337 },
-  'peak-gflops': { type: 'number', help: 'peak GFLOP/s for MFU (default: measured with a 1024 GEMM)' },
+  'peak-gflops': { type: 'number', help: 'peak GFLOP/s for MFU (default: measured, a 1024 GEMM inside a graph)' },
   'deepspeed-config': { type: 'string', help: 'DeepSpeed-style JSON (batch sizes, optimizer, scheduler, zero_optimization)' },
   quiet: { type: 'boolean', help: 'no progress line' },
   help: { type: 'boolean', help: 'show this help' },
@@ -107,9 +107,9 @@ export async function run(argv: string[]): Promise<number> {
   const setup = await dist.distributedSetup(flags.deepspeedConfig as string | undefined, hyper, explicit, { device, threads });
   let peak = flags.peakGflops as number | undefined;
   if (peak === undefined) {
-    const { measureGemmGflops } = await import('../runtime/gemm-probe.js');
+    const { measurePeakGflops } = await import('../runtime/gemm-probe.js');
     const { availableParallelism } = await import('node:os');
-    peak = await measureGemmGflops(1024, threads ?? availableParallelism(), 3);
+    peak = await measurePeakGflops(threads ?? availableParallelism(), [1024]);
   }
   const t0 = performance.now();
   try {

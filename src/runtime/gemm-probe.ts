@@ -25,29 +25,6 @@ export function repsFor(n: number, targetMs = 200, assumedGflops = 50): number {
   return Math.max(3, Math.min(200, Math.round((targetMs * 1e6 * assumedGflops) / (2 * n ** 3 * 1e3))));
 }
 
-/**
- * GFLOP/s of an n x n x n MatMul as it runs inside a compiled graph: `chain` independent
- * products in one graph, so the fixed cost of a session run is spread over them (a training
- * step is one run of hundreds of kernels, not one run per GEMM).
- */
-export async function measureGemmGflops(n: number, threads: number, samples = 5, chain = 8): Promise<number> {
-  const g = new Graph();
-  const a = g.input('a', [n, n], 'float32');
-  const bs = Array.from({ length: chain }, (_, i) => g.input(`b${i}`, [n, n], 'float32'));
-  const outs = bs.map((b) => g.add('matmul', [a, b]));
-  const exe = await compile({ graph: g, inputs: [a, ...bs], outputs: outs }, { threads, reuseOutputs: true });
-  const fill = (seed: number) => Array.from({ length: n * n }, (_, i) => ((i * 2654435761 + seed) % 1000) / 1000 - 0.5);
-  const feeds = [hostValue('float32', [n, n], fill(1)), ...bs.map((_, i) => hostValue('float32', [n, n], fill(i + 2)))];
-  await exe.run(feeds);
-  const reps = Math.max(1, Math.round(repsFor(n) / chain));
-  const times: number[] = [];
-  for (let s = 0; s < samples; s++) {
-    const t0 = performance.now();
-    for (let r = 0; r < reps; r++) await exe.run(feeds);
-    times.push((performance.now() - t0) / (reps * chain));
-  }
-  return (2 * n ** 3) / (median(times) * 1e6);
-}
 
 // ---- Probes for the planner's model of a training step (atscale plan --calibrate) ----------
 // A training step is one session run of hundreds of kernels whose intermediates never leave
@@ -140,4 +117,11 @@ export async function measureBoundarySeconds(elements: number, threads: number, 
   const x = g.input('x', [elements], 'float32');
   const exe = await compile({ graph: g, inputs: [x], outputs: [g.add('neg', [x])] }, { threads, reuseOutputs: true });
   return secondsPerRun(exe, [filled([elements], 1)], targetMs);
+}
+
+/** The peak MFU is measured against: the best in-graph GEMM rate at large square sizes, GFLOP/s. */
+export async function measurePeakGflops(threads: number, sizes: readonly number[] = [1024, 2048]): Promise<number> {
+  let best = 0;
+  for (const n of sizes) best = Math.max(best, (2 * n ** 3) / (await measureGemmKernelSeconds({ batch: 1, m: n, k: n, n }, threads)) / 1e9);
+  return best;
 }
