@@ -6,10 +6,10 @@
 // all_gather and reduce_scatter busbw = algbw * (n-1)/n. Time per call is the slowest rank's,
 // the median over several calls. Also measures the reduction kernel alone and the
 // small-message crossover between direct exchange and the ring.
+import { findFreePort } from '../src/launch/free-port.js';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from '../src/cli/args.js';
 import { chunkRange, initProcessGroup, sumInto, type ProcessGroup } from '../src/dist/index.js';
@@ -81,14 +81,7 @@ async function worker(): Promise<void> {
   await pg.destroy();
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+const freePort = (): Promise<number> => findFreePort('127.0.0.1');
 
 /** Starts `cmd` and returns its stdout lines; rejects with its stderr when it fails. */
 function runProcess(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<string[]> {

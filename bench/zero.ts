@@ -7,9 +7,9 @@
 //    tokens/s(2 ranks) / (2 x tokens/s(1 rank)). The step time is the slowest rank's, median over
 //    the measured steps. Also timed: one all-reduce of the whole gradient, the communication a
 //    data-parallel step cannot avoid.
+import { findFreePort } from '../src/launch/free-port.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from '../src/cli/args.js';
 import { initProcessGroup, type ProcessGroup } from '../src/dist/index.js';
@@ -83,16 +83,7 @@ async function worker(): Promise<void> {
   await pg.destroy();
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
+const freePort = (): Promise<number> => findFreePort('127.0.0.1');
 
 /** Runs `world` rank processes of this file; returns each printed RESULT, by rank. */
 async function runJob(world: number, job: Job): Promise<Map<number, unknown>> {

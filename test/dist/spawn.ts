@@ -1,8 +1,8 @@
 // Starts N real worker processes (test/dist/worker.ts, or another script beside it) on 127.0.0.1 with torchrun-style env
 // and collects the JSON line each prints. Not a test itself.
+import { findFreePort } from '../../src/launch/free-port.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 
 export interface WorkerResult {
@@ -14,15 +14,9 @@ export interface WorkerResult {
   stderr: string;
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
+/** A free loopback port (the launcher's helper). */
+export function freePort(): Promise<number> {
+  return findFreePort('127.0.0.1');
 }
 
 export async function runWorkers(n: number, args: string[], env: Record<string, string> = {}, perRankEnv: (r: number) => Record<string, string> = () => ({}), scriptName = 'worker.js'): Promise<WorkerResult[]> {

@@ -1,8 +1,8 @@
 // Starts N real rank processes on 127.0.0.1 with torchrun-style env (fresh port and secret)
 // and collects the `RESULT {json}` line each prints; kills them all if any overruns.
+import { findFreePort } from '../../src/launch/free-port.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import net from 'node:net';
 
 export interface RankRun {
   rank: number;
@@ -11,15 +11,9 @@ export interface RankRun {
   stderr: string;
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
+/** A free loopback port (the launcher's helper). */
+export function freePort(): Promise<number> {
+  return findFreePort('127.0.0.1');
 }
 
 export function parseResult(stdout: string): Record<string, unknown> | null {
