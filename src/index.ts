@@ -1,7 +1,7 @@
 // The public API of atscale: tensors, transformations, models and the training engine.
 export { Tensor, tensor, constant, full, matmul, type TensorLike } from './tensor/tensor.js';
 export { where, concat, split, gather, oneHot, softmax, logSoftmax, layerNorm, crossEntropy, causalMask, gelu, dropout } from './tensor/functional.js';
-export { jit, trace, type HostTree, type TensorTree } from './tensor/jit.js';
+export { jit, trace, type HostTree, type TensorTree, type TensorFn } from './tensor/jit.js';
 export { grad, valueAndGrad } from './autodiff/api.js';
 export { gradients } from './autodiff/grad.js';
 export { hostValue, type HostValue } from './ir/value.js';

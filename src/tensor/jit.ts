@@ -26,7 +26,11 @@ export interface Traced {
 }
 
 /** Records fn on placeholder inputs shaped like args. */
-export function trace(fn: (...args: TensorTree[]) => TensorTree, args: readonly HostTree[]): Traced {
+/** Any function of tensors (or arrays/records of them): `(x: Tensor) => ...` and
+ * `(p: { w: Tensor }, x: Tensor) => ...` both fit; the arguments are built from the host values. */
+export type TensorFn<R> = (...args: never[]) => R;
+
+export function trace(fn: TensorFn<TensorTree>, args: readonly HostTree[]): Traced {
   const graph = new Graph();
   return withGraph(graph, () => {
     const inputs: Tensor[] = [];
@@ -39,7 +43,7 @@ export function trace(fn: (...args: TensorTree[]) => TensorTree, args: readonly 
       });
       return unflatten(a, isHostValue, ts);
     });
-    const out = fn(...tensorArgs);
+    const out = (fn as (...a: TensorTree[]) => TensorTree)(...tensorArgs);
     const outputs = flatten(out, isTensor, 'out').map((l) => l.leaf);
     for (const o of outputs) if (o.graph !== graph) throw new Error(`jit: output ${o} was not computed from the traced inputs`);
     return { graph, inputs, outputs, outTemplate: out };
@@ -56,7 +60,7 @@ export interface Jitted {
   lower(...args: HostTree[]): Promise<{ traced: Traced; exe: Executable }>;
 }
 
-export function jit(fn: (...args: TensorTree[]) => TensorTree, opts: CompileOptions = {}): Jitted {
+export function jit(fn: TensorFn<TensorTree>, opts: CompileOptions = {}): Jitted {
   const cache = new Map<string, Promise<{ traced: Traced; exe: Executable }>>();
   const lower = (...args: HostTree[]) => {
     const key = signature(args);
