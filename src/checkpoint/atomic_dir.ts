@@ -55,6 +55,12 @@ export function checkFileName(name: string, what: string): void {
 }
 
 /** Writes the manifest into `staging`, fsyncs it, and moves `staging` to `dir` (DIR -> DIR.prev first). */
+/** The committed copy of `dir`: DIR, or DIR.prev when a save crashed between its two renames
+ * (then DIR is absent and DIR.prev is whole). Every loader goes through this. */
+export function committedDir(dir: string): string {
+  return !existsSync(dir) && existsSync(`${dir}.prev`) ? `${dir}.prev` : dir;
+}
+
 export function commitDirectory(staging: string, dir: string, manifest: Manifest): void {
   writeFileSynced(join(staging, MANIFEST), JSON.stringify(manifest, null, 1) + '\n');
   fsyncDir(staging);

@@ -8,7 +8,7 @@
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
-import { checkFileName, commitDirectory, readVerified, writeFileSynced, type FileDigest } from './atomic_dir.js';
+import { checkFileName, commitDirectory, committedDir, readVerified, writeFileSynced, type FileDigest } from './atomic_dir.js';
 import { parseSafetensors, writeSafetensorsFile, type TensorEntry } from './safetensors.js';
 
 export const CHECKPOINT_FORMAT = 'atscale-checkpoint';
@@ -69,8 +69,7 @@ export function saveCheckpoint(dir: string, contents: CheckpointContents): void 
 /** Loads and verifies a checkpoint; a missing, truncated or modified file refuses the whole load. */
 export function loadCheckpoint(dir: string): LoadedCheckpoint {
   dir = resolve(dir);
-  // Only when DIR itself is absent: a save crashed between its two renames, DIR.prev is whole.
-  if (!existsSync(dir) && existsSync(`${dir}.prev`)) dir = `${dir}.prev`;
+  dir = committedDir(dir);
   const { contents } = readVerified(dir, 'checkpoint', CHECKPOINT_FORMAT);
   for (const required of [TENSORS_FILE, META_FILE]) {
     if (!contents.has(required)) throw new Error(`checkpoint ${dir}: manifest.json does not list ${required}; not a complete checkpoint`);

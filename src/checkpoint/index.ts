@@ -18,6 +18,7 @@ export {
   finalizeShardedCheckpoint,
   consolidateCheckpoint,
   ShardedCheckpoint,
+  isShardedCheckpoint,
   SHARDED_FORMAT,
   type FlatShard,
   type FlatSlot,

@@ -12,7 +12,7 @@
 
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { checkFileName, commitDirectory, readVerified, writeFileSynced, type FileDigest } from './atomic_dir.js';
+import { checkFileName, commitDirectory, readVerified, writeFileSynced, type FileDigest, committedDir } from './atomic_dir.js';
 import { DTYPES, elementCount, parseSafetensors, writeSafetensorsFile, type Dtype, type TensorEntry, type TypedArray } from './safetensors.js';
 
 export const SHARDED_FORMAT = 'atscale-sharded-checkpoint';
@@ -187,6 +187,11 @@ export function finalizeShardedCheckpoint(dir: string, worldSize: number, saveId
   return index;
 }
 
+/** Whether the checkpoint at dir (or its committed .prev) is a sharded one. */
+export function isShardedCheckpoint(dir: string): boolean {
+  return existsSync(join(committedDir(resolve(dir)), INDEX_FILE));
+}
+
 /** A verified sharded checkpoint: every file's checksum is checked when it is opened. */
 export class ShardedCheckpoint {
   readonly index: ShardedIndex;
@@ -195,7 +200,8 @@ export class ShardedCheckpoint {
   private readonly shards = new Map<number, Record<string, TensorEntry>>();
 
   constructor(readonly dir: string) {
-    const { contents } = readVerified(resolve(dir), 'sharded checkpoint', SHARDED_FORMAT);
+    this.dir = dir = committedDir(resolve(dir));
+    const { contents } = readVerified(dir, 'sharded checkpoint', SHARDED_FORMAT);
     const text = (name: string): string => {
       const data = contents.get(name);
       if (!data) throw new Error(`sharded checkpoint ${dir}: manifest.json does not list ${name}`);

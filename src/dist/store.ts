@@ -105,7 +105,14 @@ export class StoreServer {
       case Op.add: {
         if (value.length !== 8) return reply(ERR, Buffer.from('add needs an 8-byte delta'));
         const old = this.data.get(key);
-        const next = (old ? BigInt(old.toString('utf8')) : 0n) + value.readBigInt64LE(0);
+        let base = 0n;
+        try {
+          base = old ? BigInt(old.toString('utf8')) : 0n;
+        } catch {
+          // A bad request from one peer must not take down the store (and with it the job).
+          return reply(ERR, Buffer.from(`add: key '${key}' does not hold an integer`));
+        }
+        const next = base + value.readBigInt64LE(0);
         this.put(key, Buffer.from(next.toString(), 'utf8'));
         const out = Buffer.allocUnsafe(8);
         out.writeBigInt64LE(next, 0);

@@ -1,15 +1,13 @@
 // Loads a trained model for inference from a checkpoint directory, single-file or sharded
 // (ZeRO stages 1-3: each parameter is reassembled from the ranks' chunks through the index).
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { loadCheckpoint, ShardedCheckpoint, type TensorEntry } from '../checkpoint/index.js';
+import { isShardedCheckpoint, loadCheckpoint, ShardedCheckpoint, type TensorEntry } from '../checkpoint/index.js';
 import { tokenizerFromJSON, type Tokenizer } from '../data/index.js';
 import { GPT } from '../models/gpt.js';
 import type { GPTConfig } from '../models/config.js';
 import { FlatLayout } from '../nn/flat.js';
 
 export function loadTrainedModel(dir: string): { model: GPT; params: Float32Array; tokenizer: Tokenizer; meta: Record<string, unknown> } {
-  const sharded = existsSync(join(dir, 'index.json'));
+  const sharded = isShardedCheckpoint(dir);
   const ck = sharded ? new ShardedCheckpoint(dir) : loadCheckpoint(dir);
   const tensor = (name: string): TensorEntry | undefined => (sharded ? (ck as ShardedCheckpoint).readTensor(name) : (ck as ReturnType<typeof loadCheckpoint>).tensors[name]);
   const config = ck.meta.config as GPTConfig | undefined;

@@ -11,9 +11,7 @@ import { type AdamWConfig, adamwScalars } from '../optim/adamw.js';
 import { evalProgram, fusedStepProgram, microstepProgram, updateProgram, type StepShape } from './step-graphs.js';
 import { dropoutKey } from './dropout-key.js';
 import type { Trainer } from './trainer.js';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { saveCheckpoint, loadCheckpoint } from '../checkpoint/index.js';
+import { isShardedCheckpoint, saveCheckpoint, loadCheckpoint } from '../checkpoint/index.js';
 
 export interface MicroBatch {
   x: Int32Array;
@@ -160,7 +158,7 @@ export class LocalTrainer implements Trainer {
   }
 
   async load(dir: string): Promise<{ meta: Record<string, unknown>; files: Record<string, string> }> {
-    if (existsSync(join(dir, 'index.json'))) {
+    if (isShardedCheckpoint(dir)) {
       throw new Error(`checkpoint ${dir} is sharded (written by a ZeRO run); resume it with --deepspeed-config (under atscale launch), or merge it first with consolidateCheckpoint`);
     }
     const ck = loadCheckpoint(dir);

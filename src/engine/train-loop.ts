@@ -1,6 +1,6 @@
 // The training loop: schedule, batches, evaluation, metrics, progress and checkpoints around
 // a Trainer. Everything that can be wrong with the inputs is checked before step 0.
-import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
+import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Rng, type RngState } from '../tensor/rng.js';
 import { ShardedBatchSampler, startsAfter, type Tokenizer } from '../data/index.js';
@@ -9,7 +9,7 @@ import { type GPTConfig, gptConfig, gptFlopsPerToken } from '../models/config.js
 import type { TrainHyper } from '../models/presets.js';
 import { cosineLr } from '../optim/schedule.js';
 import { loadRunData, type TokenizerKind } from './run-data.js';
-import { loadCheckpoint, ShardedCheckpoint } from '../checkpoint/index.js';
+import { isShardedCheckpoint, loadCheckpoint, ShardedCheckpoint } from '../checkpoint/index.js';
 import type { Trainer } from './trainer.js';
 import { LocalTrainer } from './local-trainer.js';
 import { Progress } from './progress.js';
@@ -182,7 +182,7 @@ function resumedHyper(meta: Meta, o: RunOptions): TrainHyper {
 
 /** Meta and extra files of a checkpoint, single-file or sharded (ZeRO), verified. */
 export function readCheckpointInfo(dir: string): { meta: Record<string, unknown>; files: Record<string, string> } {
-  if (existsSync(join(dir, 'index.json'))) {
+  if (isShardedCheckpoint(dir)) {
     const ck = new ShardedCheckpoint(dir);
     return { meta: ck.meta, files: ck.files };
   }

@@ -43,8 +43,8 @@ export function resolveJobSecret(src: SecretSource): string {
     throw new TopologyError(`a multi-node job needs a job secret shared by every node and none was given: ${HOW_TO_MAKE_SECRET}`);
   }
   // The message names the rule, never the value.
-  if (!/^[0-9a-fA-F]+$/.test(secret) || secret.length < MIN_HEX_DIGITS) {
-    throw new TopologyError(`the job secret from ${origin} must be at least ${MIN_HEX_DIGITS} hex digits (it has ${secret.length} characters, or non-hex ones): ${HOW_TO_MAKE_SECRET}`);
+  if (!/^[0-9a-fA-F]+$/.test(secret) || secret.length < MIN_HEX_DIGITS || secret.length % 2 !== 0) {
+    throw new TopologyError(`the job secret from ${origin} must be at least ${MIN_HEX_DIGITS} hex digits, an even number of them (whole bytes, as the workers read it; it has ${secret.length} characters, or non-hex ones): ${HOW_TO_MAKE_SECRET}`);
   }
   return secret.toLowerCase();
 }

@@ -4,9 +4,7 @@
 // its place, so consolidateCheckpoint() yields one safetensors file with the model's names.
 // Loading rebuilds the full buffers from either format and takes this rank's shard, so a run
 // may resume with another stage or number of ranks.
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { finalizeShardedCheckpoint, loadCheckpoint, saveCheckpoint, saveShardedCheckpoint, ShardedCheckpoint, type FlatSlot, type TensorEntry } from '../../checkpoint/index.js';
+import { finalizeShardedCheckpoint, isShardedCheckpoint, loadCheckpoint, saveCheckpoint, saveShardedCheckpoint, ShardedCheckpoint, type FlatSlot, type TensorEntry } from '../../checkpoint/index.js';
 import type { ZeroTrainerBase } from './base.js';
 import { OPT_M, OPT_V } from '../local-trainer.js';
 
@@ -65,7 +63,7 @@ export async function loadZeroCheckpoint(t: ZeroTrainerBase, dir: string): Promi
   const [params, m, v] = [new Float32Array(n), new Float32Array(n), new Float32Array(n)];
   let meta: Record<string, unknown>;
   let files: Record<string, string>;
-  if (existsSync(join(dir, 'index.json'))) {
+  if (isShardedCheckpoint(dir)) {
     const ck = new ShardedCheckpoint(dir);
     const z = ck.meta[META_KEY] as ZeroMeta | undefined;
     if (!z) throw new Error(`checkpoint ${dir} has no ${META_KEY} entry in its meta: it was not written by a ZeRO trainer`);
