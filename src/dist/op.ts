@@ -32,7 +32,7 @@ export class PendingOp {
      * once. Broadcast and point-to-point may still be served from what that rank sent before
      * it left.
      */
-    private readonly everyMemberContributes: boolean,
+    everyMemberContributes: boolean,
     private readonly transport: Transport,
     private readonly type: number,
     private readonly channel: number,

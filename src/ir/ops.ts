@@ -3,7 +3,7 @@
 // here has a VJP rule (autodiff/vjp.ts), an ONNX lowering (runtime/onnx/lower.ts) and a
 // float64 reference kernel (runtime/reference/); the test suite checks all three agree.
 import { type DType, isFloat, DTYPES } from './dtype.js';
-import { type Shape, broadcastShapes, numel, shapeStr } from './shape.js';
+import { broadcastShapes, numel, shapeStr } from './shape.js';
 import { shapeError } from './site.js';
 
 export type AttrValue = number | string | boolean | number[];
@@ -187,4 +187,3 @@ export const OPS: Record<string, Infer> = {
   },
 };
 
-export type { Shape };

@@ -1,7 +1,7 @@
 // Tensor: a handle to one node of a graph. Methods record primitives (shape-checked at the
 // call site); nothing is computed until a graph is compiled and run (jit, grad, realize).
 import { Graph } from '../ir/graph.js';
-import { type DType, checkDType, isFloat } from '../ir/dtype.js';
+import { type DType, checkDType } from '../ir/dtype.js';
 import { type HostValue, hostValue } from '../ir/value.js';
 import { numel, normalizeAxis, shapeStr } from '../ir/shape.js';
 import { shapeError } from '../ir/site.js';
