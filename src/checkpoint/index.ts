@@ -26,3 +26,4 @@ export {
   type ShardedIndex,
 } from './sharded.js';
 export { float32ToBf16Bits, bf16BitsToFloat32, float32ToF16Bits, f16BitsToFloat32 } from './half.js';
+export { floatTensor, asFloatEntry } from './float-tensor.js';

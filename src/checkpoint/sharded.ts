@@ -228,7 +228,12 @@ export class ShardedCheckpoint {
       const lo = Math.max(start, c.start);
       const hi = Math.min(end, c.end);
       if (lo >= hi) continue;
-      const chunk = this.shards.get(c.rank)![FLAT_PREFIX + flat]!.data;
+      const stored = this.shards.get(c.rank)?.[FLAT_PREFIX + flat];
+      // The index and the rank's file must agree, or the copy below would convert or misplace values.
+      if (!stored || stored.dtype !== f.dtype || stored.data.length !== c.end - c.start) {
+        throw new Error(`sharded checkpoint ${this.dir}: rank ${c.rank}'s file holds ${stored ? `${stored.dtype}[${stored.data.length}]` : 'nothing'} for flat buffer "${flat}", but index.json says ${f.dtype}[${c.end - c.start}]`);
+      }
+      const chunk = stored.data;
       (out as Float32Array).set((chunk as Float32Array).subarray(lo - c.start, hi - c.start), lo - start);
     }
     return out;

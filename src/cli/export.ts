@@ -9,8 +9,8 @@ export const summary = 'export a checkpoint as a standalone ONNX model (--ckpt D
 const FLAGS: Record<string, FlagSpec> = {
   ckpt: { type: 'string', help: 'checkpoint directory written by atscale train' },
   out: { type: 'string', help: 'output .onnx file', default: 'model.onnx' },
-  batch: { type: 'number', help: 'batch dimension of the exported graph', default: 1 },
-  seq: { type: 'number', help: 'sequence length of the exported graph (default: block size)' },
+  batch: { type: 'number', help: 'batch dimension of the exported graph', default: 1, int: true, min: 1, max: 1 << 20 },
+  seq: { type: 'number', help: 'sequence length of the exported graph (default: block size)', int: true, min: 1, max: 1 << 20 },
   help: { type: 'boolean', help: 'show this help' },
 };
 

@@ -10,6 +10,8 @@ export interface DistSetup {
   rank: number;
   world: number;
   hyper: TrainHyper;
+  /** ZeRO stage of the trainer (for the memory estimate); absent for one local process. */
+  zeroStage?: number;
   makeTrainer?: (model: GPT, microBatch: number, seed: number) => Promise<Trainer>;
   close(): Promise<void>;
 }
@@ -75,6 +77,7 @@ export async function distributedSetup(dsConfigPath: string | undefined, hyper: 
     rank: pg.rank,
     world,
     hyper: h,
+    zeroStage: cfg.zero.stage,
     makeTrainer: (model, micro, seed) => createZeroTrainer(model, cfg, pg, { seed, threads: opts.threads, device: opts.device, shape: { batch: micro, seq: model.config.blockSize } }),
     close: () => pg.destroy(),
   };

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs, formatHelp, UsageError, type FlagSpec } from './args.js';
 import { preset, PRESETS, type TrainHyper } from '../models/presets.js';
 import type { GPTConfig } from '../models/config.js';
+import { ConfigValueError, checkHyperRelations, checkSettings } from '../engine/validate-config.js';
 
 export const summary = 'pretrain a GPT language model on a text file or URL (--preset, --data, ...)';
 
@@ -35,6 +36,8 @@ const FLAGS: Record<string, FlagSpec> = {
   threads: { type: 'number', help: 'ONNX Runtime intra-op threads (default: all cores)' },
   seed: { type: 'number', help: 'random seed', default: 1337 },
   'peak-gflops': { type: 'number', help: 'peak GFLOP/s for MFU (default: measured, a 1024 GEMM inside a graph)' },
+  'max-memory-gb': { type: 'number', help: 'refuse to start when the estimated training memory per process is above this (default: the machine memory / local ranks)' },
+  'on-nonfinite': { type: 'string', help: "a NaN/Inf loss or grad norm: 'stop' (before saving) or 'rollback' (reload the last checkpoint, skip that batch)", default: 'stop' },
   'deepspeed-config': { type: 'string', help: 'DeepSpeed-style JSON (batch sizes, optimizer, scheduler, zero_optimization)' },
   quiet: { type: 'boolean', help: 'no progress line' },
   help: { type: 'boolean', help: 'show this help' },
@@ -64,6 +67,7 @@ export function resolveTrainArgs(argv: string[]): ResolvedTrainArgs {
   const noDefaults = Object.fromEntries(Object.entries(FLAGS).map(([k, spec]) => [k, { ...spec, default: undefined }]));
   const given = Object.fromEntries(Object.entries(parseArgs(argv, noDefaults, 'train').flags).filter(([, v]) => v !== undefined));
   const fromFile: Record<string, unknown> = {};
+  const fileNames: Record<string, string> = {};
   if (given.config) {
     let json: Record<string, unknown>;
     try {
@@ -71,12 +75,22 @@ export function resolveTrainArgs(argv: string[]): ResolvedTrainArgs {
     } catch (e) {
       throw new UsageError(`atscale train: cannot read --config ${String(given.config)}: ${(e as Error).message}`);
     }
+    if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new UsageError(`atscale train: --config ${String(given.config)} must hold a JSON object of settings, got ${JSON.stringify(json)?.slice(0, 40)}`);
     const known = Object.keys(FLAGS).filter((f) => !['config', 'help'].includes(f));
     for (const [k, v] of Object.entries(json)) {
       const key = camelize(k);
       if (!known.map(camelize).includes(key)) throw new UsageError(`atscale train: unknown key '${k}' in ${String(given.config)}; known keys are ${known.join(', ')}`);
       fromFile[key] = v;
+      fileNames[key] = k;
     }
+  }
+  // Every value is checked for type and range where the user wrote it, before anything runs.
+  try {
+    checkSettings(fromFile, (k) => `'${fileNames[k]}' in ${String(given.config)}`);
+    checkSettings(given, (k) => `--${k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())}`);
+  } catch (e) {
+    if (e instanceof ConfigValueError) throw new UsageError(`atscale train: ${e.message}`);
+    throw e;
   }
   const settings: Record<string, unknown> = { ...withDefaults, ...fromFile, ...given };
   const p = preset(String(settings.preset));
@@ -89,6 +103,11 @@ export function resolveTrainArgs(argv: string[]): ResolvedTrainArgs {
   const explicit = new Set([...Object.keys(fromFile), ...Object.keys(given)]);
   if (explicit.has('maxIters') && !explicit.has('decayIters')) hyper.decayIters = hyper.maxIters;
   if (explicit.has('lr') && !explicit.has('minLr')) hyper.minLr = hyper.lr / 10;
+  try {
+    checkHyperRelations(hyper, 'atscale train');
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
   return { model, hyper, flags: settings, explicit };
 }
 
@@ -130,6 +149,9 @@ export async function run(argv: string[]): Promise<number> {
       makeTrainer: setup.makeTrainer,
       explicit,
       quiet: flags.quiet === true,
+      maxMemoryGb: flags.maxMemoryGb as number | undefined,
+      onNonFinite: flags.onNonfinite as 'stop' | 'rollback',
+      zeroStage: setup.zeroStage,
     });
     if (setup.rank === 0) {
       console.log(`trained ${r.losses.length} steps in ${((performance.now() - t0) / 1000).toFixed(1)} s; final train loss ${r.losses.at(-1)?.loss.toFixed(4) ?? 'n/a'}, val loss ${r.valLoss.toFixed(4)}; checkpoint ${r.checkpoint}`);

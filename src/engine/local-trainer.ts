@@ -11,7 +11,7 @@ import { type AdamWConfig, adamwScalars } from '../optim/adamw.js';
 import { evalProgram, fusedStepProgram, microstepProgram, updateProgram, type StepShape } from './step-graphs.js';
 import { dropoutKey } from './dropout-key.js';
 import type { Trainer } from './trainer.js';
-import { isShardedCheckpoint, saveCheckpoint, loadCheckpoint } from '../checkpoint/index.js';
+import { isShardedCheckpoint, saveCheckpoint, loadCheckpoint, floatTensor } from '../checkpoint/index.js';
 
 export interface MicroBatch {
   x: Int32Array;
@@ -162,17 +162,22 @@ export class LocalTrainer implements Trainer {
       throw new Error(`checkpoint ${dir} is sharded (written by a ZeRO run); resume it with --deepspeed-config (under atscale launch), or merge it first with consolidateCheckpoint`);
     }
     const ck = loadCheckpoint(dir);
+    // Every tensor is converted and checked before any buffer is touched: nothing is half-loaded.
+    const file = `${ck.dir}/model.safetensors`;
     const dict: Record<string, { shape: readonly number[]; data: ArrayLike<number> }> = {};
-    for (const [name, t] of Object.entries(ck.tensors)) if (name !== OPT_M && name !== OPT_V) dict[name] = { shape: t.shape, data: t.data as Float32Array };
-    const m = ck.tensors[OPT_M];
-    const v = ck.tensors[OPT_V];
-    if (!m || !v) throw new Error(`checkpoint ${dir} has no optimizer state (${OPT_M}, ${OPT_V}); it cannot resume training`);
+    for (const [name, t] of Object.entries(ck.tensors)) if (name !== OPT_M && name !== OPT_V) dict[name] = { shape: t.shape, data: floatTensor(t, name, file) };
+    const mt = ck.tensors[OPT_M];
+    const vt = ck.tensors[OPT_V];
+    if (!mt || !vt) throw new Error(`checkpoint ${dir} has no optimizer state (${OPT_M}, ${OPT_V}); it cannot resume training`);
+    const [m, v] = [floatTensor(mt, OPT_M, file), floatTensor(vt, OPT_V, file)];
     for (const [name, t] of [[OPT_M, m], [OPT_V, v]] as const) {
-      if (t.data.length !== this.layout.size) throw new Error(`checkpoint ${name} has ${t.data.length} values, the model needs ${this.layout.size}`);
+      if (t.length !== this.layout.size) throw new Error(`checkpoint ${name} has ${t.length} values, the model needs ${this.layout.size}`);
     }
-    this.layout.loadStateDict(this.params.cur.data as Float32Array, dict);
-    (this.m.cur.data as Float32Array).set(m.data as Float32Array);
-    (this.v.cur.data as Float32Array).set(v.data as Float32Array);
+    const params = new Float32Array(this.layout.size);
+    this.layout.loadStateDict(params, dict);
+    (this.params.cur.data as Float32Array).set(params);
+    (this.m.cur.data as Float32Array).set(m);
+    (this.v.cur.data as Float32Array).set(v);
     return { meta: ck.meta, files: ck.files };
   }
 }

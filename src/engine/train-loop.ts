@@ -13,6 +13,9 @@ import { isShardedCheckpoint, loadCheckpoint, ShardedCheckpoint } from '../check
 import type { Trainer } from './trainer.js';
 import { LocalTrainer } from './local-trainer.js';
 import { Progress } from './progress.js';
+import { checkRunMeta, type RunMeta } from './validate-meta.js';
+import { ConfigValueError, HYPER_RULES, RUN_RULES, checkSettings, checkValue } from './validate-config.js';
+import { checkTrainingMemory } from './memory-estimate.js';
 
 export interface RunOptions {
   model: Partial<GPTConfig>;
@@ -39,7 +42,22 @@ export interface RunOptions {
   /** Start every training/eval window just after this text (e.g. '\n' for one record per line). */
   alignAfter?: string;
   quiet?: boolean;
+  /** Refuse to start when the estimated memory per process is above this (GiB); default: the machine's. */
+  maxMemoryGb?: number;
+  /** A non-finite loss or grad norm: stop before saving (default), or reload the last good
+   * checkpoint and skip that step's batch. */
+  onNonFinite?: 'stop' | 'rollback';
+  /** ZeRO stage of the trainer makeTrainer builds (memory estimate); 0 when absent. */
+  zeroStage?: number;
 }
+
+/** A NaN or Inf loss or gradient norm; the last good checkpoint was left as it was. */
+export class NonFiniteError extends Error {
+  override name = 'NonFiniteError';
+}
+
+/** Rollbacks allowed in one run before the loop gives up (every one reloads a checkpoint). */
+const MAX_ROLLBACKS = 10;
 
 export interface RunResult {
   model: GPT;
@@ -50,16 +68,7 @@ export interface RunResult {
   checkpoint: string;
 }
 
-interface Meta {
-  iter: number;
-  config: GPTConfig;
-  hyper: TrainHyper;
-  seed: number;
-  trainRng: RngState;
-  valRng: RngState;
-  tokenizer: string;
-  world: number;
-}
+type Meta = RunMeta;
 
 export async function runTraining(o: RunOptions): Promise<RunResult> {
   const rank = o.rank ?? 0;
@@ -70,7 +79,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   if (o.resume) {
     // Meta and tokenizer first (config, data checks); the trainer restores tensors later.
     const ck = readCheckpointInfo(o.resume);
-    meta = ck.meta as unknown as Meta;
+    meta = checkRunMeta(ck.meta, `checkpoint ${o.resume}`);
     resumeFiles = ck.files;
     if (!resumeFiles['tokenizer.json']) throw new Error(`checkpoint ${o.resume} has no tokenizer.json; it was not written by atscale train`);
   }
@@ -78,10 +87,13 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   const h = meta ? resumedHyper(meta, o) : o.hyper;
   const seed = meta ? meta.seed : o.seed;
   if (h.batchSize % world !== 0) throw new Error(`batch size ${h.batchSize} is not divisible by the ${world} data-parallel ranks`);
-  for (const [k, v] of Object.entries(h)) if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`training setting ${k} must be a number, got ${String(v)}`);
-  if (!(h.maxIters >= 0 && h.gradAccum >= 1 && h.batchSize >= 1 && h.evalIters >= 1 && h.evalInterval >= 1)) {
-    throw new Error('max-iters must be >= 0, and batch-size, grad-accum, eval-iters and eval-interval >= 1');
-  }
+  checkSettings(h as unknown as Record<string, unknown>, (k) => `training setting ${k}`);
+  for (const k of Object.keys(HYPER_RULES)) if (!(k in h)) throw new ConfigValueError(`training setting ${k} is missing`);
+  checkValue('seed', seed, RUN_RULES.seed!);
+  if (o.onNonFinite !== undefined) checkValue('onNonFinite', o.onNonFinite, RUN_RULES.onNonfinite!);
+  // Memory first, before the corpus, the model or any buffer exists (the char vocabulary is
+  // not known yet; 256 stands in for it, the logits are a small term at that size).
+  checkTrainingMemory({ ...config, vocabSize: meta ? config.vocabSize : o.tokenizer === 'bpe' ? (o.bpeVocab ?? 512) : 256 }, h.batchSize / world, { world, stage: o.zeroStage, maxMemoryGb: o.maxMemoryGb });
   mkdirSync(o.out, { recursive: true });
   const restored = resumeFiles ? (JSON.parse(resumeFiles['tokenizer.json']!) as object) : undefined;
   const data = await loadRunData(o.data, o.tokenizer, o.out, { bpeVocab: o.bpeVocab, restored, blockSize: config.blockSize });
@@ -101,6 +113,10 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   const trainSampler = new ShardedBatchSampler(data.train, config.blockSize, h.batchSize, rank, world, new Rng(seed), startsIn(data.train));
   const valSampler = new ShardedBatchSampler(data.val, config.blockSize, h.batchSize, rank, world, new Rng(seed + 1), startsIn(data.val));
   let start = 0;
+  const skipped = new Set<number>(meta?.skipped ?? []);
+  // The newest checkpoint a rollback may return to: the one resumed from, then each save.
+  let lastGood: { dir: string; iter: number } | undefined = meta ? { dir: o.resume!, iter: meta.iter } : undefined;
+  let rollbacks = 0;
   if (meta) {
     await trainer.load(o.resume!);
     trainSampler.setState(meta.trainRng);
@@ -126,7 +142,27 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   const save = async (iter: number) => {
     saved = true;
     const m: Meta = { iter, config, hyper: h, seed, trainRng: trainSampler.getState(), valRng: valSampler.getState(), tokenizer: data.tokenizer.fingerprint(), world };
+    if (skipped.size) m.skipped = [...skipped].filter((s) => s < iter).sort((a, b) => a - b);
     await trainer.save(ckptDir, m as unknown as Record<string, unknown>, { 'tokenizer.json': JSON.stringify(data.tokenizer.toJSON()) });
+    lastGood = { dir: ckptDir, iter };
+  };
+  /** Reloads the last good checkpoint (every rank does: the loss is the same on all) and
+   * returns the step to continue from; the bad step's batch is skipped when it comes again. */
+  const rollBack = async (bad: number, why: string): Promise<number> => {
+    const policy = o.onNonFinite ?? 'stop';
+    const kept = lastGood ? `the last good checkpoint ${lastGood.dir} (step ${lastGood.iter}) was not touched` : 'no checkpoint was written';
+    if (policy === 'stop') throw new NonFiniteError(`${why} at step ${bad}; stopped before saving, and ${kept}. Lower --lr or check the data, or pass --on-nonfinite rollback to reload the checkpoint and skip this batch`);
+    if (!lastGood) throw new NonFiniteError(`${why} at step ${bad}, and there is no checkpoint yet to roll back to (the first is written at step ${h.evalInterval}); lower --lr or check the data`);
+    if (++rollbacks > MAX_ROLLBACKS) throw new NonFiniteError(`${why} at step ${bad}: ${MAX_ROLLBACKS} rollbacks already in this run; stopping (${kept})`);
+    await trainer.load(lastGood.dir);
+    const m = checkRunMeta(readCheckpointInfo(lastGood.dir).meta, `checkpoint ${lastGood.dir}`);
+    trainSampler.setState(m.trainRng);
+    valSampler.setState(m.valRng);
+    skipped.add(bad);
+    while (losses.length && losses.at(-1)!.iter >= m.iter) losses.pop();
+    log({ iter: bad, rollback_to: m.iter, reason: why });
+    progress.note(`${why} at step ${bad}: rolled back to step ${m.iter}; that batch will be skipped`);
+    return m.iter;
   };
 
   let valLoss = NaN;
@@ -135,22 +171,29 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   for (let iter = start; iter < h.maxIters; iter++) {
     const lr = cosineLr(schedule, iter);
     const batches = Array.from({ length: h.gradAccum }, () => trainSampler.next());
-    const r = await trainer.step(batches, lr, iter);
-    if (!Number.isFinite(r.loss)) throw new Error(`loss became ${r.loss} at iteration ${iter}; lower --lr or check the data`);
-    losses.push({ iter, loss: r.loss });
-    windowIters++;
     const last = iter === h.maxIters - 1;
-    if (iter % h.logInterval === 0 || last) {
-      const seconds = (performance.now() - windowStart) / 1000;
-      const tps = (tokensPerIter * windowIters) / seconds;
-      const mfu = o.peakGflops ? (flopsPerIter * windowIters) / seconds / (o.peakGflops * 1e9) : undefined;
-      log({ iter, loss: round(r.loss), lr, tokens_per_s: Math.round(tps), mfu: mfu === undefined ? null : round(mfu), grad_norm: round(r.gradNorm) });
-      progress.update(iter, r.loss, tps, mfu);
-      windowStart = performance.now();
-      windowIters = 0;
+    if (skipped.has(iter)) {
+      // A batch that gave a non-finite loss before a rollback: drawn (so the data stream
+      // stays the same) but not trained on.
+      log({ iter, skipped: true });
+    } else {
+      const r = await trainer.step(batches, lr, iter);
+      if (!Number.isFinite(r.loss) || !Number.isFinite(r.gradNorm)) {
+        iter = (await rollBack(iter, `loss ${r.loss}, gradient norm ${r.gradNorm}`)) - 1;
+        windowStart = performance.now();
+        windowIters = 0;
+        continue;
+      }
+      report(iter, lr, r, last);
     }
     if ((iter + 1) % h.evalInterval === 0 || last) {
       valLoss = await evaluate();
+      if (!Number.isFinite(valLoss)) {
+        iter = (await rollBack(iter, `validation loss ${valLoss}`)) - 1;
+        windowStart = performance.now();
+        windowIters = 0;
+        continue;
+      }
       log({ iter, val_loss: round(valLoss) });
       progress.note(`iter ${iter}: val loss ${valLoss.toFixed(4)}`);
       await save(iter + 1);
@@ -162,6 +205,20 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   // Every rank decides the same way (saving is collective), and a stale ckpt/ is never returned.
   if (!saved) await save(start);
   return { model, trainer, tokenizer: data.tokenizer, losses, valLoss, checkpoint: ckptDir };
+
+  function report(iter: number, lr: number, r: { loss: number; gradNorm: number }, last: boolean): void {
+    losses.push({ iter, loss: r.loss });
+    windowIters++;
+    if (iter % h.logInterval === 0 || last) {
+      const seconds = (performance.now() - windowStart) / 1000;
+      const tps = (tokensPerIter * windowIters) / seconds;
+      const mfu = o.peakGflops ? (flopsPerIter * windowIters) / seconds / (o.peakGflops * 1e9) : undefined;
+      log({ iter, loss: round(r.loss), lr, tokens_per_s: Math.round(tps), mfu: mfu === undefined ? null : round(mfu), grad_norm: round(r.gradNorm) });
+      progress.update(iter, r.loss, tps, mfu);
+      windowStart = performance.now();
+      windowIters = 0;
+    }
+  }
 }
 
 const round = (x: number) => Math.round(x * 1e6) / 1e6;
