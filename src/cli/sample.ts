@@ -15,6 +15,8 @@ const FLAGS: Record<string, FlagSpec> = {
   help: { type: 'boolean', help: 'show this help' },
 };
 
+export { FLAGS as SAMPLE_FLAGS };
+
 export async function run(argv: string[]): Promise<number> {
   const { flags } = parseArgs(argv, FLAGS, 'sample');
   if (flags.help) {

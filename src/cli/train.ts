@@ -43,6 +43,9 @@ const FLAGS: Record<string, FlagSpec> = {
   help: { type: 'boolean', help: 'show this help' },
 };
 
+/** The flags, for tests that go through every one. */
+export { FLAGS as TRAIN_FLAGS };
+
 const MODEL_KEYS: Record<string, keyof GPTConfig> = { nLayer: 'nLayer', nHead: 'nHead', nEmbd: 'nEmbd', blockSize: 'blockSize', dropout: 'dropout', bias: 'bias' };
 const HYPER_KEYS: Record<string, keyof TrainHyper> = {
   batchSize: 'batchSize', gradAccum: 'gradAccum', maxIters: 'maxIters', lr: 'lr', minLr: 'minLr', warmupIters: 'warmupIters',

@@ -166,6 +166,8 @@ export class LocalTrainer implements Trainer {
     const file = `${ck.dir}/model.safetensors`;
     const dict: Record<string, { shape: readonly number[]; data: ArrayLike<number> }> = {};
     for (const [name, t] of Object.entries(ck.tensors)) if (name !== OPT_M && name !== OPT_V) dict[name] = { shape: t.shape, data: floatTensor(t, name, file) };
+    const params = new Float32Array(this.layout.size);
+    this.layout.loadStateDict(params, dict);
     const mt = ck.tensors[OPT_M];
     const vt = ck.tensors[OPT_V];
     if (!mt || !vt) throw new Error(`checkpoint ${dir} has no optimizer state (${OPT_M}, ${OPT_V}); it cannot resume training`);
@@ -173,8 +175,6 @@ export class LocalTrainer implements Trainer {
     for (const [name, t] of [[OPT_M, m], [OPT_V, v]] as const) {
       if (t.length !== this.layout.size) throw new Error(`checkpoint ${name} has ${t.length} values, the model needs ${this.layout.size}`);
     }
-    const params = new Float32Array(this.layout.size);
-    this.layout.loadStateDict(params, dict);
     (this.params.cur.data as Float32Array).set(params);
     (this.m.cur.data as Float32Array).set(m);
     (this.v.cur.data as Float32Array).set(v);

@@ -3,13 +3,13 @@
 // arrives any other way (a string seed used to give the RNG an all-zero state and hang).
 // Bounds are generous sanity limits; the memory estimate (memory-estimate.ts) judges size.
 import type { GPTConfig } from '../models/config.js';
-import type { TrainHyper } from '../models/presets.js';
+import { PRESETS, type TrainHyper } from '../models/presets.js';
 
 export class ConfigValueError extends Error {
   override name = 'ConfigValueError';
 }
 
-type Rule =
+export type Rule =
   | { kind: 'int'; min: number; max: number }
   | { kind: 'number'; min: number; max: number; minOpen?: boolean; maxOpen?: boolean }
   | { kind: 'bool' }
@@ -54,7 +54,7 @@ export const SEED_RULE = int(0, 2 ** 32 - 2);
 
 /** Every other `atscale train` setting (camelCase flag names). */
 export const RUN_RULES: Record<string, Rule> = {
-  preset: { kind: 'string' },
+  preset: { kind: 'enum', values: Object.keys(PRESETS) },
   data: { kind: 'string' },
   tokenizer: { kind: 'enum', values: ['char', 'bpe'] },
   bpeVocab: int(257, 1 << 20),
