@@ -21,6 +21,7 @@ const SPEC: Record<string, FlagSpec> = {
   'timeout-ms': { type: 'number', help: 'passed to workers as ATSCALE_TIMEOUT_MS: how long a collective waits for a peer' },
   'secret-file': { type: 'string', help: 'file holding the shared job secret (else env ATSCALE_JOB_SECRET; one node: generated)' },
   'stop-grace-ms': { type: 'number', help: 'after a failure, time between SIGTERM and SIGKILL of the other workers', default: 5000 },
+  'heartbeat-timeout-ms': { type: 'number', help: 'a worker silent this long (SIGSTOP, blocked event loop) is hung: it is killed and the job stops (0: no check)', default: 60000, int: true, min: 0, max: 86_400_000 },
   emit: { type: 'string', help: "print a job for a scheduler instead of running: 'slurm' or 'kubernetes'" },
   'job-name': { type: 'string', help: 'job name for --emit', default: 'atscale' },
   image: { type: 'string', help: 'container image with atscale and your code (--emit kubernetes)' },
@@ -72,7 +73,7 @@ export async function run(argv: string[]): Promise<number> {
     const topology = resolveTopology(process.env, launchFlags);
     if (topology.masterPort === 0) topology.masterPort = await findFreePort(topology.masterAddr);
     const secret = resolveJobSecret({ env: process.env, secretFile: flags.secretFile as string | undefined, shared: topology.workers.length < topology.worldSize });
-    return await supervise(topology, secret, rest, timeoutMs, stopGraceMs);
+    return await supervise(topology, secret, rest, timeoutMs, stopGraceMs, flags.heartbeatTimeoutMs as number);
   } catch (e) {
     if (e instanceof TopologyError) throw new UsageError(`atscale launch: ${e.message}`);
     throw e;
@@ -89,7 +90,7 @@ function emit(kind: string, f: LaunchFlags, extra: Pick<EmitOptions, 'timeoutMs'
   return kind === 'slurm' ? emitSlurm(o) : emitKubernetes(o);
 }
 
-async function supervise(t: Topology, secret: string, command: string[], timeoutMs: number | undefined, stopGraceMs: number): Promise<number> {
+async function supervise(t: Topology, secret: string, command: string[], timeoutMs: number | undefined, stopGraceMs: number, heartbeatTimeoutMs: number): Promise<number> {
   const ranks = t.workers.map((w) => w.rank);
   const span = ranks.length === 1 ? `rank ${ranks[0]}` : `ranks ${ranks[0]}-${ranks[ranks.length - 1]}`;
   console.error(`atscale launch: ${span} of ${t.worldSize} on node ${t.nodeRank} of ${t.nnodes} (${t.source}); master ${t.masterAddr}:${t.masterPort}`);
@@ -97,6 +98,7 @@ async function supervise(t: Topology, secret: string, command: string[], timeout
     command,
     workers: t.workers.map((slot) => ({ rank: slot.rank, env: workerEnv(process.env, { topology: t, slot, secret, timeoutMs }) })),
     stopGraceMs,
+    heartbeatTimeoutMs,
     stdout: process.stdout,
     stderr: process.stderr,
   });

@@ -194,7 +194,10 @@ export class Transport {
     if (stuck.length) process.emitWarning(`atscale dist: ${stuck.length === 1 ? 'rank' : 'ranks'} ${stuck.join(', ')} did not take our last frames within ${limitMs} ms of destroy(); closed anyway`);
     for (const link of this.peers) {
       link.out?.socket.destroy();
-      link.inSocket?.end();
+      const inbound = link.inSocket;
+      inbound?.end();
+      // A stopped peer never answers our FIN; its half-open socket must not keep this process alive.
+      if (inbound) setTimeout(() => inbound.destroy(), limitMs).unref();
     }
   }
 
