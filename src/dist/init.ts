@@ -12,6 +12,7 @@ import { StoreClient, StoreServer } from './store.js';
 import { Transport, type TransportOptions } from './transport.js';
 import type { PendingOp } from './op.js';
 import { startHeartbeat } from './heartbeat.js';
+import { defaultMaxPending } from './login-gate.js';
 
 export interface InitOptions extends Partial<CollectiveOptions> {
   rank?: number;
@@ -81,7 +82,7 @@ export async function initProcessGroup(opts: InitOptions = {}): Promise<ProcessG
     throw new RangeError(`segmentBytes (${options.segmentBytes}) and smallMessageBytes (${options.smallMessageBytes}) must not exceed maxFrameBytes (${maxFrameBytes})`);
   }
 
-  const server = rank === 0 ? await StoreServer.start({ host: masterAddr, port: masterPort, secret, timeoutMs, onRefused: (r) => process.emitWarning(`atscale store: ${r}`) }) : null;
+  const server = rank === 0 ? await StoreServer.start({ host: masterAddr, port: masterPort, secret, timeoutMs, maxPending: defaultMaxPending(worldSize), onRefused: (r) => process.emitWarning(`atscale store: ${r}`) }) : null;
   let store: StoreClient | null = null;
   try {
     store = await StoreClient.connect({ host: masterAddr, port: masterPort, secret, identity: `rank ${rank}`, timeoutMs });
