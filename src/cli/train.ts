@@ -1,6 +1,8 @@
 // `atscale train`: pretrain a GPT on raw text. Settings come from a preset, then a JSON
 // config file (--config), then flags, later ones winning.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { committedDir } from '../checkpoint/atomic_dir.js';
 import { parseArgs, formatHelp, UsageError, type FlagSpec } from './args.js';
 import { preset, PRESETS, type TrainHyper } from '../models/presets.js';
 import type { GPTConfig } from '../models/config.js';
@@ -31,7 +33,7 @@ const FLAGS: Record<string, FlagSpec> = {
   'eval-iters': { type: 'number', help: 'batches per validation run' },
   'log-interval': { type: 'number', help: 'steps between metric lines' },
   out: { type: 'string', help: 'output directory (metrics.jsonl, ckpt/)', default: 'out' },
-  resume: { type: 'string', help: 'checkpoint directory to resume from (e.g. out/ckpt)' },
+  resume: { type: 'string', help: "checkpoint directory to resume from (e.g. out/ckpt); 'auto': OUT/ckpt if it holds one (the default when atscale launch restarts the job)" },
   device: { type: 'string', help: 'cpu or webgpu', default: 'cpu' },
   threads: { type: 'number', help: 'ONNX Runtime intra-op threads (default: all cores)' },
   seed: { type: 'number', help: 'random seed', default: 1337 },
@@ -114,12 +116,24 @@ export function resolveTrainArgs(argv: string[]): ResolvedTrainArgs {
   return { model, hyper, flags: settings, explicit };
 }
 
+/** --resume auto, or a restart by `atscale launch --max-restarts` (ATSCALE_RESTART_COUNT > 0)
+ * without --resume: the newest complete checkpoint in OUT/ckpt if there is one, else a fresh start. */
+function resumeSource(resume: string | undefined, out: string): string | undefined {
+  const restarted = Number(process.env.ATSCALE_RESTART_COUNT ?? '0') > 0;
+  if (resume !== 'auto' && !(resume === undefined && restarted)) return resume;
+  const dir = join(out, 'ckpt');
+  if (!existsSync(committedDir(dir))) return undefined;
+  if (restarted) console.error(`atscale train: restart ${process.env.ATSCALE_RESTART_COUNT}: resuming from ${dir}`);
+  return dir;
+}
+
 export async function run(argv: string[]): Promise<number> {
   if (argv.includes('--help')) {
     console.log(formatHelp('train', summary, FLAGS));
     return 0;
   }
   const { model, hyper, flags, explicit } = resolveTrainArgs(argv);
+  flags.resume = resumeSource(flags.resume as string | undefined, String(flags.out));
   if (!flags.data) throw new UsageError('atscale train: no training data; pass --data PATH or --data URL (for example --data ../shared/data/tinyshakespeare.txt)');
   const { checkDevice } = await import('../runtime/session.js');
   const device = checkDevice(flags.device);
