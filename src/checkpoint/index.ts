@@ -27,3 +27,4 @@ export {
 } from './sharded.js';
 export { float32ToBf16Bits, bf16BitsToFloat32, float32ToF16Bits, f16BitsToFloat32 } from './half.js';
 export { floatTensor, asFloatEntry } from './float-tensor.js';
+export { AsyncCheckpointWriter } from './async-writer.js';

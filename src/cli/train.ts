@@ -40,6 +40,9 @@ const FLAGS: Record<string, FlagSpec> = {
   'peak-gflops': { type: 'number', help: 'peak GFLOP/s for MFU (default: measured, a 1024 GEMM inside a graph)' },
   'max-memory-gb': { type: 'number', help: 'refuse to start when the estimated training memory per process is above this (default: the machine memory / local ranks)' },
   'on-nonfinite': { type: 'string', help: "a NaN/Inf loss or grad norm: 'stop' (before saving) or 'rollback' (reload the last checkpoint, skip that batch)", default: 'stop' },
+  'async-checkpoint': { type: 'boolean', help: 'snapshot the state at the step boundary and write checkpoints in a background thread' },
+  'checkpoint-interval': { type: 'string', help: "also save every N steps, or 'auto': the Young/Daly interval from the measured save stall and --mtbf-hours (default: at evaluations)" },
+  'mtbf-hours': { type: 'number', help: 'mean time between failures of the whole job, for --checkpoint-interval auto' },
   'deepspeed-config': { type: 'string', help: 'DeepSpeed-style JSON (batch sizes, optimizer, scheduler, zero_optimization)' },
   quiet: { type: 'boolean', help: 'no progress line' },
   help: { type: 'boolean', help: 'show this help' },
@@ -169,6 +172,9 @@ export async function run(argv: string[]): Promise<number> {
       maxMemoryGb: flags.maxMemoryGb as number | undefined,
       onNonFinite: flags.onNonfinite as 'stop' | 'rollback',
       zeroStage: setup.zeroStage,
+      asyncCheckpoint: flags.asyncCheckpoint === true,
+      checkpointInterval: flags.checkpointInterval === undefined || flags.checkpointInterval === 'auto' ? (flags.checkpointInterval as 'auto' | undefined) : Number(flags.checkpointInterval),
+      mtbfHours: flags.mtbfHours as number | undefined,
     });
     if (setup.rank === 0) {
       console.log(`trained ${r.losses.length} steps in ${((performance.now() - t0) / 1000).toFixed(1)} s; final train loss ${r.losses.at(-1)?.loss.toFixed(4) ?? 'n/a'}, val loss ${r.valLoss.toFixed(4)}; checkpoint ${r.checkpoint}`);

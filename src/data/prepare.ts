@@ -3,7 +3,7 @@
 // little-endian uint16 (vocab <= 65536) or uint32 files, with a meta.json that records the
 // tokenizer so the ids can be decoded and checked against a checkpoint later.
 
-import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync, existsSync, renameSync } from 'node:fs';
 import { endianness } from 'node:os';
 import { join } from 'node:path';
 import type { Tokenizer } from './tokenizer.js';
@@ -71,14 +71,22 @@ export function splitAndEncode(text: string, tokenizer: Tokenizer, trainFraction
   return { train: convert(tokenizer.encode(text.slice(0, cut))), val: convert(tokenizer.encode(text.slice(cut))), dtype };
 }
 
+/** Writes a temporary file and renames it over `path`: every rank of a job prepares the same
+ * corpus in the same directory, and a reader must never see another rank's half-written file. */
+function writeReplacing(path: string, data: Uint8Array | string): void {
+  const tmp = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
+  writeFileSync(tmp, data);
+  renameSync(tmp, path);
+}
+
 /** Writes train.bin, val.bin and meta.json into outDir (created if needed). */
 export function prepareCorpus(text: string, tokenizer: Tokenizer, outDir: string, options: { trainFraction?: number; source?: string } = {}): CorpusMeta {
   assertLittleEndianHost();
   const trainFraction = options.trainFraction ?? 0.9;
   const { train, val, dtype } = splitAndEncode(text, tokenizer, trainFraction);
   mkdirSync(outDir, { recursive: true });
-  writeFileSync(join(outDir, 'train.bin'), new Uint8Array(train.buffer, train.byteOffset, train.byteLength));
-  writeFileSync(join(outDir, 'val.bin'), new Uint8Array(val.buffer, val.byteOffset, val.byteLength));
+  writeReplacing(join(outDir, 'train.bin'), new Uint8Array(train.buffer, train.byteOffset, train.byteLength));
+  writeReplacing(join(outDir, 'val.bin'), new Uint8Array(val.buffer, val.byteOffset, val.byteLength));
   const meta: CorpusMeta = {
     format: 'atscale-corpus',
     version: 1,
@@ -91,7 +99,7 @@ export function prepareCorpus(text: string, tokenizer: Tokenizer, outDir: string
     tokenizerFingerprint: tokenizer.fingerprint(),
     ...(options.source !== undefined ? { source: options.source } : {}),
   };
-  writeFileSync(join(outDir, 'meta.json'), JSON.stringify(meta) + '\n');
+  writeReplacing(join(outDir, 'meta.json'), JSON.stringify(meta) + '\n');
   return meta;
 }
 

@@ -11,7 +11,7 @@ import { type AdamWConfig, adamwScalars } from '../optim/adamw.js';
 import { evalProgram, fusedStepProgram, microstepProgram, updateProgram, type StepShape } from './step-graphs.js';
 import { dropoutKey } from './dropout-key.js';
 import type { Trainer } from './trainer.js';
-import { isShardedCheckpoint, saveCheckpoint, loadCheckpoint, floatTensor } from '../checkpoint/index.js';
+import { isShardedCheckpoint, saveCheckpoint, loadCheckpoint, floatTensor, type CheckpointContents } from '../checkpoint/index.js';
 
 export interface MicroBatch {
   x: Int32Array;
@@ -150,11 +150,20 @@ export class LocalTrainer implements Trainer {
 
   /** Model parameters under their names (a plain safetensors state dict), plus the flat AdamW moments. */
   async save(dir: string, meta: Record<string, unknown>, files: Record<string, string>): Promise<void> {
+    saveCheckpoint(dir, this.contents(this.flatParams, this.m.cur.data as Float32Array, this.v.cur.data as Float32Array, meta, files));
+  }
+
+  /** The same contents over copies of the state (three memcpys), for a background writer. */
+  snapshot(meta: Record<string, unknown>, files: Record<string, string>): CheckpointContents {
+    return this.contents(this.flatParams.slice(), (this.m.cur.data as Float32Array).slice(), (this.v.cur.data as Float32Array).slice(), meta, files);
+  }
+
+  private contents(params: Float32Array, m: Float32Array, v: Float32Array, meta: Record<string, unknown>, files: Record<string, string>): CheckpointContents {
     const tensors: Record<string, { dtype: 'F32'; shape: number[]; data: Float32Array }> = {};
-    for (const [name, e] of Object.entries(this.layout.stateDict(this.flatParams))) tensors[name] = { dtype: 'F32', shape: e.shape, data: e.data };
-    tensors[OPT_M] = { dtype: 'F32', shape: [this.layout.size], data: this.m.cur.data as Float32Array };
-    tensors[OPT_V] = { dtype: 'F32', shape: [this.layout.size], data: this.v.cur.data as Float32Array };
-    saveCheckpoint(dir, { tensors, meta, files });
+    for (const [name, e] of Object.entries(this.layout.stateDict(params))) tensors[name] = { dtype: 'F32', shape: e.shape, data: e.data };
+    tensors[OPT_M] = { dtype: 'F32', shape: [this.layout.size], data: m };
+    tensors[OPT_V] = { dtype: 'F32', shape: [this.layout.size], data: v };
+    return { tensors, meta, files };
   }
 
   async load(dir: string): Promise<{ meta: Record<string, unknown>; files: Record<string, string> }> {

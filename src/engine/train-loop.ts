@@ -16,6 +16,8 @@ import { Progress } from './progress.js';
 import { checkRunMeta, type RunMeta } from './validate-meta.js';
 import { ConfigValueError, HYPER_RULES, RUN_RULES, checkSettings, checkValue } from './validate-config.js';
 import { checkTrainingMemory } from './memory-estimate.js';
+import { CheckpointSchedule, type CheckpointInterval } from './checkpoint-schedule.js';
+import { AsyncCheckpointWriter } from '../checkpoint/index.js';
 
 export interface RunOptions {
   model: Partial<GPTConfig>;
@@ -49,6 +51,11 @@ export interface RunOptions {
   onNonFinite?: 'stop' | 'rollback';
   /** ZeRO stage of the trainer makeTrainer builds (memory estimate); 0 when absent. */
   zeroStage?: number;
+  /** Snapshot the state at the step boundary and write it in a background thread (trainers with snapshot()). */
+  asyncCheckpoint?: boolean;
+  /** Also save every N steps, or 'auto' (Young/Daly from the measured stall and mtbfHours); default: at evaluations only. */
+  checkpointInterval?: CheckpointInterval;
+  mtbfHours?: number;
 }
 
 /** A NaN or Inf loss or gradient norm; the last good checkpoint was left as it was. */
@@ -139,12 +146,28 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     return sum / h.evalIters;
   };
   let saved = false;
+  const checkpoints = new CheckpointSchedule(o.checkpointInterval, o.mtbfHours);
+  const writer = o.asyncCheckpoint && trainer.snapshot ? new AsyncCheckpointWriter() : undefined;
+  let lastSaveIter = start;
+  let stepSeconds = NaN; // moving average, for the checkpoint interval in steps
   const save = async (iter: number) => {
     saved = true;
+    const t0 = performance.now();
     const m: Meta = { iter, config, hyper: h, seed, trainRng: trainSampler.getState(), valRng: valSampler.getState(), tokenizer: data.tokenizer.fingerprint(), world };
     if (skipped.size) m.skipped = [...skipped].filter((s) => s < iter).sort((a, b) => a - b);
-    await trainer.save(ckptDir, m as unknown as Record<string, unknown>, { 'tokenizer.json': JSON.stringify(data.tokenizer.toJSON()) });
-    lastGood = { dir: ckptDir, iter };
+    const files = { 'tokenizer.json': JSON.stringify(data.tokenizer.toJSON()) };
+    if (writer) {
+      // Published in the background; a rollback waits for it (flush) before reading lastGood.
+      const { published } = await writer.submit(ckptDir, trainer.snapshot!(m as unknown as Record<string, unknown>, files));
+      published.then(() => (lastGood = { dir: ckptDir, iter }), () => {});
+    } else {
+      await trainer.save(ckptDir, m as unknown as Record<string, unknown>, files);
+      lastGood = { dir: ckptDir, iter };
+    }
+    const stall = (performance.now() - t0) / 1000;
+    lastSaveIter = iter;
+    checkpoints.record(stall, stepSeconds);
+    log({ iter: iter - 1, checkpoint_stall_s: round(stall), async: !!writer, ...(checkpoints.steps !== undefined ? { checkpoint_interval_steps: checkpoints.steps } : {}), ...(checkpoints.tauSeconds !== undefined ? { young_daly_s: round(checkpoints.tauSeconds), step_s: round(stepSeconds) } : {}) });
   };
   /** Reloads the last good checkpoint (every rank does: the loss is the same on all) and
    * returns the step to continue from; the bad step's batch is skipped when it comes again. */
@@ -152,6 +175,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     const policy = o.onNonFinite ?? 'stop';
     const kept = lastGood ? `the last good checkpoint ${lastGood.dir} (step ${lastGood.iter}) was not touched` : 'no checkpoint was written';
     if (policy === 'stop') throw new NonFiniteError(`${why} at step ${bad}; stopped before saving, and ${kept}. Lower --lr or check the data, or pass --on-nonfinite rollback to reload the checkpoint and skip this batch`);
+    await writer?.flush();
     if (!lastGood) throw new NonFiniteError(`${why} at step ${bad}, and there is no checkpoint yet to roll back to (the first is written at step ${h.evalInterval}); lower --lr or check the data`);
     if (++rollbacks > MAX_ROLLBACKS) throw new NonFiniteError(`${why} at step ${bad}: ${MAX_ROLLBACKS} rollbacks already in this run; stopping (${kept})`);
     await trainer.load(lastGood.dir);
@@ -168,42 +192,52 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   let valLoss = NaN;
   let windowStart = performance.now();
   let windowIters = 0;
-  for (let iter = start; iter < h.maxIters; iter++) {
-    const lr = cosineLr(schedule, iter);
-    const batches = Array.from({ length: h.gradAccum }, () => trainSampler.next());
-    const last = iter === h.maxIters - 1;
-    if (skipped.has(iter)) {
-      // A batch that gave a non-finite loss before a rollback: drawn (so the data stream
-      // stays the same) but not trained on.
-      log({ iter, skipped: true });
-    } else {
-      const r = await trainer.step(batches, lr, iter);
-      if (!Number.isFinite(r.loss) || !Number.isFinite(r.gradNorm)) {
-        iter = (await rollBack(iter, `loss ${r.loss}, gradient norm ${r.gradNorm}`)) - 1;
+  try {
+    for (let iter = start; iter < h.maxIters; iter++) {
+      const lr = cosineLr(schedule, iter);
+      const batches = Array.from({ length: h.gradAccum }, () => trainSampler.next());
+      const last = iter === h.maxIters - 1;
+      if (skipped.has(iter)) {
+        // A batch that gave a non-finite loss before a rollback: drawn (so the data stream
+        // stays the same) but not trained on.
+        log({ iter, skipped: true });
+      } else {
+        const stepStart = performance.now();
+        const r = await trainer.step(batches, lr, iter);
+        const took = (performance.now() - stepStart) / 1000;
+        stepSeconds = Number.isNaN(stepSeconds) ? took : 0.9 * stepSeconds + 0.1 * took;
+        if (!Number.isFinite(r.loss) || !Number.isFinite(r.gradNorm)) {
+          iter = (await rollBack(iter, `loss ${r.loss}, gradient norm ${r.gradNorm}`)) - 1;
+          windowStart = performance.now();
+          windowIters = 0;
+          continue;
+        }
+        report(iter, lr, r, last);
+      }
+      if ((iter + 1) % h.evalInterval === 0 || last) {
+        valLoss = await evaluate();
+        if (!Number.isFinite(valLoss)) {
+          iter = (await rollBack(iter, `validation loss ${valLoss}`)) - 1;
+          windowStart = performance.now();
+          windowIters = 0;
+          continue;
+        }
+        log({ iter, val_loss: round(valLoss) });
+        progress.note(`iter ${iter}: val loss ${valLoss.toFixed(4)}`);
+        await save(iter + 1);
         windowStart = performance.now();
         windowIters = 0;
-        continue;
+      } else if (checkpoints.due(iter + 1, lastSaveIter)) {
+        await save(iter + 1);
       }
-      report(iter, lr, r, last);
     }
-    if ((iter + 1) % h.evalInterval === 0 || last) {
-      valLoss = await evaluate();
-      if (!Number.isFinite(valLoss)) {
-        iter = (await rollBack(iter, `validation loss ${valLoss}`)) - 1;
-        windowStart = performance.now();
-        windowIters = 0;
-        continue;
-      }
-      log({ iter, val_loss: round(valLoss) });
-      progress.note(`iter ${iter}: val loss ${valLoss.toFixed(4)}`);
-      await save(iter + 1);
-      windowStart = performance.now();
-      windowIters = 0;
-    }
+    progress.done();
+    // Every rank decides the same way (saving is collective), and a stale ckpt/ is never returned.
+    if (!saved) await save(start);
+    await writer?.flush();
+  } finally {
+    await writer?.close().catch(() => {});
   }
-  progress.done();
-  // Every rank decides the same way (saving is collective), and a stale ckpt/ is never returned.
-  if (!saved) await save(start);
   return { model, trainer, tokenizer: data.tokenizer, losses, valLoss, checkpoint: ckptDir };
 
   function report(iter: number, lr: number, r: { loss: number; gradNorm: number }, last: boolean): void {

@@ -14,7 +14,9 @@ export type Rule =
   | { kind: 'number'; min: number; max: number; minOpen?: boolean; maxOpen?: boolean }
   | { kind: 'bool' }
   | { kind: 'string' }
-  | { kind: 'enum'; values: readonly string[] };
+  | { kind: 'enum'; values: readonly string[] }
+  /** 'auto' or a whole number of steps (a number, or its text as a flag gives it). */
+  | { kind: 'interval'; max: number };
 
 const int = (min: number, max: number): Rule => ({ kind: 'int', min, max });
 const real = (min: number, max: number, open: { minOpen?: boolean; maxOpen?: boolean } = {}): Rule => ({ kind: 'number', min, max, ...open });
@@ -68,6 +70,9 @@ export const RUN_RULES: Record<string, Rule> = {
   maxMemoryGb: real(0, 1 << 30, { minOpen: true }),
   onNonfinite: { kind: 'enum', values: ['stop', 'rollback'] },
   quiet: { kind: 'bool' },
+  asyncCheckpoint: { kind: 'bool' },
+  checkpointInterval: { kind: 'interval', max: BIG_STEPS },
+  mtbfHours: real(0, 1e9, { minOpen: true }),
 };
 
 function describe(r: Rule): string {
@@ -82,6 +87,8 @@ function describe(r: Rule): string {
       return 'a non-empty string';
     case 'enum':
       return `one of ${r.values.join(', ')}`;
+    case 'interval':
+      return `'auto' or an integer in [1, ${r.max}]`;
   }
 }
 
@@ -106,8 +113,13 @@ export function checkValue(what: string, v: unknown, r: Rule): unknown {
     case 'enum':
       ok = typeof v === 'string' && r.values.includes(v);
       break;
+    case 'interval': {
+      const n = typeof v === 'string' && v !== 'auto' && /^\d+$/.test(v) ? Number(v) : v;
+      ok = v === 'auto' || (typeof n === 'number' && Number.isInteger(n) && n >= 1 && n <= r.max);
+      break;
+    }
   }
-  if (!ok) throw new ConfigValueError(`${what} must be ${describe(r)}, got ${show(v)}${typeof v === 'string' && r.kind !== 'string' && r.kind !== 'enum' ? ' (a string)' : ''}`);
+  if (!ok) throw new ConfigValueError(`${what} must be ${describe(r)}, got ${show(v)}${typeof v === 'string' && r.kind !== 'string' && r.kind !== 'enum' && r.kind !== 'interval' ? ' (a string)' : ''}`);
   return v;
 }
 

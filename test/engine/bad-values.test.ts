@@ -42,6 +42,8 @@ function badFlagValues(r: Rule): string[] {
       return [''];
     case 'bool':
       return [];
+    case 'interval':
+      return ['abc', '0', '-1', '1.5', 'NaN', '1e300'];
   }
 }
 
@@ -58,6 +60,8 @@ function badJsonValues(r: Rule): string[] {
       return ['5', '""'];
     case 'bool':
       return ['"yes"', '1'];
+    case 'interval':
+      return ['"abc"', '0', '1.5', 'null', '"NaN"', '1e400'];
   }
 }
 
