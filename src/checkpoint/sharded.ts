@@ -207,8 +207,15 @@ export class ShardedCheckpoint {
       if (!data) throw new Error(`sharded checkpoint ${dir}: manifest.json does not list ${name}`);
       return data.toString('utf8');
     };
-    this.index = JSON.parse(text(INDEX_FILE)) as ShardedIndex;
-    this.meta = JSON.parse(text(META_FILE)) as Record<string, unknown>;
+    const json = (name: string): unknown => {
+      try {
+        return JSON.parse(text(name));
+      } catch (e) {
+        throw new Error(`sharded checkpoint ${dir}: ${name} is not valid JSON (${(e as Error).message})`);
+      }
+    };
+    this.index = json(INDEX_FILE) as ShardedIndex;
+    this.meta = json(META_FILE) as Record<string, unknown>;
     for (let r = 0; r < this.index.worldSize; r++) {
       const file = this.index.files[String(r)];
       if (!file || !contents.has(file)) throw new Error(`sharded checkpoint ${dir}: the file of rank ${r} is not in manifest.json`);

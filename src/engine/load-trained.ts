@@ -42,6 +42,10 @@ export function loadTrainedModel(dir: string): { model: GPT; params: Float32Arra
     const t = tensor(name);
     dict[name] = { shape: t.shape, data: floatTensor(t, name, source) };
   }
-  layout.loadStateDict(params, dict);
+  try {
+    layout.loadStateDict(params, dict);
+  } catch (e) {
+    throw new Error(`${source}: ${(e as Error).message} (meta.json's config does not describe these tensors)`);
+  }
   return { model, params, tokenizer, meta: meta as Record<string, unknown> };
 }

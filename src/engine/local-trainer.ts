@@ -176,7 +176,11 @@ export class LocalTrainer implements Trainer {
     const dict: Record<string, { shape: readonly number[]; data: ArrayLike<number> }> = {};
     for (const [name, t] of Object.entries(ck.tensors)) if (name !== OPT_M && name !== OPT_V) dict[name] = { shape: t.shape, data: floatTensor(t, name, file) };
     const params = new Float32Array(this.layout.size);
-    this.layout.loadStateDict(params, dict);
+    try {
+      this.layout.loadStateDict(params, dict);
+    } catch (e) {
+      throw new Error(`${file}: ${(e as Error).message} (was it written for another model config?)`);
+    }
     const mt = ck.tensors[OPT_M];
     const vt = ck.tensors[OPT_V];
     if (!mt || !vt) throw new Error(`checkpoint ${dir} has no optimizer state (${OPT_M}, ${OPT_V}); it cannot resume training`);

@@ -102,7 +102,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   // not known yet; 256 stands in for it, the logits are a small term at that size).
   checkTrainingMemory({ ...config, vocabSize: meta ? config.vocabSize : o.tokenizer === 'bpe' ? (o.bpeVocab ?? 512) : 256 }, h.batchSize / world, { world, stage: o.zeroStage, maxMemoryGb: o.maxMemoryGb });
   mkdirSync(o.out, { recursive: true });
-  const restored = resumeFiles ? (JSON.parse(resumeFiles['tokenizer.json']!) as object) : undefined;
+  const restored = resumeFiles ? parseTokenizerFile(resumeFiles['tokenizer.json']!, o.resume!) : undefined;
   const data = await loadRunData(o.data, o.tokenizer, o.out, { bpeVocab: o.bpeVocab, restored, blockSize: config.blockSize });
   if (meta && data.tokenizer.fingerprint() !== meta.tokenizer) throw new Error(`the tokenizer does not match checkpoint ${o.resume}`);
   if (!meta) config.vocabSize = data.tokenizer.vocabSize;
@@ -256,6 +256,17 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
 }
 
 const round = (x: number) => Math.round(x * 1e6) / 1e6;
+
+/** A checkpoint's tokenizer.json, parsed; damage is reported with the checkpoint named. */
+export function parseTokenizerFile(text: string, dir: string): object {
+  try {
+    const json = JSON.parse(text) as unknown;
+    if (typeof json !== 'object' || json === null) throw new Error(`expected an object, got ${JSON.stringify(json)?.slice(0, 40)}`);
+    return json;
+  } catch (e) {
+    throw new Error(`checkpoint ${dir}: tokenizer.json is not valid (${(e as Error).message})`);
+  }
+}
 
 /** The checkpoint's training settings with the user's explicit ones on top; batch size,
  * accumulation and seed must stay as they were (the data stream and dropout depend on them). */

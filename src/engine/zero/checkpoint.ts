@@ -84,7 +84,11 @@ export async function loadZeroCheckpoint(t: ZeroTrainerBase, dir: string): Promi
     const ck = loadCheckpoint(dir);
     const file = `${ck.dir}/model.safetensors`;
     const dict = Object.fromEntries(Object.entries(ck.tensors).filter(([name]) => name !== OPT_M && name !== OPT_V).map(([name, e]) => [name, { shape: e.shape, data: floatTensor(e, name, file) }]));
-    t.layout.loadStateDict(params, dict);
+    try {
+      t.layout.loadStateDict(params, dict);
+    } catch (e) {
+      throw new Error(`${file}: ${(e as Error).message}`);
+    }
     for (const [buf, name] of [[m, OPT_M], [v, OPT_V]] as const) {
       const e = ck.tensors[name];
       if (!e || e.data.length !== n) throw new Error(`checkpoint ${dir}: '${name}' is missing or does not have ${n} values`);
