@@ -3,6 +3,7 @@
 // the launcher never does. Under `atscale launch` a worker therefore writes one byte to a pipe
 // the launcher gave it (fd ATSCALE_HEARTBEAT_FD) every ATSCALE_HEARTBEAT_MS from its event
 // loop: a stopped process or a blocked loop stops the beats, and the launcher acts on that.
+import { fstatSync } from 'node:fs';
 import net from 'node:net';
 
 let started = false;
@@ -14,8 +15,13 @@ export function startHeartbeat(env: NodeJS.ProcessEnv = process.env): void {
   const everyMs = Number(env.ATSCALE_HEARTBEAT_MS ?? '1000');
   if (!Number.isInteger(fd) || fd < 3 || !Number.isFinite(everyMs) || everyMs <= 0) return;
   started = true;
+  // Only this process was given the pipe: its own children inherit the environment, not the
+  // descriptor, and must not write into whatever their fd 3 happens to be.
+  if (env === process.env) delete process.env.ATSCALE_HEARTBEAT_FD;
   let sock: net.Socket;
   try {
+    // The launcher's pipe is a socket pair; anything else at that number is not ours.
+    if (!fstatSync(fd).isSocket()) return;
     sock = new net.Socket({ fd, readable: false, writable: true });
   } catch {
     return; // not a pipe we can use: run without beats rather than fail the job
