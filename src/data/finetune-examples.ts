@@ -87,7 +87,12 @@ export interface EncodeReport {
 
 /** The tokenizer's end-of-text id; fine-tuning needs it so generation knows where to stop. */
 export function endOfTextId(tok: Tokenizer): number {
-  const ids = tok.encode(END_OF_TEXT);
+  let ids: ArrayLike<number> = [];
+  try {
+    ids = tok.encode(END_OF_TEXT);
+  } catch {
+    // A character tokenizer cannot even spell it.
+  }
   if (ids.length !== 1) {
     throw new Error(`the tokenizer has no ${END_OF_TEXT} token (it encodes to ${ids.length} ids); fine-tuning needs one to end completions. Pretrain with --tokenizer bpe (which adds it), or use a Hugging Face tokenizer that has it`);
   }

@@ -69,7 +69,8 @@ export async function runFinetune(o: FinetuneOptions, opened: OpenedModel = open
   const rank = o.rank ?? 0;
   const world = o.world ?? 1;
   const h = o.hyper;
-  const log = (s: string) => !o.quiet && rank === 0 && process.stderr.write(s + '\n');
+  // The data report and the memory report print even when quiet: they are facts about the run, not progress.
+  const log = (s: string) => rank === 0 && process.stderr.write(s + '\n');
   const T = opened.model.dims.blockSize;
   const enc = { blockSize: T, template: opened.chatTemplate, trainOnPrompt: o.trainOnPrompt, overflow: o.overflow };
   const train = encodeExamples(o.data, readRecords(o.data), opened.tokenizer, enc);
