@@ -1,6 +1,6 @@
 // `atscale finetune`: fine-tune a pretrained model on prompt/completion or chat JSONL, fully or
 // with LoRA adapters. The result (OUT/model or OUT/adapter) opens with eval, sample and serve.
-import { parseArgs, formatHelp, UsageError, type FlagSpec } from './args.js';
+import { camel, parseArgs, formatHelp, UsageError, type FlagSpec } from './args.js';
 import type { TrainHyper } from '../models/presets.js';
 
 export const summary = 'fine-tune a model on prompt/completion or chat JSONL (--model DIR --data FILE [--lora-r R])';
@@ -28,6 +28,7 @@ const FLAGS: Record<string, FlagSpec> = {
   'eval-iters': { type: 'number', help: 'validation batches', default: 10 },
   'log-interval': { type: 'number', help: 'steps between metric lines', default: 10 },
   seed: { type: 'number', help: 'random seed', default: 1337 },
+  'deepspeed-config': { type: 'string', help: 'DeepSpeed-style JSON (batch sizes, optimizer, zero_optimization); also implied under atscale launch' },
   device: { type: 'string', help: 'cpu or webgpu', default: 'cpu' },
   threads: { type: 'number', help: 'ONNX Runtime intra-op threads' },
   quiet: { type: 'boolean', help: 'no progress lines' },
@@ -59,11 +60,23 @@ export async function run(argv: string[]): Promise<number> {
   const lora = flags.loraR === undefined ? undefined : { r: n('loraR'), alpha: n('loraAlpha'), dropout: n('loraDropout'), targetModules: String(flags.loraTargets).split(',').map((s) => s.trim()).filter(Boolean), useRslora: flags.rslora === true };
   const { runFinetune } = await import('../engine/finetune.js');
   const { checkDevice } = await import('../runtime/session.js');
-  const r = await runFinetune({
-    model: String(flags.model), data: String(flags.data), val: flags.val as string | undefined, out: String(flags.out), lora, hyper,
-    trainOnPrompt: flags.trainOnPrompt === true, overflow: overflow as 'truncate', seed: n('seed'),
-    device: checkDevice(flags.device), threads: flags.threads as number | undefined, quiet: flags.quiet === true,
-  });
+  const { distributedSetup } = await import('./train-distributed.js');
+  const device = checkDevice(flags.device);
+  // Flags the user gave (not defaults): a DeepSpeed config owns batch size, lr and the like.
+  const explicit = new Set(argv.filter((a) => a.startsWith('--')).map((a) => camel(a.slice(2).split('=')[0]!)));
+  const dist = await distributedSetup(flags.deepspeedConfig as string | undefined, hyper, explicit, { device, threads: flags.threads as number | undefined });
+  let r;
+  try {
+    r = await runFinetune({
+      model: String(flags.model), data: String(flags.data), val: flags.val as string | undefined, out: String(flags.out), lora, hyper: dist.hyper,
+      trainOnPrompt: flags.trainOnPrompt === true, overflow: overflow as 'truncate', seed: n('seed'),
+      device, threads: flags.threads as number | undefined, quiet: flags.quiet === true,
+      rank: dist.rank, world: dist.world, makeTrainer: dist.makeTrainer,
+    });
+  } finally {
+    await dist.close();
+  }
+  if (dist.rank !== 0) return 0;
   console.log(`fine-tuned ${r.trainable.toLocaleString('en')} of ${r.total.toLocaleString('en')} parameters; final loss ${r.losses.at(-1)?.toFixed(4) ?? 'n/a'}` + (Number.isFinite(r.valLoss) ? `, val loss ${r.valLoss.toFixed(4)}` : '') + `; ${Math.round(r.tokensPerS)} tok/s; wrote ${r.dir}`);
   return 0;
 }

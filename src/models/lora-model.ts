@@ -76,7 +76,7 @@ export class LoraModel extends Module implements LanguageModel {
   }
 
   units(): ModelUnits {
-    throw new Error('LoRA adapters train with ZeRO stages 0-2: stage 3 shards parameters by model block, and the adapters (under 2% of the model) are not worth sharding; set zero_optimization.stage to 2 or less');
+    throw new Error('LoRA adapters train with ZeRO stages 0 and 1: stages 2 and 3 work block by block on the model\'s own parameters, and the adapters (under 2% of the model) are not worth sharding further; set zero_optimization.stage to 0 or 1');
   }
 
   tensorParallelSplit(): TensorParallelSplit {
