@@ -18,6 +18,8 @@ import { openBase, openModel } from '../src/engine/model-dir.js';
 import { FlatLayout } from '../src/nn/flat.js';
 import type { MetricName } from '../src/engine/eval/metrics.js';
 import type { TrainHyper } from '../src/models/presets.js';
+import { torchAvailable } from './peers/torch-peer.js';
+import { torchLoraStepMs } from './peers/lora-equivalence.js';
 
 const DATA = fileURLToPath(new URL('../../../shared/data/', import.meta.url));
 const TASKS: { name: string; metric: MetricName; maxNew: number }[] = [
@@ -90,6 +92,15 @@ export async function run(argv: string[]): Promise<number> {
         emit({ bench: 'finetune', task: task.name, variant, metric: task.metric, score: ev.score, exact: exact ?? ev.score, n: ev.n, val_loss: ft.valLoss, train_tokens_per_s: Math.round(ft.tokensPerS), ms_per_iter: Math.round(ft.msPerIter), trainable: ft.trainable, total: ft.total });
       }
     }
+    // LoRA vs full step time (medians over each fine-tune above), and PyTorch's LoRA step on the
+    // same base, adapter and batch shape, measured here in the same run.
+    const firstLora = lines.find((l) => l.variant === 'lora');
+    const firstFull = lines.find((l) => l.variant === 'full' && l.task === firstLora?.task);
+    if (firstLora && firstFull) {
+      const torch = torchAvailable();
+      const peer = torch.ok ? torchLoraStepMs(pretrained.model.architecture(), pretrained.params, new FlatLayout(pretrained.model), join(work, String(firstLora.task), 'lora', 'adapter'), 16) : undefined;
+      emit({ bench: 'finetune', phase: 'step-speed', lora_ms: firstLora.ms_per_iter, full_ms: firstFull.ms_per_iter, lora_speedup_vs_full: (firstFull.ms_per_iter as number) / (firstLora.ms_per_iter as number), pytorch_lora_ms: peer?.ms ?? null, atscale_vs_pytorch_lora: peer ? peer.ms / (firstLora.ms_per_iter as number) : null, torch: torch.ok ? peer!.torchVersion : `not installed (${torch.reason})` });
+    }
   } finally {
     if (!flags.out) rmSync(work, { recursive: true, force: true });
   }
@@ -99,5 +110,7 @@ export async function run(argv: string[]): Promise<number> {
   const cell = (r: Record<string, unknown> | undefined) => (r ? `${(r.score as number).toFixed(3)} (exact ${(r.exact as number).toFixed(2)}, ${r.train_tokens_per_s} tok/s)` : '-');
   console.log('\n| task | metric | from scratch, full fine-tune | pretrained + full fine-tune | pretrained + LoRA |\n|---|---|---|---|---|');
   for (const [task, v] of byTask) console.log(`| ${task} | ${String(v.full?.metric ?? v.lora?.metric)} | ${cell(v.scratch)} | ${cell(v.full)} | ${cell(v.lora)} |`);
+  const sp = lines.find((l) => l.phase === 'step-speed');
+  if (sp) console.log(`\nstep (batch 16 x 256): LoRA ${Number(sp.lora_ms).toFixed(0)} ms, full ${Number(sp.full_ms).toFixed(0)} ms (LoRA ${Number(sp.lora_speedup_vs_full).toFixed(2)}x faster); PyTorch LoRA ${sp.pytorch_lora_ms === null ? `n/a (${String(sp.torch)})` : `${Number(sp.pytorch_lora_ms).toFixed(0)} ms (atscale ${Number(sp.atscale_vs_pytorch_lora).toFixed(2)}x, torch ${String(sp.torch)})`}`);
   return 0;
 }

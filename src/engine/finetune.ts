@@ -49,7 +49,9 @@ export interface FinetuneResult {
   valLoss: number;
   trainable: number;
   total: number;
+  /** Training tokens per second over the whole run (evaluation included). */
   tokensPerS: number;
+  /** Median time of one optimizer step. */
   msPerIter: number;
 }
 
@@ -130,11 +132,14 @@ export async function runFinetune(o: FinetuneOptions, opened: OpenedModel = open
   const losses: number[] = [];
   let valLoss = NaN;
   let tokens = 0;
+  const stepMs: number[] = [];
   const t0 = performance.now();
   for (let iter = 0; iter < h.maxIters; iter++) {
     const lr = cosineLr(schedule, iter);
     const batches = Array.from({ length: h.gradAccum }, () => rows(sampler.next(h.batchSize, T)));
+    const ts = performance.now();
     const r = await trainer.step(batches, lr, iter);
+    stepMs.push(performance.now() - ts);
     if (!Number.isFinite(r.loss)) throw new Error(`loss became ${r.loss} at iteration ${iter}; lower --lr or check the data`);
     losses.push(r.loss);
     tokens += h.batchSize * h.gradAccum * T;
@@ -159,7 +164,8 @@ export async function runFinetune(o: FinetuneOptions, opened: OpenedModel = open
   } else if (!o.lora) {
     await saveFinetuned(dir, trainer, model, opened, o, h); // saving a sharded trainer is collective
   }
-  return { dir, model, trainer, losses, valLoss, trainable, total, tokensPerS: tokens / seconds, msPerIter: (1000 * seconds) / Math.max(1, h.maxIters) };
+  const median = [...stepMs].sort((a, b) => a - b)[Math.floor(stepMs.length / 2)] ?? NaN;
+  return { dir, model, trainer, losses, valLoss, trainable, total, tokensPerS: tokens / seconds, msPerIter: median };
 }
 
 async function saveFinetuned(dir: string, trainer: Trainer, model: LanguageModel, opened: OpenedModel, o: FinetuneOptions, h: TrainHyper): Promise<void> {
