@@ -8,6 +8,7 @@ const BENCHES: Record<string, () => Promise<{ run(argv: string[]): Promise<numbe
   plan: () => import('./plan.js'),
   'ckpt-async': () => import('./ckpt-async.js'),
   'ckpt-fuzz': () => import('./ckpt-fuzz.js'),
+  finetune: () => import('./finetune.js'),
 };
 
 export async function runBench(argv: string[]): Promise<number> {

@@ -12,7 +12,7 @@ export interface DistSetup {
   hyper: TrainHyper;
   /** ZeRO stage of the trainer (for the memory estimate); absent for one local process. */
   zeroStage?: number;
-  makeTrainer?: (model: LanguageModel, microBatch: number, seed: number) => Promise<Trainer>;
+  makeTrainer?: (model: LanguageModel, microBatch: number, seed: number, initial?: Float32Array) => Promise<Trainer>;
   close(): Promise<void>;
 }
 
@@ -78,7 +78,7 @@ export async function distributedSetup(dsConfigPath: string | undefined, hyper: 
     world,
     hyper: h,
     zeroStage: cfg.zero.stage,
-    makeTrainer: (model, micro, seed) => createZeroTrainer(model, cfg, pg, { seed, threads: opts.threads, device: opts.device, shape: { batch: micro, seq: model.dims.blockSize } }),
+    makeTrainer: (model, micro, seed, initial) => createZeroTrainer(model, cfg, pg, { seed, initialParams: initial, threads: opts.threads, device: opts.device, shape: { batch: micro, seq: model.dims.blockSize } }),
     close: () => pg.destroy(),
   };
 }
