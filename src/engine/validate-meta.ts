@@ -49,6 +49,12 @@ export function checkRngState(v: unknown, what: string): RngState {
 
 /** Checks the model config a checkpoint declares (also what `sample` and `export` build). */
 export function checkMetaConfig(v: unknown, source: string): GPTConfig {
+  // Checkpoints written through the model interface also name the architecture family.
+  if (isObject(v) && 'family' in v) {
+    if (v.family !== 'gpt2') throw new ConfigValueError(`${source}: meta.json config.family must be "gpt2" (the architecture atscale builds), got ${JSON.stringify(v.family)}`);
+    const { family: _family, ...rest } = v;
+    v = rest;
+  }
   const c = record(v, `${source}: meta.json config`, MODEL_RULES) as unknown as GPTConfig;
   if (c.nEmbd % c.nHead !== 0) throw new ConfigValueError(`${source}: meta.json config.nEmbd ${c.nEmbd} is not divisible by config.nHead ${c.nHead}`);
   return c;
