@@ -37,6 +37,8 @@ export interface TransportOptions {
   maxFrameBytes: number;
   /** Namespaces this mesh's keys in the store. */
   storePrefix: string;
+  /** Time a connecting peer has to log in (default min(timeoutMs, 10 s)). */
+  loginTimeoutMs?: number;
 }
 
 interface Endpoint {
@@ -95,7 +97,7 @@ export class Transport {
     this.peers = Array.from({ length: opts.worldSize }, () => new PeerLink());
     this.gate = new LoginGate({
       maxPending: defaultMaxPending(opts.worldSize),
-      loginTimeoutMs: defaultLoginTimeoutMs(opts.timeoutMs),
+      loginTimeoutMs: opts.loginTimeoutMs ?? defaultLoginTimeoutMs(opts.timeoutMs),
       what: `rank ${opts.rank}'s peer listener`,
       log: (line) => process.emitWarning(`atscale dist: ${line}`),
     });
