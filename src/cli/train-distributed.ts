@@ -5,12 +5,15 @@ import { readFileSync } from 'node:fs';
 import type { TrainHyper } from '../models/presets.js';
 import type { GPT } from '../models/gpt.js';
 import type { Trainer } from '../engine/trainer.js';
+import type { MonitorOptions } from '../monitor/index.js';
 
 export interface DistSetup {
   rank: number;
   world: number;
   hyper: TrainHyper;
   makeTrainer?: (model: GPT, microBatch: number, seed: number) => Promise<Trainer>;
+  /** The config's tensorboard / csv_monitor sections, when it has them. */
+  monitor?: MonitorOptions;
   close(): Promise<void>;
 }
 
@@ -75,6 +78,7 @@ export async function distributedSetup(dsConfigPath: string | undefined, hyper: 
     rank: pg.rank,
     world,
     hyper: h,
+    monitor: cfg.monitor,
     makeTrainer: (model, micro, seed) => createZeroTrainer(model, cfg, pg, { seed, threads: opts.threads, device: opts.device, shape: { batch: micro, seq: model.config.blockSize } }),
     close: () => pg.destroy(),
   };

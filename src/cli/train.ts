@@ -36,6 +36,11 @@ const FLAGS: Record<string, FlagSpec> = {
   seed: { type: 'number', help: 'random seed', default: 1337 },
   'peak-gflops': { type: 'number', help: 'peak GFLOP/s for MFU (default: measured, a 1024 GEMM inside a graph)' },
   'deepspeed-config': { type: 'string', help: 'DeepSpeed-style JSON (batch sizes, optimizer, scheduler, zero_optimization)' },
+  tensorboard: { type: 'boolean', help: 'write TensorBoard event files to OUT/tb (--tensorboard=false: off)', default: true },
+  csv: { type: 'boolean', help: 'also write one CSV file per metric to OUT/csv' },
+  dashboard: { type: 'boolean', help: 'serve the live dashboard of this run (stays up after training until Ctrl-C)' },
+  'dashboard-port': { type: 'number', help: 'dashboard TCP port (0 picks a free one)', default: 6006 },
+  'dashboard-host': { type: 'string', help: 'dashboard address; it has no login, so keep loopback unless the network is yours', default: '127.0.0.1' },
   quiet: { type: 'boolean', help: 'no progress line' },
   help: { type: 'boolean', help: 'show this help' },
 };
@@ -111,6 +116,11 @@ export async function run(argv: string[]): Promise<number> {
     const { availableParallelism } = await import('node:os');
     peak = await measurePeakGflops(threads ?? availableParallelism(), [1024]);
   }
+  const out = String(flags.out);
+  const monitor = { ...setup.monitor };
+  if (explicit.has('tensorboard') || !monitor.tensorboard) monitor.tensorboard = { ...monitor.tensorboard, enabled: flags.tensorboard !== false };
+  if (explicit.has('csv')) monitor.csv = { ...monitor.csv, enabled: flags.csv === true };
+  const dashboard = flags.dashboard === true && setup.rank === 0 ? await startRunDashboard(out, flags) : undefined;
   const t0 = performance.now();
   try {
     const r = await runTraining({
@@ -119,7 +129,8 @@ export async function run(argv: string[]): Promise<number> {
       data: String(flags.data),
       tokenizer: flags.tokenizer as 'char' | 'bpe',
       bpeVocab: flags.bpeVocab as number,
-      out: String(flags.out),
+      out,
+      monitor,
       resume: flags.resume as string | undefined,
       seed: flags.seed as number,
       device,
@@ -134,8 +145,37 @@ export async function run(argv: string[]): Promise<number> {
     if (setup.rank === 0) {
       console.log(`trained ${r.losses.length} steps in ${((performance.now() - t0) / 1000).toFixed(1)} s; final train loss ${r.losses.at(-1)?.loss.toFixed(4) ?? 'n/a'}, val loss ${r.valLoss.toFixed(4)}; checkpoint ${r.checkpoint}`);
     }
+  } catch (e) {
+    await dashboard?.close();
+    throw e;
   } finally {
     await setup.close();
   }
+  if (dashboard) {
+    console.log(`training finished; the dashboard stays at ${dashboard.url} until Ctrl-C`);
+    await dashboard.closed;
+  }
   return 0;
+}
+
+/** The dashboard of this run, started before training so the page fills in live. */
+async function startRunDashboard(out: string, flags: Record<string, unknown>): Promise<{ url: string; close(): Promise<void>; closed: Promise<void> }> {
+  const { mkdirSync } = await import('node:fs');
+  const { startDashboard } = await import('../dashboard/index.js');
+  mkdirSync(out, { recursive: true });
+  const d = await startDashboard({ runs: [out], host: String(flags.dashboardHost), port: flags.dashboardPort as number });
+  console.log(`listening on ${d.url}`);
+  let close!: () => Promise<void>;
+  const closed = new Promise<void>((res) => {
+    const stop = () => void close().then(res);
+    close = async () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      await d.close();
+      res();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+  return { url: d.url, close, closed };
 }
