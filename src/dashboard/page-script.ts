@@ -3,6 +3,7 @@
 // instances, one per metric, with one series per run (two for loss: train and val); they are
 // rebuilt only when the set of series changes and otherwise get new data in place.
 export const PAGE_SCRIPT = String.raw`
+(function () {
 'use strict';
 var PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf'];
 var CHARTS = [
@@ -139,12 +140,23 @@ function renderChart(spec) {
     width: Math.max(480, box.clientWidth - 14),
     height: 240,
     scales: { x: { time: false } },
-    axes: [{ label: 'iteration' }, {}],
+    axes: [{ label: 'iteration' }, { size: 64, values: function (u, vals) { return vals.map(tick); } }],
     series: [{ label: 'iter' }].concat(cd.series.map(function (s) {
       return { label: s.label, stroke: s.color, width: 1.5, dash: s.dash ? [6, 4] : undefined, spanGaps: true, points: { show: false } };
     }))
   };
   plots[spec.id] = { shape: shape, plot: new uPlot(opts, cd.data, body) };
+}
+
+/** Axis numbers that fit: 12k, 0.35, 3.0e-4. */
+function tick(v) {
+  if (v === null || v === undefined) return '';
+  var a = Math.abs(v);
+  if (a === 0) return '0';
+  if (a >= 1e6) return +(v / 1e6).toPrecision(3) + 'M';
+  if (a >= 1e4) return +(v / 1e3).toPrecision(3) + 'k';
+  if (a < 0.01) return v.toExponential(1);
+  return String(+v.toPrecision(4));
 }
 
 function fmt(v, digits) {
@@ -245,11 +257,12 @@ slider.addEventListener('input', function () {
   schedule();
 });
 
-var status = document.getElementById('status');
+var statusEl = document.getElementById('status');
 var es = new EventSource('/events');
-es.addEventListener('open', function () { status.textContent = 'live'; status.className = 'live'; });
-es.addEventListener('error', function () { status.textContent = 'disconnected, retrying…'; status.className = ''; });
+es.addEventListener('open', function () { statusEl.textContent = 'live'; statusEl.className = 'live'; });
+es.addEventListener('error', function () { statusEl.textContent = 'disconnected, retrying…'; statusEl.className = ''; });
 es.addEventListener('snapshot', function (e) { applyUpdate(JSON.parse(e.data)); });
 es.addEventListener('update', function (e) { applyUpdate(JSON.parse(e.data)); });
 window.atscaleDashboard = { runs: runs, plots: plots };
+})();
 `;

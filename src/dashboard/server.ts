@@ -84,6 +84,9 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
         return reply(res, 200, 'text/javascript', assets.js);
       case '/assets/uplot.css':
         return reply(res, 200, 'text/css', assets.css);
+      case '/favicon.ico':
+        res.writeHead(204).end();
+        return;
       case '/api/runs':
         return reply(res, 200, 'application/json', JSON.stringify(sources.map((s) => s.snapshot())));
       case '/events': {
