@@ -25,8 +25,9 @@ function color(id) { return PALETTE[id % PALETTE.length]; }
 function applyUpdate(u) {
   var r = runs[u.run];
   if (u.reset || !r) {
-    r = runs[u.run] = { info: u.info || (r && r.info), rows: [], ranks: {}, bad: [], badCount: 0 };
-  }
+    // updates counts rows that arrived live after the snapshot (what makes the page "live").
+    r = runs[u.run] = { info: u.info || (r && r.info), rows: [], ranks: {}, bad: [], badCount: 0, snapshotRows: u.rows.length, updates: 0 };
+  } else r.updates += u.rows.length;
   if (u.info) r.info = u.info;
   Array.prototype.push.apply(r.rows, u.rows);
   Object.keys(u.ranks || {}).forEach(function (k) {
