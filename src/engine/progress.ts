@@ -20,11 +20,6 @@ export class Progress {
     process.stderr.write(this.tty ? `\r\x1b[K${line}` : `${line}\n`);
   }
 
-  note(text: string): void {
-    if (this.quiet) return;
-    process.stderr.write(this.tty ? `\r\x1b[K${text}\n` : `${text}\n`);
-  }
-
   done(): void {
     if (!this.quiet && this.tty) process.stderr.write('\n');
   }
