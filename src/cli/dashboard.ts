@@ -7,7 +7,7 @@ export const summary = 'live web dashboard of training runs (atscale dashboard O
 
 const FLAGS: Record<string, FlagSpec> = {
   port: { type: 'number', help: 'TCP port (0 picks a free one)', default: 6006 },
-  host: { type: 'string', help: 'address to bind; the page has no login, so keep it on loopback unless the network is yours', default: '127.0.0.1' },
+  host: { type: 'string', help: 'address to bind; off loopback every request needs the random token printed with the URL', default: '127.0.0.1' },
   help: { type: 'boolean', help: 'show this help' },
 };
 

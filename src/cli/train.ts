@@ -40,7 +40,7 @@ const FLAGS: Record<string, FlagSpec> = {
   csv: { type: 'boolean', help: 'also write one CSV file per metric to OUT/csv' },
   dashboard: { type: 'boolean', help: 'serve the live dashboard of this run (stays up after training until Ctrl-C)' },
   'dashboard-port': { type: 'number', help: 'dashboard TCP port (0 picks a free one)', default: 6006 },
-  'dashboard-host': { type: 'string', help: 'dashboard address; it has no login, so keep loopback unless the network is yours', default: '127.0.0.1' },
+  'dashboard-host': { type: 'string', help: 'dashboard address; off loopback it needs the token printed with its URL', default: '127.0.0.1' },
   quiet: { type: 'boolean', help: 'no progress line' },
   help: { type: 'boolean', help: 'show this help' },
 };

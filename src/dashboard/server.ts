@@ -3,8 +3,12 @@
 // data leaves only as JSON built from the runs' metrics files, so no URL maps to a path on
 // disk and a traversal attempt is just an unknown route (404). Live updates are server-sent
 // events: the server polls each run's files and pushes new rows to every open page.
+// On loopback the page is open to local users only; the Host header must name the address
+// the server listens on (a DNS-rebinding page cannot read it). Bound elsewhere, every request
+// also needs the random token printed with the URL (kept in a cookie after the first visit).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { readFileSync } from 'node:fs';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -19,9 +23,12 @@ export interface DashboardOptions {
   port?: number;
   /** Milliseconds between polls of the run files (default 500). */
   pollMs?: number;
+  /** Require the printed token on every request (default: when host is not loopback). */
+  requireToken?: boolean;
 }
 
 export interface Dashboard {
+  /** http://HOST:PORT (with ?token=... when a token is required). */
   url: string;
   server: Server;
   close(): Promise<void>;
@@ -30,6 +37,15 @@ export interface Dashboard {
 const MAX_URL = 2048;
 const MAX_CLIENTS = 64;
 const HEARTBEAT_MS = 15_000;
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+
+function cookieToken(header: string | undefined): string | undefined {
+  for (const part of (header ?? '').split(';')) {
+    const [k, v] = part.trim().split('=');
+    if (k === 'atscale_token') return v;
+  }
+  return undefined;
+}
 
 /** uPlot's browser build and stylesheet, found the way Node finds the package (works from an
  * installed atscale too, where uplot sits in the user's node_modules). */
@@ -70,9 +86,21 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
     res.end(body);
   };
 
+  const host = o.host ?? '127.0.0.1';
+  const token = (o.requireToken ?? !LOOPBACK.has(host)) ? randomBytes(24).toString('hex') : undefined;
+  let allowedHosts = new Set<string>();
   const handle = (req: IncomingMessage, res: ServerResponse) => {
     const raw = req.url ?? '/';
     if (raw.length > MAX_URL) return reply(res, 414, 'text/plain', 'URL too long\n');
+    if (!token && !allowedHosts.has(String(req.headers.host ?? '').toLowerCase())) return reply(res, 421, 'text/plain', 'the Host header does not name this dashboard\n');
+    let setCookie = false;
+    if (token) {
+      const given = new URLSearchParams(raw.split('?')[1] ?? '').get('token') ?? cookieToken(req.headers.cookie);
+      const ok = given !== undefined && given.length === token.length && timingSafeEqual(Buffer.from(given), Buffer.from(token));
+      if (!ok) return reply(res, 401, 'text/plain', 'this dashboard needs the token printed with its URL (…/?token=...)\n');
+      setCookie = !cookieToken(req.headers.cookie);
+    }
+    if (setCookie) res.setHeader('set-cookie', `atscale_token=${token}; HttpOnly; SameSite=Strict; Path=/`);
     if (req.method !== 'GET' && req.method !== 'HEAD') return reply(res, 405, 'text/plain', 'the dashboard is read-only: GET only\n');
     // No route takes a body; a request announcing one is refused before it is read.
     if (Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding']) return reply(res, 413, 'text/plain', 'no request body is accepted\n');
@@ -105,15 +133,15 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
 
   const server = createServer({ maxHeaderSize: 16 * 1024, requestTimeout: 30_000, headersTimeout: 10_000 }, handle);
   server.maxRequestsPerSocket = 1000;
-  const host = o.host ?? '127.0.0.1';
   await new Promise<void>((res, rej) => {
     server.once('error', (e: NodeJS.ErrnoException) => rej(new Error(`dashboard cannot listen on ${host}:${o.port ?? 0}: ${e.code === 'EADDRINUSE' ? 'the port is in use; pick another with --port' : e.message}`)));
     server.listen(o.port ?? 0, host, () => res());
   });
   const addr = server.address() as AddressInfo;
   const shown = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  allowedHosts = new Set([shown, host, '127.0.0.1', 'localhost', '[::1]'].map((h) => `${h}:${addr.port}`.toLowerCase()));
   return {
-    url: `http://${shown}:${addr.port}`,
+    url: `http://${shown}:${addr.port}${token ? `/?token=${token}` : ''}`,
     server,
     close: async () => {
       clearInterval(timer);

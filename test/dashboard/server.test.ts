@@ -30,6 +30,8 @@ test.before(async () => {
 });
 test.after(() => d.close());
 
+const host = () => new URL(d.url).host;
+
 /** Sends `request` byte for byte (no client-side URL normalisation) and returns the status. */
 function raw(request: string): Promise<{ status: number; text: string }> {
   const { port } = new URL(d.url);
@@ -57,17 +59,40 @@ test('binds 127.0.0.1 by default and serves the page and uPlot from node_modules
 test('path traversal and any path outside the routes get 404; nothing of the run dirs is served raw', async () => {
   const paths = ['/../../etc/passwd', '/assets/../../../etc/passwd', '/%2e%2e/%2e%2e/etc/passwd', '/assets/%2e%2e%2fpackage.json', '/runA/secret.txt', '/runs/0/secret.txt', '/api/runs/../../secret.txt', '//etc/passwd', '/assets/uplot.js/..%2f..%2fsecret.txt', '/metrics.jsonl'];
   for (const p of paths) {
-    const r = await raw(`GET ${p} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+    const r = await raw(`GET ${p} HTTP/1.1\r\nHost: ${host()}\r\nConnection: close\r\n\r\n`);
     assert.equal(r.status, 404, `${p} answered ${r.status}`);
     assert.doesNotMatch(r.text, /not for the web|root:/);
   }
 });
 
 test('requests are bounded: GET only, no bodies, short URLs, small headers', async () => {
-  assert.equal((await raw('POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n')).status, 405);
-  assert.equal((await raw('GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello')).status, 413);
-  assert.equal((await raw(`GET /${'a'.repeat(5000)} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)).status, 414);
-  assert.equal((await raw(`GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'b'.repeat(20_000)}\r\nConnection: close\r\n\r\n`)).status, 431);
+  assert.equal((await raw(`POST / HTTP/1.1\r\nHost: ${host()}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`)).status, 405);
+  assert.equal((await raw(`GET / HTTP/1.1\r\nHost: ${host()}\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello`)).status, 413);
+  assert.equal((await raw(`GET /${'a'.repeat(5000)} HTTP/1.1\r\nHost: ${host()}\r\nConnection: close\r\n\r\n`)).status, 414);
+  assert.equal((await raw(`GET / HTTP/1.1\r\nHost: ${host()}\r\nX-Big: ${'b'.repeat(20_000)}\r\nConnection: close\r\n\r\n`)).status, 431);
+});
+
+test('a Host header naming another site is refused (DNS rebinding); with a token, requests need it', async () => {
+  const r = await raw('GET /api/runs HTTP/1.1\r\nHost: evil.example:80\r\nConnection: close\r\n\r\n');
+  assert.equal(r.status, 421);
+  assert.doesNotMatch(r.text, /runA/);
+  const t = await startDashboard({ runs: [runA], port: 0, requireToken: true });
+  try {
+    const url = new URL(t.url);
+    const token = url.searchParams.get('token')!;
+    assert.match(token, /^[0-9a-f]{48}$/);
+    assert.equal((await fetch(`${url.origin}/api/runs`)).status, 401);
+    assert.equal((await fetch(`${url.origin}/api/runs?token=${'0'.repeat(48)}`)).status, 401);
+    const page = await fetch(t.url);
+    assert.equal(page.status, 200);
+    const cookie = page.headers.get('set-cookie')!.split(';')[0]!;
+    assert.equal(cookie, `atscale_token=${token}`);
+    const api = await fetch(`${url.origin}/api/runs`, { headers: { cookie } });
+    assert.equal(api.status, 200);
+    assert.equal(((await api.json()) as unknown[]).length, 1);
+  } finally {
+    await t.close();
+  }
 });
 
 test('a corrupt metrics line is reported with its line number; the other rows and the run settings are served', async () => {
