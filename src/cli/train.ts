@@ -153,29 +153,29 @@ export async function run(argv: string[]): Promise<number> {
   }
   if (dashboard) {
     console.log(`training finished; the dashboard stays at ${dashboard.url} until Ctrl-C`);
-    await dashboard.closed;
+    await dashboard.linger();
   }
   return 0;
 }
 
-/** The dashboard of this run, started before training so the page fills in live. */
-async function startRunDashboard(out: string, flags: Record<string, unknown>): Promise<{ url: string; close(): Promise<void>; closed: Promise<void> }> {
+/** The dashboard of this run, on its own thread, started before training so the page fills in
+ * live. During training Ctrl-C stops everything as usual; `linger` keeps the page up afterwards
+ * until SIGINT/SIGTERM. */
+async function startRunDashboard(out: string, flags: Record<string, unknown>): Promise<{ url: string; close(): Promise<void>; linger(): Promise<void> }> {
   const { mkdirSync } = await import('node:fs');
-  const { startDashboard } = await import('../dashboard/index.js');
+  const { startDashboardThread } = await import('../dashboard/index.js');
   mkdirSync(out, { recursive: true });
-  const d = await startDashboard({ runs: [out], host: String(flags.dashboardHost), port: flags.dashboardPort as number });
+  const d = await startDashboardThread({ runs: [out], host: String(flags.dashboardHost), port: flags.dashboardPort as number });
   console.log(`listening on ${d.url}`);
-  let close!: () => Promise<void>;
-  const closed = new Promise<void>((res) => {
-    const stop = () => void close().then(res);
-    close = async () => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      await d.close();
-      res();
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
-  return { url: d.url, close, closed };
+  const linger = () =>
+    new Promise<void>((res) => {
+      const stop = () => {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+        void d.close().then(res);
+      };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+    });
+  return { url: d.url, close: () => d.close(), linger };
 }

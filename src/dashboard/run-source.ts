@@ -117,6 +117,8 @@ export interface RunUpdate {
   /** rank -> new rows of ranks/rank-R.jsonl */
   ranks: Record<string, Row[]>;
   bad: BadLine[];
+  /** Present when the run's info changed (its settings were found). */
+  info?: RunInfo;
 }
 
 export class RunSource {
@@ -134,7 +136,8 @@ export class RunSource {
 
   /** Reads what is new; undefined when nothing changed. */
   poll(): RunUpdate | undefined {
-    this.info.settings ??= readSettings(this.info.dir);
+    // Settings appear once the run has started (run.json); the update that finds them carries them.
+    const found = this.info.settings === null && (this.info.settings = readSettings(this.info.dir)) !== null;
     const m = this.metrics.poll();
     if (m.reset) this.rows = [];
     this.rows.push(...m.rows);
@@ -155,8 +158,8 @@ export class RunSource {
       if (p.rows.length) (ranks[rank] = p.rows), (this.rankRows[rank] ??= []).push(...p.rows);
       bad.push(...p.bad);
     }
-    if (!m.reset && !m.rows.length && !bad.length && !Object.keys(ranks).length) return undefined;
-    return { run: this.info.id, reset: m.reset, rows: m.rows, ranks, bad };
+    if (!found && !m.reset && !m.rows.length && !bad.length && !Object.keys(ranks).length) return undefined;
+    return { run: this.info.id, reset: m.reset, rows: m.rows, ranks, bad, ...(found ? { info: this.info } : {}) };
   }
 
   /** The whole run so far, as one update that replaces whatever a client had. */
