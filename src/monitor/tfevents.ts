@@ -9,58 +9,85 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { crc32c, maskCrc } from './crc32c.js';
 
-/** Protobuf wire encoding for the handful of field kinds an Event needs. */
-class ProtoWriter {
-  private readonly parts: number[] = [];
+const utf8 = new TextEncoder();
 
-  private varint(v: bigint): void {
-    let x = BigInt.asUintN(64, v);
-    while (x >= 0x80n) {
-      this.parts.push(Number(x & 0x7fn) | 0x80);
-      x >>= 7n;
+/** Protobuf wire encoding for the handful of field kinds an Event needs, into one growing
+ * byte buffer (an event is written per logged step, so this stays off the profile). */
+class ProtoWriter {
+  private buf = new Uint8Array(128);
+  private len = 0;
+
+  private room(n: number): void {
+    if (this.len + n <= this.buf.length) return;
+    const next = new Uint8Array(Math.max(this.buf.length * 2, this.len + n));
+    next.set(this.buf.subarray(0, this.len));
+    this.buf = next;
+  }
+
+  private byte(b: number): void {
+    this.room(1);
+    this.buf[this.len++] = b;
+  }
+
+  private varint(v: number): void {
+    if (v < 0 || !Number.isSafeInteger(v)) {
+      // Negative int64s are ten bytes of two's complement; never hot (steps are >= 0).
+      let x = BigInt.asUintN(64, BigInt(Math.trunc(v)));
+      while (x >= 0x80n) {
+        this.byte(Number(x & 0x7fn) | 0x80);
+        x >>= 7n;
+      }
+      this.byte(Number(x));
+      return;
     }
-    this.parts.push(Number(x));
+    while (v >= 0x80) {
+      this.byte((v % 0x80) | 0x80);
+      v = Math.floor(v / 0x80);
+    }
+    this.byte(v);
   }
 
   private key(field: number, wire: number): void {
-    this.varint(BigInt((field << 3) | wire));
+    this.varint(field * 8 + wire);
   }
 
   int64(field: number, v: number): this {
     this.key(field, 0);
-    this.varint(BigInt(v));
+    this.varint(v);
     return this;
   }
 
   double(field: number, v: number): this {
     this.key(field, 1);
-    const b = new Uint8Array(8);
-    new DataView(b.buffer).setFloat64(0, v, true);
-    this.parts.push(...b);
+    this.room(8);
+    new DataView(this.buf.buffer).setFloat64(this.len, v, true);
+    this.len += 8;
     return this;
   }
 
   float(field: number, v: number): this {
     this.key(field, 5);
-    const b = new Uint8Array(4);
-    new DataView(b.buffer).setFloat32(0, v, true);
-    this.parts.push(...b);
+    this.room(4);
+    new DataView(this.buf.buffer).setFloat32(this.len, v, true);
+    this.len += 4;
     return this;
   }
 
   bytes(field: number, v: Uint8Array): this {
     this.key(field, 2);
-    this.varint(BigInt(v.length));
-    this.parts.push(...v);
+    this.varint(v.length);
+    this.room(v.length);
+    this.buf.set(v, this.len);
+    this.len += v.length;
     return this;
   }
 
   string(field: number, v: string): this {
-    return this.bytes(field, new TextEncoder().encode(v));
+    return this.bytes(field, utf8.encode(v));
   }
 
   finish(): Uint8Array {
-    return Uint8Array.from(this.parts);
+    return this.buf.slice(0, this.len);
   }
 }
 
@@ -77,6 +104,7 @@ export function tfrecord(data: Uint8Array): Uint8Array {
 
 /** An Event with scalar summaries (tag -> value). */
 export function scalarEvent(wallTime: number, step: number, scalars: Record<string, number>): Uint8Array {
+  if (!Number.isSafeInteger(step)) throw new RangeError(`a TensorBoard step must be an integer, got ${step}`);
   const summary = new ProtoWriter();
   for (const [tag, value] of Object.entries(scalars)) summary.bytes(1, new ProtoWriter().string(1, tag).float(2, value).finish());
   return new ProtoWriter().double(1, wallTime).int64(2, step).bytes(5, summary.finish()).finish();
