@@ -155,7 +155,10 @@ export class RunSource {
     for (const [rank, tail] of this.ranks) {
       const p = tail.poll();
       if (p.reset) this.rankRows[rank] = [];
-      if (p.rows.length) (ranks[rank] = p.rows), (this.rankRows[rank] ??= []).push(...p.rows);
+      if (p.rows.length) {
+        ranks[rank] = p.rows;
+        (this.rankRows[rank] ??= []).push(...p.rows);
+      }
       bad.push(...p.bad);
     }
     if (!found && !m.reset && !m.rows.length && !bad.length && !Object.keys(ranks).length) return undefined;

@@ -37,6 +37,7 @@ export interface Dashboard {
 const MAX_URL = 2048;
 const MAX_CLIENTS = 64;
 const HEARTBEAT_MS = 15_000;
+const MAX_BACKLOG = 16 << 20;
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 
 function cookieToken(header: string | undefined): string | undefined {
@@ -67,7 +68,16 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
   });
   const assets = uplotAssets();
   const clients = new Set<ServerResponse>();
-  const send = (res: ServerResponse, event: string, data: unknown) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  const send = (res: ServerResponse, event: string, data: unknown) => {
+    // A page that stops reading is dropped instead of buffering without bound; it reconnects
+    // (EventSource retries) and gets a fresh snapshot.
+    if (res.writableLength > MAX_BACKLOG) {
+      clients.delete(res);
+      res.destroy();
+      return;
+    }
+    res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  };
 
   const poll = () => {
     for (const s of sources) {
