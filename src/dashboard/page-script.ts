@@ -196,6 +196,7 @@ function renderTable() {
     var r = runs[id];
     var tr = document.createElement('tr');
     tr.dataset.run = String(id);
+    tr.dataset.rows = String(r.rows.length);
     var sw = document.createElement('td');
     sw.innerHTML = '<span class="swatch" style="background:' + color(id) + '"></span>';
     tr.appendChild(sw);

@@ -71,6 +71,9 @@ test('live dashboard of a real training run in headless Chromium; two runs overl
     await page.setViewport({ width: 1280, height: 900 });
     const pageErrors: string[] = [];
     page.on('pageerror', (e) => pageErrors.push((e as Error).message));
+    page.on('console', (m) => m.type() === 'error' && pageErrors.push(m.text()));
+    const requested: string[] = [];
+    page.on('request', (r) => requested.push(r.url()));
 
     // 1. A short real training with the dashboard, watched live.
     const runA = join(work, 'runA');
@@ -83,7 +86,10 @@ test('live dashboard of a real training run in headless Chromium; two runs overl
     await finished;
     const rows = metrics(runA);
     const last = rows.at(-1)!;
-    await page.waitForFunction((it) => document.querySelector('#runs tr[data-run="0"] td.iter')?.textContent === String(it), { timeout: 30_000 }, last.iter);
+    // The last train row and the last val row share an iteration: wait until the table has
+    // been drawn from every row.
+    await page.waitForFunction((n) => (document.querySelector('#runs tr[data-run="0"]') as HTMLElement | null)?.dataset.rows === String(n), { timeout: 30_000 }, rows.length);
+    assert.equal(await page.$eval('#runs tr[data-run="0"] td.iter', (el) => el.textContent), String(last.iter));
 
     // Everything the page holds and shows equals metrics.jsonl.
     const state = await page.evaluate(() => {
@@ -120,6 +126,7 @@ test('live dashboard of a real training run in headless Chromium; two runs overl
     assert.deepEqual(plotted[1]!.filter((v) => v !== null), trainRows.map((r) => r.loss));
     assert.equal(await page.$$eval('#chart-loss canvas', (c) => c.length), 1);
     await screenshot(page, 'live.png');
+    await page.goto('about:blank'); // the page would otherwise keep reconnecting to the stopped server
     assert.equal(await stop(train), 0, 'train --dashboard shuts down cleanly on SIGTERM');
 
     // 2. A 2-rank run, then the dashboard over both runs (and a corrupt line in runA).
@@ -148,6 +155,9 @@ test('live dashboard of a real training run in headless Chromium; two runs overl
     assert.match(warnings[0]!, new RegExp(`^runA: metrics\\.jsonl line ${rows.length + 1}: not JSON \\(.+\\) \\(skipped\\)$`));
     await screenshot(page, 'two-runs.png');
     assert.deepEqual(pageErrors, []);
+    // Everything the page loaded came from the two dashboards on loopback: no network needed.
+    assert.deepEqual(requested.filter((u) => !u.startsWith(url) && !u.startsWith(url2) && u !== 'about:blank'), []);
+    assert.ok(requested.some((u) => u.endsWith('/assets/uplot.js')));
     assert.equal(await stop(dash), 0);
   } finally {
     for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
