@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import { appendFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { get } from 'node:http';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDashboard, type Dashboard } from '../../src/dashboard/index.js';
@@ -151,4 +153,14 @@ test('rows appended to metrics.jsonl reach an open event stream; a half-written 
   assert.deepEqual(updatesOf(0), [2, 3]);
   assert.deepEqual(updatesOf(1), [3]);
   req.destroy();
+});
+
+test('atscale dashboard refuses a missing run directory or a bad port, naming it', () => {
+  const cli = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+  const missing = spawnSync(process.execPath, [cli, 'dashboard', join(work, 'nope')], { encoding: 'utf8', timeout: 30_000 });
+  assert.equal(missing.status, 2);
+  assert.match(missing.stderr, /run directory .*nope does not exist; pass the --out folder of atscale train/);
+  const port = spawnSync(process.execPath, [cli, 'dashboard', runA, '--port', '70000'], { encoding: 'utf8', timeout: 30_000 });
+  assert.equal(port.status, 2);
+  assert.match(port.stderr, /--port must be an integer in 0\.\.65535, got 70000/);
 });
