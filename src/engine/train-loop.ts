@@ -145,6 +145,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   let windowStart = performance.now();
   let windowIters = 0;
   let windowStepMs = 0;
+  let windowComputeMs: number | null = 0;
   for (let iter = start; iter < h.maxIters; iter++) {
     const lr = cosineLr(schedule, iter);
     const batches = Array.from({ length: h.gradAccum }, () => trainSampler.next());
@@ -153,9 +154,9 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     const stepMs = performance.now() - t0;
     if (!Number.isFinite(r.loss)) throw new Error(`loss became ${r.loss} at iteration ${iter}; lower --lr or check the data`);
     losses.push({ iter, loss: r.loss });
-    rankLog?.write({ iter, step_ms: round(stepMs), compute_ms: r.computeMs === undefined ? null : round(r.computeMs) });
     windowIters++;
     windowStepMs += stepMs;
+    windowComputeMs = r.computeMs === undefined || windowComputeMs === null ? null : windowComputeMs + r.computeMs;
     const last = iter === h.maxIters - 1;
     if (iter % h.logInterval === 0 || last) {
       const seconds = (performance.now() - windowStart) / 1000;
@@ -163,10 +164,13 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
       const mfu = o.peakGflops ? (flopsPerIter * windowIters) / seconds / (o.peakGflops * 1e9) : undefined;
       const rssMb = process.memoryUsage().rss / 2 ** 20;
       log({ iter, loss: round(r.loss), lr, tokens_per_s: Math.round(tps), mfu: mfu === undefined ? null : round(mfu), grad_norm: round(r.gradNorm), step_ms: round(windowStepMs / windowIters), rss_mb: Math.round(rssMb) });
+      // Every rank, at the same cadence: its mean step time over the window.
+      rankLog?.write({ iter, step_ms: round(windowStepMs / windowIters), compute_ms: windowComputeMs === null ? null : round(windowComputeMs / windowIters) });
       progress.update(iter, r.loss, tps, mfu);
       windowStart = performance.now();
       windowIters = 0;
       windowStepMs = 0;
+      windowComputeMs = 0;
     }
     if ((iter + 1) % h.evalInterval === 0 || last) {
       valLoss = await evaluate(iter);
@@ -175,6 +179,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
       windowStart = performance.now();
       windowIters = 0;
       windowStepMs = 0;
+      windowComputeMs = 0;
     }
   }
   monitor?.close();
