@@ -52,7 +52,7 @@ export interface Table1Check {
 export function checkTable1Row(row: Table1Row): Table1Check {
   const m = table1Model(row);
   const c = CLUSTER_PRESETS.selene!;
-  const t = resolveLayout(m, c, { gpus: row.gpus, tp: row.tp, pp: row.pp, globalBatch: row.batch, microBatch: 1, recompute: 'full', dtype: 'bf16' });
+  const t = resolveLayout(m, c, { gpus: row.gpus, tp: row.tp, pp: row.pp, globalBatch: row.batch, microBatch: 1, recompute: 'full', dtype: 'bf16', attention: 'materialized' });
   const result = evaluate(m, c, t);
   const paramsB = paramCount(m) / 1e9;
   return { row, paramsB, paramsErr: paramsB / row.paramsB - 1, result, tflopsErr: result.tflopsHardware / row.tflopsPerGpu - 1 };
