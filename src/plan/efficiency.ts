@@ -60,16 +60,18 @@ export function waveEfficiency(dev: Device, m: number, n: number, count: number)
 }
 
 /**
- * Time of `count` independent GEMMs of (M x K) . (K x N): the larger of compute at the GPU's
- * best-case efficiency times the wave efficiency, and streaming the three matrices at HBM
- * bandwidth, plus one launch.
+ * Time of `count` independent GEMMs of (M x K) . (K x N): compute at the GPU's best-case
+ * efficiency times the wave efficiency, plus streaming the three matrices once at HBM
+ * bandwidth, plus one launch. The two terms are added, not maxed: the best-shape (MAMF)
+ * measurement already includes the overlap a well-shaped GEMM gets, and a training GEMM's
+ * operands arrive cold from the previous kernel (the roofline's no-overlap bound).
  */
 export function gemmSeconds(dev: Device, m: number, k: number, n: number, count = 1): number {
   if (m <= 0 || k <= 0 || n <= 0 || count <= 0) return 0;
   const flops = 2 * m * k * n * count;
   const bytes = dev.gemmBytes * (m * k + k * n) * count + dev.elementBytes * m * n * count;
   const compute = flops / (dev.peakFlops * dev.gemmEfficiency * waveEfficiency(dev, m, n, count));
-  return Math.max(compute, streamSeconds(dev, bytes)) + EFFICIENCY.kernelOverheadS;
+  return compute + streamSeconds(dev, bytes) + EFFICIENCY.kernelOverheadS;
 }
 
 /** Time of memory-bound kernels that move `bytes` in total. */

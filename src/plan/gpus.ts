@@ -23,15 +23,16 @@ const MAMF = { v100: 0.8, a100: 271.2 / 312, h100: 794.5 / 989, h200: 828.6 / 98
 const STREAM = 0.85;
 
 /**
- * Causal flash attention, fraction of the dense peak: FlashAttention-2 (Dao 2023, Fig. 4-7)
- * reaches up to 73% of A100 peak forward and about 63% backward at head dim 128, long
- * sequences; FlashAttention-3 (Shah et al. 2024, Fig. 5-8) reaches about 75% of H100 peak
- * forward (740 TFLOP/s bf16) and about 55% backward. V100 and B200 take their generation's
- * neighbour's figures scaled by their MAMF ratio.
+ * Causal flash attention, fraction of the dense peak, as FlashAttention-2 (Dao 2023) measured
+ * it: on A100 up to 73% of peak forward and about 63% backward (Fig. 4-6, head dim 128, long
+ * sequences); on H100 up to 335 TFLOP/s forward + backward (Fig. 7), 34% of peak, about 40%
+ * forward and 32% backward. FlashAttention-2 is what the runs in the validation table used
+ * (FlashAttention-3's 75% on H100 came in mid-2024, after them). V100 and B200 take their
+ * neighbour generation's figures scaled by their MAMF ratio.
  */
 const FLASH = {
   ampere: { fwd: 0.7, bwd: 0.6 },
-  hopper: { fwd: 0.7, bwd: 0.55 },
+  hopper: { fwd: 0.4, bwd: 0.32 },
 };
 
 export const GPUS: Record<string, GpuSpec> = {
