@@ -11,6 +11,9 @@ import { paramCount, trainingDays, trainingDaysApprox } from '../src/plan/params
 import { CLUSTER_PRESETS, MODEL_PRESETS } from '../src/plan/presets.js';
 import { describeLayout, searchLayouts } from '../src/plan/search.js';
 import { TABLE1, checkTable1Row, table1Model } from '../src/plan/validation.js';
+import { checkRun, leaveOneSourceOut, summarize } from '../src/plan/published.js';
+import { explain } from '../src/plan/search.js';
+import { PUBLISHED_RUNS } from '../test/plan/published-runs.js';
 
 export async function run(argv: string[]): Promise<number> {
   const json = argv.includes('--json');
@@ -37,6 +40,32 @@ export async function run(argv: string[]): Promise<number> {
     console.log('Narayanan et al. 2021, Table 1 (Selene, A100 80GB, bf16, full recomputation, micro-batch 1):\n');
     console.log(formatValidation(checks));
     console.log(`\nworst error ${(worst * 100).toFixed(1)}% (target: within 10% on every row)\n`);
+  }
+
+  // The published-run table: one set of constants for every row, then leave-one-source-out.
+  const runs = PUBLISHED_RUNS.map(checkRun);
+  const all = summarize(runs);
+  const loso = leaveOneSourceOut(PUBLISHED_RUNS);
+  const pctS = (x: number) => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)}%`;
+  if (json) {
+    for (const c of runs) {
+      emit({
+        case: 'published-run', id: c.run.id, source: c.run.source, framework: c.run.framework, gpu: c.result.cluster, gpus: c.run.layout.gpus, params_b: Number((c.params / 1e9).toFixed(2)),
+        metric: c.run.metric, published: c.run.published, predicted: Number(c.predicted.toPrecision(5)), error: Number(c.error.toFixed(4)), cite: c.run.cite,
+      });
+    }
+    emit({ case: 'published-runs-summary', rows: all.rows, mean_abs_error: Number(all.meanAbs.toFixed(4)), max_abs_error: Number(all.maxAbs.toFixed(4)), worst: all.worst });
+    for (const h of loso) emit({ case: 'leave-one-source-out', source: h.source, constants_derived_from_data: h.derivedConstants, rows: h.summary.rows, mean_abs_error: Number(h.summary.meanAbs.toFixed(4)), max_abs_error: Number(h.summary.maxAbs.toFixed(4)) });
+  } else {
+    console.log('Published runs (one fixed set of constants; error = predicted / published - 1):\n');
+    console.log(table(
+      ['run', 'framework', 'GPUs', 'params B', 'metric', 'published', 'predicted', 'error'],
+      runs.map((c) => [c.run.id, c.run.framework, String(c.run.layout.gpus), (c.params / 1e9).toFixed(1), c.run.metric, String(c.run.published), c.predicted.toPrecision(4), pctS(c.error)]),
+    ));
+    console.log(`\n${all.rows} rows: mean |error| ${(all.meanAbs * 100).toFixed(1)}%, max ${(all.maxAbs * 100).toFixed(1)}% (${all.worst}); target mean <= 5%, max <= 15%\n`);
+    console.log('leave-one-source-out (constants re-derived without the source: the model derives none from data):\n');
+    console.log(table(['held-out source', 'constants derived', 'rows', 'mean |error|', 'max |error|'], loso.map((h) => [h.source, String(h.derivedConstants), String(h.summary.rows), `${(h.summary.meanAbs * 100).toFixed(1)}%`, `${(h.summary.maxAbs * 100).toFixed(1)}%`])));
+    console.log('');
   }
 
   // End-to-end: Narayanan's two estimates, at the published throughput and at ours.
@@ -71,6 +100,8 @@ export async function run(argv: string[]): Promise<number> {
     console.log(`search, GPT-3 175B on 1024 A100 80GB (${s.evaluated} layouts evaluated in ${searchMs.toFixed(0)} ms):`);
     console.log(`  best       ${describeLayout(best.training)}: ${best.time.step.toFixed(2)} s/step, ${best.tflopsHardware.toFixed(0)} TFLOP/s`);
     console.log(`  reference  ${describeLayout(ref.training)}: ${ref.time.step.toFixed(2)} s/step, ${ref.tflopsHardware.toFixed(0)} TFLOP/s`);
+    const second = s.best.find((r) => r.training.tp !== best.training.tp || r.training.pp !== best.training.pp) ?? s.best[1];
+    if (second) console.log(`\nthe best against the second-best layout:\n${explain(best, second).join('\n')}\n`);
   }
 
   if (machinePath) {

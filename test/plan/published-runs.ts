@@ -12,7 +12,7 @@ const n21 = (paramsB: number, heads: number, hidden: number, layers: number, tp:
   id: `narayanan2021-t1-${paramsB}b`, source: 'narayanan2021', framework: 'Megatron-LM',
   cite: `Narayanan et al. 2021, "Efficient Large-Scale Language Model Training on GPU Clusters Using Megatron-LM", Table 1, row ${row}`,
   cluster: 'selene', model: { ...GPT, layers, hidden, heads, ffn: 4 * hidden, vocab: 51200, seqLen: 2048 },
-  layout: { gpus, tp, pp, globalBatch: batch, microBatch: 1, recompute: 'full', dtype: 'fp16', attention: 'materialized' },
+  layout: { gpus, tp, pp, globalBatch: batch, microBatch: 1, recompute: 'full', dtype: 'bf16', attention: 'materialized' },
   metric: 'tflops_hardware', published: tflops, paramsB,
 });
 
