@@ -129,6 +129,12 @@ export interface TrainingSpec {
   gatherDtype?: Dtype;
   /** Layers on each pipeline stage (virtual stages with interleaving), first to last. */
   stageLayers?: number[];
+  /**
+   * Whether the data-parallel gradient reduction overlaps the last backward pass, bucket by
+   * bucket (PyTorch DDP/FSDP, Megatron-Core's --overlap-grad-reduce since 2023; default), or
+   * starts after the pipeline flush (Megatron-LM 2021-22 and DeepSpeed's pipeline engine).
+   */
+  overlapGradReduce?: boolean;
 }
 
 /** Bad input, with a message that names the key and shows the arithmetic. */

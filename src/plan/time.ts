@@ -132,6 +132,14 @@ function layerCosts(m: ModelSpec, c: ClusterSpec, t: TrainingSpec, dev: Device):
     const w = layerParams(m) / tp;
     const gather = allGatherSeconds(c, g, w * gatherBytes);
     const scatter = allGatherSeconds(c, g, w * dev.elementBytes);
+    // Weights gathered in fp32 are cast to 16 bits by autocast at every use (read 4, write 2
+    // bytes per parameter), in the forward, the recomputed forward and the backward.
+    if (gatherBytes > dev.elementBytes) {
+      const cast = streamSeconds(dev, w * (gatherBytes + dev.elementBytes));
+      forward.elementwise += cast;
+      backward.elementwise += cast;
+      if (t.recompute === 'full') recompute.elementwise += cast;
+    }
     forward.zero = Math.max(0, gather - total(forward));
     backward.zero = Math.max(0, gather + scatter - total(backward) - total(recompute));
   }
@@ -214,8 +222,8 @@ export function stepTime(m: ModelSpec, c: ClusterSpec, t: TrainingSpec): TimeBre
     if (t.dp * cp > 1 && t.zero < 3) {
       const reduce = t.zero === 0 ? allReduceSeconds(c, dpGroup, grads) : allGatherSeconds(c, dpGroup, grads);
       const buckets = Math.max(1, Math.ceil(grads / bucketBytes));
-      const window = t.zero === 2 ? sim.lastBackward[i]! : sim.lastBackward[i]!;
-      const perReduce = Math.max(0, reduce - window) + reduce / buckets;
+      const overlap = t.overlapGradReduce ?? true;
+      const perReduce = overlap ? Math.max(0, reduce - sim.lastBackward[i]!) + reduce / buckets : reduce;
       // ZeRO-2 keeps gradients sharded: it reduce-scatters after every micro-batch's backward.
       dp = t.zero === 2 ? micro * perReduce : perReduce;
       if (t.zero >= 1) dp += allGatherSeconds(c, dpGroup, stageParams[i]! * bytes.params);
