@@ -8,11 +8,13 @@ import type { GpuSpec } from './specs.js';
  * Best-shape GEMM efficiency, bf16, as "Maximum Achievable Matmul FLOPS" (MAMF) over the
  * datasheet: S. Bekman, ml-engineering, compute/accelerator/README.md, MAMF comparison table
  * (mamf-finder.py, mean of 100 iterations): A100 SXM 271.2 / 312 = 86.9%, H100 SXM 794.5 / 989
- * = 80.3%, GH200 (the H200's die and HBM3e) 828.6 / 989 = 83.8%, B200 1745 / 2250 = 77.6%.
- * The V100 has no MAMF entry; 0.80 is assumed (cuBLAS on Volta is of H100's class). The same
- * fraction is used for every tensor-core dtype of a GPU (no per-dtype measurements at hand).
+ * = 80.3% ("H200 is the same"), B200 1745 / 2250 = 77.6%; fp8 (float8_e4m3fn) H100 1402.6 /
+ * 1979 = 70.9%, H200 1453.4 / 1979 = 73.4%, B200 3432.5 / 4500 = 76.3%. The V100 has no MAMF
+ * entry; 0.80 is assumed (cuBLAS on Volta is of H100's class). tf32 and fp16 take the bf16
+ * fraction (not measured separately).
  */
-const MAMF = { v100: 0.8, a100: 271.2 / 312, h100: 794.5 / 989, h200: 828.6 / 989, b200: 1745 / 2250 };
+const MAMF = { v100: 0.8, a100: 271.2 / 312, h100: 794.5 / 989, h200: 794.5 / 989, b200: 1745 / 2250 };
+const MAMF_FP8 = { h100: 1402.6 / 1979, h200: 1453.4 / 1979, b200: 3432.5 / 4500 };
 
 /**
  * Streaming bandwidth over the datasheet: BabelStream-style copy/triad kernels reach about
@@ -50,15 +52,15 @@ export const GPUS: Record<string, GpuSpec> = {
   },
   h100: {
     name: 'H100 SXM 80GB', peakTflops: { fp8: 1979, bf16: 989, fp16: 989, tf32: 494, fp32: 67 }, memoryGB: 80, memoryGBs: 3350, sms: 132,
-    gemmEfficiency: MAMF.h100, memoryEfficiency: STREAM, flashForwardEfficiency: FLASH.hopper.fwd, flashBackwardEfficiency: FLASH.hopper.bwd,
+    gemmEfficiency: MAMF.h100, gemmEfficiencyFp8: MAMF_FP8.h100, memoryEfficiency: STREAM, flashForwardEfficiency: FLASH.hopper.fwd, flashBackwardEfficiency: FLASH.hopper.bwd,
   },
   h200: {
     name: 'H200 SXM 141GB', peakTflops: { fp8: 1979, bf16: 989, fp16: 989, tf32: 494, fp32: 67 }, memoryGB: 141, memoryGBs: 4800, sms: 132,
-    gemmEfficiency: MAMF.h200, memoryEfficiency: STREAM, flashForwardEfficiency: FLASH.hopper.fwd, flashBackwardEfficiency: FLASH.hopper.bwd,
+    gemmEfficiency: MAMF.h200, gemmEfficiencyFp8: MAMF_FP8.h200, memoryEfficiency: STREAM, flashForwardEfficiency: FLASH.hopper.fwd, flashBackwardEfficiency: FLASH.hopper.bwd,
   },
   b200: {
     name: 'B200 SXM 180GB', peakTflops: { fp8: 4500, bf16: 2250, fp16: 2250, tf32: 1100, fp32: 75 }, memoryGB: 180, memoryGBs: 8000, sms: 148,
-    gemmEfficiency: MAMF.b200, memoryEfficiency: STREAM, flashForwardEfficiency: FLASH.hopper.fwd * (MAMF.b200 / MAMF.h100), flashBackwardEfficiency: FLASH.hopper.bwd * (MAMF.b200 / MAMF.h100),
+    gemmEfficiency: MAMF.b200, gemmEfficiencyFp8: MAMF_FP8.b200, memoryEfficiency: STREAM, flashForwardEfficiency: FLASH.hopper.fwd * (MAMF.b200 / MAMF.h100), flashBackwardEfficiency: FLASH.hopper.bwd * (MAMF.b200 / MAMF.h100),
   },
 };
 

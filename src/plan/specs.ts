@@ -62,6 +62,8 @@ export interface GpuSpec {
   sms?: number;
   /** Fraction of the dense peak the best-shaped GEMM reaches (measured MAMF / datasheet). */
   gemmEfficiency?: number;
+  /** The same for fp8 GEMMs, where it was measured separately. */
+  gemmEfficiencyFp8?: number;
   /** Fraction of datasheet HBM bandwidth a streaming kernel reaches. */
   memoryEfficiency?: number;
   /** Fractions of dense peak a causal flash-attention kernel reaches, forward and backward. */
@@ -232,7 +234,7 @@ export function checkGpu(o: Json, where = 'gpu'): GpuSpec {
   const peaks = obj(o, 'peakTflops', where);
   const extra: Partial<GpuSpec> = {};
   for (const k of ['sms'] as const) if (o[k] !== undefined) extra[k] = num(o, k, where, { int: true });
-  for (const k of ['gemmEfficiency', 'memoryEfficiency', 'flashForwardEfficiency', 'flashBackwardEfficiency'] as const) {
+  for (const k of ['gemmEfficiency', 'gemmEfficiencyFp8', 'memoryEfficiency', 'flashForwardEfficiency', 'flashBackwardEfficiency'] as const) {
     if (o[k] === undefined) continue;
     const v = num(o, k, where);
     if (v > 1) throw new PlanInputError(`${where}: key '${k}' is a fraction of the datasheet figure and must be at most 1, got ${v}`);

@@ -64,11 +64,26 @@ export function deviceOf(c: ClusterSpec, t: TrainingSpec): Device {
     elementBytes: wide ? 4 : 2,
     gemmBytes: wide ? 4 : t.dtype === 'fp8' ? 1 : 2,
     sms: g.sms ?? DEFAULT_GPU_EFFICIENCY.sms,
-    gemmEfficiency: g.gemmEfficiency ?? DEFAULT_GPU_EFFICIENCY.gemm,
+    gemmEfficiency: (t.dtype === 'fp8' ? g.gemmEfficiencyFp8 : undefined) ?? g.gemmEfficiency ?? DEFAULT_GPU_EFFICIENCY.gemm,
     memoryEfficiency: g.memoryEfficiency ?? DEFAULT_GPU_EFFICIENCY.memory,
     flashForward: g.flashForwardEfficiency ?? DEFAULT_GPU_EFFICIENCY.flashForward,
     flashBackward: g.flashBackwardEfficiency ?? DEFAULT_GPU_EFFICIENCY.flashBackward,
   };
+}
+
+/**
+ * NCCL kernels run on SMs of their own: while a collective overlaps compute, that compute has
+ * the other SMs only. NCCL's ring collectives on an 8-GPU NVSwitch node use 16 channels, one
+ * thread block (SM) each (the "16 coll channels" of NCCL_DEBUG=INFO on DGX A100/H100).
+ */
+export const NCCL_CHANNELS = 16;
+
+/** Exposed seconds of `comm` that runs behind `compute`: what compute cannot cover, plus the
+ * slowdown of the compute it overlaps from the SMs NCCL takes. */
+function overlapped(dev: Device, comm: number, compute: number): number {
+  const f = Math.min(0.5, NCCL_CHANNELS / dev.sms);
+  const hidden = Math.min(comm, compute);
+  return Math.max(0, comm - compute) + (hidden * f) / (1 - f);
 }
 
 interface LayerCosts {
@@ -140,8 +155,8 @@ function layerCosts(m: ModelSpec, c: ClusterSpec, t: TrainingSpec, dev: Device):
       backward.elementwise += cast;
       if (t.recompute === 'full') recompute.elementwise += cast;
     }
-    forward.zero = Math.max(0, gather - total(forward));
-    backward.zero = Math.max(0, gather + scatter - total(backward) - total(recompute));
+    forward.zero = overlapped(dev, gather, total(forward));
+    backward.zero = overlapped(dev, gather + scatter, total(backward) + total(recompute));
   }
   return { forward, backward, recompute };
 }
@@ -223,7 +238,7 @@ export function stepTime(m: ModelSpec, c: ClusterSpec, t: TrainingSpec): TimeBre
       const reduce = t.zero === 0 ? allReduceSeconds(c, dpGroup, grads) : allGatherSeconds(c, dpGroup, grads);
       const buckets = Math.max(1, Math.ceil(grads / bucketBytes));
       const overlap = t.overlapGradReduce ?? true;
-      const perReduce = overlap ? Math.max(0, reduce - sim.lastBackward[i]!) + reduce / buckets : reduce;
+      const perReduce = overlap ? overlapped(dev, reduce, sim.lastBackward[i]!) + reduce / buckets : reduce;
       // ZeRO-2 keeps gradients sharded: it reduce-scatters after every micro-batch's backward.
       dp = t.zero === 2 ? micro * perReduce : perReduce;
       if (t.zero >= 1) dp += allGatherSeconds(c, dpGroup, stageParams[i]! * bytes.params);
