@@ -64,7 +64,7 @@ const FLAGS: Record<string, FlagSpec> = {
 };
 
 function modelFrom(f: FlagValues): ModelSpec {
-  const custom = ['layers', 'hidden', 'heads', 'vocab', 'kvHeads', 'experts'].filter((k) => f[k] !== undefined);
+  const custom = ['layers', 'hidden', 'heads', 'vocab', 'kv-heads', 'experts'].filter((k) => f[k.replace(/-(.)/g, (_, c: string) => c.toUpperCase())] !== undefined);
   if (f.model !== undefined) {
     if (custom.length > 0) throw new PlanInputError(`give either --model or --layers/--hidden/--heads/--vocab, not both (got --model and --${custom.join(', --')})`);
     return modelPreset(String(f.model));
@@ -79,7 +79,14 @@ function modelFrom(f: FlagValues): ModelSpec {
   if (f.experts !== undefined) json.moe = { experts: f.experts, topK: f.topK ?? 2, capacityFactor: f.capacityFactor ?? 1 };
   else if (f.topK !== undefined || f.capacityFactor !== undefined) throw new PlanInputError('--top-k and --capacity-factor describe a mixture of experts: give --experts too');
   if (f.globalBatch !== undefined) json.globalBatch = f.globalBatch;
-  return checkModel(json, 'custom model (flags)');
+  try {
+    return checkModel(json, 'custom model (flags)');
+  } catch (e) {
+    // Name the flag, not the JSON key it fills.
+    const flag: Record<string, string> = { kvHeads: '--kv-heads', topK: '--top-k', capacityFactor: '--capacity-factor', experts: '--experts', seqLen: '--seq-len' };
+    if (e instanceof PlanInputError) throw new PlanInputError(e.message.replace(/key '(\w+)'/g, (m, k: string) => (flag[k] ? `${flag[k]} ('${k}')` : `--${k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())}`)));
+    throw e;
+  }
 }
 
 function layoutFrom(f: FlagValues): Partial<TrainingSpec> {

@@ -98,7 +98,10 @@ export function searchLayouts(m: ModelSpec, c: ClusterSpec, gpus: number, fixed:
 }
 
 export function describeLayout(t: TrainingSpec): string {
-  const parts = [`TP ${t.tp} x PP ${t.pp} x DP ${t.dp}`, `micro-batch ${t.microBatch}`];
+  const parts = [(t.cp ?? 1) > 1 ? `TP ${t.tp} x CP ${t.cp} x PP ${t.pp} x DP ${t.dp}` : `TP ${t.tp} x PP ${t.pp} x DP ${t.dp}`, `micro-batch ${t.microBatch}`];
+  if ((t.ep ?? 1) > 1) parts.push(`EP ${t.ep}`);
+  if (t.stageLayers && new Set(t.stageLayers).size > 1) parts.push(`stages of ${t.stageLayers.join('/')} layers`);
+  if (t.schedule === 'zero-bubble' || t.schedule === 'gpipe') parts.push(t.schedule);
   if (t.interleave > 1) parts.push(`interleave ${t.interleave}`);
   parts.push(`ZeRO ${t.zero}`, `recompute ${t.recompute}`);
   if (t.sequenceParallel) parts.push('sequence parallel');
