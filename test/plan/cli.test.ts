@@ -9,6 +9,8 @@ import { fileURLToPath } from 'node:url';
 
 const main = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const plan = (...args: string[]) => spawnSync(process.execPath, [main, 'plan', ...args], { encoding: 'utf8', timeout: 60_000 });
+// --calibrate times GEMMs, a training step and a loopback all-reduce: minutes on a loaded 2-core host.
+const calibrate = (...args: string[]) => spawnSync(process.execPath, [main, 'plan', ...args], { encoding: 'utf8', timeout: 600_000 });
 
 test('one layout as JSON has the promised keys', () => {
   const r = plan('--model', 'gpt3-175b', '--cluster', 'selene', '--gpus', '1024', '--tp', '8', '--pp', '16', '--json');
@@ -46,7 +48,7 @@ test('--calibrate measures through the runtime GEMM probe, or says the runtime i
   const dir = mkdtempSync(join(tmpdir(), 'atscale-cal-'));
   const out = join(dir, 'm.json');
   const probe = fileURLToPath(new URL('../../src/runtime/gemm-probe.js', import.meta.url));
-  const r = plan('--calibrate', '--out', out, '--json');
+  const r = calibrate('--calibrate', '--out', out, '--json');
   if (!existsSync(probe)) {
     assert.equal(r.status, 1);
     assert.match(r.stderr, /the runtime is not built/);
