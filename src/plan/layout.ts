@@ -59,6 +59,7 @@ export function resolveLayout(m: ModelSpec, c: ClusterSpec, l: LayoutInput): Tra
   if (l.gatherDtype !== undefined) t.gatherDtype = l.gatherDtype;
   if (l.stageLayers !== undefined) t.stageLayers = l.stageLayers;
   if (l.overlapGradReduce !== undefined) t.overlapGradReduce = l.overlapGradReduce;
+  if (l.pipelineP2p !== undefined) t.pipelineP2p = l.pipelineP2p;
   checkLayout(m, c, t);
   t.stageLayers = stageLayers(m, t);
   return t;

@@ -137,6 +137,12 @@ export interface TrainingSpec {
    * starts after the pipeline flush (Megatron-LM 2021-22 and DeepSpeed's pipeline engine).
    */
   overlapGradReduce?: boolean;
+  /**
+   * How activations move between pipeline stages: Megatron's scatter-gather (each TP rank
+   * sends 1/tp, asynchronously; default) or DeepSpeed's pipeline engine of 2021-22, where every
+   * TP rank sends the full tensor through a blocking 2-rank broadcast that stalls both stages.
+   */
+  pipelineP2p?: 'scatter-gather' | 'blocking-full';
 }
 
 /** Bad input, with a message that names the key and shows the arithmetic. */

@@ -208,11 +208,22 @@ export function stepTime(m: ModelSpec, c: ClusterSpec, t: TrainingSpec): TimeBre
     if (j === S - 1) { f = add(f, ends.last.forward); bk = add(bk, ends.last.backward); }
     fwd.push(f); bwd.push(bk); redo.push(r);
   }
-  // Megatron's scatter-gather: each TP rank sends 1/tp of the activation to the next stage.
+  // Megatron's scatter-gather: each TP rank sends 1/tp of the activation to the next stage,
+  // asynchronously. DeepSpeed's engine sends it whole and blocks both ends: the transfer is
+  // then part of each pass on both stages instead of a delay between them.
   // Neighbouring stages are tp x cp x dp ranks apart.
+  const blocking = t.pipelineP2p === 'blocking-full';
   const sameNode = t.tp * cp * t.dp < gpn;
-  const activationBytes = (t.microBatch * (t.seqLen / cp) * m.hidden * dev.elementBytes) / t.tp;
-  const send = t.pp > 1 ? sendSeconds(c, sameNode, activationBytes) : 0;
+  const activationBytes = (t.microBatch * (t.seqLen / cp) * m.hidden * dev.elementBytes) / (blocking ? 1 : t.tp);
+  const transfer = t.pp > 1 ? sendSeconds(c, sameNode, activationBytes) : 0;
+  const send = blocking ? 0 : transfer;
+  if (blocking) {
+    for (let j = 0; j < S; j++) {
+      const links = (j > 0 ? 1 : 0) + (j < S - 1 ? 1 : 0);
+      fwd[j]!.comm += links * transfer;
+      bwd[j]!.comm += links * transfer;
+    }
+  }
   const sim = simulatePipeline({
     schedule: t.schedule ?? (t.interleave > 1 ? 'interleaved' : '1f1b'),
     stages: t.pp,
@@ -255,13 +266,16 @@ export function stepTime(m: ModelSpec, c: ClusterSpec, t: TrainingSpec): TimeBre
   const mine = (arr: Cost[]) => arr.filter((_, j) => j % t.pp === critical).reduce((x, y) => add(x, y), zeroCost());
   const F = mine(fwd), B = mine(bwd), R = mine(redo);
   const sends = (t.pp > 1 ? 2 : 0) * send * t.interleave;
+  // Blocking transfers sit inside the passes (as comm); report them as pipeline sends.
+  let blockingSends = 0;
+  if (blocking) for (let j = critical; j < S; j += t.pp) blockingSends += 2 * ((j > 0 ? 1 : 0) + (j < S - 1 ? 1 : 0)) * transfer;
   const busy = sim.busy[critical]!;
   const breakdown: TimeBreakdown = {
     gemm: micro * (F.gemm + B.gemm),
     elementwise: micro * (F.elementwise + B.elementwise),
     recompute: micro * total(R),
-    tensorParallel: micro * (F.comm + B.comm),
-    pipelineSend: micro * sends,
+    tensorParallel: micro * (F.comm + B.comm - blockingSends),
+    pipelineSend: micro * (sends + blockingSends),
     bubble: Math.max(0, sim.finish[critical]! - busy - micro * sends),
     dataParallel: criticalDp + micro * (F.zero + B.zero),
     optimizer,

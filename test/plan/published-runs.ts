@@ -20,7 +20,7 @@ const mtnlg = (nodes: number, seconds: number, tflops: number): PublishedRun => 
   id: `smith2022-mtnlg-${nodes}nodes`, source: 'smith2022', framework: 'DeepSpeed + Megatron-LM',
   cite: `Smith et al. 2022, "Using DeepSpeed and Megatron to Train Megatron-Turing NLG 530B", section 2.4 (${nodes} DGX A100 nodes: ${seconds} s/iteration, ${tflops} TFLOP/s per GPU)`,
   cluster: 'selene', model: { ...GPT, layers: 105, hidden: 20480, heads: 128, ffn: 81920, vocab: 51200, seqLen: 2048 },
-  layout: { gpus: nodes * 8, tp: 8, pp: 35, globalBatch: 1920, microBatch: 1, recompute: 'full', dtype: 'bf16', attention: 'materialized', overlapGradReduce: false },
+  layout: { gpus: nodes * 8, tp: 8, pp: 35, globalBatch: 1920, microBatch: 1, recompute: 'full', dtype: 'bf16', attention: 'materialized', overlapGradReduce: false, pipelineP2p: 'blocking-full' },
   metric: 'step_s', published: seconds, paramsB: 530,
 });
 
@@ -74,7 +74,7 @@ export const PUBLISHED_RUNS: PublishedRun[] = [
     cite: 'BigScience 2022, BLOOM model card (bigscience/bloom, "Training throughput: About 150 TFLOP per GPU per second") and Scao et al. 2022 section 3.4 (48 nodes of 8 A100 80GB, TP 4, PP 12, DP 8, global batch 2048, micro-batch 2)',
     cluster: 'jean-zay-a100',
     model: { layers: 70, hidden: 14336, heads: 112, ffn: 4 * 14336, vocab: 250880, seqLen: 2048, bias: 'all', norm: 'layernorm', positions: 'alibi', tiedEmbeddings: true },
-    layout: { gpus: 384, tp: 4, pp: 12, globalBatch: 2048, microBatch: 2, recompute: 'full', dtype: 'bf16', zero: 1, attention: 'materialized', overlapGradReduce: false },
+    layout: { gpus: 384, tp: 4, pp: 12, globalBatch: 2048, microBatch: 2, recompute: 'full', dtype: 'bf16', zero: 1, attention: 'materialized', overlapGradReduce: false, pipelineP2p: 'blocking-full' },
     metric: 'tflops_hardware', published: 150, paramsB: 176,
     assumed: '"about 150": the published figure is rounded',
   },
