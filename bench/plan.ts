@@ -1,8 +1,14 @@
-// `npm run bench -- plan [--json] [--machine spec.json]`: the planner against published
+// `npm run bench -- plan [--json] [--machine spec.json] [--local-truth]`: the planner against published
 // measurements (Narayanan et al. 2021, Table 1), Narayanan's end-to-end training-time
 // estimates, the GPT-3 layout search, and, given a machine spec from `atscale plan
 // --calibrate`, the predicted ms/iter of atscale's own CPU training presets.
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { timeTrainingStep } from '../src/engine/step-timer.js';
+import { PRESETS } from '../src/models/presets.js';
 import { checkMachine, predictCpuStepMs } from '../src/plan/calibrate.js';
 import { evaluate } from '../src/plan/evaluate.js';
 import { formatValidation, table } from '../src/plan/format.js';
@@ -19,9 +25,10 @@ export async function run(argv: string[]): Promise<number> {
   const json = argv.includes('--json');
   const mi = argv.indexOf('--machine');
   const machinePath = mi >= 0 ? argv[mi + 1] : undefined;
-  const unknown = argv.filter((a, i) => a.startsWith('--') && a !== '--json' && a !== '--machine' && i !== mi + 1);
+  const localTruth = argv.includes('--local-truth');
+  const unknown = argv.filter((a, i) => a.startsWith('--') && a !== '--json' && a !== '--machine' && a !== '--local-truth' && i !== mi + 1);
   if (unknown.length > 0 || (mi >= 0 && !machinePath)) {
-    console.error('usage: npm run bench -- plan [--json] [--machine atscale-machine.json]');
+    console.error('usage: npm run bench -- plan [--json] [--machine atscale-machine.json] [--local-truth]');
     return 2;
   }
   const emit = (o: Record<string, unknown>) => console.log(JSON.stringify({ bench: 'plan', ...o }));
@@ -113,5 +120,28 @@ export async function run(argv: string[]): Promise<number> {
       else console.log(`predicted ${name} step on ${spec.name}: ${ms.toFixed(1)} ms/iter (compare with npm run bench -- train)`);
     }
   }
+  if (localTruth) await localTruthCase(json, emit);
   return worst <= 0.1 ? 0 : 1;
+}
+
+/**
+ * Local truth (moved here from test/plan: it is a timing comparison): `atscale plan
+ * --calibrate` measures this machine, then the planner's predicted ms/iter of atscale's own
+ * cpu-small training step is compared with the step measured right after it (target: within 25%).
+ */
+async function localTruthCase(json: boolean, emit: (o: Record<string, unknown>) => void): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'atscale-truth-'));
+  try {
+    const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+    const r = spawnSync(process.execPath, [cli, 'plan', '--calibrate', '--json', '--threads', '2', '--out', join(dir, 'machine.json')], { encoding: 'utf8', timeout: 600_000 });
+    if (r.status !== 0) throw new Error(`atscale plan --calibrate exited ${r.status}: ${(r.stderr ?? '').slice(-300)}`);
+    const predicted = (JSON.parse(r.stdout.trim().split('\n').pop()!) as { predicted_ms_per_iter: Record<string, number> }).predicted_ms_per_iter['cpu-small']!;
+    const p = PRESETS['cpu-small']!;
+    const measured = (await timeTrainingStep({ ...p.model, vocabSize: 65 }, p.train.batchSize, { threads: 2, iters: 15, warmup: 3 })).msPerIter;
+    const ratio = predicted / measured;
+    if (json) emit({ case: 'local-truth-cpu-small', predicted_ms_per_iter: Number(predicted.toFixed(2)), measured_ms_per_iter: Number(measured.toFixed(2)), ratio: Number(ratio.toFixed(3)), within_25pct: Math.abs(ratio - 1) <= 0.25 });
+    else console.log(`local truth, cpu-small: predicted ${predicted.toFixed(1)} ms/iter, measured ${measured.toFixed(1)} ms/iter (${((ratio - 1) * 100).toFixed(0)}%; target within 25%)`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
