@@ -24,9 +24,9 @@ export async function run(argv: string[]): Promise<number> {
   const { loadTrainedModel } = await import('../engine/load-trained.js');
   const { exportOnnx } = await import('../engine/export-onnx.js');
   const { model, params } = loadTrainedModel(String(flags.ckpt));
-  const seq = (flags.seq as number | undefined) ?? model.config.blockSize;
+  const seq = (flags.seq as number | undefined) ?? model.dims.blockSize;
   const bytes = exportOnnx(model, params, flags.batch as number, seq);
   writeFileSync(String(flags.out), bytes);
-  console.log(`wrote ${String(flags.out)} (${(bytes.length / 1e6).toFixed(1)} MB): input_ids int64 [${flags.batch}, ${seq}] -> logits float32 [${flags.batch}, ${seq}, ${model.config.vocabSize}]`);
+  console.log(`wrote ${String(flags.out)} (${(bytes.length / 1e6).toFixed(1)} MB): input_ids int64 [${flags.batch}, ${seq}] -> logits float32 [${flags.batch}, ${seq}, ${model.dims.vocabSize}]`);
   return 0;
 }

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs, formatHelp, UsageError, type FlagSpec } from './args.js';
 import { preset, PRESETS, type TrainHyper } from '../models/presets.js';
-import type { GPTConfig } from '../models/config.js';
+import type { Architecture } from '../models/registry.js';
 
 export const summary = 'pretrain a GPT language model on a text file or URL (--preset, --data, ...)';
 
@@ -40,7 +40,7 @@ const FLAGS: Record<string, FlagSpec> = {
   help: { type: 'boolean', help: 'show this help' },
 };
 
-const MODEL_KEYS: Record<string, keyof GPTConfig> = { nLayer: 'nLayer', nHead: 'nHead', nEmbd: 'nEmbd', blockSize: 'blockSize', dropout: 'dropout', bias: 'bias' };
+const MODEL_KEYS: Record<string, string> = { nLayer: 'nLayer', nHead: 'nHead', nEmbd: 'nEmbd', blockSize: 'blockSize', dropout: 'dropout', bias: 'bias' };
 const HYPER_KEYS: Record<string, keyof TrainHyper> = {
   batchSize: 'batchSize', gradAccum: 'gradAccum', maxIters: 'maxIters', lr: 'lr', minLr: 'minLr', warmupIters: 'warmupIters',
   weightDecay: 'weightDecay', evalInterval: 'evalInterval', evalIters: 'evalIters', logInterval: 'logInterval',
@@ -49,7 +49,7 @@ const HYPER_KEYS: Record<string, keyof TrainHyper> = {
 const camelize = (k: string) => k.replace(/[_-]([a-z])/g, (_, c: string) => c.toUpperCase());
 
 export interface ResolvedTrainArgs {
-  model: Partial<GPTConfig>;
+  model: Architecture;
   hyper: TrainHyper;
   flags: Record<string, unknown>;
   /** Settings the user gave (flag or config file), camelCase: on resume only these override the checkpoint. */
@@ -80,10 +80,10 @@ export function resolveTrainArgs(argv: string[]): ResolvedTrainArgs {
   }
   const settings: Record<string, unknown> = { ...withDefaults, ...fromFile, ...given };
   const p = preset(String(settings.preset));
-  const model: Partial<GPTConfig> = { ...p.model };
+  const model: Architecture = { ...p.model };
   const hyper: TrainHyper = { ...p.train };
   for (const [k, v] of Object.entries(settings)) {
-    if (k in MODEL_KEYS) (model as Record<string, unknown>)[MODEL_KEYS[k]!] = v;
+    if (k in MODEL_KEYS) model[MODEL_KEYS[k]!] = v;
     if (k in HYPER_KEYS) (hyper as unknown as Record<string, unknown>)[HYPER_KEYS[k]!] = v;
   }
   const explicit = new Set([...Object.keys(fromFile), ...Object.keys(given)]);

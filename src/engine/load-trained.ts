@@ -2,19 +2,20 @@
 // (ZeRO stages 1-3: each parameter is reassembled from the ranks' chunks through the index).
 import { isShardedCheckpoint, loadCheckpoint, ShardedCheckpoint, type TensorEntry } from '../checkpoint/index.js';
 import { tokenizerFromJSON, type Tokenizer } from '../data/index.js';
-import { GPT } from '../models/gpt.js';
-import type { GPTConfig } from '../models/config.js';
+import type { LanguageModel } from '../models/model.js';
+import { type Architecture, createModel } from '../models/registry.js';
 import { FlatLayout } from '../nn/flat.js';
 
-export function loadTrainedModel(dir: string): { model: GPT; params: Float32Array; tokenizer: Tokenizer; meta: Record<string, unknown> } {
+export function loadTrainedModel(dir: string): { model: LanguageModel; params: Float32Array; tokenizer: Tokenizer; meta: Record<string, unknown> } {
   const sharded = isShardedCheckpoint(dir);
   const ck = sharded ? new ShardedCheckpoint(dir) : loadCheckpoint(dir);
   const tensor = (name: string): TensorEntry | undefined => (sharded ? (ck as ShardedCheckpoint).readTensor(name) : (ck as ReturnType<typeof loadCheckpoint>).tensors[name]);
-  const config = ck.meta.config as GPTConfig | undefined;
-  if (!config) throw new Error(`checkpoint ${dir} has no model config in meta.json; it was not written by atscale train`);
+  // Checkpoints from before model families recorded a GPT-2 config under `config`.
+  const arch = (ck.meta.architecture ?? ck.meta.config) as Architecture | undefined;
+  if (!arch) throw new Error(`checkpoint ${dir} has no model config in meta.json; it was not written by atscale train`);
   const tokJson = ck.files['tokenizer.json'];
   if (!tokJson) throw new Error(`checkpoint ${dir} has no tokenizer.json`);
-  const model = new GPT(config);
+  const model = createModel(arch);
   const layout = new FlatLayout(model);
   const params = new Float32Array(layout.size);
   const dict: Record<string, { shape: readonly number[]; data: ArrayLike<number> }> = {};

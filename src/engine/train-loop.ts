@@ -4,8 +4,8 @@ import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Rng, type RngState } from '../tensor/rng.js';
 import { ShardedBatchSampler, startsAfter, type Tokenizer } from '../data/index.js';
-import { GPT } from '../models/gpt.js';
-import { type GPTConfig, gptConfig, gptFlopsPerToken } from '../models/config.js';
+import type { LanguageModel } from '../models/model.js';
+import { type Architecture, createModel } from '../models/registry.js';
 import type { TrainHyper } from '../models/presets.js';
 import { cosineLr } from '../optim/schedule.js';
 import { loadRunData, type TokenizerKind } from './run-data.js';
@@ -15,7 +15,8 @@ import { LocalTrainer } from './local-trainer.js';
 import { Progress } from './progress.js';
 
 export interface RunOptions {
-  model: Partial<GPTConfig>;
+  /** The architecture (family and sizes); the vocabulary comes from the tokenizer. */
+  model: Architecture;
   hyper: TrainHyper;
   data: string;
   tokenizer: TokenizerKind;
@@ -32,7 +33,7 @@ export interface RunOptions {
   rank?: number;
   world?: number;
   /** Builds the trainer for a model (default: LocalTrainer); the ZeRO engine plugs in here. */
-  makeTrainer?: (model: GPT, microBatch: number, seed: number) => Promise<Trainer>;
+  makeTrainer?: (model: LanguageModel, microBatch: number, seed: number) => Promise<Trainer>;
   /** Settings the user gave explicitly (camelCase hyper keys, 'seed'); on resume only these
    * override the checkpoint's, and batch size, accumulation and seed may not change. */
   explicit?: ReadonlySet<string>;
@@ -42,7 +43,7 @@ export interface RunOptions {
 }
 
 export interface RunResult {
-  model: GPT;
+  model: LanguageModel;
   trainer: Trainer;
   tokenizer: Tokenizer;
   losses: { iter: number; loss: number }[];
@@ -52,7 +53,10 @@ export interface RunResult {
 
 interface Meta {
   iter: number;
-  config: GPTConfig;
+  /** The model's architecture() record (family and sizes). */
+  architecture: Architecture;
+  /** Checkpoints written before families existed: a GPT-2 config. */
+  config?: Architecture;
   hyper: TrainHyper;
   seed: number;
   trainRng: RngState;
@@ -74,7 +78,8 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     resumeFiles = ck.files;
     if (!resumeFiles['tokenizer.json']) throw new Error(`checkpoint ${o.resume} has no tokenizer.json; it was not written by atscale train`);
   }
-  const config = gptConfig(meta ? meta.config : o.model);
+  let arch: Architecture = meta ? (meta.architecture ?? meta.config!) : o.model;
+  const blockSize = createModel(arch).dims.blockSize;
   const h = meta ? resumedHyper(meta, o) : o.hyper;
   const seed = meta ? meta.seed : o.seed;
   if (h.batchSize % world !== 0) throw new Error(`batch size ${h.batchSize} is not divisible by the ${world} data-parallel ranks`);
@@ -84,22 +89,22 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   }
   mkdirSync(o.out, { recursive: true });
   const restored = resumeFiles ? (JSON.parse(resumeFiles['tokenizer.json']!) as object) : undefined;
-  const data = await loadRunData(o.data, o.tokenizer, o.out, { bpeVocab: o.bpeVocab, restored, blockSize: config.blockSize });
+  const data = await loadRunData(o.data, o.tokenizer, o.out, { bpeVocab: o.bpeVocab, restored, blockSize });
   if (meta && data.tokenizer.fingerprint() !== meta.tokenizer) throw new Error(`the tokenizer does not match checkpoint ${o.resume}`);
-  if (!meta) config.vocabSize = data.tokenizer.vocabSize;
-  else if (config.vocabSize !== data.tokenizer.vocabSize) throw new Error(`checkpoint vocab ${config.vocabSize} != tokenizer vocab ${data.tokenizer.vocabSize}`);
+  if (!meta) arch = { ...arch, vocabSize: data.tokenizer.vocabSize };
+  else if (arch.vocabSize !== data.tokenizer.vocabSize) throw new Error(`checkpoint vocab ${String(arch.vocabSize)} != tokenizer vocab ${data.tokenizer.vocabSize}`);
 
-  const model = new GPT(config);
+  const model = createModel(arch);
   const micro = h.batchSize / world;
-  const shape = { batch: micro, seq: config.blockSize };
+  const shape = { batch: micro, seq: blockSize };
   const trainer = o.makeTrainer
     ? await o.makeTrainer(model, micro, seed)
     : new LocalTrainer(model, { shape, optimizer: { lr: h.lr, beta1: h.beta1, beta2: h.beta2, eps: 1e-8, weightDecay: h.weightDecay }, gradClip: h.gradClip, gradAccum: h.gradAccum, seed, device: o.device, threads: o.threads });
   const align = o.alignAfter === undefined ? undefined : data.tokenizer.encode(o.alignAfter);
   if (align && align.length !== 1) throw new Error(`alignAfter must encode to exactly one token, got ${align.length}`);
   const startsIn = (tokens: ArrayLike<number>) => (align ? startsAfter(tokens, align[0]!) : undefined);
-  const trainSampler = new ShardedBatchSampler(data.train, config.blockSize, h.batchSize, rank, world, new Rng(seed), startsIn(data.train));
-  const valSampler = new ShardedBatchSampler(data.val, config.blockSize, h.batchSize, rank, world, new Rng(seed + 1), startsIn(data.val));
+  const trainSampler = new ShardedBatchSampler(data.train, blockSize, h.batchSize, rank, world, new Rng(seed), startsIn(data.train));
+  const valSampler = new ShardedBatchSampler(data.val, blockSize, h.batchSize, rank, world, new Rng(seed + 1), startsIn(data.val));
   let start = 0;
   if (meta) {
     await trainer.load(o.resume!);
@@ -112,8 +117,8 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   const metricsPath = join(o.out, 'metrics.jsonl');
   const log = (rec: object) => rank === 0 && appendFileSync(metricsPath, JSON.stringify(rec) + '\n');
   const schedule = { lr: h.lr, minLr: h.minLr, warmupIters: h.warmupIters, decayIters: h.decayIters };
-  const tokensPerIter = h.batchSize * h.gradAccum * config.blockSize;
-  const flopsPerIter = gptFlopsPerToken(config) * tokensPerIter;
+  const tokensPerIter = h.batchSize * h.gradAccum * blockSize;
+  const flopsPerIter = model.flopsPerToken(blockSize) * tokensPerIter;
   const progress = new Progress(h.maxIters, o.quiet || rank !== 0);
   const losses: { iter: number; loss: number }[] = [];
 
@@ -125,7 +130,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   let saved = false;
   const save = async (iter: number) => {
     saved = true;
-    const m: Meta = { iter, config, hyper: h, seed, trainRng: trainSampler.getState(), valRng: valSampler.getState(), tokenizer: data.tokenizer.fingerprint(), world };
+    const m: Meta = { iter, architecture: model.architecture(), hyper: h, seed, trainRng: trainSampler.getState(), valRng: valSampler.getState(), tokenizer: data.tokenizer.fingerprint(), world };
     await trainer.save(ckptDir, m as unknown as Record<string, unknown>, { 'tokenizer.json': JSON.stringify(data.tokenizer.toJSON()) });
   };
 
