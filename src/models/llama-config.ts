@@ -25,6 +25,8 @@ export interface LlamaConfig {
   vocabSize: number;
   /** Positions the RoPE tables and KV caches are built for (HF max_position_embeddings, or less). */
   blockSize: number;
+  /** Positions the checkpoint supports (HF max_position_embeddings); blockSize by default. */
+  maxPositionEmbeddings: number;
   rmsNormEps: number;
   ropeTheta: number;
   ropeScaling: Llama3RopeScaling | null;
@@ -39,13 +41,14 @@ export interface LlamaConfig {
 }
 
 export const DEFAULT_LLAMA: LlamaConfig = {
-  modelType: 'llama', nLayer: 2, nHead: 4, nKvHead: 2, nEmbd: 64, headDim: 16, intermediateSize: 176, vocabSize: 256, blockSize: 64,
+  modelType: 'llama', nLayer: 2, nHead: 4, nKvHead: 2, nEmbd: 64, headDim: 16, intermediateSize: 176, vocabSize: 256, blockSize: 64, maxPositionEmbeddings: 64,
   rmsNormEps: 1e-5, ropeTheta: 10000, ropeScaling: null, tieWordEmbeddings: false, qkvBias: false, oBias: false, mlpBias: false, dropout: 0,
 };
 
 export function llamaConfig(partial: Partial<LlamaConfig> = {}): LlamaConfig {
   const headDim = partial.headDim ?? (partial.nEmbd !== undefined && partial.nHead !== undefined ? partial.nEmbd / partial.nHead : undefined);
   const c: LlamaConfig = { ...DEFAULT_LLAMA, nKvHead: partial.nHead ?? DEFAULT_LLAMA.nKvHead, ...partial, headDim: headDim ?? DEFAULT_LLAMA.headDim };
+  c.maxPositionEmbeddings = Math.max(partial.maxPositionEmbeddings ?? c.blockSize, c.blockSize);
   for (const k of ['nLayer', 'nHead', 'nKvHead', 'nEmbd', 'headDim', 'intermediateSize', 'vocabSize', 'blockSize'] as const) {
     if (!Number.isInteger(c[k]) || c[k] <= 0) throw new RangeError(`Llama config: ${k} must be a positive integer, got ${c[k]}`);
   }
