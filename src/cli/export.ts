@@ -4,10 +4,11 @@
 import { writeFileSync } from 'node:fs';
 import { parseArgs, formatHelp, UsageError, type FlagSpec } from './args.js';
 
-export const summary = 'export a checkpoint as a standalone ONNX model (--ckpt DIR --out model.onnx)';
+export const summary = 'export a checkpoint or HF folder as a standalone ONNX model (--model DIR --out model.onnx)';
 
 const FLAGS: Record<string, FlagSpec> = {
-  ckpt: { type: 'string', help: 'checkpoint directory written by atscale train' },
+  model: { type: 'string', help: 'a Hugging Face model folder or an atscale checkpoint directory' },
+  ckpt: { type: 'string', help: 'checkpoint directory written by atscale train; same as --model' },
   out: { type: 'string', help: 'output .onnx file', default: 'model.onnx' },
   batch: { type: 'number', help: 'batch dimension of the exported graph', default: 1 },
   seq: { type: 'number', help: 'sequence length of the exported graph (default: block size)' },
@@ -20,10 +21,11 @@ export async function run(argv: string[]): Promise<number> {
     console.log(formatHelp('export', summary, FLAGS));
     return 0;
   }
-  if (!flags.ckpt) throw new UsageError('atscale export: pass --ckpt DIR (the ckpt/ folder that atscale train wrote)');
-  const { loadTrainedModel } = await import('../engine/load-trained.js');
+  const dir = flags.model ?? flags.ckpt;
+  if (!dir) throw new UsageError('atscale export: pass --model DIR (a Hugging Face model folder, or the ckpt/ folder that atscale train wrote)');
+  const { loadAnyModel } = await import('../engine/load-trained.js');
   const { exportOnnx } = await import('../engine/export-onnx.js');
-  const { model, params } = loadTrainedModel(String(flags.ckpt));
+  const { model, params } = loadAnyModel(String(dir));
   const seq = (flags.seq as number | undefined) ?? model.dims.blockSize;
   const bytes = exportOnnx(model, params, flags.batch as number, seq);
   writeFileSync(String(flags.out), bytes);

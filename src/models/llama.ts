@@ -174,7 +174,8 @@ export class Llama extends Module implements LanguageModel {
   readonly dims: ModelDims;
   readonly model: LlamaModel;
   readonly lmHead: Linear | undefined;
-  private readonly tables: { cos: Float32Array; sin: Float32Array };
+  /** Built on first use: a model is also built just to check a checkpoint's shapes. */
+  private tables: { cos: Float32Array; sin: Float32Array } | undefined;
   /** Rope constants per graph being traced (ZeRO-3 traces each block into its own graph). */
   private readonly ropeByGraph = new WeakMap<object, { cos: Tensor; sin: Tensor }>();
 
@@ -183,7 +184,6 @@ export class Llama extends Module implements LanguageModel {
     this.config = llamaConfig(config);
     const c = this.config;
     this.dims = { nLayer: c.nLayer, nEmbd: c.nEmbd, nHead: c.nHead, nKvHead: c.nKvHead, headDim: c.headDim, blockSize: c.blockSize, vocabSize: c.vocabSize, dropout: 0 };
-    this.tables = ropeTables(c);
     this.model = this.child('model', new LlamaModel(c, (g) => this.rope(g)));
     this.lmHead = c.tieWordEmbeddings ? undefined : this.child('lm_head', new Linear(c.nEmbd, c.vocabSize, { bias: false, outIn: true }));
   }
@@ -200,6 +200,7 @@ export class Llama extends Module implements LanguageModel {
   private rope(g: Tensor['graph']): { cos: Tensor; sin: Tensor } {
     let r = this.ropeByGraph.get(g);
     if (!r) {
+      this.tables ??= ropeTables(this.config);
       const shape = [this.config.blockSize, this.config.headDim];
       r = { cos: constant(hostValue('float32', shape, this.tables.cos), g), sin: constant(hostValue('float32', shape, this.tables.sin), g) };
       this.ropeByGraph.set(g, r);

@@ -87,9 +87,10 @@ export interface SaveModelDirOptions {
 }
 
 /** Writes a HF folder atomically (staged beside `dir`, then renamed; an old `dir` becomes dir.prev). */
-export function saveModelDir(dir: string, o: SaveModelDirOptions): void {
+export function saveModelDir(dir: string, opts: SaveModelDirOptions): void {
+  if (opts.params.length !== new FlatLayout(opts.model).size) throw new Error(`saveModelDir: ${opts.params.length} parameter values for a model of ${new FlatLayout(opts.model).size}`);
+  const o = { ...opts, ...withHfBiases(opts.model, opts.params) };
   const layout = new FlatLayout(o.model);
-  if (o.params.length !== layout.size) throw new Error(`saveModelDir: ${o.params.length} parameter values for a model of ${layout.size}`);
   const tensors: [string, TensorEntry][] = layout.slots.map((s) => {
     const data = layout.view(o.params, s.name);
     const dtype = o.dtypes?.[s.name] ?? 'F32';
@@ -122,6 +123,18 @@ export function saveModelDir(dir: string, o: SaveModelDirOptions): void {
   if (o.tokenizer) write('tokenizer.json', JSON.stringify(o.tokenizer.toJSON()));
   if (o.tokenizerConfig) write('tokenizer_config.json', JSON.stringify(o.tokenizerConfig, null, 2) + '\n');
   commitDirectory(staging, dir, { format: 'atscale-hf-folder', version: 1, files });
+}
+
+/** HF's GPT-2 always has biases; a bias-free atscale GPT is the same function with zero biases. */
+function withHfBiases(model: LanguageModel, params: Float32Array): { model: LanguageModel; params: Float32Array } {
+  const arch = model.architecture();
+  if (model.family !== 'gpt2' || arch['bias'] !== false) return { model, params };
+  const biased = createModel({ ...arch, bias: true });
+  const from = new FlatLayout(model);
+  const to = new FlatLayout(biased);
+  const out = new Float32Array(to.size);
+  for (const s of from.slots) out.set(from.view(params, s.name), to.byName.get(s.name)!.offset);
+  return { model: biased, params: out };
 }
 
 function torchDtype(tensors: [string, TensorEntry][]): string {
