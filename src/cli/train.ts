@@ -5,12 +5,13 @@ import { parseArgs, formatHelp, UsageError, type FlagSpec } from './args.js';
 import { preset, PRESETS, type TrainHyper } from '../models/presets.js';
 import type { Architecture } from '../models/registry.js';
 
-export const summary = 'pretrain a GPT language model on a text file or URL (--preset, --data, ...)';
+export const summary = 'pretrain a language model, or fine-tune a Hugging Face folder (--model DIR), on a text file or URL';
 
 const FLAGS: Record<string, FlagSpec> = {
   preset: { type: 'string', help: `start from a preset (${Object.keys(PRESETS).join(', ')})`, default: 'cpu-small' },
   config: { type: 'string', help: 'JSON file with any of the settings below (camelCase or snake_case keys)' },
   data: { type: 'string', help: 'training text: a file path or an http(s) URL' },
+  model: { type: 'string', help: 'fine-tune a Hugging Face model folder (config.json, safetensors, tokenizer.json) instead of a fresh preset model' },
   tokenizer: { type: 'string', help: 'char or bpe', default: 'char' },
   'bpe-vocab': { type: 'number', help: 'vocabulary size when training a BPE tokenizer', default: 512 },
   'n-layer': { type: 'number', help: 'transformer blocks' },
@@ -111,13 +112,23 @@ export async function run(argv: string[]): Promise<number> {
     const { availableParallelism } = await import('node:os');
     peak = await measurePeakGflops(threads ?? availableParallelism(), [1024]);
   }
+  let init: Parameters<typeof runTraining>[0]['init'];
+  let tokenizerKind = flags.tokenizer as 'char' | 'bpe';
+  if (flags.model) {
+    const { loadModelDir } = await import('../models/hf/folder.js');
+    const hf = loadModelDir(String(flags.model), { blockSize: explicit.has('blockSize') ? (flags.blockSize as number) : undefined });
+    if (!hf.tokenizer) throw new UsageError(`atscale train: ${String(flags.model)} has no tokenizer.json; the data cannot be encoded for this model`);
+    init = { architecture: hf.model.architecture(), params: hf.params, tokenizer: hf.tokenizer };
+    tokenizerKind = hf.tokenizer.kind;
+  }
   const t0 = performance.now();
   try {
     const r = await runTraining({
       model,
+      init,
       hyper: setup.hyper,
       data: String(flags.data),
-      tokenizer: flags.tokenizer as 'char' | 'bpe',
+      tokenizer: tokenizerKind,
       bpeVocab: flags.bpeVocab as number,
       out: String(flags.out),
       resume: flags.resume as string | undefined,

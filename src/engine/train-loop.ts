@@ -17,6 +17,9 @@ import { Progress } from './progress.js';
 export interface RunOptions {
   /** The architecture (family and sizes); the vocabulary comes from the tokenizer. */
   model: Architecture;
+  /** A pretrained model to start from (a Hugging Face folder): its architecture, weights and
+   * tokenizer replace `model`, the seeded init and the tokenizer built from the data. */
+  init?: { architecture: Architecture; params: Float32Array; tokenizer: Tokenizer };
   hyper: TrainHyper;
   data: string;
   tokenizer: TokenizerKind;
@@ -78,7 +81,8 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     resumeFiles = ck.files;
     if (!resumeFiles['tokenizer.json']) throw new Error(`checkpoint ${o.resume} has no tokenizer.json; it was not written by atscale train`);
   }
-  let arch: Architecture = meta ? (meta.architecture ?? meta.config!) : o.model;
+  let arch: Architecture = meta ? (meta.architecture ?? meta.config!) : (o.init?.architecture ?? o.model);
+  if (o.init && (meta || o.makeTrainer)) throw new Error('starting from a pretrained model (--model) works with one process and no resume; drop --resume / --deepspeed-config');
   const blockSize = createModel(arch).dims.blockSize;
   const h = meta ? resumedHyper(meta, o) : o.hyper;
   const seed = meta ? meta.seed : o.seed;
@@ -88,18 +92,21 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     throw new Error('max-iters must be >= 0, and batch-size, grad-accum, eval-iters and eval-interval >= 1');
   }
   mkdirSync(o.out, { recursive: true });
-  const restored = resumeFiles ? (JSON.parse(resumeFiles['tokenizer.json']!) as object) : undefined;
+  const restored = resumeFiles ? (JSON.parse(resumeFiles['tokenizer.json']!) as object) : o.init?.tokenizer.toJSON();
   const data = await loadRunData(o.data, o.tokenizer, o.out, { bpeVocab: o.bpeVocab, restored, blockSize });
   if (meta && data.tokenizer.fingerprint() !== meta.tokenizer) throw new Error(`the tokenizer does not match checkpoint ${o.resume}`);
-  if (!meta) arch = { ...arch, vocabSize: data.tokenizer.vocabSize };
-  else if (arch.vocabSize !== data.tokenizer.vocabSize) throw new Error(`checkpoint vocab ${String(arch.vocabSize)} != tokenizer vocab ${data.tokenizer.vocabSize}`);
+  if (o.init) {
+    if (data.tokenizer.vocabSize > Number(arch.vocabSize)) throw new Error(`the model's tokenizer has ${data.tokenizer.vocabSize} ids but its embedding ${String(arch.vocabSize)} rows`);
+  } else if (!meta) arch = { ...arch, vocabSize: data.tokenizer.vocabSize };
+  // A Hugging Face model's embedding may have spare rows past its tokenizer's ids.
+  else if (data.tokenizer.vocabSize > Number(arch.vocabSize)) throw new Error(`checkpoint vocab ${String(arch.vocabSize)} < tokenizer vocab ${data.tokenizer.vocabSize}`);
 
   const model = createModel(arch);
   const micro = h.batchSize / world;
   const shape = { batch: micro, seq: blockSize };
   const trainer = o.makeTrainer
     ? await o.makeTrainer(model, micro, seed)
-    : new LocalTrainer(model, { shape, optimizer: { lr: h.lr, beta1: h.beta1, beta2: h.beta2, eps: 1e-8, weightDecay: h.weightDecay }, gradClip: h.gradClip, gradAccum: h.gradAccum, seed, device: o.device, threads: o.threads });
+    : new LocalTrainer(model, { initialParams: o.init?.params, shape, optimizer: { lr: h.lr, beta1: h.beta1, beta2: h.beta2, eps: 1e-8, weightDecay: h.weightDecay }, gradClip: h.gradClip, gradAccum: h.gradAccum, seed, device: o.device, threads: o.threads });
   const align = o.alignAfter === undefined ? undefined : data.tokenizer.encode(o.alignAfter);
   if (align && align.length !== 1) throw new Error(`alignAfter must encode to exactly one token, got ${align.length}`);
   const startsIn = (tokens: ArrayLike<number>) => (align ? startsAfter(tokens, align[0]!) : undefined);

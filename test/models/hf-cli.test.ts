@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -91,4 +91,22 @@ test('atscale export --model HF_DIR: plain onnxruntime-node gives atscale\'s log
   let err = 0;
   for (let i = 0; i < ours.length; i++) err = Math.max(err, Math.abs(ours[i]! - theirs[i]!));
   assert.ok(err < 1e-5, `max |difference| ${err}`);
+});
+
+test('atscale train --model HF_DIR fine-tunes the folder\'s weights with its tokenizer; the checkpoint samples and saves back as an HF folder', () => {
+  const corpus = join(tmp, 'corpus.txt');
+  writeFileSync(corpus, Array.from({ length: 200 }, (_, i) => `Fellow citizens, in the year ${1790 + i} the union grew.`).join('\n'));
+  const out = join(tmp, 'ft');
+  atscale('train', '--model', dir, '--data', corpus, '--max-iters', '4', '--batch-size', '2', '--block-size', '16', '--eval-interval', '4', '--eval-iters', '1', '--out', out, '--peak-gflops', '1', '--quiet', '--threads', '2');
+  const losses = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { loss?: number }).filter((r) => r.loss !== undefined).map((r) => r.loss!);
+  assert.ok(losses.length > 0 && losses.every(Number.isFinite), String(losses));
+  assert.match(atscale('sample', '--model', join(out, 'ckpt'), '--prompt', 'Fellow', '--max-new-tokens', '3', '--temperature', '0'), /^Fellow/);
+  const hfOut = join(tmp, 'ft-hf');
+  atscale('save', '--model', join(out, 'ckpt'), '--format', 'hf', '--out', hfOut);
+  const back = loadModelDir(hfOut);
+  const src = loadModelDir(dir, { blockSize: 16 });
+  assert.equal(back.model.family, 'llama');
+  assert.deepEqual(new FlatLayout(back.model).slots.map((s) => s.name), new FlatLayout(src.model).slots.map((s) => s.name));
+  assert.notDeepEqual(back.params, src.params, 'training changed the weights');
+  assert.equal(back.tokenizer!.fingerprint(), src.tokenizer!.fingerprint());
 });
