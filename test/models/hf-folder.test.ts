@@ -44,6 +44,7 @@ test('HF Llama folder -> atscale -> HF folder: tensors byte-identical (F32 and B
   const loaded = loadModelDir(src);
   assert.equal(loaded.model.family, 'llama');
   assert.equal(loaded.tokenizerConfig.chatTemplate, '{{ bos_token }}{% for m in messages %}{{ m.content }}{% endfor %}');
+  assert.equal(loaded.applyChatTemplate([{ role: 'user', content: 'hi' }, { role: 'assistant', content: ' there' }]), '<|begin_of_text|>hi there');
   const out = join(tmp, 'llama-out');
   saveModelDir(out, { model: loaded.model, params: loaded.params, dtypes: loaded.dtypes, hfConfig: loaded.hfConfig, tokenizer: loaded.tokenizer, tokenizerConfig: loaded.tokenizerConfig.raw });
   assert.deepEqual(tensorsOf(out), tensorsOf(src));
