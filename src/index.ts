@@ -19,7 +19,7 @@ export { type LanguageModel, type ModelDims, type LayerCache } from './models/mo
 export { createModel, type Architecture } from './models/registry.js';
 export { loadModelDir, saveModelDir, type LoadedModelDir, type SaveModelDirOptions } from './models/hf/folder.js';
 export { PRESETS, MODEL_PRESETS, modelPreset } from './models/presets.js';
-export { ChatTemplate, type ChatMessage, tokenizerFromHfJSON } from './data/index.js';
+export { JinjaChatTemplate, tokenizerFromHfJSON } from './data/index.js';
 export { LocalTrainer } from './engine/local-trainer.js';
 export { runTraining, type RunOptions } from './engine/train-loop.js';
 export { Generator } from './engine/generate.js';

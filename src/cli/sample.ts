@@ -5,8 +5,9 @@ import { parseArgs, formatHelp, UsageError, type FlagSpec } from './args.js';
 export const summary = 'generate text from a checkpoint or HF folder (--model DIR --prompt TEXT)';
 
 const FLAGS: Record<string, FlagSpec> = {
-  model: { type: 'string', help: 'a Hugging Face model folder (config.json, safetensors, tokenizer.json) or an atscale checkpoint' },
-  ckpt: { type: 'string', help: 'checkpoint directory written by atscale train (e.g. out/ckpt); same as --model' },
+  ckpt: { type: 'string', help: 'checkpoint directory written by atscale train (e.g. out/ckpt)' },
+  model: { type: 'string', help: 'any model directory: Hugging Face folder, checkpoint, run, fine-tune output or LoRA adapter' },
+  adapter: { type: 'string', help: 'LoRA adapter directory applied to --model' },
   'block-size': { type: 'number', help: 'positions to build the KV cache for (HF Llama-family folders; default max_position_embeddings)' },
   prompt: { type: 'string', help: 'text to continue', default: '\n' },
   'max-new-tokens': { type: 'number', help: 'tokens to generate', default: 200 },
@@ -24,14 +25,14 @@ export async function run(argv: string[]): Promise<number> {
     console.log(formatHelp('sample', summary, FLAGS));
     return 0;
   }
-  const dir = flags.model ?? flags.ckpt;
-  if (!dir) throw new UsageError('atscale sample: pass --model DIR (a Hugging Face model folder, or the ckpt/ folder that atscale train wrote)');
-  const { loadAnyModel } = await import('../engine/load-trained.js');
+  const dir = (flags.model ?? flags.ckpt) as string | undefined;
+  if (!dir) throw new UsageError('atscale sample: pass --model DIR (a Hugging Face folder, or --ckpt DIR: the ckpt/ folder that atscale train wrote)');
+  const { openModel } = await import('../engine/model-dir.js');
   const { checkDevice } = await import('../runtime/session.js');
   const { Generator } = await import('../engine/generate.js');
-  const { model, params, tokenizer, promptPrefix } = loadAnyModel(String(dir), { blockSize: flags.blockSize as number | undefined });
+  const { model, params, tokenizer, promptPrefix } = openModel(dir, flags.adapter as string | undefined, { blockSize: flags.blockSize as number | undefined });
   const gen = new Generator(model, params, { device: checkDevice(flags.device), threads: flags.threads as number | undefined });
-  const prompt = [...promptPrefix, ...tokenizer.encode(String(flags.prompt))];
+  const prompt = [...(promptPrefix ?? []), ...tokenizer.encode(String(flags.prompt))];
   const ids = await gen.generate(prompt, { maxNewTokens: flags.maxNewTokens as number, temperature: flags.temperature as number, topK: flags.topK as number, seed: flags.seed as number });
   process.stdout.write(String(flags.prompt) + tokenizer.decode(ids) + '\n');
   return 0;

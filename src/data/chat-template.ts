@@ -420,14 +420,11 @@ function run(nodes: Node[], s: Scope, out: string[]): void {
   }
 }
 
-export interface ChatMessage {
-  role: string;
-  content: string;
-  [key: string]: unknown;
-}
+/** A message as chat templates see it (role, content and any extra fields such as tool calls). */
+export type TemplateMessage = { role: string; content: string };
 
 /** A parsed template, rendered as many times as needed. */
-export class ChatTemplate {
+export class JinjaChatTemplate {
   private readonly nodes: Node[];
 
   constructor(readonly source: string) {
@@ -435,7 +432,7 @@ export class ChatTemplate {
   }
 
   /** The prompt text for `messages`; `context` supplies bos_token, eos_token, add_generation_prompt, tools, ... */
-  render(messages: ChatMessage[], context: Record<string, unknown> = {}): string {
+  render(messages: readonly TemplateMessage[], context: Record<string, unknown> = {}): string {
     const globals = new Map<string, Value>(Object.entries({ add_generation_prompt: false, ...context, messages }));
     globals.set('raise_exception', (msg: Value) => {
       throw new Error(`chat template raised: ${str(msg)}`);

@@ -5,7 +5,7 @@ export { BpeTokenizer, type BpeParts, type HfTokenizerJSON, parseHfTokenizerJSON
 export { trainBpe, type BpeTrainOptions } from './bpe_train.js';
 export { tokenizerFromJSON, tokenizerFromHfJSON } from './tokenizer_json.js';
 export { SentencePieceBpe } from './sentencepiece-bpe.js';
-export { ChatTemplate, type ChatMessage } from './chat-template.js';
+export { JinjaChatTemplate, type TemplateMessage } from './chat-template.js';
 export { compileSplitPattern, splitIsolated } from './split-pattern.js';
 export { readText, isUrl, type ReadTextOptions } from './read_text.js';
 export {

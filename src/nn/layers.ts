@@ -5,23 +5,30 @@ import type { Tensor } from '../tensor/tensor.js';
 import { layerNorm, dropout, dropoutUnscaled } from '../tensor/functional.js';
 import { Module, type Parameter } from './module.js';
 
+/** A side path added to a layer's output (LoRA attaches one): y = layer(x) + adapter(x). */
+export interface LinearAdapter {
+  forward(x: Tensor, key?: Tensor): Tensor;
+}
+
 export class Linear extends Module {
   readonly weight: Parameter;
   readonly bias: Parameter | undefined;
-
-  readonly outIn: boolean;
+  /** How the weight is stored: [in, out] (GPT-2's Conv1D) or [out, in] (Llama); merging an adapter reads it. */
+  readonly weightLayout: 'in,out' | 'out,in';
+  adapter: LinearAdapter | undefined;
 
   constructor(readonly inFeatures: number, readonly outFeatures: number, opts: { bias?: boolean; std?: number; outIn?: boolean } = {}) {
     super();
-    this.outIn = opts.outIn ?? false;
-    const shape = this.outIn ? [outFeatures, inFeatures] : [inFeatures, outFeatures];
+    this.weightLayout = opts.outIn ? 'out,in' : 'in,out';
+    const shape = opts.outIn ? [outFeatures, inFeatures] : [inFeatures, outFeatures];
     this.weight = this.param('weight', shape, { kind: 'normal', std: opts.std ?? 0.02 }, true);
     this.bias = opts.bias === false ? undefined : this.param('bias', [outFeatures], { kind: 'const', value: 0 }, false);
   }
 
-  forward(x: Tensor): Tensor {
-    const y = x.matmul(this.outIn ? this.weight.value.transpose(0, 1) : this.weight.value);
-    return this.bias ? y.add(this.bias.value) : y;
+  forward(x: Tensor, key?: Tensor): Tensor {
+    const y = x.matmul(this.weightLayout === 'out,in' ? this.weight.value.transpose(0, 1) : this.weight.value);
+    const out = this.bias ? y.add(this.bias.value) : y;
+    return this.adapter ? out.add(this.adapter.forward(x, key)) : out;
   }
 }
 

@@ -4,7 +4,7 @@
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { commitDirectory, float32ToBf16Bits, float32ToF16Bits, writeFileSynced, writeSafetensorsFile, type Dtype, type TensorEntry } from '../../checkpoint/index.js';
-import { ChatTemplate, tokenizerFromHfJSON, type ChatMessage, type Tokenizer } from '../../data/index.js';
+import { JinjaChatTemplate, tokenizerFromHfJSON, type TemplateMessage, type Tokenizer } from '../../data/index.js';
 import { FlatLayout } from '../../nn/flat.js';
 import type { LanguageModel } from '../model.js';
 import { createModel, type Architecture } from '../registry.js';
@@ -26,7 +26,7 @@ export interface LoadedModelDir {
   hfConfig: Record<string, unknown>;
   /** The prompt text for a conversation by the folder's chat template (parsed on first use),
    * with its bos/eos tokens; throws when the folder has no template. */
-  applyChatTemplate(messages: ChatMessage[], opts?: { addGenerationPrompt?: boolean }): string;
+  applyChatTemplate(messages: readonly TemplateMessage[], opts?: { addGenerationPrompt?: boolean }): string;
 }
 
 function readJson(path: string): Record<string, unknown> {
@@ -72,10 +72,10 @@ export function loadModelDir(dir: string, opts: { blockSize?: number } = {}): Lo
   }
   const tokenizerConfig = readTokenizerConfig(dir);
   const { params, dtypes } = readWeights(layout, resolved);
-  let template: ChatTemplate | undefined;
-  const applyChatTemplate = (messages: ChatMessage[], o: { addGenerationPrompt?: boolean } = {}): string => {
+  let template: JinjaChatTemplate | undefined;
+  const applyChatTemplate = (messages: readonly TemplateMessage[], o: { addGenerationPrompt?: boolean } = {}): string => {
     if (tokenizerConfig.chatTemplate === undefined) throw new Error(`${dir}/tokenizer_config.json has no "chat_template"`);
-    template ??= new ChatTemplate(tokenizerConfig.chatTemplate);
+    template ??= new JinjaChatTemplate(tokenizerConfig.chatTemplate);
     return template.render(messages, { bos_token: tokenizerConfig.bosToken, eos_token: tokenizerConfig.eosToken, add_generation_prompt: o.addGenerationPrompt ?? false });
   };
   return { model, architecture, params, dtypes, tokenizer, tokenizerConfig, hfConfig, applyChatTemplate };
