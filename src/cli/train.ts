@@ -3,14 +3,15 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs, formatHelp, UsageError, type FlagSpec } from './args.js';
 import { preset, PRESETS, type TrainHyper } from '../models/presets.js';
-import type { GPTConfig } from '../models/config.js';
+import type { Architecture } from '../models/registry.js';
 
-export const summary = 'pretrain a GPT language model on a text file or URL (--preset, --data, ...)';
+export const summary = 'pretrain a language model, or fine-tune a Hugging Face folder (--model DIR), on a text file or URL';
 
 const FLAGS: Record<string, FlagSpec> = {
   preset: { type: 'string', help: `start from a preset (${Object.keys(PRESETS).join(', ')})`, default: 'cpu-small' },
   config: { type: 'string', help: 'JSON file with any of the settings below (camelCase or snake_case keys)' },
   data: { type: 'string', help: 'training text: a file path or an http(s) URL' },
+  model: { type: 'string', help: 'fine-tune a Hugging Face model folder (config.json, safetensors, tokenizer.json) instead of a fresh preset model' },
   tokenizer: { type: 'string', help: 'char or bpe', default: 'char' },
   'bpe-vocab': { type: 'number', help: 'vocabulary size when training a BPE tokenizer', default: 512 },
   'n-layer': { type: 'number', help: 'transformer blocks' },
@@ -45,7 +46,7 @@ const FLAGS: Record<string, FlagSpec> = {
   help: { type: 'boolean', help: 'show this help' },
 };
 
-const MODEL_KEYS: Record<string, keyof GPTConfig> = { nLayer: 'nLayer', nHead: 'nHead', nEmbd: 'nEmbd', blockSize: 'blockSize', dropout: 'dropout', bias: 'bias' };
+const MODEL_KEYS: Record<string, string> = { nLayer: 'nLayer', nHead: 'nHead', nEmbd: 'nEmbd', blockSize: 'blockSize', dropout: 'dropout', bias: 'bias' };
 const HYPER_KEYS: Record<string, keyof TrainHyper> = {
   batchSize: 'batchSize', gradAccum: 'gradAccum', maxIters: 'maxIters', lr: 'lr', minLr: 'minLr', warmupIters: 'warmupIters',
   weightDecay: 'weightDecay', evalInterval: 'evalInterval', evalIters: 'evalIters', logInterval: 'logInterval',
@@ -54,7 +55,7 @@ const HYPER_KEYS: Record<string, keyof TrainHyper> = {
 const camelize = (k: string) => k.replace(/[_-]([a-z])/g, (_, c: string) => c.toUpperCase());
 
 export interface ResolvedTrainArgs {
-  model: Partial<GPTConfig>;
+  model: Architecture;
   hyper: TrainHyper;
   flags: Record<string, unknown>;
   /** Settings the user gave (flag or config file), camelCase: on resume only these override the checkpoint. */
@@ -85,10 +86,10 @@ export function resolveTrainArgs(argv: string[]): ResolvedTrainArgs {
   }
   const settings: Record<string, unknown> = { ...withDefaults, ...fromFile, ...given };
   const p = preset(String(settings.preset));
-  const model: Partial<GPTConfig> = { ...p.model };
+  const model: Architecture = { ...p.model };
   const hyper: TrainHyper = { ...p.train };
   for (const [k, v] of Object.entries(settings)) {
-    if (k in MODEL_KEYS) (model as Record<string, unknown>)[MODEL_KEYS[k]!] = v;
+    if (k in MODEL_KEYS) model[MODEL_KEYS[k]!] = v;
     if (k in HYPER_KEYS) (hyper as unknown as Record<string, unknown>)[HYPER_KEYS[k]!] = v;
   }
   const explicit = new Set([...Object.keys(fromFile), ...Object.keys(given)]);
@@ -116,6 +117,15 @@ export async function run(argv: string[]): Promise<number> {
     const { availableParallelism } = await import('node:os');
     peak = await measurePeakGflops(threads ?? availableParallelism(), [1024]);
   }
+  let init: Parameters<typeof runTraining>[0]['init'];
+  let tokenizerKind = flags.tokenizer as 'char' | 'bpe';
+  if (flags.model) {
+    const { loadModelDir } = await import('../models/hf/folder.js');
+    const hf = loadModelDir(String(flags.model), { blockSize: explicit.has('blockSize') ? (flags.blockSize as number) : undefined });
+    if (!hf.tokenizer) throw new UsageError(`atscale train: ${String(flags.model)} has no tokenizer.json; the data cannot be encoded for this model`);
+    init = { architecture: hf.model.architecture(), params: hf.params, tokenizer: hf.tokenizer };
+    tokenizerKind = hf.tokenizer.kind;
+  }
   const out = String(flags.out);
   const monitor = { ...setup.monitor };
   if (explicit.has('tensorboard') || !monitor.tensorboard) monitor.tensorboard = { ...monitor.tensorboard, enabled: flags.tensorboard !== false };
@@ -125,9 +135,10 @@ export async function run(argv: string[]): Promise<number> {
   try {
     const r = await runTraining({
       model,
+      init,
       hyper: setup.hyper,
       data: String(flags.data),
-      tokenizer: flags.tokenizer as 'char' | 'bpe',
+      tokenizer: tokenizerKind,
       bpeVocab: flags.bpeVocab as number,
       out,
       monitor,
