@@ -8,7 +8,7 @@ import { parseTokenizerFile, readCheckpointInfo } from '../src/engine/train-loop
 import { checkRunMeta } from '../src/engine/validate-meta.js';
 import { LocalTrainer } from '../src/engine/local-trainer.js';
 import { loadTrainedModel } from '../src/engine/load-trained.js';
-import { GPT } from '../src/models/gpt.js';
+import { createModel } from '../src/models/registry.js';
 import { tokenizerFromJSON } from '../src/data/index.js';
 import { MUTATIONS, type Files } from './ckpt-fuzz-mutations.js';
 
@@ -21,7 +21,8 @@ async function load(dir: string): Promise<void> {
   const tok = info.files['tokenizer.json'];
   if (!tok) throw new Error(`checkpoint ${dir} has no tokenizer.json`);
   if (tokenizerFromJSON(parseTokenizerFile(tok, dir)).fingerprint() !== meta.tokenizer) throw new Error(`the tokenizer does not match checkpoint ${dir}`);
-  const trainer = new LocalTrainer(new GPT(meta.config), { shape: { batch: 1, seq: meta.config.blockSize }, optimizer: { lr: 1e-3, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0 }, gradClip: 1, gradAccum: 1, seed: meta.seed, threads: 1 });
+  const model = createModel(meta.architecture);
+  const trainer = new LocalTrainer(model, { shape: { batch: 1, seq: model.dims.blockSize }, optimizer: { lr: 1e-3, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0 }, gradClip: 1, gradAccum: 1, seed: meta.seed, threads: 1 });
   await trainer.load(dir);
   loadTrainedModel(dir);
 }

@@ -53,7 +53,7 @@ function editHeader(files: Files, edit: (h: Record<string, { dtype: string; shap
 }
 
 const BAD_VALUES: unknown[] = ['7', -1, -0.5, null, '__NaN__', '__INF__', 1e300, [], {}, true];
-const META_FIELDS = ['iter', 'seed', 'world', 'trainRng', 'valRng', 'tokenizer', 'config.nLayer', 'config.nHead', 'config.nEmbd', 'config.blockSize', 'config.vocabSize', 'config.bias', 'config.dropout', 'hyper.lr', 'hyper.batchSize', 'hyper.maxIters', 'hyper.warmupIters', 'hyper.logInterval', 'hyper.beta2', 'hyper.weightDecay', 'hyper.gradAccum'];
+const META_FIELDS = ['iter', 'seed', 'world', 'trainRng', 'valRng', 'tokenizer', 'architecture.nLayer', 'architecture.nHead', 'architecture.nEmbd', 'architecture.blockSize', 'architecture.vocabSize', 'architecture.bias', 'architecture.dropout', 'architecture.family', 'hyper.lr', 'hyper.batchSize', 'hyper.maxIters', 'hyper.warmupIters', 'hyper.logInterval', 'hyper.beta2', 'hyper.weightDecay', 'hyper.gradAccum'];
 
 export interface Mutation {
   kind: string;
@@ -77,6 +77,6 @@ export const MUTATIONS: Mutation[] = [
   { kind: 'missing tensor', apply: (f, rng) => editTensors(f, (t) => { delete t[pick(rng, Object.keys(t))]; }) },
   { kind: 'meta field wrong type or range', apply: (f, rng) => editMeta(f, (m) => { const path = pick(rng, META_FIELDS).split('.'); let o = m; for (const k of path.slice(0, -1)) o = o[k] as Record<string, unknown>; let v = pick(rng, BAD_VALUES); if (path.at(-1) === 'config.bias' || (path.at(-1) === 'bias' && typeof v === 'boolean')) v = 'yes'; o[path.at(-1)!] = v; }) },
   { kind: 'meta replaced', apply: (f, rng) => { f.set('meta.json', Buffer.from(pick(rng, ['null', '[]', '"x"', '7', '{}', '{"iter":1}']))); return reseal(f); } },
-  { kind: 'meta config changed (layers)', apply: (f, rng) => editMeta(f, (m) => { const c = m.config as Record<string, number>; c.nLayer = c.nLayer! + pick(rng, [-1, 1, 2]); }) },
+  { kind: 'meta config changed (layers)', apply: (f, rng) => editMeta(f, (m) => { const c = m.architecture as Record<string, number>; c.nLayer = c.nLayer! + pick(rng, [-1, 1, 2]); }) },
   { kind: 'tokenizer edit', apply: (f, rng) => { const t = JSON.parse(f.get('tokenizer.json')!.toString()) as { kind: string; chars: string[] }; const e = rng.int(3); if (e === 0) [t.chars[0], t.chars[1]] = [t.chars[1]!, t.chars[0]!]; else if (e === 1) t.chars.pop(); else t.kind = 'bpe'; f.set('tokenizer.json', Buffer.from(JSON.stringify(t))); return reseal(f); } },
 ];

@@ -9,6 +9,7 @@ const BENCHES: Record<string, () => Promise<{ run(argv: string[]): Promise<numbe
   'ckpt-async': () => import('./ckpt-async.js'),
   'ckpt-fuzz': () => import('./ckpt-fuzz.js'),
   finetune: () => import('./finetune.js'),
+  monitor: () => import('./monitor.js'),
 };
 
 export async function runBench(argv: string[]): Promise<number> {

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import type { TrainHyper } from '../models/presets.js';
 import type { LanguageModel } from '../models/model.js';
 import type { Trainer } from '../engine/trainer.js';
+import type { MonitorOptions } from '../monitor/index.js';
 
 export interface DistSetup {
   rank: number;
@@ -13,6 +14,8 @@ export interface DistSetup {
   /** ZeRO stage of the trainer (for the memory estimate); absent for one local process. */
   zeroStage?: number;
   makeTrainer?: (model: LanguageModel, microBatch: number, seed: number, initial?: Float32Array) => Promise<Trainer>;
+  /** The config's tensorboard / csv_monitor sections, when it has them. */
+  monitor?: MonitorOptions;
   close(): Promise<void>;
 }
 
@@ -78,6 +81,7 @@ export async function distributedSetup(dsConfigPath: string | undefined, hyper: 
     world,
     hyper: h,
     zeroStage: cfg.zero.stage,
+    monitor: cfg.monitor,
     makeTrainer: (model, micro, seed, initial) => createZeroTrainer(model, cfg, pg, { seed, initialParams: initial, threads: opts.threads, device: opts.device, shape: { batch: micro, seq: model.dims.blockSize } }),
     close: () => pg.destroy(),
   };

@@ -7,7 +7,25 @@
 import { availableParallelism, totalmem } from 'node:os';
 import { modelStateBytes, layerActivationBytes, GIB } from '../plan/memory.js';
 import type { ModelSpec, TrainingSpec } from '../plan/specs.js';
-import { type GPTConfig, gptParamCount } from '../models/config.js';
+import type { LanguageModel } from '../models/model.js';
+import { FlatLayout } from '../nn/flat.js';
+
+/** The sizes the estimate needs (GPT-2 or Llama family alike). */
+export interface SizedModel {
+  nLayer: number;
+  nHead: number;
+  nEmbd: number;
+  blockSize: number;
+  vocabSize: number;
+  /** Exact parameter count. */
+  params: number;
+}
+
+/** Sizes of a built (not yet allocated) model: its dims and its flat layout's length. */
+export function sizesOf(model: LanguageModel): SizedModel {
+  const d = model.dims;
+  return { nLayer: d.nLayer, nHead: d.nHead, nEmbd: d.nEmbd, blockSize: d.blockSize, vocabSize: d.vocabSize, params: new FlatLayout(model).size };
+}
 
 export interface MemoryEstimate {
   params: number;
@@ -25,13 +43,16 @@ export class MemoryLimitError extends Error {
 }
 
 /** Bytes per process for one data-parallel rank of `world` at ZeRO `stage` (0: replicated). */
-export function estimateTrainingMemory(c: GPTConfig, microBatch: number, world = 1, stage = 0): MemoryEstimate {
-  const P = gptParamCount(c);
+export function estimateTrainingMemory(c: SizedModel, microBatch: number, world = 1, stage = 0): MemoryEstimate {
+  const P = c.params;
   const m: ModelSpec = { name: 'atscale', layers: c.nLayer, hidden: c.nEmbd, heads: c.nHead, seqLen: c.blockSize, vocab: c.vocabSize, ffn: 4 * c.nEmbd };
   const t: TrainingSpec = {
     gpus: world, globalBatch: microBatch * world, microBatch, seqLen: c.blockSize, dtype: 'fp32', tp: 1, pp: 1, dp: world,
     interleave: 1, zero: stage as 0 | 1 | 2 | 3, recompute: 'none', sequenceParallel: false, tokens: 0,
-  };
+    // atscale's graphs materialise the T x T attention scores (no fused kernel), so the
+    // attention core counts.
+    attention: 'materialized',
+  } as TrainingSpec;
   const per = modelStateBytes(t);
   const shard = (from: number) => (stage >= from ? world : 1);
   const params = (P * per.params) / shard(3);
@@ -62,7 +83,7 @@ export function memoryBudgetBytes(maxMemoryGb?: number): { bytes: number; source
 }
 
 /** Throws MemoryLimitError, with the figures and what to change, when the estimate exceeds the budget. */
-export function checkTrainingMemory(c: GPTConfig, microBatch: number, opts: { world?: number; stage?: number; maxMemoryGb?: number } = {}): MemoryEstimate {
+export function checkTrainingMemory(c: SizedModel, microBatch: number, opts: { world?: number; stage?: number; maxMemoryGb?: number } = {}): MemoryEstimate {
   const e = estimateTrainingMemory(c, microBatch, opts.world ?? 1, opts.stage ?? 0);
   const budget = memoryBudgetBytes(opts.maxMemoryGb);
   if (e.total > budget.bytes) {

@@ -6,12 +6,16 @@
 import type { GPTConfig } from '../models/config.js';
 import type { TrainHyper } from '../models/presets.js';
 import type { RngState } from '../tensor/rng.js';
+import { FAMILIES, type Architecture } from '../models/registry.js';
 import { ConfigValueError, HYPER_RULES, MODEL_RULES, SEED_RULE, checkValue } from './validate-config.js';
 
 /** What the training loop writes into meta.json. */
 export interface RunMeta {
   iter: number;
-  config: GPTConfig;
+  /** The model's architecture() record (family and sizes). */
+  architecture: Architecture;
+  /** Checkpoints written before families existed: a GPT-2 config. */
+  config?: Architecture;
   hyper: TrainHyper;
   seed: number;
   trainRng: RngState;
@@ -60,11 +64,31 @@ export function checkMetaConfig(v: unknown, source: string): GPTConfig {
   return c;
 }
 
+/**
+ * A checkpoint's architecture record: the family must be known; a GPT-2 record is checked field
+ * by field (MODEL_RULES); other families' sizes must be positive integers (their own
+ * constructors check the rest). Returned as written, family included.
+ */
+export function checkArchitecture(v: unknown, source: string): Architecture {
+  if (!isObject(v)) throw new ConfigValueError(`${source}: meta.json architecture must be an object, got ${JSON.stringify(v)}`);
+  const family = v.family ?? 'gpt2';
+  if (typeof family !== 'string' || !(FAMILIES as readonly string[]).includes(family)) throw new ConfigValueError(`${source}: meta.json architecture family must be one of ${FAMILIES.join(', ')}, got ${JSON.stringify(family)}`);
+  if (family === 'gpt2') {
+    checkMetaConfig(v, source);
+    return v as Architecture;
+  }
+  for (const [k, x] of Object.entries(v)) {
+    if (typeof x === 'number' && !(Number.isFinite(x) && x >= 0 && x <= 2 ** 40)) throw new ConfigValueError(`${source}: meta.json architecture.${k} must be a finite number >= 0, got ${x}`);
+  }
+  return v as Architecture;
+}
+
 /** The whole loop meta, with every field's type and range checked; `source` names the checkpoint. */
 export function checkRunMeta(meta: unknown, source: string): RunMeta {
   const where = `${source}: meta.json`;
   if (!isObject(meta)) throw new ConfigValueError(`${where} must be a JSON object, got ${JSON.stringify(meta)}; the checkpoint is not usable (was it edited by hand?)`);
-  const config = checkMetaConfig(meta.config, source);
+  if (meta.architecture === undefined && meta.config === undefined) throw new ConfigValueError(`${where} has neither 'architecture' nor 'config'; it does not say which model it holds`);
+  const architecture = checkArchitecture(meta.architecture ?? meta.config, source);
   const hyper = record(meta.hyper, `${where} hyper`, HYPER_RULES) as unknown as TrainHyper;
   checkValue(`${where} seed`, meta.seed, SEED_RULE);
   checkValue(`${where} world`, meta.world, { kind: 'int', min: 1, max: 1 << 20 });
@@ -80,5 +104,5 @@ export function checkRunMeta(meta: unknown, source: string): RunMeta {
       throw new ConfigValueError(`${where} skipped must be a list of step numbers below iter ${String(meta.iter)}, got ${JSON.stringify(s)}`);
     }
   }
-  return { ...(meta as unknown as RunMeta), config, hyper };
+  return { ...(meta as unknown as RunMeta), architecture, hyper };
 }

@@ -33,7 +33,7 @@ test('a background save publishes the same bytes as a synchronous one, at the sa
   const saves = (out: string) => records(out).filter((r) => 'checkpoint_stall_s' in r);
   assert.deepEqual(saves(bg).map((r) => r.iter), [2, 4, 7, 9]);
   assert.deepEqual(saves(bg).map((r) => r.iter), saves(sync).map((r) => r.iter));
-  assert.ok(saves(bg).every((r) => r.async === true) && saves(sync).every((r) => r.async === false));
+  assert.ok(saves(bg).every((r) => r.async === 1) && saves(sync).every((r) => r.async === 0));
 });
 
 test('--checkpoint-interval auto spaces saves by the Young/Daly interval from the measured stall', async () => {

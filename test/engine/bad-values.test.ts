@@ -179,9 +179,9 @@ test('every meta.json field: wrong type, out of range, NaN and huge values refus
     ['valRng', ['null']],
     ['tokenizer', ['5', '"abc"']],
     ['skipped', ['["a"]', '[1e12]']],
-    ...Object.entries(MODEL_RULES).map(([k, r]) => [`config.${k}`, badJsonValues(r)] as [string, string[]]),
+    ...Object.entries(MODEL_RULES).map(([k, r]) => [`architecture.${k}`, badJsonValues(r)] as [string, string[]]),
     ...Object.entries(HYPER_RULES).map(([k, r]) => [`hyper.${k}`, badJsonValues(r)] as [string, string[]]),
-    ['config.extraLayers', ['2']],
+    ['architecture.extraLayers', ['2']],
     ['hyper.momentum', ['0.9']],
   ];
   let cases = 0;
@@ -224,7 +224,7 @@ test('tensors load by their declared dtype: F16/BF16 converted, integers refused
   }
   rewrite(g.dir, 'model.safetensors', g.tensors);
   // meta says one layer fewer than the tensors hold: refused, not silently dropped.
-  rewrite(g.dir, 'meta.json', withField(g.meta, 'config.nLayer', '1'));
+  rewrite(g.dir, 'meta.json', withField(g.meta, 'architecture.nLayer', '1'));
   assert.throws(() => loadTrainedModel(g.dir), /parameters the model does not: .*\.1\./);
   await assert.rejects(runTraining(options(join(work, 'resume-extra'), { resume: g.dir })), /parameters the model does not/);
   rewrite(g.dir, 'meta.json', g.meta);
@@ -255,7 +255,7 @@ test('the memory estimate refuses before anything is allocated, with the figures
 function poisonedTrainer(at: number, times: number): RunOptions['makeTrainer'] {
   let left = times;
   return async (model, micro, seed) => {
-    const t = new LocalTrainer(model, { shape: { batch: micro, seq: model.config.blockSize }, optimizer: { lr: tinyHyper.lr, beta1: tinyHyper.beta1, beta2: tinyHyper.beta2, eps: 1e-8, weightDecay: tinyHyper.weightDecay }, gradClip: tinyHyper.gradClip, gradAccum: 1, seed, threads: 1 });
+    const t = new LocalTrainer(model, { shape: { batch: micro, seq: model.dims.blockSize }, optimizer: { lr: tinyHyper.lr, beta1: tinyHyper.beta1, beta2: tinyHyper.beta2, eps: 1e-8, weightDecay: tinyHyper.weightDecay }, gradClip: tinyHyper.gradClip, gradAccum: 1, seed, threads: 1 });
     const step = t.step.bind(t);
     t.step = async (batches, lr, iter) => {
       if (iter >= at && left-- > 0) (t.params.cur.data as Float32Array)[0] = NaN;
