@@ -31,6 +31,9 @@ export interface RunOptions {
   /** Data-parallel rank and world (1 process: 0 of 1). */
   rank?: number;
   world?: number;
+  /** With pipeline or tensor parallelism: this rank's data-parallel replica and their count
+   * (batches are sharded over these, not over all ranks); default rank of world. */
+  dataParallel?: { rank: number; size: number };
   /** Builds the trainer for a model (default: LocalTrainer); the ZeRO engine plugs in here. */
   makeTrainer?: (model: GPT, microBatch: number, seed: number) => Promise<Trainer>;
   /** Settings the user gave explicitly (camelCase hyper keys, 'seed'); on resume only these
@@ -64,6 +67,8 @@ interface Meta {
 export async function runTraining(o: RunOptions): Promise<RunResult> {
   const rank = o.rank ?? 0;
   const world = o.world ?? 1;
+  const dataRank = o.dataParallel?.rank ?? rank;
+  const dataWorld = o.dataParallel?.size ?? world;
   const ckptDir = join(o.out, 'ckpt');
   let meta: Meta | undefined;
   let resumeFiles: Record<string, string> | undefined;
@@ -77,7 +82,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   const config = gptConfig(meta ? meta.config : o.model);
   const h = meta ? resumedHyper(meta, o) : o.hyper;
   const seed = meta ? meta.seed : o.seed;
-  if (h.batchSize % world !== 0) throw new Error(`batch size ${h.batchSize} is not divisible by the ${world} data-parallel ranks`);
+  if (h.batchSize % dataWorld !== 0) throw new Error(`batch size ${h.batchSize} is not divisible by the ${dataWorld} data-parallel ranks`);
   for (const [k, v] of Object.entries(h)) if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`training setting ${k} must be a number, got ${String(v)}`);
   if (!(h.maxIters >= 0 && h.gradAccum >= 1 && h.batchSize >= 1 && h.evalIters >= 1 && h.evalInterval >= 1)) {
     throw new Error('max-iters must be >= 0, and batch-size, grad-accum, eval-iters and eval-interval >= 1');
@@ -90,7 +95,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   else if (config.vocabSize !== data.tokenizer.vocabSize) throw new Error(`checkpoint vocab ${config.vocabSize} != tokenizer vocab ${data.tokenizer.vocabSize}`);
 
   const model = new GPT(config);
-  const micro = h.batchSize / world;
+  const micro = h.batchSize / dataWorld;
   const shape = { batch: micro, seq: config.blockSize };
   const trainer = o.makeTrainer
     ? await o.makeTrainer(model, micro, seed)
@@ -98,8 +103,8 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   const align = o.alignAfter === undefined ? undefined : data.tokenizer.encode(o.alignAfter);
   if (align && align.length !== 1) throw new Error(`alignAfter must encode to exactly one token, got ${align.length}`);
   const startsIn = (tokens: ArrayLike<number>) => (align ? startsAfter(tokens, align[0]!) : undefined);
-  const trainSampler = new ShardedBatchSampler(data.train, config.blockSize, h.batchSize, rank, world, new Rng(seed), startsIn(data.train));
-  const valSampler = new ShardedBatchSampler(data.val, config.blockSize, h.batchSize, rank, world, new Rng(seed + 1), startsIn(data.val));
+  const trainSampler = new ShardedBatchSampler(data.train, config.blockSize, h.batchSize, dataRank, dataWorld, new Rng(seed), startsIn(data.train));
+  const valSampler = new ShardedBatchSampler(data.val, config.blockSize, h.batchSize, dataRank, dataWorld, new Rng(seed + 1), startsIn(data.val));
   let start = 0;
   if (meta) {
     await trainer.load(o.resume!);
