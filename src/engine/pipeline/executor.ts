@@ -32,6 +32,9 @@ export interface StepRecord {
   lossSum: number;
   /** Wall time of the schedule (compute + waiting), ms. */
   wallMs: number;
+  /** Wall time from the start to the end of this rank's last forward or backward, ms: the
+   * pipeline part of the step, whose idle share is the bubble. */
+  computeSpanMs: number;
   /** Time in forward/backward programs, ms. */
   busyMs: number;
 }
@@ -46,6 +49,7 @@ export async function runSchedule(instrs: Instr[], runner: StageRunner, links: L
   const pending: Promise<void>[] = [];
   let sendError: Error | null = null;
   let lossSum = 0;
+  let computeEnd = t0;
   const key = (kind: string, mb: number, stage: number) => `${kind}:${mb}:${stage}`;
   const what = (i: { kind: string; mb: number; stage: number; peer: number }) =>
     `pipeline rank ${me} (stage ${i.stage}): the ${i.kind === 'act' ? 'activation' : 'gradient'} of micro-batch ${i.mb} ${i.kind === 'act' ? 'for' : 'from after'} stage ${i.stage}, peer pipeline rank ${i.peer} (global rank ${links.globalRank(i.peer)})`;
@@ -57,6 +61,7 @@ export async function runSchedule(instrs: Instr[], runner: StageRunner, links: L
         const b = io.batch(i.mb);
         const x = i.stage === 0 ? undefined : takeInput(inbox, key('act', i.mb, i.stage), i.stage, i.mb);
         const y = await runner.forward(i.mb, i.stage, { idx: b.x, x }, io.key(i.mb));
+        computeEnd = performance.now();
         if (i.stage === runner.lastStage) break;
         // The next stage on this rank (p = 1 inside an interleaved rank never happens; p >= 2
         // puts adjacent stages on different ranks), or a send below.
@@ -67,6 +72,7 @@ export async function runSchedule(instrs: Instr[], runner: StageRunner, links: L
         const b = io.batch(i.mb);
         const dy = i.stage === runner.lastStage ? undefined : takeInput(inbox, key('grad', i.mb, i.stage), i.stage, i.mb);
         const r = await runner.backward(i.mb, i.stage, { dy, targets: b.y, seed: io.seed }, io.key(i.mb));
+        computeEnd = performance.now();
         if (r.loss !== undefined) lossSum += r.loss;
         if (r.dx) outbox.set(key('grad', i.mb, i.stage - 1), r.dx);
         break;
@@ -111,7 +117,7 @@ export async function runSchedule(instrs: Instr[], runner: StageRunner, links: L
   if (sendError) throw sendError;
   // Anything left in the outbox went to a stage on this rank that never ran: a schedule bug.
   if (outbox.size || inbox.size || runner.inFlight) throw new Error(`pipeline rank ${me}: the schedule left ${outbox.size} unsent, ${inbox.size} unused and ${runner.inFlight} unfinished micro-batch results`);
-  return { lossSum, wallMs: performance.now() - t0, busyMs: runner.busyMs };
+  return { lossSum, wallMs: performance.now() - t0, computeSpanMs: computeEnd - t0, busyMs: runner.busyMs };
 }
 
 function takeInput(inbox: Map<string, Float32Array>, k: string, stage: number, mb: number): Float32Array {
