@@ -39,6 +39,8 @@ export interface SetupOptions {
   parallel?: ParallelFlags;
   /** The model's depth and heads (the layout is checked against them before any process starts). */
   model?: { nLayer?: number; nHead?: number };
+  /** Per-rank cap on model state (GiB); a layout above it fails before allocating. */
+  maxMemoryGb?: number;
 }
 
 export async function distributedSetup(dsConfigPath: string | undefined, hyper: TrainHyper, explicit: ReadonlySet<string>, opts: SetupOptions): Promise<DistSetup> {
@@ -47,7 +49,7 @@ export async function distributedSetup(dsConfigPath: string | undefined, hyper: 
   if (!Number.isInteger(world) || world < 1) throw new Error(`WORLD_SIZE='${worldEnv}' is not a positive integer (atscale launch sets it)`);
   const flags = opts.parallel ?? {};
   const meshFlags = Object.values(flags).some((v) => v !== undefined);
-  if (!dsConfigPath && world === 1 && !meshFlags) return { rank: 0, world: 1, hyper, close: async () => {} };
+  if (!dsConfigPath && world === 1 && !meshFlags) return { rank: 0, world: 1, hyper, makeTrainer: cappedLocalTrainer(hyper, opts), close: async () => {} };
   let raw: unknown;
   if (dsConfigPath) {
     const clash = Object.keys(OWNED_BY_CONFIG).filter((k) => explicit.has(k));
@@ -72,7 +74,7 @@ export async function distributedSetup(dsConfigPath: string | undefined, hyper: 
   });
   const { dp, pp, tp } = resolved.layout.mesh;
   const trivialMesh = pp === 1 && tp === 1;
-  if (!dsConfigPath && world === 1 && trivialMesh) return { rank: 0, world: 1, hyper, close: async () => {} };
+  if (!dsConfigPath && world === 1 && trivialMesh) return { rank: 0, world: 1, hyper, makeTrainer: cappedLocalTrainer(hyper, opts), close: async () => {} };
   raw ??= configFromFlags(hyper, dp);
   const cfg = parseDeepSpeedConfig(raw, dp);
   const { initProcessGroup } = await import('../dist/index.js');
@@ -109,11 +111,18 @@ export async function distributedSetup(dsConfigPath: string | undefined, hyper: 
       dataParallel: { rank: mesh.coords.dp, size: dp },
       hyper: h,
       makeTrainer: async (model, micro, seed) => {
+        const { rankStateBytes, checkMemoryCap } = await import('../engine/mesh/memory.js');
+        const d = model.dims;
+        const spec = { name: model.family, layers: d.nLayer, hidden: d.nEmbd, heads: d.nHead, seqLen: d.blockSize, vocab: d.vocabSize, ffn: 4 * d.nEmbd };
+        const bias = model.architecture().bias !== false;
+        checkMemoryCap(spec, resolved.layout.mesh, resolved.layout.virtual, resolved.stageLayers, cfg.zero.stage, opts.maxMemoryGb, bias);
         const t = new MeshTrainer(model, mesh, {
           seed, threads: opts.threads, device: opts.device, shape: { batch: micro, seq: model.dims.blockSize },
           optimizer: cfg.optimizer, gradClip: cfg.gradClip, microBatches: cfg.gradAccum, zeroStage: cfg.zero.stage, layout: resolved.layout, stageLayers: resolved.stageLayers,
         });
         await t.prepare();
+        const formula = rankStateBytes(spec, resolved.layout.mesh, resolved.layout.virtual, resolved.stageLayers, mesh.coords.pp, cfg.zero.stage, bias);
+        console.log(`memory: ${mesh.describe()}: held ${JSON.stringify(t.memoryReport())}, formula ${JSON.stringify(formula)}`);
         return t;
       },
       close: () => pg.destroy(),
@@ -125,5 +134,20 @@ export async function distributedSetup(dsConfigPath: string | undefined, hyper: 
     hyper: h,
     makeTrainer: (model, micro, seed) => createZeroTrainer(model, cfg, pg, { seed, threads: opts.threads, device: opts.device, shape: { batch: micro, seq: model.dims.blockSize } }),
     close: () => pg.destroy(),
+  };
+}
+
+/** With --max-memory-gb, one process checks its model state against the cap before building
+ * the (default) LocalTrainer; without it the training loop builds the trainer itself. */
+function cappedLocalTrainer(h: TrainHyper, opts: SetupOptions): DistSetup['makeTrainer'] {
+  const cap = opts.maxMemoryGb;
+  if (cap === undefined) return undefined;
+  return async (model, micro, seed) => {
+    const { checkMemoryCap } = await import('../engine/mesh/memory.js');
+    const { LocalTrainer } = await import('../engine/local-trainer.js');
+    const d = model.dims;
+    const spec = { name: model.family, layers: d.nLayer, hidden: d.nEmbd, heads: d.nHead, seqLen: d.blockSize, vocab: d.vocabSize, ffn: 4 * d.nEmbd };
+    checkMemoryCap(spec, { dp: 1, pp: 1, tp: 1 }, 1, [d.nLayer], 0, cap, model.architecture().bias !== false);
+    return new LocalTrainer(model, { shape: { batch: micro, seq: d.blockSize }, optimizer: { lr: h.lr, beta1: h.beta1, beta2: h.beta2, eps: 1e-8, weightDecay: h.weightDecay }, gradClip: h.gradClip, gradAccum: h.gradAccum, seed, device: opts.device, threads: opts.threads });
   };
 }

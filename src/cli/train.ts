@@ -42,6 +42,7 @@ const FLAGS: Record<string, FlagSpec> = {
   'pipeline-schedule': { type: 'string', help: 'gpipe, 1f1b or interleaved (default 1f1b; interleaved when v > 1)' },
   'sequence-parallel': { type: 'boolean', help: 'split LayerNorm/dropout regions along the sequence over the tp ranks' },
   'recompute-granularity': { type: 'string', help: 'activation checkpointing per block: none, selective or full (pipelines: full)' },
+  'max-memory-gb': { type: 'number', help: 'refuse to start when one rank\'s model state (params, grads, optimizer) would exceed this many GiB' },
   quiet: { type: 'boolean', help: 'no progress line' },
   help: { type: 'boolean', help: 'show this help' },
 };
@@ -118,7 +119,7 @@ export async function run(argv: string[]): Promise<number> {
     recomputeGranularity: flags.recomputeGranularity as string | undefined,
     pipelineSchedule: flags.pipelineSchedule as string | undefined,
   };
-  const setup = await dist.distributedSetup(flags.deepspeedConfig as string | undefined, hyper, explicit, { device, threads, parallel, model: { nLayer: model.nLayer, nHead: model.nHead } });
+  const setup = await dist.distributedSetup(flags.deepspeedConfig as string | undefined, hyper, explicit, { device, threads, parallel, model: { nLayer: model.nLayer, nHead: model.nHead }, maxMemoryGb: flags.maxMemoryGb as number | undefined });
   let peak = flags.peakGflops as number | undefined;
   if (peak === undefined) {
     const { measurePeakGflops } = await import('../runtime/gemm-probe.js');

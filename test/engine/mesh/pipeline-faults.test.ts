@@ -39,6 +39,17 @@ test('bad layouts fail before the process group starts, with the arithmetic', ()
   assert.match(r.stdout + r.stderr, /covers 2 \+ 1 = 3 layers but the model has 4: it loses 1 layer/);
 });
 
+test('--max-memory-gb: the whole model is refused on one process before allocating; two pipeline stages fit', () => {
+  const small = [...FLAGS, '--max-iters', '1', '--grad-accum', '2', '--max-memory-gb', '0.0005'];
+  const one = spawnSync(process.execPath, [CLI, ...small, '--out', join(work, 'cap1')], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, WORLD_SIZE: '1' } });
+  assert.notEqual(one.status, 0);
+  assert.match(one.stderr, /needs 0\.000\d+ GB of model state \(params .* \+ grads .* \+ optimizer .*\) at dp 1 x pp 1 x tp 1, above --max-memory-gb 0\.0005/);
+  assert.ok(!existsSync(join(work, 'cap1', 'metrics.jsonl')));
+  const two = spawnSync(process.execPath, [CLI, 'launch', '--nproc-per-node', '2', '--', process.execPath, CLI, ...small, '--pipeline-model-parallel-size', '2', '--out', join(work, 'cap2')], { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(two.status, 0, two.stdout + two.stderr);
+  assert.ok(existsSync(join(work, 'cap2', 'metrics.jsonl')));
+});
+
 test('a pipeline rank killed mid-run is named by its peer, with the micro-batch it waited for', async () => {
   const port = await freePort();
   const secret = randomBytes(32).toString('hex');

@@ -62,8 +62,11 @@ test('pp2 and pp2 interleaved (v=2) train like one process; the consolidated che
   assert.match(log, /mesh: dp 1 x pp 2 x tp 1, 1f1b schedule, v 1, layers per stage \[2, 2\]/);
   sameLosses(one, pp2, 'pp2');
   sameCheckpoint(one, pp2);
+  checkMemoryLines(log, 2);
   const v2 = join(work, 'pp2v2');
-  assert.match(run([...FLAGS, '--pipeline-model-parallel-size', '2', '--virtual-pipeline-model-parallel-size', '2'], 2, v2), /interleaved schedule, v 2, layers per stage \[1, 1, 1, 1\]/);
+  const logV2 = run([...FLAGS, '--pipeline-model-parallel-size', '2', '--virtual-pipeline-model-parallel-size', '2'], 2, v2);
+  assert.match(logV2, /interleaved schedule, v 2, layers per stage \[1, 1, 1, 1\]/);
+  checkMemoryLines(logV2, 2);
   sameLosses(one, v2, 'pp2 v2');
 });
 
@@ -77,8 +80,22 @@ test('dp2 x pp2 with ZeRO-1 (DeepSpeed config) trains like one process with the 
   run(['train', ...MODEL, '--max-iters', '20', '--deepspeed-config', cfg(4, {})], 1, one);
   const mesh = join(work, 'dp2pp2');
   // The pipeline degree comes from the config's pipeline section here.
-  assert.match(run(['train', ...MODEL, '--max-iters', '20', '--deepspeed-config', cfg(2, { pipeline: { stages: 2, partition: [3, 1] } })], 4, mesh), /dp 2 x pp 2 x tp 1, 1f1b schedule, v 1, layers per stage \[3, 1\], ZeRO stage 1/);
+  const log = run(['train', ...MODEL, '--max-iters', '20', '--deepspeed-config', cfg(2, { pipeline: { stages: 2, partition: [3, 1] } })], 4, mesh);
+  assert.match(log, /dp 2 x pp 2 x tp 1, 1f1b schedule, v 1, layers per stage \[3, 1\], ZeRO stage 1/);
+  // Per-rank parameter, gradient and (ZeRO-1: halved) optimizer bytes are the formula's.
+  checkMemoryLines(log, 4);
+  assert.match(log, /rank 3 of 4: dp 1\/2, pp 1\/2, tp 0\/1: held \{"paramBytes":\d+,"gradBytes":\d+,"optimBytes":\d+\}/);
   sameLosses(one, mesh, 'dp2 x pp2 ZeRO-1');
 });
+
+/** Every rank's `memory:` line: bytes held by the trainer equal the closed-form formula. */
+function checkMemoryLines(log: string, ranks: number): void {
+  const lines = log.split('\n').filter((l) => l.includes('] memory: '));
+  assert.equal(lines.length, ranks, log);
+  for (const l of lines) {
+    const m = /held (\{[^}]*\}), formula (\{[^}]*\})/.exec(l)!;
+    assert.deepEqual(JSON.parse(m[1]!), JSON.parse(m[2]!), l);
+  }
+}
 
 test.after(() => rmSync(work, { recursive: true, force: true }));
