@@ -13,7 +13,7 @@ export interface DistSetup {
   /** With pipeline/tensor parallelism: this rank's data-parallel replica and their count. */
   dataParallel?: { rank: number; size: number };
   hyper: TrainHyper;
-  makeTrainer?: (model: LanguageModel, microBatch: number, seed: number) => Promise<Trainer>;
+  makeTrainer?: (model: LanguageModel, microBatch: number, seed: number, initial?: Float32Array) => Promise<Trainer>;
   close(): Promise<void>;
 }
 
@@ -110,7 +110,7 @@ export async function distributedSetup(dsConfigPath: string | undefined, hyper: 
       world,
       dataParallel: { rank: mesh.coords.dp, size: dp },
       hyper: h,
-      makeTrainer: async (model, micro, seed) => {
+      makeTrainer: async (model, micro, seed, initial) => {
         const { rankStateBytes, checkMemoryCap } = await import('../engine/mesh/memory.js');
         const d = model.dims;
         const spec = { name: model.family, layers: d.nLayer, hidden: d.nEmbd, heads: d.nHead, seqLen: d.blockSize, vocab: d.vocabSize, ffn: 4 * d.nEmbd };
@@ -118,7 +118,7 @@ export async function distributedSetup(dsConfigPath: string | undefined, hyper: 
         checkMemoryCap(spec, resolved.layout.mesh, resolved.layout.virtual, resolved.stageLayers, cfg.zero.stage, opts.maxMemoryGb, bias);
         const t = new MeshTrainer(model, mesh, {
           seed, threads: opts.threads, device: opts.device, shape: { batch: micro, seq: model.dims.blockSize },
-          optimizer: cfg.optimizer, gradClip: cfg.gradClip, microBatches: cfg.gradAccum, zeroStage: cfg.zero.stage, layout: resolved.layout, stageLayers: resolved.stageLayers,
+          optimizer: cfg.optimizer, gradClip: cfg.gradClip, microBatches: cfg.gradAccum, zeroStage: cfg.zero.stage, layout: resolved.layout, stageLayers: resolved.stageLayers, initialParams: initial,
         });
         await t.prepare();
         const formula = rankStateBytes(spec, resolved.layout.mesh, resolved.layout.virtual, resolved.stageLayers, mesh.coords.pp, cfg.zero.stage, bias);
@@ -132,7 +132,7 @@ export async function distributedSetup(dsConfigPath: string | undefined, hyper: 
     rank: pg.rank,
     world,
     hyper: h,
-    makeTrainer: (model, micro, seed) => createZeroTrainer(model, cfg, pg, { seed, threads: opts.threads, device: opts.device, shape: { batch: micro, seq: model.dims.blockSize } }),
+    makeTrainer: (model, micro, seed, initial) => createZeroTrainer(model, cfg, pg, { seed, initialParams: initial, threads: opts.threads, device: opts.device, shape: { batch: micro, seq: model.dims.blockSize } }),
     close: () => pg.destroy(),
   };
 }
@@ -142,12 +142,12 @@ export async function distributedSetup(dsConfigPath: string | undefined, hyper: 
 function cappedLocalTrainer(h: TrainHyper, opts: SetupOptions): DistSetup['makeTrainer'] {
   const cap = opts.maxMemoryGb;
   if (cap === undefined) return undefined;
-  return async (model, micro, seed) => {
+  return async (model, micro, seed, initial) => {
     const { checkMemoryCap } = await import('../engine/mesh/memory.js');
     const { LocalTrainer } = await import('../engine/local-trainer.js');
     const d = model.dims;
     const spec = { name: model.family, layers: d.nLayer, hidden: d.nEmbd, heads: d.nHead, seqLen: d.blockSize, vocab: d.vocabSize, ffn: 4 * d.nEmbd };
     checkMemoryCap(spec, { dp: 1, pp: 1, tp: 1 }, 1, [d.nLayer], 0, cap, model.architecture().bias !== false);
-    return new LocalTrainer(model, { shape: { batch: micro, seq: d.blockSize }, optimizer: { lr: h.lr, beta1: h.beta1, beta2: h.beta2, eps: 1e-8, weightDecay: h.weightDecay }, gradClip: h.gradClip, gradAccum: h.gradAccum, seed, device: opts.device, threads: opts.threads });
+    return new LocalTrainer(model, { shape: { batch: micro, seq: d.blockSize }, optimizer: { lr: h.lr, beta1: h.beta1, beta2: h.beta2, eps: 1e-8, weightDecay: h.weightDecay }, gradClip: h.gradClip, gradAccum: h.gradAccum, seed, initialParams: initial, device: opts.device, threads: opts.threads });
   };
 }

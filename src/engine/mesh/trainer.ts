@@ -34,6 +34,8 @@ export interface MeshTrainerOptions extends ExecOptions {
   layout: ParallelLayout;
   /** Layers of each virtual stage (checkLayout's result). */
   stageLayers: number[];
+  /** Starting parameters (a pretrained model being fine-tuned); default: initialised from seed. */
+  initialParams?: Float32Array;
 }
 
 const f32 = (data: Float32Array): HostValue => ({ dtype: 'float32', shape: [data.length], data });
@@ -68,7 +70,8 @@ export class MeshTrainer implements Trainer {
     const starts = stageStarts(opts.stageLayers);
     const last = pp * v - 1;
     const mine = Array.from({ length: v }, (_, c) => c * pp + mesh.coords.pp).map((s) => ({ stage: s, blocks: [starts[s]!, starts[s + 1]!] as [number, number] }));
-    this.runner = new StageRunner(model, this.layout, opts.shape, mine, last, this.layout.initialise(opts.seed));
+    if (opts.initialParams && opts.initialParams.length !== this.layout.size) throw new Error(`initial parameters have ${opts.initialParams.length} values, the model needs ${this.layout.size}`);
+    this.runner = new StageRunner(model, this.layout, opts.shape, mine, last, opts.initialParams ?? this.layout.initialise(opts.seed));
     this.schedule = buildSchedule(opts.layout.schedule, pp, v, opts.microBatches);
     const named = model.units();
     this.tied = named.head.filter((h) => named.embed.includes(h));
