@@ -7,6 +7,7 @@ const BENCHES: Record<string, () => Promise<{ run(argv: string[]): Promise<numbe
   zero: () => import('./zero.js'),
   plan: () => import('./plan.js'),
   pipeline: () => import('./pipeline.js'),
+  activations: () => import('./activations.js'),
   finetune: () => import('./finetune.js'),
 };
 
