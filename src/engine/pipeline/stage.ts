@@ -18,9 +18,10 @@ export interface OwnedUnit extends Unit {
 }
 
 interface Compiled {
-  forward?: NamedExecutable;
-  backward: NamedExecutable;
   seg: Segment;
+  /** Set by compile(). */
+  forward?: NamedExecutable;
+  backward?: NamedExecutable;
 }
 
 interface Stash {
@@ -76,7 +77,7 @@ export class StageRunner {
     this.grads = new Float32Array(at);
     for (const u of this.owned) this.params.set(full.subarray(u.offset, u.offset + u.size), u.at);
     this.act = [shape.batch, shape.seq, model.dims.nEmbd];
-    for (const s of need) this.compiled.set(s.name, { seg: s, backward: undefined as unknown as NamedExecutable });
+    for (const s of need) this.compiled.set(s.name, { seg: s });
   }
 
   async compile(opts: ExecOptions): Promise<void> {
@@ -87,6 +88,12 @@ export class StageRunner {
       const outs = s.kind === 'embed' ? unitNames : s.kind === 'block' ? ['dx', ...unitNames] : ['loss', 'dx', ...unitNames];
       c.backward = await NamedExecutable.compile(s.backward, outs, opts);
     }
+  }
+
+  private compiledOf(name: string): Required<Compiled> {
+    const c = this.compiled.get(name);
+    if (!c?.backward) throw new Error(`segment '${name}' is not compiled on this rank (call compile() first)`);
+    return c as Required<Compiled>;
   }
 
   private unit(name: string): OwnedUnit {
@@ -133,15 +140,15 @@ export class StageRunner {
       const st: Stash = { inputs: [], out: undefined as unknown as HostValue };
       let x: HostValue;
       if (stage === 0) {
-        const c = this.compiled.get('embed')!;
+        const c = this.compiledOf('embed');
         st.idx = hostValue('int32', [this.shape.batch, this.shape.seq], input.idx!);
-        x = (await c.forward!.run({ ...this.paramFeeds(c.seg), idx: st.idx, ...keyFeed })).x!;
+        x = (await c.forward.run({ ...this.paramFeeds(c.seg), idx: st.idx, ...keyFeed })).x!;
       } else x = f32(input.x!, this.act);
       const [b0, b1] = this.blocksOf(stage);
       for (let b = b0; b < b1; b++) {
-        const c = this.compiled.get(`block ${b}`)!;
+        const c = this.compiledOf(`block ${b}`);
         st.inputs.push(x);
-        x = (await c.forward!.run({ ...this.paramFeeds(c.seg), x, ...keyFeed })).y!;
+        x = (await c.forward.run({ ...this.paramFeeds(c.seg), x, ...keyFeed })).y!;
       }
       st.out = x;
       this.stash.set(`${mb}:${stage}`, st);
@@ -161,7 +168,7 @@ export class StageRunner {
       let dy: HostValue;
       let loss: number | undefined;
       if (stage === this.lastStage) {
-        const c = this.compiled.get('head')!;
+        const c = this.compiledOf('head');
         const targets = hostValue('int32', [this.shape.batch, this.shape.seq], input.targets!);
         const out = await c.backward.run({ ...this.paramFeeds(c.seg), x: st.out, targets, seed: hostValue('float32', [], [input.seed]) });
         this.addGrads(c.seg, out);
@@ -170,13 +177,13 @@ export class StageRunner {
       } else dy = f32(input.dy!, this.act);
       const [b0, b1] = this.blocksOf(stage);
       for (let b = b1 - 1; b >= b0; b--) {
-        const c = this.compiled.get(`block ${b}`)!;
+        const c = this.compiledOf(`block ${b}`);
         const out = await c.backward.run({ ...this.paramFeeds(c.seg), x: st.inputs[b - b0]!, dy, ...keyFeed });
         this.addGrads(c.seg, out);
         dy = out.dx!;
       }
       if (stage === 0) {
-        const c = this.compiled.get('embed')!;
+        const c = this.compiledOf('embed');
         this.addGrads(c.seg, await c.backward.run({ ...this.paramFeeds(c.seg), idx: st.idx!, dy, ...keyFeed }));
         return { dx: null, loss };
       }
