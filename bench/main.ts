@@ -9,6 +9,7 @@ const BENCHES: Record<string, () => Promise<{ run(argv: string[]): Promise<numbe
   pipeline: () => import('./pipeline.js'),
   activations: () => import('./activations.js'),
   finetune: () => import('./finetune.js'),
+  monitor: () => import('./monitor.js'),
 };
 
 export async function runBench(argv: string[]): Promise<number> {

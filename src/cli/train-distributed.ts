@@ -6,6 +6,7 @@ import type { TrainHyper } from '../models/presets.js';
 import type { LanguageModel } from '../models/model.js';
 import type { Trainer } from '../engine/trainer.js';
 import type { ParallelFlags } from '../engine/mesh/config.js';
+import type { MonitorOptions } from '../monitor/index.js';
 
 export interface DistSetup {
   rank: number;
@@ -14,6 +15,8 @@ export interface DistSetup {
   dataParallel?: { rank: number; size: number };
   hyper: TrainHyper;
   makeTrainer?: (model: LanguageModel, microBatch: number, seed: number, initial?: Float32Array) => Promise<Trainer>;
+  /** The config's tensorboard / csv_monitor sections, when it has them. */
+  monitor?: MonitorOptions;
   close(): Promise<void>;
 }
 
@@ -110,6 +113,7 @@ export async function distributedSetup(dsConfigPath: string | undefined, hyper: 
       world,
       dataParallel: { rank: mesh.coords.dp, size: dp },
       hyper: h,
+      monitor: cfg.monitor,
       makeTrainer: async (model, micro, seed, initial) => {
         const { rankStateBytes, checkMemoryCap } = await import('../engine/mesh/memory.js');
         const d = model.dims;
@@ -132,6 +136,7 @@ export async function distributedSetup(dsConfigPath: string | undefined, hyper: 
     rank: pg.rank,
     world,
     hyper: h,
+    monitor: cfg.monitor,
     makeTrainer: (model, micro, seed, initial) => createZeroTrainer(model, cfg, pg, { seed, initialParams: initial, threads: opts.threads, device: opts.device, shape: { batch: micro, seq: model.dims.blockSize } }),
     close: () => pg.destroy(),
   };
