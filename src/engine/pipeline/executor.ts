@@ -51,8 +51,8 @@ export async function runSchedule(instrs: Instr[], runner: StageRunner, links: L
   let lossSum = 0;
   let computeEnd = t0;
   const key = (kind: string, mb: number, stage: number) => `${kind}:${mb}:${stage}`;
-  const what = (i: { kind: string; mb: number; stage: number; peer: number }) =>
-    `pipeline rank ${me} (stage ${i.stage}): the ${i.kind === 'act' ? 'activation' : 'gradient'} of micro-batch ${i.mb} ${i.kind === 'act' ? 'for' : 'from after'} stage ${i.stage}, peer pipeline rank ${i.peer} (global rank ${links.globalRank(i.peer)})`;
+  const what = (i: { op: string; kind: string; mb: number; stage: number; peer: number }) =>
+    `pipeline rank ${me} (stage ${i.stage}): ${i.op === 'send' ? 'sending' : 'receiving'} the ${i.kind === 'act' ? 'activation' : 'gradient'} of micro-batch ${i.mb} ${i.op === 'send' ? 'to' : 'from'} pipeline rank ${i.peer} (global rank ${links.globalRank(i.peer)})`;
 
   for (const i of instrs) {
     if (sendError) throw sendError;
