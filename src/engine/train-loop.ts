@@ -36,6 +36,9 @@ export interface RunOptions {
   /** Data-parallel rank and world (1 process: 0 of 1). */
   rank?: number;
   world?: number;
+  /** With pipeline or tensor parallelism: this rank's data-parallel replica and their count
+   * (batches are sharded over these, not over all ranks); default rank of world. */
+  dataParallel?: { rank: number; size: number };
   /** Builds the trainer for a model (default: LocalTrainer); the ZeRO engine plugs in here. */
   makeTrainer?: (model: LanguageModel, microBatch: number, seed: number) => Promise<Trainer>;
   /** Settings the user gave explicitly (camelCase hyper keys, 'seed'); on resume only these
@@ -74,6 +77,8 @@ interface Meta {
 export async function runTraining(o: RunOptions): Promise<RunResult> {
   const rank = o.rank ?? 0;
   const world = o.world ?? 1;
+  const dataRank = o.dataParallel?.rank ?? rank;
+  const dataWorld = o.dataParallel?.size ?? world;
   const ckptDir = join(o.out, 'ckpt');
   let meta: Meta | undefined;
   let resumeFiles: Record<string, string> | undefined;
@@ -89,7 +94,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   const blockSize = createModel(arch).dims.blockSize;
   const h = meta ? resumedHyper(meta, o) : o.hyper;
   const seed = meta ? meta.seed : o.seed;
-  if (h.batchSize % world !== 0) throw new Error(`batch size ${h.batchSize} is not divisible by the ${world} data-parallel ranks`);
+  if (h.batchSize % dataWorld !== 0) throw new Error(`batch size ${h.batchSize} is not divisible by the ${dataWorld} data-parallel ranks`);
   for (const [k, v] of Object.entries(h)) if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`training setting ${k} must be a number, got ${String(v)}`);
   if (!(h.maxIters >= 0 && h.gradAccum >= 1 && h.batchSize >= 1 && h.evalIters >= 1 && h.evalInterval >= 1)) {
     throw new Error('max-iters must be >= 0, and batch-size, grad-accum, eval-iters and eval-interval >= 1');
@@ -105,7 +110,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   else if (data.tokenizer.vocabSize > Number(arch.vocabSize)) throw new Error(`checkpoint vocab ${String(arch.vocabSize)} < tokenizer vocab ${data.tokenizer.vocabSize}`);
 
   const model = createModel(arch);
-  const micro = h.batchSize / world;
+  const micro = h.batchSize / dataWorld;
   const shape = { batch: micro, seq: blockSize };
   const trainer: Trainer = o.makeTrainer
     ? await o.makeTrainer(model, micro, seed)
@@ -113,8 +118,8 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   const align = o.alignAfter === undefined ? undefined : data.tokenizer.encode(o.alignAfter);
   if (align && align.length !== 1) throw new Error(`alignAfter must encode to exactly one token, got ${align.length}`);
   const startsIn = (tokens: ArrayLike<number>) => (align ? startsAfter(tokens, align[0]!) : undefined);
-  const trainSampler = new ShardedBatchSampler(data.train, blockSize, h.batchSize, rank, world, new Rng(seed), startsIn(data.train));
-  const valSampler = new ShardedBatchSampler(data.val, blockSize, h.batchSize, rank, world, new Rng(seed + 1), startsIn(data.val));
+  const trainSampler = new ShardedBatchSampler(data.train, blockSize, h.batchSize, dataRank, dataWorld, new Rng(seed), startsIn(data.train));
+  const valSampler = new ShardedBatchSampler(data.val, blockSize, h.batchSize, dataRank, dataWorld, new Rng(seed + 1), startsIn(data.val));
   let start = 0;
   if (meta) {
     await trainer.load(o.resume!);
