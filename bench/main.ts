@@ -8,6 +8,8 @@ const BENCHES: Record<string, () => Promise<{ run(argv: string[]): Promise<numbe
   plan: () => import('./plan.js'),
   'ckpt-async': () => import('./ckpt-async.js'),
   'ckpt-fuzz': () => import('./ckpt-fuzz.js'),
+  pipeline: () => import('./pipeline.js'),
+  activations: () => import('./activations.js'),
   finetune: () => import('./finetune.js'),
   monitor: () => import('./monitor.js'),
 };

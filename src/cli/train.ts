@@ -44,7 +44,13 @@ const FLAGS: Record<string, FlagSpec> = {
   'async-checkpoint': { type: 'boolean', help: 'snapshot the state at the step boundary and write checkpoints in a background thread' },
   'checkpoint-interval': { type: 'string', help: "also save every N steps, or 'auto': the Young/Daly interval from the measured save stall and --mtbf-hours (default: at evaluations)" },
   'mtbf-hours': { type: 'number', help: 'mean time between failures of the whole job, for --checkpoint-interval auto' },
-  'deepspeed-config': { type: 'string', help: 'DeepSpeed-style JSON (batch sizes, optimizer, scheduler, zero_optimization)' },
+  'deepspeed-config': { type: 'string', help: 'DeepSpeed-style JSON (batch sizes, optimizer, scheduler, zero_optimization, pipeline, tensor_parallel, activation_checkpointing)' },
+  'tensor-model-parallel-size': { type: 'number', help: 'tensor-parallel degree tp (world = dp x pp x tp, tp innermost)' },
+  'pipeline-model-parallel-size': { type: 'number', help: 'pipeline stages pp; --grad-accum is the micro-batch count m (>= pp for 1F1B)' },
+  'virtual-pipeline-model-parallel-size': { type: 'number', help: 'model chunks per pipeline rank v (interleaved 1F1B, bubble (pp-1)/(v m))' },
+  'pipeline-schedule': { type: 'string', help: 'gpipe, 1f1b or interleaved (default 1f1b; interleaved when v > 1)' },
+  'sequence-parallel': { type: 'boolean', help: 'split LayerNorm/dropout regions along the sequence over the tp ranks' },
+  'recompute-granularity': { type: 'string', help: 'activation checkpointing per block: none, selective or full (pipelines: full)' },
   tensorboard: { type: 'boolean', help: 'write TensorBoard event files to OUT/tb (--tensorboard=false: off)', default: true },
   csv: { type: 'boolean', help: 'also write one CSV file per metric to OUT/csv' },
   dashboard: { type: 'boolean', help: 'serve the live dashboard of this run (stays up after training until Ctrl-C)' },
@@ -149,7 +155,15 @@ export async function run(argv: string[]): Promise<number> {
   const threads = flags.threads as number | undefined;
   const { runTraining } = await import('../engine/train-loop.js');
   const dist = await import('./train-distributed.js');
-  const setup = await dist.distributedSetup(flags.deepspeedConfig as string | undefined, hyper, explicit, { device, threads });
+  const parallel = {
+    tensorModelParallelSize: flags.tensorModelParallelSize as number | undefined,
+    pipelineModelParallelSize: flags.pipelineModelParallelSize as number | undefined,
+    virtualPipelineModelParallelSize: flags.virtualPipelineModelParallelSize as number | undefined,
+    sequenceParallel: flags.sequenceParallel as boolean | undefined,
+    recomputeGranularity: flags.recomputeGranularity as string | undefined,
+    pipelineSchedule: flags.pipelineSchedule as string | undefined,
+  };
+  const setup = await dist.distributedSetup(flags.deepspeedConfig as string | undefined, hyper, explicit, { device, threads, parallel, model: { nLayer: Number(model.nLayer), nHead: Number(model.nHead) }, maxMemoryGb: flags.maxMemoryGb as number | undefined });
   let peak = flags.peakGflops as number | undefined;
   if (peak === undefined) {
     const { measurePeakGflops } = await import('../runtime/gemm-probe.js');
@@ -188,6 +202,7 @@ export async function run(argv: string[]): Promise<number> {
       peakGflops: peak,
       rank: setup.rank,
       world: setup.world,
+      dataParallel: setup.dataParallel,
       makeTrainer: setup.makeTrainer,
       explicit,
       quiet: flags.quiet === true,

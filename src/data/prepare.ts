@@ -77,22 +77,14 @@ export function splitAndEncode(text: string, tokenizer: Tokenizer, trainFraction
   return { train, val, dtype };
 }
 
-/** Writes a temporary file and renames it over `path`: every rank of a job prepares the same
- * corpus in the same directory, and a reader must never see another rank's half-written file. */
-function writeReplacing(path: string, data: Uint8Array | string): void {
-  const tmp = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
-  writeFileSync(tmp, data);
-  renameSync(tmp, path);
-}
-
 /** Writes train.bin, val.bin and meta.json into outDir (created if needed). */
 export function prepareCorpus(text: string, tokenizer: Tokenizer, outDir: string, options: { trainFraction?: number; source?: string; onProgress?: (done: number, total: number) => void } = {}): CorpusMeta {
   assertLittleEndianHost();
   const trainFraction = options.trainFraction ?? 0.9;
   const { train, val, dtype } = splitAndEncode(text, tokenizer, trainFraction, options.onProgress);
   mkdirSync(outDir, { recursive: true });
-  writeReplacing(join(outDir, 'train.bin'), new Uint8Array(train.buffer, train.byteOffset, train.byteLength));
-  writeReplacing(join(outDir, 'val.bin'), new Uint8Array(val.buffer, val.byteOffset, val.byteLength));
+  writeAtomic(join(outDir, 'train.bin'), new Uint8Array(train.buffer, train.byteOffset, train.byteLength));
+  writeAtomic(join(outDir, 'val.bin'), new Uint8Array(val.buffer, val.byteOffset, val.byteLength));
   const meta: CorpusMeta = {
     format: 'atscale-corpus',
     version: 1,
@@ -105,8 +97,16 @@ export function prepareCorpus(text: string, tokenizer: Tokenizer, outDir: string
     tokenizerFingerprint: tokenizer.fingerprint(),
     ...(options.source !== undefined ? { source: options.source } : {}),
   };
-  writeReplacing(join(outDir, 'meta.json'), JSON.stringify(meta) + '\n');
+  writeAtomic(join(outDir, 'meta.json'), JSON.stringify(meta) + '\n');
   return meta;
+}
+
+/** Temp name + rename: ranks of one job preparing the same corpus into the same directory
+ * never see each other's half-written files (each writes identical bytes). */
+function writeAtomic(path: string, data: Uint8Array | string): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, data);
+  renameSync(tmp, path);
 }
 
 /** Reads a raw token file written by prepareCorpus. */

@@ -41,6 +41,9 @@ export interface RunOptions {
   /** Data-parallel rank and world (1 process: 0 of 1). */
   rank?: number;
   world?: number;
+  /** With pipeline or tensor parallelism: this rank's data-parallel replica and their count
+   * (batches are sharded over these, not over all ranks); default rank of world. */
+  dataParallel?: { rank: number; size: number };
   /** Builds the trainer for a model (default: LocalTrainer); the ZeRO engine plugs in here. */
   makeTrainer?: (model: LanguageModel, microBatch: number, seed: number) => Promise<Trainer>;
   /** Settings the user gave explicitly (camelCase hyper keys, 'seed'); on resume only these
@@ -87,6 +90,8 @@ type Meta = RunMeta;
 export async function runTraining(o: RunOptions): Promise<RunResult> {
   const rank = o.rank ?? 0;
   const world = o.world ?? 1;
+  const dataRank = o.dataParallel?.rank ?? rank;
+  const dataWorld = o.dataParallel?.size ?? world;
   const ckptDir = join(o.out, 'ckpt');
   let meta: Meta | undefined;
   let resumeFiles: Record<string, string> | undefined;
@@ -102,7 +107,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   const blockSize = createModel(arch).dims.blockSize;
   const h = meta ? resumedHyper(meta, o) : o.hyper;
   const seed = meta ? meta.seed : o.seed;
-  if (h.batchSize % world !== 0) throw new Error(`batch size ${h.batchSize} is not divisible by the ${world} data-parallel ranks`);
+  if (h.batchSize % dataWorld !== 0) throw new Error(`batch size ${h.batchSize} is not divisible by the ${dataWorld} data-parallel ranks`);
   checkSettings(h as unknown as Record<string, unknown>, (k) => `training setting ${k}`);
   for (const k of Object.keys(HYPER_RULES)) if (!(k in h)) throw new ConfigValueError(`training setting ${k} is missing`);
   checkValue('seed', seed, RUN_RULES.seed!);
@@ -110,7 +115,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   // Memory first, before the corpus, the model or any buffer exists (the char vocabulary is
   // not known yet; 256 stands in for it, the logits are a small term at that size).
   const sized = createModel({ ...arch, vocabSize: meta || o.init ? arch.vocabSize : o.tokenizer === 'bpe' ? (o.bpeVocab ?? 512) : 256 } as Architecture);
-  checkTrainingMemory(sizesOf(sized), h.batchSize / world, { world, stage: o.zeroStage, maxMemoryGb: o.maxMemoryGb });
+  checkTrainingMemory(sizesOf(sized), h.batchSize / dataWorld, { world: dataWorld, stage: o.zeroStage, maxMemoryGb: o.maxMemoryGb });
   mkdirSync(o.out, { recursive: true });
   const restored = resumeFiles ? parseTokenizerFile(resumeFiles['tokenizer.json']!, o.resume!) : o.init?.tokenizer.toJSON();
   const data = await loadRunData(o.data, o.tokenizer, o.out, { bpeVocab: o.bpeVocab, restored, blockSize, quiet: o.quiet || rank !== 0 });
@@ -122,7 +127,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   else if (data.tokenizer.vocabSize > Number(arch.vocabSize)) throw new Error(`checkpoint vocab ${String(arch.vocabSize)} < tokenizer vocab ${data.tokenizer.vocabSize}`);
 
   const model = createModel(arch);
-  const micro = h.batchSize / world;
+  const micro = h.batchSize / dataWorld;
   const shape = { batch: micro, seq: blockSize };
   const trainer: Trainer = o.makeTrainer
     ? await o.makeTrainer(model, micro, seed)
@@ -130,8 +135,8 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   const align = o.alignAfter === undefined ? undefined : data.tokenizer.encode(o.alignAfter);
   if (align && align.length !== 1) throw new Error(`alignAfter must encode to exactly one token, got ${align.length}`);
   const startsIn = (tokens: ArrayLike<number>) => (align ? startsAfter(tokens, align[0]!) : undefined);
-  const trainSampler = new ShardedBatchSampler(data.train, blockSize, h.batchSize, rank, world, new Rng(seed), startsIn(data.train));
-  const valSampler = new ShardedBatchSampler(data.val, blockSize, h.batchSize, rank, world, new Rng(seed + 1), startsIn(data.val));
+  const trainSampler = new ShardedBatchSampler(data.train, blockSize, h.batchSize, dataRank, dataWorld, new Rng(seed), startsIn(data.train));
+  const valSampler = new ShardedBatchSampler(data.val, blockSize, h.batchSize, dataRank, dataWorld, new Rng(seed + 1), startsIn(data.val));
   let start = 0;
   const skipped = new Set<number>(meta?.skipped ?? []);
   // The newest checkpoint a rollback may return to: the one resumed from, then each save.
