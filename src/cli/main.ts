@@ -17,6 +17,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   plan: () => import('./plan.js'),
   bench: () => import('./bench.js'),
   export: () => import('./export.js'),
+  serve: () => import('./serve.js'),
 };
 
 export function version(): string {
