@@ -1,16 +1,20 @@
-// `atscale export`: write a trained checkpoint as a standalone ONNX model (weights as
-// initializers, input_ids [batch, seq] int64 -> logits [batch, seq, vocab]) that any ONNX
-// Runtime can run.
+// `atscale export`: write a trained model for other runtimes.
+// --format onnx (default): one standalone ONNX file, input_ids [batch, seq] -> logits.
+// --format hf: a Hugging Face-style folder (config.json, tokenizer.json, onnx/model.onnx with a
+// growing KV cache and dynamic dimensions) that transformers.js loads with no network.
 import { writeFileSync } from 'node:fs';
 import { parseArgs, formatHelp, UsageError, type FlagSpec } from './args.js';
 
-export const summary = 'export a checkpoint as a standalone ONNX model (--ckpt DIR --out model.onnx)';
+export const summary = 'export a model as ONNX (--model DIR --out model.onnx) or as a transformers.js folder (--format hf --out DIR)';
 
 const FLAGS: Record<string, FlagSpec> = {
-  ckpt: { type: 'string', help: 'checkpoint directory written by atscale train' },
-  out: { type: 'string', help: 'output .onnx file', default: 'model.onnx' },
-  batch: { type: 'number', help: 'batch dimension of the exported graph', default: 1 },
-  seq: { type: 'number', help: 'sequence length of the exported graph (default: block size)' },
+  model: { type: 'string', help: 'model folder (a checkpoint written by atscale train)' },
+  ckpt: { type: 'string', help: 'same as --model (older spelling)' },
+  format: { type: 'string', help: 'onnx (one file) or hf (a folder for transformers.js)', default: 'onnx' },
+  out: { type: 'string', help: 'output .onnx file (onnx) or folder (hf)' },
+  variants: { type: 'string', help: 'hf only: extra files, comma-separated: fp16, int8', default: '' },
+  batch: { type: 'number', help: 'onnx only: batch dimension of the exported graph', default: 1 },
+  seq: { type: 'number', help: 'onnx only: sequence length of the exported graph (default: block size)' },
   help: { type: 'boolean', help: 'show this help' },
 };
 
@@ -20,13 +24,28 @@ export async function run(argv: string[]): Promise<number> {
     console.log(formatHelp('export', summary, FLAGS));
     return 0;
   }
-  if (!flags.ckpt) throw new UsageError('atscale export: pass --ckpt DIR (the ckpt/ folder that atscale train wrote)');
-  const { loadTrainedModel } = await import('../engine/load-trained.js');
+  const dir = (flags.model ?? flags.ckpt) as string | undefined;
+  if (!dir) throw new UsageError('atscale export: pass --model DIR (the ckpt/ folder that atscale train wrote)');
+  const format = String(flags.format);
+  if (format !== 'onnx' && format !== 'hf') throw new UsageError(`atscale export: --format must be onnx or hf, got '${format}'`);
+  const { load } = await import('../serve/load.js');
+  const { model, params, tokenizer } = load(dir);
+  if (format === 'hf') {
+    const variants = String(flags.variants).split(',').filter(Boolean);
+    const bad = variants.filter((v) => v !== 'fp16' && v !== 'int8');
+    if (bad.length) throw new UsageError(`atscale export: unknown --variants ${bad.join(',')}; valid: fp16, int8`);
+    if (!flags.out) throw new UsageError('atscale export --format hf: pass --out DIR (the folder to write)');
+    const { exportHf } = await import('../engine/export-hf.js');
+    const r = exportHf(model, params, tokenizer, String(flags.out), variants as ('fp16' | 'int8')[]);
+    console.log(`wrote ${r.dir}:`);
+    for (const [f, n] of Object.entries(r.files)) console.log(`  ${f.padEnd(28)} ${(n / 1e6).toFixed(3)} MB`);
+    return 0;
+  }
   const { exportOnnx } = await import('../engine/export-onnx.js');
-  const { model, params } = loadTrainedModel(String(flags.ckpt));
-  const seq = (flags.seq as number | undefined) ?? model.config.blockSize;
+  const out = String(flags.out ?? 'model.onnx');
+  const seq = (flags.seq as number | undefined) ?? model.dims.blockSize;
   const bytes = exportOnnx(model, params, flags.batch as number, seq);
-  writeFileSync(String(flags.out), bytes);
-  console.log(`wrote ${String(flags.out)} (${(bytes.length / 1e6).toFixed(1)} MB): input_ids int64 [${flags.batch}, ${seq}] -> logits float32 [${flags.batch}, ${seq}, ${model.config.vocabSize}]`);
+  writeFileSync(out, bytes);
+  console.log(`wrote ${out} (${(bytes.length / 1e6).toFixed(1)} MB): input_ids int64 [${flags.batch}, ${seq}] -> logits float32 [${flags.batch}, ${seq}, ${model.dims.vocabSize}]`);
   return 0;
 }

@@ -62,8 +62,9 @@ export async function run(argv: string[]): Promise<number> {
     return stopping;
   };
   const exited = new Promise<number>((resolve) => {
-    process.once('SIGTERM', () => void stop('SIGTERM').then(resolve));
-    process.once('SIGINT', () => void stop('SIGINT').then(resolve));
+    // A repeated signal while draining is absorbed (stop is idempotent), not a hard kill.
+    process.on('SIGTERM', () => void stop('SIGTERM').then(resolve));
+    process.on('SIGINT', () => void stop('SIGINT').then(resolve));
   });
   await server.ready(() => load(String(flags.model)));
   const b = server.batcher!;

@@ -55,7 +55,7 @@ export class ApiServer {
   readonly metrics = new ServerMetrics();
 
   constructor(private readonly opts: ServeOptions) {
-    this.http = createServer({ requestTimeout: opts.receiveTimeoutMs, headersTimeout: Math.min(opts.receiveTimeoutMs, 60_000) }, (req, res) => void this.handle(req, res));
+    this.http = createServer({ requestTimeout: opts.receiveTimeoutMs, headersTimeout: Math.min(opts.receiveTimeoutMs, 60_000), connectionsCheckingInterval: Math.min(opts.receiveTimeoutMs / 2, 30_000) }, (req, res) => void this.handle(req, res));
     // Idle keep-alive sockets are dropped after a while instead of being held forever.
     this.http.keepAliveTimeout = 5_000;
   }
