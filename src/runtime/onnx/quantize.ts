@@ -4,7 +4,9 @@
 // - int8 dynamic quantization (what onnxruntime's quantize_dynamic does for MatMul): each
 //   MatMul whose second input is a 2-D weight keeps it as int8 with one symmetric scale per
 //   output column, and quantizes its activations at run time (DynamicQuantizeLinear) before
-//   MatMulInteger; the int32 result is rescaled to float32.
+//   MatMulInteger; the int32 result is rescaled to float32. Weights use 7 bits ([-63, 63], as
+//   quantize_dynamic's reduce_range): x86 AVX2 kernels add pairs of uint8 x int8 products in
+//   int16, and 2 * 255 * 127 would saturate it.
 import { ONNX_DTYPE, floatToHalfBits } from '../../ir/dtype.js';
 import { hostValue, type HostValue } from '../../ir/value.js';
 import type { OnnxGraph, OnnxInitializer, OnnxNode } from './model.js';
@@ -51,7 +53,7 @@ export function toInt8Dynamic(g: Graph): Graph {
       const data = w.data as Float32Array;
       const scales = new Float32Array(cols);
       for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) scales[c] = Math.max(scales[c]!, Math.abs(data[r * cols + c]!));
-      for (let c = 0; c < cols; c++) scales[c] = scales[c]! / 127 || 1;
+      for (let c = 0; c < cols; c++) scales[c] = scales[c]! / 63 || 1;
       const bytes = new Int8Array(rows * cols);
       for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) bytes[r * cols + c] = Math.round(data[r * cols + c]! / scales[c]!);
       q = { q: `${wName}_int8`, scale: `${wName}_scale` };
