@@ -12,7 +12,8 @@ import { compile, type Executable } from '../runtime/execute.js';
 import type { ExecOptions } from '../runtime/session.js';
 import { buildProgram } from '../tensor/program.js';
 import type { Rng } from '../tensor/rng.js';
-import { FlatLayout, flatView, withParams } from '../nn/flat.js';
+import { FlatLayout, withParams } from '../nn/flat.js';
+import { constant } from '../tensor/tensor.js';
 import { cacheShape, type LanguageModel, type LayerCache } from '../models/model.js';
 import { chooseToken, type SamplingParams, type TokenChoice } from './sampling.js';
 
@@ -92,14 +93,16 @@ export class Batcher {
   private program(b: number, s: number) {
     const d = this.model.dims;
     const shape = cacheShape(d, b);
+    // Weights are constants of the graph (initializers), not an input: ONNX Runtime then
+    // pre-packs them for its GEMMs once instead of slicing a flat buffer on every step.
+    const flat = this.params.data as Float32Array;
     return buildProgram((t) => {
-      const params = t.input('params', [this.layout.size]);
       const tokens = t.input('tokens', [b, s], 'int32');
       const start = t.input('start', [b], 'int64');
       const caches: LayerCache[] = Array.from({ length: d.nLayer }, (_, i) => ({ k: t.input(`k${i}`, shape), v: t.input(`v${i}`, shape) }));
-      return withParams(this.layout.slots, (sl) => flatView(params, sl), () => {
+      return withParams(this.layout.slots, (sl) => constant(hostValue('float32', sl.shape, this.layout.view(flat, sl.name)), t.graph), () => {
         const r = this.model.decode(tokens, start, caches);
-        return { inputs: [params, tokens, start, ...caches.flatMap((c) => [c.k, c.v])], outputs: [r.logits, ...r.caches.flatMap((c) => [c.k, c.v])] };
+        return { inputs: [tokens, start, ...caches.flatMap((c) => [c.k, c.v])], outputs: [r.logits, ...r.caches.flatMap((c) => [c.k, c.v])] };
       });
     });
   }
@@ -209,7 +212,7 @@ export class Batcher {
     const from = Math.min(a.cached, Math.max(0, T - C));
     const ids = Array.from({ length: C }, (_, j) => (from + j < a.seq.prompt.length ? a.seq.prompt[from + j]! : 0));
     const views = this.cur.map((c) => this.slotView(c, b));
-    const [logits] = await this.prefillExe!.run([this.params, hostValue('int32', [1, C], ids), hostValue('int64', [1], [from]), ...views], [hostValue('float32', [1, C, V]), ...this.scratch]);
+    const [logits] = await this.prefillExe!.run([hostValue('int32', [1, C], ids), hostValue('int64', [1], [from]), ...views], [hostValue('float32', [1, C, V]), ...this.scratch]);
     if (this.active[b] !== a) return;
     views.forEach((v, i) => (v.data as Float32Array).set(this.scratch[i]!.data as Float32Array));
     a.cached = Math.min(a.seq.prompt.length, from + C);
@@ -227,7 +230,7 @@ export class Batcher {
     if (!decoding.some(Boolean)) return;
     const tokens = this.active.map((a, b) => (decoding[b] ? a!.tokens[a!.tokens.length - 1]! : 0));
     const start = this.active.map((a) => (a ? Math.min(a.cached, T - 1) : 0));
-    const [logits] = await this.decodeExe!.run([this.params, hostValue('int32', [this.slots, 1], tokens), hostValue('int64', [this.slots], start), ...this.cur], [hostValue('float32', [this.slots, 1, V]), ...this.spare]);
+    const [logits] = await this.decodeExe!.run([hostValue('int32', [this.slots, 1], tokens), hostValue('int64', [this.slots], start), ...this.cur], [hostValue('float32', [this.slots, 1, V]), ...this.spare]);
     [this.cur, this.spare] = [this.spare, this.cur];
     const data = logits!.data as Float32Array;
     for (let b = 0; b < this.slots; b++) {
