@@ -4,11 +4,11 @@ import { parseArgs, formatHelp, UsageError, type FlagSpec } from './args.js';
 export const summary = 'serve a model over an OpenAI-compatible HTTP API (--model DIR --port P)';
 
 const FLAGS: Record<string, FlagSpec> = {
-  model: { type: 'string', help: 'model folder: a checkpoint written by atscale train' },
+  model: { type: 'string', help: 'model folder: a checkpoint (atscale train), a fine-tune run, or a LoRA adapter' },
   port: { type: 'number', help: 'TCP port (0 = any free port)', default: 8000 },
   host: { type: 'string', help: 'address to bind; anything but loopback exposes the server', default: '127.0.0.1' },
   'api-key': { type: 'string', help: 'require "Authorization: Bearer KEY" (or set ATSCALE_API_KEY)' },
-  adapter: { type: 'string', help: 'LoRA adapter folder (not supported yet)' },
+  adapter: { type: 'string', help: 'LoRA adapter folder to apply to --model (folded into the weights at load)' },
   slots: { type: 'number', help: 'KV-cache slots: sequences decoded together', default: 16 },
   'prefill-chunk': { type: 'number', help: 'prompt tokens read per step', default: 32 },
   'max-queue': { type: 'number', help: 'sequences allowed to wait for a slot (more get 429)', default: 256 },
@@ -27,7 +27,6 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   if (!flags.model) throw new UsageError('atscale serve: pass --model DIR (a checkpoint folder written by atscale train)');
-  if (flags.adapter) throw new UsageError(`atscale serve: --adapter ${String(flags.adapter)}: LoRA adapters are not supported by this version yet; serve a merged checkpoint with --model instead`);
   const port = flags.port as number;
   if (!(Number.isInteger(port) && port >= 0 && port < 65536)) throw new UsageError(`atscale serve: --port must be an integer in 0..65535, got ${port}`);
   for (const k of ['slots', 'prefillChunk', 'maxQueue', 'maxBodyBytes', 'requestTimeout', 'receiveTimeout', 'drainTimeout'] as const) {
@@ -66,7 +65,7 @@ export async function run(argv: string[]): Promise<number> {
     process.on('SIGTERM', () => void stop('SIGTERM').then(resolve));
     process.on('SIGINT', () => void stop('SIGINT').then(resolve));
   });
-  await server.ready(() => load(String(flags.model)));
+  await server.ready(() => load(String(flags.model), flags.adapter as string | undefined));
   const b = server.batcher!;
   console.log(`model ${String(flags.model)}: ${b.slots} KV-cache slots of ${b.model.dims.blockSize} positions, prefill chunk ${b.chunk}${flags.apiKey || process.env.ATSCALE_API_KEY ? ', API key required' : ''}`);
   console.log(`listening on ${url}`);

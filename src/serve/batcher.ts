@@ -1,7 +1,7 @@
 // Continuous batching: a fixed pool of B KV-cache slots. Between steps, finished or cancelled
 // sequences leave their slot and waiting ones take it. Each step runs at most one prefill chunk
-// (one compiled graph, [1, chunk] tokens, for the oldest sequence still reading its prompt) and
-// then one decode step for every slot at once (one compiled graph, [B, 1] tokens): a long
+// (one compiled graph, [1, chunk] tokens, for the sequence with the least prompt left to read)
+// and then one decode step for every slot at once (one compiled graph, [B, 1] tokens): a long
 // prompt is read a chunk per step, so the others keep generating meanwhile.
 //
 // Caches live on the host as one [B, h, T, d] buffer per layer and kind, double-buffered for
@@ -58,7 +58,9 @@ export class Batcher {
   private readonly params: HostValue;
   private readonly active: (Active | undefined)[];
   private readonly waiting: Sequence[] = [];
-  private decodeExe?: Executable;
+  /** Decode graphs by batch size: powers of two below `slots`, and `slots` itself. */
+  private readonly decodeExes = new Map<number, Executable>();
+  private readonly buckets: number[];
   private prefillExe?: Executable;
   private cur: HostValue[];
   private spare: HostValue[];
@@ -78,15 +80,22 @@ export class Batcher {
     if (params.length !== this.layout.size) throw new Error(`parameters have ${params.length} values, the model needs ${this.layout.size}`);
     this.params = hostValue('float32', [this.layout.size], params);
     this.active = new Array<Active | undefined>(this.slots).fill(undefined);
+    this.buckets = [];
+    for (let b = 1; b < this.slots; b *= 2) this.buckets.push(b);
+    this.buckets.push(this.slots);
     const full = cacheShape(d, this.slots);
     this.cur = Array.from({ length: 2 * d.nLayer }, () => hostValue('float32', full));
     this.spare = Array.from({ length: 2 * d.nLayer }, () => hostValue('float32', full));
     this.scratch = Array.from({ length: 2 * d.nLayer }, () => hostValue('float32', cacheShape(d, 1)));
   }
 
-  /** Builds both graphs once (B x 1 decode, 1 x chunk prefill). */
+  /**
+   * Builds the graphs once: decode (b x 1) for each bucket b, prefill (1 x chunk). Sequences
+   * take the lowest free slot, so the live rows are a prefix of the pool and a step runs the
+   * smallest decode graph that covers them (a cache's leading rows are one contiguous view).
+   */
   async compile(): Promise<void> {
-    this.decodeExe ??= await compile(this.program(this.slots, 1), this.opts.exec);
+    for (const b of this.buckets) if (!this.decodeExes.has(b)) this.decodeExes.set(b, await compile(this.program(b, 1), this.opts.exec));
     this.prefillExe ??= await compile(this.program(1, this.chunk), this.opts.exec);
   }
 
@@ -228,12 +237,19 @@ export class Batcher {
     const T = this.model.dims.blockSize;
     const decoding = this.active.map((a) => a !== undefined && a.cached >= a.seq.prompt.length && a.tokens.length > a.cached);
     if (!decoding.some(Boolean)) return;
-    const tokens = this.active.map((a, b) => (decoding[b] ? a!.tokens[a!.tokens.length - 1]! : 0));
-    const start = this.active.map((a) => (a ? Math.min(a.cached, T - 1) : 0));
-    const [logits] = await this.decodeExe!.run([hostValue('int32', [this.slots, 1], tokens), hostValue('int64', [this.slots], start), ...this.cur], [hostValue('float32', [this.slots, 1, V]), ...this.spare]);
+    // Rows past the last live slot are idle: the smallest graph that covers the live ones runs.
+    let live = 0;
+    this.active.forEach((a, b) => a && (live = b + 1));
+    const B = this.buckets.find((x) => x >= live)!;
+    const rows = this.active.slice(0, B);
+    const tokens = rows.map((a, b) => (decoding[b] ? a!.tokens[a!.tokens.length - 1]! : 0));
+    const start = rows.map((a) => (a ? Math.min(a.cached, T - 1) : 0));
+    const [logits] = await this.decodeExes.get(B)!.run([hostValue('int32', [B, 1], tokens), hostValue('int64', [B], start), ...this.cur.map((c) => this.rows(c, 0, B))], [hostValue('float32', [B, 1, V]), ...this.spare.map((c) => this.rows(c, 0, B))]);
+    // Rows at and past B of the new `cur` are stale; only idle slots live there, and a slot's
+    // first prefill writes every position a query of it can see.
     [this.cur, this.spare] = [this.spare, this.cur];
     const data = logits!.data as Float32Array;
-    for (let b = 0; b < this.slots; b++) {
+    for (let b = 0; b < B; b++) {
       const a = this.active[b];
       if (!decoding[b] || !a) continue;
       a.cached++;
@@ -241,8 +257,13 @@ export class Batcher {
     }
   }
 
-  private slotView(c: HostValue, b: number): HostValue {
+  /** Rows [from, to) of a pool-sized cache, as a value of batch to - from. */
+  private rows(c: HostValue, from: number, to: number): HostValue {
     const per = c.data.length / this.slots;
-    return { dtype: 'float32', shape: [1, ...c.shape.slice(1)], data: (c.data as Float32Array).subarray(b * per, (b + 1) * per) };
+    return { dtype: 'float32', shape: [to - from, ...c.shape.slice(1)], data: (c.data as Float32Array).subarray(from * per, to * per) };
+  }
+
+  private slotView(c: HostValue, b: number): HostValue {
+    return this.rows(c, b, b + 1);
   }
 }

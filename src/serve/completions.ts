@@ -27,6 +27,8 @@ interface ChoiceState {
   /** Tokens not yet reported in a stream chunk's logprobs. */
   unsentTokens: TokenChoice[];
   finish?: FinishReason;
+  /** The model produced an end-of-text token. */
+  ended?: boolean;
   lastAt: number;
 }
 
@@ -146,6 +148,10 @@ export async function runGeneration(ctx: RunContext, req: GenerationRequest, kin
           firstToken = false;
           c.lastAt = now;
           c.tokens.push(t);
+          if (served.endIds.includes(t.id)) {
+            c.ended = true;
+            return false;
+          }
           c.unsentTokens.push(t);
           const delta = c.text.push(t.id);
           if (req.stream && (delta || c.text.stopped)) {
@@ -155,7 +161,7 @@ export async function runGeneration(ctx: RunContext, req: GenerationRequest, kin
           return !c.text.stopped;
         },
         onDone: (reason: FinishReason, error?: Error) => {
-          c.finish = c.text.stopped ? 'stop' : reason;
+          c.finish = c.text.stopped || c.ended ? 'stop' : reason;
           if (error) failure = error;
           if (req.stream && reason !== 'cancelled' && !error) {
             const rest = c.text.flush();
