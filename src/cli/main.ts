@@ -18,9 +18,11 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   bench: () => import('./bench.js'),
   export: () => import('./export.js'),
   serve: () => import('./serve.js'),
+  save: () => import('./save.js'),
   finetune: () => import('./finetune.js'),
   eval: () => import('./eval.js'),
   merge: () => import('./merge.js'),
+  dashboard: () => import('./dashboard.js'),
 };
 
 export function version(): string {

@@ -3,14 +3,15 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs, formatHelp, UsageError, type FlagSpec } from './args.js';
 import { preset, PRESETS, type TrainHyper } from '../models/presets.js';
-import type { GPTConfig } from '../models/config.js';
+import type { Architecture } from '../models/registry.js';
 
-export const summary = 'pretrain a GPT language model on a text file or URL (--preset, --data, ...)';
+export const summary = 'pretrain a language model, or fine-tune a Hugging Face folder (--model DIR), on a text file or URL';
 
 const FLAGS: Record<string, FlagSpec> = {
   preset: { type: 'string', help: `start from a preset (${Object.keys(PRESETS).join(', ')})`, default: 'cpu-small' },
   config: { type: 'string', help: 'JSON file with any of the settings below (camelCase or snake_case keys)' },
   data: { type: 'string', help: 'training text: a file path or an http(s) URL' },
+  model: { type: 'string', help: 'fine-tune a Hugging Face model folder (config.json, safetensors, tokenizer.json) instead of a fresh preset model' },
   tokenizer: { type: 'string', help: 'char or bpe', default: 'char' },
   'bpe-vocab': { type: 'number', help: 'vocabulary size when training a BPE tokenizer', default: 512 },
   'n-layer': { type: 'number', help: 'transformer blocks' },
@@ -36,11 +37,16 @@ const FLAGS: Record<string, FlagSpec> = {
   seed: { type: 'number', help: 'random seed', default: 1337 },
   'peak-gflops': { type: 'number', help: 'peak GFLOP/s for MFU (default: measured, a 1024 GEMM inside a graph)' },
   'deepspeed-config': { type: 'string', help: 'DeepSpeed-style JSON (batch sizes, optimizer, scheduler, zero_optimization)' },
+  tensorboard: { type: 'boolean', help: 'write TensorBoard event files to OUT/tb (--tensorboard=false: off)', default: true },
+  csv: { type: 'boolean', help: 'also write one CSV file per metric to OUT/csv' },
+  dashboard: { type: 'boolean', help: 'serve the live dashboard of this run (stays up after training until Ctrl-C)' },
+  'dashboard-port': { type: 'number', help: 'dashboard TCP port (0 picks a free one)', default: 6006 },
+  'dashboard-host': { type: 'string', help: 'dashboard address; off loopback it needs the token printed with its URL', default: '127.0.0.1' },
   quiet: { type: 'boolean', help: 'no progress line' },
   help: { type: 'boolean', help: 'show this help' },
 };
 
-const MODEL_KEYS: Record<string, keyof GPTConfig> = { nLayer: 'nLayer', nHead: 'nHead', nEmbd: 'nEmbd', blockSize: 'blockSize', dropout: 'dropout', bias: 'bias' };
+const MODEL_KEYS: Record<string, string> = { nLayer: 'nLayer', nHead: 'nHead', nEmbd: 'nEmbd', blockSize: 'blockSize', dropout: 'dropout', bias: 'bias' };
 const HYPER_KEYS: Record<string, keyof TrainHyper> = {
   batchSize: 'batchSize', gradAccum: 'gradAccum', maxIters: 'maxIters', lr: 'lr', minLr: 'minLr', warmupIters: 'warmupIters',
   weightDecay: 'weightDecay', evalInterval: 'evalInterval', evalIters: 'evalIters', logInterval: 'logInterval',
@@ -49,7 +55,7 @@ const HYPER_KEYS: Record<string, keyof TrainHyper> = {
 const camelize = (k: string) => k.replace(/[_-]([a-z])/g, (_, c: string) => c.toUpperCase());
 
 export interface ResolvedTrainArgs {
-  model: Partial<GPTConfig>;
+  model: Architecture;
   hyper: TrainHyper;
   flags: Record<string, unknown>;
   /** Settings the user gave (flag or config file), camelCase: on resume only these override the checkpoint. */
@@ -80,10 +86,10 @@ export function resolveTrainArgs(argv: string[]): ResolvedTrainArgs {
   }
   const settings: Record<string, unknown> = { ...withDefaults, ...fromFile, ...given };
   const p = preset(String(settings.preset));
-  const model: Partial<GPTConfig> = { ...p.model };
+  const model: Architecture = { ...p.model };
   const hyper: TrainHyper = { ...p.train };
   for (const [k, v] of Object.entries(settings)) {
-    if (k in MODEL_KEYS) (model as Record<string, unknown>)[MODEL_KEYS[k]!] = v;
+    if (k in MODEL_KEYS) model[MODEL_KEYS[k]!] = v;
     if (k in HYPER_KEYS) (hyper as unknown as Record<string, unknown>)[HYPER_KEYS[k]!] = v;
   }
   const explicit = new Set([...Object.keys(fromFile), ...Object.keys(given)]);
@@ -111,15 +117,31 @@ export async function run(argv: string[]): Promise<number> {
     const { availableParallelism } = await import('node:os');
     peak = await measurePeakGflops(threads ?? availableParallelism(), [1024]);
   }
+  let init: Parameters<typeof runTraining>[0]['init'];
+  let tokenizerKind = flags.tokenizer as 'char' | 'bpe';
+  if (flags.model) {
+    const { loadModelDir } = await import('../models/hf/folder.js');
+    const hf = loadModelDir(String(flags.model), { blockSize: explicit.has('blockSize') ? (flags.blockSize as number) : undefined });
+    if (!hf.tokenizer) throw new UsageError(`atscale train: ${String(flags.model)} has no tokenizer.json; the data cannot be encoded for this model`);
+    init = { architecture: hf.model.architecture(), params: hf.params, tokenizer: hf.tokenizer };
+    tokenizerKind = hf.tokenizer.kind;
+  }
+  const out = String(flags.out);
+  const monitor = { ...setup.monitor };
+  if (explicit.has('tensorboard') || !monitor.tensorboard) monitor.tensorboard = { ...monitor.tensorboard, enabled: flags.tensorboard !== false };
+  if (explicit.has('csv')) monitor.csv = { ...monitor.csv, enabled: flags.csv === true };
+  const dashboard = flags.dashboard === true && setup.rank === 0 ? await startRunDashboard(out, flags) : undefined;
   const t0 = performance.now();
   try {
     const r = await runTraining({
       model,
+      init,
       hyper: setup.hyper,
       data: String(flags.data),
-      tokenizer: flags.tokenizer as 'char' | 'bpe',
+      tokenizer: tokenizerKind,
       bpeVocab: flags.bpeVocab as number,
-      out: String(flags.out),
+      out,
+      monitor,
       resume: flags.resume as string | undefined,
       seed: flags.seed as number,
       device,
@@ -134,8 +156,37 @@ export async function run(argv: string[]): Promise<number> {
     if (setup.rank === 0) {
       console.log(`trained ${r.losses.length} steps in ${((performance.now() - t0) / 1000).toFixed(1)} s; final train loss ${r.losses.at(-1)?.loss.toFixed(4) ?? 'n/a'}, val loss ${r.valLoss.toFixed(4)}; checkpoint ${r.checkpoint}`);
     }
+  } catch (e) {
+    await dashboard?.close();
+    throw e;
   } finally {
     await setup.close();
   }
+  if (dashboard) {
+    console.log(`training finished; the dashboard stays at ${dashboard.url} until Ctrl-C`);
+    await dashboard.linger();
+  }
   return 0;
+}
+
+/** The dashboard of this run, on its own thread, started before training so the page fills in
+ * live. During training Ctrl-C stops everything as usual; `linger` keeps the page up afterwards
+ * until SIGINT/SIGTERM. */
+async function startRunDashboard(out: string, flags: Record<string, unknown>): Promise<{ url: string; close(): Promise<void>; linger(): Promise<void> }> {
+  const { mkdirSync } = await import('node:fs');
+  const { startDashboardThread } = await import('../dashboard/index.js');
+  mkdirSync(out, { recursive: true });
+  const d = await startDashboardThread({ runs: [out], host: String(flags.dashboardHost), port: flags.dashboardPort as number });
+  console.log(`listening on ${d.url}`);
+  const linger = () =>
+    new Promise<void>((res) => {
+      const stop = () => {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+        void d.close().then(res);
+      };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+    });
+  return { url: d.url, close: () => d.close(), linger };
 }

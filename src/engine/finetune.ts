@@ -151,7 +151,7 @@ export async function runFinetune(o: FinetuneOptions, opened: OpenedModel = open
     if (val && ((iter + 1) % h.evalInterval === 0 || iter === h.maxIters - 1)) {
       valLoss = await evaluate();
       write({ iter, val_loss: valLoss });
-      progress.note(`iter ${iter}: val loss ${valLoss.toFixed(4)}`);
+      if (!o.quiet && rank === 0) process.stderr.write(`iter ${iter}: val loss ${valLoss.toFixed(4)}\n`);
     }
   }
   progress.done();
