@@ -8,6 +8,8 @@ import { load } from '../../src/serve/load.js';
 import { Generator } from '../../src/engine/generate.js';
 import { Rng } from '../../src/tensor/rng.js';
 import { tinyCheckpoint } from './fixture.js';
+import { Llama } from '../../src/models/llama.js';
+import { FlatLayout } from '../../src/nn/flat.js';
 
 const served = load(tinyCheckpoint('batching'));
 const greedy = { temperature: 0, topP: 1, topK: 0, presencePenalty: 0, frequencyPenalty: 0, topLogprobs: -1 };
@@ -59,4 +61,15 @@ test('a cancelled sequence leaves its slot before the next step', async () => {
   assert.equal(seen, 3);
   assert.equal(b.running, 0);
   assert.throws(() => b.submit({ prompt: encode('x'.repeat(60)), maxTokens: 10, sampling: greedy, rng: new Rng(0), onToken: () => true, onDone: () => {} }), /exceeds the context of 64 tokens/);
+});
+
+test('a Llama-family model (GQA) batches the same way: alone = together', async () => {
+  const model = new Llama({ nLayer: 2, nHead: 4, nKvHead: 2, nEmbd: 32, intermediateSize: 40, blockSize: 32, vocabSize: 13, tieWordEmbeddings: true });
+  const params = new FlatLayout(model).initialise(5).map((x) => x * 8);
+  const b = new Batcher(model, params, { slots: 4, prefillChunk: 4 });
+  const seqs = [[1, 2, 3], [4, 5, 6, 7, 8, 9, 10, 11, 12], [3], [7, 7, 7, 7, 7]];
+  const alone: number[][] = [];
+  for (const p of seqs) alone.push((await generate(b, p, 10)).ids);
+  const together = await Promise.all(seqs.map((p) => generate(b, p, 10)));
+  assert.deepEqual(together.map((r) => r.ids), alone);
 });
