@@ -152,7 +152,7 @@ export async function run(argv: string[]): Promise<number> {
       let start = 0;
       const short = async () => {
         const r = await fetch(`${s.url}/v1/completions`, { method: 'POST', body: JSON.stringify({ model: 'bench-gpt', prompt: 'Hi', max_tokens: 2 }) });
-        if (r.status !== 200) throw new Error(`HTTP ${r.status}`);
+        if (r.status !== 200) throw new Error(`HTTP ${r.status}: ${await r.text()}`);
         await r.text();
       };
       await Promise.all(Array.from({ length: 16 }, async () => {
