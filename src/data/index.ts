@@ -7,6 +7,7 @@ export { tokenizerFromJSON, tokenizerFromHfJSON } from './tokenizer_json.js';
 export { SentencePieceBpe } from './sentencepiece-bpe.js';
 export { JinjaChatTemplate, type TemplateMessage } from './chat-template.js';
 export { compileSplitPattern, splitIsolated } from './split-pattern.js';
+export { hfTokenizerJSON } from './hf-tokenizer.js';
 export { readText, isUrl, type ReadTextOptions } from './read_text.js';
 export {
   prepareCorpus,

@@ -3,6 +3,7 @@
 // sees. Caches never change shape, so one compiled graph serves every step.
 import type { Tensor } from '../tensor/tensor.js';
 import { constant } from '../tensor/tensor.js';
+import { where } from '../tensor/functional.js';
 import { hostValue } from '../ir/value.js';
 
 function iota(n: number, shape: number[], graph: Tensor['graph']): Tensor {
@@ -23,8 +24,9 @@ export function writeCache(cache: Tensor, fresh: Tensor, pos: Tensor): Tensor {
   const [b, , t] = cache.shape as [number, number, number, number];
   const s = pos.shape[1]!;
   const place = iota(t, [1, 1, t, 1], pos.graph).eq(pos.reshape([b, 1, 1, s])).cast('float32'); // (B, 1, T, S)
-  const written = place.sum(-1, true); // (B, 1, T, 1): 1 where a new row lands
-  return cache.mul(written.neg().add(1)).add(place.matmul(fresh));
+  const written = place.sum(-1, true).gt(0); // (B, 1, T, 1): true where a new row lands
+  // One select instead of cache * (1 - written) + new: the same values, one pass over the cache.
+  return where(written, place.matmul(fresh), cache);
 }
 
 /** bool [B, 1, S, T]: cached position t is visible to the query at pos[b, s] (t <= pos). */

@@ -247,5 +247,34 @@ export function lowerProgram(p: Program, graphName = 'atscale'): { graph: OnnxGr
     if (n.dtype === 'bfloat16') L.emit('Cast', [name(id)], [ext], { to: { kind: 'int', v: ONNX_DTYPE.float32 } });
     else L.emit('Identity', [name(id)], [ext]);
   });
+  renameOutputsInPlace(L, new Set(inputNames));
   return { graph: { name: graphName, nodes: L.nodes, initializers: L.initializers, inputs, outputs }, names: { inputs: inputNames, outputs: outputNames } };
+}
+
+/**
+ * An output computed by a node gets that node's output renamed to the external name instead of
+ * an Identity copy: ONNX Runtime keeps Identity nodes that feed graph outputs, and for large
+ * outputs (KV caches written every decode step) the copy is a real cost.
+ */
+function renameOutputsInPlace(L: Lowering, graphInputs: Set<string>): void {
+  const constants = new Set(L.initializers.map((i) => i.name));
+  const producedBy = new Map<string, OnnxNode>();
+  for (const n of L.nodes) for (const o of n.outputs) producedBy.set(o, n);
+  const renamed = new Map<string, string>();
+  const keep: OnnxNode[] = [];
+  for (const n of L.nodes) {
+    const src = n.inputs[0]!;
+    if (n.op === 'Identity' && n.outputs[0]!.startsWith('out_') && producedBy.has(src) && !graphInputs.has(src) && !constants.has(src) && !renamed.has(src)) {
+      renamed.set(src, n.outputs[0]!);
+      continue;
+    }
+    keep.push(n);
+  }
+  if (renamed.size === 0) return;
+  const r = (x: string) => renamed.get(x) ?? x;
+  for (const n of keep) {
+    n.inputs = n.inputs.map(r);
+    n.outputs = n.outputs.map(r);
+  }
+  L.nodes = keep;
 }

@@ -16,19 +16,23 @@ export interface OnnxNode {
   domain?: string;
 }
 
-export interface OnnxValueInfo {
+/** Dims are numbers, or (in graphs written for other runtimes) strings naming a dynamic dimension. */
+export interface OnnxValueInfo<Dim extends number | string = number> {
   name: string;
   dtype: DType;
-  shape: readonly number[];
+  shape: readonly Dim[];
 }
 
-export interface OnnxGraph {
+export interface OnnxGraph<Dim extends number | string = number> {
   name: string;
   nodes: OnnxNode[];
-  initializers: { name: string; value: HostValue }[];
-  inputs: OnnxValueInfo[];
-  outputs: OnnxValueInfo[];
+  initializers: OnnxInitializer[];
+  inputs: OnnxValueInfo<Dim>[];
+  outputs: OnnxValueInfo<Dim>[];
 }
+
+/** A weight: a host value, or raw bytes of an ONNX type that host values lack (int8, uint8). */
+export type OnnxInitializer = { name: string; value: HostValue } | { name: string; raw: { onnxType: number; shape: readonly number[]; bytes: Uint8Array } };
 
 /** Raw little-endian bytes of a host value in its ONNX dtype (bfloat16 re-encoded from float32). */
 function rawBytes(v: HostValue): Uint8Array {
@@ -50,9 +54,10 @@ export function tensorProto(name: string, v: HostValue): ProtoWriter {
   return t;
 }
 
-function valueInfo(vi: OnnxValueInfo): ProtoWriter {
+function valueInfo(vi: OnnxValueInfo<number | string>): ProtoWriter {
   const shape = new ProtoWriter();
-  for (const d of vi.shape) shape.message(1, new ProtoWriter().int(1, d));
+  // TensorShapeProto.Dimension: dim_value (1) or dim_param (2).
+  for (const d of vi.shape) shape.message(1, typeof d === 'string' ? new ProtoWriter().string(2, d) : new ProtoWriter().int(1, d));
   const tensorType = new ProtoWriter().int(1, ONNX_DTYPE[vi.dtype]).message(2, shape);
   return new ProtoWriter().string(1, vi.name).message(2, new ProtoWriter().message(1, tensorType));
 }
@@ -84,11 +89,18 @@ function nodeProto(n: OnnxNode, index: number): ProtoWriter {
   return w;
 }
 
-export function modelProto(g: OnnxGraph, producer = 'atscale'): Uint8Array {
+export function modelProto(g: OnnxGraph<number | string>, producer = 'atscale'): Uint8Array {
   const graph = new ProtoWriter();
   g.nodes.forEach((n, i) => graph.message(1, nodeProto(n, i)));
   graph.string(2, g.name);
-  for (const init of g.initializers) graph.message(5, tensorProto(init.name, init.value));
+  for (const init of g.initializers) {
+    if ('value' in init) graph.message(5, tensorProto(init.name, init.value));
+    else {
+      const t = new ProtoWriter();
+      if (init.raw.shape.length) t.packedInts(1, init.raw.shape);
+      graph.message(5, t.int(2, init.raw.onnxType).string(8, init.name).bytes(9, init.raw.bytes));
+    }
+  }
   for (const i of g.inputs) graph.message(11, valueInfo(i));
   for (const o of g.outputs) graph.message(12, valueInfo(o));
   const model = new ProtoWriter();

@@ -1,0 +1,269 @@
+// Continuous batching: a fixed pool of B KV-cache slots. Between steps, finished or cancelled
+// sequences leave their slot and waiting ones take it. Each step runs at most one prefill chunk
+// (one compiled graph, [1, chunk] tokens, for the sequence with the least prompt left to read)
+// and then one decode step for every slot at once (one compiled graph, [B, 1] tokens): a long
+// prompt is read a chunk per step, so the others keep generating meanwhile.
+//
+// Caches live on the host as one [B, h, T, d] buffer per layer and kind, double-buffered for
+// the decode graph (read one set, write the other, swap). Slot b's cache is a contiguous view
+// of it (batch is the outermost axis), which is what the prefill graph reads and writes.
+import { hostValue, type HostValue } from '../ir/value.js';
+import { compile, type Executable } from '../runtime/execute.js';
+import type { ExecOptions } from '../runtime/session.js';
+import { buildProgram } from '../tensor/program.js';
+import type { Rng } from '../tensor/rng.js';
+import { FlatLayout, withParams } from '../nn/flat.js';
+import { constant } from '../tensor/tensor.js';
+import { cacheShape, type LanguageModel, type LayerCache } from '../models/model.js';
+import { chooseToken, type SamplingParams, type TokenChoice } from './sampling.js';
+
+export type FinishReason = 'stop' | 'length' | 'cancelled' | 'error';
+
+/** One sequence to continue (one choice of a request). */
+export interface Sequence {
+  prompt: readonly number[];
+  maxTokens: number;
+  sampling: SamplingParams;
+  rng: Rng;
+  /** Called with each new token; return false to end the sequence here (a stop sequence matched). */
+  onToken(t: TokenChoice): boolean;
+  /** Called exactly once when the sequence leaves the batcher. */
+  onDone(reason: FinishReason, error?: Error): void;
+  /** Set by the owner (client gone, timeout); the slot is freed before the next step. */
+  cancelled?: boolean;
+}
+
+interface Active {
+  seq: Sequence;
+  /** Prompt then generated tokens. */
+  tokens: number[];
+  /** Positions already written into the cache. */
+  cached: number;
+  generated: number;
+  counts: Map<number, number>;
+}
+
+export interface BatcherOptions {
+  /** KV-cache slots: how many sequences decode together. */
+  slots: number;
+  /** Prompt tokens read per prefill step. */
+  prefillChunk: number;
+  exec?: ExecOptions;
+}
+
+export class Batcher {
+  readonly slots: number;
+  readonly chunk: number;
+  private readonly layout: FlatLayout;
+  private readonly params: HostValue;
+  private readonly active: (Active | undefined)[];
+  private readonly waiting: Sequence[] = [];
+  /** Decode graphs by batch size: powers of two below `slots`, and `slots` itself. */
+  private readonly decodeExes = new Map<number, Executable>();
+  private readonly buckets: number[];
+  private prefillExe?: Executable;
+  private cur: HostValue[];
+  private spare: HostValue[];
+  private readonly scratch: HostValue[];
+  private looping = false;
+  /** Totals for /metrics. */
+  promptTokens = 0;
+  generatedTokens = 0;
+
+  constructor(readonly model: LanguageModel, params: Float32Array, private readonly opts: BatcherOptions) {
+    const d = model.dims;
+    if (!(Number.isInteger(opts.slots) && opts.slots > 0)) throw new RangeError(`slots must be a positive integer, got ${opts.slots}`);
+    if (!(Number.isInteger(opts.prefillChunk) && opts.prefillChunk > 0)) throw new RangeError(`prefill chunk must be a positive integer, got ${opts.prefillChunk}`);
+    this.slots = opts.slots;
+    this.chunk = Math.min(opts.prefillChunk, d.blockSize);
+    this.layout = new FlatLayout(model);
+    if (params.length !== this.layout.size) throw new Error(`parameters have ${params.length} values, the model needs ${this.layout.size}`);
+    this.params = hostValue('float32', [this.layout.size], params);
+    this.active = new Array<Active | undefined>(this.slots).fill(undefined);
+    this.buckets = [];
+    for (let b = 1; b < this.slots; b *= 2) this.buckets.push(b);
+    this.buckets.push(this.slots);
+    const full = cacheShape(d, this.slots);
+    this.cur = Array.from({ length: 2 * d.nLayer }, () => hostValue('float32', full));
+    this.spare = Array.from({ length: 2 * d.nLayer }, () => hostValue('float32', full));
+    this.scratch = Array.from({ length: 2 * d.nLayer }, () => hostValue('float32', cacheShape(d, 1)));
+  }
+
+  /**
+   * Builds the graphs once: decode (b x 1) for each bucket b, prefill (1 x chunk). Sequences
+   * take the lowest free slot, so the live rows are a prefix of the pool and a step runs the
+   * smallest decode graph that covers them (a cache's leading rows are one contiguous view).
+   */
+  async compile(): Promise<void> {
+    for (const b of this.buckets) if (!this.decodeExes.has(b)) this.decodeExes.set(b, await compile(this.program(b, 1), this.opts.exec));
+    this.prefillExe ??= await compile(this.program(1, this.chunk), this.opts.exec);
+  }
+
+  private program(b: number, s: number) {
+    const d = this.model.dims;
+    const shape = cacheShape(d, b);
+    // Weights are constants of the graph (initializers), not an input: ONNX Runtime then
+    // pre-packs them for its GEMMs once instead of slicing a flat buffer on every step.
+    const flat = this.params.data as Float32Array;
+    return buildProgram((t) => {
+      const tokens = t.input('tokens', [b, s], 'int32');
+      const start = t.input('start', [b], 'int64');
+      const caches: LayerCache[] = Array.from({ length: d.nLayer }, (_, i) => ({ k: t.input(`k${i}`, shape), v: t.input(`v${i}`, shape) }));
+      return withParams(this.layout.slots, (sl) => constant(hostValue('float32', sl.shape, this.layout.view(flat, sl.name)), t.graph), () => {
+        const r = this.model.decode(tokens, start, caches);
+        return { inputs: [tokens, start, ...caches.flatMap((c) => [c.k, c.v])], outputs: [r.logits, ...r.caches.flatMap((c) => [c.k, c.v])] };
+      });
+    });
+  }
+
+  get running(): number {
+    return this.active.filter((a) => a !== undefined).length;
+  }
+
+  get queued(): number {
+    return this.waiting.length;
+  }
+
+  /** Fraction of the pool's cache positions holding a live sequence's tokens. */
+  get cacheUsage(): number {
+    const used = this.active.reduce((n, a) => n + (a ? a.cached : 0), 0);
+    return used / (this.slots * this.model.dims.blockSize);
+  }
+
+  /** Queues a sequence; it starts at the next step that has a free slot. */
+  submit(seq: Sequence): void {
+    const T = this.model.dims.blockSize;
+    if (seq.prompt.length === 0) throw new RangeError('the prompt must contain at least one token');
+    if (seq.prompt.length + seq.maxTokens > T) throw new RangeError(`prompt (${seq.prompt.length} tokens) + max_tokens (${seq.maxTokens}) exceeds the context of ${T} tokens`);
+    this.waiting.push(seq);
+    void this.loop();
+  }
+
+  private async loop(): Promise<void> {
+    if (this.looping) return;
+    this.looping = true;
+    try {
+      while (this.waiting.length > 0 || this.running > 0) {
+        await this.step();
+        // Let the event loop take new requests and disconnects between steps.
+        await new Promise((r) => setImmediate(r));
+      }
+    } catch (e) {
+      // A failed graph run ends every sequence in flight with the error; the pool starts clean.
+      const err = e as Error;
+      for (let b = 0; b < this.slots; b++) this.finish(b, 'error', err);
+      for (const s of this.waiting.splice(0)) s.onDone('error', err);
+    } finally {
+      this.looping = false;
+    }
+  }
+
+  private finish(b: number, reason: FinishReason, error?: Error): void {
+    const a = this.active[b];
+    if (!a) return;
+    this.active[b] = undefined;
+    a.seq.onDone(reason, error);
+  }
+
+  /** Samples the next token from `row` for slot b; true if the sequence goes on. */
+  private emit(b: number, row: Float32Array): boolean {
+    const a = this.active[b]!;
+    const choice = chooseToken(Float32Array.from(row), a.counts, a.seq.sampling, a.seq.rng);
+    a.tokens.push(choice.id);
+    a.generated++;
+    this.generatedTokens++;
+    a.counts.set(choice.id, (a.counts.get(choice.id) ?? 0) + 1);
+    const more = a.seq.onToken(choice);
+    if (!more || a.seq.cancelled) {
+      this.finish(b, a.seq.cancelled ? 'cancelled' : 'stop');
+      return false;
+    }
+    if (a.generated >= a.seq.maxTokens) {
+      this.finish(b, 'length');
+      return false;
+    }
+    return true;
+  }
+
+  private async step(): Promise<void> {
+    await this.compile();
+    for (let b = 0; b < this.slots; b++) if (this.active[b]?.seq.cancelled) this.finish(b, 'cancelled');
+    for (let b = 0; b < this.slots && this.waiting.length > 0; b++) {
+      if (this.active[b]) continue;
+      const seq = this.waiting.shift()!;
+      if (seq.cancelled) {
+        seq.onDone('cancelled');
+        b--;
+        continue;
+      }
+      this.active[b] = { seq, tokens: [...seq.prompt], cached: 0, generated: 0, counts: new Map() };
+      this.promptTokens += seq.prompt.length;
+    }
+    await this.prefillOne();
+    await this.decodeAll();
+  }
+
+  /** One chunk of the prompt of the sequence with the least left to read. */
+  private async prefillOne(): Promise<void> {
+    const V = this.model.dims.vocabSize;
+    const T = this.model.dims.blockSize;
+    let b = -1;
+    for (let i = 0; i < this.slots; i++) {
+      const a = this.active[i];
+      if (a && a.cached < a.seq.prompt.length && (b < 0 || a.seq.prompt.length - a.cached < this.active[b]!.seq.prompt.length - this.active[b]!.cached)) b = i;
+    }
+    if (b < 0) return;
+    const a = this.active[b]!;
+    const C = this.chunk;
+    // Padding positions past the prompt hold garbage that is overwritten before any query sees
+    // it; the chunk is moved back so that it never reaches past the cache (re-writing the same
+    // tokens at the same positions is harmless).
+    const from = Math.min(a.cached, Math.max(0, T - C));
+    const ids = Array.from({ length: C }, (_, j) => (from + j < a.seq.prompt.length ? a.seq.prompt[from + j]! : 0));
+    const views = this.cur.map((c) => this.slotView(c, b));
+    const [logits] = await this.prefillExe!.run([hostValue('int32', [1, C], ids), hostValue('int64', [1], [from]), ...views], [hostValue('float32', [1, C, V]), ...this.scratch]);
+    if (this.active[b] !== a) return;
+    views.forEach((v, i) => (v.data as Float32Array).set(this.scratch[i]!.data as Float32Array));
+    a.cached = Math.min(a.seq.prompt.length, from + C);
+    if (a.cached === a.seq.prompt.length) {
+      const last = a.cached - 1 - from;
+      this.emit(b, (logits!.data as Float32Array).subarray(last * V, (last + 1) * V));
+    }
+  }
+
+  /** One token for every slot whose prompt is read; other rows write a position no query sees yet. */
+  private async decodeAll(): Promise<void> {
+    const V = this.model.dims.vocabSize;
+    const T = this.model.dims.blockSize;
+    const decoding = this.active.map((a) => a !== undefined && a.cached >= a.seq.prompt.length && a.tokens.length > a.cached);
+    if (!decoding.some(Boolean)) return;
+    // Rows past the last live slot are idle: the smallest graph that covers the live ones runs.
+    let live = 0;
+    this.active.forEach((a, b) => a && (live = b + 1));
+    const B = this.buckets.find((x) => x >= live)!;
+    const rows = this.active.slice(0, B);
+    const tokens = rows.map((a, b) => (decoding[b] ? a!.tokens[a!.tokens.length - 1]! : 0));
+    const start = rows.map((a) => (a ? Math.min(a.cached, T - 1) : 0));
+    const [logits] = await this.decodeExes.get(B)!.run([hostValue('int32', [B, 1], tokens), hostValue('int64', [B], start), ...this.cur.map((c) => this.rows(c, 0, B))], [hostValue('float32', [B, 1, V]), ...this.spare.map((c) => this.rows(c, 0, B))]);
+    // Rows at and past B of the new `cur` are stale; only idle slots live there, and a slot's
+    // first prefill writes every position a query of it can see.
+    [this.cur, this.spare] = [this.spare, this.cur];
+    const data = logits!.data as Float32Array;
+    for (let b = 0; b < B; b++) {
+      const a = this.active[b];
+      if (!decoding[b] || !a) continue;
+      a.cached++;
+      this.emit(b, data.subarray(b * V, (b + 1) * V));
+    }
+  }
+
+  /** Rows [from, to) of a pool-sized cache, as a value of batch to - from. */
+  private rows(c: HostValue, from: number, to: number): HostValue {
+    const per = c.data.length / this.slots;
+    return { dtype: 'float32', shape: [to - from, ...c.shape.slice(1)], data: (c.data as Float32Array).subarray(from * per, to * per) };
+  }
+
+  private slotView(c: HostValue, b: number): HostValue {
+    return this.rows(c, b, b + 1);
+  }
+}
