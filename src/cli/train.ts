@@ -34,7 +34,8 @@ const FLAGS: Record<string, FlagSpec> = {
   device: { type: 'string', help: 'cpu or webgpu', default: 'cpu' },
   threads: { type: 'number', help: 'ONNX Runtime intra-op threads (default: all cores)' },
   seed: { type: 'number', help: 'random seed', default: 1337 },
-  'peak-gflops': { type: 'number', help: 'peak GFLOP/s for MFU (default: measured, a 1024 GEMM inside a graph)' },
+  'peak-gflops': { type: 'number', help: 'peak GFLOP/s for MFU (default: --machine, else a GEMM probe at start-up; see MFU below)' },
+  machine: { type: 'string', help: 'machine spec from atscale plan --calibrate for the MFU peak (default ./atscale-machine.json if its thread count matches)' },
   'deepspeed-config': { type: 'string', help: 'DeepSpeed-style JSON (batch sizes, optimizer, scheduler, zero_optimization)' },
   quiet: { type: 'boolean', help: 'no progress line' },
   help: { type: 'boolean', help: 'show this help' },
@@ -94,7 +95,9 @@ export function resolveTrainArgs(argv: string[]): ResolvedTrainArgs {
 
 export async function run(argv: string[]): Promise<number> {
   if (argv.includes('--help')) {
-    console.log(formatHelp('train', summary, FLAGS));
+    const { MFU_DEFINITION } = await import('../engine/mfu.js');
+    const wrapped = MFU_DEFINITION.replace(/(.{1,96})(\s+|$)/g, '$1\n').trimEnd();
+    console.log(`${formatHelp('train', summary, FLAGS)}\n\n${wrapped}`);
     return 0;
   }
   const { model, hyper, flags, explicit } = resolveTrainArgs(argv);
@@ -105,12 +108,6 @@ export async function run(argv: string[]): Promise<number> {
   const { runTraining } = await import('../engine/train-loop.js');
   const dist = await import('./train-distributed.js');
   const setup = await dist.distributedSetup(flags.deepspeedConfig as string | undefined, hyper, explicit, { device, threads });
-  let peak = flags.peakGflops as number | undefined;
-  if (peak === undefined) {
-    const { measurePeakGflops } = await import('../runtime/gemm-probe.js');
-    const { availableParallelism } = await import('node:os');
-    peak = await measurePeakGflops(threads ?? availableParallelism(), [1024]);
-  }
   const t0 = performance.now();
   try {
     const r = await runTraining({
@@ -124,7 +121,8 @@ export async function run(argv: string[]): Promise<number> {
       seed: flags.seed as number,
       device,
       threads,
-      peakGflops: peak,
+      peakGflops: flags.peakGflops as number | undefined,
+      machine: flags.machine as string | undefined,
       rank: setup.rank,
       world: setup.world,
       makeTrainer: setup.makeTrainer,

@@ -13,6 +13,8 @@ import { isShardedCheckpoint, loadCheckpoint, ShardedCheckpoint } from '../check
 import type { Trainer } from './trainer.js';
 import { LocalTrainer } from './local-trainer.js';
 import { Progress } from './progress.js';
+import { MfuMeter, resolvePeak } from './mfu.js';
+import { availableParallelism } from 'node:os';
 
 export interface RunOptions {
   model: Partial<GPTConfig>;
@@ -26,8 +28,10 @@ export interface RunOptions {
   seed: number;
   device?: 'cpu' | 'webgpu';
   threads?: number;
-  /** Peak GFLOP/s for MFU (measured by the caller, e.g. the GEMM probe). */
+  /** Peak GFLOP/s for MFU; default: resolvePeak (calibration file, else a start-up probe). */
   peakGflops?: number;
+  /** Machine spec from `atscale plan --calibrate` to take the MFU peak from. */
+  machine?: string;
   /** Data-parallel rank and world (1 process: 0 of 1). */
   rank?: number;
   world?: number;
@@ -107,6 +111,8 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     valSampler.setState(meta.valRng);
     start = meta.iter;
   }
+  // Before the step graphs compile, so the probe (when there is one) has the cores to itself.
+  const mfu = rank === 0 ? new MfuMeter(await resolvePeak({ given: o.peakGflops, machine: o.machine, threads: o.threads ?? availableParallelism() })) : undefined;
   await trainer.prepare();
 
   const metricsPath = join(o.out, 'metrics.jsonl');
@@ -115,6 +121,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   const tokensPerIter = h.batchSize * h.gradAccum * config.blockSize;
   const flopsPerIter = gptFlopsPerToken(config) * tokensPerIter;
   const progress = new Progress(h.maxIters, o.quiet || rank !== 0);
+  if (mfu) progress.note(mfu.describe());
   const losses: { iter: number; loss: number }[] = [];
 
   const evaluate = async (): Promise<number> => {
@@ -143,9 +150,9 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     if (iter % h.logInterval === 0 || last) {
       const seconds = (performance.now() - windowStart) / 1000;
       const tps = (tokensPerIter * windowIters) / seconds;
-      const mfu = o.peakGflops ? (flopsPerIter * windowIters) / seconds / (o.peakGflops * 1e9) : undefined;
-      log({ iter, loss: round(r.loss), lr, tokens_per_s: Math.round(tps), mfu: mfu === undefined ? null : round(mfu), grad_norm: round(r.gradNorm) });
-      progress.update(iter, r.loss, tps, mfu);
+      const u = mfu?.measure(flopsPerIter * windowIters, seconds);
+      log({ iter, loss: round(r.loss), lr, tokens_per_s: Math.round(tps), mfu: u === undefined ? null : round(u), mfu_peak_gflops: mfu ? round(mfu.peakGflops) : null, grad_norm: round(r.gradNorm) });
+      progress.update(iter, r.loss, tps, u);
       windowStart = performance.now();
       windowIters = 0;
     }
@@ -159,6 +166,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     }
   }
   progress.done();
+  if (mfu) progress.note(mfu.describe());
   // Every rank decides the same way (saving is collective), and a stale ckpt/ is never returned.
   if (!saved) await save(start);
   return { model, trainer, tokenizer: data.tokenizer, losses, valLoss, checkpoint: ckptDir };
