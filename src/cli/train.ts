@@ -38,6 +38,7 @@ const FLAGS: Record<string, FlagSpec> = {
   machine: { type: 'string', help: 'machine spec from atscale plan --calibrate for the MFU peak (default ./atscale-machine.json if its thread count matches)' },
   'deepspeed-config': { type: 'string', help: 'DeepSpeed-style JSON (batch sizes, optimizer, scheduler, zero_optimization)' },
   quiet: { type: 'boolean', help: 'no progress line' },
+  profile: { type: 'boolean', help: "write ONNX Runtime's trace of the steps (Chrome trace) into --out and print a per-module table of the last step (use a small --max-iters)" },
   help: { type: 'boolean', help: 'show this help' },
 };
 
@@ -128,6 +129,7 @@ export async function run(argv: string[]): Promise<number> {
       makeTrainer: setup.makeTrainer,
       explicit,
       quiet: flags.quiet === true,
+      profile: flags.profile === true,
     });
     if (setup.rank === 0) {
       console.log(`trained ${r.losses.length} steps in ${((performance.now() - t0) / 1000).toFixed(1)} s; final train loss ${r.losses.at(-1)?.loss.toFixed(4) ?? 'n/a'}, val loss ${r.valLoss.toFixed(4)}; checkpoint ${r.checkpoint}`);

@@ -1,6 +1,6 @@
 // The training loop: schedule, batches, evaluation, metrics, progress and checkpoints around
 // a Trainer. Everything that can be wrong with the inputs is checked before step 0.
-import { appendFileSync, mkdirSync } from 'node:fs';
+import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Rng, type RngState } from '../tensor/rng.js';
 import { ShardedBatchSampler, startsAfter, type Tokenizer } from '../data/index.js';
@@ -14,6 +14,8 @@ import type { Trainer } from './trainer.js';
 import { LocalTrainer } from './local-trainer.js';
 import { Progress } from './progress.js';
 import { MfuMeter, resolvePeak } from './mfu.js';
+import { formatProfile } from './profile-report.js';
+import { readStepProfile } from '../runtime/profile.js';
 import { availableParallelism } from 'node:os';
 
 export interface RunOptions {
@@ -43,6 +45,9 @@ export interface RunOptions {
   /** Start every training/eval window just after this text (e.g. '\n' for one record per line). */
   alignAfter?: string;
   quiet?: boolean;
+  /** Record ONNX Runtime's trace of the training steps into OUT and print the per-module table
+   * of the last step (single-process runs). */
+  profile?: boolean;
 }
 
 export interface RunResult {
@@ -96,9 +101,11 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   const model = new GPT(config);
   const micro = h.batchSize / world;
   const shape = { batch: micro, seq: config.blockSize };
+  if (o.profile && o.makeTrainer) throw new Error('--profile profiles a single-process run; run it without a DeepSpeed config or launcher');
+  const profilePrefix = o.profile ? join(o.out, 'ort-profile') : undefined;
   const trainer = o.makeTrainer
     ? await o.makeTrainer(model, micro, seed)
-    : new LocalTrainer(model, { shape, optimizer: { lr: h.lr, beta1: h.beta1, beta2: h.beta2, eps: 1e-8, weightDecay: h.weightDecay }, gradClip: h.gradClip, gradAccum: h.gradAccum, seed, device: o.device, threads: o.threads });
+    : new LocalTrainer(model, { shape, optimizer: { lr: h.lr, beta1: h.beta1, beta2: h.beta2, eps: 1e-8, weightDecay: h.weightDecay }, gradClip: h.gradClip, gradAccum: h.gradAccum, seed, device: o.device, threads: o.threads, profile: profilePrefix });
   const align = o.alignAfter === undefined ? undefined : data.tokenizer.encode(o.alignAfter);
   if (align && align.length !== 1) throw new Error(`alignAfter must encode to exactly one token, got ${align.length}`);
   const startsIn = (tokens: ArrayLike<number>) => (align ? startsAfter(tokens, align[0]!) : undefined);
@@ -167,6 +174,12 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   }
   progress.done();
   if (mfu) progress.note(mfu.describe());
+  if (o.profile && trainer instanceof LocalTrainer && losses.length > 0) {
+    const { file, nodes } = trainer.endProfiling();
+    const report = formatProfile(readStepProfile(file, nodes), model);
+    writeFileSync(join(o.out, 'profile.txt'), report + '\n');
+    console.log(`${report}\n\nChrome trace of every profiled step: ${file} (open in ui.perfetto.dev or chrome://tracing); this table: ${join(o.out, 'profile.txt')}`);
+  }
   // Every rank decides the same way (saving is collective), and a stale ckpt/ is never returned.
   if (!saved) await save(start);
   return { model, trainer, tokenizer: data.tokenizer, losses, valLoss, checkpoint: ckptDir };
