@@ -5,7 +5,7 @@ import type { Node } from '../../ir/graph.js';
 import { type DType, roundTo } from '../../ir/dtype.js';
 import { numel, stridesOf } from '../../ir/shape.js';
 import { broadcastOffsets, forEachIndex, flatIndex } from './indexing.js';
-import { DROPOUT_INDEX_MULT, DROPOUT_MULT, dropoutSalt, dropoutThreshold } from '../onnx/lower.js';
+import { DROPOUT_COL_MULT, DROPOUT_INDEX_MULT, DROPOUT_MULT, dropoutGrid, dropoutSalt, dropoutThreshold } from '../onnx/lower.js';
 
 export interface RefValue {
   dtype: DType;
@@ -217,10 +217,17 @@ export function evaluateRef(n: Node, ins: RefValue[]): RefValue {
       return value(n, out);
     }
     case 'dropout_mask': {
-      let word = ((ins[0]!.data[0]! | 0) + dropoutSalt(a.salt as number)) | 0;
-      word = Math.imul((word ^ Math.trunc(word / 65536)) | 0, DROPOUT_MULT) | 0;
+      const word = dropoutMix(((ins[0]!.data[0]! | 0) + dropoutSalt(a.salt as number)) | 0);
       const threshold = dropoutThreshold(a.p as number);
-      for (let i = 0; i < out.length; i++) out[i] = dropoutHash(Math.imul(i, DROPOUT_INDEX_MULT) ^ word) >= threshold ? 1 : 0;
+      const { rows, cols } = dropoutGrid(n.shape);
+      for (let r = 0; r < rows; r++) {
+        const rowHash = dropoutMix(dropoutMix(Math.imul(r, DROPOUT_INDEX_MULT) ^ word));
+        for (let c = 0; c < cols; c++) {
+          let h = Math.imul(rowHash ^ Math.imul(c, DROPOUT_COL_MULT), DROPOUT_MULT);
+          h = (h ^ Math.trunc(h / 65536)) | 0;
+          out[r * cols + c] = h >= threshold ? 1 : 0;
+        }
+      }
       return value(n, out);
     }
     default:
@@ -258,13 +265,10 @@ function lastAxisKernel(op: string, x: RefValue, axis: number, eps: number): Flo
 }
 
 /** The same wrapping int32 hash the ONNX lowering computes. */
-export function dropoutHash(x: number): number {
-  let h = x | 0;
-  for (let round = 0; round < 3; round++) {
-    h = (h ^ Math.trunc(h / 65536)) | 0;
-    if (round < 2) h = Math.imul(h, DROPOUT_MULT) | 0;
-  }
-  return h;
+/** One mixing round of the dropout hash: xorshift by 16 (truncating division, as ONNX's int32
+ * Div), then multiply, wrapping in int32. */
+export function dropoutMix(x: number): number {
+  return Math.imul((x ^ Math.trunc(x / 65536)) | 0, DROPOUT_MULT) | 0;
 }
 
 function matmul(x: RefValue, y: RefValue, outShape: number[]): Float64Array {
