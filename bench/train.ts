@@ -110,9 +110,11 @@ export async function run(argv: string[]): Promise<number> {
       for (const [impl, xs] of [['atscale', a], ['pytorch', t]] as const) {
         if (xs.length === 0) continue;
         const ms = med(xs, 'ms_per_iter');
-        const ratio = impl === 'atscale' && t.length ? `  tokens/s ${(med(a, 'tokens_per_s') / med(t, 'tokens_per_s')).toFixed(2)}x, RSS ${(med(a, 'peak_rss_mb') / med(t, 'peak_rss_mb')).toFixed(2)}x` : '';
+        // tokens/s from the median ms/iter (with two runs, a median of rates and a median of
+        // times would not be reciprocal), so the ratio is PyTorch's ms over atscale's.
+        const ratio = impl === 'atscale' && t.length ? `  tokens/s ${(med(t, 'ms_per_iter') / ms).toFixed(2)}x, RSS ${(med(a, 'peak_rss_mb') / med(t, 'peak_rss_mb')).toFixed(2)}x` : '';
         const perRun = xs.length > 1 ? `  (runs: ${xs.map((x) => x.ms_per_iter.toFixed(0)).join(', ')} ms)` : '';
-        table.push(`${name.padEnd(17)}${String(dropout).padStart(8)}  ${impl.padEnd(8)}${ms.toFixed(1).padStart(11)}${Math.round(med(xs, 'tokens_per_s')).toString().padStart(9)}${((100 * xs[0]!.flops_per_iter) / (ms / 1000) / (peak * 1e9)).toFixed(1).padStart(7)}%${Math.round(med(xs, 'peak_rss_mb')).toString().padStart(9)}${ratio}${perRun}`);
+        table.push(`${name.padEnd(17)}${String(dropout).padStart(8)}  ${impl.padEnd(8)}${ms.toFixed(1).padStart(11)}${Math.round((xs[0]!.tokens_per_s * xs[0]!.ms_per_iter) / ms).toString().padStart(9)}${((100 * xs[0]!.flops_per_iter) / (ms / 1000) / (peak * 1e9)).toFixed(1).padStart(7)}%${Math.round(med(xs, 'peak_rss_mb')).toString().padStart(9)}${ratio}${perRun}`);
       }
     }
   }
