@@ -6,6 +6,8 @@ const BENCHES: Record<string, () => Promise<{ run(argv: string[]): Promise<numbe
   collectives: () => import('./collectives.js'),
   zero: () => import('./zero.js'),
   plan: () => import('./plan.js'),
+  finetune: () => import('./finetune.js'),
+  monitor: () => import('./monitor.js'),
 };
 
 export async function runBench(argv: string[]): Promise<number> {

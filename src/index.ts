@@ -18,3 +18,5 @@ export { LocalTrainer } from './engine/local-trainer.js';
 export { runTraining, type RunOptions } from './engine/train-loop.js';
 export { Generator } from './engine/generate.js';
 export { exportOnnx } from './engine/export-onnx.js';
+export { openMonitors, TensorBoardWriter, ProgressBar, type Monitor, type MetricRecord, type MonitorOptions } from './monitor/index.js';
+export { startDashboard, type Dashboard, type DashboardOptions } from './dashboard/index.js';

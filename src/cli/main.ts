@@ -17,6 +17,10 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   plan: () => import('./plan.js'),
   bench: () => import('./bench.js'),
   export: () => import('./export.js'),
+  finetune: () => import('./finetune.js'),
+  eval: () => import('./eval.js'),
+  merge: () => import('./merge.js'),
+  dashboard: () => import('./dashboard.js'),
 };
 
 export function version(): string {

@@ -37,6 +37,11 @@ const FLAGS: Record<string, FlagSpec> = {
   'peak-gflops': { type: 'number', help: 'peak GFLOP/s for MFU (default: --machine, else a GEMM probe at start-up; see MFU below)' },
   machine: { type: 'string', help: 'machine spec from atscale plan --calibrate for the MFU peak (default ./atscale-machine.json if its thread count matches)' },
   'deepspeed-config': { type: 'string', help: 'DeepSpeed-style JSON (batch sizes, optimizer, scheduler, zero_optimization)' },
+  tensorboard: { type: 'boolean', help: 'write TensorBoard event files to OUT/tb (--tensorboard=false: off)', default: true },
+  csv: { type: 'boolean', help: 'also write one CSV file per metric to OUT/csv' },
+  dashboard: { type: 'boolean', help: 'serve the live dashboard of this run (stays up after training until Ctrl-C)' },
+  'dashboard-port': { type: 'number', help: 'dashboard TCP port (0 picks a free one)', default: 6006 },
+  'dashboard-host': { type: 'string', help: 'dashboard address; off loopback it needs the token printed with its URL', default: '127.0.0.1' },
   quiet: { type: 'boolean', help: 'no progress line' },
   profile: { type: 'boolean', help: "write ONNX Runtime's trace of the steps (Chrome trace) into --out and print a per-module table of the last step (use a small --max-iters)" },
   help: { type: 'boolean', help: 'show this help' },
@@ -109,6 +114,11 @@ export async function run(argv: string[]): Promise<number> {
   const { runTraining } = await import('../engine/train-loop.js');
   const dist = await import('./train-distributed.js');
   const setup = await dist.distributedSetup(flags.deepspeedConfig as string | undefined, hyper, explicit, { device, threads });
+  const out = String(flags.out);
+  const monitor = { ...setup.monitor };
+  if (explicit.has('tensorboard') || !monitor.tensorboard) monitor.tensorboard = { ...monitor.tensorboard, enabled: flags.tensorboard !== false };
+  if (explicit.has('csv')) monitor.csv = { ...monitor.csv, enabled: flags.csv === true };
+  const dashboard = flags.dashboard === true && setup.rank === 0 ? await startRunDashboard(out, flags) : undefined;
   const t0 = performance.now();
   try {
     const r = await runTraining({
@@ -117,7 +127,8 @@ export async function run(argv: string[]): Promise<number> {
       data: String(flags.data),
       tokenizer: flags.tokenizer as 'char' | 'bpe',
       bpeVocab: flags.bpeVocab as number,
-      out: String(flags.out),
+      out,
+      monitor,
       resume: flags.resume as string | undefined,
       seed: flags.seed as number,
       device,
@@ -134,8 +145,37 @@ export async function run(argv: string[]): Promise<number> {
     if (setup.rank === 0) {
       console.log(`trained ${r.losses.length} steps in ${((performance.now() - t0) / 1000).toFixed(1)} s; final train loss ${r.losses.at(-1)?.loss.toFixed(4) ?? 'n/a'}, val loss ${r.valLoss.toFixed(4)}; checkpoint ${r.checkpoint}`);
     }
+  } catch (e) {
+    await dashboard?.close();
+    throw e;
   } finally {
     await setup.close();
   }
+  if (dashboard) {
+    console.log(`training finished; the dashboard stays at ${dashboard.url} until Ctrl-C`);
+    await dashboard.linger();
+  }
   return 0;
+}
+
+/** The dashboard of this run, on its own thread, started before training so the page fills in
+ * live. During training Ctrl-C stops everything as usual; `linger` keeps the page up afterwards
+ * until SIGINT/SIGTERM. */
+async function startRunDashboard(out: string, flags: Record<string, unknown>): Promise<{ url: string; close(): Promise<void>; linger(): Promise<void> }> {
+  const { mkdirSync } = await import('node:fs');
+  const { startDashboardThread } = await import('../dashboard/index.js');
+  mkdirSync(out, { recursive: true });
+  const d = await startDashboardThread({ runs: [out], host: String(flags.dashboardHost), port: flags.dashboardPort as number });
+  console.log(`listening on ${d.url}`);
+  const linger = () =>
+    new Promise<void>((res) => {
+      const stop = () => {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+        void d.close().then(res);
+      };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+    });
+  return { url: d.url, close: () => d.close(), linger };
 }

@@ -4,6 +4,7 @@
 // ds_config.json works when it only uses this subset.
 import type { AdamWConfig } from '../optim/adamw.js';
 import type { CosineSchedule } from '../optim/schedule.js';
+import type { MonitorOptions, MonitorSection } from '../monitor/index.js';
 
 export type ZeroStage = 0 | 1 | 2 | 3;
 
@@ -31,6 +32,8 @@ export interface DeepSpeedConfig {
   gradClip: number;
   zero: ZeroOptimization;
   stepsPerPrint: number;
+  /** DeepSpeed's monitor sections (`tensorboard`, `csv_monitor`); absent ones keep atscale's defaults. */
+  monitor: MonitorOptions;
 }
 
 export class DeepSpeedConfigError extends Error {
@@ -38,7 +41,8 @@ export class DeepSpeedConfigError extends Error {
 }
 
 const DEFAULT_BUCKET = 500_000_000;
-const TOP_KEYS = ['train_batch_size', 'train_micro_batch_size_per_gpu', 'gradient_accumulation_steps', 'optimizer', 'scheduler', 'gradient_clipping', 'zero_optimization', 'steps_per_print'];
+const TOP_KEYS = ['train_batch_size', 'train_micro_batch_size_per_gpu', 'gradient_accumulation_steps', 'optimizer', 'scheduler', 'gradient_clipping', 'zero_optimization', 'steps_per_print', 'tensorboard', 'csv_monitor'];
+const MONITOR_KEYS = ['enabled', 'output_path', 'job_name'];
 const OPT_KEYS = ['type', 'params'];
 const OPT_PARAM_KEYS = ['lr', 'betas', 'eps', 'weight_decay', 'adam_w_mode'];
 const ZERO_KEYS = ['stage', 'reduce_bucket_size', 'allgather_bucket_size', 'overlap_comm', 'contiguous_gradients'];
@@ -165,6 +169,19 @@ function zero(v: unknown): ZeroOptimization {
   };
 }
 
+/** `{ enabled, output_path, job_name }` as DeepSpeed's monitor sections spell them. */
+function monitorSection(v: unknown, where: string): MonitorSection | undefined {
+  if (v === undefined) return undefined;
+  const m = object(v, where, MONITOR_KEYS);
+  const text = (key: string): string | undefined => {
+    const x = m[key];
+    if (x === undefined || x === '') return undefined;
+    if (typeof x !== 'string') throw new DeepSpeedConfigError(`${where}.${key} must be a string, got ${JSON.stringify(x)}`);
+    return x;
+  };
+  return { enabled: bool(m, 'enabled', `${where}.`, false), outputPath: text('output_path'), jobName: text('job_name') };
+}
+
 /** Parses a config (JSON text or a parsed object) for a job of `worldSize` ranks. */
 export function parseDeepSpeedConfig(input: string | unknown, worldSize: number): DeepSpeedConfig {
   if (!Number.isInteger(worldSize) || worldSize < 1) throw new DeepSpeedConfigError(`world size must be a positive integer, got ${worldSize}`);
@@ -186,5 +203,6 @@ export function parseDeepSpeedConfig(input: string | unknown, worldSize: number)
     gradClip: nonNeg(c, 'gradient_clipping') ?? 0,
     zero: zero(c.zero_optimization),
     stepsPerPrint: posInt(c, 'steps_per_print') ?? 10,
+    monitor: { tensorboard: monitorSection(c.tensorboard, 'tensorboard'), csv: monitorSection(c.csv_monitor, 'csv_monitor') },
   };
 }

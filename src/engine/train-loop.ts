@@ -1,6 +1,7 @@
 // The training loop: schedule, batches, evaluation, metrics, progress and checkpoints around
 // a Trainer. Everything that can be wrong with the inputs is checked before step 0.
-import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { Rng, type RngState } from '../tensor/rng.js';
 import { ShardedBatchSampler, startsAfter, type Tokenizer } from '../data/index.js';
@@ -16,7 +17,7 @@ import { Progress } from './progress.js';
 import { MfuMeter, resolvePeak } from './mfu.js';
 import { formatProfile } from './profile-report.js';
 import { readStepProfile } from '../runtime/profile.js';
-import { availableParallelism } from 'node:os';
+import { openMonitors, JsonlMonitor, ProgressBar, type MetricRecord, type Monitor, type MonitorOptions } from '../monitor/index.js';
 
 export interface RunOptions {
   model: Partial<GPTConfig>;
@@ -48,6 +49,8 @@ export interface RunOptions {
   /** Record ONNX Runtime's trace of the training steps into OUT and print the per-module table
    * of the last step (single-process runs). */
   profile?: boolean;
+  /** TensorBoard (on by default, OUT/tb) and CSV writers next to metrics.jsonl. */
+  monitor?: MonitorOptions;
 }
 
 export interface RunResult {
@@ -93,7 +96,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   }
   mkdirSync(o.out, { recursive: true });
   const restored = resumeFiles ? (JSON.parse(resumeFiles['tokenizer.json']!) as object) : undefined;
-  const data = await loadRunData(o.data, o.tokenizer, o.out, { bpeVocab: o.bpeVocab, restored, blockSize: config.blockSize });
+  const data = await loadRunData(o.data, o.tokenizer, o.out, { bpeVocab: o.bpeVocab, restored, blockSize: config.blockSize, quiet: o.quiet || rank !== 0 });
   if (meta && data.tokenizer.fingerprint() !== meta.tokenizer) throw new Error(`the tokenizer does not match checkpoint ${o.resume}`);
   if (!meta) config.vocabSize = data.tokenizer.vocabSize;
   else if (config.vocabSize !== data.tokenizer.vocabSize) throw new Error(`checkpoint vocab ${config.vocabSize} != tokenizer vocab ${data.tokenizer.vocabSize}`);
@@ -103,7 +106,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   const shape = { batch: micro, seq: config.blockSize };
   if (o.profile && o.makeTrainer) throw new Error('--profile profiles a single-process run; run it without a DeepSpeed config or launcher');
   const profilePrefix = o.profile ? join(o.out, 'ort-profile') : undefined;
-  const trainer = o.makeTrainer
+  const trainer: Trainer = o.makeTrainer
     ? await o.makeTrainer(model, micro, seed)
     : new LocalTrainer(model, { shape, optimizer: { lr: h.lr, beta1: h.beta1, beta2: h.beta2, eps: 1e-8, weightDecay: h.weightDecay }, gradClip: h.gradClip, gradAccum: h.gradAccum, seed, device: o.device, threads: o.threads, profile: profilePrefix });
   const align = o.alignAfter === undefined ? undefined : data.tokenizer.encode(o.alignAfter);
@@ -122,18 +125,27 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   const mfu = rank === 0 ? new MfuMeter(await resolvePeak({ given: o.peakGflops, machine: o.machine, threads: o.threads ?? availableParallelism() })) : undefined;
   await trainer.prepare();
 
-  const metricsPath = join(o.out, 'metrics.jsonl');
-  const log = (rec: object) => rank === 0 && appendFileSync(metricsPath, JSON.stringify(rec) + '\n');
+  // Rank 0 writes the run's metrics; with several ranks each one also logs its own step time
+  // (ranks/rank-R.jsonl), so a straggler shows up in the dashboard.
+  const monitor: Monitor | undefined = rank === 0 ? openMonitors(o.out, o.monitor) : undefined;
+  if (rank === 0) writeRunInfo(o.out, { config, hyper: h, seed, world, data: o.data, tokenizer: o.tokenizer, device: o.device ?? 'cpu', resumedFrom: o.resume ?? null, started: new Date().toISOString() });
+  const rankLog = world > 1 ? new JsonlMonitor(join(o.out, 'ranks', `rank-${rank}.jsonl`)) : undefined;
+  const log = (rec: MetricRecord) => monitor?.write(rec);
   const schedule = { lr: h.lr, minLr: h.minLr, warmupIters: h.warmupIters, decayIters: h.decayIters };
   const tokensPerIter = h.batchSize * h.gradAccum * config.blockSize;
   const flopsPerIter = gptFlopsPerToken(config) * tokensPerIter;
   const progress = new Progress(h.maxIters, o.quiet || rank !== 0);
-  if (mfu) progress.note(mfu.describe());
+  if (mfu && !o.quiet) process.stderr.write(`${mfu.describe()}\n`);
   const losses: { iter: number; loss: number }[] = [];
 
-  const evaluate = async (): Promise<number> => {
+  const evaluate = async (iter: number): Promise<number> => {
+    const bar = new ProgressBar(`iter ${iter}: eval`, h.evalIters, { unit: 'batches', quiet: o.quiet || rank !== 0 });
     let sum = 0;
-    for (let i = 0; i < h.evalIters; i++) sum += await trainer.evalLoss(valSampler.next());
+    for (let i = 0; i < h.evalIters; i++) {
+      sum += await trainer.evalLoss(valSampler.next());
+      bar.update(i + 1);
+    }
+    bar.finish(`val loss ${(sum / h.evalIters).toFixed(4)}`);
     return sum / h.evalIters;
   };
   let saved = false;
@@ -146,34 +158,47 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   let valLoss = NaN;
   let windowStart = performance.now();
   let windowIters = 0;
+  let windowStepMs = 0;
+  let windowComputeMs: number | null = 0;
   for (let iter = start; iter < h.maxIters; iter++) {
     const lr = cosineLr(schedule, iter);
     const batches = Array.from({ length: h.gradAccum }, () => trainSampler.next());
+    const t0 = performance.now();
     const r = await trainer.step(batches, lr, iter);
+    const stepMs = performance.now() - t0;
     if (!Number.isFinite(r.loss)) throw new Error(`loss became ${r.loss} at iteration ${iter}; lower --lr or check the data`);
     losses.push({ iter, loss: r.loss });
     windowIters++;
+    windowStepMs += stepMs;
+    windowComputeMs = r.computeMs === undefined || windowComputeMs === null ? null : windowComputeMs + r.computeMs;
     const last = iter === h.maxIters - 1;
     if (iter % h.logInterval === 0 || last) {
       const seconds = (performance.now() - windowStart) / 1000;
       const tps = (tokensPerIter * windowIters) / seconds;
       const u = mfu?.measure(flopsPerIter * windowIters, seconds);
-      log({ iter, loss: round(r.loss), lr, tokens_per_s: Math.round(tps), mfu: u === undefined ? null : round(u), mfu_peak_gflops: mfu ? round(mfu.peakGflops) : null, grad_norm: round(r.gradNorm) });
+      const rssMb = process.memoryUsage().rss / 2 ** 20;
+      log({ iter, loss: round(r.loss), lr, tokens_per_s: Math.round(tps), mfu: u === undefined ? null : round(u), mfu_peak_gflops: mfu ? round(mfu.peakGflops) : null, grad_norm: round(r.gradNorm), step_ms: round(windowStepMs / windowIters), rss_mb: Math.round(rssMb) });
+      // Every rank, at the same cadence: its mean step time over the window.
+      rankLog?.write({ iter, step_ms: round(windowStepMs / windowIters), compute_ms: windowComputeMs === null ? null : round(windowComputeMs / windowIters) });
       progress.update(iter, r.loss, tps, u);
       windowStart = performance.now();
       windowIters = 0;
+      windowStepMs = 0;
+      windowComputeMs = 0;
     }
     if ((iter + 1) % h.evalInterval === 0 || last) {
-      valLoss = await evaluate();
+      valLoss = await evaluate(iter);
       log({ iter, val_loss: round(valLoss) });
-      progress.note(`iter ${iter}: val loss ${valLoss.toFixed(4)}`);
       await save(iter + 1);
       windowStart = performance.now();
       windowIters = 0;
+      windowStepMs = 0;
+      windowComputeMs = 0;
     }
   }
+  monitor?.close();
   progress.done();
-  if (mfu) progress.note(mfu.describe());
+  if (mfu && !o.quiet) process.stderr.write(`${mfu.describe()}\n`);
   if (o.profile && trainer instanceof LocalTrainer && losses.length > 0) {
     const { file, nodes } = trainer.endProfiling();
     const report = formatProfile(readStepProfile(file, nodes), model);
@@ -186,6 +211,14 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
 }
 
 const round = (x: number) => Math.round(x * 1e6) / 1e6;
+
+/** OUT/run.json: the run's settings for the dashboard's run table (temp name + rename, so a
+ * reader never sees half a file). */
+function writeRunInfo(out: string, info: object): void {
+  const tmp = join(out, `.run.json.tmp-${process.pid}`);
+  writeFileSync(tmp, JSON.stringify(info, null, 1) + '\n');
+  renameSync(tmp, join(out, 'run.json'));
+}
 
 /** The checkpoint's training settings with the user's explicit ones on top; batch size,
  * accumulation and seed must stay as they were (the data stream and dropout depend on them). */
