@@ -5,8 +5,8 @@
 // process (so peak RSS is that run's alone); the readable table shows atscale/PyTorch ratios.
 // JSON: one line per preset, dropout, implementation and run:
 //   {"bench":"train","preset","dropout","impl","tokens_per_s","ms_per_iter","peak_rss_mb","mfu",...}
-// MFU of every row is against one peak: the in-graph GEMM peak measured at the start, raised to
-// the best model-FLOP rate any row showed if one beat it (see src/engine/mfu.ts).
+// MFU is against the in-graph GEMM peak measured at the start, raised to the best model-FLOP
+// rate any row so far showed if one beat it (see src/engine/mfu.ts); the table uses the final peak.
 // Also: the loss/gradient check against PyTorch on cpu-small ("bench":"train-check"), and with
 // --plan the planner's calibrated prediction against the measured step ("bench":"plan-local-truth").
 import { spawnSync } from 'node:child_process';
@@ -74,6 +74,15 @@ export async function run(argv: string[]): Promise<number> {
   const torch = torchAvailable();
   if (!torch.ok) console.log(`PyTorch peer not run: ${torch.reason}`);
   const rows: Measured[] = [];
+  // Each row is printed as soon as it is measured (a shakespeare-char row takes minutes), with
+  // MFU against the peak so far: every model FLOP is a GEMM FLOP, so a row faster than the
+  // probe proves the probe low and raises the peak.
+  const record = (r: Measured) => {
+    rows.push(r);
+    peak = Math.max(peak, r.flops_per_iter / (r.ms_per_iter / 1000) / 1e9);
+    emit({ bench: 'train', preset: r.preset, dropout: r.dropout, impl: r.impl, tokens_per_s: round(r.tokens_per_s), ms_per_iter: round(r.ms_per_iter), peak_rss_mb: round(r.peak_rss_mb), mfu: round(mfu(r), 4), run: r.run, threads, mfu_peak_gflops: round(peak), ...r.extra });
+  };
+  const mfu = (r: Measured) => r.flops_per_iter / (r.ms_per_iter / 1000) / (peak * 1e9);
   for (let run = 1; run <= runs; run++) {
     for (const name of String(flags.presets).split(',')) {
       const p = preset(name);
@@ -82,19 +91,13 @@ export async function run(argv: string[]): Promise<number> {
         const cfg = gptConfig({ ...p.model, vocabSize: 65, dropout });
         const flops = gptFlopsPerToken(cfg) * p.train.batchSize * cfg.blockSize;
         const ours = atscaleRun(name, dropout, iters, warmup, threads);
-        rows.push({ preset: name, dropout, impl: 'atscale', run, ...ours, flops_per_iter: flops, extra: {} });
+        record({ preset: name, dropout, impl: 'atscale', run, ...ours, flops_per_iter: flops, extra: {} });
         if (torch.ok) {
           const t = await runTorchBench({ config: { n_layer: cfg.nLayer, n_head: cfg.nHead, n_embd: cfg.nEmbd, block_size: cfg.blockSize, vocab_size: 65, bias: cfg.bias, dropout, batch_size: p.train.batchSize, lr: p.train.lr, beta1: p.train.beta1, beta2: p.train.beta2, weight_decay: p.train.weightDecay }, iters, warmup, threads, timeoutMs: 3_600_000 });
-          rows.push({ preset: name, dropout, impl: 'pytorch', run, ms_per_iter: t.ms_per_iter, tokens_per_s: t.tokens_per_s, peak_rss_mb: t.peak_rss_mb, flops_per_iter: flops, extra: { torch_version: t.torch_version, blas: t.blas, blas_threads: t.threads, omp_threads: t.omp_threads } });
+          record({ preset: name, dropout, impl: 'pytorch', run, ms_per_iter: t.ms_per_iter, tokens_per_s: t.tokens_per_s, peak_rss_mb: t.peak_rss_mb, flops_per_iter: flops, extra: { torch_version: t.torch_version, blas: t.blas, blas_threads: t.threads, omp_threads: t.omp_threads } });
         }
       }
     }
-  }
-  // Every model FLOP is a GEMM FLOP, so a row faster than the probe proves the probe low.
-  for (const r of rows) peak = Math.max(peak, r.flops_per_iter / (r.ms_per_iter / 1000) / 1e9);
-  const mfu = (r: Measured) => r.flops_per_iter / (r.ms_per_iter / 1000) / (peak * 1e9);
-  for (const r of rows) {
-    emit({ bench: 'train', preset: r.preset, dropout: r.dropout, impl: r.impl, tokens_per_s: round(r.tokens_per_s), ms_per_iter: round(r.ms_per_iter), peak_rss_mb: round(r.peak_rss_mb), mfu: round(mfu(r), 4), run: r.run, threads, mfu_peak_gflops: round(peak), ...r.extra });
   }
 
   const table: string[] = [`machine: ${cpus()[0]?.model ?? 'CPU'}, ${cpus().length} cores, load average ${loadavg()[0]!.toFixed(1)} at the end; ${threads} threads each; ${runs} run(s), medians shown`];
