@@ -6,6 +6,8 @@ const BENCHES: Record<string, () => Promise<{ run(argv: string[]): Promise<numbe
   collectives: () => import('./collectives.js'),
   zero: () => import('./zero.js'),
   plan: () => import('./plan.js'),
+  pipeline: () => import('./pipeline.js'),
+  activations: () => import('./activations.js'),
   finetune: () => import('./finetune.js'),
   monitor: () => import('./monitor.js'),
 };

@@ -77,7 +77,8 @@ export function formatHelp(command: string, summary: string, spec: Record<string
   for (const [name, s] of Object.entries(spec)) {
     const arg = s.type === 'boolean' ? '' : s.type === 'number' ? ' N' : ' VALUE';
     const def = s.default !== undefined ? ` (default ${String(s.default)})` : '';
-    lines.push(`  --${name}${arg}`.padEnd(30) + s.help + def);
+    const flag = `  --${name}${arg}`;
+    lines.push(flag.padEnd(Math.max(30, flag.length + 2)) + s.help + def);
   }
   return lines.join('\n');
 }

@@ -41,7 +41,8 @@ export class DeepSpeedConfigError extends Error {
 }
 
 const DEFAULT_BUCKET = 500_000_000;
-const TOP_KEYS = ['train_batch_size', 'train_micro_batch_size_per_gpu', 'gradient_accumulation_steps', 'optimizer', 'scheduler', 'gradient_clipping', 'zero_optimization', 'steps_per_print', 'tensorboard', 'csv_monitor'];
+// pipeline, tensor_parallel and activation_checkpointing are parsed by mesh/config.ts.
+const TOP_KEYS = ['train_batch_size', 'train_micro_batch_size_per_gpu', 'gradient_accumulation_steps', 'optimizer', 'scheduler', 'gradient_clipping', 'zero_optimization', 'steps_per_print', 'tensorboard', 'csv_monitor', 'pipeline', 'tensor_parallel', 'activation_checkpointing'];
 const MONITOR_KEYS = ['enabled', 'output_path', 'job_name'];
 const OPT_KEYS = ['type', 'params'];
 const OPT_PARAM_KEYS = ['lr', 'betas', 'eps', 'weight_decay', 'adam_w_mode'];

@@ -24,7 +24,6 @@ export function boundaryDType(d: DType): DType {
 export const DROPOUT_MULT = 0x45d9f3b;
 export const DROPOUT_SALT_MULT = 0x9e3779b1;
 export const DROPOUT_INDEX_MULT = 0x2c1b3c6d;
-export const DROPOUT_COL_MULT = 0x27d4eb2f;
 
 class Lowering {
   nodes: OnnxNode[] = [];
@@ -165,18 +164,14 @@ function lowerUnslice(L: Lowering, n: Node, g: string, out: string, gShape: read
 }
 
 /**
- * keep[r, c] = fin(rowHash(r) ^ c * C) >= threshold, in wrapping int32 arithmetic (int32 Mul and
- * Add wrap in ONNX Runtime as two's complement), r the row (all leading dimensions), c the
- * position in the last dimension. rowHash(r) = two mixing rounds of r * I ^ mix(key + salt) on a
- * [rows, 1] tensor, c * C is a constant [1, cols] row, and only fin (one multiply-xorshift round)
- * and the compare touch every element: 4 passes over the mask instead of the 13 of hashing each
- * flat index fully, which cost 12% of a shakespeare-char step with dropout. The (key, salt) word
- * is mixed and XORed in, not added, so two masks are never shifted copies of each other. Mixing
- * divides by 2^16 with truncation (ONNX integer Div), so the reference (reference/kernels.ts
- * dropoutKeep) reproduces it exactly.
+ * keep[i] = hash(i * M ^ mix(key + salt)) >= threshold, in wrapping int32 arithmetic (4-byte
+ * passes; int32 Mul and Add wrap in ONNX Runtime as two's complement). The (key, salt) word is
+ * mixed and XORed in, not added to i, so two masks are never shifted copies of each other. The
+ * mixing step divides by 2^16 with truncation (ONNX integer Div), so the reference
+ * (reference/kernels.ts dropoutHash) reproduces it exactly.
  */
 function lowerDropoutMask(L: Lowering, n: Node, key: string, out: string): void {
-  const { rows, cols } = dropoutGrid(n.shape);
+  const count = numel(n.shape);
   const i32 = (v: number) => {
     const name = L.fresh(out);
     L.initializers.push({ name, value: hostValue('int32', [], [v | 0]) });
@@ -187,26 +182,27 @@ function lowerDropoutMask(L: Lowering, n: Node, key: string, out: string): void 
     L.emit(op, xs, [r]);
     return r;
   };
+  // The key's low 32 bits (wrapping cast) are the key proper; the bits above are the first
+  // batch row of this tensor in the global batch, so the element index is the global one.
   const key32 = L.fresh(out);
   L.emit('Cast', [key], [key32], { to: { kind: 'int', v: ONNX_DTYPE.int32 } });
+  const two32 = L.fresh(out);
+  L.initializers.push({ name: two32, value: hostValue('int64', [], [2 ** 32]) });
+  const row0 = L.fresh(out);
+  L.emit('Cast', [step('Div', key, two32)], [row0], { to: { kind: 'int', v: ONNX_DTYPE.int32 } });
+  const rowElems = n.shape.length > 0 && n.shape[0]! > 0 ? count / n.shape[0]! : 0;
+  const index = step('Add', step('Range', i32(0), i32(count), i32(1)), step('Mul', row0, i32(rowElems)));
   const two16 = i32(65536);
   const mult = i32(DROPOUT_MULT);
-  const mix = (x: string) => step('Mul', step('BitwiseXor', x, step('Div', x, two16)), mult);
-  const word = mix(step('Add', key32, i32(dropoutSalt(n.attrs.salt as number))));
-  const rowIds = step('Reshape', step('Range', i32(0), i32(rows), i32(1)), L.ints([rows, 1], out));
-  const rowHash = mix(mix(step('BitwiseXor', step('Mul', rowIds, i32(DROPOUT_INDEX_MULT)), word)));
-  const colName = L.fresh(out);
-  L.initializers.push({ name: colName, value: hostValue('int32', [1, cols], Array.from({ length: cols }, (_, c) => Math.imul(c, DROPOUT_COL_MULT))) });
-  let h = step('Mul', step('BitwiseXor', rowHash, colName), mult);
-  h = step('BitwiseXor', h, step('Div', h, two16));
+  let word = step('Add', key32, i32(dropoutSalt(n.attrs.salt as number)));
+  word = step('Mul', step('BitwiseXor', word, step('Div', word, two16)), mult);
+  let h = step('BitwiseXor', step('Mul', index, i32(DROPOUT_INDEX_MULT)), word);
+  for (let round = 0; round < 3; round++) {
+    h = step('BitwiseXor', h, step('Div', h, two16));
+    if (round < 2) h = step('Mul', h, mult);
+  }
   const keep = step('GreaterOrEqual', h, i32(dropoutThreshold(n.attrs.p as number)));
   L.emit('Reshape', [keep, L.ints(n.shape, out)], [out]);
-}
-
-/** A mask's elements as rows (all leading dimensions) x cols (the last dimension). */
-export function dropoutGrid(shape: readonly number[]): { rows: number; cols: number } {
-  const cols = shape.length ? shape[shape.length - 1]! : 1;
-  return { rows: cols === 0 ? 0 : numel(shape) / cols, cols };
 }
 
 /** The per-call-site offset added to the key (int32). */

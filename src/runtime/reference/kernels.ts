@@ -5,7 +5,7 @@ import type { Node } from '../../ir/graph.js';
 import { type DType, roundTo } from '../../ir/dtype.js';
 import { numel, stridesOf } from '../../ir/shape.js';
 import { broadcastOffsets, forEachIndex, flatIndex } from './indexing.js';
-import { DROPOUT_COL_MULT, DROPOUT_INDEX_MULT, DROPOUT_MULT, dropoutGrid, dropoutSalt, dropoutThreshold } from '../onnx/lower.js';
+import { DROPOUT_INDEX_MULT, DROPOUT_MULT, dropoutSalt, dropoutThreshold } from '../onnx/lower.js';
 
 export interface RefValue {
   dtype: DType;
@@ -217,17 +217,15 @@ export function evaluateRef(n: Node, ins: RefValue[]): RefValue {
       return value(n, out);
     }
     case 'dropout_mask': {
-      const word = dropoutMix(((ins[0]!.data[0]! | 0) + dropoutSalt(a.salt as number)) | 0);
+      // Low 32 bits: the key; the bits above: the tensor's first row in the global batch.
+      const key = BigInt(ins[0]!.data[0]!);
+      const row0 = Number(BigInt.asIntN(32, key / 2n ** 32n));
+      const rowElems = n.shape.length > 0 && n.shape[0]! > 0 ? out.length / n.shape[0]! : 0;
+      const base = Math.imul(row0, rowElems);
+      let word = (Number(BigInt.asIntN(32, key)) + dropoutSalt(a.salt as number)) | 0;
+      word = Math.imul((word ^ Math.trunc(word / 65536)) | 0, DROPOUT_MULT) | 0;
       const threshold = dropoutThreshold(a.p as number);
-      const { rows, cols } = dropoutGrid(n.shape);
-      for (let r = 0; r < rows; r++) {
-        const rowHash = dropoutMix(dropoutMix(Math.imul(r, DROPOUT_INDEX_MULT) ^ word));
-        for (let c = 0; c < cols; c++) {
-          let h = Math.imul(rowHash ^ Math.imul(c, DROPOUT_COL_MULT), DROPOUT_MULT);
-          h = (h ^ Math.trunc(h / 65536)) | 0;
-          out[r * cols + c] = h >= threshold ? 1 : 0;
-        }
-      }
+      for (let i = 0; i < out.length; i++) out[i] = dropoutHash(Math.imul((i + base) | 0, DROPOUT_INDEX_MULT) ^ word) >= threshold ? 1 : 0;
       return value(n, out);
     }
     default:
@@ -265,10 +263,13 @@ function lastAxisKernel(op: string, x: RefValue, axis: number, eps: number): Flo
 }
 
 /** The same wrapping int32 hash the ONNX lowering computes. */
-/** One mixing round of the dropout hash: xorshift by 16 (truncating division, as ONNX's int32
- * Div), then multiply, wrapping in int32. */
-export function dropoutMix(x: number): number {
-  return Math.imul((x ^ Math.trunc(x / 65536)) | 0, DROPOUT_MULT) | 0;
+export function dropoutHash(x: number): number {
+  let h = x | 0;
+  for (let round = 0; round < 3; round++) {
+    h = (h ^ Math.trunc(h / 65536)) | 0;
+    if (round < 2) h = Math.imul(h, DROPOUT_MULT) | 0;
+  }
+  return h;
 }
 
 function matmul(x: RefValue, y: RefValue, outShape: number[]): Float64Array {
