@@ -1,11 +1,13 @@
 // One atscale training measurement in its own process (so peak RSS is this run's alone):
-// node dist/bench/train-worker.js '{"preset":"cpu-small","iters":20,"warmup":3,"threads":2}'
+// node dist/bench/train-worker.js '{"preset":"cpu-small","dropout":0,"iters":20,"warmup":3,"threads":2}'
 import { readFileSync } from 'node:fs';
 import { preset } from '../src/models/presets.js';
 import { timeTrainingStep } from '../src/engine/step-timer.js';
 
 interface Job {
   preset: string;
+  /** Overrides the preset's dropout. */
+  dropout?: number;
   iters: number;
   warmup: number;
   threads: number;
@@ -14,7 +16,7 @@ interface Job {
 const job = JSON.parse(process.argv[2] ?? '{}') as Job;
 const p = preset(job.preset);
 const seq = p.model.blockSize!;
-const r = await timeTrainingStep({ ...p.model, vocabSize: 65 }, p.train.batchSize, { threads: job.threads, iters: job.iters, warmup: job.warmup });
+const r = await timeTrainingStep({ ...p.model, vocabSize: 65, ...(job.dropout === undefined ? {} : { dropout: job.dropout }) }, p.train.batchSize, { threads: job.threads, iters: job.iters, warmup: job.warmup });
 const tokens = p.train.batchSize * seq;
 console.log(JSON.stringify({ ms_per_iter: r.msPerIter, tokens_per_s: (tokens * 1000) / r.msPerIter, peak_rss_mb: peakRssMb(), n_params: r.params, ms_all: r.all }));
 

@@ -17,24 +17,24 @@ import sys
 import time
 
 
-def _thread_flag(argv):
+def _flag(argv, name, default):
     for i, a in enumerate(argv):
-        if a == "--threads" and i + 1 < len(argv):
+        if a == name and i + 1 < len(argv):
             return argv[i + 1]
-        if a.startswith("--threads="):
+        if a.startswith(name + "="):
             return a.split("=", 1)[1]
-    return "2"
+    return default
 
 
-# OpenBLAS and OpenMP size their thread pools when torch loads, so the thread count has to be in
-# the environment before `import torch`; torch.set_num_threads alone leaves OpenBLAS at all cores.
-# --threads is what the peer promises, so it overrides whatever the caller's environment says.
-# OpenMP threads spin while they wait by default and then fight OpenBLAS's own pthreads for the
-# same cores: measured here (cpu-small, 2 threads) 60-140 ms/iter spinning vs 50 ms passive on an
-# idle machine, and 0.7-1.8 s vs 0.15 s on a loaded one. Passive waiting is PyTorch at its best.
+# Two thread pools share the cores: OpenBLAS's pthreads (the GEMMs) and ATen's OpenMP pool (every
+# other kernel). Both are sized when torch loads, so the counts go into the environment before
+# `import torch`, overriding the caller's. On a 2-core machine the two pools fight: with 2 + 2
+# threads the OpenMP workers (spinning or waking) steal the cores OpenBLAS is using, and the step
+# was 20% slower than nanoGPT's train.py, which runs here with torch's default of 1 OpenMP thread
+# and OpenBLAS on all cores. So by default the GEMMs get --threads and the rest --omp-threads 1.
 if __name__ == "__main__":
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[var] = _thread_flag(sys.argv[1:])
+    os.environ["OPENBLAS_NUM_THREADS"] = _flag(sys.argv[1:], "--threads", "2")
+    os.environ["OMP_NUM_THREADS"] = _flag(sys.argv[1:], "--omp-threads", "1")
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
@@ -291,7 +291,7 @@ def cmd_grads(args):
     safetensors_io.save(args.out, grads, meta_out)
     print(json.dumps({"impl": "pytorch", "mode": "grads", "loss": loss.item(), "out": args.out,
                       "compute_dtype": meta_out["compute_dtype"], "n_params": sum(p.numel() for p in model.parameters()),
-                      "torch_version": torch.__version__, "threads": torch.get_num_threads()}))
+                      "torch_version": torch.__version__, "threads": blas_threads(), "omp_threads": torch.get_num_threads()}))
     return 0
 
 
@@ -320,6 +320,23 @@ def peak_rss_mb():
         pass
     import resource
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
+
+
+def blas_threads():
+    return int(os.environ.get("OPENBLAS_NUM_THREADS", "0")) or os.cpu_count()
+
+
+def blas_library():
+    """The BLAS this process actually loaded (torch.__config__ says only BLAS_INFO=generic for
+    Debian's build, which links libblas.so.3 through the alternatives system)."""
+    try:
+        with open("/proc/self/maps") as f:
+            libs = {line.split()[-1] for line in f if "blas" in line.lower() and "/" in line}
+    except OSError:
+        return "unknown"
+    real = sorted({os.path.realpath(p) for p in libs})
+    main = [p for p in real if "openblas" in os.path.basename(p)] or real
+    return ", ".join(main) if main else "unknown"
 
 
 def median_of(xs):
@@ -375,7 +392,8 @@ def cmd_bench(args):
     median = median_of(times)
     print(json.dumps({
         "impl": "pytorch", "preset": preset, "ms_per_iter": median * 1e3, "tokens_per_s": B * T / median,
-        "peak_rss_mb": peak_rss_mb(), "torch_version": torch.__version__, "threads": torch.get_num_threads(),
+        "peak_rss_mb": peak_rss_mb(), "torch_version": torch.__version__, "threads": blas_threads(),
+        "omp_threads": torch.get_num_threads(), "blas": blas_library(),
         "batch_size": B, "block_size": T, "n_params": sum(p.numel() for p in model.parameters()),
         "iters": args.iters, "warmup": args.warmup, "ms_all": [t * 1e3 for t in times], "last_loss": losses[-1],
         # CPU seconds of all threads per step: on a machine shared with other jobs this moves less than wall time
@@ -396,13 +414,15 @@ def main(argv):
     g.add_argument("--double", action="store_true", help="compute in float64")
     g.add_argument("--out-dtype", choices=("f32", "f64"), default="f32", help="dtype of the written gradients (default f32)")
     g.add_argument("--allow-extra", action="store_true", help="ignore tensors that are not model parameters (e.g. optimizer moments)")
-    g.add_argument("--threads", type=int, default=2)
+    g.add_argument("--threads", type=int, default=2, help="OpenBLAS threads (the GEMMs)")
+    g.add_argument("--omp-threads", type=int, default=1, help="ATen OpenMP threads (all other kernels)")
     b = sub.add_parser("bench", help="time full training steps")
     b.add_argument("--preset", choices=sorted(PRESETS))
     b.add_argument("--config", help="model config (+ optional batch_size, lr, beta1, beta2, weight_decay) as JSON or a file")
     b.add_argument("--iters", type=int, default=5)
     b.add_argument("--warmup", type=int, default=2)
-    b.add_argument("--threads", type=int, default=2)
+    b.add_argument("--threads", type=int, default=2, help="OpenBLAS threads (the GEMMs)")
+    b.add_argument("--omp-threads", type=int, default=1, help="ATen OpenMP threads (all other kernels)")
     b.add_argument("--batch-size", type=int)
     b.add_argument("--lr", type=float)
     b.add_argument("--beta1", type=float)
@@ -414,9 +434,9 @@ def main(argv):
     b.add_argument("--foreach", action="store_true", help="use AdamW's multi-tensor (foreach) implementation")
     b.add_argument("--seed", type=int, default=1337)
     args = ap.parse_args(argv)
-    if args.threads <= 0:
-        raise ConfigError(f"--threads must be a positive integer, got {args.threads}")
-    torch.set_num_threads(args.threads)
+    if args.threads <= 0 or args.omp_threads <= 0:
+        raise ConfigError(f"--threads and --omp-threads must be positive integers, got {args.threads}, {args.omp_threads}")
+    torch.set_num_threads(args.omp_threads)
     return cmd_grads(args) if args.mode == "grads" else cmd_bench(args)
 
 

@@ -71,7 +71,12 @@ export interface TorchBenchResult {
   tokens_per_s: number;
   peak_rss_mb: number;
   torch_version: string;
+  /** OpenBLAS threads (the GEMMs). */
   threads: number;
+  /** ATen OpenMP threads (every other kernel). */
+  omp_threads: number;
+  /** The BLAS library the peer loaded. */
+  blas: string;
   batch_size: number;
   block_size: number;
   n_params: number;
@@ -160,8 +165,9 @@ function runPeer(args: string[], threads: number, timeoutMs: number): Promise<Re
   if (!avail.ok) return Promise.reject(new Error(`PyTorch peer unavailable: ${avail.reason}`));
   const script = peerScriptPath();
   const what = `PyTorch peer (${PYTHON} gpt_torch.py ${args[0]})`;
-  // Thread pools are sized from the environment when torch loads (see gpt_torch.py).
-  const env = { ...process.env, OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads) };
+  // Thread pools are sized from the environment when torch loads; gpt_torch.py sets them from
+  // --threads (OpenBLAS) and --omp-threads (ATen) before importing torch.
+  const env = { ...process.env };
   return new Promise((resolve, reject) => {
     execFile(PYTHON, [script, ...args], { env, timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 16 << 20, encoding: 'utf8' },
       (err, stdout, stderr) => {

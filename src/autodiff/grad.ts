@@ -1,6 +1,6 @@
 // Reverse-mode differentiation over a recorded graph: walk the nodes from the output back
 // (node ids are a topological order), apply each primitive's VJP, sum fan-in gradients.
-import type { Graph } from '../ir/graph.js';
+import { BACKWARD_MARK, type Graph, withScope } from '../ir/graph.js';
 import { isFloat } from '../ir/dtype.js';
 import { Tensor, lift } from '../tensor/tensor.js';
 import { VJP } from './vjp.js';
@@ -40,12 +40,14 @@ export function gradients(output: Tensor, wrt: readonly Tensor[], seed?: Tensor)
     const rule = VJP[n.op];
     if (!rule) throw new Error(`no VJP rule for primitive '${n.op}'`);
     const ins = n.inputs.map((i) => new Tensor(g, i));
-    const inGrads = rule(gOut, ins, new Tensor(g, id), n);
+    // The backward nodes of a module's op belong to that module (for the profiler's table).
+    const scope = n.scope.endsWith(BACKWARD_MARK) ? n.scope : n.scope + BACKWARD_MARK;
+    const inGrads = withScope(scope, () => rule(gOut, ins, new Tensor(g, id), n));
     n.inputs.forEach((inp, k) => {
       const gi = inGrads[k];
       if (!gi || !needs[inp]) return;
       const prev = grads.get(inp);
-      grads.set(inp, prev ? prev.add(gi) : gi);
+      grads.set(inp, prev ? withScope(scope, () => prev.add(gi)) : gi);
     });
   }
   return wrt.map((w) => grads.get(w.id) ?? lift(0, w).expand(w.shape));

@@ -38,7 +38,8 @@ const FLAGS: Record<string, FlagSpec> = {
   device: { type: 'string', help: 'cpu or webgpu', default: 'cpu' },
   threads: { type: 'number', help: 'ONNX Runtime intra-op threads (default: all cores)' },
   seed: { type: 'number', help: 'random seed', default: 1337 },
-  'peak-gflops': { type: 'number', help: 'peak GFLOP/s for MFU (default: measured, a 1024 GEMM inside a graph)' },
+  'peak-gflops': { type: 'number', help: 'peak GFLOP/s for MFU (default: --machine, else a GEMM probe at start-up; see MFU below)' },
+  machine: { type: 'string', help: 'machine spec from atscale plan --calibrate for the MFU peak (default ./atscale-machine.json if its thread count matches)' },
   'max-memory-gb': { type: 'number', help: 'refuse to start when the estimated training memory per process is above this (default: the machine memory / local ranks)' },
   'on-nonfinite': { type: 'string', help: "a NaN/Inf loss or grad norm: 'stop' (before saving) or 'rollback' (reload the last checkpoint, skip that batch)", default: 'stop' },
   'async-checkpoint': { type: 'boolean', help: 'snapshot the state at the step boundary and write checkpoints in a background thread' },
@@ -57,6 +58,7 @@ const FLAGS: Record<string, FlagSpec> = {
   'dashboard-port': { type: 'number', help: 'dashboard TCP port (0 picks a free one)', default: 6006 },
   'dashboard-host': { type: 'string', help: 'dashboard address; off loopback it needs the token printed with its URL', default: '127.0.0.1' },
   quiet: { type: 'boolean', help: 'no progress line' },
+  profile: { type: 'boolean', help: "write ONNX Runtime's trace of the steps (Chrome trace) into --out and print a per-module table of the last step (use a small --max-iters)" },
   help: { type: 'boolean', help: 'show this help' },
 };
 
@@ -144,7 +146,9 @@ function resumeSource(resume: string | undefined, out: string): string | undefin
 
 export async function run(argv: string[]): Promise<number> {
   if (argv.includes('--help')) {
-    console.log(formatHelp('train', summary, FLAGS));
+    const { MFU_DEFINITION } = await import('../engine/mfu.js');
+    const wrapped = MFU_DEFINITION.replace(/(.{1,96})(\s+|$)/g, '$1\n').trimEnd();
+    console.log(`${formatHelp('train', summary, FLAGS)}\n\n${wrapped}`);
     return 0;
   }
   const { model, hyper, flags, explicit } = resolveTrainArgs(argv);
@@ -164,12 +168,6 @@ export async function run(argv: string[]): Promise<number> {
     pipelineSchedule: flags.pipelineSchedule as string | undefined,
   };
   const setup = await dist.distributedSetup(flags.deepspeedConfig as string | undefined, hyper, explicit, { device, threads, parallel, model: { nLayer: Number(model.nLayer), nHead: Number(model.nHead) }, maxMemoryGb: flags.maxMemoryGb as number | undefined });
-  let peak = flags.peakGflops as number | undefined;
-  if (peak === undefined) {
-    const { measurePeakGflops } = await import('../runtime/gemm-probe.js');
-    const { availableParallelism } = await import('node:os');
-    peak = await measurePeakGflops(threads ?? availableParallelism(), [1024]);
-  }
   let init: Parameters<typeof runTraining>[0]['init'];
   let tokenizerKind = flags.tokenizer as 'char' | 'bpe';
   if (flags.model) {
@@ -199,7 +197,8 @@ export async function run(argv: string[]): Promise<number> {
       seed: flags.seed as number,
       device,
       threads,
-      peakGflops: peak,
+      peakGflops: flags.peakGflops as number | undefined,
+      machine: flags.machine as string | undefined,
       rank: setup.rank,
       world: setup.world,
       dataParallel: setup.dataParallel,
@@ -212,6 +211,7 @@ export async function run(argv: string[]): Promise<number> {
       asyncCheckpoint: flags.asyncCheckpoint === true,
       checkpointInterval: flags.checkpointInterval === undefined || flags.checkpointInterval === 'auto' ? (flags.checkpointInterval as 'auto' | undefined) : Number(flags.checkpointInterval),
       mtbfHours: flags.mtbfHours as number | undefined,
+      profile: flags.profile === true,
     });
     if (setup.rank === 0) {
       console.log(`trained ${r.losses.length} steps in ${((performance.now() - t0) / 1000).toFixed(1)} s; final train loss ${r.losses.at(-1)?.loss.toFixed(4) ?? 'n/a'}, val loss ${r.valLoss.toFixed(4)}; checkpoint ${r.checkpoint}`);

@@ -3,7 +3,7 @@
 // reallocated per step). One graph per step without accumulation; with accumulation a
 // micro-step graph adds into a gradient buffer and an update graph applies AdamW.
 import { hostValue, type HostValue } from '../ir/value.js';
-import { compile, type Executable } from '../runtime/execute.js';
+import { compile, type Executable, type LoweredNode } from '../runtime/execute.js';
 import type { ExecOptions } from '../runtime/session.js';
 import { FlatLayout } from '../nn/flat.js';
 import type { LanguageModel } from '../models/model.js';
@@ -65,7 +65,7 @@ export class LocalTrainer implements Trainer {
   }
 
   private exec(): ExecOptions {
-    return { device: this.opts.device, threads: this.opts.threads };
+    return { device: this.opts.device, threads: this.opts.threads, profile: this.opts.profile };
   }
 
   private ready?: Promise<void>;
@@ -141,10 +141,18 @@ export class LocalTrainer implements Trainer {
 
   /** Loss of a batch with the current parameters, no dropout. */
   async evalLoss(b: MicroBatch, shape: StepShape = this.opts.shape): Promise<number> {
-    this.evaluator ??= await compile(evalProgram(this.model, this.layout, shape), this.exec());
+    this.evaluator ??= await compile(evalProgram(this.model, this.layout, shape), { ...this.exec(), profile: undefined });
     const [x, y] = [hostValue('int32', [shape.batch, shape.seq], b.x), hostValue('int32', [shape.batch, shape.seq], b.y)];
     const [loss] = await this.evaluator.run([this.params.cur, x, y]);
     return (loss!.data as Float32Array)[0]!;
+  }
+
+  /** With the profile option: ends ONNX Runtime's profiling of the training step's session and
+   * returns the trace file and the step graph's nodes (to attribute its kernels to modules). */
+  endProfiling(): { file: string; nodes: readonly LoweredNode[] } {
+    const exe = this.fused ?? this.micro;
+    if (!exe) throw new Error('endProfiling: no step has been compiled yet');
+    return { file: exe.endProfiling(), nodes: exe.nodes };
   }
 
   async fullParams(): Promise<Float32Array> {

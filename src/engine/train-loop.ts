@@ -1,6 +1,7 @@
 // The training loop: schedule, batches, evaluation, metrics, progress and checkpoints around
 // a Trainer. Everything that can be wrong with the inputs is checked before step 0.
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { Rng, type RngState } from '../tensor/rng.js';
 import { ShardedBatchSampler, startsAfter, type Tokenizer } from '../data/index.js';
@@ -18,6 +19,9 @@ import { ConfigValueError, HYPER_RULES, RUN_RULES, checkSettings, checkValue } f
 import { checkTrainingMemory, sizesOf } from './memory-estimate.js';
 import { CheckpointSchedule, type CheckpointInterval } from './checkpoint-schedule.js';
 import { AsyncCheckpointWriter } from '../checkpoint/index.js';
+import { MfuMeter, resolvePeak } from './mfu.js';
+import { formatProfile } from './profile-report.js';
+import { readStepProfile } from '../runtime/profile.js';
 import { openMonitors, JsonlMonitor, ProgressBar, type MetricRecord, type Monitor, type MonitorOptions } from '../monitor/index.js';
 
 export interface RunOptions {
@@ -36,8 +40,10 @@ export interface RunOptions {
   seed: number;
   device?: 'cpu' | 'webgpu';
   threads?: number;
-  /** Peak GFLOP/s for MFU (measured by the caller, e.g. the GEMM probe). */
+  /** Peak GFLOP/s for MFU; default: resolvePeak (calibration file, else a start-up probe). */
   peakGflops?: number;
+  /** Machine spec from `atscale plan --calibrate` to take the MFU peak from. */
+  machine?: string;
   /** Data-parallel rank and world (1 process: 0 of 1). */
   rank?: number;
   world?: number;
@@ -52,6 +58,9 @@ export interface RunOptions {
   /** Start every training/eval window just after this text (e.g. '\n' for one record per line). */
   alignAfter?: string;
   quiet?: boolean;
+  /** Record ONNX Runtime's trace of the training steps into OUT and print the per-module table
+   * of the last step (single-process runs). */
+  profile?: boolean;
   /** TensorBoard (on by default, OUT/tb) and CSV writers next to metrics.jsonl. */
   monitor?: MonitorOptions;
   /** Refuse to start when the estimated memory per process is above this (GiB); default: the machine's. */
@@ -129,9 +138,11 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   const model = createModel(arch);
   const micro = h.batchSize / dataWorld;
   const shape = { batch: micro, seq: blockSize };
+  if (o.profile && o.makeTrainer) throw new Error('--profile profiles a single-process run; run it without a DeepSpeed config or launcher');
+  const profilePrefix = o.profile ? join(o.out, 'ort-profile') : undefined;
   const trainer: Trainer = o.makeTrainer
     ? await o.makeTrainer(model, micro, seed)
-    : new LocalTrainer(model, { initialParams: o.init?.params, shape, optimizer: { lr: h.lr, beta1: h.beta1, beta2: h.beta2, eps: 1e-8, weightDecay: h.weightDecay }, gradClip: h.gradClip, gradAccum: h.gradAccum, seed, device: o.device, threads: o.threads });
+    : new LocalTrainer(model, { initialParams: o.init?.params, shape, optimizer: { lr: h.lr, beta1: h.beta1, beta2: h.beta2, eps: 1e-8, weightDecay: h.weightDecay }, gradClip: h.gradClip, gradAccum: h.gradAccum, seed, device: o.device, threads: o.threads, profile: profilePrefix });
   const align = o.alignAfter === undefined ? undefined : data.tokenizer.encode(o.alignAfter);
   if (align && align.length !== 1) throw new Error(`alignAfter must encode to exactly one token, got ${align.length}`);
   const startsIn = (tokens: ArrayLike<number>) => (align ? startsAfter(tokens, align[0]!) : undefined);
@@ -148,6 +159,8 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     valSampler.setState(meta.valRng);
     start = meta.iter;
   }
+  // Before the step graphs compile, so the probe (when there is one) has the cores to itself.
+  const mfu = rank === 0 ? new MfuMeter(await resolvePeak({ given: o.peakGflops, machine: o.machine, threads: o.threads ?? availableParallelism() })) : undefined;
   await trainer.prepare();
 
   // Rank 0 writes the run's metrics; with several ranks each one also logs its own step time
@@ -160,6 +173,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   const tokensPerIter = h.batchSize * h.gradAccum * blockSize;
   const flopsPerIter = model.flopsPerToken(blockSize) * tokensPerIter;
   const progress = new Progress(h.maxIters, o.quiet || rank !== 0);
+  if (mfu && !o.quiet) process.stderr.write(`${mfu.describe()}\n`);
   const losses: { iter: number; loss: number }[] = [];
 
   const evaluate = async (iter: number): Promise<number> => {
@@ -253,12 +267,12 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
         if (iter % h.logInterval === 0 || last) {
           const seconds = (performance.now() - windowStart) / 1000;
           const tps = (tokensPerIter * windowIters) / seconds;
-          const mfu = o.peakGflops ? (flopsPerIter * windowIters) / seconds / (o.peakGflops * 1e9) : undefined;
+          const u = mfu?.measure(flopsPerIter * windowIters, seconds);
           const rssMb = process.memoryUsage().rss / 2 ** 20;
-          log({ iter, loss: round(r.loss), lr, tokens_per_s: Math.round(tps), mfu: mfu === undefined ? null : round(mfu), grad_norm: round(r.gradNorm), step_ms: round(windowStepMs / windowIters), rss_mb: Math.round(rssMb) });
+          log({ iter, loss: round(r.loss), lr, tokens_per_s: Math.round(tps), mfu: u === undefined ? null : round(u), mfu_peak_gflops: mfu ? round(mfu.peakGflops) : null, grad_norm: round(r.gradNorm), step_ms: round(windowStepMs / windowIters), rss_mb: Math.round(rssMb) });
           // Every rank, at the same cadence: its mean step time over the window.
           rankLog?.write({ iter, step_ms: round(windowStepMs / windowIters), compute_ms: windowComputeMs === null ? null : round(windowComputeMs / windowIters) });
-          progress.update(iter, r.loss, tps, mfu);
+          progress.update(iter, r.loss, tps, u);
           resetWindow();
         }
       }
@@ -278,6 +292,13 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     }
     monitor?.close();
     progress.done();
+    if (mfu && !o.quiet) process.stderr.write(`${mfu.describe()}\n`);
+    if (o.profile && trainer instanceof LocalTrainer && losses.length > 0) {
+      const { file, nodes } = trainer.endProfiling();
+      const report = formatProfile(readStepProfile(file, nodes), model);
+      writeFileSync(join(o.out, 'profile.txt'), report + '\n');
+      console.log(`${report}\n\nChrome trace of every profiled step: ${file} (open in ui.perfetto.dev or chrome://tracing); this table: ${join(o.out, 'profile.txt')}`);
+    }
     // Every rank decides the same way (saving is collective), and a stale ckpt/ is never returned.
     if (!saved) await save(start);
     await writer?.flush();

@@ -66,6 +66,8 @@ export const RUN_RULES: Record<string, Rule> = {
   threads: int(1, 4096),
   seed: SEED_RULE,
   peakGflops: real(0, 1e12, { minOpen: true }),
+  machine: { kind: 'string' },
+  profile: { kind: 'bool' },
   deepspeedConfig: { kind: 'string' },
   maxMemoryGb: real(0, 1 << 30, { minOpen: true }),
   onNonfinite: { kind: 'enum', values: ['stop', 'rollback'] },

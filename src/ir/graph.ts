@@ -14,12 +14,35 @@ export interface Node {
   readonly dtype: DType;
   /** For op 'const': the value. */
   readonly value?: HostValue;
+  /** The module path that recorded it ('' outside any module), with BACKWARD_MARK appended on
+   * nodes that differentiation made for it: what the profiler charges the node's time to. */
+  readonly scope: string;
+}
+
+/** Appended to a scope for the nodes of its backward pass. */
+export const BACKWARD_MARK = '#bwd';
+
+let activeScope = '';
+
+export function currentScope(): string {
+  return activeScope;
+}
+
+/** Records every node that fn adds under `scope` (a module path), then restores the old one. */
+export function withScope<T>(scope: string, fn: () => T): T {
+  const prev = activeScope;
+  activeScope = scope;
+  try {
+    return fn();
+  } finally {
+    activeScope = prev;
+  }
 }
 
 export class Graph {
   readonly nodes: Node[] = [];
 
-  add(op: string, inputs: readonly number[], attrs: Attrs = {}, value?: HostValue): number {
+  add(op: string, inputs: readonly number[], attrs: Attrs = {}, value?: HostValue, scope = activeScope): number {
     const infer = OPS[op];
     if (!infer) throw new ShapeError(`unknown op '${op}'`);
     const ins: TypeInfo[] = inputs.map((i) => {
@@ -29,7 +52,7 @@ export class Graph {
     });
     const t = infer(ins, attrs);
     const id = this.nodes.length;
-    this.nodes.push({ id, op, inputs: [...inputs], attrs, shape: t.shape, dtype: t.dtype, value });
+    this.nodes.push({ id, op, inputs: [...inputs], attrs, shape: t.shape, dtype: t.dtype, value, scope });
     return id;
   }
 

@@ -16,7 +16,7 @@ function rebuild(p: Program, keep: (n: Node) => boolean, replace?: (n: Node, map
   for (const n of p.graph.nodes) {
     if (!keep(n)) continue;
     const r = replace?.(n, map, g);
-    map[n.id] = r ?? g.add(n.op, n.inputs.map((i) => map[i]!), n.attrs, n.value);
+    map[n.id] = r ?? g.add(n.op, n.inputs.map((i) => map[i]!), n.attrs, n.value, n.scope);
   }
   return { graph: g, inputs: p.inputs.map((i) => map[i]!), outputs: p.outputs.map((o) => map[o]!) };
 }
@@ -52,7 +52,7 @@ export function commonSubexpressionElimination(p: Program): Program {
       const key = n.op === 'const' ? `const:${constKey(n.value!)}` : `${n.op}(${n.inputs.map((i) => map[i]).join(',')})${JSON.stringify(n.attrs)}`;
       const hit = seen.get(key);
       if (hit !== undefined) return hit;
-      const id = g.add(n.op, n.inputs.map((i) => map[i]!), n.attrs, n.value);
+      const id = g.add(n.op, n.inputs.map((i) => map[i]!), n.attrs, n.value, n.scope);
       seen.set(key, id);
       return id;
     },
@@ -76,7 +76,7 @@ export function constantFolding(p: Program, evaluate: Evaluate, maxElements = 1 
       if (vals.some((v) => v === undefined)) return undefined;
       const v = evaluate(n, vals as HostValue[]);
       folded.set(n.id, v);
-      return g.constant(v);
+      return g.add('const', [], { shape: v.shape, dtype: v.dtype }, v, n.scope);
     },
   );
 }

@@ -22,6 +22,7 @@ export const SCALAR_TAGS: Readonly<Record<string, string>> = {
   lr: 'lr',
   tokens_per_s: 'tokens_per_s',
   mfu: 'mfu',
+  mfu_peak_gflops: 'mfu_peak_gflops',
   grad_norm: 'grad_norm',
   rss_mb: 'memory/rss_mb',
   step_ms: 'step_ms',

@@ -3,6 +3,10 @@
 // each Parameter is bound to the tensor that views its slice of that buffer, so forward code
 // reads naturally: x.matmul(this.weight.value).
 import type { Tensor } from '../tensor/tensor.js';
+import { withScope } from '../ir/graph.js';
+
+/** Methods that run a module's computation: each records its nodes under the module's path. */
+const TRACED_METHODS = ['forward', 'decode', 'forwardUnscaled'] as const;
 
 /** How a parameter is initialised: normal(0, std), constant fill. */
 export type Init = { kind: 'normal'; std: number } | { kind: 'const'; value: number };
@@ -35,7 +39,15 @@ export class Parameter {
 export abstract class Module {
   private readonly ownParams: Parameter[] = [];
   private readonly children: [string, Module][] = [];
+  private parent: Module | undefined;
+  private localName = '';
   prefix = '';
+
+  /** Dotted path from the root module ('' for the root), as in parameter names. */
+  get path(): string {
+    const up = this.parent?.path ?? '';
+    return up ? `${up}.${this.localName}` : this.localName;
+  }
 
   protected param(name: string, shape: readonly number[], init: Init, decay: boolean): Parameter {
     const p = new Parameter(name, shape, init, decay);
@@ -45,6 +57,15 @@ export abstract class Module {
 
   protected child<M extends Module>(name: string, m: M): M {
     this.children.push([name, m]);
+    m.parent = this;
+    m.localName = name;
+    // Nodes recorded by the child's methods carry its path, so the profiler can give each
+    // ONNX node (and ONNX Runtime's timing of it) back to the module that made it.
+    const self = m as unknown as Record<string, unknown>;
+    for (const k of TRACED_METHODS) {
+      const f = self[k];
+      if (typeof f === 'function') self[k] = (...args: unknown[]) => withScope(m.path, () => (f as (...a: unknown[]) => unknown).apply(m, args));
+    }
     return m;
   }
 

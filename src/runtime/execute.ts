@@ -5,7 +5,8 @@ import { optimize } from '../ir/passes.js';
 import { type HostValue, hostValue } from '../ir/value.js';
 import { shapeStr, sameShape } from '../ir/shape.js';
 import { lowerProgram } from './onnx/lower.js';
-import { modelProto, type OnnxValueInfo } from './onnx/model.js';
+import { modelProto, onnxNodeName, type OnnxGraph, type OnnxValueInfo } from './onnx/model.js';
+import { newestProfileFile } from './profile.js';
 import { foldEvaluate } from './reference/interpreter.js';
 import { type ExecOptions, getSession, toOrt, fromOrt } from './session.js';
 
@@ -15,6 +16,14 @@ export interface CompileOptions extends ExecOptions {
   /** Write outputs into buffers owned by the executable and reused on every run (no
    * allocation per step); results are then only valid until the next run. */
   reuseOutputs?: boolean;
+}
+
+/** One node of the lowered ONNX graph as the profiler needs it. */
+export interface LoweredNode {
+  name: string;
+  op: string;
+  scope: string;
+  flops: number;
 }
 
 export class Executable {
@@ -27,7 +36,18 @@ export class Executable {
     private readonly outputInfo: OnnxValueInfo[],
     private readonly program: Program,
     private readonly reuse: boolean,
+    /** The ONNX nodes, named as ONNX Runtime's profile names them. */
+    readonly nodes: readonly LoweredNode[] = [],
+    private readonly profilePrefix = '',
   ) {}
+
+  /** Ends ONNX Runtime's profiling of this session and returns the trace file it wrote. */
+  endProfiling(): string {
+    if (!this.profilePrefix) throw new Error('this executable was compiled without the profile option; compile with { profile: PREFIX }');
+    const since = Date.now();
+    this.session.endProfiling();
+    return newestProfileFile(this.profilePrefix, since);
+  }
 
   /** Runs the graph. With `into`, outputs are written into those host values (double
    * buffering for training state: feed one set of buffers, write the other, swap). */
@@ -66,14 +86,15 @@ export class Executable {
   }
 }
 
-export function toModel(p: Program, opts: CompileOptions = {}): { model: Uint8Array; program: Program; inputs: OnnxValueInfo[]; outputs: OnnxValueInfo[] } {
+export function toModel(p: Program, opts: CompileOptions = {}): { model: Uint8Array; program: Program; inputs: OnnxValueInfo[]; outputs: OnnxValueInfo[]; graph: OnnxGraph } {
   const program = opts.optimize === false ? p : optimize(p, foldEvaluate);
   const { graph } = lowerProgram(program);
-  return { model: modelProto(graph), program, inputs: graph.inputs, outputs: graph.outputs };
+  return { model: modelProto(graph), program, inputs: graph.inputs, outputs: graph.outputs, graph };
 }
 
 export async function compile(p: Program, opts: CompileOptions = {}): Promise<Executable> {
-  const { model, program, inputs, outputs } = toModel(p, opts);
+  const { model, program, inputs, outputs, graph } = toModel(p, opts);
   const session = await getSession(model, opts);
-  return new Executable(model, session, inputs, outputs, program, opts.reuseOutputs ?? false);
+  const nodes = graph.nodes.map((n, i) => ({ name: onnxNodeName(n, i), op: n.op, scope: n.scope ?? '', flops: n.flops ?? 0 }));
+  return new Executable(model, session, inputs, outputs, program, opts.reuseOutputs ?? false, nodes, opts.profile ?? '');
 }

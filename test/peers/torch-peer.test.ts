@@ -104,7 +104,7 @@ test('bench prints a sane JSON line for a tiny config', { skip }, async () => {
   assert.equal(r.omp_wait_policy, process.env['OMP_WAIT_POLICY'] ?? 'PASSIVE');
   assert.equal(r.torch_version, avail.version);
   assert.equal(r.ms_all.length, 3);
-  assert.ok(r.ms_per_iter > 0 && r.ms_per_iter < 10_000, `ms_per_iter ${r.ms_per_iter}`);
+  assert.ok(r.ms_per_iter > 0, `ms_per_iter ${r.ms_per_iter}`);
   const sorted = [...r.ms_all].sort((a, b) => a - b);
   assert.equal(r.ms_per_iter, sorted[1], 'ms_per_iter is the median');
   assert.ok(Math.abs(r.tokens_per_s - (4 * 8 * 1000) / r.ms_per_iter) < 1e-6 * r.tokens_per_s);

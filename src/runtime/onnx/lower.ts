@@ -29,13 +29,15 @@ class Lowering {
   nodes: OnnxNode[] = [];
   initializers: { name: string; value: HostValue }[] = [];
   private tmp = 0;
+  /** Scope of the IR node being lowered; every ONNX node it emits carries it. */
+  scope = '';
 
   fresh(base: string): string {
     return `${base}_t${this.tmp++}`;
   }
 
   emit(op: string, inputs: string[], outputs: string[], attrs?: OnnxNode['attrs']): void {
-    this.nodes.push({ op, inputs, outputs, attrs });
+    this.nodes.push({ op, inputs, outputs, attrs, ...(this.scope ? { scope: this.scope } : {}) });
   }
 
   ints(values: readonly number[], base: string): string {
@@ -87,8 +89,12 @@ function lowerNode(L: Lowering, n: Node, nodeOf: (id: number) => Node, name: (id
       const op = n.op === 'sum' ? 'ReduceSum' : 'ReduceMax';
       return L.emit(op, [ins[0]!, L.ints(axes, out)], [out], { keepdims: { kind: 'int', v: a.keepdims ? 1 : 0 } });
     }
-    case 'matmul':
-      return L.emit('MatMul', ins, [out]);
+    case 'matmul': {
+      L.emit('MatMul', ins, [out]);
+      const lhs = shapeOf(n.inputs[0]!);
+      L.nodes[L.nodes.length - 1]!.flops = 2 * numel(n.shape) * lhs[lhs.length - 1]!;
+      return;
+    }
     case 'reshape':
       // allowzero: a 0 in the shape is a zero-length dimension, not "copy the input's".
       return L.emit('Reshape', [ins[0]!, L.ints(a.shape as number[], out)], [out], { allowzero: { kind: 'int', v: 1 } });
@@ -231,12 +237,23 @@ export function lowerProgram(p: Program, graphName = 'atscale'): { graph: OnnxGr
     if (n.dtype === 'bfloat16') L.emit('Cast', [ext], [`v${id}`], { to: { kind: 'int', v: ONNX_DTYPE.bfloat16 } });
     else internal.set(id, ext);
   }
+  // An output computed by a kernel is that kernel's output under its external name: no Identity
+  // copy per step (the training step's parameters and moments are tens of MB each).
+  const direct = new Set<number>();
+  p.outputs.forEach((id, k) => {
+    const n = g.node(id);
+    if (n.op === 'input' || n.op === 'const' || n.dtype === 'bfloat16' || direct.has(id)) return;
+    direct.add(id);
+    internal.set(id, `out_${k}`);
+  });
   const name = (id: number) => internal.get(id) ?? `v${id}`;
   for (const n of g.nodes) {
     if (n.op === 'input') continue;
+    L.scope = n.scope;
     if (n.op === 'const') L.initializers.push({ name: name(n.id), value: n.value! });
     else lowerNode(L, n, (id) => g.node(id), name);
   }
+  L.scope = '';
   const outputs: OnnxGraph['outputs'] = [];
   const outputNames: string[] = [];
   p.outputs.forEach((id, k) => {
@@ -245,7 +262,7 @@ export function lowerProgram(p: Program, graphName = 'atscale'): { graph: OnnxGr
     outputNames.push(ext);
     outputs.push({ name: ext, dtype: boundaryDType(n.dtype), shape: n.shape });
     if (n.dtype === 'bfloat16') L.emit('Cast', [name(id)], [ext], { to: { kind: 'int', v: ONNX_DTYPE.float32 } });
-    else L.emit('Identity', [name(id)], [ext]);
+    else if (name(id) !== ext) L.emit('Identity', [name(id)], [ext]);
   });
   renameOutputsInPlace(L, new Set(inputNames));
   return { graph: { name: graphName, nodes: L.nodes, initializers: L.initializers, inputs, outputs }, names: { inputs: inputNames, outputs: outputNames } };

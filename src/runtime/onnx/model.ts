@@ -10,6 +10,10 @@ export type OnnxAttr = { kind: 'int'; v: number } | { kind: 'ints'; v: number[] 
 
 export interface OnnxNode {
   op: string;
+  /** Module path of the IR node it lowers (see ir/graph.ts scope); becomes part of the node name. */
+  scope?: string;
+  /** Multiply-add FLOPs (2 per MAC) for GEMM nodes, for the profiler. */
+  flops?: number;
   inputs: string[];
   outputs: string[];
   attrs?: Record<string, OnnxAttr>;
@@ -78,11 +82,16 @@ function attribute(name: string, a: OnnxAttr): ProtoWriter {
   }
 }
 
+/** The NodeProto name: `module.path#bwd::Op_index`, so ONNX Runtime's profile names the module. */
+export function onnxNodeName(n: OnnxNode, index: number): string {
+  return n.scope ? `${n.scope}::${n.op}_${index}` : `${n.op}_${index}`;
+}
+
 function nodeProto(n: OnnxNode, index: number): ProtoWriter {
   const w = new ProtoWriter();
   for (const i of n.inputs) w.string(1, i);
   for (const o of n.outputs) w.string(2, o);
-  w.string(3, `${n.op}_${index}`);
+  w.string(3, onnxNodeName(n, index));
   w.string(4, n.op);
   for (const [k, a] of Object.entries(n.attrs ?? {})) w.message(5, attribute(k, a));
   if (n.domain) w.string(7, n.domain);
