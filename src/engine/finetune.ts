@@ -1,7 +1,7 @@
 // Fine-tuning: a pretrained model on prompt/completion or chat examples, with the loss on the
 // answer tokens only, as a full fine-tune or with LoRA adapters. The data is read, rendered and
 // checked before anything is built; the output is a directory every model command opens:
-//   OUT/model    (full fine-tune: a checkpoint, with the chat template in its meta)
+//   OUT/model    (full fine-tune: a checkpoint, with the chat format in its meta)
 //   OUT/adapter  (LoRA: a PEFT-style adapter bound to the base's weights and tokenizer)
 //   OUT/metrics.jsonl
 import { appendFileSync, mkdirSync, rmSync } from 'node:fs';
@@ -75,7 +75,7 @@ export async function runFinetune(o: FinetuneOptions, opened: OpenedModel = open
   // The data report and the memory report print even when quiet: they are facts about the run, not progress.
   const log = (s: string) => rank === 0 && process.stderr.write(s + '\n');
   const T = opened.model.dims.blockSize;
-  const enc = { blockSize: T, template: opened.chatTemplate, trainOnPrompt: o.trainOnPrompt, overflow: o.overflow };
+  const enc = { blockSize: T, format: opened.chatFormat, trainOnPrompt: o.trainOnPrompt, overflow: o.overflow };
   const train = encodeExamples(o.data, readRecords(o.data), opened.tokenizer, enc);
   report(o.data, train, log);
   const val = o.val ? encodeExamples(o.val, readRecords(o.val), opened.tokenizer, enc) : undefined;
@@ -177,7 +177,7 @@ async function saveFinetuned(dir: string, trainer: Trainer, model: LanguageModel
     hyper: h,
     seed: o.seed,
     tokenizer: opened.tokenizer.fingerprint(),
-    chatTemplate: opened.chatTemplate,
+    chatFormat: opened.chatFormat.toJSON(),
     finetune: { from: opened.dir, data: o.data, trainOnPrompt: o.trainOnPrompt, overflow: o.overflow },
   };
   await trainer.save(dir, meta, { 'tokenizer.json': JSON.stringify(opened.tokenizer.toJSON()) });
