@@ -13,7 +13,7 @@ const FLAGS: Record<string, FlagSpec> = {
   'lora-r': { type: 'number', help: 'LoRA rank; omit for a full fine-tune' },
   'lora-alpha': { type: 'number', help: 'LoRA alpha (scale alpha / r)', default: 16 },
   'lora-dropout': { type: 'number', help: 'dropout on the LoRA input', default: 0 },
-  'lora-targets': { type: 'string', help: 'comma-separated Linear module names to adapt', default: 'c_attn' },
+  'lora-targets': { type: 'string', help: 'comma-separated Linear module names to adapt (default: the model family\'s, as PEFT: c_attn for GPT-2, q_proj,v_proj for Llama-family)' },
   rslora: { type: 'boolean', help: 'rank-stabilised LoRA: scale alpha / sqrt(r)' },
   'train-on-prompt': { type: 'boolean', help: 'learn the prompt tokens too (default: only completions / assistant messages)' },
   overflow: { type: 'string', help: 'examples longer than the context: truncate (prompt from the left, then the answer\'s end), skip, or refuse', default: 'truncate' },
@@ -57,7 +57,7 @@ export async function run(argv: string[]): Promise<number> {
     batchSize: n('batchSize'), gradAccum: n('gradAccum'), maxIters: n('maxIters'), lr: n('lr'), minLr: n('minLr'), warmupIters: n('warmupIters'),
     decayIters: n('maxIters'), beta1: 0.9, beta2: 0.999, weightDecay: n('weightDecay'), gradClip: 1, evalInterval: n('evalInterval'), evalIters: n('evalIters'), logInterval: n('logInterval'),
   };
-  const lora = flags.loraR === undefined ? undefined : { r: n('loraR'), alpha: n('loraAlpha'), dropout: n('loraDropout'), targetModules: String(flags.loraTargets).split(',').map((s) => s.trim()).filter(Boolean), useRslora: flags.rslora === true };
+  const lora = flags.loraR === undefined ? undefined : { r: n('loraR'), alpha: n('loraAlpha'), dropout: n('loraDropout'), targetModules: flags.loraTargets === undefined ? undefined : String(flags.loraTargets).split(',').map((s) => s.trim()).filter(Boolean), useRslora: flags.rslora === true };
   const { runFinetune } = await import('../engine/finetune.js');
   const { checkDevice } = await import('../runtime/session.js');
   const { distributedSetup } = await import('./train-distributed.js');

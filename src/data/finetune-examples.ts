@@ -1,9 +1,9 @@
 // Fine-tuning records -> token ids with a loss mask, and padded batches of them.
 //
 // Rendering: a completion record is prompt + completion + end-of-text; a chat record goes
-// through a ChatTemplate (stored with the model, so training, eval and serving render alike).
-// Each rendered piece says whether its tokens are learned: by default only completions and
-// assistant messages (weight 1) are, `trainOnPrompt` learns every token.
+// through the model's ChatFormat (its own chat template, or the plain one), whose pieces say
+// which text is an answer. By default only completions and assistant messages (weight 1) are
+// learned, `trainOnPrompt` learns every token.
 //
 // Length policy (block size T; a sequence of n tokens gives n - 1 predictions, so n <= T + 1):
 //   truncate: drop prompt tokens from the left, then completion tokens from the right;
@@ -12,30 +12,10 @@
 // Batches are right-padded: padding comes after every real token, so under causal attention it
 // changes nothing that is learned, and its targets are -1 (ignored by the loss).
 import type { Tokenizer } from './tokenizer.js';
-import type { ChatMessage, FinetuneRecord, Role } from './finetune-records.js';
+import type { FinetuneRecord } from './finetune-records.js';
+import type { ChatFormat } from './chat-format.js';
 import { DataLineError } from './finetune-records.js';
 import type { Rng, RngState } from '../tensor/rng.js';
-
-export const END_OF_TEXT = '<|endoftext|>';
-
-/** How chat messages become text: a prefix per role, then the content, then `suffix`. */
-export interface ChatTemplate {
-  name: string;
-  prefix: Record<Role, string>;
-  suffix: string;
-}
-
-/** A plain-text template that needs no special tokens beyond end-of-text. */
-export const PLAIN_CHAT_TEMPLATE: ChatTemplate = {
-  name: 'atscale-plain',
-  prefix: { system: 'System: ', user: 'User: ', assistant: 'Assistant:' },
-  suffix: '\n',
-};
-
-/** Text of a conversation up to the point where the assistant should answer. */
-export function renderChatPrompt(messages: readonly ChatMessage[], t: ChatTemplate): string {
-  return messages.map((m) => t.prefix[m.role] + m.content + t.suffix).join('') + t.prefix.assistant;
-}
 
 interface Piece {
   text: string;
@@ -44,21 +24,14 @@ interface Piece {
   prompt: boolean;
 }
 
-function pieces(r: FinetuneRecord, t: ChatTemplate, eos: string, trainOnPrompt: boolean): Piece[] {
+function pieces(r: FinetuneRecord, f: ChatFormat, trainOnPrompt: boolean): Piece[] {
   if (r.kind === 'completion') {
     return [
       { text: r.prompt, learn: trainOnPrompt, prompt: true },
-      { text: r.completion + eos, learn: true, prompt: false },
+      { text: r.completion + f.endOfText, learn: true, prompt: false },
     ];
   }
-  const out: Piece[] = [];
-  for (const m of r.messages) {
-    const answer = m.role === 'assistant';
-    out.push({ text: t.prefix[m.role], learn: trainOnPrompt, prompt: !answer });
-    out.push({ text: m.content + (answer ? eos : ''), learn: answer ? m.weight !== 0 : trainOnPrompt, prompt: !answer });
-    out.push({ text: t.suffix, learn: trainOnPrompt, prompt: !answer });
-  }
-  return out;
+  return f.render(r.messages).map((p) => ({ text: p.text, learn: p.answer ? p.learn : trainOnPrompt, prompt: !p.answer }));
 }
 
 export interface EncodedExample {
@@ -72,7 +45,7 @@ export type OverflowPolicy = 'truncate' | 'skip' | 'refuse';
 
 export interface EncodeOptions {
   blockSize: number;
-  template: ChatTemplate;
+  format: ChatFormat;
   trainOnPrompt: boolean;
   overflow: OverflowPolicy;
 }
@@ -85,26 +58,26 @@ export interface EncodeReport {
   learnedTokens: number;
 }
 
-/** The tokenizer's end-of-text id; fine-tuning needs it so generation knows where to stop. */
-export function endOfTextId(tok: Tokenizer): number {
+/** The id of the format's end-of-text token; fine-tuning needs it so generation knows where to stop. */
+export function endOfTextId(tok: Tokenizer, endOfText: string): number {
   let ids: ArrayLike<number> = [];
   try {
-    ids = tok.encode(END_OF_TEXT);
+    ids = tok.encode(endOfText);
   } catch {
     // A character tokenizer cannot even spell it.
   }
   if (ids.length !== 1) {
-    throw new Error(`the tokenizer has no ${END_OF_TEXT} token (it encodes to ${ids.length} ids); fine-tuning needs one to end completions. Pretrain with --tokenizer bpe (which adds it), or use a Hugging Face tokenizer that has it`);
+    throw new Error(`the tokenizer has no ${endOfText} token (it encodes to ${ids.length} ids); fine-tuning needs one to end completions. Pretrain with --tokenizer bpe (which adds <|endoftext|>), or use a Hugging Face folder whose tokenizer_config.json names an eos_token the tokenizer has`);
   }
   return ids[0]!;
 }
 
 export function encodeExamples(file: string, records: readonly FinetuneRecord[], tok: Tokenizer, o: EncodeOptions): EncodeReport {
-  endOfTextId(tok);
+  endOfTextId(tok, o.format.endOfText);
   const limit = o.blockSize + 1;
   const report: EncodeReport = { examples: [], truncated: 0, skipped: [], learnedTokens: 0 };
   for (const r of records) {
-    const parts = pieces(r, o.template, END_OF_TEXT, o.trainOnPrompt).map((p) => ({ ...p, ids: Array.from(tok.encode(p.text)) }));
+    const parts = pieces(r, o.format, o.trainOnPrompt).map((p) => ({ ...p, ids: Array.from(tok.encode(p.text)) }));
     let n = parts.reduce((a, p) => a + p.ids.length, 0);
     if (n > limit) {
       const why = `${n} tokens is longer than the block size ${o.blockSize} + 1`;

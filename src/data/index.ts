@@ -6,6 +6,7 @@ export { trainBpe, type BpeTrainOptions } from './bpe_train.js';
 export { tokenizerFromJSON, tokenizerFromHfJSON } from './tokenizer_json.js';
 export { SentencePieceBpe } from './sentencepiece-bpe.js';
 export { JinjaChatTemplate, type TemplateMessage } from './chat-template.js';
+export { END_OF_TEXT, PlainChatFormat, JinjaChatFormat, chatFormatFromJSON, type ChatFormat, type ChatPiece } from './chat-format.js';
 export { compileSplitPattern, splitIsolated } from './split-pattern.js';
 export { hfTokenizerJSON } from './hf-tokenizer.js';
 export { readText, isUrl, type ReadTextOptions } from './read_text.js';

@@ -1,7 +1,7 @@
 // Fine-tuning: a pretrained model on prompt/completion or chat examples, with the loss on the
 // answer tokens only, as a full fine-tune or with LoRA adapters. The data is read, rendered and
 // checked before anything is built; the output is a directory every model command opens:
-//   OUT/model    (full fine-tune: a checkpoint, with the chat template in its meta)
+//   OUT/model    (full fine-tune: a checkpoint, with the chat format in its meta)
 //   OUT/adapter  (LoRA: a PEFT-style adapter bound to the base's weights and tokenizer)
 //   OUT/metrics.jsonl
 import { appendFileSync, mkdirSync, rmSync } from 'node:fs';
@@ -12,6 +12,7 @@ import { encodeExamples, ExampleSampler, padBatch, type EncodeReport, type Overf
 import type { TrainHyper } from '../models/presets.js';
 import type { LanguageModel } from '../models/model.js';
 import { LoraModel } from '../models/lora-model.js';
+import { defaultLoraTargets } from '../models/registry.js';
 import { FlatLayout } from '../nn/flat.js';
 import type { LoraConfig } from '../nn/lora.js';
 import { cosineLr } from '../optim/schedule.js';
@@ -26,8 +27,8 @@ export interface FinetuneOptions {
   data: string;
   val?: string;
   out: string;
-  /** LoRA adapters; undefined: full fine-tune. */
-  lora?: LoraConfig;
+  /** LoRA adapters; undefined: full fine-tune. No targetModules: the model family's default. */
+  lora?: Omit<LoraConfig, 'targetModules'> & { targetModules?: string[] };
   hyper: TrainHyper;
   trainOnPrompt: boolean;
   overflow: OverflowPolicy;
@@ -74,20 +75,21 @@ export async function runFinetune(o: FinetuneOptions, opened: OpenedModel = open
   // The data report and the memory report print even when quiet: they are facts about the run, not progress.
   const log = (s: string) => rank === 0 && process.stderr.write(s + '\n');
   const T = opened.model.dims.blockSize;
-  const enc = { blockSize: T, template: opened.chatTemplate, trainOnPrompt: o.trainOnPrompt, overflow: o.overflow };
+  const enc = { blockSize: T, format: opened.chatFormat, trainOnPrompt: o.trainOnPrompt, overflow: o.overflow };
   const train = encodeExamples(o.data, readRecords(o.data), opened.tokenizer, enc);
   report(o.data, train, log);
   const val = o.val ? encodeExamples(o.val, readRecords(o.val), opened.tokenizer, enc) : undefined;
   if (val) report(o.val!, val, log);
   if (h.batchSize % world !== 0) throw new Error(`batch size ${h.batchSize} is not divisible by the ${world} data-parallel ranks`);
 
-  const model: LanguageModel = o.lora ? new LoraModel(opened.model, opened.params, o.lora) : opened.model;
+  const lora: LoraConfig | undefined = o.lora && { ...o.lora, targetModules: o.lora.targetModules ?? defaultLoraTargets(opened.model.family) };
+  const model: LanguageModel = lora ? new LoraModel(opened.model, opened.params, lora) : opened.model;
   const layout = new FlatLayout(model);
   const initial = o.lora ? layout.initialise(o.seed) : opened.params;
   const total = opened.model.paramCount();
   const trainable = layout.size;
   log(
-    `${o.lora ? `LoRA r=${o.lora.r} alpha=${o.lora.alpha} on ${o.lora.targetModules.join(',')}` : 'full fine-tune'}: ` +
+    `${lora ? `LoRA r=${lora.r} alpha=${lora.alpha} on ${lora.targetModules.join(',')}` : 'full fine-tune'}: ` +
       `${trainable.toLocaleString('en')} trainable of ${total.toLocaleString('en')} parameters (${((100 * trainable) / total).toFixed(2)}%); ` +
       `training state ${(trainable * STATE_BYTES_PER_TRAINABLE / 2 ** 20).toFixed(1)} MiB (weights, grads, AdamW m and v)` +
       (o.lora ? ` + frozen base ${(total * 4 / 2 ** 20).toFixed(1)} MiB in the graph` : ''),
@@ -175,7 +177,7 @@ async function saveFinetuned(dir: string, trainer: Trainer, model: LanguageModel
     hyper: h,
     seed: o.seed,
     tokenizer: opened.tokenizer.fingerprint(),
-    chatTemplate: opened.chatTemplate,
+    chatFormat: opened.chatFormat.toJSON(),
     finetune: { from: opened.dir, data: o.data, trainOnPrompt: o.trainOnPrompt, overflow: o.overflow },
   };
   await trainer.save(dir, meta, { 'tokenizer.json': JSON.stringify(opened.tokenizer.toJSON()) });

@@ -1,5 +1,5 @@
 // Folding an adapter into its base: the merged checkpoint has the base's architecture,
-// tokenizer and chat template, and weights W + scale * B A.
+// tokenizer and chat format, and weights W + scale * B A.
 import { resolve } from 'node:path';
 import { saveCheckpoint, type TensorEntry } from '../checkpoint/index.js';
 import { FlatLayout } from '../nn/flat.js';
@@ -15,7 +15,7 @@ export function mergeAdapter(base: string | undefined, adapter: string, out: str
   const layout = new FlatLayout(m.model.base);
   const tensors: Record<string, TensorEntry> = {};
   for (const s of layout.slots) tensors[s.name] = { dtype: 'F32', shape: [...s.shape], data: layout.view(merged, s.name) };
-  const meta = { iter: 0, config: m.model.base.architecture(), tokenizer: m.tokenizer.fingerprint(), chatTemplate: m.chatTemplate, merged: { base: m.dir, adapter: m.adapterDir } };
+  const meta = { iter: 0, config: m.model.base.architecture(), tokenizer: m.tokenizer.fingerprint(), chatFormat: m.chatFormat.toJSON(), merged: { base: m.dir, adapter: m.adapterDir } };
   saveCheckpoint(out, { tensors, meta, files: { 'tokenizer.json': JSON.stringify(m.tokenizer.toJSON()) } });
   return resolve(out);
 }

@@ -8,7 +8,7 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Tokenizer } from '../data/index.js';
-import { PLAIN_CHAT_TEMPLATE, type ChatTemplate } from '../data/finetune-examples.js';
+import { chatFormatFromJSON, END_OF_TEXT, JinjaChatFormat, PlainChatFormat, type ChatFormat } from '../data/chat-format.js';
 import type { LanguageModel } from '../models/model.js';
 import { LoraModel } from '../models/lora-model.js';
 import { loadAnyModel, loadTrainedModel } from './load-trained.js';
@@ -20,7 +20,8 @@ export interface OpenedModel {
   /** The flat parameters of `model` (the adapter's, for a LoRA model). */
   params: Float32Array;
   tokenizer: Tokenizer;
-  chatTemplate: ChatTemplate;
+  /** How chats render (the model's own template, or the plain one) and its end-of-text token. */
+  chatFormat: ChatFormat;
   /** The directory the weights came from (the base, for an adapter). */
   dir: string;
   adapterDir?: string;
@@ -29,6 +30,16 @@ export interface OpenedModel {
   promptPrefix?: number[];
   /** Set for a Hugging Face folder: its config, dtypes, tokenizer_config and Jinja chat template. */
   hf?: LoadedModelDir;
+}
+
+/**
+ * A Hugging Face folder renders chats with its own template when tokenizer_config.json has one,
+ * else plainly; either way answers end with its eos_token (GPT-2's <|endoftext|> when unnamed).
+ */
+function hfChatFormat(hf: LoadedModelDir | undefined): ChatFormat {
+  const c = hf?.tokenizerConfig;
+  const eos = c?.eosToken ?? END_OF_TEXT;
+  return c?.chatTemplate !== undefined ? new JinjaChatFormat(c.chatTemplate, eos, c.bosToken) : new PlainChatFormat(eos);
 }
 
 const isAdapterDir = (d: string) => existsSync(join(d, 'adapter_config.json'));
@@ -47,14 +58,16 @@ export function resolveModelDir(dir: string): string {
 export function openBase(dir: string, opts: { blockSize?: number } = {}): OpenedModel {
   if (isHfModelDir(dir)) {
     const m = loadAnyModel(dir, opts);
-    return { model: m.model, params: m.params, tokenizer: m.tokenizer, chatTemplate: PLAIN_CHAT_TEMPLATE, dir: resolve(dir), meta: {}, promptPrefix: m.promptPrefix, hf: m.hf };
+    return { model: m.model, params: m.params, tokenizer: m.tokenizer, chatFormat: hfChatFormat(m.hf), dir: resolve(dir), meta: {}, promptPrefix: m.promptPrefix, hf: m.hf };
   }
   const d = resolveModelDir(dir);
   if (isAdapterDir(d)) throw new Error(`${d} is a LoRA adapter, not a base model; pass it as --adapter with --model BASE`);
   const r = loadTrainedModel(d);
-  // A fine-tuned checkpoint stores the chat template it was trained with; others get the plain one.
-  const template = typeof r.meta.chatTemplate === 'object' && r.meta.chatTemplate ? (r.meta.chatTemplate as ChatTemplate) : PLAIN_CHAT_TEMPLATE;
-  return { model: r.model, params: r.params, tokenizer: r.tokenizer, chatTemplate: template, dir: d, meta: r.meta };
+  // A fine-tuned checkpoint stores the chat format it was trained with (older ones under
+  // "chatTemplate"); others get the plain one.
+  const stored = r.meta.chatFormat ?? r.meta.chatTemplate;
+  const format = typeof stored === 'object' && stored ? chatFormatFromJSON(stored) : new PlainChatFormat();
+  return { model: r.model, params: r.params, tokenizer: r.tokenizer, chatFormat: format, dir: d, meta: r.meta };
 }
 
 /** Opens `dir` (a base or an adapter) with an optional separate adapter directory. */
@@ -73,6 +86,6 @@ export function openModel(dir: string, adapter?: string, opts: { blockSize?: num
   const a = readAdapter(adapterDir);
   const model = new LoraModel(base.model, base.params, loraFromAdapterConfig(a.config));
   const params = adapterParams(a, model, base.tokenizer.fingerprint());
-  // The adapter renders chats as its base does (the template is the base's).
+  // The adapter renders chats as its base does (the format is the base's).
   return { ...base, model, params, adapterDir: a.dir };
 }

@@ -1,7 +1,7 @@
 // The data side of a training run: read the corpus, build or restore the tokenizer, prepare
 // binary token files, and check that the run can start (all before any training).
 import { join } from 'node:path';
-import { END_OF_TEXT } from '../data/finetune-examples.js';
+import { END_OF_TEXT } from '../data/chat-format.js';
 import { ProgressBar } from '../monitor/index.js';
 import { readText, CharTokenizer, trainBpe, tokenizerFromJSON, prepareCorpus, loadPreparedCorpus, type Tokenizer, type TokenArray } from '../data/index.js';
 

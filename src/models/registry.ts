@@ -31,6 +31,15 @@ export function createModel(arch: Architecture): LanguageModel {
   return new Llama({ ...(fields as Partial<LlamaConfig>), modelType: family });
 }
 
+/**
+ * The Linear layers LoRA adapts when the user names none: the attention input projections, as
+ * Hugging Face PEFT defaults them per model type (GPT-2's fused c_attn; Llama-family q_proj and
+ * v_proj). Here, so nothing above models/ needs to know a family's layer names.
+ */
+export function defaultLoraTargets(family: string): string[] {
+  return familyOf({ family }) === 'gpt2' ? ['c_attn'] : ['q_proj', 'v_proj'];
+}
+
 /** The same architecture with other sizes (e.g. the vocabulary of the tokenizer in use). */
 export function withFields(arch: Architecture, fields: Record<string, unknown>): Architecture {
   return { ...arch, ...fields };

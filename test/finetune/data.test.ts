@@ -3,13 +3,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseRecord, readRecords } from '../../src/data/finetune-records.js';
-import { encodeExamples, padBatch, PLAIN_CHAT_TEMPLATE, END_OF_TEXT } from '../../src/data/finetune-examples.js';
+import { encodeExamples, padBatch } from '../../src/data/finetune-examples.js';
+import { END_OF_TEXT, JinjaChatFormat, PlainChatFormat, chatFormatFromJSON } from '../../src/data/chat-format.js';
+import { promptAndReference } from '../../src/engine/eval/run-eval.js';
 import { trainBpe } from '../../src/data/bpe_train.js';
 import { CharTokenizer } from '../../src/data/char_tokenizer.js';
 import { score, chrf, rougeL, normalise } from '../../src/engine/eval/metrics.js';
 
 const tok = trainBpe('the quick brown fox jumps over the lazy dog. spam or ham? User: Assistant: System:\n'.repeat(20), { vocabSize: 300, specialTokens: [END_OF_TEXT] });
 const eos = tok.encode(END_OF_TEXT)[0]!;
+const PLAIN = new PlainChatFormat();
 
 test('malformed lines, missing fields, unknown roles and empty completions are refused with the line number', () => {
   const bad: [string, RegExp][] = [
@@ -29,7 +32,7 @@ test('malformed lines, missing fields, unknown roles and empty completions are r
 
 test('only completion tokens are learned by default; --train-on-prompt learns all; the answer ends with end-of-text', () => {
   const rec = parseRecord('f', 1, '{"prompt": "spam or ham?", "completion": " spam"}');
-  const o = { blockSize: 32, template: PLAIN_CHAT_TEMPLATE, overflow: 'refuse' as const };
+  const o = { blockSize: 32, format: PLAIN, overflow: 'refuse' as const };
   const [e] = encodeExamples('f', [rec], tok, { ...o, trainOnPrompt: false }).examples;
   const p = tok.encode('spam or ham?').length;
   const c = tok.encode(' spam').length;
@@ -52,16 +55,48 @@ test('chat messages: assistant turns are learned unless weight 0; the template i
     { role: 'user', content: 'and the dog?' },
     { role: 'assistant', content: 'spam' },
   ] }));
-  const [e] = encodeExamples('f', [rec], tok, { blockSize: 128, template: PLAIN_CHAT_TEMPLATE, overflow: 'refuse', trainOnPrompt: false }).examples;
+  const [e] = encodeExamples('f', [rec], tok, { blockSize: 128, format: PLAIN, overflow: 'refuse', trainOnPrompt: false }).examples;
   const learned = tok.decode([...e!.ids].filter((_, i) => e!.learn[i]));
   assert.equal(learned, `spam${END_OF_TEXT}`);
   assert.equal(tok.decode(e!.ids), `System: the fox\nUser: spam?\nAssistant:ham${END_OF_TEXT}\nUser: and the dog?\nAssistant:spam${END_OF_TEXT}\n`);
 });
 
+// ChatML as Qwen2 and SmolLM2 ship it in tokenizer_config.json (written here, not copied).
+const CHATML = "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] | trim + '<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
+test('a model\'s own (Jinja) chat template: the loss covers exactly each learned answer and its end-of-turn token; eval prompts match', () => {
+  const special = ['<|im_start|>', '<|im_end|>'];
+  const t = trainBpe('the quick brown fox jumps over the lazy dog. spam or ham? system user assistant\n'.repeat(20), { vocabSize: 300, specialTokens: special });
+  const f = new JinjaChatFormat(CHATML, '<|im_end|>');
+  const messages = [
+    { role: 'system', content: 'the fox' },
+    { role: 'user', content: 'spam?' },
+    { role: 'assistant', content: 'ham', weight: 0 },
+    { role: 'user', content: 'and the dog?' },
+    { role: 'assistant', content: ' spam ' },
+  ] as const;
+  const rec = parseRecord('f', 1, JSON.stringify({ messages }));
+  const [e] = encodeExamples('f', [rec], t, { blockSize: 128, format: f, overflow: 'refuse', trainOnPrompt: false }).examples;
+  const whole = '<|im_start|>system\nthe fox<|im_end|>\n<|im_start|>user\nspam?<|im_end|>\n<|im_start|>assistant\nham<|im_end|>\n<|im_start|>user\nand the dog?<|im_end|>\n<|im_start|>assistant\nspam<|im_end|>\n';
+  assert.equal(t.decode(e!.ids), whole);
+  // The template trims content: the learned span is the trimmed answer plus <|im_end|>, nothing of the weight-0 answer.
+  assert.equal(t.decode([...e!.ids].filter((_, i) => e!.learn[i])), 'spam<|im_end|>');
+  // Eval's prompt is the generation prompt, which the training text continues with the answer.
+  if (rec.kind !== 'chat') throw new Error('a chat record');
+  const { prompt, reference } = promptAndReference(rec, f);
+  assert.equal(reference, ' spam ');
+  assert.ok(whole.startsWith(prompt) && prompt.endsWith('<|im_start|>assistant\n'), prompt);
+  // Stored with a checkpoint and read back, it renders the same.
+  assert.equal(chatFormatFromJSON(JSON.parse(JSON.stringify(f.toJSON()))).generationPrompt(rec.messages.slice(0, 4)), prompt);
+  // A template that changes the content cannot place the mask, and says so.
+  const upper = new JinjaChatFormat("{% for m in messages %}{{ m['content'] | upper }}{{ eos_token }}{% endfor %}", '<|im_end|>');
+  assert.throws(() => upper.render(rec.messages), /assistant message 3 \("ham"\) does not appear verbatim/);
+});
+
 test('examples longer than the context: truncate keeps the end of the prompt, skip counts, refuse names the line', () => {
   const long = parseRecord('f', 7, JSON.stringify({ prompt: 'the quick brown fox jumps over the lazy dog. '.repeat(4), completion: ' spam' }));
   const short = parseRecord('f', 8, '{"prompt": "ham?", "completion": " ham"}');
-  const o = { blockSize: 12, template: PLAIN_CHAT_TEMPLATE, trainOnPrompt: false };
+  const o = { blockSize: 12, format: PLAIN, trainOnPrompt: false };
   const t = encodeExamples('f', [long, short], tok, { ...o, overflow: 'truncate' });
   assert.equal(t.truncated, 1);
   assert.equal(t.examples[0]!.ids.length, 13);
@@ -76,7 +111,7 @@ test('examples longer than the context: truncate keeps the end of the prompt, sk
 
 test('a tokenizer without end-of-text is refused with what to do', () => {
   const chars = CharTokenizer.fromCorpus('abc ');
-  assert.throws(() => encodeExamples('f', [parseRecord('f', 1, '{"prompt": "a", "completion": " b"}')], chars, { blockSize: 8, template: PLAIN_CHAT_TEMPLATE, trainOnPrompt: false, overflow: 'refuse' }), /no <\|endoftext\|> token.*--tokenizer bpe/);
+  assert.throws(() => encodeExamples('f', [parseRecord('f', 1, '{"prompt": "a", "completion": " b"}')], chars, { blockSize: 8, format: PLAIN, trainOnPrompt: false, overflow: 'refuse' }), /no <\|endoftext\|> token.*--tokenizer bpe/);
 });
 
 test('metrics: normalisation, exact, accuracy on labels, ROUGE-L and chrF on known values', () => {

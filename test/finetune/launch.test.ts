@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { GPT } from '../../src/models/gpt.js';
 import { FlatLayout } from '../../src/nn/flat.js';
 import { trainBpe } from '../../src/data/bpe_train.js';
-import { END_OF_TEXT } from '../../src/data/finetune-examples.js';
+import { END_OF_TEXT } from '../../src/data/chat-format.js';
 import { saveCheckpoint, type TensorEntry } from '../../src/checkpoint/index.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));

@@ -7,6 +7,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GPT } from '../../src/models/gpt.js';
+import { Llama } from '../../src/models/llama.js';
+import { defaultLoraTargets } from '../../src/models/registry.js';
 import { LoraModel } from '../../src/models/lora-model.js';
 import type { LanguageModel } from '../../src/models/model.js';
 import { FlatLayout, flatView, withParams } from '../../src/nn/flat.js';
@@ -111,4 +113,26 @@ test('a LoRA rank larger than the layer, or targets that match nothing, are refu
   const { base, baseParams } = fresh();
   assert.throws(() => new LoraModel(base, baseParams, { ...DEFAULT_LORA, r: 129 }), /r = 129 is larger than layer transformer\.h\.0\.attn\.c_attn allows \(128 -> 384: rank at most 128\)/);
   assert.throws(() => new LoraModel(new GPT(cfg), baseParams, { ...DEFAULT_LORA, targetModules: ['q_proj'] }), /q_proj match no Linear layer/);
+});
+
+test('Llama with GQA (weights stored [out, in]): default targets q_proj,v_proj, B = 0 exact, merge within 1e-5', async () => {
+  // 4 query heads share 2 key/value heads, so v_proj (32 -> 16) is narrower than q_proj (32 -> 32):
+  // a transposed layout or a swapped in/out would show up as a shape error or a wrong merge.
+  const lcfg = { nLayer: 2, nHead: 4, nKvHead: 2, nEmbd: 32, intermediateSize: 48, blockSize: T, vocabSize: cfg.vocabSize };
+  const base = new Llama(lcfg);
+  const baseParams = new FlatLayout(base).initialise(1);
+  assert.deepEqual(defaultLoraTargets(base.family), ['q_proj', 'v_proj']);
+  assert.deepEqual(defaultLoraTargets('gpt2'), ['c_attn']);
+  const lora = new LoraModel(base, baseParams, { ...DEFAULT_LORA, r: 4, alpha: 8, targetModules: defaultLoraTargets(base.family) });
+  assert.deepEqual(lora.targets.map(([n]) => n.split('.').at(-1)), ['q_proj', 'v_proj', 'q_proj', 'v_proj']);
+  assert.equal(lora.trainableCount(), 2 * 4 * ((32 + 32) + (32 + 16)));
+  const layout = new FlatLayout(lora);
+  const adapter = layout.initialise(2);
+  const baseOnly = await logits(base, baseParams);
+  assert.deepEqual(await logits(lora, adapter), baseOnly);
+  const r2 = new Rng(9);
+  for (const s of layout.slots) if (s.name.endsWith('lora_B.weight')) for (let i = 0; i < s.size; i++) adapter[s.offset + i] = 0.05 * r2.normal();
+  const adapted = await logits(lora, adapter);
+  assert.ok(relError(adapted, baseOnly) > 1e-3, 'a nonzero B must change the logits');
+  assert.ok(relError(await logits(new Llama(lcfg), lora.merge(adapter)), adapted) < 1e-5);
 });

@@ -3,7 +3,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { readRecords, type FinetuneRecord } from '../../data/finetune-records.js';
-import { END_OF_TEXT, renderChatPrompt, type ChatTemplate } from '../../data/finetune-examples.js';
+import type { ChatFormat } from '../../data/chat-format.js';
 import type { ExecOptions } from '../../runtime/session.js';
 import { BatchGenerator } from './generate-batch.js';
 import { score, type MetricName } from './metrics.js';
@@ -35,10 +35,10 @@ export interface EvalResult {
 }
 
 /** The prompt text and the reference answer of a record. */
-export function promptAndReference(r: FinetuneRecord, template: ChatTemplate): { prompt: string; reference: string } {
+export function promptAndReference(r: FinetuneRecord, format: ChatFormat): { prompt: string; reference: string } {
   if (r.kind === 'completion') return { prompt: r.prompt, reference: r.completion };
   const last = r.messages.map((m) => m.role).lastIndexOf('assistant');
-  return { prompt: renderChatPrompt(r.messages.slice(0, last), template), reference: r.messages[last]!.content };
+  return { prompt: format.generationPrompt(r.messages.slice(0, last)), reference: r.messages[last]!.content };
 }
 
 export function defaultPredictionsPath(modelDir: string, data: string): string {
@@ -49,10 +49,10 @@ export async function runEval(m: OpenedModel, modelArg: string, o: EvalOptions):
   let records = readRecords(o.data);
   if (o.limit > 0) records = records.slice(0, o.limit);
   const tok = m.tokenizer;
-  const eosIds = tok.encode(END_OF_TEXT);
+  const eosIds = tok.encode(m.chatFormat.endOfText);
   const stopToken = eosIds.length === 1 ? eosIds[0] : undefined;
   const gen = new BatchGenerator(m.model, m.params, Math.min(o.batch, records.length), o.exec);
-  const items = records.map((r) => ({ line: r.line, ...promptAndReference(r, m.chatTemplate) }));
+  const items = records.map((r) => ({ line: r.line, ...promptAndReference(r, m.chatFormat) }));
   const predictions: string[] = [];
   const t0 = performance.now();
   const bar = new ProgressBar('eval', items.length, { unit: 'examples', quiet: o.quiet });
