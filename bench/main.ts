@@ -6,6 +6,7 @@ const BENCHES: Record<string, () => Promise<{ run(argv: string[]): Promise<numbe
   collectives: () => import('./collectives.js'),
   zero: () => import('./zero.js'),
   plan: () => import('./plan.js'),
+  sample: () => import('./sample.js'),
 };
 
 export async function runBench(argv: string[]): Promise<number> {
