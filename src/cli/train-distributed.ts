@@ -47,7 +47,7 @@ export async function distributedSetup(dsConfigPath: string | undefined, hyper: 
     }
   } else raw = configFromFlags(hyper, world);
   const { parseDeepSpeedConfig } = await import('../engine/ds-config.js');
-  const cfg = parseDeepSpeedConfig(raw, world);
+  const cfg = parseDeepSpeedConfig(raw, world, opts.device);
   const { initProcessGroup } = await import('../dist/index.js');
   const { createZeroTrainer } = await import('../engine/zero/index.js');
   // One process with a DeepSpeed config: a world of one on loopback, with its own secret.

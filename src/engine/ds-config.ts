@@ -4,6 +4,7 @@
 // ds_config.json works when it only uses this subset.
 import type { AdamWConfig } from '../optim/adamw.js';
 import type { CosineSchedule } from '../optim/schedule.js';
+import { checkDeepSpeedKeys, type DsDevice } from './ds-keys.js';
 
 export type ZeroStage = 0 | 1 | 2 | 3;
 
@@ -38,7 +39,6 @@ export class DeepSpeedConfigError extends Error {
 }
 
 const DEFAULT_BUCKET = 500_000_000;
-const TOP_KEYS = ['train_batch_size', 'train_micro_batch_size_per_gpu', 'gradient_accumulation_steps', 'optimizer', 'scheduler', 'gradient_clipping', 'zero_optimization', 'steps_per_print'];
 const OPT_KEYS = ['type', 'params'];
 const OPT_PARAM_KEYS = ['lr', 'betas', 'eps', 'weight_decay', 'adam_w_mode'];
 const ZERO_KEYS = ['stage', 'reduce_bucket_size', 'allgather_bucket_size', 'overlap_comm', 'contiguous_gradients'];
@@ -165,8 +165,9 @@ function zero(v: unknown): ZeroOptimization {
   };
 }
 
-/** Parses a config (JSON text or a parsed object) for a job of `worldSize` ranks. */
-export function parseDeepSpeedConfig(input: string | unknown, worldSize: number): DeepSpeedConfig {
+/** Parses a config (JSON text or a parsed object) for a job of `worldSize` ranks on `device`.
+ * Every documented DeepSpeed key is known (ds-keys.ts): honoured, or refused with a reason. */
+export function parseDeepSpeedConfig(input: string | unknown, worldSize: number, device: DsDevice = 'cpu'): DeepSpeedConfig {
   if (!Number.isInteger(worldSize) || worldSize < 1) throw new DeepSpeedConfigError(`world size must be a positive integer, got ${worldSize}`);
   let raw: unknown = input;
   if (typeof input === 'string') {
@@ -176,7 +177,10 @@ export function parseDeepSpeedConfig(input: string | unknown, worldSize: number)
       throw new DeepSpeedConfigError(`the DeepSpeed config is not valid JSON: ${(e as Error).message}`);
     }
   }
-  const c = object(raw, 'config', TOP_KEYS);
+  if (!isObj(raw)) throw new DeepSpeedConfigError(`the DeepSpeed config must be a JSON object, got ${JSON.stringify(raw)}`);
+  const problems = checkDeepSpeedKeys(raw, device);
+  if (problems.length) throw new DeepSpeedConfigError(problems.join('\n'));
+  const c = raw;
   const opt = c.optimizer === undefined ? optimizer({ type: 'AdamW' }) : optimizer(c.optimizer);
   return {
     ...batchSizes(c, worldSize),
