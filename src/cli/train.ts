@@ -1,6 +1,7 @@
 // `atscale train`: pretrain a GPT on raw text. Settings come from a preset, then a JSON
 // config file (--config), then flags, later ones winning.
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs, formatHelp, UsageError, type FlagSpec } from './args.js';
 import { preset, PRESETS, type TrainHyper } from '../models/presets.js';
 import type { GPTConfig } from '../models/config.js';
@@ -25,12 +26,15 @@ const FLAGS: Record<string, FlagSpec> = {
   lr: { type: 'number', help: 'peak learning rate' },
   'min-lr': { type: 'number', help: 'final learning rate of the cosine decay' },
   'warmup-iters': { type: 'number', help: 'linear warmup steps' },
+  'decay-iters': { type: 'number', help: 'step at which the cosine decay reaches min-lr (nanoGPT lr_decay_iters; default max-iters); keep it when extending a run with --resume' },
   'weight-decay': { type: 'number', help: 'AdamW weight decay' },
   'eval-interval': { type: 'number', help: 'steps between validation runs and checkpoints' },
   'eval-iters': { type: 'number', help: 'batches per validation run' },
   'log-interval': { type: 'number', help: 'steps between metric lines' },
   out: { type: 'string', help: 'output directory (metrics.jsonl, ckpt/)', default: 'out' },
   resume: { type: 'string', help: 'checkpoint directory to resume from (e.g. out/ckpt)' },
+  'init-from': { type: 'string', help: 'scratch, or resume (from OUT/ckpt, as nanoGPT\'s init_from)', default: 'scratch' },
+  compile: { type: 'boolean', help: 'nanoGPT\'s compile: always on, every step is one compiled ONNX graph', default: true },
   device: { type: 'string', help: 'cpu or webgpu', default: 'cpu' },
   threads: { type: 'number', help: 'ONNX Runtime intra-op threads (default: all cores)' },
   seed: { type: 'number', help: 'random seed', default: 1337 },
@@ -43,7 +47,7 @@ const FLAGS: Record<string, FlagSpec> = {
 const MODEL_KEYS: Record<string, keyof GPTConfig> = { nLayer: 'nLayer', nHead: 'nHead', nEmbd: 'nEmbd', blockSize: 'blockSize', dropout: 'dropout', bias: 'bias' };
 const HYPER_KEYS: Record<string, keyof TrainHyper> = {
   batchSize: 'batchSize', gradAccum: 'gradAccum', maxIters: 'maxIters', lr: 'lr', minLr: 'minLr', warmupIters: 'warmupIters',
-  weightDecay: 'weightDecay', evalInterval: 'evalInterval', evalIters: 'evalIters', logInterval: 'logInterval',
+  weightDecay: 'weightDecay', evalInterval: 'evalInterval', evalIters: 'evalIters', logInterval: 'logInterval', decayIters: 'decayIters',
 };
 
 const camelize = (k: string) => k.replace(/[_-]([a-z])/g, (_, c: string) => c.toUpperCase());
@@ -98,6 +102,7 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const { model, hyper, flags, explicit } = resolveTrainArgs(argv);
+  const resume = resumeDir(flags);
   if (!flags.data) throw new UsageError('atscale train: no training data; pass --data PATH or --data URL (for example --data ../shared/data/tinyshakespeare.txt)');
   const { checkDevice } = await import('../runtime/session.js');
   const device = checkDevice(flags.device);
@@ -120,7 +125,7 @@ export async function run(argv: string[]): Promise<number> {
       tokenizer: flags.tokenizer as 'char' | 'bpe',
       bpeVocab: flags.bpeVocab as number,
       out: String(flags.out),
-      resume: flags.resume as string | undefined,
+      resume,
       seed: flags.seed as number,
       device,
       threads,
@@ -138,4 +143,19 @@ export async function run(argv: string[]): Promise<number> {
     await setup.close();
   }
   return 0;
+}
+
+/** --resume DIR, or nanoGPT's --init-from resume (OUT/ckpt); --compile cannot be turned off. */
+function resumeDir(flags: Record<string, unknown>): string | undefined {
+  if (flags.compile === false) throw new UsageError('atscale train: --compile false is not available: every training step is compiled to one ONNX graph (there is no eager mode); drop the flag');
+  const from = String(flags.initFrom);
+  if (from === 'resume') {
+    if (flags.resume !== undefined) throw new UsageError('atscale train: give either --init-from resume (which resumes from OUT/ckpt) or --resume DIR, not both');
+    return join(String(flags.out), 'ckpt');
+  }
+  if (from !== 'scratch') {
+    const hint = from.startsWith('gpt2') ? '; loading published GPT-2 weights is not implemented here' : '';
+    throw new UsageError(`atscale train: --init-from must be scratch or resume, got '${from}'${hint}`);
+  }
+  return flags.resume as string | undefined;
 }

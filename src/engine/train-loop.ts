@@ -137,23 +137,27 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     const batches = Array.from({ length: h.gradAccum }, () => trainSampler.next());
     const r = await trainer.step(batches, lr, iter);
     if (!Number.isFinite(r.loss)) throw new Error(`loss became ${r.loss} at iteration ${iter}; lower --lr or check the data`);
-    losses.push({ iter, loss: r.loss });
+    // One numbering everywhere a user reads it: `step` counts optimizer steps from 1 (progress
+    // line, val lines, metrics.jsonl's iter, a checkpoint's meta.iter); `iter` is the 0-based
+    // index the schedule, the sampler and dropout keys use.
+    const step = iter + 1;
+    losses.push({ iter: step, loss: r.loss });
     windowIters++;
-    const last = iter === h.maxIters - 1;
-    if (iter % h.logInterval === 0 || last) {
+    const last = step === h.maxIters;
+    if (iter === start || step % h.logInterval === 0 || last) {
       const seconds = (performance.now() - windowStart) / 1000;
       const tps = (tokensPerIter * windowIters) / seconds;
       const mfu = o.peakGflops ? (flopsPerIter * windowIters) / seconds / (o.peakGflops * 1e9) : undefined;
-      log({ iter, loss: round(r.loss), lr, tokens_per_s: Math.round(tps), mfu: mfu === undefined ? null : round(mfu), grad_norm: round(r.gradNorm) });
-      progress.update(iter, r.loss, tps, mfu);
+      log({ iter: step, loss: round(r.loss), lr, tokens_per_s: Math.round(tps), mfu: mfu === undefined ? null : round(mfu), grad_norm: round(r.gradNorm) });
+      progress.update(step, r.loss, tps, mfu);
       windowStart = performance.now();
       windowIters = 0;
     }
-    if ((iter + 1) % h.evalInterval === 0 || last) {
+    if (step % h.evalInterval === 0 || last) {
       valLoss = await evaluate();
-      log({ iter, val_loss: round(valLoss) });
-      progress.note(`iter ${iter}: val loss ${valLoss.toFixed(4)}`);
-      await save(iter + 1);
+      log({ iter: step, val_loss: round(valLoss) });
+      progress.note(`iter ${step}/${h.maxIters}: val loss ${valLoss.toFixed(4)}`);
+      await save(step);
       windowStart = performance.now();
       windowIters = 0;
     }
