@@ -1,14 +1,15 @@
 // `atscale export`: write a trained checkpoint as a standalone ONNX model (weights as
 // initializers, input_ids [batch, seq] int64 -> logits [batch, seq, vocab]) that any ONNX
 // Runtime can run.
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { parseArgs, formatHelp, UsageError, type FlagSpec } from './args.js';
 
 export const summary = 'export a checkpoint as a standalone ONNX model (--ckpt DIR --out model.onnx)';
 
 const FLAGS: Record<string, FlagSpec> = {
   ckpt: { type: 'string', help: 'checkpoint directory written by atscale train' },
-  out: { type: 'string', help: 'output .onnx file', default: 'model.onnx' },
+  out: { type: 'string', help: 'output .onnx file (default: model.onnx in the run\'s output directory, beside --ckpt)' },
   batch: { type: 'number', help: 'batch dimension of the exported graph', default: 1 },
   seq: { type: 'number', help: 'sequence length of the exported graph (default: block size)' },
   help: { type: 'boolean', help: 'show this help' },
@@ -26,7 +27,9 @@ export async function run(argv: string[]): Promise<number> {
   const { model, params } = loadTrainedModel(String(flags.ckpt));
   const seq = (flags.seq as number | undefined) ?? model.config.blockSize;
   const bytes = exportOnnx(model, params, flags.batch as number, seq);
-  writeFileSync(String(flags.out), bytes);
-  console.log(`wrote ${String(flags.out)} (${(bytes.length / 1e6).toFixed(1)} MB): input_ids int64 [${flags.batch}, ${seq}] -> logits float32 [${flags.batch}, ${seq}, ${model.config.vocabSize}]`);
+  const out = flags.out === undefined ? join(dirname(resolve(String(flags.ckpt))), 'model.onnx') : String(flags.out);
+  mkdirSync(dirname(resolve(out)), { recursive: true });
+  writeFileSync(out, bytes);
+  console.log(`wrote ${out} (${(bytes.length / 1e6).toFixed(1)} MB): input_ids int64 [${flags.batch}, ${seq}] -> logits float32 [${flags.batch}, ${seq}, ${model.config.vocabSize}]`);
   return 0;
 }

@@ -11,6 +11,7 @@ export interface Command {
 
 const COMMANDS: Record<string, () => Promise<Command>> = {
   demo: () => import('./demo.js'),
+  data: () => import('./data.js'),
   train: () => import('./train.js'),
   sample: () => import('./sample.js'),
   launch: () => import('./launch.js'),

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs, formatHelp, UsageError, type FlagSpec } from './args.js';
 import { preset, PRESETS, type TrainHyper } from '../models/presets.js';
+import { capIters } from './iter-cap.js';
 import type { GPTConfig } from '../models/config.js';
 
 export const summary = 'pretrain a GPT language model on a text file or URL (--preset, --data, ...)';
@@ -90,6 +91,7 @@ export function resolveTrainArgs(argv: string[]): ResolvedTrainArgs {
     if (k in MODEL_KEYS) (model as Record<string, unknown>)[MODEL_KEYS[k]!] = v;
     if (k in HYPER_KEYS) (hyper as unknown as Record<string, unknown>)[HYPER_KEYS[k]!] = v;
   }
+  hyper.maxIters = capIters(hyper.maxIters);
   const explicit = new Set([...Object.keys(fromFile), ...Object.keys(given)]);
   if (explicit.has('maxIters') && !explicit.has('decayIters')) hyper.decayIters = hyper.maxIters;
   if (explicit.has('lr') && !explicit.has('minLr')) hyper.minLr = hyper.lr / 10;

@@ -125,6 +125,9 @@ test('atscale --version and --help', () => {
   const h = spawnSync(process.execPath, [CLI, '--help'], { encoding: 'utf8' });
   assert.equal(h.status, 0);
   for (const cmd of ['train', 'sample', 'launch', 'plan', 'bench', 'export']) assert.match(h.stdout, new RegExp(`\\b${cmd}\\b`));
+  // The default prompt is a line break: shown escaped, on the flag's own line.
+  const s = spawnSync(process.execPath, [CLI, 'sample', '--help'], { encoding: 'utf8' });
+  assert.match(s.stdout, /--prompt VALUE +text to continue \(default "\\n"\)\n/);
 });
 
 test.after(() => rmSync(work, { recursive: true, force: true }));
