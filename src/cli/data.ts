@@ -10,7 +10,7 @@ const KINDS = ['addition'];
 
 const FLAGS: Record<string, FlagSpec> = {
   out: { type: 'string', help: 'output text file', default: 'out/addition.txt' },
-  problems: { type: 'number', help: 'problems (lines) to write', default: 20000 },
+  problems: { type: 'number', help: 'problems (lines) to write (at most half of all operand pairs)', default: 4000 },
   digits: { type: 'number', help: 'digits per operand', default: 2 },
   seed: { type: 'number', help: 'random seed', default: 1 },
   help: { type: 'boolean', help: 'show this help' },
