@@ -3,14 +3,14 @@
 // the DeepSpeed-style config sets batch sizes, optimizer, schedule, clipping and ZeRO stage.
 import { readFileSync } from 'node:fs';
 import type { TrainHyper } from '../models/presets.js';
-import type { GPT } from '../models/gpt.js';
+import type { LanguageModel } from '../models/model.js';
 import type { Trainer } from '../engine/trainer.js';
 
 export interface DistSetup {
   rank: number;
   world: number;
   hyper: TrainHyper;
-  makeTrainer?: (model: GPT, microBatch: number, seed: number) => Promise<Trainer>;
+  makeTrainer?: (model: LanguageModel, microBatch: number, seed: number) => Promise<Trainer>;
   close(): Promise<void>;
 }
 
@@ -75,7 +75,7 @@ export async function distributedSetup(dsConfigPath: string | undefined, hyper: 
     rank: pg.rank,
     world,
     hyper: h,
-    makeTrainer: (model, micro, seed) => createZeroTrainer(model, cfg, pg, { seed, threads: opts.threads, device: opts.device, shape: { batch: micro, seq: model.config.blockSize } }),
+    makeTrainer: (model, micro, seed) => createZeroTrainer(model, cfg, pg, { seed, threads: opts.threads, device: opts.device, shape: { batch: micro, seq: model.dims.blockSize } }),
     close: () => pg.destroy(),
   };
 }

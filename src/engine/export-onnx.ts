@@ -4,13 +4,13 @@ import { optimize } from '../ir/passes.js';
 import { constant } from '../tensor/tensor.js';
 import { buildProgram } from '../tensor/program.js';
 import { FlatLayout, withParams, type Slot } from '../nn/flat.js';
-import type { GPT } from '../models/gpt.js';
+import type { LanguageModel } from '../models/model.js';
 import { lowerProgram } from '../runtime/onnx/lower.js';
 import { modelProto } from '../runtime/onnx/model.js';
 
-export function exportOnnx(model: GPT, params: Float32Array, batch: number, seq: number): Uint8Array {
+export function exportOnnx(model: LanguageModel, params: Float32Array, batch: number, seq: number): Uint8Array {
   if (!(Number.isInteger(batch) && batch > 0)) throw new RangeError(`batch must be a positive integer, got ${batch}`);
-  if (!(Number.isInteger(seq) && seq > 0 && seq <= model.config.blockSize)) throw new RangeError(`seq must be in 1..${model.config.blockSize} (the block size), got ${seq}`);
+  if (!(Number.isInteger(seq) && seq > 0 && seq <= model.dims.blockSize)) throw new RangeError(`seq must be in 1..${model.dims.blockSize} (the block size), got ${seq}`);
   const layout = new FlatLayout(model);
   const program = buildProgram((t) => {
     const ids = t.input('input_ids', [batch, seq], 'int64');

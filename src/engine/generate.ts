@@ -11,7 +11,7 @@ import type { ExecOptions } from '../runtime/session.js';
 import { buildProgram } from '../tensor/program.js';
 import { Rng } from '../tensor/rng.js';
 import { FlatLayout, flatView, withParams } from '../nn/flat.js';
-import type { GPT, LayerCache } from '../models/gpt.js';
+import { cacheShape, type LanguageModel, type LayerCache } from '../models/model.js';
 
 export interface SampleOptions {
   maxNewTokens: number;
@@ -26,24 +26,24 @@ export class Generator {
   private readonly layout: FlatLayout;
   private readonly cacheShape: number[];
 
-  constructor(readonly model: GPT, private readonly params: Float32Array, private readonly exec: ExecOptions = {}) {
+  constructor(readonly model: LanguageModel, private readonly params: Float32Array, private readonly exec: ExecOptions = {}) {
     this.layout = new FlatLayout(model);
     if (params.length !== this.layout.size) throw new Error(`parameters have ${params.length} values, the model needs ${this.layout.size}`);
-    const c = model.config;
-    this.cacheShape = [1, c.nHead, c.blockSize, c.nEmbd / c.nHead];
+    this.cacheShape = cacheShape(model.dims, 1);
   }
 
   private async compiled(): Promise<Executable> {
     if (this.exe) return this.exe;
-    const c = this.model.config;
+    const c = this.model.dims;
     const program = buildProgram((t) => {
       const params = t.input('params', [this.layout.size]);
       const token = t.input('token', [1, 1], 'int32');
-      const pos = t.input('pos', [], 'int64');
+      const pos = t.input('pos', [1], 'int64');
       const caches: LayerCache[] = Array.from({ length: c.nLayer }, (_, i) => ({ k: t.input(`k${i}`, this.cacheShape), v: t.input(`v${i}`, this.cacheShape) }));
       return withParams(this.layout.slots, (s) => flatView(params, s), () => {
         const r = this.model.decode(token, pos, caches);
-        return { inputs: [params, token, pos, ...caches.flatMap((x) => [x.k, x.v])], outputs: [r.logits, ...r.caches.flatMap((x) => [x.k, x.v])] };
+        const logits = r.logits.reshape([1, c.vocabSize]);
+        return { inputs: [params, token, pos, ...caches.flatMap((x) => [x.k, x.v])], outputs: [logits, ...r.caches.flatMap((x) => [x.k, x.v])] };
       });
     });
     this.exe = await compile(program, this.exec);
@@ -73,7 +73,7 @@ export class Generator {
     if (prompt.length === 0) throw new Error('the prompt must contain at least one token');
     if (!(o.temperature >= 0)) throw new Error(`temperature must be >= 0, got ${o.temperature}`);
     const exe = await this.compiled();
-    const c = this.model.config;
+    const c = this.model.dims;
     const rng = new Rng(o.seed);
     const params = hostValue('float32', [this.layout.size], this.params);
     const nCache = 2 * c.nLayer;
@@ -84,7 +84,7 @@ export class Generator {
     let context = Array.from(prompt).slice(-c.blockSize);
     const out: number[] = [];
     const feed = async (tok: number, pos: number) => {
-      await exe.run([params, hostValue('int32', [1, 1], [tok]), hostValue('int64', [], [pos]), ...caches], [logits, ...spare]);
+      await exe.run([params, hostValue('int32', [1, 1], [tok]), hostValue('int64', [1], [pos]), ...caches], [logits, ...spare]);
       [caches, spare] = [spare, caches];
     };
     const ids = hostValue('int32', [1, c.blockSize]);

@@ -6,7 +6,7 @@ import { hostValue, type HostValue } from '../ir/value.js';
 import { compile, type Executable } from '../runtime/execute.js';
 import type { ExecOptions } from '../runtime/session.js';
 import { FlatLayout } from '../nn/flat.js';
-import type { GPT } from '../models/gpt.js';
+import type { LanguageModel } from '../models/model.js';
 import { type AdamWConfig, adamwScalars } from '../optim/adamw.js';
 import { evalProgram, fusedStepProgram, microstepProgram, updateProgram, type StepShape } from './step-graphs.js';
 import { dropoutKey } from './dropout-key.js';
@@ -52,7 +52,7 @@ export class LocalTrainer implements Trainer {
   private grads?: DoubleBuffer;
   private hasKey = false;
 
-  constructor(readonly model: GPT, readonly opts: LocalTrainerOptions) {
+  constructor(readonly model: LanguageModel, readonly opts: LocalTrainerOptions) {
     this.layout = new FlatLayout(model);
     const n = this.layout.size;
     this.params = new DoubleBuffer(hostValue('float32', [n], this.layout.initialise(opts.seed)), f32(n));

@@ -1,19 +1,20 @@
-// The GPT as a chain of segments (embedding; one per transformer block; final norm + head +
-// loss), each compiled on its own, for ZeRO stages 2 and 3: a segment's parameters can be
+// A language model as a chain of segments (embedding; one per transformer block; final norm +
+// head + loss), each compiled on its own, for ZeRO stages 2 and 3: a segment's parameters can be
 // gathered just before it runs and released after, and its gradients reduced while the next
 // segment computes. Every backward recomputes its segment's forward from the saved input
 // activation (activation checkpointing per block), so only one activation per block is kept.
 //
 // A segment's parameters come in as one flat input per *unit*: a contiguous range of the flat
-// layout (wte, wpe, each block, ln_f). The head uses the tied wte, so wte is a unit of both the
-// embedding and the head segment, and its gradient is the sum of both contributions.
+// layout (the model's units(): e.g. GPT's wte, wpe, each block, ln_f). A tied head reads the
+// token embedding, so that unit belongs to both the embedding and the head segment, and its
+// gradient is the sum of both contributions.
 import type { Program } from '../ir/graph.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { buildProgram, type Tracer } from '../tensor/program.js';
 import { concat, crossEntropy } from '../tensor/functional.js';
 import { gradients } from '../autodiff/grad.js';
 import { type FlatLayout, type Slot, flatView, withParams } from '../nn/flat.js';
-import type { GPT } from '../models/gpt.js';
+import type { LanguageModel } from '../models/model.js';
 import type { StepShape } from './step-graphs.js';
 
 /** A contiguous range [offset, offset + size) of the flat parameter buffer. */
@@ -49,12 +50,14 @@ export interface SegmentedModel {
   hasKey: boolean;
 }
 
-/** The units of a GPT's flat layout; checks that they tile the buffer in order. */
-export function gptUnits(model: GPT, layout: FlatLayout): Unit[] {
-  const prefixes = ['transformer.wte.', 'transformer.wpe.', ...model.transformer.h.map((_, i) => `transformer.h.${i}.`), 'transformer.ln_f.'];
+/** The model's units as ranges of its flat layout; checks that they tile the buffer in order. */
+export function modelUnits(model: LanguageModel, layout: FlatLayout): Unit[] {
+  const named = model.units();
+  const prefixes = [...named.embed, ...named.blocks, ...named.head.filter((h) => !named.embed.includes(h))];
   const units: Unit[] = [];
   let offset = 0;
-  for (const prefix of prefixes) {
+  for (const name of prefixes) {
+    const prefix = `${name}.`;
     const slots = layout.slots.filter((s) => s.name.startsWith(prefix));
     if (slots.length === 0) throw new Error(`segments: the model has no parameters under '${prefix}'`);
     const start = slots[0]!.offset;
@@ -62,7 +65,7 @@ export function gptUnits(model: GPT, layout: FlatLayout): Unit[] {
     if (start !== offset || slots.some((s, i) => i > 0 && s.offset !== slots[i - 1]!.offset + slots[i - 1]!.size)) {
       throw new Error(`segments: parameters under '${prefix}' are not one contiguous range following the previous unit; the flat layout order changed`);
     }
-    units.push({ name: prefix.slice(0, -1), offset: start, size });
+    units.push({ name, offset: start, size });
     offset += size;
   }
   if (offset !== layout.size) throw new Error(`segments: units cover ${offset} of ${layout.size} parameters; some parameter belongs to no segment`);
@@ -96,19 +99,19 @@ function segmentProgram(layout: FlatLayout, units: Unit[], body: (t: Tracer, fla
 }
 
 /** Traces the forward and backward programs of every segment for one micro-batch shape. */
-export function gptSegments(model: GPT, layout: FlatLayout, shape: StepShape): SegmentedModel {
-  const units = gptUnits(model, layout);
-  const hasKey = model.config.dropout > 0;
+export function modelSegments(model: LanguageModel, layout: FlatLayout, shape: StepShape): SegmentedModel {
+  const units = modelUnits(model, layout);
+  const named = model.units();
+  const unit = (name: string) => units.find((u) => u.name === name)!;
+  const hasKey = model.dims.dropout > 0;
   const { batch: B, seq: T } = shape;
-  const C = model.config.nEmbd;
+  const C = model.dims.nEmbd;
   const act = [B, T, C];
   const keyOf = (t: Tracer) => (hasKey ? t.input('key', [], 'int64') : undefined);
   const keyIn = (k: Tensor | undefined) => (k ? [k] : []);
-  const [wte, wpe] = [units[0]!, units[1]!];
-  const lnF = units[units.length - 1]!;
   const segments: Segment[] = [];
 
-  const embedUnits = [wte, wpe];
+  const embedUnits = named.embed.map(unit);
   segments.push({
     name: 'embed',
     kind: 'embed',
@@ -127,8 +130,8 @@ export function gptSegments(model: GPT, layout: FlatLayout, shape: StepShape): S
     }),
   });
 
-  model.transformer.h.forEach((block, i) => {
-    const u = [units[2 + i]!];
+  model.blocks.forEach((block, i) => {
+    const u = [unit(named.blocks[i]!)];
     segments.push({
       name: `block ${i}`,
       kind: 'block',
@@ -149,7 +152,7 @@ export function gptSegments(model: GPT, layout: FlatLayout, shape: StepShape): S
     });
   });
 
-  const headUnits = [wte, lnF];
+  const headUnits = named.head.map(unit);
   segments.push({
     name: 'head',
     kind: 'head',

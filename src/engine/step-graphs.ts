@@ -9,7 +9,7 @@ import { buildProgram, type Tracer } from '../tensor/program.js';
 import { concat } from '../tensor/functional.js';
 import { gradients } from '../autodiff/grad.js';
 import { type FlatLayout, flatView, withParams } from '../nn/flat.js';
-import type { GPT } from '../models/gpt.js';
+import type { LanguageModel } from '../models/model.js';
 import { type AdamWConfig, ADAMW_SCALARS, adamwUpdate } from '../optim/adamw.js';
 import { clipByGlobalNorm, globalNorm } from '../optim/clip.js';
 
@@ -19,7 +19,7 @@ export interface StepShape {
 }
 
 /** Loss and flat gradient of one micro-batch. */
-function lossAndFlatGrad(model: GPT, layout: FlatLayout, t: Tracer, shape: StepShape, withKey: boolean) {
+function lossAndFlatGrad(model: LanguageModel, layout: FlatLayout, t: Tracer, shape: StepShape, withKey: boolean) {
   const params = t.input('params', [layout.size]);
   const idx = t.input('idx', [shape.batch, shape.seq], 'int32');
   const targets = t.input('targets', [shape.batch, shape.seq], 'int32');
@@ -39,8 +39,8 @@ export interface FusedStep {
   hasKey: boolean;
 }
 
-export function fusedStepProgram(model: GPT, layout: FlatLayout, shape: StepShape, opt: AdamWConfig, clip: number): FusedStep {
-  const hasKey = model.config.dropout > 0;
+export function fusedStepProgram(model: LanguageModel, layout: FlatLayout, shape: StepShape, opt: AdamWConfig, clip: number): FusedStep {
+  const hasKey = model.dims.dropout > 0;
   const program = buildProgram((t) => {
     const r = lossAndFlatGrad(model, layout, t, shape, hasKey);
     const m = t.input('m', [layout.size]);
@@ -57,8 +57,8 @@ export function fusedStepProgram(model: GPT, layout: FlatLayout, shape: StepShap
 }
 
 /** Inputs: params, gradAcc, idx, targets, scale[, key]. Outputs: gradAcc + scale * grad, loss. */
-export function microstepProgram(model: GPT, layout: FlatLayout, shape: StepShape): { program: Program; hasKey: boolean } {
-  const hasKey = model.config.dropout > 0;
+export function microstepProgram(model: LanguageModel, layout: FlatLayout, shape: StepShape): { program: Program; hasKey: boolean } {
+  const hasKey = model.dims.dropout > 0;
   const program = buildProgram((t) => {
     const r = lossAndFlatGrad(model, layout, t, shape, hasKey);
     const acc = t.input('grad_acc', [layout.size]);
@@ -90,7 +90,7 @@ export function updateProgram(size: number, opt: AdamWConfig, clip: number, exte
 }
 
 /** Inputs: params, idx, targets. Output: loss (evaluation, no dropout). */
-export function evalProgram(model: GPT, layout: FlatLayout, shape: StepShape): Program {
+export function evalProgram(model: LanguageModel, layout: FlatLayout, shape: StepShape): Program {
   const program = buildProgram((t) => {
     const params = t.input('params', [layout.size]);
     const idx = t.input('idx', [shape.batch, shape.seq], 'int32');

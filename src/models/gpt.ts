@@ -6,13 +6,11 @@ import { constant } from '../tensor/tensor.js';
 import { hostValue } from '../ir/value.js';
 import { Module } from '../nn/module.js';
 import { Dropout, Embedding, LayerNorm, Linear } from '../nn/layers.js';
-import { type GPTConfig, gptConfig } from './config.js';
+import { type GPTConfig, gptConfig, gptFlopsPerToken, gptParamCount } from './config.js';
+import type { LanguageModel, LayerCache, ModelDims, ModelUnits, TensorParallelSplit } from './model.js';
+import { chunkPositions, visibleFrom, writeCache } from './kv-cache.js';
 
-/** Past keys and values of one layer during incremental decoding: [B, nh, blockSize, hs]. */
-export interface LayerCache {
-  k: Tensor;
-  v: Tensor;
-}
+export type { LayerCache };
 
 export class CausalSelfAttention extends Module {
   readonly cAttn: Linear;
@@ -49,26 +47,18 @@ export class CausalSelfAttention extends Module {
     return this.residDrop.forward(this.cProj.forward(y), key);
   }
 
-  /** One new token at position `pos` against a fixed-size cache (shapes never change, so one compiled graph serves every position). */
-  decode(x: Tensor, cache: LayerCache, pos: Tensor, slot: Tensor): { y: Tensor; cache: LayerCache } {
-    const [b, , C] = x.shape as [number, number, number];
-    const [q, k, v] = split(this.cAttn.forward(x), 3, -1).map((z) => this.heads(z));
-    // Write the new key/value into slot `pos` of the cache (slot: bool [T, 1], true at pos).
-    const kc = where(slot, k!.expand(cache.k.shape), cache.k);
-    const vc = where(slot, v!.expand(cache.v.shape), cache.v);
+  /** New tokens x [B, S, C] at positions pos [B, S] against fixed-size caches [B, nh, blockSize, hs]. */
+  decode(x: Tensor, cache: LayerCache, pos: Tensor): { y: Tensor; cache: LayerCache } {
+    const [b, s, C] = x.shape as [number, number, number];
+    const [q, k, v] = split(this.cAttn.forward(x), 3, -1).map((z) => this.heads(z)); // (B, nh, S, hs)
+    const kc = writeCache(cache.k, k!, pos);
+    const vc = writeCache(cache.v, v!, pos);
     const scale = 1 / Math.sqrt(C / this.c.nHead);
-    const visible = validPositions(pos, this.c.blockSize);
-    let att = q!.matmul(kc.transpose(-2, -1)).mul(scale);
-    att = softmax(where(visible, att, -1e9), -1);
-    const y = att.matmul(vc).permute([0, 2, 1, 3]).reshape([b, 1, C]);
+    let att = q!.mul(scale).matmul(kc.transpose(-2, -1)); // (B, nh, S, blockSize)
+    att = softmax(where(visibleFrom(pos, this.c.blockSize), att, -1e9), -1);
+    const y = att.matmul(vc).permute([0, 2, 1, 3]).reshape([b, s, C]);
     return { y: this.cProj.forward(y), cache: { k: kc, v: vc } };
   }
-}
-
-/** bool [1, T]: positions 0..pos are visible. */
-function validPositions(pos: Tensor, blockSize: number): Tensor {
-  const iota = constant(hostValue('int64', [1, blockSize], [...Array(blockSize).keys()]), pos.graph);
-  return iota.le(pos);
 }
 
 export class MLP extends Module {
@@ -107,8 +97,8 @@ export class Block extends Module {
     return h.add(this.mlp.forward(this.ln2.forward(h), key));
   }
 
-  decode(x: Tensor, cache: LayerCache, pos: Tensor, slot: Tensor): { y: Tensor; cache: LayerCache } {
-    const a = this.attn.decode(this.ln1.forward(x), cache, pos, slot);
+  decode(x: Tensor, cache: LayerCache, pos: Tensor): { y: Tensor; cache: LayerCache } {
+    const a = this.attn.decode(this.ln1.forward(x), cache, pos);
     const h = x.add(a.y);
     return { y: h.add(this.mlp.forward(this.ln2.forward(h))), cache: a.cache };
   }
@@ -141,14 +131,53 @@ class BlockList extends Module {
   }
 }
 
-export class GPT extends Module {
+export class GPT extends Module implements LanguageModel {
+  readonly family = 'gpt2';
   readonly config: GPTConfig;
+  readonly dims: ModelDims;
   readonly transformer: Transformer;
 
   constructor(config: Partial<GPTConfig>) {
     super();
     this.config = gptConfig(config);
+    const c = this.config;
+    this.dims = { nLayer: c.nLayer, nEmbd: c.nEmbd, nHead: c.nHead, nKvHead: c.nHead, headDim: c.nEmbd / c.nHead, blockSize: c.blockSize, vocabSize: c.vocabSize, dropout: c.dropout };
     this.transformer = this.child('transformer', new Transformer(this.config));
+  }
+
+  get blocks(): readonly Block[] {
+    return this.transformer.h;
+  }
+
+  architecture(): Record<string, unknown> {
+    return { family: this.family, ...this.config };
+  }
+
+  units(): ModelUnits {
+    return {
+      embed: ['transformer.wte', 'transformer.wpe'],
+      blocks: this.transformer.h.map((_, i) => `transformer.h.${i}`),
+      // The head reads the tied token embedding and the final norm.
+      head: ['transformer.wte', 'transformer.ln_f'],
+    };
+  }
+
+  tensorParallelSplit(name: string): TensorParallelSplit {
+    // Parameters are stored [in, out] (GPT-2's Conv1D layout): column-parallel splits axis 1.
+    // c_attn's output is [q | k | v]: a column split takes the same head range from each third.
+    if (name === 'transformer.wte.weight') return { kind: 'vocab', axis: 0 };
+    if (/\.(attn\.c_attn|mlp\.c_fc)\.weight$/.test(name)) return { kind: 'column', axis: 1 };
+    if (/\.(attn\.c_attn|mlp\.c_fc)\.bias$/.test(name)) return { kind: 'column', axis: 0 };
+    if (/\.(attn|mlp)\.c_proj\.weight$/.test(name)) return { kind: 'row', axis: 0 };
+    return { kind: 'replicated' };
+  }
+
+  paramCount(): number {
+    return gptParamCount(this.config);
+  }
+
+  flopsPerToken(): number {
+    return gptFlopsPerToken(this.config);
   }
 
   /** Token + position embeddings for idx [B, T]. */
@@ -175,21 +204,15 @@ export class GPT extends Module {
     return crossEntropy(this.forward(idx, key), targets, -1);
   }
 
-  /**
-   * One decoding step: token [B, 1] at position pos (int64 scalar) with per-layer caches of
-   * shape [B, nh, blockSize, hs]; returns logits [B, V] and the updated caches.
-   */
-  decode(token: Tensor, pos: Tensor, caches: LayerCache[]): { logits: Tensor; caches: LayerCache[] } {
-    const iota = constant(hostValue('int64', [this.config.blockSize, 1], [...Array(this.config.blockSize).keys()]), token.graph);
-    const slot = iota.eq(pos);
-    let x = this.transformer.wte.forward(token).add(this.transformer.wpe.weight.value.take(pos.reshape([1])));
+  decode(tokens: Tensor, start: Tensor, caches: readonly LayerCache[]): { logits: Tensor; caches: LayerCache[] } {
+    const pos = chunkPositions(start, tokens.shape[1]!); // (B, S)
+    let x = this.transformer.wte.forward(tokens).add(this.transformer.wpe.weight.value.take(pos)); // (B, S, C)
     const out: LayerCache[] = [];
     this.transformer.h.forEach((block, i) => {
-      const r = block.decode(x, caches[i]!, pos, slot);
+      const r = block.decode(x, caches[i]!, pos);
       x = r.y;
       out.push(r.cache);
     });
-    const logits = this.head(x);
-    return { logits: logits.reshape([logits.shape[0]!, logits.shape[2]!]), caches: out };
+    return { logits: this.head(x), caches: out };
   }
 }

@@ -9,7 +9,7 @@ import { compile } from '../../src/runtime/execute.js';
 import { FlatLayout } from '../../src/nn/flat.js';
 import { GPT } from '../../src/models/gpt.js';
 import { microstepProgram } from '../../src/engine/step-graphs.js';
-import { gptSegments, gptUnits } from '../../src/engine/segments.js';
+import { modelSegments, modelUnits } from '../../src/engine/segments.js';
 import { MODEL, SEQ } from './zero-case.js';
 
 const f32 = (d: Float32Array, shape = [d.length]): HostValue => ({ dtype: 'float32', shape, data: d });
@@ -27,7 +27,7 @@ test('segments chained on one process = microstepProgram (loss and flat gradient
   const ref = await compile(microstepProgram(model, layout, { batch: B, seq: SEQ }).program, { threads: 1 });
   const [refGrad, refLoss] = await ref.run([f32(params), f32(new Float32Array(layout.size)), idx, tgt, hostValue('float32', [1], [1])]);
 
-  const { segments } = gptSegments(model, layout, { batch: B, seq: SEQ });
+  const { segments } = modelSegments(model, layout, { batch: B, seq: SEQ });
   const unitVals = (units: { offset: number; size: number }[]) => units.map((u) => f32(params.subarray(u.offset, u.offset + u.size)));
   const grad = new Float32Array(layout.size);
   const addGrads = (units: { offset: number; size: number }[], gs: HostValue[]) =>
@@ -65,7 +65,7 @@ test('segments chained on one process = microstepProgram (loss and flat gradient
 test('units tile the flat layout: wte, wpe, one per block, ln_f', () => {
   const model = new GPT(MODEL);
   const layout = new FlatLayout(model);
-  const units = gptUnits(model, layout);
+  const units = modelUnits(model, layout);
   assert.deepEqual(units.map((u) => u.name), ['transformer.wte', 'transformer.wpe', 'transformer.h.0', 'transformer.h.1', 'transformer.ln_f']);
   assert.equal(units.reduce((a, u) => a + u.size, 0), layout.size);
 });

@@ -7,7 +7,7 @@ import { hostValue, type HostValue } from '../../ir/value.js';
 import { compile, type Executable } from '../../runtime/execute.js';
 import type { ExecOptions } from '../../runtime/session.js';
 import { FlatLayout } from '../../nn/flat.js';
-import type { GPT } from '../../models/gpt.js';
+import type { LanguageModel } from '../../models/model.js';
 import { adamwScalars } from '../../optim/adamw.js';
 import type { ProcessGroup } from '../../dist/index.js';
 import { evalProgram, updateProgram, type StepShape } from '../step-graphs.js';
@@ -42,7 +42,7 @@ export abstract class ZeroTrainerBase implements Trainer {
   private readonly normSq = hostValue('float32', [1]);
   private readonly normOut = hostValue('float32', [], [0]);
 
-  constructor(readonly model: GPT, readonly cfg: DeepSpeedConfig, readonly pg: ProcessGroup, readonly opts: ZeroOptions) {
+  constructor(readonly model: LanguageModel, readonly cfg: DeepSpeedConfig, readonly pg: ProcessGroup, readonly opts: ZeroOptions) {
     this.layout = new FlatLayout(model);
     this.stage = cfg.zero.stage;
     this.world = pg.worldSize;

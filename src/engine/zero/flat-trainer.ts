@@ -6,7 +6,7 @@
 // all-gather the parameters.
 import { hostValue, type HostValue } from '../../ir/value.js';
 import { compile, type Executable } from '../../runtime/execute.js';
-import type { GPT } from '../../models/gpt.js';
+import type { LanguageModel } from '../../models/model.js';
 import type { ProcessGroup } from '../../dist/index.js';
 import { microstepProgram } from '../step-graphs.js';
 import type { DeepSpeedConfig } from '../ds-config.js';
@@ -22,7 +22,7 @@ export class FlatZeroTrainer extends ZeroTrainerBase {
   private hasKey = false;
   private readonly lossBuf = hostValue('float32', [], [0]);
 
-  constructor(model: GPT, cfg: DeepSpeedConfig, pg: ProcessGroup, opts: ZeroOptions) {
+  constructor(model: LanguageModel, cfg: DeepSpeedConfig, pg: ProcessGroup, opts: ZeroOptions) {
     super(model, cfg, pg, opts);
     if (this.stage > 1) throw new Error(`FlatZeroTrainer runs stages 0 and 1, not ${this.stage}`);
     // Every rank initialises from the same seed, so the replicas start identical.

@@ -2,7 +2,7 @@
 // trainer for the config's stage; every rank calls it with the same model config, config and
 // seed, and then feeds step() its OWN micro-batches of each global batch (see
 // ShardedBatchSampler: rank r takes rows [r*B, (r+1)*B) of each draw of B*world rows).
-import type { GPT } from '../../models/gpt.js';
+import type { LanguageModel } from '../../models/model.js';
 import type { ProcessGroup } from '../../dist/index.js';
 import type { DeepSpeedConfig } from '../ds-config.js';
 import type { Trainer } from '../trainer.js';
@@ -19,7 +19,7 @@ export { FlatZeroTrainer, SegmentedZeroTrainer };
 export type ZeroTrainer = Trainer & { readonly stage: number; memoryReport(): MemoryReport };
 
 /** Builds (and compiles, via prepare()) the trainer for cfg.zero.stage on this rank. */
-export async function createZeroTrainer(model: GPT, cfg: DeepSpeedConfig, pg: ProcessGroup, opts: ZeroOptions): Promise<ZeroTrainer> {
+export async function createZeroTrainer(model: LanguageModel, cfg: DeepSpeedConfig, pg: ProcessGroup, opts: ZeroOptions): Promise<ZeroTrainer> {
   const t = cfg.zero.stage <= 1 ? new FlatZeroTrainer(model, cfg, pg, opts) : new SegmentedZeroTrainer(model, cfg, pg, opts);
   await t.prepare();
   return t;

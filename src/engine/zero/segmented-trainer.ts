@@ -13,9 +13,9 @@
 // own sequence numbers, so their timing cannot reorder the world group's calls).
 import { hostValue, type HostValue } from '../../ir/value.js';
 import { compile, type Executable } from '../../runtime/execute.js';
-import type { GPT } from '../../models/gpt.js';
+import type { LanguageModel } from '../../models/model.js';
 import type { ProcessGroup } from '../../dist/index.js';
-import { gptSegments, type Segment, type Unit } from '../segments.js';
+import { modelSegments, type Segment, type Unit } from '../segments.js';
 import type { DeepSpeedConfig } from '../ds-config.js';
 import type { MicroBatch } from '../trainer.js';
 import { ZeroTrainerBase, f32view, type ZeroOptions } from './base.js';
@@ -50,10 +50,10 @@ export class SegmentedZeroTrainer extends ZeroTrainerBase {
   private rsChain: Promise<void> = Promise.resolve();
   private readonly segGradFree: Promise<void>[] = [Promise.resolve(), Promise.resolve()];
 
-  constructor(model: GPT, cfg: DeepSpeedConfig, pg: ProcessGroup, opts: ZeroOptions) {
+  constructor(model: LanguageModel, cfg: DeepSpeedConfig, pg: ProcessGroup, opts: ZeroOptions) {
     super(model, cfg, pg, opts);
     if (this.stage < 2) throw new Error(`SegmentedZeroTrainer runs stages 2 and 3, not ${this.stage}`);
-    const segs = gptSegments(model, this.layout, opts.shape);
+    const segs = modelSegments(model, this.layout, opts.shape);
     this.units = segs.units;
     const bucket = this.stage === 3 ? Math.min(cfg.zero.reduceBucketSize, cfg.zero.allgatherBucketSize) : cfg.zero.reduceBucketSize;
     this.initOptimizer(new ShardPlan(this.layout, this.units, bucket, this.world, this.rank));
@@ -69,8 +69,8 @@ export class SegmentedZeroTrainer extends ZeroTrainerBase {
     this.segGrads = [new Float32Array(segSize), new Float32Array(segSize)];
     this.reduceChunk = new Float32Array(Math.max(...this.plan.pieces.map((p) => p.chunkSize)));
     const { batch, seq } = opts.shape;
-    const act = () => hostValue('float32', [batch, seq, model.config.nEmbd]);
-    this.acts = Array.from({ length: model.config.nLayer + 1 }, act);
+    const act = () => hostValue('float32', [batch, seq, model.dims.nEmbd]);
+    this.acts = Array.from({ length: model.dims.nLayer + 1 }, act);
     this.dActs = [act(), act()];
     this.rsGroup = pg.newGroup(Array.from({ length: this.world }, (_, i) => i))!;
     this.segmentsSource = segs.segments;
@@ -152,7 +152,7 @@ export class SegmentedZeroTrainer extends ZeroTrainerBase {
     const { batch, seq } = this.opts.shape;
     const seed = hostValue('float32', [], [1 / (micro.length * this.world)]);
     const items = this.schedule();
-    const L = this.model.config.nLayer;
+    const L = this.model.dims.nLayer;
     this.gradShard.fill(0);
     let loss = 0;
     let backwards = 0;
