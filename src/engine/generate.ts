@@ -53,14 +53,15 @@ export class Generator {
   /** Logits of the last position of a full window [1, blockSize] (int32 ids) -> [1, V]. */
   private async windowed(): Promise<Executable> {
     if (this.windowExe) return this.windowExe;
-    const c = this.model.config;
+    const c = this.model.dims;
     const program = buildProgram((t) => {
       const params = t.input('params', [this.layout.size]);
       const ids = t.input('ids', [1, c.blockSize], 'int32');
       return withParams(this.layout.slots, (s) => flatView(params, s), () => {
-        const logits = this.model.forward(ids); // [1, T, V]
-        const last = logits.slice(null, [c.blockSize - 1, c.blockSize], null).reshape([1, c.vocabSize]); // [1, V]
-        return { inputs: [params, ids], outputs: [last] };
+        let x = this.model.embed(ids); // [1, T, C]
+        for (const block of this.model.blocks) x = block.forward(x);
+        const last = x.slice(null, [c.blockSize - 1, c.blockSize], null); // [1, 1, C]: only the last position needs the head
+        return { inputs: [params, ids], outputs: [this.model.head(last).reshape([1, c.vocabSize])] }; // [1, V]
       });
     });
     this.windowExe = await compile(program, this.exec);
