@@ -7,6 +7,7 @@ const BENCHES: Record<string, () => Promise<{ run(argv: string[]): Promise<numbe
   zero: () => import('./zero.js'),
   plan: () => import('./plan.js'),
   sample: () => import('./sample.js'),
+  finetune: () => import('./finetune.js'),
 };
 
 export async function runBench(argv: string[]): Promise<number> {

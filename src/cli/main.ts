@@ -18,6 +18,9 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   plan: () => import('./plan.js'),
   bench: () => import('./bench.js'),
   export: () => import('./export.js'),
+  finetune: () => import('./finetune.js'),
+  eval: () => import('./eval.js'),
+  merge: () => import('./merge.js'),
 };
 
 export function version(): string {

@@ -5,6 +5,8 @@ export const summary = 'generate text from a checkpoint (--ckpt DIR --prompt TEX
 
 const FLAGS: Record<string, FlagSpec> = {
   ckpt: { type: 'string', help: 'checkpoint directory written by atscale train (e.g. out/ckpt)' },
+  model: { type: 'string', help: 'any model directory: checkpoint, run, fine-tune output or LoRA adapter' },
+  adapter: { type: 'string', help: 'LoRA adapter directory applied to --model' },
   prompt: { type: 'string', help: 'text to continue', default: '\n' },
   'max-new-tokens': { type: 'number', help: 'tokens to generate', default: 200 },
   temperature: { type: 'number', help: 'sampling temperature (0 = greedy)', default: 0.8 },
@@ -21,11 +23,12 @@ export async function run(argv: string[]): Promise<number> {
     console.log(formatHelp('sample', summary, FLAGS));
     return 0;
   }
-  if (!flags.ckpt) throw new UsageError('atscale sample: pass --ckpt DIR (the ckpt/ folder that atscale train wrote)');
-  const { loadTrainedModel } = await import('../engine/load-trained.js');
+  const dir = (flags.model ?? flags.ckpt) as string | undefined;
+  if (!dir) throw new UsageError('atscale sample: pass --model DIR (or --ckpt DIR: the ckpt/ folder that atscale train wrote)');
+  const { openModel } = await import('../engine/model-dir.js');
   const { checkDevice } = await import('../runtime/session.js');
   const { Generator } = await import('../engine/generate.js');
-  const { model, params, tokenizer } = loadTrainedModel(String(flags.ckpt));
+  const { model, params, tokenizer } = openModel(dir, flags.adapter as string | undefined);
   const gen = new Generator(model, params, { device: checkDevice(flags.device), threads: flags.threads as number | undefined });
   const prompt = Array.from(tokenizer.encode(String(flags.prompt)));
   const ids = await gen.generate(prompt, { maxNewTokens: flags.maxNewTokens as number, temperature: flags.temperature as number, topK: flags.topK as number, seed: flags.seed as number });

@@ -10,7 +10,7 @@ export interface DistSetup {
   rank: number;
   world: number;
   hyper: TrainHyper;
-  makeTrainer?: (model: LanguageModel, microBatch: number, seed: number) => Promise<Trainer>;
+  makeTrainer?: (model: LanguageModel, microBatch: number, seed: number, initial?: Float32Array) => Promise<Trainer>;
   close(): Promise<void>;
 }
 
@@ -75,7 +75,7 @@ export async function distributedSetup(dsConfigPath: string | undefined, hyper: 
     rank: pg.rank,
     world,
     hyper: h,
-    makeTrainer: (model, micro, seed) => createZeroTrainer(model, cfg, pg, { seed, threads: opts.threads, device: opts.device, shape: { batch: micro, seq: model.dims.blockSize } }),
+    makeTrainer: (model, micro, seed, initial) => createZeroTrainer(model, cfg, pg, { seed, initialParams: initial, threads: opts.threads, device: opts.device, shape: { batch: micro, seq: model.dims.blockSize } }),
     close: () => pg.destroy(),
   };
 }

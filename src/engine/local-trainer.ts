@@ -24,6 +24,8 @@ export interface LocalTrainerOptions extends ExecOptions {
   gradClip: number;
   gradAccum: number;
   seed: number;
+  /** Starting parameters (e.g. a pretrained model being fine-tuned); default: initialised from seed. */
+  initialParams?: Float32Array;
 }
 
 const f32 = (n: number) => hostValue('float32', [n]);
@@ -55,7 +57,8 @@ export class LocalTrainer implements Trainer {
   constructor(readonly model: LanguageModel, readonly opts: LocalTrainerOptions) {
     this.layout = new FlatLayout(model);
     const n = this.layout.size;
-    this.params = new DoubleBuffer(hostValue('float32', [n], this.layout.initialise(opts.seed)), f32(n));
+    if (opts.initialParams && opts.initialParams.length !== n) throw new Error(`initial parameters have ${opts.initialParams.length} values, the model needs ${n}`);
+    this.params = new DoubleBuffer(hostValue('float32', [n], opts.initialParams ? Float32Array.from(opts.initialParams) : this.layout.initialise(opts.seed)), f32(n));
     this.m = new DoubleBuffer(f32(n), f32(n));
     this.v = new DoubleBuffer(f32(n), f32(n));
     this.mask = hostValue('float32', [n], this.layout.decayMask());

@@ -1,9 +1,12 @@
 // The data side of a training run: read the corpus, build or restore the tokenizer, prepare
 // binary token files, and check that the run can start (all before any training).
 import { join } from 'node:path';
+import { END_OF_TEXT } from '../data/finetune-examples.js';
 import { readText, CharTokenizer, trainBpe, tokenizerFromJSON, prepareCorpus, loadPreparedCorpus, type Tokenizer, type TokenArray } from '../data/index.js';
 
 export type TokenizerKind = 'char' | 'bpe';
+// A trained BPE gets GPT-2's end-of-text token, so a pretrained model can later be fine-tuned
+// to end its answers (the corpus itself never contains it).
 
 export interface RunData {
   tokenizer: Tokenizer;
@@ -26,7 +29,7 @@ export async function loadRunData(source: string, kind: TokenizerKind, outDir: s
       throw new Error(`the checkpoint was trained with the ${tokenizer.kind} tokenizer but --tokenizer ${kind} was given; resume with --tokenizer ${tokenizer.kind}`);
     }
   } else {
-    tokenizer = kind === 'char' ? CharTokenizer.fromCorpus(text) : trainBpe(text, { vocabSize: opts.bpeVocab ?? 512 });
+    tokenizer = kind === 'char' ? CharTokenizer.fromCorpus(text) : trainBpe(text, { vocabSize: opts.bpeVocab ?? 512, specialTokens: [END_OF_TEXT] });
   }
   const corpusDir = join(outDir, 'data');
   try {

@@ -34,7 +34,7 @@ export class CausalSelfAttention extends Module {
 
   forward(x: Tensor, key?: Tensor): Tensor {
     const [b, t, C] = x.shape as [number, number, number];
-    const [q, k, v] = split(this.cAttn.forward(x), 3, -1).map((z) => this.heads(z));
+    const [q, k, v] = split(this.cAttn.forward(x, key), 3, -1).map((z) => this.heads(z));
     // Scaling q (T x hs) instead of the scores (T x T) is the same maths on a smaller tensor.
     const scale = 1 / Math.sqrt(C / this.c.nHead);
     let att = q!.mul(scale).matmul(k!.transpose(-2, -1));
@@ -44,7 +44,7 @@ export class CausalSelfAttention extends Module {
     let y = dropped.y.matmul(v!);
     if (dropped.scale !== 1) y = y.mul(dropped.scale);
     y = y.permute([0, 2, 1, 3]).reshape([b, t, C]);
-    return this.residDrop.forward(this.cProj.forward(y), key);
+    return this.residDrop.forward(this.cProj.forward(y, key), key);
   }
 
   /** New tokens x [B, S, C] at positions pos [B, S] against fixed-size caches [B, nh, blockSize, hs]. */
@@ -74,7 +74,7 @@ export class MLP extends Module {
   }
 
   forward(x: Tensor, key?: Tensor): Tensor {
-    return this.drop.forward(this.cProj.forward(gelu(this.cFc.forward(x), 'tanh')), key);
+    return this.drop.forward(this.cProj.forward(gelu(this.cFc.forward(x, key), 'tanh'), key), key);
   }
 }
 

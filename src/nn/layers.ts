@@ -4,9 +4,17 @@ import type { Tensor } from '../tensor/tensor.js';
 import { layerNorm, dropout, dropoutUnscaled } from '../tensor/functional.js';
 import { Module, type Parameter } from './module.js';
 
+/** A side path added to a layer's output (LoRA attaches one): y = layer(x) + adapter(x). */
+export interface LinearAdapter {
+  forward(x: Tensor, key?: Tensor): Tensor;
+}
+
 export class Linear extends Module {
   readonly weight: Parameter;
   readonly bias: Parameter | undefined;
+  /** How the weight is stored: [in, out] here (GPT-2's Conv1D); merging an adapter reads it. */
+  readonly weightLayout: 'in,out' | 'out,in' = 'in,out';
+  adapter: LinearAdapter | undefined;
 
   constructor(readonly inFeatures: number, readonly outFeatures: number, opts: { bias?: boolean; std?: number } = {}) {
     super();
@@ -14,9 +22,10 @@ export class Linear extends Module {
     this.bias = opts.bias === false ? undefined : this.param('bias', [outFeatures], { kind: 'const', value: 0 }, false);
   }
 
-  forward(x: Tensor): Tensor {
+  forward(x: Tensor, key?: Tensor): Tensor {
     const y = x.matmul(this.weight.value);
-    return this.bias ? y.add(this.bias.value) : y;
+    const out = this.bias ? y.add(this.bias.value) : y;
+    return this.adapter ? out.add(this.adapter.forward(x, key)) : out;
   }
 }
 

@@ -20,6 +20,8 @@ import { loadZeroCheckpoint, saveZeroCheckpoint } from './checkpoint.js';
 
 export interface ZeroOptions extends ExecOptions {
   seed: number;
+  /** Starting parameters (a pretrained model being fine-tuned); default: initialised from seed. */
+  initialParams?: Float32Array;
   /** batch: the micro-batch of ONE rank; seq: the context length. */
   shape: StepShape;
 }

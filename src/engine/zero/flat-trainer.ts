@@ -26,7 +26,7 @@ export class FlatZeroTrainer extends ZeroTrainerBase {
     super(model, cfg, pg, opts);
     if (this.stage > 1) throw new Error(`FlatZeroTrainer runs stages 0 and 1, not ${this.stage}`);
     // Every rank initialises from the same seed, so the replicas start identical.
-    this.params = this.layout.initialise(opts.seed);
+    this.params = opts.initialParams ? Float32Array.from(opts.initialParams) : this.layout.initialise(opts.seed);
     this.grads = new Float32Array(this.layout.size);
     const sharded = this.stage === 1;
     this.initOptimizer(new ShardPlan(this.layout, wholeBuffer(this.layout), sharded ? cfg.zero.reduceBucketSize : Infinity, sharded ? this.world : 1, sharded ? this.rank : 0));

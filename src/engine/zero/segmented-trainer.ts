@@ -57,7 +57,7 @@ export class SegmentedZeroTrainer extends ZeroTrainerBase {
     this.units = segs.units;
     const bucket = this.stage === 3 ? Math.min(cfg.zero.reduceBucketSize, cfg.zero.allgatherBucketSize) : cfg.zero.reduceBucketSize;
     this.initOptimizer(new ShardPlan(this.layout, this.units, bucket, this.world, this.rank));
-    const init = this.layout.initialise(opts.seed);
+    const init = opts.initialParams ? Float32Array.from(opts.initialParams) : this.layout.initialise(opts.seed);
     if (this.stage === 2) this.params = init;
     else {
       this.paramShard = new Float32Array(this.plan.shardSize);

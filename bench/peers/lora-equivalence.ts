@@ -1,0 +1,111 @@
+// atscale's LoRA step vs the PyTorch LoRA peer (lora_torch.py) on the same base weights,
+// adapter and batch: the loss and the gradient of every A and B.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { existsSync } from 'node:fs';
+import { GPT } from '../../src/models/gpt.js';
+import type { GPTConfig } from '../../src/models/config.js';
+import { LoraModel } from '../../src/models/lora-model.js';
+import { FlatLayout } from '../../src/nn/flat.js';
+import type { LoraConfig } from '../../src/nn/lora.js';
+import { microstepProgram } from '../../src/engine/step-graphs.js';
+import { saveAdapter } from '../../src/engine/adapter-dir.js';
+import { compile } from '../../src/runtime/execute.js';
+import { hostValue } from '../../src/ir/value.js';
+import { Rng } from '../../src/tensor/rng.js';
+import { writeSafetensorsFile, readSafetensorsFile } from '../../src/checkpoint/index.js';
+import { PYTHON } from './torch-peer.js';
+
+export interface LoraEquivalence {
+  loss: number;
+  torchLoss: number;
+  lossRelError: number;
+  gradRelError: number;
+  worst: string;
+  torchVersion: string;
+}
+
+function script(): string {
+  for (const c of [new URL('./lora_torch.py', import.meta.url), new URL('../../../bench/peers/lora_torch.py', import.meta.url)]) {
+    const p = fileURLToPath(c);
+    if (existsSync(p)) return p;
+  }
+  throw new Error('lora_torch.py not found next to bench/peers');
+}
+
+export async function compareLoraWithTorch(cfg: Partial<GPTConfig>, lora: LoraConfig, batch: number, seed = 11): Promise<LoraEquivalence> {
+  const base = new GPT({ ...cfg, dropout: 0 });
+  const c = base.config;
+  const baseParams = new FlatLayout(base).initialise(seed);
+  const model = new LoraModel(base, baseParams, { ...lora, dropout: 0 });
+  const layout = new FlatLayout(model);
+  const adapter = layout.initialise(seed + 1);
+  const rng = new Rng(seed + 2);
+  // A nonzero B, so that the gradient of A is not trivially zero.
+  for (const s of layout.slots) if (s.name.endsWith('lora_B.weight')) for (let i = 0; i < s.size; i++) adapter[s.offset + i] = 0.02 * rng.normal();
+  const n = batch * c.blockSize;
+  const idx = Int32Array.from({ length: n }, () => rng.int(c.vocabSize));
+  // A third of the targets are masked (-1), as prompt tokens are in fine-tuning.
+  const targets = Int32Array.from({ length: n }, (_, i) => (i % 3 === 0 ? -1 : rng.int(c.vocabSize)));
+  const { program } = microstepProgram(model, layout, { batch, seq: c.blockSize });
+  const exe = await compile(program, { threads: 2 });
+  const [grad, loss] = await exe.run([
+    hostValue('float32', [layout.size], adapter),
+    hostValue('float32', [layout.size]),
+    hostValue('int32', [batch, c.blockSize], idx),
+    hostValue('int32', [batch, c.blockSize], targets),
+    hostValue('float32', [1], [1]),
+  ]);
+  const dir = mkdtempSync(join(tmpdir(), 'atscale-lora-torch-'));
+  try {
+    const weights: Record<string, { dtype: 'F32'; shape: number[]; data: Float32Array }> = {};
+    for (const [name, e] of Object.entries(new FlatLayout(base).stateDict(baseParams))) weights[name] = { dtype: 'F32', shape: e.shape, data: e.data };
+    const config = { n_layer: c.nLayer, n_head: c.nHead, n_embd: c.nEmbd, block_size: c.blockSize, vocab_size: c.vocabSize, bias: c.bias, dropout: 0 };
+    writeSafetensorsFile(join(dir, 'w.safetensors'), weights, { config: JSON.stringify(config) });
+    writeSafetensorsFile(join(dir, 'b.safetensors'), { idx: { dtype: 'I32', shape: [batch, c.blockSize], data: idx }, targets: { dtype: 'I32', shape: [batch, c.blockSize], data: targets } });
+    saveAdapter(join(dir, 'adapter'), model, adapter, dir, 'none');
+    const r = spawnSync(PYTHON, [script(), 'grads', '--weights', join(dir, 'w.safetensors'), '--adapter', join(dir, 'adapter', 'adapter_model.safetensors'), '--adapter-config', join(dir, 'adapter', 'adapter_config.json'), '--batch', join(dir, 'b.safetensors'), '--out', join(dir, 'g.safetensors'), '--threads', '2'], { encoding: 'utf8', timeout: 120_000 });
+    if (r.status !== 0) throw new Error(`lora_torch.py failed (${r.status}): ${r.stderr}`);
+    const line = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { loss: number; torch_version: string };
+    const theirs = readSafetensorsFile(join(dir, 'g.safetensors')).tensors;
+    const ours = grad!.data as Float32Array;
+    let gradRelError = 0;
+    let worst = '';
+    for (const s of layout.slots) {
+      const t = theirs[s.name];
+      if (!t) throw new Error(`PyTorch returned no gradient for ${s.name}`);
+      let err = 0;
+      let mag = 0;
+      for (let i = 0; i < s.size; i++) {
+        err = Math.max(err, Math.abs(ours[s.offset + i]! - Number(t.data[i])));
+        mag = Math.max(mag, Math.abs(Number(t.data[i])));
+      }
+      if (err / Math.max(mag, 1e-30) > gradRelError) [gradRelError, worst] = [err / Math.max(mag, 1e-30), s.name];
+    }
+    const ourLoss = (loss!.data as Float32Array)[0]!;
+    return { loss: ourLoss, torchLoss: line.loss, lossRelError: Math.abs(ourLoss - line.loss) / Math.abs(line.loss), gradRelError, worst, torchVersion: line.torch_version };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Median ms of a PyTorch LoRA training step (AdamW over the adapter) on `base` with the adapter in `adapterDir`. */
+export function torchLoraStepMs(arch: Record<string, unknown>, baseParams: Float32Array, baseLayout: FlatLayout, adapterDir: string, batchSize: number, iters = 5, threads = 2): { ms: number; torchVersion: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'atscale-lora-bench-'));
+  try {
+    const weights: Record<string, { dtype: 'F32'; shape: number[]; data: Float32Array }> = {};
+    for (const [name, e] of Object.entries(baseLayout.stateDict(baseParams))) weights[name] = { dtype: 'F32', shape: e.shape, data: e.data };
+    const a = arch as { nLayer: number; nHead: number; nEmbd: number; blockSize: number; vocabSize: number; bias: boolean };
+    const config = { n_layer: a.nLayer, n_head: a.nHead, n_embd: a.nEmbd, block_size: a.blockSize, vocab_size: a.vocabSize, bias: a.bias, dropout: 0 };
+    writeSafetensorsFile(join(dir, 'w.safetensors'), weights, { config: JSON.stringify(config) });
+    const r = spawnSync(PYTHON, [script(), 'bench', '--weights', join(dir, 'w.safetensors'), '--adapter', join(adapterDir, 'adapter_model.safetensors'), '--adapter-config', join(adapterDir, 'adapter_config.json'), '--batch-size', String(batchSize), '--iters', String(iters), '--threads', String(threads)], { encoding: 'utf8', timeout: 1_800_000 });
+    if (r.status !== 0) throw new Error(`lora_torch.py bench failed (${r.status}): ${r.stderr.slice(-1000)}`);
+    const line = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { ms_per_iter: number; torch_version: string };
+    return { ms: line.ms_per_iter, torchVersion: line.torch_version };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,77 @@
+// `atscale eval`: generate an answer for every record of a JSONL file (the prompt, or a chat
+// up to its last assistant message) and score it against the reference answer.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { readRecords, type FinetuneRecord } from '../../data/finetune-records.js';
+import { END_OF_TEXT, renderChatPrompt, type ChatTemplate } from '../../data/finetune-examples.js';
+import type { ExecOptions } from '../../runtime/session.js';
+import { BatchGenerator } from './generate-batch.js';
+import { score, type MetricName } from './metrics.js';
+import { resolveModelDir, type OpenedModel } from '../model-dir.js';
+
+export interface EvalOptions {
+  data: string;
+  metric: MetricName;
+  maxNewTokens: number;
+  temperature: number;
+  topK?: number;
+  seed: number;
+  batch: number;
+  /** Evaluate only the first N records (0: all). */
+  limit: number;
+  /** Where predictions go; default <run dir>/eval/<data name>.predictions.jsonl. */
+  out?: string;
+  quiet?: boolean;
+  exec?: ExecOptions;
+}
+
+export interface EvalResult {
+  metric: MetricName;
+  score: number;
+  n: number;
+  predictionsFile: string;
+  tokensPerS: number;
+}
+
+/** The prompt text and the reference answer of a record. */
+export function promptAndReference(r: FinetuneRecord, template: ChatTemplate): { prompt: string; reference: string } {
+  if (r.kind === 'completion') return { prompt: r.prompt, reference: r.completion };
+  const last = r.messages.map((m) => m.role).lastIndexOf('assistant');
+  return { prompt: renderChatPrompt(r.messages.slice(0, last), template), reference: r.messages[last]!.content };
+}
+
+export function defaultPredictionsPath(modelDir: string, data: string): string {
+  return join(dirname(resolveModelDir(modelDir)), 'eval', `${basename(data).replace(/\.jsonl$/, '')}.predictions.jsonl`);
+}
+
+export async function runEval(m: OpenedModel, modelArg: string, o: EvalOptions): Promise<EvalResult> {
+  let records = readRecords(o.data);
+  if (o.limit > 0) records = records.slice(0, o.limit);
+  const tok = m.tokenizer;
+  const eosIds = tok.encode(END_OF_TEXT);
+  const stopToken = eosIds.length === 1 ? eosIds[0] : undefined;
+  const gen = new BatchGenerator(m.model, m.params, Math.min(o.batch, records.length), o.exec);
+  const items = records.map((r) => ({ line: r.line, ...promptAndReference(r, m.chatTemplate) }));
+  const predictions: string[] = [];
+  const t0 = performance.now();
+  let generated = 0;
+  for (let i = 0; i < items.length; i += gen.rows) {
+    const chunk = items.slice(i, i + gen.rows);
+    const outs = await gen.generate(
+      chunk.map((c) => Array.from(tok.encode(c.prompt))),
+      { maxNewTokens: o.maxNewTokens, temperature: o.temperature, topK: o.topK, seed: o.seed + i, stopToken },
+    );
+    for (const ids of outs) {
+      generated += ids.length;
+      predictions.push(tok.decode(ids));
+    }
+    const done = Math.min(i + gen.rows, items.length);
+    const secs = (performance.now() - t0) / 1000;
+    if (!o.quiet) process.stderr.write(`eval ${done}/${items.length}  ${Math.round(generated / secs)} tok/s  ETA ${Math.round((secs / done) * (items.length - done))} s\n`);
+  }
+  const s = score(o.metric, predictions, items.map((it) => it.reference));
+  const file = o.out ?? defaultPredictionsPath(modelArg, o.data);
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, items.map((it, k) => JSON.stringify({ line: it.line, prompt: it.prompt, target: it.reference, prediction: predictions[k], score: s.perExample[k] })).join('\n') + '\n');
+  return { metric: o.metric, score: s.score, n: items.length, predictionsFile: file, tokensPerS: generated / ((performance.now() - t0) / 1000) };
+}
