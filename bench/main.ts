@@ -8,6 +8,7 @@ const BENCHES: Record<string, () => Promise<{ run(argv: string[]): Promise<numbe
   plan: () => import('./plan.js'),
   sample: () => import('./sample.js'),
   finetune: () => import('./finetune.js'),
+  monitor: () => import('./monitor.js'),
 };
 
 export async function runBench(argv: string[]): Promise<number> {

@@ -37,3 +37,5 @@ export {
   type Batch,
 } from './data/index.js';
 export { additionCorpus } from './data/addition.js';
+export { openMonitors, TensorBoardWriter, ProgressBar, type Monitor, type MetricRecord, type MonitorOptions } from './monitor/index.js';
+export { startDashboard, type Dashboard, type DashboardOptions } from './dashboard/index.js';

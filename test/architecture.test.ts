@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const SRC = join(ROOT, 'src');
-const LAYERS = ['cli', 'engine', 'launch', 'dist', 'plan', 'models', 'nn', 'optim', 'data', 'checkpoint', 'autodiff', 'tensor', 'runtime', 'ir'];
+const LAYERS = ['cli', 'dashboard', 'engine', 'monitor', 'launch', 'dist', 'plan', 'models', 'nn', 'optim', 'data', 'checkpoint', 'autodiff', 'tensor', 'runtime', 'ir'];
 
 function sources(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {

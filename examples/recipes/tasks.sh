@@ -19,7 +19,7 @@ atscale train --data "$OUT.english.txt" --tokenizer bpe --bpe-vocab 2048 \
 for task in summarize-man:rougeL:24 define-foldoc:rougeL:32 topic-fortune:accuracy:4 reply-email:rougeL:32 spam-email:accuracy:4 code-python:chrf:64; do
   IFS=: read -r name metric max_new <<< "$task"
   atscale finetune --model "$OUT/pretrain" --data "$DATA/tasks/$name/train.jsonl" --val "$DATA/tasks/$name/val.jsonl" \
-    --out "$OUT/$name-lora" --lora-r 8 --lora-alpha 16 --lora-targets c_attn,c_fc --lr 2e-3 --batch-size 16 --max-iters "$FT_ITERS"
+    --out "$OUT/$name-lora" --lora-r 8 --lora-alpha 16 --lora-targets c_attn --lr 2e-3 --batch-size 16 --max-iters "$FT_ITERS"
   atscale eval --model "$OUT/$name-lora" --data "$DATA/tasks/$name/val.jsonl" --metric "$metric" --max-new-tokens "$max_new" --json
   atscale finetune --model "$OUT/pretrain" --data "$DATA/tasks/$name/train.jsonl" --val "$DATA/tasks/$name/val.jsonl" \
     --out "$OUT/$name-full" --lr 5e-4 --batch-size 16 --max-iters "$FT_ITERS"

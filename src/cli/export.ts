@@ -12,6 +12,7 @@ const FLAGS: Record<string, FlagSpec> = {
   out: { type: 'string', help: 'output .onnx file (default: model.onnx in the run\'s output directory, beside --ckpt)' },
   batch: { type: 'number', help: 'batch dimension of the exported graph', default: 1 },
   seq: { type: 'number', help: 'sequence length of the exported graph (default: block size)' },
+  quiet: { type: 'boolean', help: 'no progress display' },
   help: { type: 'boolean', help: 'show this help' },
 };
 
@@ -24,12 +25,20 @@ export async function run(argv: string[]): Promise<number> {
   if (!flags.ckpt) throw new UsageError('atscale export: pass --ckpt DIR (the ckpt/ folder that atscale train wrote)');
   const { loadTrainedModel } = await import('../engine/load-trained.js');
   const { exportOnnx } = await import('../engine/export-onnx.js');
+  const { ProgressBar } = await import('../monitor/index.js');
+  // Three stages of very different length; the bar shows which one is running and the time.
+  const bar = new ProgressBar('export', 3, { unit: 'stages', quiet: flags.quiet === true });
+  bar.update(0);
   const { model, params } = loadTrainedModel(String(flags.ckpt));
+  bar.update(1);
   const seq = (flags.seq as number | undefined) ?? model.config.blockSize;
   const bytes = exportOnnx(model, params, flags.batch as number, seq);
   const out = flags.out === undefined ? join(dirname(resolve(String(flags.ckpt))), 'model.onnx') : String(flags.out);
+  bar.update(2);
   mkdirSync(dirname(resolve(out)), { recursive: true });
   writeFileSync(out, bytes);
+  bar.update(3);
+  bar.finish(`${(bytes.length / 1e6).toFixed(1)} MB`);
   console.log(`wrote ${out} (${(bytes.length / 1e6).toFixed(1)} MB): input_ids int64 [${flags.batch}, ${seq}] -> logits float32 [${flags.batch}, ${seq}, ${model.config.vocabSize}]`);
   return 0;
 }

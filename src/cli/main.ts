@@ -21,6 +21,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   finetune: () => import('./finetune.js'),
   eval: () => import('./eval.js'),
   merge: () => import('./merge.js'),
+  dashboard: () => import('./dashboard.js'),
 };
 
 export function version(): string {

@@ -5,12 +5,15 @@ import { readFileSync } from 'node:fs';
 import type { TrainHyper } from '../models/presets.js';
 import type { LanguageModel } from '../models/model.js';
 import type { Trainer } from '../engine/trainer.js';
+import type { MonitorOptions } from '../monitor/index.js';
 
 export interface DistSetup {
   rank: number;
   world: number;
   hyper: TrainHyper;
   makeTrainer?: (model: LanguageModel, microBatch: number, seed: number, initial?: Float32Array) => Promise<Trainer>;
+  /** The config's tensorboard / csv_monitor sections, when it has them. */
+  monitor?: MonitorOptions;
   close(): Promise<void>;
 }
 
@@ -75,6 +78,7 @@ export async function distributedSetup(dsConfigPath: string | undefined, hyper: 
     rank: pg.rank,
     world,
     hyper: h,
+    monitor: cfg.monitor,
     makeTrainer: (model, micro, seed, initial) => createZeroTrainer(model, cfg, pg, { seed, initialParams: initial, threads: opts.threads, device: opts.device, shape: { batch: micro, seq: model.dims.blockSize } }),
     close: () => pg.destroy(),
   };

@@ -41,6 +41,11 @@ const FLAGS: Record<string, FlagSpec> = {
   seed: { type: 'number', help: 'random seed', default: 1337 },
   'peak-gflops': { type: 'number', help: 'peak GFLOP/s for MFU (default: measured, a 1024 GEMM inside a graph)' },
   'deepspeed-config': { type: 'string', help: 'DeepSpeed-style JSON (batch sizes, optimizer, scheduler, zero_optimization)' },
+  tensorboard: { type: 'boolean', help: 'write TensorBoard event files to OUT/tb (--tensorboard=false: off)', default: true },
+  csv: { type: 'boolean', help: 'also write one CSV file per metric to OUT/csv' },
+  dashboard: { type: 'boolean', help: 'serve the live dashboard of this run (stays up after training until Ctrl-C)' },
+  'dashboard-port': { type: 'number', help: 'dashboard TCP port (0 picks a free one)', default: 6006 },
+  'dashboard-host': { type: 'string', help: 'dashboard address; off loopback it needs the token printed with its URL', default: '127.0.0.1' },
   quiet: { type: 'boolean', help: 'no progress line' },
   help: { type: 'boolean', help: 'show this help' },
 };
@@ -118,6 +123,11 @@ export async function run(argv: string[]): Promise<number> {
     const { availableParallelism } = await import('node:os');
     peak = await measurePeakGflops(threads ?? availableParallelism(), [1024]);
   }
+  const out = String(flags.out);
+  const monitor = { ...setup.monitor };
+  if (explicit.has('tensorboard') || !monitor.tensorboard) monitor.tensorboard = { ...monitor.tensorboard, enabled: flags.tensorboard !== false };
+  if (explicit.has('csv')) monitor.csv = { ...monitor.csv, enabled: flags.csv === true };
+  const dashboard = flags.dashboard === true && setup.rank === 0 ? await startRunDashboard(out, flags) : undefined;
   const t0 = performance.now();
   try {
     const r = await runTraining({
@@ -126,7 +136,8 @@ export async function run(argv: string[]): Promise<number> {
       data: String(flags.data),
       tokenizer: flags.tokenizer as 'char' | 'bpe',
       bpeVocab: flags.bpeVocab as number,
-      out: String(flags.out),
+      out,
+      monitor,
       resume,
       seed: flags.seed as number,
       device,
@@ -141,8 +152,15 @@ export async function run(argv: string[]): Promise<number> {
     if (setup.rank === 0) {
       console.log(`trained ${r.losses.length} steps in ${((performance.now() - t0) / 1000).toFixed(1)} s; final train loss ${r.losses.at(-1)?.loss.toFixed(4) ?? 'n/a'}, val loss ${r.valLoss.toFixed(4)}; checkpoint ${r.checkpoint}`);
     }
+  } catch (e) {
+    await dashboard?.close();
+    throw e;
   } finally {
     await setup.close();
+  }
+  if (dashboard) {
+    console.log(`training finished; the dashboard stays at ${dashboard.url} until Ctrl-C`);
+    await dashboard.linger();
   }
   return 0;
 }
@@ -160,4 +178,26 @@ function resumeDir(flags: Record<string, unknown>): string | undefined {
     throw new UsageError(`atscale train: --init-from must be scratch or resume, got '${from}'${hint}`);
   }
   return flags.resume as string | undefined;
+}
+
+/** The dashboard of this run, on its own thread, started before training so the page fills in
+ * live. During training Ctrl-C stops everything as usual; `linger` keeps the page up afterwards
+ * until SIGINT/SIGTERM. */
+async function startRunDashboard(out: string, flags: Record<string, unknown>): Promise<{ url: string; close(): Promise<void>; linger(): Promise<void> }> {
+  const { mkdirSync } = await import('node:fs');
+  const { startDashboardThread } = await import('../dashboard/index.js');
+  mkdirSync(out, { recursive: true });
+  const d = await startDashboardThread({ runs: [out], host: String(flags.dashboardHost), port: flags.dashboardPort as number });
+  console.log(`listening on ${d.url}`);
+  const linger = () =>
+    new Promise<void>((res) => {
+      const stop = () => {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+        void d.close().then(res);
+      };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+    });
+  return { url: d.url, close: () => d.close(), linger };
 }

@@ -15,6 +15,8 @@ export interface BpeTrainOptions {
   minFrequency?: number;
   /** Tokens such as "<|endoftext|>" that get their own ids after the merges. */
   specialTokens?: string[];
+  /** Called after each merge with (merges done, merges wanted): the caller draws progress. */
+  onProgress?: (done: number, total: number) => void;
 }
 
 /** Max-heap of (count, key), larger count first, then smaller key. */
@@ -146,6 +148,7 @@ export function trainBpe(corpus: string, options: BpeTrainOptions): BpeTokenizer
       } else if (k !== key) heap.push(c, k);
     }
     pairCount.delete(key);
+    options.onProgress?.(merges.length, targetTokens - 256);
   }
 
   const specialTokens = specials.map((content, i) => ({ content, id: tokens.length + i }));

@@ -61,21 +61,27 @@ function countCodePoints(text: string): number {
   return n;
 }
 
-/** Splits and encodes; trainFraction defaults to 0.9. */
-export function splitAndEncode(text: string, tokenizer: Tokenizer, trainFraction = 0.9): SplitCorpus {
+/** Splits and encodes; trainFraction defaults to 0.9. `onProgress` hears characters encoded
+ * so far out of the whole text (after the train part, then after the validation part). */
+export function splitAndEncode(text: string, tokenizer: Tokenizer, trainFraction = 0.9, onProgress?: (done: number, total: number) => void): SplitCorpus {
   if (text.length === 0) throw new Error('corpus is empty; a corpus needs at least some text');
   if (!(trainFraction > 0 && trainFraction < 1)) throw new Error(`trainFraction must be in (0, 1), got ${trainFraction}`);
   const cut = codePointOffset(text, Math.floor(countCodePoints(text) * trainFraction));
   const dtype = tokenDtypeFor(tokenizer.vocabSize);
   const convert = (ids: Uint32Array): TokenArray => (dtype === 'uint16' ? Uint16Array.from(ids) : ids);
-  return { train: convert(tokenizer.encode(text.slice(0, cut))), val: convert(tokenizer.encode(text.slice(cut))), dtype };
+  onProgress?.(0, text.length);
+  const train = convert(tokenizer.encode(text.slice(0, cut)));
+  onProgress?.(cut, text.length);
+  const val = convert(tokenizer.encode(text.slice(cut)));
+  onProgress?.(text.length, text.length);
+  return { train, val, dtype };
 }
 
 /** Writes train.bin, val.bin and meta.json into outDir (created if needed). */
-export function prepareCorpus(text: string, tokenizer: Tokenizer, outDir: string, options: { trainFraction?: number; source?: string } = {}): CorpusMeta {
+export function prepareCorpus(text: string, tokenizer: Tokenizer, outDir: string, options: { trainFraction?: number; source?: string; onProgress?: (done: number, total: number) => void } = {}): CorpusMeta {
   assertLittleEndianHost();
   const trainFraction = options.trainFraction ?? 0.9;
-  const { train, val, dtype } = splitAndEncode(text, tokenizer, trainFraction);
+  const { train, val, dtype } = splitAndEncode(text, tokenizer, trainFraction, options.onProgress);
   mkdirSync(outDir, { recursive: true });
   writeFileSync(join(outDir, 'train.bin'), new Uint8Array(train.buffer, train.byteOffset, train.byteLength));
   writeFileSync(join(outDir, 'val.bin'), new Uint8Array(val.buffer, val.byteOffset, val.byteLength));

@@ -5,6 +5,7 @@
 import type { AdamWConfig } from '../optim/adamw.js';
 import type { CosineSchedule } from '../optim/schedule.js';
 import { checkDeepSpeedKeys, type DsDevice } from './ds-keys.js';
+import type { MonitorOptions, MonitorSection } from '../monitor/index.js';
 
 export type ZeroStage = 0 | 1 | 2 | 3;
 
@@ -32,6 +33,8 @@ export interface DeepSpeedConfig {
   gradClip: number;
   zero: ZeroOptimization;
   stepsPerPrint: number;
+  /** DeepSpeed's monitor sections (`tensorboard`, `csv_monitor`); absent ones keep atscale's defaults. */
+  monitor: MonitorOptions;
 }
 
 export class DeepSpeedConfigError extends Error {
@@ -39,6 +42,7 @@ export class DeepSpeedConfigError extends Error {
 }
 
 const DEFAULT_BUCKET = 500_000_000;
+const MONITOR_KEYS = ['enabled', 'output_path', 'job_name'];
 const OPT_KEYS = ['type', 'params'];
 const OPT_PARAM_KEYS = ['lr', 'betas', 'eps', 'weight_decay', 'adam_w_mode'];
 const ZERO_KEYS = ['stage', 'reduce_bucket_size', 'allgather_bucket_size', 'overlap_comm', 'contiguous_gradients'];
@@ -165,6 +169,19 @@ function zero(v: unknown): ZeroOptimization {
   };
 }
 
+/** `{ enabled, output_path, job_name }` as DeepSpeed's monitor sections spell them. */
+function monitorSection(v: unknown, where: string): MonitorSection | undefined {
+  if (v === undefined) return undefined;
+  const m = object(v, where, MONITOR_KEYS);
+  const text = (key: string): string | undefined => {
+    const x = m[key];
+    if (x === undefined || x === '') return undefined;
+    if (typeof x !== 'string') throw new DeepSpeedConfigError(`${where}.${key} must be a string, got ${JSON.stringify(x)}`);
+    return x;
+  };
+  return { enabled: bool(m, 'enabled', `${where}.`, false), outputPath: text('output_path'), jobName: text('job_name') };
+}
+
 /** Parses a config (JSON text or a parsed object) for a job of `worldSize` ranks on `device`.
  * Every documented DeepSpeed key is known (ds-keys.ts): honoured, or refused with a reason. */
 export function parseDeepSpeedConfig(input: string | unknown, worldSize: number, device: DsDevice = 'cpu'): DeepSpeedConfig {
@@ -190,5 +207,6 @@ export function parseDeepSpeedConfig(input: string | unknown, worldSize: number,
     gradClip: nonNeg(c, 'gradient_clipping') ?? 0,
     zero: zero(c.zero_optimization),
     stepsPerPrint: posInt(c, 'steps_per_print') ?? 10,
+    monitor: { tensorboard: monitorSection(c.tensorboard, 'tensorboard'), csv: monitorSection(c.csv_monitor, 'csv_monitor') },
   };
 }

@@ -152,7 +152,7 @@ export async function runFinetune(o: FinetuneOptions, opened: OpenedModel = open
     if (val && (step % h.evalInterval === 0 || step === h.maxIters)) {
       valLoss = await evaluate();
       write({ iter: step, val_loss: valLoss });
-      progress.note(`iter ${step}/${h.maxIters}: val loss ${valLoss.toFixed(4)}`);
+      if (!o.quiet && rank === 0) process.stderr.write(`iter ${step}/${h.maxIters}: val loss ${valLoss.toFixed(4)}\n`);
     }
   }
   progress.done();

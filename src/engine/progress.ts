@@ -1,5 +1,7 @@
 // A live progress line (iteration, loss, tokens/s, MFU, ETA): rewritten in place on a
-// terminal, one line per update otherwise (logs, CI).
+// terminal, one line per update otherwise (logs, CI). Times and ETA are formatted as every
+// other progress display (monitor/progress-bar).
+import { etaSeconds, formatDuration } from '../monitor/index.js';
 
 export class Progress {
   private readonly t0 = performance.now();
@@ -14,23 +16,13 @@ export class Progress {
     this.first ??= step;
     const done = step + 1 - this.first;
     const elapsed = (performance.now() - this.t0) / 1000;
-    const eta = done > 0 ? ((this.total - step) * elapsed) / done : 0;
-    const line = `iter ${step}/${this.total}  loss ${loss.toFixed(4)}  ${Math.round(tokensPerS)} tok/s  MFU ${mfu === undefined ? 'n/a' : (mfu * 100).toFixed(1) + '%'}  ETA ${fmt(eta)}`;
+    // `step` is 1-based, so the steps this display covers are first..total.
+    const eta = etaSeconds(done, this.total - this.first + 1, elapsed) ?? NaN;
+    const line = `iter ${step}/${this.total}  loss ${loss.toFixed(4)}  ${Math.round(tokensPerS)} tok/s  MFU ${mfu === undefined ? 'n/a' : (mfu * 100).toFixed(1) + '%'}  ETA ${formatDuration(eta)}`;
     process.stderr.write(this.tty ? `\r\x1b[K${line}` : `${line}\n`);
-  }
-
-  note(text: string): void {
-    if (this.quiet) return;
-    process.stderr.write(this.tty ? `\r\x1b[K${text}\n` : `${text}\n`);
   }
 
   done(): void {
     if (!this.quiet && this.tty) process.stderr.write('\n');
   }
-}
-
-function fmt(s: number): string {
-  if (!Number.isFinite(s)) return '?';
-  const m = Math.floor(s / 60);
-  return m > 0 ? `${m}m${String(Math.round(s % 60)).padStart(2, '0')}s` : `${Math.round(s)}s`;
 }

@@ -2,6 +2,7 @@
 // binary token files, and check that the run can start (all before any training).
 import { join } from 'node:path';
 import { END_OF_TEXT } from '../data/finetune-examples.js';
+import { ProgressBar } from '../monitor/index.js';
 import { readText, CharTokenizer, trainBpe, tokenizerFromJSON, prepareCorpus, loadPreparedCorpus, type Tokenizer, type TokenArray } from '../data/index.js';
 
 export type TokenizerKind = 'char' | 'bpe';
@@ -18,7 +19,7 @@ export interface RunData {
  * `restored` is the tokenizer saved in a checkpoint being resumed: the corpus is encoded with
  * it, and a --tokenizer that asks for another kind is refused.
  */
-export async function loadRunData(source: string, kind: TokenizerKind, outDir: string, opts: { bpeVocab?: number; restored?: object; blockSize: number }): Promise<RunData> {
+export async function loadRunData(source: string, kind: TokenizerKind, outDir: string, opts: { bpeVocab?: number; restored?: object; blockSize: number; quiet?: boolean }): Promise<RunData> {
   if (kind !== 'char' && kind !== 'bpe') throw new Error(`unknown tokenizer '${String(kind)}'; use char or bpe`);
   const text = await readText(source);
   if (text.trim().length === 0) throw new Error(`corpus ${source} is empty (only whitespace); give a file with text`);
@@ -29,11 +30,18 @@ export async function loadRunData(source: string, kind: TokenizerKind, outDir: s
       throw new Error(`the checkpoint was trained with the ${tokenizer.kind} tokenizer but --tokenizer ${kind} was given; resume with --tokenizer ${tokenizer.kind}`);
     }
   } else {
-    tokenizer = kind === 'char' ? CharTokenizer.fromCorpus(text) : trainBpe(text, { vocabSize: opts.bpeVocab ?? 512, specialTokens: [END_OF_TEXT] });
+    if (kind === 'char') tokenizer = CharTokenizer.fromCorpus(text);
+    else {
+      const bar = new ProgressBar('BPE tokenizer', undefined, { unit: 'merges', quiet: opts.quiet });
+      tokenizer = trainBpe(text, { vocabSize: opts.bpeVocab ?? 512, specialTokens: [END_OF_TEXT], onProgress: (done, total) => bar.update(done, total) });
+      bar.finish(`vocabulary ${tokenizer.vocabSize}`);
+    }
   }
   const corpusDir = join(outDir, 'data');
   try {
-    prepareCorpus(text, tokenizer, corpusDir, { source });
+    const bar = new ProgressBar('prepare data', text.length, { unit: 'chars', quiet: opts.quiet });
+    const meta = prepareCorpus(text, tokenizer, corpusDir, { source, onProgress: (done) => bar.update(done) });
+    bar.finish(`${meta.trainTokens + meta.valTokens} tokens in ${corpusDir}`);
   } catch (e) {
     const msg = (e as Error).message;
     if (opts.restored && /unknown|not in the vocabulary|character/i.test(msg)) {

@@ -1,6 +1,6 @@
 // The training loop: schedule, batches, evaluation, metrics, progress and checkpoints around
 // a Trainer. Everything that can be wrong with the inputs is checked before step 0.
-import { appendFileSync, mkdirSync } from 'node:fs';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Rng, type RngState } from '../tensor/rng.js';
 import { ShardedBatchSampler, startsAfter, type Tokenizer } from '../data/index.js';
@@ -13,6 +13,7 @@ import { isShardedCheckpoint, loadCheckpoint, ShardedCheckpoint } from '../check
 import type { Trainer } from './trainer.js';
 import { LocalTrainer } from './local-trainer.js';
 import { Progress } from './progress.js';
+import { openMonitors, JsonlMonitor, ProgressBar, type MetricRecord, type Monitor, type MonitorOptions } from '../monitor/index.js';
 
 export interface RunOptions {
   model: Partial<GPTConfig>;
@@ -39,6 +40,8 @@ export interface RunOptions {
   /** Start every training/eval window just after this text (e.g. '\n' for one record per line). */
   alignAfter?: string;
   quiet?: boolean;
+  /** TensorBoard (on by default, OUT/tb) and CSV writers next to metrics.jsonl. */
+  monitor?: MonitorOptions;
 }
 
 export interface RunResult {
@@ -84,7 +87,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   }
   mkdirSync(o.out, { recursive: true });
   const restored = resumeFiles ? (JSON.parse(resumeFiles['tokenizer.json']!) as object) : undefined;
-  const data = await loadRunData(o.data, o.tokenizer, o.out, { bpeVocab: o.bpeVocab, restored, blockSize: config.blockSize });
+  const data = await loadRunData(o.data, o.tokenizer, o.out, { bpeVocab: o.bpeVocab, restored, blockSize: config.blockSize, quiet: o.quiet || rank !== 0 });
   if (meta && data.tokenizer.fingerprint() !== meta.tokenizer) throw new Error(`the tokenizer does not match checkpoint ${o.resume}`);
   if (!meta) config.vocabSize = data.tokenizer.vocabSize;
   else if (config.vocabSize !== data.tokenizer.vocabSize) throw new Error(`checkpoint vocab ${config.vocabSize} != tokenizer vocab ${data.tokenizer.vocabSize}`);
@@ -92,7 +95,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   const model = new GPT(config);
   const micro = h.batchSize / world;
   const shape = { batch: micro, seq: config.blockSize };
-  const trainer = o.makeTrainer
+  const trainer: Trainer = o.makeTrainer
     ? await o.makeTrainer(model, micro, seed)
     : new LocalTrainer(model, { shape, optimizer: { lr: h.lr, beta1: h.beta1, beta2: h.beta2, eps: 1e-8, weightDecay: h.weightDecay }, gradClip: h.gradClip, gradAccum: h.gradAccum, seed, device: o.device, threads: o.threads });
   const align = o.alignAfter === undefined ? undefined : data.tokenizer.encode(o.alignAfter);
@@ -109,17 +112,26 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   }
   await trainer.prepare();
 
-  const metricsPath = join(o.out, 'metrics.jsonl');
-  const log = (rec: object) => rank === 0 && appendFileSync(metricsPath, JSON.stringify(rec) + '\n');
+  // Rank 0 writes the run's metrics; with several ranks each one also logs its own step time
+  // (ranks/rank-R.jsonl), so a straggler shows up in the dashboard.
+  const monitor: Monitor | undefined = rank === 0 ? openMonitors(o.out, o.monitor) : undefined;
+  if (rank === 0) writeRunInfo(o.out, { config, hyper: h, seed, world, data: o.data, tokenizer: o.tokenizer, device: o.device ?? 'cpu', resumedFrom: o.resume ?? null, started: new Date().toISOString() });
+  const rankLog = world > 1 ? new JsonlMonitor(join(o.out, 'ranks', `rank-${rank}.jsonl`)) : undefined;
+  const log = (rec: MetricRecord) => monitor?.write(rec);
   const schedule = { lr: h.lr, minLr: h.minLr, warmupIters: h.warmupIters, decayIters: h.decayIters };
   const tokensPerIter = h.batchSize * h.gradAccum * config.blockSize;
   const flopsPerIter = gptFlopsPerToken(config) * tokensPerIter;
   const progress = new Progress(h.maxIters, o.quiet || rank !== 0);
   const losses: { iter: number; loss: number }[] = [];
 
-  const evaluate = async (): Promise<number> => {
+  const evaluate = async (step: number): Promise<number> => {
+    const bar = new ProgressBar(`iter ${step}/${h.maxIters}: eval`, h.evalIters, { unit: 'batches', quiet: o.quiet || rank !== 0 });
     let sum = 0;
-    for (let i = 0; i < h.evalIters; i++) sum += await trainer.evalLoss(valSampler.next());
+    for (let i = 0; i < h.evalIters; i++) {
+      sum += await trainer.evalLoss(valSampler.next());
+      bar.update(i + 1);
+    }
+    bar.finish(`val loss ${(sum / h.evalIters).toFixed(4)}`);
     return sum / h.evalIters;
   };
   let saved = false;
@@ -132,10 +144,14 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   let valLoss = NaN;
   let windowStart = performance.now();
   let windowIters = 0;
+  let windowStepMs = 0;
+  let windowComputeMs: number | null = 0;
   for (let iter = start; iter < h.maxIters; iter++) {
     const lr = cosineLr(schedule, iter);
     const batches = Array.from({ length: h.gradAccum }, () => trainSampler.next());
+    const t0 = performance.now();
     const r = await trainer.step(batches, lr, iter);
+    const stepMs = performance.now() - t0;
     if (!Number.isFinite(r.loss)) throw new Error(`loss became ${r.loss} at iteration ${iter}; lower --lr or check the data`);
     // One numbering everywhere a user reads it: `step` counts optimizer steps from 1 (progress
     // line, val lines, metrics.jsonl's iter, a checkpoint's meta.iter); `iter` is the 0-based
@@ -143,25 +159,34 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     const step = iter + 1;
     losses.push({ iter: step, loss: r.loss });
     windowIters++;
+    windowStepMs += stepMs;
+    windowComputeMs = r.computeMs === undefined || windowComputeMs === null ? null : windowComputeMs + r.computeMs;
     const last = step === h.maxIters;
     if (iter === start || step % h.logInterval === 0 || last) {
       const seconds = (performance.now() - windowStart) / 1000;
       const tps = (tokensPerIter * windowIters) / seconds;
       const mfu = o.peakGflops ? (flopsPerIter * windowIters) / seconds / (o.peakGflops * 1e9) : undefined;
-      log({ iter: step, loss: round(r.loss), lr, tokens_per_s: Math.round(tps), mfu: mfu === undefined ? null : round(mfu), grad_norm: round(r.gradNorm) });
+      const rssMb = process.memoryUsage().rss / 2 ** 20;
+      log({ iter: step, loss: round(r.loss), lr, tokens_per_s: Math.round(tps), mfu: mfu === undefined ? null : round(mfu), grad_norm: round(r.gradNorm), step_ms: round(windowStepMs / windowIters), rss_mb: Math.round(rssMb) });
+      // Every rank, at the same cadence: its mean step time over the window.
+      rankLog?.write({ iter: step, step_ms: round(windowStepMs / windowIters), compute_ms: windowComputeMs === null ? null : round(windowComputeMs / windowIters) });
       progress.update(step, r.loss, tps, mfu);
       windowStart = performance.now();
       windowIters = 0;
+      windowStepMs = 0;
+      windowComputeMs = 0;
     }
     if (step % h.evalInterval === 0 || last) {
-      valLoss = await evaluate();
+      valLoss = await evaluate(step);
       log({ iter: step, val_loss: round(valLoss) });
-      progress.note(`iter ${step}/${h.maxIters}: val loss ${valLoss.toFixed(4)}`);
       await save(step);
       windowStart = performance.now();
       windowIters = 0;
+      windowStepMs = 0;
+      windowComputeMs = 0;
     }
   }
+  monitor?.close();
   progress.done();
   // Every rank decides the same way (saving is collective), and a stale ckpt/ is never returned.
   if (!saved) await save(start);
@@ -169,6 +194,14 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
 }
 
 const round = (x: number) => Math.round(x * 1e6) / 1e6;
+
+/** OUT/run.json: the run's settings for the dashboard's run table (temp name + rename, so a
+ * reader never sees half a file). */
+function writeRunInfo(out: string, info: object): void {
+  const tmp = join(out, `.run.json.tmp-${process.pid}`);
+  writeFileSync(tmp, JSON.stringify(info, null, 1) + '\n');
+  renameSync(tmp, join(out, 'run.json'));
+}
 
 /** The checkpoint's training settings with the user's explicit ones on top; batch size,
  * accumulation and seed must stay as they were (the data stream and dropout depend on them). */

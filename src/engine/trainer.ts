@@ -11,6 +11,9 @@ export interface StepResult {
   loss: number;
   /** Global gradient norm before clipping. */
   gradNorm: number;
+  /** Milliseconds this rank spent computing its gradients before the step's first wait on
+   * other ranks (data-parallel trainers): the part of the step a straggler makes long. */
+  computeMs?: number;
 }
 
 export interface Trainer {

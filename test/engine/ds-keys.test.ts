@@ -55,10 +55,10 @@ const CASES: Record<string, { ok: unknown; refuse?: unknown; check?: (c: ReturnT
   sparse_attention: { ok: {}, refuse: { mode: 'fixed', block: 16 } },
   data_efficiency: { ok: { enabled: false }, refuse: { enabled: true } },
   curriculum_learning: { ok: { enabled: false }, refuse: { enabled: true, curriculum_type: 'seqlen' } },
-  tensorboard: { ok: { enabled: false }, refuse: { enabled: true, output_path: 'logs/' } },
+  tensorboard: { ok: { enabled: true, output_path: 'logs/' }, refuse: { enabled: true, flush_secs: 5 }, check: (c) => assert.equal(c.monitor.tensorboard?.outputPath, 'logs/') },
   wandb: { ok: { enabled: false }, refuse: { enabled: true, project: 'p' } },
   comet: { ok: { enabled: false }, refuse: { enabled: true } },
-  csv_monitor: { ok: { enabled: false }, refuse: { enabled: true, output_path: 'csv/' } },
+  csv_monitor: { ok: { enabled: true, output_path: 'csv/' }, refuse: { enabled: 'yes' }, check: (c) => assert.equal(c.monitor.csv?.enabled, true) },
   elasticity: { ok: { enabled: false }, refuse: { enabled: true, max_train_batch_size: 2000 } },
   comms_logger: { ok: { enabled: false }, refuse: { enabled: true, verbose: false } },
   compression_training: { ok: {}, refuse: { weight_quantization: { shared_parameters: { enabled: true } } } },
@@ -103,7 +103,7 @@ test('refusals say why and what to do; bf16/fp16 on a CPU device need a GPU devi
     if (c.refuse === undefined || DS_KEYS[k]!.status === 'honoured') continue;
     assert.throws(() => parseDeepSpeedConfig({ ...BASE, [k]: c.refuse }, 1), /remove it|set it to|set "enabled": false|use `|resume with|fix |sample with|must be true or false/, `the refusal of ${k} says what to do instead`);
   }
-  assert.throws(() => parseDeepSpeedConfig({ ...BASE, bf16: { enabled: true }, tensorboard: { enabled: true } }, 1), (e: Error) => /bf16/.test(e.message) && /tensorboard/.test(e.message), 'all problems are reported at once');
+  assert.throws(() => parseDeepSpeedConfig({ ...BASE, bf16: { enabled: true }, pipeline: { stages: 2 } }, 1), (e: Error) => /bf16/.test(e.message) && /pipeline/.test(e.message), 'all problems are reported at once');
   assert.throws(() => parseDeepSpeedConfig({ ...BASE, fp17: {} }, 1), /unknown key 'fp17' .*known keys: .*bf16/);
 });
 

@@ -8,6 +8,7 @@ import type { ExecOptions } from '../../runtime/session.js';
 import { BatchGenerator } from './generate-batch.js';
 import { score, type MetricName } from './metrics.js';
 import { resolveModelDir, type OpenedModel } from '../model-dir.js';
+import { ProgressBar } from '../../monitor/index.js';
 
 export interface EvalOptions {
   data: string;
@@ -54,6 +55,7 @@ export async function runEval(m: OpenedModel, modelArg: string, o: EvalOptions):
   const items = records.map((r) => ({ line: r.line, ...promptAndReference(r, m.chatTemplate) }));
   const predictions: string[] = [];
   const t0 = performance.now();
+  const bar = new ProgressBar('eval', items.length, { unit: 'examples', quiet: o.quiet });
   let generated = 0;
   for (let i = 0; i < items.length; i += gen.rows) {
     const chunk = items.slice(i, i + gen.rows);
@@ -65,10 +67,9 @@ export async function runEval(m: OpenedModel, modelArg: string, o: EvalOptions):
       generated += ids.length;
       predictions.push(tok.decode(ids));
     }
-    const done = Math.min(i + gen.rows, items.length);
-    const secs = (performance.now() - t0) / 1000;
-    if (!o.quiet) process.stderr.write(`eval ${done}/${items.length}  ${Math.round(generated / secs)} tok/s  ETA ${Math.round((secs / done) * (items.length - done))} s\n`);
+    bar.update(Math.min(i + gen.rows, items.length));
   }
+  bar.finish(`${Math.round(generated / ((performance.now() - t0) / 1000))} generated tok/s`);
   const s = score(o.metric, predictions, items.map((it) => it.reference));
   const file = o.out ?? defaultPredictionsPath(modelArg, o.data);
   mkdirSync(dirname(file), { recursive: true });

@@ -105,7 +105,9 @@ export abstract class ZeroTrainerBase implements Trainer {
     this.evalParams = undefined;
     this.checkMicro(micro);
     await this.prepare();
+    const t0 = performance.now();
     const localLoss = await this.computeGrads(micro, iter);
+    const computeMs = performance.now() - t0;
     // One small all-reduce carries both the squared-norm shards and the loss.
     let sumSq = 0;
     for (const p of this.plan.pieces) {
@@ -127,7 +129,7 @@ export abstract class ZeroTrainerBase implements Trainer {
       await this.updates.get(p.chunkSize)!.run([params, f32view(this.gradChunk(p)), m, v, at(this.mask), this.scalars, this.normSq], [params, m, v, this.normOut]);
     }
     await this.publishParams();
-    return { loss: red[1]! / this.world, gradNorm: Math.sqrt(normSq) };
+    return { loss: red[1]! / this.world, gradNorm: Math.sqrt(normSq), computeMs };
   }
 
   /** Full parameters for evaluation, gathered once per step version (stage 3 gathers, the
