@@ -99,7 +99,7 @@ test('progress lines, val lines, metrics.jsonl and the checkpoint number iterati
   const r = train(['--data', corpus, '--max-iters', '4', '--eval-interval', '2', '--out', dir, ...args]);
   assert.equal(r.code, 0, r.out);
   const progress = [...r.out.matchAll(/^iter (\d+)\/4  loss/gm)].map((m) => Number(m[1]));
-  const val = [...r.out.matchAll(/^iter (\d+)\/4: val loss/gm)].map((m) => Number(m[1]));
+  const val = [...r.out.matchAll(/^iter (\d+)\/4: eval: .*val loss/gm)].map((m) => Number(m[1]));
   const recs = readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { iter: number; loss?: number; val_loss?: number });
   assert.deepEqual(progress, [1, 2, 3, 4]);
   assert.deepEqual(recs.filter((x) => x.loss !== undefined).map((x) => x.iter), progress);
