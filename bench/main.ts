@@ -7,6 +7,8 @@ const BENCHES: Record<string, () => Promise<{ run(argv: string[]): Promise<numbe
   zero: () => import('./zero.js'),
   plan: () => import('./plan.js'),
   sample: () => import('./sample.js'),
+  pipeline: () => import('./pipeline.js'),
+  activations: () => import('./activations.js'),
   finetune: () => import('./finetune.js'),
   monitor: () => import('./monitor.js'),
 };

@@ -1,8 +1,14 @@
-// `npm run bench -- plan [--json] [--machine spec.json]`: the planner against published
+// `npm run bench -- plan [--json] [--machine spec.json] [--local-truth]`: the planner against published
 // measurements (Narayanan et al. 2021, Table 1), Narayanan's end-to-end training-time
 // estimates, the GPT-3 layout search, and, given a machine spec from `atscale plan
 // --calibrate`, the predicted ms/iter of atscale's own CPU training presets.
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { timeTrainingStep } from '../src/engine/step-timer.js';
+import { PRESETS } from '../src/models/presets.js';
 import { checkMachine, predictCpuStepMs } from '../src/plan/calibrate.js';
 import { evaluate } from '../src/plan/evaluate.js';
 import { formatValidation, table } from '../src/plan/format.js';
@@ -11,14 +17,18 @@ import { paramCount, trainingDays, trainingDaysApprox } from '../src/plan/params
 import { CLUSTER_PRESETS, MODEL_PRESETS } from '../src/plan/presets.js';
 import { describeLayout, searchLayouts } from '../src/plan/search.js';
 import { TABLE1, checkTable1Row, table1Model } from '../src/plan/validation.js';
+import { checkRun, leaveOneSourceOut, summarize } from '../src/plan/published.js';
+import { explain } from '../src/plan/search.js';
+import { PUBLISHED_RUNS } from '../test/plan/published-runs.js';
 
 export async function run(argv: string[]): Promise<number> {
   const json = argv.includes('--json');
   const mi = argv.indexOf('--machine');
   const machinePath = mi >= 0 ? argv[mi + 1] : undefined;
-  const unknown = argv.filter((a, i) => a.startsWith('--') && a !== '--json' && a !== '--machine' && i !== mi + 1);
+  const localTruth = argv.includes('--local-truth');
+  const unknown = argv.filter((a, i) => a.startsWith('--') && a !== '--json' && a !== '--machine' && a !== '--local-truth' && i !== mi + 1);
   if (unknown.length > 0 || (mi >= 0 && !machinePath)) {
-    console.error('usage: npm run bench -- plan [--json] [--machine atscale-machine.json]');
+    console.error('usage: npm run bench -- plan [--json] [--machine atscale-machine.json] [--local-truth]');
     return 2;
   }
   const emit = (o: Record<string, unknown>) => console.log(JSON.stringify({ bench: 'plan', ...o }));
@@ -37,6 +47,32 @@ export async function run(argv: string[]): Promise<number> {
     console.log('Narayanan et al. 2021, Table 1 (Selene, A100 80GB, bf16, full recomputation, micro-batch 1):\n');
     console.log(formatValidation(checks));
     console.log(`\nworst error ${(worst * 100).toFixed(1)}% (target: within 10% on every row)\n`);
+  }
+
+  // The published-run table: one set of constants for every row, then leave-one-source-out.
+  const runs = PUBLISHED_RUNS.map(checkRun);
+  const all = summarize(runs);
+  const loso = leaveOneSourceOut(PUBLISHED_RUNS);
+  const pctS = (x: number) => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)}%`;
+  if (json) {
+    for (const c of runs) {
+      emit({
+        case: 'published-run', id: c.run.id, source: c.run.source, framework: c.run.framework, gpu: c.result.cluster, gpus: c.run.layout.gpus, params_b: Number((c.params / 1e9).toFixed(2)),
+        metric: c.run.metric, published: c.run.published, predicted: Number(c.predicted.toPrecision(5)), error: Number(c.error.toFixed(4)), cite: c.run.cite,
+      });
+    }
+    emit({ case: 'published-runs-summary', rows: all.rows, mean_abs_error: Number(all.meanAbs.toFixed(4)), max_abs_error: Number(all.maxAbs.toFixed(4)), worst: all.worst });
+    for (const h of loso) emit({ case: 'leave-one-source-out', source: h.source, constants_derived_from_data: h.derivedConstants, rows: h.summary.rows, mean_abs_error: Number(h.summary.meanAbs.toFixed(4)), max_abs_error: Number(h.summary.maxAbs.toFixed(4)) });
+  } else {
+    console.log('Published runs (one fixed set of constants; error = predicted / published - 1):\n');
+    console.log(table(
+      ['run', 'framework', 'GPUs', 'params B', 'metric', 'published', 'predicted', 'error'],
+      runs.map((c) => [c.run.id, c.run.framework, String(c.run.layout.gpus), (c.params / 1e9).toFixed(1), c.run.metric, String(c.run.published), c.predicted.toPrecision(4), pctS(c.error)]),
+    ));
+    console.log(`\n${all.rows} rows: mean |error| ${(all.meanAbs * 100).toFixed(1)}%, max ${(all.maxAbs * 100).toFixed(1)}% (${all.worst}); target mean <= 5%, max <= 15%\n`);
+    console.log('leave-one-source-out (constants re-derived without the source: the model derives none from data):\n');
+    console.log(table(['held-out source', 'constants derived', 'rows', 'mean |error|', 'max |error|'], loso.map((h) => [h.source, String(h.derivedConstants), String(h.summary.rows), `${(h.summary.meanAbs * 100).toFixed(1)}%`, `${(h.summary.maxAbs * 100).toFixed(1)}%`])));
+    console.log('');
   }
 
   // End-to-end: Narayanan's two estimates, at the published throughput and at ours.
@@ -71,6 +107,8 @@ export async function run(argv: string[]): Promise<number> {
     console.log(`search, GPT-3 175B on 1024 A100 80GB (${s.evaluated} layouts evaluated in ${searchMs.toFixed(0)} ms):`);
     console.log(`  best       ${describeLayout(best.training)}: ${best.time.step.toFixed(2)} s/step, ${best.tflopsHardware.toFixed(0)} TFLOP/s`);
     console.log(`  reference  ${describeLayout(ref.training)}: ${ref.time.step.toFixed(2)} s/step, ${ref.tflopsHardware.toFixed(0)} TFLOP/s`);
+    const second = s.best.find((r) => r.training.tp !== best.training.tp || r.training.pp !== best.training.pp) ?? s.best[1];
+    if (second) console.log(`\nthe best against the second-best layout:\n${explain(best, second).join('\n')}\n`);
   }
 
   if (machinePath) {
@@ -82,5 +120,28 @@ export async function run(argv: string[]): Promise<number> {
       else console.log(`predicted ${name} step on ${spec.name}: ${ms.toFixed(1)} ms/iter (compare with npm run bench -- train)`);
     }
   }
+  if (localTruth) await localTruthCase(json, emit);
   return worst <= 0.1 ? 0 : 1;
+}
+
+/**
+ * Local truth (moved here from test/plan: it is a timing comparison): `atscale plan
+ * --calibrate` measures this machine, then the planner's predicted ms/iter of atscale's own
+ * cpu-small training step is compared with the step measured right after it (target: within 25%).
+ */
+async function localTruthCase(json: boolean, emit: (o: Record<string, unknown>) => void): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'atscale-truth-'));
+  try {
+    const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+    const r = spawnSync(process.execPath, [cli, 'plan', '--calibrate', '--json', '--threads', '2', '--out', join(dir, 'machine.json')], { encoding: 'utf8', timeout: 600_000 });
+    if (r.status !== 0) throw new Error(`atscale plan --calibrate exited ${r.status}: ${(r.stderr ?? '').slice(-300)}`);
+    const predicted = (JSON.parse(r.stdout.trim().split('\n').pop()!) as { predicted_ms_per_iter: Record<string, number> }).predicted_ms_per_iter['cpu-small']!;
+    const p = PRESETS['cpu-small']!;
+    const measured = (await timeTrainingStep({ ...p.model, vocabSize: 65 }, p.train.batchSize, { threads: 2, iters: 15, warmup: 3 })).msPerIter;
+    const ratio = predicted / measured;
+    if (json) emit({ case: 'local-truth-cpu-small', predicted_ms_per_iter: Number(predicted.toFixed(2)), measured_ms_per_iter: Number(measured.toFixed(2)), ratio: Number(ratio.toFixed(3)), within_25pct: Math.abs(ratio - 1) <= 0.25 });
+    else console.log(`local truth, cpu-small: predicted ${predicted.toFixed(1)} ms/iter, measured ${measured.toFixed(1)} ms/iter (${((ratio - 1) * 100).toFixed(0)}%; target within 25%)`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

@@ -78,7 +78,8 @@ export function formatHelp(command: string, summary: string, spec: Record<string
     const arg = s.type === 'boolean' ? '' : s.type === 'number' ? ' N' : ' VALUE';
     // Strings are shown escaped, so a default of '\n' reads as "\n", not as a line break.
     const def = s.default === undefined ? '' : ` (default ${typeof s.default === 'string' && /[^\x20-\x7e]|^$/.test(s.default) ? JSON.stringify(s.default) : String(s.default)})`;
-    lines.push(`  --${name}${arg}`.padEnd(30) + s.help + def);
+    const flag = `  --${name}${arg}`;
+    lines.push(flag.padEnd(Math.max(30, flag.length + 2)) + s.help + def);
   }
   return lines.join('\n');
 }

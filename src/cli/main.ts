@@ -18,6 +18,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   plan: () => import('./plan.js'),
   bench: () => import('./bench.js'),
   export: () => import('./export.js'),
+  save: () => import('./save.js'),
   finetune: () => import('./finetune.js'),
   eval: () => import('./eval.js'),
   merge: () => import('./merge.js'),

@@ -12,21 +12,33 @@ import { type MachineSpec, CALIBRATION_PROXY, checkMachine, elementwiseFromProxy
 import { evaluate, type PlanResult, toJson } from '../plan/evaluate.js';
 import { formatPlan, formatReliability, formatSearch } from '../plan/format.js';
 import { resolveLayout } from '../plan/layout.js';
-import { MODEL_PRESETS, loadCluster, modelPreset } from '../plan/presets.js';
+import { CLUSTER_PRESETS, MODEL_PRESETS, loadCluster, modelPreset, scaleCluster } from '../plan/presets.js';
 import { planReliability } from '../plan/reliability.js';
 import { describeLayout, explain, largestUsableGpus, searchLayouts } from '../plan/search.js';
-import { type ClusterSpec, DTYPES, type Dtype, type ModelSpec, PlanInputError, type Recompute, type TrainingSpec, checkModel, clusterGpus } from '../plan/specs.js';
+import { type ClusterSpec, DTYPES, type Dtype, type ModelSpec, PlanInputError, type Recompute, SCHEDULES, type Schedule, type TrainingSpec, checkModel, clusterGpus } from '../plan/specs.js';
 
 export const summary = 'predict memory, step time and cost of a training run on a cluster, or search for the best layout';
 
 const FLAGS: Record<string, FlagSpec> = {
   model: { type: 'string', help: `model preset (${Object.keys(MODEL_PRESETS).join(', ')}) or leave out and give --layers, --hidden, --heads, --vocab` },
-  cluster: { type: 'string', help: 'cluster preset (azure-2020, selene, h100-cluster, h200-cluster) or a JSON file', default: 'selene' },
+  cluster: { type: 'string', help: `cluster preset (${Object.keys(CLUSTER_PRESETS).join(', ')}) or a JSON file`, default: 'selene' },
   layers: { type: 'number', help: 'custom model: transformer layers' },
   hidden: { type: 'number', help: 'custom model: hidden size' },
   heads: { type: 'number', help: 'custom model: attention heads' },
   vocab: { type: 'number', help: 'custom model: vocabulary size' },
   ffn: { type: 'number', help: 'custom model: feed-forward width (default 4 x hidden)' },
+  'kv-heads': { type: 'number', help: 'key/value heads: grouped-query attention (default = heads; 1 = multi-query)' },
+  swiglu: { type: 'boolean', help: 'gated (SwiGLU) MLP: three h x ffn matrices instead of two' },
+  untied: { type: 'boolean', help: 'output layer separate from the embedding' },
+  llama: { type: 'boolean', help: 'custom model in the Llama shape: SwiGLU, RMSNorm, RoPE, no biases' },
+  experts: { type: 'number', help: 'mixture of experts: experts per MLP' },
+  'top-k': { type: 'number', help: 'experts each token is routed to (default 2 with --experts)' },
+  'capacity-factor': { type: 'number', help: 'tokens an expert takes, as a multiple of its fair share (default 1)' },
+  cp: { type: 'number', help: 'context-parallel degree (splits each sequence; default 1)' },
+  ep: { type: 'number', help: 'expert-parallel degree, taken from dp x cp (default 1)' },
+  schedule: { type: 'string', help: 'pipeline schedule: gpipe|1f1b|interleaved|zero-bubble (default 1f1b, interleaved with --interleave)' },
+  attention: { type: 'string', help: 'flash|materialized (default flash)' },
+  nodes: { type: 'number', help: 'nodes of the cluster\'s kind to plan on (grows or shrinks a preset, same topology)' },
   'seq-len': { type: 'number', help: 'sequence length (default: the model context)' },
   gpus: { type: 'number', help: 'GPUs to use (default: all of the cluster, or tp x pp x dp)' },
   tp: { type: 'number', help: 'tensor-parallel degree (giving tp, pp or dp evaluates one layout)' },
@@ -53,7 +65,7 @@ const FLAGS: Record<string, FlagSpec> = {
 };
 
 function modelFrom(f: FlagValues): ModelSpec {
-  const custom = ['layers', 'hidden', 'heads', 'vocab'].filter((k) => f[k] !== undefined);
+  const custom = ['layers', 'hidden', 'heads', 'vocab', 'kv-heads', 'experts'].filter((k) => f[k.replace(/-(.)/g, (_, c: string) => c.toUpperCase())] !== undefined);
   if (f.model !== undefined) {
     if (custom.length > 0) throw new PlanInputError(`give either --model or --layers/--hidden/--heads/--vocab, not both (got --model and --${custom.join(', --')})`);
     return modelPreset(String(f.model));
@@ -61,14 +73,27 @@ function modelFrom(f: FlagValues): ModelSpec {
   if (custom.length === 0) throw new PlanInputError('no model: give --model PRESET, or --layers, --hidden, --heads, --vocab and --seq-len');
   const json: Record<string, unknown> = { name: 'custom', layers: f.layers, hidden: f.hidden, heads: f.heads, vocab: f.vocab, seqLen: f.seqLen ?? 2048 };
   if (f.ffn !== undefined) json.ffn = f.ffn;
+  if (f.kvHeads !== undefined) json.kvHeads = f.kvHeads;
+  if (f.llama) Object.assign(json, { gatedMlp: true, bias: 'none', norm: 'rmsnorm', positions: 'rope' });
+  if (f.swiglu) json.gatedMlp = true;
+  if (f.untied) json.tiedEmbeddings = false;
+  if (f.experts !== undefined) json.moe = { experts: f.experts, topK: f.topK ?? 2, capacityFactor: f.capacityFactor ?? 1 };
+  else if (f.topK !== undefined || f.capacityFactor !== undefined) throw new PlanInputError('--top-k and --capacity-factor describe a mixture of experts: give --experts too');
   if (f.globalBatch !== undefined) json.globalBatch = f.globalBatch;
-  return checkModel(json, 'custom model (flags)');
+  try {
+    return checkModel(json, 'custom model (flags)');
+  } catch (e) {
+    // Name the flag, not the JSON key it fills.
+    const flag: Record<string, string> = { kvHeads: '--kv-heads', topK: '--top-k', capacityFactor: '--capacity-factor', experts: '--experts', seqLen: '--seq-len' };
+    if (e instanceof PlanInputError) throw new PlanInputError(e.message.replace(/key '(\w+)'/g, (m, k: string) => (flag[k] ? `${flag[k]} ('${k}')` : `--${k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())}`)));
+    throw e;
+  }
 }
 
 function layoutFrom(f: FlagValues): Partial<TrainingSpec> {
   const l: Partial<TrainingSpec> = {};
   const n = (k: string) => (f[k] === undefined ? undefined : Number(f[k]));
-  for (const [flag, key] of [['gpus', 'gpus'], ['tp', 'tp'], ['pp', 'pp'], ['dp', 'dp'], ['globalBatch', 'globalBatch'], ['microBatch', 'microBatch'], ['seqLen', 'seqLen'], ['interleave', 'interleave'], ['tokens', 'tokens']] as const) {
+  for (const [flag, key] of [['gpus', 'gpus'], ['tp', 'tp'], ['pp', 'pp'], ['dp', 'dp'], ['cp', 'cp'], ['ep', 'ep'], ['globalBatch', 'globalBatch'], ['microBatch', 'microBatch'], ['seqLen', 'seqLen'], ['interleave', 'interleave'], ['tokens', 'tokens']] as const) {
     const v = n(flag);
     if (v !== undefined) l[key] = v;
   }
@@ -85,7 +110,29 @@ function layoutFrom(f: FlagValues): Partial<TrainingSpec> {
     l.dtype = f.dtype as Dtype;
   }
   if (f.sequenceParallel !== undefined) l.sequenceParallel = Boolean(f.sequenceParallel);
+  if (f.schedule !== undefined) {
+    if (!SCHEDULES.includes(f.schedule as Schedule)) throw new PlanInputError(`--schedule must be one of ${SCHEDULES.join(', ')}, got '${f.schedule}'`);
+    l.schedule = f.schedule as Schedule;
+  }
+  if (f.attention !== undefined) {
+    if (f.attention !== 'flash' && f.attention !== 'materialized') throw new PlanInputError(`--attention must be flash or materialized, got '${f.attention}'`);
+    l.attention = f.attention;
+  }
   return l;
+}
+
+/** The cluster to plan on: a preset or file, grown to --nodes, or to --gpus beyond its size. */
+function clusterFrom(f: FlagValues): ClusterSpec {
+  const c = loadCluster(String(f.cluster));
+  if (f.nodes !== undefined) {
+    const nodes = Number(f.nodes);
+    if (f.gpus !== undefined && Number(f.gpus) > nodes * c.node.gpusPerNode) {
+      throw new PlanInputError(`--gpus ${f.gpus} is more than --nodes ${nodes} x ${c.node.gpusPerNode} GPUs per node = ${nodes * c.node.gpusPerNode}`);
+    }
+    return scaleCluster(c, nodes);
+  }
+  if (f.gpus !== undefined && Number(f.gpus) > clusterGpus(c)) return scaleCluster(c, Math.ceil(Number(f.gpus) / c.node.gpusPerNode));
+  return c;
 }
 
 function reliabilityOf(r: PlanResult, c: ClusterSpec, f: FlagValues) {
@@ -256,8 +303,8 @@ export async function run(argv: string[]): Promise<number> {
     if (flags.calibrate) return await calibrate(flags);
     const model = modelFrom(flags);
     if (flags.machine !== undefined) return predictOnMachine(model, flags);
-    const cluster = loadCluster(String(flags.cluster));
-    const oneLayout = ['tp', 'pp', 'dp'].some((k) => flags[k] !== undefined);
+    const cluster = clusterFrom(flags);
+    const oneLayout = ['tp', 'pp', 'dp', 'cp'].some((k) => flags[k] !== undefined);
     return oneLayout ? evaluateOne(model, cluster, flags) : search(model, cluster, flags);
   } catch (e) {
     if (e instanceof PlanInputError) throw new UsageError(`atscale plan: ${e.message}`);

@@ -1,12 +1,14 @@
-// `atscale sample`: continue a prompt with a trained checkpoint (KV-cache decoding).
+// `atscale sample`: continue a prompt with a trained checkpoint or a Hugging Face model folder
+// (KV-cache decoding).
 import { parseArgs, formatHelp, UsageError, type FlagSpec } from './args.js';
 
-export const summary = 'generate text from a checkpoint (--ckpt DIR --prompt TEXT)';
+export const summary = 'generate text from a checkpoint or HF folder (--model DIR --prompt TEXT)';
 
 const FLAGS: Record<string, FlagSpec> = {
   ckpt: { type: 'string', help: 'checkpoint directory written by atscale train (e.g. out/ckpt)' },
-  model: { type: 'string', help: 'any model directory: checkpoint, run, fine-tune output or LoRA adapter' },
+  model: { type: 'string', help: 'any model directory: Hugging Face folder, checkpoint, run, fine-tune output or LoRA adapter' },
   adapter: { type: 'string', help: 'LoRA adapter directory applied to --model' },
+  'block-size': { type: 'number', help: 'positions to build the KV cache for (HF Llama-family folders; default max_position_embeddings)' },
   prompt: { type: 'string', help: 'text to continue', default: '\n' },
   'max-new-tokens': { type: 'number', help: 'tokens to generate', default: 200 },
   temperature: { type: 'number', help: 'sampling temperature (0 = greedy)', default: 0.8 },
@@ -24,13 +26,13 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const dir = (flags.model ?? flags.ckpt) as string | undefined;
-  if (!dir) throw new UsageError('atscale sample: pass --model DIR (or --ckpt DIR: the ckpt/ folder that atscale train wrote)');
+  if (!dir) throw new UsageError('atscale sample: pass --model DIR (a Hugging Face folder, or --ckpt DIR: the ckpt/ folder that atscale train wrote)');
   const { openModel } = await import('../engine/model-dir.js');
   const { checkDevice } = await import('../runtime/session.js');
   const { Generator } = await import('../engine/generate.js');
-  const { model, params, tokenizer } = openModel(dir, flags.adapter as string | undefined);
+  const { model, params, tokenizer, promptPrefix } = openModel(dir, flags.adapter as string | undefined, { blockSize: flags.blockSize as number | undefined });
   const gen = new Generator(model, params, { device: checkDevice(flags.device), threads: flags.threads as number | undefined });
-  const prompt = Array.from(tokenizer.encode(String(flags.prompt)));
+  const prompt = [...(promptPrefix ?? []), ...tokenizer.encode(String(flags.prompt))];
   const ids = await gen.generate(prompt, { maxNewTokens: flags.maxNewTokens as number, temperature: flags.temperature as number, topK: flags.topK as number, seed: flags.seed as number });
   process.stdout.write(String(flags.prompt) + tokenizer.decode(ids) + '\n');
   return 0;

@@ -5,11 +5,14 @@ import { readFileSync } from 'node:fs';
 import type { TrainHyper } from '../models/presets.js';
 import type { LanguageModel } from '../models/model.js';
 import type { Trainer } from '../engine/trainer.js';
+import type { ParallelFlags } from '../engine/mesh/config.js';
 import type { MonitorOptions } from '../monitor/index.js';
 
 export interface DistSetup {
   rank: number;
   world: number;
+  /** With pipeline/tensor parallelism: this rank's data-parallel replica and their count. */
+  dataParallel?: { rank: number; size: number };
   hyper: TrainHyper;
   makeTrainer?: (model: LanguageModel, microBatch: number, seed: number, initial?: Float32Array) => Promise<Trainer>;
   /** The config's tensorboard / csv_monitor sections, when it has them. */
@@ -18,10 +21,10 @@ export interface DistSetup {
 }
 
 /** A stage-0 config equivalent to the flags, for `atscale launch ... train` without a config file. */
-function configFromFlags(h: TrainHyper, world: number): Record<string, unknown> {
-  if (h.batchSize % world !== 0) throw new Error(`--batch-size ${h.batchSize} is not divisible by WORLD_SIZE ${world}`);
+function configFromFlags(h: TrainHyper, dp: number): Record<string, unknown> {
+  if (h.batchSize % dp !== 0) throw new Error(`--batch-size ${h.batchSize} is not divisible by the ${dp} data-parallel ranks`);
   return {
-    train_micro_batch_size_per_gpu: h.batchSize / world,
+    train_micro_batch_size_per_gpu: h.batchSize / dp,
     gradient_accumulation_steps: h.gradAccum,
     optimizer: { type: 'AdamW', params: { lr: h.lr, betas: [h.beta1, h.beta2], eps: 1e-8, weight_decay: h.weightDecay } },
     gradient_clipping: h.gradClip,
@@ -32,11 +35,24 @@ function configFromFlags(h: TrainHyper, world: number): Record<string, unknown> 
 /** Settings a DeepSpeed config owns; giving them as flags too is ambiguous, so it is refused. */
 const OWNED_BY_CONFIG: Record<string, string> = { batchSize: '--batch-size', gradAccum: '--grad-accum', lr: '--lr', minLr: '--min-lr', warmupIters: '--warmup-iters', weightDecay: '--weight-decay' };
 
-export async function distributedSetup(dsConfigPath: string | undefined, hyper: TrainHyper, explicit: ReadonlySet<string>, opts: { device: 'cpu' | 'webgpu'; threads?: number }): Promise<DistSetup> {
+export interface SetupOptions {
+  device: 'cpu' | 'webgpu';
+  threads?: number;
+  /** Megatron-style flags; with the config's sections they give the mesh. */
+  parallel?: ParallelFlags;
+  /** The model's depth and heads (the layout is checked against them before any process starts). */
+  model?: { nLayer?: number; nHead?: number };
+  /** Per-rank cap on model state (GiB); a layout above it fails before allocating. */
+  maxMemoryGb?: number;
+}
+
+export async function distributedSetup(dsConfigPath: string | undefined, hyper: TrainHyper, explicit: ReadonlySet<string>, opts: SetupOptions): Promise<DistSetup> {
   const worldEnv = process.env.WORLD_SIZE ?? '1';
   const world = Number(worldEnv);
   if (!Number.isInteger(world) || world < 1) throw new Error(`WORLD_SIZE='${worldEnv}' is not a positive integer (atscale launch sets it)`);
-  if (!dsConfigPath && world === 1) return { rank: 0, world: 1, hyper, close: async () => {} };
+  const flags = opts.parallel ?? {};
+  const meshFlags = Object.values(flags).some((v) => v !== undefined);
+  if (!dsConfigPath && world === 1 && !meshFlags) return { rank: 0, world: 1, hyper, makeTrainer: cappedLocalTrainer(hyper, opts), close: async () => {} };
   let raw: unknown;
   if (dsConfigPath) {
     const clash = Object.keys(OWNED_BY_CONFIG).filter((k) => explicit.has(k));
@@ -48,9 +64,22 @@ export async function distributedSetup(dsConfigPath: string | undefined, hyper: 
     } catch (e) {
       throw new Error(`cannot read --deepspeed-config ${dsConfigPath}: ${(e as Error).message}`);
     }
-  } else raw = configFromFlags(hyper, world);
+  }
   const { parseDeepSpeedConfig } = await import('../engine/ds-config.js');
-  const cfg = parseDeepSpeedConfig(raw, world, opts.device);
+  const { parallelFromConfig, resolveLayout } = await import('../engine/mesh/config.js');
+  // The layout is checked here, before any process group or data exists.
+  const fromConfig = parallelFromConfig(raw);
+  const resolved = resolveLayout(flags, fromConfig, {
+    world,
+    nLayer: opts.model?.nLayer ?? 1,
+    nHead: opts.model?.nHead ?? 1,
+    microBatches: (dp) => (raw === undefined ? hyper.gradAccum : parseDeepSpeedConfig(raw, dp).gradAccum),
+  });
+  const { dp, pp, tp } = resolved.layout.mesh;
+  const trivialMesh = pp === 1 && tp === 1;
+  if (!dsConfigPath && world === 1 && trivialMesh) return { rank: 0, world: 1, hyper, makeTrainer: cappedLocalTrainer(hyper, opts), close: async () => {} };
+  raw ??= configFromFlags(hyper, dp);
+  const cfg = parseDeepSpeedConfig(raw, dp, opts.device);
   const { initProcessGroup } = await import('../dist/index.js');
   const { createZeroTrainer } = await import('../engine/zero/index.js');
   // One process with a DeepSpeed config: a world of one on loopback, with its own secret.
@@ -65,7 +94,7 @@ export async function distributedSetup(dsConfigPath: string | undefined, hyper: 
   const hasScheduler = !!dsConfigPath && typeof raw === 'object' && raw !== null && 'scheduler' in raw;
   const h: TrainHyper = {
     ...hyper,
-    batchSize: cfg.microBatchPerGpu * world,
+    batchSize: cfg.microBatchPerGpu * dp,
     gradAccum: cfg.gradAccum,
     ...(hasScheduler ? { lr: cfg.schedule.lr, minLr: cfg.schedule.minLr, warmupIters: cfg.schedule.warmupIters, decayIters: cfg.schedule.decayIters } : { lr: cfg.optimizer.lr }),
     logInterval: dsConfigPath && !explicit.has('logInterval') ? cfg.stepsPerPrint : hyper.logInterval,
@@ -74,6 +103,35 @@ export async function distributedSetup(dsConfigPath: string | undefined, hyper: 
     weightDecay: cfg.optimizer.weightDecay,
     gradClip: cfg.gradClip,
   };
+  if (!trivialMesh) {
+    const { Mesh } = await import('../engine/mesh/mesh.js');
+    const { MeshTrainer } = await import('../engine/mesh/trainer.js');
+    const mesh = Mesh.create(pg, resolved.layout.mesh);
+    if (pg.rank === 0) console.log(`mesh: dp ${dp} x pp ${pp} x tp ${tp}, ${resolved.layout.schedule} schedule, v ${resolved.layout.virtual}, layers per stage [${resolved.stageLayers.join(', ')}], ZeRO stage ${cfg.zero.stage}`);
+    return {
+      rank: pg.rank,
+      world,
+      dataParallel: { rank: mesh.coords.dp, size: dp },
+      hyper: h,
+      monitor: cfg.monitor,
+      makeTrainer: async (model, micro, seed, initial) => {
+        const { rankStateBytes, checkMemoryCap } = await import('../engine/mesh/memory.js');
+        const d = model.dims;
+        const spec = { name: model.family, layers: d.nLayer, hidden: d.nEmbd, heads: d.nHead, seqLen: d.blockSize, vocab: d.vocabSize, ffn: 4 * d.nEmbd };
+        const bias = model.architecture().bias !== false;
+        checkMemoryCap(spec, resolved.layout.mesh, resolved.layout.virtual, resolved.stageLayers, cfg.zero.stage, opts.maxMemoryGb, bias);
+        const t = new MeshTrainer(model, mesh, {
+          seed, threads: opts.threads, device: opts.device, shape: { batch: micro, seq: model.dims.blockSize },
+          optimizer: cfg.optimizer, gradClip: cfg.gradClip, microBatches: cfg.gradAccum, zeroStage: cfg.zero.stage, layout: resolved.layout, stageLayers: resolved.stageLayers, initialParams: initial,
+        });
+        await t.prepare();
+        const formula = rankStateBytes(spec, resolved.layout.mesh, resolved.layout.virtual, resolved.stageLayers, mesh.coords.pp, cfg.zero.stage, bias);
+        console.log(`memory: ${mesh.describe()}: held ${JSON.stringify(t.memoryReport())}, formula ${JSON.stringify(formula)}`);
+        return t;
+      },
+      close: () => pg.destroy(),
+    };
+  }
   return {
     rank: pg.rank,
     world,
@@ -81,5 +139,20 @@ export async function distributedSetup(dsConfigPath: string | undefined, hyper: 
     monitor: cfg.monitor,
     makeTrainer: (model, micro, seed, initial) => createZeroTrainer(model, cfg, pg, { seed, initialParams: initial, threads: opts.threads, device: opts.device, shape: { batch: micro, seq: model.dims.blockSize } }),
     close: () => pg.destroy(),
+  };
+}
+
+/** With --max-memory-gb, one process checks its model state against the cap before building
+ * the (default) LocalTrainer; without it the training loop builds the trainer itself. */
+function cappedLocalTrainer(h: TrainHyper, opts: SetupOptions): DistSetup['makeTrainer'] {
+  const cap = opts.maxMemoryGb;
+  if (cap === undefined) return undefined;
+  return async (model, micro, seed, initial) => {
+    const { checkMemoryCap } = await import('../engine/mesh/memory.js');
+    const { LocalTrainer } = await import('../engine/local-trainer.js');
+    const d = model.dims;
+    const spec = { name: model.family, layers: d.nLayer, hidden: d.nEmbd, heads: d.nHead, seqLen: d.blockSize, vocab: d.vocabSize, ffn: 4 * d.nEmbd };
+    checkMemoryCap(spec, { dp: 1, pp: 1, tp: 1 }, 1, [d.nLayer], 0, cap, model.architecture().bias !== false);
+    return new LocalTrainer(model, { shape: { batch: micro, seq: d.blockSize }, optimizer: { lr: h.lr, beta1: h.beta1, beta2: h.beta2, eps: 1e-8, weightDecay: h.weightDecay }, gradClip: h.gradClip, gradAccum: h.gradAccum, seed, initialParams: initial, device: opts.device, threads: opts.threads });
   };
 }

@@ -5,14 +5,15 @@ import { join } from 'node:path';
 import { parseArgs, formatHelp, UsageError, type FlagSpec } from './args.js';
 import { preset, PRESETS, type TrainHyper } from '../models/presets.js';
 import { capIters } from './iter-cap.js';
-import type { GPTConfig } from '../models/config.js';
+import type { Architecture } from '../models/registry.js';
 
-export const summary = 'pretrain a GPT language model on a text file or URL (--preset, --data, ...)';
+export const summary = 'pretrain a language model, or fine-tune a Hugging Face folder (--model DIR), on a text file or URL';
 
 const FLAGS: Record<string, FlagSpec> = {
   preset: { type: 'string', help: `start from a preset (${Object.keys(PRESETS).join(', ')})`, default: 'cpu-small' },
   config: { type: 'string', help: 'JSON file with any of the settings below (camelCase or snake_case keys)' },
   data: { type: 'string', help: 'training text: a file path or an http(s) URL' },
+  model: { type: 'string', help: 'fine-tune a Hugging Face model folder (config.json, safetensors, tokenizer.json) instead of a fresh preset model' },
   tokenizer: { type: 'string', help: 'char or bpe', default: 'char' },
   'bpe-vocab': { type: 'number', help: 'vocabulary size when training a BPE tokenizer', default: 512 },
   'n-layer': { type: 'number', help: 'transformer blocks' },
@@ -40,7 +41,14 @@ const FLAGS: Record<string, FlagSpec> = {
   threads: { type: 'number', help: 'ONNX Runtime intra-op threads (default: all cores)' },
   seed: { type: 'number', help: 'random seed', default: 1337 },
   'peak-gflops': { type: 'number', help: 'peak GFLOP/s for MFU (default: measured, a 1024 GEMM inside a graph)' },
-  'deepspeed-config': { type: 'string', help: 'DeepSpeed-style JSON (batch sizes, optimizer, scheduler, zero_optimization)' },
+  'deepspeed-config': { type: 'string', help: 'DeepSpeed-style JSON (batch sizes, optimizer, scheduler, zero_optimization, pipeline, tensor_parallel, activation_checkpointing)' },
+  'tensor-model-parallel-size': { type: 'number', help: 'tensor-parallel degree tp (world = dp x pp x tp, tp innermost)' },
+  'pipeline-model-parallel-size': { type: 'number', help: 'pipeline stages pp; --grad-accum is the micro-batch count m (>= pp for 1F1B)' },
+  'virtual-pipeline-model-parallel-size': { type: 'number', help: 'model chunks per pipeline rank v (interleaved 1F1B, bubble (pp-1)/(v m))' },
+  'pipeline-schedule': { type: 'string', help: 'gpipe, 1f1b or interleaved (default 1f1b; interleaved when v > 1)' },
+  'sequence-parallel': { type: 'boolean', help: 'split LayerNorm/dropout regions along the sequence over the tp ranks' },
+  'recompute-granularity': { type: 'string', help: 'activation checkpointing per block: none, selective or full (pipelines: full)' },
+  'max-memory-gb': { type: 'number', help: 'refuse to start when one rank\'s model state (params, grads, optimizer) would exceed this many GiB' },
   tensorboard: { type: 'boolean', help: 'write TensorBoard event files to OUT/tb (--tensorboard=false: off)', default: true },
   csv: { type: 'boolean', help: 'also write one CSV file per metric to OUT/csv' },
   dashboard: { type: 'boolean', help: 'serve the live dashboard of this run (stays up after training until Ctrl-C)' },
@@ -50,7 +58,7 @@ const FLAGS: Record<string, FlagSpec> = {
   help: { type: 'boolean', help: 'show this help' },
 };
 
-const MODEL_KEYS: Record<string, keyof GPTConfig> = { nLayer: 'nLayer', nHead: 'nHead', nEmbd: 'nEmbd', blockSize: 'blockSize', dropout: 'dropout', bias: 'bias' };
+const MODEL_KEYS: Record<string, string> = { nLayer: 'nLayer', nHead: 'nHead', nEmbd: 'nEmbd', blockSize: 'blockSize', dropout: 'dropout', bias: 'bias' };
 const HYPER_KEYS: Record<string, keyof TrainHyper> = {
   batchSize: 'batchSize', gradAccum: 'gradAccum', maxIters: 'maxIters', lr: 'lr', minLr: 'minLr', warmupIters: 'warmupIters',
   weightDecay: 'weightDecay', evalInterval: 'evalInterval', evalIters: 'evalIters', logInterval: 'logInterval', decayIters: 'decayIters',
@@ -59,7 +67,7 @@ const HYPER_KEYS: Record<string, keyof TrainHyper> = {
 const camelize = (k: string) => k.replace(/[_-]([a-z])/g, (_, c: string) => c.toUpperCase());
 
 export interface ResolvedTrainArgs {
-  model: Partial<GPTConfig>;
+  model: Architecture;
   hyper: TrainHyper;
   flags: Record<string, unknown>;
   /** Settings the user gave (flag or config file), camelCase: on resume only these override the checkpoint. */
@@ -90,10 +98,10 @@ export function resolveTrainArgs(argv: string[]): ResolvedTrainArgs {
   }
   const settings: Record<string, unknown> = { ...withDefaults, ...fromFile, ...given };
   const p = preset(String(settings.preset));
-  const model: Partial<GPTConfig> = { ...p.model };
+  const model: Architecture = { ...p.model };
   const hyper: TrainHyper = { ...p.train };
   for (const [k, v] of Object.entries(settings)) {
-    if (k in MODEL_KEYS) (model as Record<string, unknown>)[MODEL_KEYS[k]!] = v;
+    if (k in MODEL_KEYS) model[MODEL_KEYS[k]!] = v;
     if (k in HYPER_KEYS) (hyper as unknown as Record<string, unknown>)[HYPER_KEYS[k]!] = v;
   }
   hyper.maxIters = capIters(hyper.maxIters);
@@ -116,12 +124,29 @@ export async function run(argv: string[]): Promise<number> {
   const threads = flags.threads as number | undefined;
   const { runTraining } = await import('../engine/train-loop.js');
   const dist = await import('./train-distributed.js');
-  const setup = await dist.distributedSetup(flags.deepspeedConfig as string | undefined, hyper, explicit, { device, threads });
+  const parallel = {
+    tensorModelParallelSize: flags.tensorModelParallelSize as number | undefined,
+    pipelineModelParallelSize: flags.pipelineModelParallelSize as number | undefined,
+    virtualPipelineModelParallelSize: flags.virtualPipelineModelParallelSize as number | undefined,
+    sequenceParallel: flags.sequenceParallel as boolean | undefined,
+    recomputeGranularity: flags.recomputeGranularity as string | undefined,
+    pipelineSchedule: flags.pipelineSchedule as string | undefined,
+  };
+  const setup = await dist.distributedSetup(flags.deepspeedConfig as string | undefined, hyper, explicit, { device, threads, parallel, model: { nLayer: Number(model.nLayer), nHead: Number(model.nHead) }, maxMemoryGb: flags.maxMemoryGb as number | undefined });
   let peak = flags.peakGflops as number | undefined;
   if (peak === undefined) {
     const { measurePeakGflops } = await import('../runtime/gemm-probe.js');
     const { availableParallelism } = await import('node:os');
     peak = await measurePeakGflops(threads ?? availableParallelism(), [1024]);
+  }
+  let init: Parameters<typeof runTraining>[0]['init'];
+  let tokenizerKind = flags.tokenizer as 'char' | 'bpe';
+  if (flags.model) {
+    const { loadModelDir } = await import('../models/hf/folder.js');
+    const hf = loadModelDir(String(flags.model), { blockSize: explicit.has('blockSize') ? (flags.blockSize as number) : undefined });
+    if (!hf.tokenizer) throw new UsageError(`atscale train: ${String(flags.model)} has no tokenizer.json; the data cannot be encoded for this model`);
+    init = { architecture: hf.model.architecture(), params: hf.params, tokenizer: hf.tokenizer };
+    tokenizerKind = hf.tokenizer.kind;
   }
   const out = String(flags.out);
   const monitor = { ...setup.monitor };
@@ -132,9 +157,10 @@ export async function run(argv: string[]): Promise<number> {
   try {
     const r = await runTraining({
       model,
+      init,
       hyper: setup.hyper,
       data: String(flags.data),
-      tokenizer: flags.tokenizer as 'char' | 'bpe',
+      tokenizer: tokenizerKind,
       bpeVocab: flags.bpeVocab as number,
       out,
       monitor,
@@ -145,6 +171,7 @@ export async function run(argv: string[]): Promise<number> {
       peakGflops: peak,
       rank: setup.rank,
       world: setup.world,
+      dataParallel: setup.dataParallel,
       makeTrainer: setup.makeTrainer,
       explicit,
       quiet: flags.quiet === true,

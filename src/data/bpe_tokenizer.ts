@@ -3,7 +3,8 @@
 // first, leftmost occurrence first), as Hugging Face `tokenizers` does. Any UTF-8 text round-trips
 // exactly because every byte has a token. The JSON form is Hugging Face's tokenizer.json.
 
-import { BYTE_TO_CHAR, charsToBytes, preTokenize } from './byte_level.js';
+import { BYTE_TO_CHAR, bytesToChars, charsToBytes, preTokenize } from './byte_level.js';
+import { compileSplitPattern, splitIsolated } from './split-pattern.js';
 import { fingerprintOf, type Tokenizer } from './tokenizer.js';
 
 /** Pair keys pack two ids into one number; ids stay below 2^21 (2M tokens) so keys stay exact. */
@@ -19,6 +20,12 @@ export interface BpeParts {
   specialTokens?: { content: string; id: number }[];
   /** Hugging Face ByteLevel option: prepend a space when the text does not start with one. */
   addPrefixSpace?: boolean;
+  /** A Split pre-tokenizer's regex (Llama 3, Qwen2) used instead of GPT-2's built-in one. */
+  splitPattern?: string;
+  /** BPE ignore_merges (Llama 3): a pre-token that is itself in the vocabulary is one token. */
+  ignoreMerges?: boolean;
+  /** Unicode normalization applied to text between special tokens (Qwen2: NFC). */
+  normalizer?: 'NFC';
 }
 
 const CACHE_LIMIT = 200_000;
@@ -34,6 +41,11 @@ export class BpeTokenizer implements Tokenizer {
   private readonly specialById = new Map<number, string>();
   private readonly specialSplit: RegExp | undefined;
   private readonly addPrefixSpace: boolean;
+  private readonly splitPattern: string | undefined;
+  private readonly split: RegExp | undefined;
+  private readonly ignoreMerges: boolean;
+  private readonly normalizer: 'NFC' | undefined;
+  private readonly idOf = new Map<string, number>();
   private cache = new Map<string, number[]>();
 
   constructor(parts: BpeParts) {
@@ -41,7 +53,11 @@ export class BpeTokenizer implements Tokenizer {
     this.merges = parts.merges.map(([a, b]) => [a, b]);
     this.specials = (parts.specialTokens ?? []).map((s) => ({ ...s }));
     this.addPrefixSpace = parts.addPrefixSpace ?? false;
-    const idOf = new Map<string, number>();
+    this.splitPattern = parts.splitPattern;
+    this.split = parts.splitPattern === undefined ? undefined : compileSplitPattern(parts.splitPattern);
+    this.ignoreMerges = parts.ignoreMerges ?? false;
+    this.normalizer = parts.normalizer;
+    const idOf = this.idOf;
     this.tokens.forEach((t, id) => {
       if (t === undefined) return;
       if (idOf.has(t)) throw new Error(`BPE tokenizer: token ${JSON.stringify(t)} has two ids (${idOf.get(t)} and ${id})`);
@@ -97,7 +113,9 @@ export class BpeTokenizer implements Tokenizer {
         out.push(this.specials.find((t) => t.content === seg)!.id);
         continue;
       }
-      for (const word of preTokenize(seg)) for (const id of this.encodeWord(word)) out.push(id);
+      const text = this.normalizer ? seg.normalize(this.normalizer) : seg;
+      const words = this.split ? splitIsolated(text, this.split) : preTokenize(text);
+      for (const word of words) for (const id of this.encodeWord(word)) out.push(id);
     }
     return Uint32Array.from(out);
   }
@@ -106,6 +124,8 @@ export class BpeTokenizer implements Tokenizer {
     const hit = this.cache.get(word);
     if (hit) return hit;
     const bytes = Buffer.from(word, 'utf8');
+    const whole = this.ignoreMerges ? this.idOf.get(bytesToChars(bytes)) : undefined;
+    if (whole !== undefined) return [whole];
     let ids: number[] = Array.from(bytes, (b) => this.byteIds[b]!);
     while (ids.length > 1) {
       let best: { rank: number; id: number } | undefined;
@@ -163,14 +183,15 @@ export class BpeTokenizer implements Tokenizer {
     this.tokens.forEach((t, id) => {
       if (t !== undefined) vocab[t] = id;
     });
-    const byteLevel = { type: 'ByteLevel', add_prefix_space: this.addPrefixSpace, trim_offsets: true, use_regex: true };
+    const byteLevel = { type: 'ByteLevel', add_prefix_space: this.addPrefixSpace, trim_offsets: true, use_regex: this.splitPattern === undefined };
+    const pre = this.splitPattern === undefined ? byteLevel : { type: 'Sequence', pretokenizers: [{ type: 'Split', pattern: { Regex: this.splitPattern }, behavior: 'Isolated', invert: false }, byteLevel] };
     return {
       version: '1.0',
       truncation: null,
       padding: null,
       added_tokens: this.specials.map((s) => ({ id: s.id, content: s.content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
-      normalizer: null,
-      pre_tokenizer: byteLevel,
+      normalizer: this.normalizer ? { type: this.normalizer } : null,
+      pre_tokenizer: pre,
       post_processor: null,
       decoder: { ...byteLevel },
       model: {
@@ -181,7 +202,7 @@ export class BpeTokenizer implements Tokenizer {
         end_of_word_suffix: null,
         fuse_unk: false,
         byte_fallback: false,
-        ignore_merges: false,
+        ignore_merges: this.ignoreMerges,
         vocab,
         // "a b" strings: byte-level tokens never contain a plain space, so this is unambiguous
         // and readable by every tokenizers release (newer ones also accept [a, b] arrays).
@@ -204,8 +225,8 @@ export interface HfTokenizerJSON {
   truncation: null;
   padding: null;
   added_tokens: { id: number; content: string; single_word: boolean; lstrip: boolean; rstrip: boolean; normalized: boolean; special: boolean }[];
-  normalizer: null;
-  pre_tokenizer: { type: string; add_prefix_space: boolean; trim_offsets: boolean; use_regex: boolean };
+  normalizer: { type: string } | null;
+  pre_tokenizer: { type: string; add_prefix_space?: boolean; trim_offsets?: boolean; use_regex?: boolean; pretokenizers?: object[] };
   post_processor: null;
   decoder: { type: string; add_prefix_space: boolean; trim_offsets: boolean; use_regex: boolean };
   model: {
@@ -239,10 +260,21 @@ export function parseHfTokenizerJSON(json: unknown): BpeParts {
     if (model[key] !== null && model[key] !== undefined && model[key] !== '') fail(`model.${key} is set; byte-level BPE does not use it`);
   }
   if (model.byte_fallback === true) fail('model.byte_fallback is true; only byte-level BPE is supported');
-  if (j['normalizer'] !== null && j['normalizer'] !== undefined) fail('"normalizer" is set; only tokenizers without a normalizer are supported');
-  const pre = j['pre_tokenizer'];
-  if (!pre || pre.type !== 'ByteLevel') fail(`pre_tokenizer.type must be "ByteLevel", got ${JSON.stringify(pre?.type)}`);
-  if (pre.use_regex === false) fail('pre_tokenizer.use_regex is false; only the GPT-2 split pattern is supported');
+  const norm = j['normalizer'];
+  if (norm !== null && norm !== undefined && norm.type !== 'NFC') fail(`normalizer.type is ${JSON.stringify(norm.type)}; byte-level BPE supports no normalizer or NFC`);
+  // GPT-2: ByteLevel with its built-in regex. Llama 3 / Qwen2: Sequence[Split(regex, Isolated), ByteLevel(use_regex false)].
+  let pre = j['pre_tokenizer'];
+  let splitPattern: string | undefined;
+  if (pre?.type === 'Sequence') {
+    const [split, byteLevel, ...rest] = pre.pretokenizers ?? [];
+    if (split?.type !== 'Split' || byteLevel?.type !== 'ByteLevel' || rest.length) fail('pre_tokenizer Sequence must be [Split, ByteLevel] (the Llama 3 / Qwen2 form)');
+    if (typeof split.pattern?.Regex !== 'string') fail('pre_tokenizer.pretokenizers[0].pattern must be {"Regex": "..."}');
+    if (split.behavior !== 'Isolated' || split.invert === true) fail(`pre_tokenizer.pretokenizers[0]: behavior ${JSON.stringify(split.behavior)} invert ${JSON.stringify(split.invert)}; only Isolated, not inverted, is supported`);
+    if (byteLevel.use_regex !== false) fail('pre_tokenizer.pretokenizers[1].use_regex must be false after a Split (two regexes would both apply)');
+    splitPattern = split.pattern.Regex as string;
+    pre = byteLevel;
+  } else if (!pre || pre.type !== 'ByteLevel') fail(`pre_tokenizer.type must be "ByteLevel" or a [Split, ByteLevel] Sequence, got ${JSON.stringify(pre?.type)}`);
+  else if (pre.use_regex === false) fail('pre_tokenizer.use_regex is false without a Split before it; nothing would split the text');
   if (j['decoder'] && j['decoder'].type !== 'ByteLevel') fail(`decoder.type must be "ByteLevel", got ${JSON.stringify(j['decoder'].type)}`);
   const vocab = model.vocab;
   if (typeof vocab !== 'object' || vocab === null) fail('model.vocab must be an object of token -> id');
@@ -273,5 +305,5 @@ export function parseHfTokenizerJSON(json: unknown): BpeParts {
     return { content: t.content as string, id: t.id as number };
   });
   // An added token that is also a vocab entry keeps its id; it is matched verbatim either way.
-  return { tokens, merges, specialTokens, addPrefixSpace: pre.add_prefix_space === true };
+  return { tokens, merges, specialTokens, addPrefixSpace: pre.add_prefix_space === true, splitPattern, ignoreMerges: model.ignore_merges === true, normalizer: norm ? 'NFC' : undefined };
 }

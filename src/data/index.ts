@@ -3,7 +3,10 @@ export { type Tokenizer, canonicalJson, fingerprintOf, assertSameTokenizer } fro
 export { CharTokenizer, type CharTokenizerJSON } from './char_tokenizer.js';
 export { BpeTokenizer, type BpeParts, type HfTokenizerJSON, parseHfTokenizerJSON } from './bpe_tokenizer.js';
 export { trainBpe, type BpeTrainOptions } from './bpe_train.js';
-export { tokenizerFromJSON, loadTokenizer } from './tokenizer_json.js';
+export { tokenizerFromJSON, tokenizerFromHfJSON, loadTokenizer } from './tokenizer_json.js';
+export { SentencePieceBpe } from './sentencepiece-bpe.js';
+export { JinjaChatTemplate, type TemplateMessage } from './chat-template.js';
+export { compileSplitPattern, splitIsolated } from './split-pattern.js';
 export { readText, isUrl, type ReadTextOptions } from './read_text.js';
 export {
   prepareCorpus,

@@ -3,7 +3,7 @@
 // little-endian uint16 (vocab <= 65536) or uint32 files, with a meta.json that records the
 // tokenizer so the ids can be decoded and checked against a checkpoint later.
 
-import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync, existsSync, renameSync } from 'node:fs';
 import { endianness } from 'node:os';
 import { join } from 'node:path';
 import type { Tokenizer } from './tokenizer.js';
@@ -83,8 +83,8 @@ export function prepareCorpus(text: string, tokenizer: Tokenizer, outDir: string
   const trainFraction = options.trainFraction ?? 0.9;
   const { train, val, dtype } = splitAndEncode(text, tokenizer, trainFraction, options.onProgress);
   mkdirSync(outDir, { recursive: true });
-  writeFileSync(join(outDir, 'train.bin'), new Uint8Array(train.buffer, train.byteOffset, train.byteLength));
-  writeFileSync(join(outDir, 'val.bin'), new Uint8Array(val.buffer, val.byteOffset, val.byteLength));
+  writeAtomic(join(outDir, 'train.bin'), new Uint8Array(train.buffer, train.byteOffset, train.byteLength));
+  writeAtomic(join(outDir, 'val.bin'), new Uint8Array(val.buffer, val.byteOffset, val.byteLength));
   const meta: CorpusMeta = {
     format: 'atscale-corpus',
     version: 1,
@@ -97,8 +97,16 @@ export function prepareCorpus(text: string, tokenizer: Tokenizer, outDir: string
     tokenizerFingerprint: tokenizer.fingerprint(),
     ...(options.source !== undefined ? { source: options.source } : {}),
   };
-  writeFileSync(join(outDir, 'meta.json'), JSON.stringify(meta) + '\n');
+  writeAtomic(join(outDir, 'meta.json'), JSON.stringify(meta) + '\n');
   return meta;
+}
+
+/** Temp name + rename: ranks of one job preparing the same corpus into the same directory
+ * never see each other's half-written files (each writes identical bytes). */
+function writeAtomic(path: string, data: Uint8Array | string): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, data);
+  renameSync(tmp, path);
 }
 
 /** Reads a raw token file written by prepareCorpus. */

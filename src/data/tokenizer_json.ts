@@ -1,9 +1,11 @@
 // Restores any tokenizer from the JSON its toJSON() wrote (as stored in a checkpoint or in a
-// prepared corpus's meta.json); a Hugging Face tokenizer.json with a BPE model is accepted too.
+// prepared corpus's meta.json); a Hugging Face tokenizer.json with a BPE model is accepted too,
+// in either of the forms published models use (byte-level, or SentencePiece with byte fallback).
 
 import { readFileSync } from 'node:fs';
 import { BpeTokenizer } from './bpe_tokenizer.js';
 import { CharTokenizer, type CharTokenizerJSON } from './char_tokenizer.js';
+import { isSentencePieceBpe, SentencePieceBpe } from './sentencepiece-bpe.js';
 import type { Tokenizer } from './tokenizer.js';
 
 export function tokenizerFromJSON(json: unknown): Tokenizer {
@@ -11,7 +13,7 @@ export function tokenizerFromJSON(json: unknown): Tokenizer {
   const j = json as Record<string, unknown>;
   if (j['kind'] === 'char') return CharTokenizer.fromJSON(j as unknown as CharTokenizerJSON);
   const model = j['model'] as Record<string, unknown> | undefined;
-  if (model && typeof model === 'object') return BpeTokenizer.fromJSON(j);
+  if (model && typeof model === 'object') return tokenizerFromHfJSON(j);
   throw new Error('tokenizer JSON: neither a char tokenizer ({"kind": "char", ...}) nor a tokenizer.json with a "model"');
 }
 
@@ -29,5 +31,11 @@ export function loadTokenizer(path: string): Tokenizer {
   } catch (e) {
     throw new Error(`tokenizer file ${path} is not valid JSON: ${(e as Error).message}`);
   }
-  return tokenizerFromJSON(json);
+  const hf = typeof json === 'object' && json !== null && 'model' in json;
+  return hf ? tokenizerFromHfJSON(json as Record<string, unknown>) : tokenizerFromJSON(json);
+}
+
+/** A Hugging Face tokenizer.json: byte-level BPE (GPT-2, Llama 3, Qwen2) or SentencePiece BPE (Llama 2). */
+export function tokenizerFromHfJSON(json: Record<string, unknown>): Tokenizer {
+  return isSentencePieceBpe(json as Record<string, any>) ? new SentencePieceBpe(json as Record<string, any>) : BpeTokenizer.fromJSON(json);
 }

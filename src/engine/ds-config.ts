@@ -42,6 +42,7 @@ export class DeepSpeedConfigError extends Error {
 }
 
 const DEFAULT_BUCKET = 500_000_000;
+// pipeline, tensor_parallel and activation_checkpointing are parsed by mesh/config.ts.
 const MONITOR_KEYS = ['enabled', 'output_path', 'job_name'];
 const OPT_KEYS = ['type', 'params'];
 const OPT_PARAM_KEYS = ['lr', 'betas', 'eps', 'weight_decay', 'adam_w_mode'];

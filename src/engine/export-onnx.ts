@@ -1,4 +1,4 @@
-// The forward graph of a trained GPT with its weights folded in as ONNX initializers.
+// The forward graph of a trained model with its weights folded in as ONNX initializers.
 import { hostValue } from '../ir/value.js';
 import { optimize } from '../ir/passes.js';
 import { constant } from '../tensor/tensor.js';
@@ -17,7 +17,7 @@ export function exportOnnx(model: LanguageModel, params: Float32Array, batch: nu
     const weight = (s: Slot) => constant(hostValue('float32', s.shape, layout.view(params, s.name)), t.graph);
     return withParams(layout.slots, weight, () => ({ inputs: [ids], outputs: [model.forward(ids)] }));
   });
-  const { graph } = lowerProgram(optimize(program), 'atscale-gpt');
+  const { graph } = lowerProgram(optimize(program), `atscale-${model.family}`);
   // Friendlier external names than the internal in_/out_ convention.
   graph.inputs[0]!.name = 'input_ids';
   graph.outputs[0]!.name = 'logits';

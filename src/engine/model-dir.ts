@@ -1,5 +1,6 @@
 // One way to open any model directory atscale writes, for every command that uses a model
 // (finetune, eval, sample, serve, merge):
+//   a Hugging Face model folder (config.json, safetensors, tokenizer.json);
 //   a checkpoint directory (atscale train's OUT/ckpt, atscale finetune's OUT/model);
 //   a run directory that holds one of those (OUT with ckpt/ or model/ inside);
 //   a LoRA adapter directory (adapter_config.json), or a fine-tune run holding adapter/,
@@ -10,7 +11,8 @@ import type { Tokenizer } from '../data/index.js';
 import { PLAIN_CHAT_TEMPLATE, type ChatTemplate } from '../data/finetune-examples.js';
 import type { LanguageModel } from '../models/model.js';
 import { LoraModel } from '../models/lora-model.js';
-import { loadTrainedModel } from './load-trained.js';
+import { loadAnyModel, loadTrainedModel } from './load-trained.js';
+import { isHfModelDir, type LoadedModelDir } from '../models/hf/folder.js';
 import { adapterParams, loraFromAdapterConfig, readAdapter } from './adapter-dir.js';
 
 export interface OpenedModel {
@@ -23,6 +25,10 @@ export interface OpenedModel {
   dir: string;
   adapterDir?: string;
   meta: Record<string, unknown>;
+  /** Ids every prompt starts with (BOS, when a Hugging Face tokenizer_config asks for it). */
+  promptPrefix?: number[];
+  /** Set for a Hugging Face folder: its config, dtypes, tokenizer_config and Jinja chat template. */
+  hf?: LoadedModelDir;
 }
 
 const isAdapterDir = (d: string) => existsSync(join(d, 'adapter_config.json'));
@@ -38,7 +44,11 @@ export function resolveModelDir(dir: string): string {
 }
 
 /** Opens a base model (no adapter). */
-export function openBase(dir: string): OpenedModel {
+export function openBase(dir: string, opts: { blockSize?: number } = {}): OpenedModel {
+  if (isHfModelDir(dir)) {
+    const m = loadAnyModel(dir, opts);
+    return { model: m.model, params: m.params, tokenizer: m.tokenizer, chatTemplate: PLAIN_CHAT_TEMPLATE, dir: resolve(dir), meta: {}, promptPrefix: m.promptPrefix, hf: m.hf };
+  }
   const d = resolveModelDir(dir);
   if (isAdapterDir(d)) throw new Error(`${d} is a LoRA adapter, not a base model; pass it as --adapter with --model BASE`);
   const r = loadTrainedModel(d);
@@ -48,7 +58,7 @@ export function openBase(dir: string): OpenedModel {
 }
 
 /** Opens `dir` (a base or an adapter) with an optional separate adapter directory. */
-export function openModel(dir: string, adapter?: string): OpenedModel {
+export function openModel(dir: string, adapter?: string, opts: { blockSize?: number } = {}): OpenedModel {
   const d = resolveModelDir(dir);
   let adapterDir = adapter ? resolveModelDir(adapter) : undefined;
   let baseDir = d;
@@ -57,7 +67,7 @@ export function openModel(dir: string, adapter?: string): OpenedModel {
     adapterDir = d;
     baseDir = readAdapter(d).config.base_model_name_or_path;
   }
-  const base = openBase(baseDir);
+  const base = openBase(baseDir, opts);
   if (!adapterDir) return base;
   if (!isAdapterDir(adapterDir)) throw new Error(`--adapter ${adapterDir} has no adapter_config.json; it is not a LoRA adapter directory`);
   const a = readAdapter(adapterDir);

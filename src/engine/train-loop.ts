@@ -4,8 +4,8 @@ import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Rng, type RngState } from '../tensor/rng.js';
 import { ShardedBatchSampler, startsAfter, type Tokenizer } from '../data/index.js';
-import { GPT } from '../models/gpt.js';
-import { type GPTConfig, gptConfig, gptFlopsPerToken } from '../models/config.js';
+import type { LanguageModel } from '../models/model.js';
+import { type Architecture, createModel } from '../models/registry.js';
 import type { TrainHyper } from '../models/presets.js';
 import { cosineLr } from '../optim/schedule.js';
 import { loadRunData, type TokenizerKind } from './run-data.js';
@@ -16,7 +16,11 @@ import { Progress } from './progress.js';
 import { openMonitors, JsonlMonitor, ProgressBar, type MetricRecord, type Monitor, type MonitorOptions } from '../monitor/index.js';
 
 export interface RunOptions {
-  model: Partial<GPTConfig>;
+  /** The architecture (family and sizes); the vocabulary comes from the tokenizer. */
+  model: Architecture;
+  /** A pretrained model to start from (a Hugging Face folder): its architecture, weights and
+   * tokenizer replace `model`, the seeded init and the tokenizer built from the data. */
+  init?: { architecture: Architecture; params: Float32Array; tokenizer: Tokenizer };
   hyper: TrainHyper;
   data: string;
   tokenizer: TokenizerKind;
@@ -32,8 +36,11 @@ export interface RunOptions {
   /** Data-parallel rank and world (1 process: 0 of 1). */
   rank?: number;
   world?: number;
+  /** With pipeline or tensor parallelism: this rank's data-parallel replica and their count
+   * (batches are sharded over these, not over all ranks); default rank of world. */
+  dataParallel?: { rank: number; size: number };
   /** Builds the trainer for a model (default: LocalTrainer); the ZeRO engine plugs in here. */
-  makeTrainer?: (model: GPT, microBatch: number, seed: number) => Promise<Trainer>;
+  makeTrainer?: (model: LanguageModel, microBatch: number, seed: number) => Promise<Trainer>;
   /** Settings the user gave explicitly (camelCase hyper keys, 'seed'); on resume only these
    * override the checkpoint's, and batch size, accumulation and seed may not change. */
   explicit?: ReadonlySet<string>;
@@ -45,7 +52,7 @@ export interface RunOptions {
 }
 
 export interface RunResult {
-  model: GPT;
+  model: LanguageModel;
   trainer: Trainer;
   tokenizer: Tokenizer;
   losses: { iter: number; loss: number }[];
@@ -55,7 +62,10 @@ export interface RunResult {
 
 interface Meta {
   iter: number;
-  config: GPTConfig;
+  /** The model's architecture() record (family and sizes). */
+  architecture: Architecture;
+  /** Checkpoints written before families existed: a GPT-2 config. */
+  config?: Architecture;
   hyper: TrainHyper;
   seed: number;
   trainRng: RngState;
@@ -67,6 +77,8 @@ interface Meta {
 export async function runTraining(o: RunOptions): Promise<RunResult> {
   const rank = o.rank ?? 0;
   const world = o.world ?? 1;
+  const dataRank = o.dataParallel?.rank ?? rank;
+  const dataWorld = o.dataParallel?.size ?? world;
   const ckptDir = join(o.out, 'ckpt');
   let meta: Meta | undefined;
   let resumeFiles: Record<string, string> | undefined;
@@ -77,32 +89,37 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     resumeFiles = ck.files;
     if (!resumeFiles['tokenizer.json']) throw new Error(`checkpoint ${o.resume} has no tokenizer.json; it was not written by atscale train`);
   }
-  const config = gptConfig(meta ? meta.config : o.model);
+  let arch: Architecture = meta ? (meta.architecture ?? meta.config!) : (o.init?.architecture ?? o.model);
+  if (o.init && (meta || o.makeTrainer)) throw new Error('starting from a pretrained model (--model) works with one process and no resume; drop --resume / --deepspeed-config');
+  const blockSize = createModel(arch).dims.blockSize;
   const h = meta ? resumedHyper(meta, o) : o.hyper;
   const seed = meta ? meta.seed : o.seed;
-  if (h.batchSize % world !== 0) throw new Error(`batch size ${h.batchSize} is not divisible by the ${world} data-parallel ranks`);
+  if (h.batchSize % dataWorld !== 0) throw new Error(`batch size ${h.batchSize} is not divisible by the ${dataWorld} data-parallel ranks`);
   for (const [k, v] of Object.entries(h)) if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`training setting ${k} must be a number, got ${String(v)}`);
   if (!(h.maxIters >= 0 && h.gradAccum >= 1 && h.batchSize >= 1 && h.evalIters >= 1 && h.evalInterval >= 1)) {
     throw new Error('max-iters must be >= 0, and batch-size, grad-accum, eval-iters and eval-interval >= 1');
   }
   mkdirSync(o.out, { recursive: true });
-  const restored = resumeFiles ? (JSON.parse(resumeFiles['tokenizer.json']!) as object) : undefined;
-  const data = await loadRunData(o.data, o.tokenizer, o.out, { bpeVocab: o.bpeVocab, restored, blockSize: config.blockSize, quiet: o.quiet || rank !== 0 });
+  const restored = resumeFiles ? (JSON.parse(resumeFiles['tokenizer.json']!) as object) : o.init?.tokenizer.toJSON();
+  const data = await loadRunData(o.data, o.tokenizer, o.out, { bpeVocab: o.bpeVocab, restored, blockSize, quiet: o.quiet || rank !== 0 });
   if (meta && data.tokenizer.fingerprint() !== meta.tokenizer) throw new Error(`the tokenizer does not match checkpoint ${o.resume}`);
-  if (!meta) config.vocabSize = data.tokenizer.vocabSize;
-  else if (config.vocabSize !== data.tokenizer.vocabSize) throw new Error(`checkpoint vocab ${config.vocabSize} != tokenizer vocab ${data.tokenizer.vocabSize}`);
+  if (o.init) {
+    if (data.tokenizer.vocabSize > Number(arch.vocabSize)) throw new Error(`the model's tokenizer has ${data.tokenizer.vocabSize} ids but its embedding ${String(arch.vocabSize)} rows`);
+  } else if (!meta) arch = { ...arch, vocabSize: data.tokenizer.vocabSize };
+  // A Hugging Face model's embedding may have spare rows past its tokenizer's ids.
+  else if (data.tokenizer.vocabSize > Number(arch.vocabSize)) throw new Error(`checkpoint vocab ${String(arch.vocabSize)} < tokenizer vocab ${data.tokenizer.vocabSize}`);
 
-  const model = new GPT(config);
-  const micro = h.batchSize / world;
-  const shape = { batch: micro, seq: config.blockSize };
+  const model = createModel(arch);
+  const micro = h.batchSize / dataWorld;
+  const shape = { batch: micro, seq: blockSize };
   const trainer: Trainer = o.makeTrainer
     ? await o.makeTrainer(model, micro, seed)
-    : new LocalTrainer(model, { shape, optimizer: { lr: h.lr, beta1: h.beta1, beta2: h.beta2, eps: 1e-8, weightDecay: h.weightDecay }, gradClip: h.gradClip, gradAccum: h.gradAccum, seed, device: o.device, threads: o.threads });
+    : new LocalTrainer(model, { initialParams: o.init?.params, shape, optimizer: { lr: h.lr, beta1: h.beta1, beta2: h.beta2, eps: 1e-8, weightDecay: h.weightDecay }, gradClip: h.gradClip, gradAccum: h.gradAccum, seed, device: o.device, threads: o.threads });
   const align = o.alignAfter === undefined ? undefined : data.tokenizer.encode(o.alignAfter);
   if (align && align.length !== 1) throw new Error(`alignAfter must encode to exactly one token, got ${align.length}`);
   const startsIn = (tokens: ArrayLike<number>) => (align ? startsAfter(tokens, align[0]!) : undefined);
-  const trainSampler = new ShardedBatchSampler(data.train, config.blockSize, h.batchSize, rank, world, new Rng(seed), startsIn(data.train));
-  const valSampler = new ShardedBatchSampler(data.val, config.blockSize, h.batchSize, rank, world, new Rng(seed + 1), startsIn(data.val));
+  const trainSampler = new ShardedBatchSampler(data.train, blockSize, h.batchSize, dataRank, dataWorld, new Rng(seed), startsIn(data.train));
+  const valSampler = new ShardedBatchSampler(data.val, blockSize, h.batchSize, dataRank, dataWorld, new Rng(seed + 1), startsIn(data.val));
   let start = 0;
   if (meta) {
     await trainer.load(o.resume!);
@@ -115,12 +132,12 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   // Rank 0 writes the run's metrics; with several ranks each one also logs its own step time
   // (ranks/rank-R.jsonl), so a straggler shows up in the dashboard.
   const monitor: Monitor | undefined = rank === 0 ? openMonitors(o.out, o.monitor) : undefined;
-  if (rank === 0) writeRunInfo(o.out, { config, hyper: h, seed, world, data: o.data, tokenizer: o.tokenizer, device: o.device ?? 'cpu', resumedFrom: o.resume ?? null, started: new Date().toISOString() });
+  if (rank === 0) writeRunInfo(o.out, { config: model.architecture(), hyper: h, seed, world, data: o.data, tokenizer: o.tokenizer, device: o.device ?? 'cpu', resumedFrom: o.resume ?? null, started: new Date().toISOString() });
   const rankLog = world > 1 ? new JsonlMonitor(join(o.out, 'ranks', `rank-${rank}.jsonl`)) : undefined;
   const log = (rec: MetricRecord) => monitor?.write(rec);
   const schedule = { lr: h.lr, minLr: h.minLr, warmupIters: h.warmupIters, decayIters: h.decayIters };
-  const tokensPerIter = h.batchSize * h.gradAccum * config.blockSize;
-  const flopsPerIter = gptFlopsPerToken(config) * tokensPerIter;
+  const tokensPerIter = h.batchSize * h.gradAccum * blockSize;
+  const flopsPerIter = model.flopsPerToken(blockSize) * tokensPerIter;
   const progress = new Progress(h.maxIters, o.quiet || rank !== 0);
   const losses: { iter: number; loss: number }[] = [];
 
@@ -137,7 +154,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   let saved = false;
   const save = async (iter: number) => {
     saved = true;
-    const m: Meta = { iter, config, hyper: h, seed, trainRng: trainSampler.getState(), valRng: valSampler.getState(), tokenizer: data.tokenizer.fingerprint(), world };
+    const m: Meta = { iter, architecture: model.architecture(), hyper: h, seed, trainRng: trainSampler.getState(), valRng: valSampler.getState(), tokenizer: data.tokenizer.fingerprint(), world };
     await trainer.save(ckptDir, m as unknown as Record<string, unknown>, { 'tokenizer.json': JSON.stringify(data.tokenizer.toJSON()) });
   };
 

@@ -1,5 +1,6 @@
-// The basic layers. Linear stores its weight [in, out] (GPT-2's layout), so y = x W + b
-// needs no transpose in the graph.
+// The basic layers. Linear stores its weight [in, out] (GPT-2's layout) by default, so
+// y = x W + b needs no transpose in the graph; `outIn` stores it [out, in] (torch.nn.Linear's
+// layout, used by Llama checkpoints) so such weights load and save byte for byte.
 import type { Tensor } from '../tensor/tensor.js';
 import { layerNorm, dropout, dropoutUnscaled } from '../tensor/functional.js';
 import { Module, type Parameter } from './module.js';
@@ -12,18 +13,20 @@ export interface LinearAdapter {
 export class Linear extends Module {
   readonly weight: Parameter;
   readonly bias: Parameter | undefined;
-  /** How the weight is stored: [in, out] here (GPT-2's Conv1D); merging an adapter reads it. */
-  readonly weightLayout: 'in,out' | 'out,in' = 'in,out';
+  /** How the weight is stored: [in, out] (GPT-2's Conv1D) or [out, in] (Llama); merging an adapter reads it. */
+  readonly weightLayout: 'in,out' | 'out,in';
   adapter: LinearAdapter | undefined;
 
-  constructor(readonly inFeatures: number, readonly outFeatures: number, opts: { bias?: boolean; std?: number } = {}) {
+  constructor(readonly inFeatures: number, readonly outFeatures: number, opts: { bias?: boolean; std?: number; outIn?: boolean } = {}) {
     super();
-    this.weight = this.param('weight', [inFeatures, outFeatures], { kind: 'normal', std: opts.std ?? 0.02 }, true);
+    this.weightLayout = opts.outIn ? 'out,in' : 'in,out';
+    const shape = opts.outIn ? [outFeatures, inFeatures] : [inFeatures, outFeatures];
+    this.weight = this.param('weight', shape, { kind: 'normal', std: opts.std ?? 0.02 }, true);
     this.bias = opts.bias === false ? undefined : this.param('bias', [outFeatures], { kind: 'const', value: 0 }, false);
   }
 
   forward(x: Tensor, key?: Tensor): Tensor {
-    const y = x.matmul(this.weight.value);
+    const y = x.matmul(this.weightLayout === 'out,in' ? this.weight.value.transpose(0, 1) : this.weight.value);
     const out = this.bias ? y.add(this.bias.value) : y;
     return this.adapter ? out.add(this.adapter.forward(x, key)) : out;
   }
@@ -56,6 +59,20 @@ export class LayerNorm extends Module {
 
   forward(x: Tensor): Tensor {
     return layerNorm(x, this.weight.value, this.bias?.value, this.eps);
+  }
+}
+
+/** RMSNorm (Zhang & Sennrich 2019): x / sqrt(mean(x^2) + eps) * weight, no centring, no bias. */
+export class RMSNorm extends Module {
+  readonly weight: Parameter;
+
+  constructor(readonly dim: number, readonly eps = 1e-6) {
+    super();
+    this.weight = this.param('weight', [dim], { kind: 'const', value: 1 }, false);
+  }
+
+  forward(x: Tensor): Tensor {
+    return x.mul(x.square().mean(-1, true).add(this.eps).rsqrt()).mul(this.weight.value);
   }
 }
 

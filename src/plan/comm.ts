@@ -1,8 +1,20 @@
-// Collective times on a cluster of nodes: a ring inside the node over NVLink and a ring across
-// nodes over InfiniBand, composed hierarchically as NCCL does. Every GPU has its own NIC rail
-// (node bandwidth / GPUs per node), so groups running side by side do not share links.
+// Collective times over a cluster's topology, by algorithm as NCCL runs them: rings inside a
+// node over NVLink, rings or trees across nodes over each GPU's own NIC rail, composed
+// hierarchically (reduce-scatter in the node, the 1/k shard across nodes, all-gather in the
+// node). Each link has a latency and a bandwidth; bandwidth is the line rate times the
+// bus-bandwidth efficiency nccl-tests reach on it:
+// - NVLink: nccl-tests all_reduce on 8 A100 SXM reaches about 230-240 GB/s bus bandwidth of
+//   the 300 GB/s one-way NVLink 3 (NVIDIA DGX A100 user guide / nccl-tests reports): 0.78;
+//   DGX H100 reaches about 360-370 GB/s of 450 without NVLS: 0.8. 0.78 is taken for both.
+// - InfiniBand / RoCE: multi-node all_reduce on DGX A100 with 8 x 200 Gbit/s HDR reaches about
+//   185-190 GB/s bus bandwidth of the 200 GB/s the NICs carry (NVIDIA SuperPOD reference
+//   architecture, nccl-tests): 0.92.
+// Traffic that leaves a full-bisection domain (a leaf, a pod) shares the oversubscribed
+// uplinks: its bandwidth is divided by the oversubscription.
 import { EFFICIENCY } from './efficiency.js';
 import type { ClusterSpec } from './specs.js';
+
+export const LINK_EFFICIENCY = { nvlink: 0.78, network: 0.92 };
 
 /** A communicator: `size` ranks, `perNode` of them on each node they span. */
 export interface Group {
@@ -12,36 +24,52 @@ export interface Group {
 
 export function intraNodeBytesPerS(c: ClusterSpec): number {
   // Vendors quote NVLink both directions together; a ring sends one way on each link.
-  return (c.node.intraNodeGBs / 2) * 1e9 * EFFICIENCY.link;
+  return (c.node.intraNodeGBs / 2) * 1e9 * LINK_EFFICIENCY.nvlink;
 }
 
-export function interNodeBytesPerSPerGpu(c: ClusterSpec): number {
-  return ((c.interNodeGbits / 8) * 1e9 * EFFICIENCY.link) / c.node.gpusPerNode;
+/** One GPU's share of its node's NICs (its rail), after oversubscription if the group of
+ * `nodes` nodes spans more than one full-bisection domain. */
+export function interNodeBytesPerSPerGpu(c: ClusterSpec, nodes = 2): number {
+  const line = ((c.interNodeGbits / 8) * 1e9 * LINK_EFFICIENCY.network) / c.node.gpusPerNode;
+  const net = c.network;
+  if (!net || nodes <= net.fullBisectionNodes) return line;
+  return line / net.oversubscription;
 }
 
 /**
  * Ranks of a group whose members are `stride` apart in the global rank order share a node
- * this many at a time (Megatron orders ranks TP fastest, then DP, then PP).
+ * this many at a time (Megatron orders ranks TP fastest, then CP, DP, PP).
  */
 export function groupOf(size: number, stride: number, gpusPerNode: number): Group {
   const perNode = Math.max(1, Math.min(size, Math.floor(gpusPerNode / stride)));
   return { size, perNode };
 }
 
+/** Ring across n participants moving `bytes` per rank for an all-reduce: 2(n-1)/n of it. */
+function ring(n: number, bytes: number, bw: number, latency: number): number {
+  return (2 * (n - 1) * bytes) / n / bw + 2 * (n - 1) * latency;
+}
+
+/** NCCL's double binary tree: the full message up and down, pipelined; log2 n latency. */
+function tree(n: number, bytes: number, bw: number, latency: number): number {
+  return (2 * bytes) / bw + 2 * Math.ceil(Math.log2(n)) * latency;
+}
+
 /**
  * Hierarchical all-reduce of `bytes` per rank: reduce-scatter inside the node, all-reduce of
- * the 1/k shard across nodes, all-gather inside the node. Ring bandwidth term 2(n-1)/n; the
- * latency term counts ring steps inside a node and a tree's 2 log2(nodes) steps across.
+ * the 1/k shard across nodes on each GPU's rail (ring or tree, whichever is faster, as NCCL
+ * picks by size), all-gather inside the node.
  */
 export function allReduceSeconds(c: ClusterSpec, g: Group, bytes: number): number {
   if (g.size <= 1 || bytes <= 0) return 0;
   const k = g.perNode;
   const nodes = g.size / k;
   let t = 0;
-  if (k > 1) t += (2 * (k - 1) * bytes) / k / intraNodeBytesPerS(c) + 2 * (k - 1) * EFFICIENCY.intraNodeLatencyS;
+  if (k > 1) t += ring(k, bytes, intraNodeBytesPerS(c), EFFICIENCY.intraNodeLatencyS);
   if (nodes > 1) {
-    t += (2 * (nodes - 1) * (bytes / k)) / nodes / interNodeBytesPerSPerGpu(c);
-    t += 2 * Math.ceil(Math.log2(nodes)) * c.interNodeLatencyUs * 1e-6;
+    const bw = interNodeBytesPerSPerGpu(c, nodes);
+    const lat = c.interNodeLatencyUs * 1e-6;
+    t += Math.min(ring(nodes, bytes / k, bw, lat), tree(nodes, bytes / k, bw, lat));
   }
   return t;
 }
@@ -49,6 +77,19 @@ export function allReduceSeconds(c: ClusterSpec, g: Group, bytes: number): numbe
 /** All-gather or reduce-scatter: half an all-reduce (`bytes` is the full, unsharded size). */
 export function allGatherSeconds(c: ClusterSpec, g: Group, bytes: number): number {
   return allReduceSeconds(c, g, bytes) / 2;
+}
+
+/**
+ * All-to-all of `bytes` per rank (expert dispatch or combine): each rank keeps 1/n and sends
+ * the rest; the part for ranks on other nodes leaves through the GPU's NIC rail.
+ */
+export function allToAllSeconds(c: ClusterSpec, g: Group, bytes: number): number {
+  if (g.size <= 1 || bytes <= 0) return 0;
+  const n = g.size, k = g.perNode;
+  const local = (bytes * (k - 1)) / n / intraNodeBytesPerS(c);
+  const nodes = n / k;
+  const remote = nodes > 1 ? (bytes * (n - k)) / n / interNodeBytesPerSPerGpu(c, nodes) + c.interNodeLatencyUs * 1e-6 * Math.min(n - k, 8) : 0;
+  return Math.max(local, remote) + EFFICIENCY.intraNodeLatencyS * Math.min(k, 8);
 }
 
 /** Point-to-point send between neighbouring ranks, inside a node or across nodes. */

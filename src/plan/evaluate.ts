@@ -1,13 +1,15 @@
 // One layout, fully evaluated: memory per GPU, step time by cause, throughput, utilisation,
 // and what the whole token budget costs in days, GPU-hours and dollars.
 import { type MemoryBreakdown, memoryPerGpu, usableMemoryGB } from './memory.js';
-import { iterationFlops, paramCount } from './params-flops.js';
+import { activeParamCount, iterationFlops, paramCount } from './params-flops.js';
 import { type ClusterSpec, type ModelSpec, type TrainingSpec, peakFlops } from './specs.js';
 import { type TimeBreakdown, stepTime } from './time.js';
 
 export interface PlanResult {
   model: ModelSpec;
   cluster: string;
+  /** The cluster's description (states the topology when a preset was scaled). */
+  clusterNote?: string;
   training: TrainingSpec;
   params: number;
   memory: MemoryBreakdown;
@@ -40,6 +42,7 @@ export function evaluate(m: ModelSpec, c: ClusterSpec, t: TrainingSpec): PlanRes
   return {
     model: m,
     cluster: c.name,
+    ...(c.note !== undefined ? { clusterNote: c.note } : {}),
     training: t,
     params: paramCount(m),
     memory,
@@ -67,8 +70,11 @@ export function toJson(r: PlanResult): Record<string, unknown> {
     layout: {
       gpus: t.gpus, tp: t.tp, pp: t.pp, dp: t.dp, interleave: t.interleave, global_batch: t.globalBatch, micro_batch: t.microBatch,
       seq_len: t.seqLen, dtype: t.dtype, zero: t.zero, recompute: t.recompute, sequence_parallel: t.sequenceParallel, tokens: t.tokens,
+      cp: t.cp ?? 1, ep: t.ep ?? 1, schedule: t.schedule ?? '1f1b', attention: t.attention ?? 'flash', stage_layers: t.stageLayers,
     },
+    cluster_note: r.clusterNote,
     params: r.params,
+    active_params: activeParamCount(r.model),
     memory_gb_per_gpu: {
       params: round(r.memory.params), grads: round(r.memory.grads), optimizer: round(r.memory.optimizer),
       activations: round(r.memory.activations), overhead: r.memory.overhead, total: round(r.memory.total), limit: round(r.memoryLimitGB),

@@ -28,6 +28,7 @@ export function formatPlan(r: PlanResult): string {
   const head = [
     `model ${m.name}: ${human(r.params)} parameters (${m.layers} layers, hidden ${m.hidden}, ${m.heads} heads, ffn ${m.ffn}, vocab ${m.vocab}, context ${m.seqLen})`,
     `cluster ${r.cluster}, ${t.gpus} GPUs: ${describeLayout(t)}`,
+    ...(r.clusterNote ? [`  (${r.clusterNote})`] : []),
     `global batch ${t.globalBatch} x ${t.seqLen} tokens, ${t.globalBatch / (t.microBatch * t.dp)} micro-batches per step, ${t.dtype}`,
     '',
   ];

@@ -1,6 +1,6 @@
 // Checks that a parallel layout is possible for a model and a cluster. Every error shows the
 // arithmetic that failed and what would make it work.
-import { type ClusterSpec, type ModelSpec, PlanInputError, RECOMPUTES, type TrainingSpec, clusterGpus, defaultDtype } from './specs.js';
+import { type ClusterSpec, type ModelSpec, PlanInputError, RECOMPUTES, SCHEDULES, type TrainingSpec, clusterGpus, defaultDtype, divisorList } from './specs.js';
 
 /** What a user gives: anything left out is derived (dp from gpus) or defaulted. */
 export type LayoutInput = Partial<TrainingSpec>;
@@ -20,17 +20,20 @@ function near(n: number, options: number[]): string {
 export function resolveLayout(m: ModelSpec, c: ClusterSpec, l: LayoutInput): TrainingSpec {
   const tp = l.tp ?? 1;
   const pp = l.pp ?? 1;
+  const cp = l.cp ?? 1;
+  const mp = tp * cp * pp;
+  const named = cp > 1 ? `tp x cp x pp = ${tp} x ${cp} x ${pp}` : `tp x pp = ${tp} x ${pp}`;
   let gpus = l.gpus;
   let dp = l.dp;
-  if (gpus === undefined) gpus = dp !== undefined ? tp * pp * dp : clusterGpus(c);
+  if (gpus === undefined) gpus = dp !== undefined ? mp * dp : clusterGpus(c);
   if (dp === undefined) {
-    if (gpus % (tp * pp) !== 0) {
+    if (gpus % mp !== 0) {
       throw new PlanInputError(
-        `--gpus ${gpus} is not divisible by tp x pp = ${tp} x ${pp} = ${tp * pp} (${gpus} / ${tp * pp} = ${(gpus / (tp * pp)).toFixed(2)}); ` +
-          `use a GPU count that is a multiple of ${tp * pp}, e.g. ${Math.max(1, Math.floor(gpus / (tp * pp))) * tp * pp}`,
+        `--gpus ${gpus} is not divisible by ${named} = ${mp} (${gpus} / ${mp} = ${(gpus / mp).toFixed(2)}); ` +
+          `use a GPU count that is a multiple of ${mp}, e.g. ${Math.max(1, Math.floor(gpus / mp)) * mp}`,
       );
     }
-    dp = gpus / (tp * pp);
+    dp = gpus / mp;
   }
   const seqLen = l.seqLen ?? m.seqLen;
   const globalBatch = l.globalBatch ?? m.globalBatch ?? dp;
@@ -48,26 +51,84 @@ export function resolveLayout(m: ModelSpec, c: ClusterSpec, l: LayoutInput): Tra
     recompute: l.recompute ?? 'full',
     sequenceParallel: l.sequenceParallel ?? false,
     tokens: l.tokens ?? 300e9,
+    cp,
+    ep: l.ep ?? 1,
+    schedule: l.schedule ?? ((l.interleave ?? 1) > 1 ? 'interleaved' : '1f1b'),
+    attention: l.attention ?? 'flash',
   };
+  if (l.gatherDtype !== undefined) t.gatherDtype = l.gatherDtype;
+  if (l.stageLayers !== undefined) t.stageLayers = l.stageLayers;
+  if (l.overlapGradReduce !== undefined) t.overlapGradReduce = l.overlapGradReduce;
+  if (l.pipelineP2p !== undefined) t.pipelineP2p = l.pipelineP2p;
   checkLayout(m, c, t);
+  t.stageLayers = stageLayers(m, t);
   return t;
 }
 
+/**
+ * Layers on each virtual pipeline stage (pp x interleave of them, in pipeline order). Layers
+ * that divide evenly are split evenly, as Megatron does. Otherwise the embedding and the
+ * output layer each count as one layer on the first and last stage (DeepSpeed's
+ * 'type:transformer|embedding' partition, and how Llama 3 put 126 layers on 16 stages: one
+ * layer fewer on the first and the last); a remainder goes to the middle stages.
+ */
+export function stageLayers(m: ModelSpec, t: TrainingSpec): number[] {
+  const S = t.pp * t.interleave;
+  if (t.stageLayers !== undefined) return [...t.stageLayers];
+  if (m.layers % S === 0) return new Array<number>(S).fill(m.layers / S);
+  const units = m.layers + 2;
+  const base = Math.floor(units / S);
+  const out = new Array<number>(S).fill(base);
+  let extra = units - base * S;
+  // Extras to the middle stages first (the ends already carry the embedding and output).
+  for (let i = 1; i < S - 1 && extra > 0; i++, extra--) out[i]!++;
+  for (let i = 0; extra > 0; i = S - 1, extra--) out[i]!++;
+  out[0]!--;
+  out[S - 1]!--;
+  return out;
+}
+
 export function checkLayout(m: ModelSpec, c: ClusterSpec, t: TrainingSpec): void {
-  for (const key of ['gpus', 'tp', 'pp', 'dp', 'globalBatch', 'microBatch', 'seqLen', 'interleave'] as const) {
-    const v = t[key];
+  const cp = t.cp ?? 1, ep = t.ep ?? 1;
+  for (const key of ['gpus', 'tp', 'pp', 'dp', 'globalBatch', 'microBatch', 'seqLen', 'interleave', 'cp', 'ep'] as const) {
+    const v = t[key] ?? 1;
     if (!Number.isInteger(v) || v < 1) throw new PlanInputError(`${key} must be a whole number of at least 1, got ${v}`);
   }
-  if (t.tp * t.pp * t.dp !== t.gpus) {
+  if (t.tp * cp * t.pp * t.dp !== t.gpus) {
+    const named = cp > 1 ? `tp x cp x pp x dp = ${t.tp} x ${cp} x ${t.pp} x ${t.dp}` : `tp x pp x dp = ${t.tp} x ${t.pp} x ${t.dp}`;
     throw new PlanInputError(
-      `tp x pp x dp = ${t.tp} x ${t.pp} x ${t.dp} = ${t.tp * t.pp * t.dp}, but --gpus is ${t.gpus}: the degrees must multiply to the GPU count ` +
-        `(leave --dp out to derive it: ${t.gpus} / (${t.tp} x ${t.pp}) = ${t.gpus / (t.tp * t.pp)})`,
+      `${named} = ${t.tp * cp * t.pp * t.dp}, but --gpus is ${t.gpus}: the degrees must multiply to the GPU count ` +
+        `(leave --dp out to derive it: ${t.gpus} / (${t.tp} x ${cp > 1 ? `${cp} x ` : ''}${t.pp}) = ${t.gpus / (t.tp * cp * t.pp)})`,
     );
   }
   const have = clusterGpus(c);
   if (t.gpus > have) {
-    throw new PlanInputError(`--gpus ${t.gpus} is more than cluster ${c.name} has: ${c.nodes} nodes x ${c.node.gpusPerNode} GPUs = ${have}`);
+    throw new PlanInputError(
+      `--gpus ${t.gpus} is more than cluster ${c.name} has: ${c.nodes} nodes x ${c.node.gpusPerNode} GPUs = ${have}; ` +
+        `give --nodes ${Math.ceil(t.gpus / c.node.gpusPerNode)} (or let --gpus scale a preset) to grow it with the same node and topology`,
+    );
   }
+  const kv = m.kvHeads ?? m.heads;
+  if (kv % t.tp !== 0) {
+    throw new PlanInputError(
+      `kv-heads ${kv} are not divisible by tp ${t.tp} (${kv} / ${t.tp} = ${(kv / t.tp).toFixed(2)}): each tensor-parallel rank needs whole key/value heads; use tp in {${divisorList(kv)}}`,
+    );
+  }
+  if (cp > 1 && t.seqLen % (2 * cp) !== 0) {
+    throw new PlanInputError(
+      `seq-len ${t.seqLen} is not divisible by 2 x cp = ${2 * cp} (${t.seqLen} / ${2 * cp} = ${(t.seqLen / (2 * cp)).toFixed(2)}): context parallelism splits each sequence into 2 x cp chunks to balance the causal mask`,
+    );
+  }
+  if (ep > 1) {
+    if (!m.moe) throw new PlanInputError(`--ep ${ep} needs a mixture-of-experts model (--experts); this model has a dense MLP`);
+    if (m.moe.experts % ep !== 0) throw new PlanInputError(`experts ${m.moe.experts} are not divisible by ep ${ep} (${m.moe.experts} / ${ep} = ${(m.moe.experts / ep).toFixed(2)}); use ep in {${divisorList(m.moe.experts)}}`);
+    if ((t.dp * cp) % ep !== 0) throw new PlanInputError(`ep ${ep} must divide dp x cp = ${t.dp} x ${cp} = ${t.dp * cp}: expert-parallel ranks are taken from the data-parallel ones`);
+  }
+  const schedule = t.schedule ?? '1f1b';
+  if (!SCHEDULES.includes(schedule)) throw new PlanInputError(`schedule must be one of ${SCHEDULES.join(', ')}, got '${schedule}'`);
+  if (schedule === 'interleaved' && t.interleave < 2) throw new PlanInputError(`the interleaved schedule needs --interleave 2 or more (model chunks per GPU), got ${t.interleave}`);
+  if (t.interleave > 1 && schedule !== 'interleaved') throw new PlanInputError(`--interleave ${t.interleave} runs the interleaved schedule; --schedule ${schedule} takes --interleave 1`);
+  if (t.gatherDtype !== undefined && t.zero !== 3) throw new PlanInputError(`gather dtype applies to ZeRO-3 / FSDP weight gathers; it needs --zero 3, got --zero ${t.zero}`);
   if (m.heads % t.tp !== 0) {
     throw new PlanInputError(
       `heads ${m.heads} are not divisible by tp ${t.tp} (${m.heads} / ${t.tp} = ${(m.heads / t.tp).toFixed(2)}): each tensor-parallel rank needs whole heads; ` +
@@ -76,10 +137,18 @@ export function checkLayout(m: ModelSpec, c: ClusterSpec, t: TrainingSpec): void
   }
   if (m.ffn % t.tp !== 0) throw new PlanInputError(`ffn ${m.ffn} is not divisible by tp ${t.tp} (${m.ffn} / ${t.tp} = ${(m.ffn / t.tp).toFixed(2)})`);
   // A vocabulary not divisible by tp is padded by Megatron; the planner just splits it evenly.
-  if (m.layers % (t.pp * t.interleave) !== 0) {
+  const S = t.pp * t.interleave;
+  if (t.stageLayers !== undefined) {
+    const sum = t.stageLayers.reduce((a, b) => a + b, 0);
+    if (t.stageLayers.length !== S || sum !== m.layers || t.stageLayers.some((x) => !Number.isInteger(x) || x < 1)) {
+      throw new PlanInputError(
+        `stage layers [${t.stageLayers.join(', ')}] must be ${S} whole numbers of at least 1 (pp x interleave = ${t.pp} x ${t.interleave}) adding up to the ${m.layers} layers; they add up to ${sum}`,
+      );
+    }
+  } else if (m.layers % S !== 0 && Math.floor((m.layers + 2) / S) < 2) {
     throw new PlanInputError(
-      `layers ${m.layers} are not divisible by pp x interleave = ${t.pp} x ${t.interleave} = ${t.pp * t.interleave} ` +
-        `(${m.layers} / ${t.pp * t.interleave} = ${(m.layers / (t.pp * t.interleave)).toFixed(2)}); use pp in {${near(t.pp, divisors(m.layers))}}`,
+      `layers ${m.layers} cannot fill pp x interleave = ${t.pp} x ${t.interleave} = ${S} stages unevenly: with the embedding and output counted as a layer each ` +
+        `that is (${m.layers} + 2) / ${S} = ${((m.layers + 2) / S).toFixed(2)} per stage, and the first and last need at least one layer besides them; use pp in {${near(t.pp, divisors(m.layers))}}`,
     );
   }
   const per = t.microBatch * t.dp;
@@ -98,6 +167,8 @@ export function checkLayout(m: ModelSpec, c: ClusterSpec, t: TrainingSpec): void
   if (![0, 1, 2, 3].includes(t.zero)) throw new PlanInputError(`zero stage must be 0, 1, 2 or 3, got ${t.zero}`);
   if (!RECOMPUTES.includes(t.recompute)) throw new PlanInputError(`recompute must be one of ${RECOMPUTES.join(', ')}, got '${t.recompute}'`);
   if (t.sequenceParallel && t.tp === 1) throw new PlanInputError('sequence parallelism splits along tensor-parallel ranks: it needs tp > 1');
-  if (t.seqLen > m.seqLen) throw new PlanInputError(`seq-len ${t.seqLen} is longer than the model's context ${m.seqLen}`);
+  if (t.seqLen > m.seqLen && (m.positions ?? 'learned') === 'learned') {
+    throw new PlanInputError(`seq-len ${t.seqLen} is longer than the model's learned position table ${m.seqLen}`);
+  }
   if (!(t.tokens > 0)) throw new PlanInputError(`tokens must be positive, got ${t.tokens}`);
 }

@@ -3,7 +3,7 @@
 // parallelism; keep the layouts that fit in memory, rank them by step time, and count why
 // the others were rejected.
 import { evaluate, type PlanResult } from './evaluate.js';
-import { checkLayout } from './layout.js';
+import { checkLayout, stageLayers } from './layout.js';
 import { TIME_LABELS } from './time.js';
 import { type ClusterSpec, type ModelSpec, PlanInputError, RECOMPUTES, type Recompute, type TrainingSpec, defaultDtype } from './specs.js';
 
@@ -65,6 +65,7 @@ export function searchLayouts(m: ModelSpec, c: ClusterSpec, gpus: number, fixed:
                 const t: TrainingSpec = {
                   gpus, globalBatch, microBatch, seqLen: fixed.seqLen ?? m.seqLen, dtype: fixed.dtype ?? defaultDtype(c.node.gpu),
                   tp, pp, dp, interleave, zero, recompute, sequenceParallel, tokens: fixed.tokens ?? 300e9,
+                  schedule: interleave > 1 ? 'interleaved' : (fixed.schedule ?? '1f1b'), attention: fixed.attention ?? 'flash',
                 };
                 try {
                   checkLayout(m, c, t);
@@ -73,6 +74,7 @@ export function searchLayouts(m: ModelSpec, c: ClusterSpec, gpus: number, fixed:
                   reject(e.message.startsWith('layers') ? 'layers not divisible by pp x interleave' : e.message.split(':')[0]!);
                   continue;
                 }
+                t.stageLayers = stageLayers(m, t);
                 const r = evaluate(m, c, t);
                 evaluated++;
                 if (!r.fits) {
@@ -96,28 +98,39 @@ export function searchLayouts(m: ModelSpec, c: ClusterSpec, gpus: number, fixed:
 }
 
 export function describeLayout(t: TrainingSpec): string {
-  const parts = [`TP ${t.tp} x PP ${t.pp} x DP ${t.dp}`, `micro-batch ${t.microBatch}`];
+  const parts = [(t.cp ?? 1) > 1 ? `TP ${t.tp} x CP ${t.cp} x PP ${t.pp} x DP ${t.dp}` : `TP ${t.tp} x PP ${t.pp} x DP ${t.dp}`, `micro-batch ${t.microBatch}`];
+  if ((t.ep ?? 1) > 1) parts.push(`EP ${t.ep}`);
+  if (t.stageLayers && new Set(t.stageLayers).size > 1) parts.push(`stages of ${t.stageLayers.join('/')} layers`);
+  if (t.schedule === 'zero-bubble' || t.schedule === 'gpipe') parts.push(t.schedule);
   if (t.interleave > 1) parts.push(`interleave ${t.interleave}`);
   parts.push(`ZeRO ${t.zero}`, `recompute ${t.recompute}`);
   if (t.sequenceParallel) parts.push('sequence parallel');
   return parts.join(', ');
 }
 
-/** Why `a` is faster (or slower) than `b`: the causes whose time differs most, in words. */
+/** The terms a layout choice trades, in the order the explanation gives them. */
+const TERMS: [string, (r: PlanResult) => number][] = [
+  ['compute (GEMMs, attention, memory-bound kernels)', (r) => r.time.gemm + r.time.elementwise],
+  ['pipeline bubble (and sends)', (r) => r.time.bubble + r.time.pipelineSend],
+  ['tensor/context/expert-parallel comm', (r) => r.time.tensorParallel],
+  ['data-parallel / ZeRO comm (exposed) + optimizer', (r) => r.time.dataParallel + r.time.optimizer],
+  ['recompute', (r) => r.time.recompute],
+];
+
+/** Why `a` is faster (or slower) than `b`, term by term: every time term, then memory headroom. */
 export function explain(a: PlanResult, b: PlanResult): string[] {
   const lines = [
     `${describeLayout(a.training)}: ${a.time.step.toFixed(2)} s/step, ${a.tflopsHardware.toFixed(0)} TFLOP/s per GPU, ${a.memory.total.toFixed(1)} GB`,
     `${describeLayout(b.training)}: ${b.time.step.toFixed(2)} s/step, ${b.tflopsHardware.toFixed(0)} TFLOP/s per GPU, ${b.memory.total.toFixed(1)} GB`,
   ];
-  const diffs = (Object.keys(TIME_LABELS) as (keyof typeof TIME_LABELS)[])
-    .map((k) => ({ k, d: a.time[k] - b.time[k] }))
-    .filter((x) => Math.abs(x.d) > 0.005 * b.time.step)
-    .sort((x, y) => Math.abs(y.d) - Math.abs(x.d));
   const pct = ((a.time.step / b.time.step - 1) * 100).toFixed(1);
-  lines.push(`the first is ${a.time.step <= b.time.step ? 'faster' : 'slower'} by ${pct.replace('-', '')}%; where the time goes differently:`);
-  for (const { k, d } of diffs) {
-    lines.push(`  ${TIME_LABELS[k].padEnd(40)} ${d < 0 ? '-' : '+'}${Math.abs(d).toFixed(2)} s (${b.time[k].toFixed(2)} -> ${a.time[k].toFixed(2)})`);
+  lines.push(`the first is ${a.time.step <= b.time.step ? 'faster' : 'slower'} by ${pct.replace('-', '')}%; term by term (second -> first, difference):`);
+  for (const [label, f] of TERMS) {
+    const d = f(a) - f(b);
+    lines.push(`  ${label.padEnd(50)} ${f(b).toFixed(2)} -> ${f(a).toFixed(2)} s  (${d < 0 ? '-' : '+'}${Math.abs(d).toFixed(2)} s)`);
   }
+  const head = (r: PlanResult) => r.memoryLimitGB - r.memory.total;
+  lines.push(`  ${'memory headroom per GPU'.padEnd(50)} ${head(b).toFixed(1)} -> ${head(a).toFixed(1)} GB`);
   return lines;
 }
 

@@ -7,7 +7,22 @@ export const DTYPES: readonly Dtype[] = ['fp32', 'tf32', 'bf16', 'fp16', 'fp8'];
 export type Recompute = 'none' | 'selective' | 'full';
 export const RECOMPUTES: readonly Recompute[] = ['none', 'selective', 'full'];
 
-/** A decoder-only transformer (GPT shape: learned positions, 4 matrices in attention, 2 in the MLP). */
+/** Mixture of experts in every layer's MLP (Switch/GShard/Mixtral style). */
+export interface MoeSpec {
+  experts: number;
+  /** Experts each token is routed to. */
+  topK: number;
+  /** Tokens an expert accepts, as a multiple of its fair share (k T / E); 1 = exactly fair. */
+  capacityFactor: number;
+}
+
+/**
+ * A decoder-only transformer. The optional fields default to the GPT-2/GPT-3 shape: every
+ * head has its own keys and values, a 2-matrix GeLU MLP, biases everywhere, LayerNorm,
+ * learned positions and an output layer tied to the embedding. Llama-family models set
+ * kvHeads (GQA/MQA), gatedMlp (SwiGLU: gate, up and down matrices), bias 'none', rmsnorm,
+ * rope positions and, for the larger ones, untied heads.
+ */
 export interface ModelSpec {
   name: string;
   layers: number;
@@ -17,9 +32,25 @@ export interface ModelSpec {
   vocab: number;
   /** Feed-forward width; 4 x hidden unless given. */
   ffn: number;
+  /** Key/value heads (grouped-query attention); = heads unless given, 1 = multi-query. */
+  kvHeads?: number;
+  /** SwiGLU-style gated MLP: three h x f matrices instead of two. */
+  gatedMlp?: boolean;
+  /** Output layer shares the embedding matrix (default true). */
+  tiedEmbeddings?: boolean;
+  /** Which projections have biases: all (GPT), qkv only (Qwen2) or none (Llama). */
+  bias?: 'all' | 'qkv' | 'none';
+  norm?: 'layernorm' | 'rmsnorm';
+  /** learned: an s x h position table; rope and alibi have no parameters. */
+  positions?: 'learned' | 'rope' | 'alibi';
+  moe?: MoeSpec;
   /** The global batch (sequences) the published run used, a default for planning. */
   globalBatch?: number;
 }
+
+export type Schedule = 'gpipe' | '1f1b' | 'interleaved' | 'zero-bubble';
+export const SCHEDULES: readonly Schedule[] = ['gpipe', '1f1b', 'interleaved', 'zero-bubble'];
+export type Attention = 'flash' | 'materialized';
 
 export interface GpuSpec {
   name: string;
@@ -27,6 +58,27 @@ export interface GpuSpec {
   peakTflops: Partial<Record<Dtype, number>>;
   memoryGB: number;
   memoryGBs: number;
+  /** Streaming multiprocessors: how many GEMM tiles run at once (wave quantization). */
+  sms?: number;
+  /** Fraction of the dense peak the best-shaped GEMM reaches (measured MAMF / datasheet). */
+  gemmEfficiency?: number;
+  /** The same for fp8 GEMMs, where it was measured separately. */
+  gemmEfficiencyFp8?: number;
+  /** Fraction of datasheet HBM bandwidth a streaming kernel reaches. */
+  memoryEfficiency?: number;
+  /** Fractions of dense peak a causal flash-attention kernel reaches, forward and backward. */
+  flashForwardEfficiency?: number;
+  flashBackwardEfficiency?: number;
+}
+
+/** How nodes are wired: a rail-optimised or fat-tree Clos with oversubscription above a
+ * full-bisection domain. */
+export interface NetworkSpec {
+  topology: 'rail-optimized' | 'fat-tree';
+  /** Nodes that reach each other at full bandwidth (one leaf, or one pod / scalable unit). */
+  fullBisectionNodes: number;
+  /** Down:up bandwidth ratio of the tier above that domain (1 = non-blocking). */
+  oversubscription: number;
 }
 
 export interface NodeSpec {
@@ -46,6 +98,8 @@ export interface ClusterSpec {
   /** One-way latency of a small message between nodes, microseconds. */
   interNodeLatencyUs: number;
   dollarsPerGpuHour: number;
+  /** Topology above the node; non-blocking when absent. */
+  network?: NetworkSpec;
   note?: string;
 }
 
@@ -65,6 +119,30 @@ export interface TrainingSpec {
   recompute: Recompute;
   sequenceParallel: boolean;
   tokens: number;
+  /** Context parallelism: ranks that split each sequence (ring attention over KV). */
+  cp?: number;
+  /** Expert parallelism: ranks (taken from dp x cp) that split the experts. */
+  ep?: number;
+  /** Pipeline schedule; '1f1b' (or 'interleaved' when interleave > 1) unless given. */
+  schedule?: Schedule;
+  /** Flash attention (no s x s scores in memory) or the 2021-22 materialized softmax. */
+  attention?: Attention;
+  /** The dtype ZeRO-3/FSDP gathers weights in (fp32 for FSDP's default mixed precision). */
+  gatherDtype?: Dtype;
+  /** Layers on each pipeline stage (virtual stages with interleaving), first to last. */
+  stageLayers?: number[];
+  /**
+   * Whether the data-parallel gradient reduction overlaps the last backward pass, bucket by
+   * bucket (PyTorch DDP/FSDP, Megatron-Core's --overlap-grad-reduce since 2023; default), or
+   * starts after the pipeline flush (Megatron-LM 2021-22 and DeepSpeed's pipeline engine).
+   */
+  overlapGradReduce?: boolean;
+  /**
+   * How activations move between pipeline stages: Megatron's scatter-gather (each TP rank
+   * sends 1/tp, asynchronously; default) or DeepSpeed's pipeline engine of 2021-22, where every
+   * TP rank sends the full tensor through a blocking 2-rank broadcast that stalls both stages.
+   */
+  pipelineP2p?: 'scatter-gather' | 'blocking-full';
 }
 
 /** Bad input, with a message that names the key and shows the arithmetic. */
@@ -116,17 +194,64 @@ export function checkModel(o: Json, where = 'model'): ModelSpec {
     ffn,
   };
   if (o.globalBatch !== undefined) m.globalBatch = num(o, 'globalBatch', where, { int: true });
+  if (o.kvHeads !== undefined) {
+    const kv = num(o, 'kvHeads', where, { int: true });
+    if (heads % kv !== 0) {
+      throw new PlanInputError(`${where}: key 'kvHeads' (${kv}) must divide 'heads' (${heads}): ${heads} / ${kv} = ${(heads / kv).toFixed(2)} query heads per key/value head; use one of ${divisorList(heads)}`);
+    }
+    m.kvHeads = kv;
+  }
+  for (const k of ['gatedMlp', 'tiedEmbeddings'] as const) {
+    if (o[k] === undefined) continue;
+    if (typeof o[k] !== 'boolean') throw new PlanInputError(`${where}: key '${k}' must be true or false, got ${JSON.stringify(o[k])}`);
+    m[k] = o[k] as boolean;
+  }
+  const choice = <T extends string>(k: string, options: readonly T[]): T | undefined => {
+    if (o[k] === undefined) return undefined;
+    if (!options.includes(o[k] as T)) throw new PlanInputError(`${where}: key '${k}' must be one of ${options.join(', ')}, got ${JSON.stringify(o[k])}`);
+    return o[k] as T;
+  };
+  const bias = choice('bias', ['all', 'qkv', 'none'] as const);
+  if (bias) m.bias = bias;
+  const norm = choice('norm', ['layernorm', 'rmsnorm'] as const);
+  if (norm) m.norm = norm;
+  const positions = choice('positions', ['learned', 'rope', 'alibi'] as const);
+  if (positions) m.positions = positions;
+  if (o.moe !== undefined) m.moe = checkMoe(obj(o, 'moe', where), `${where}.moe`);
   return m;
+}
+
+export function divisorList(n: number, limit = 128): string {
+  const out: number[] = [];
+  for (let i = 1; i <= Math.min(n, limit); i++) if (n % i === 0) out.push(i);
+  return out.join(', ');
+}
+
+export function checkMoe(o: Json, where = 'moe'): MoeSpec {
+  const experts = num(o, 'experts', where, { int: true });
+  const topK = num(o, 'topK', where, { int: true });
+  if (topK > experts) throw new PlanInputError(`${where}: key 'topK' (${topK}) cannot exceed 'experts' (${experts}): a token is routed to at most every expert once`);
+  const capacityFactor = o.capacityFactor === undefined ? 1 : num(o, 'capacityFactor', where);
+  if (capacityFactor < 1) throw new PlanInputError(`${where}: key 'capacityFactor' (${capacityFactor}) must be at least 1: below 1 the experts cannot hold even a perfectly balanced k T / E tokens each`);
+  return { experts, topK, capacityFactor };
 }
 
 export function checkGpu(o: Json, where = 'gpu'): GpuSpec {
   const peaks = obj(o, 'peakTflops', where);
+  const extra: Partial<GpuSpec> = {};
+  for (const k of ['sms'] as const) if (o[k] !== undefined) extra[k] = num(o, k, where, { int: true });
+  for (const k of ['gemmEfficiency', 'gemmEfficiencyFp8', 'memoryEfficiency', 'flashForwardEfficiency', 'flashBackwardEfficiency'] as const) {
+    if (o[k] === undefined) continue;
+    const v = num(o, k, where);
+    if (v > 1) throw new PlanInputError(`${where}: key '${k}' is a fraction of the datasheet figure and must be at most 1, got ${v}`);
+    extra[k] = v;
+  }
   const peakTflops: Partial<Record<Dtype, number>> = {};
   for (const [k, v] of Object.entries(peaks)) {
     if (!DTYPES.includes(k as Dtype)) throw new PlanInputError(`${where}.peakTflops: unknown dtype '${k}'; known: ${DTYPES.join(', ')}`);
     peakTflops[k as Dtype] = num({ [k]: v }, k, `${where}.peakTflops`);
   }
-  return { name: str(o, 'name', 'gpu'), peakTflops, memoryGB: num(o, 'memoryGB', where), memoryGBs: num(o, 'memoryGBs', where) };
+  return { name: str(o, 'name', 'gpu'), peakTflops, memoryGB: num(o, 'memoryGB', where), memoryGBs: num(o, 'memoryGBs', where), ...extra };
 }
 
 export function checkCluster(o: Json, where = 'cluster'): ClusterSpec {
@@ -145,8 +270,19 @@ export function checkCluster(o: Json, where = 'cluster'): ClusterSpec {
     interNodeLatencyUs: num(o, 'interNodeLatencyUs', where, { allowZero: true }),
     dollarsPerGpuHour: num(o, 'dollarsPerGpuHour', where, { allowZero: true }),
   };
+  if (o.network !== undefined) c.network = checkNetwork(obj(o, 'network', where), `${where}.network`);
   if (typeof o.note === 'string') c.note = o.note;
   return c;
+}
+
+export function checkNetwork(o: Json, where = 'network'): NetworkSpec {
+  const topology = o.topology;
+  if (topology !== 'rail-optimized' && topology !== 'fat-tree') {
+    throw new PlanInputError(`${where}: key 'topology' must be 'rail-optimized' or 'fat-tree', got ${JSON.stringify(topology)}`);
+  }
+  const oversubscription = num(o, 'oversubscription', where);
+  if (oversubscription < 1) throw new PlanInputError(`${where}: key 'oversubscription' is down:up bandwidth and must be at least 1 (1 = non-blocking), got ${oversubscription}`);
+  return { topology, fullBisectionNodes: num(o, 'fullBisectionNodes', where, { int: true }), oversubscription };
 }
 
 export function clusterGpus(c: ClusterSpec): number {

@@ -1,10 +1,16 @@
-// Time of one training step (one optimizer update over the global batch): per micro-batch
-// times of a pipeline stage built from GEMMs, memory-bound kernels and collectives, then
-// composed by the 1F1B schedule with its bubble, data-parallel reduction and the optimizer.
-import { allGatherSeconds, allReduceSeconds, groupOf, sendSeconds } from './comm.js';
-import { type Device, EFFICIENCY, gemmSeconds, streamSeconds } from './efficiency.js';
-import { layerActivationBytes, modelStateBytes } from './memory.js';
-import { layerParams } from './params-flops.js';
+// Time of one training step (one optimizer update over the global batch). Each pipeline
+// stage's forward and backward pass of one micro-batch is built from its kernels (GEMMs by
+// shape, flash or materialized attention, memory-bound kernels) and its collectives
+// (tensor-parallel all-reduces, context-parallel KV exchange, expert all-to-alls, ZeRO-3
+// weight gathers prefetched behind compute). The pipeline schedule is then simulated as an
+// event timeline, and the data-parallel reduction (bucketed, overlapping the last backward)
+// and the optimizer step follow.
+import { allGatherSeconds, allReduceSeconds, allToAllSeconds, groupOf, sendSeconds } from './comm.js';
+import { type Device, EFFICIENCY, flashSeconds, gemmSeconds, streamSeconds } from './efficiency.js';
+import { DEFAULT_GPU_EFFICIENCY } from './gpus.js';
+import { gpuStageParams, layerActivationBytes, modelStateBytes } from './memory.js';
+import { embeddingParams, kvDim, layerParams, mlpMatrices } from './params-flops.js';
+import { simulatePipeline } from './pipeline-sim.js';
 import { type ClusterSpec, type ModelSpec, type TrainingSpec, peakFlops } from './specs.js';
 
 /** Seconds per step on the critical path, by cause; they add up to `step`. */
@@ -22,134 +28,258 @@ export interface TimeBreakdown {
 
 /** What each entry of TimeBreakdown is, in words. */
 export const TIME_LABELS: Record<Exclude<keyof TimeBreakdown, 'step'>, string> = {
-  gemm: 'matrix multiplies',
+  gemm: 'compute (GEMMs and attention)',
   elementwise: 'memory-bound kernels',
   recompute: 'activation recomputation',
-  tensorParallel: 'tensor-parallel all-reduces',
+  tensorParallel: 'tensor/context/expert-parallel comm',
   pipelineSend: 'pipeline sends',
   bubble: 'pipeline bubble',
   dataParallel: 'data-parallel / ZeRO traffic (exposed)',
   optimizer: 'optimizer step',
 };
 
-interface Pass {
+/** One pass's seconds by cause. */
+interface Cost {
   gemm: number;
   elementwise: number;
   comm: number;
+  /** ZeRO-3 gather / reduce-scatter time not hidden behind compute. */
+  zero: number;
+  /** Weight-gradient GEMMs (what zero-bubble defers); part of `gemm`. */
+  weightGrad: number;
 }
 
-const sum = (p: Pass) => p.gemm + p.elementwise + p.comm;
+const zeroCost = (): Cost => ({ gemm: 0, elementwise: 0, comm: 0, zero: 0, weightGrad: 0 });
+const total = (c: Cost) => c.gemm + c.elementwise + c.comm + c.zero;
+function add(a: Cost, b: Cost, k = 1): Cost {
+  return { gemm: a.gemm + k * b.gemm, elementwise: a.elementwise + k * b.elementwise, comm: a.comm + k * b.comm, zero: a.zero + k * b.zero, weightGrad: a.weightGrad + k * b.weightGrad };
+}
 
 export function deviceOf(c: ClusterSpec, t: TrainingSpec): Device {
-  const elementBytes = t.dtype === 'fp32' || t.dtype === 'tf32' ? 4 : t.dtype === 'fp8' ? 1 : 2;
-  return { peakFlops: peakFlops(c.node.gpu, t.dtype), memoryBytesPerS: c.node.gpu.memoryGBs * 1e9, elementBytes };
-}
-
-/** Forward of one layer on one GPU: the six GEMMs of its tensor-parallel shard and the rest. */
-function layerForward(m: ModelSpec, c: ClusterSpec, t: TrainingSpec, dev: Device): { full: Pass; attentionCore: Pass } {
-  const { hidden: h, ffn: f, heads: a } = m;
-  const bs = t.microBatch * t.seqLen, s = t.seqLen, d = h / a, tp = t.tp;
-  const headsHere = (t.microBatch * a) / tp;
-  const coreGemm = gemmSeconds(dev, s, d, s, headsHere) + gemmSeconds(dev, s, s, d, headsHere);
-  const gemm =
-    gemmSeconds(dev, bs, h, (3 * h) / tp) + gemmSeconds(dev, bs, h / tp, h) + gemmSeconds(dev, bs, h, f / tp) + gemmSeconds(dev, bs, f / tp, h) + coreGemm;
-  const stored = layerActivationBytes(m, t, 'none');
-  const coreStored = stored - layerActivationBytes(m, t, 'selective');
-  const k = EFFICIENCY.elementwisePerStoredByte;
-  // Two all-reduces of the b x s x h block output per forward (or, with sequence parallelism,
-  // two all-gathers and two reduce-scatters: the same bytes on the wire).
-  const tpGroup = groupOf(tp, 1, c.node.gpusPerNode);
-  const comm = 2 * allReduceSeconds(c, tpGroup, bs * h * dev.elementBytes);
+  const g = c.node.gpu;
+  const wide = t.dtype === 'fp32' || t.dtype === 'tf32';
   return {
-    full: { gemm, elementwise: streamSeconds(dev, k * stored), comm },
-    attentionCore: { gemm: coreGemm, elementwise: streamSeconds(dev, k * coreStored), comm: 0 },
+    peakFlops: peakFlops(g, t.dtype),
+    memoryBytesPerS: g.memoryGBs * 1e9,
+    elementBytes: wide ? 4 : 2,
+    gemmBytes: wide ? 4 : t.dtype === 'fp8' ? 1 : 2,
+    sms: g.sms ?? DEFAULT_GPU_EFFICIENCY.sms,
+    gemmEfficiency: (t.dtype === 'fp8' ? g.gemmEfficiencyFp8 : undefined) ?? g.gemmEfficiency ?? DEFAULT_GPU_EFFICIENCY.gemm,
+    memoryEfficiency: g.memoryEfficiency ?? DEFAULT_GPU_EFFICIENCY.memory,
+    flashForward: g.flashForwardEfficiency ?? DEFAULT_GPU_EFFICIENCY.flashForward,
+    flashBackward: g.flashBackwardEfficiency ?? DEFAULT_GPU_EFFICIENCY.flashBackward,
   };
 }
 
-/** Output projection to the vocabulary and the fp32 cross-entropy, forward + backward. */
-function logitsSeconds(m: ModelSpec, t: TrainingSpec, dev: Device): number {
-  const bs = t.microBatch * t.seqLen;
-  const gemm = 3 * gemmSeconds(dev, bs, m.hidden, m.vocab / t.tp);
+/**
+ * NCCL kernels run on SMs of their own: while a collective overlaps compute, that compute has
+ * the other SMs only. NCCL's ring collectives on an 8-GPU NVSwitch node use 16 channels, one
+ * thread block (SM) each (the "16 coll channels" of NCCL_DEBUG=INFO on DGX A100/H100).
+ */
+export const NCCL_CHANNELS = 16;
+
+/** Exposed seconds of `comm` that runs behind `compute`: what compute cannot cover, plus the
+ * slowdown of the compute it overlaps from the SMs NCCL takes. */
+function overlapped(dev: Device, comm: number, compute: number): number {
+  const f = Math.min(0.5, NCCL_CHANNELS / dev.sms);
+  const hidden = Math.min(comm, compute);
+  return Math.max(0, comm - compute) + (hidden * f) / (1 - f);
+}
+
+interface LayerCosts {
+  forward: Cost;
+  backward: Cost;
+  /** What recomputation adds to the backward pass. */
+  recompute: Cost;
+}
+
+/** One transformer layer of one micro-batch on one GPU. */
+function layerCosts(m: ModelSpec, c: ClusterSpec, t: TrainingSpec, dev: Device): LayerCosts {
+  const { hidden: h, ffn: f, heads: a } = m;
+  const tp = t.tp, cp = t.cp ?? 1, ep = t.ep ?? 1, b = t.microBatch;
+  const s = t.seqLen, sq = s / cp, T = b * sq, d = h / a, kv = kvDim(m);
+  const gpn = c.node.gpusPerNode;
+  // Linear layers: attention projections, then the (expert) MLP.
+  const proj: [number, number, number, number][] = [[T, h, (h + 2 * kv) / tp, 1], [T, h / tp, h, 1]];
+  if (m.moe) {
+    const local = m.moe.experts / ep;
+    const perExpert = Math.ceil((T * ep * m.moe.topK * m.moe.capacityFactor) / m.moe.experts);
+    proj.push([perExpert, h, ((mlpMatrices(m) - 1) * f) / tp, local], [perExpert, f / tp, h, local]);
+  } else {
+    proj.push([T, h, ((mlpMatrices(m) - 1) * f) / tp, 1], [T, f / tp, h, 1]);
+  }
+  let linear = 0, dgrad = 0, wgrad = 0;
+  for (const [M, K, N, n] of proj) {
+    linear += gemmSeconds(dev, M, K, N, n);
+    dgrad += gemmSeconds(dev, M, N, K, n);
+    wgrad += gemmSeconds(dev, K, M, N, n);
+  }
+  const heads = (b * a) / tp;
+  const flash = (t.attention ?? 'flash') === 'flash';
+  const coreFwd = flash ? flashSeconds(dev, b, a / tp, sq, s, d, 'forward') : gemmSeconds(dev, sq, d, s, heads) + gemmSeconds(dev, sq, s, d, heads);
+  const coreBwd = flash ? flashSeconds(dev, b, a / tp, sq, s, d, 'backward') : 2 * coreFwd;
+  const k = EFFICIENCY.elementwisePerStoredByte;
+  const stored = layerActivationBytes(m, t, 'none');
+  const coreStored = stored - layerActivationBytes(m, t, 'selective');
+  const ew = streamSeconds(dev, k * stored);
+  // Tensor parallelism: two all-reduces of the b x s x h block output per pass (with sequence
+  // parallelism two all-gathers and two reduce-scatters: the same bytes on the wire).
+  const tpComm = 2 * allReduceSeconds(c, groupOf(tp, 1, gpn), T * h * dev.elementBytes);
+  // Context parallelism: every rank gathers the others' keys and values (and reduce-scatters
+  // their gradients), overlapped with its attention kernel.
+  const kvBytes = 2 * b * s * (kv / tp) * dev.elementBytes;
+  const cpGroup = groupOf(cp, tp, gpn);
+  const cpFwd = Math.max(0, allGatherSeconds(c, cpGroup, kvBytes) - coreFwd);
+  const cpBwd = Math.max(0, allGatherSeconds(c, cpGroup, kvBytes) - coreBwd);
+  // Experts: dispatch and combine all-to-alls of the routed tokens, each pass.
+  const a2a = m.moe ? 2 * allToAllSeconds(c, groupOf(ep, tp * cp, gpn), T * m.moe.topK * m.moe.capacityFactor * h * dev.elementBytes) : 0;
+  const forward: Cost = { gemm: linear + coreFwd, elementwise: ew, comm: tpComm + cpFwd + a2a, zero: 0, weightGrad: 0 };
+  const backward: Cost = { gemm: dgrad + wgrad + coreBwd, elementwise: EFFICIENCY.elementwiseBackward * ew, comm: tpComm + cpBwd + a2a, zero: 0, weightGrad: wgrad };
+  let recompute = zeroCost();
+  if (t.recompute === 'full') recompute = { ...forward, weightGrad: 0 };
+  else if (t.recompute === 'selective') recompute = { gemm: coreFwd, elementwise: streamSeconds(dev, k * coreStored), comm: 0, zero: 0, weightGrad: 0 };
+  // ZeRO-3: each layer's weights are gathered before its forward and again before its
+  // backward, and its gradients reduce-scattered after; prefetching hides them behind the
+  // previous layer's compute, so only what compute cannot cover is exposed.
+  if (t.zero === 3 && t.dp * cp > 1) {
+    const g = groupOf(t.dp * cp, tp, gpn);
+    const gatherBytes = t.gatherDtype === 'fp32' ? 4 : dev.elementBytes;
+    const w = layerParams(m) / tp;
+    const gather = allGatherSeconds(c, g, w * gatherBytes);
+    const scatter = allGatherSeconds(c, g, w * dev.elementBytes);
+    // Weights gathered in fp32 are cast to 16 bits by autocast at every use (read 4, write 2
+    // bytes per parameter), in the forward, the recomputed forward and the backward.
+    if (gatherBytes > dev.elementBytes) {
+      const cast = streamSeconds(dev, w * (gatherBytes + dev.elementBytes));
+      forward.elementwise += cast;
+      backward.elementwise += cast;
+      if (t.recompute === 'full') recompute.elementwise += cast;
+    }
+    forward.zero = overlapped(dev, gather, total(forward));
+    backward.zero = overlapped(dev, gather + scatter, total(backward) + total(recompute));
+  }
+  return { forward, backward, recompute };
+}
+
+/** Embedding (first stage) and output layer with the fp32 cross-entropy (last stage). */
+function endCosts(m: ModelSpec, c: ClusterSpec, t: TrainingSpec, dev: Device): { first: LayerCosts; last: LayerCosts } {
+  const T = (t.microBatch * t.seqLen) / (t.cp ?? 1);
+  const lookup = streamSeconds(dev, 2 * T * m.hidden * dev.elementBytes);
+  const first: LayerCosts = {
+    forward: { ...zeroCost(), elementwise: lookup },
+    backward: { ...zeroCost(), elementwise: 2 * lookup },
+    recompute: zeroCost(),
+  };
+  const Vt = m.vocab / t.tp;
+  const logits = gemmSeconds(dev, T, m.hidden, Vt);
   // Logits are written, read by softmax, written as probabilities, read and written as grads.
-  const crossEntropy = streamSeconds(dev, (5 * 4 * bs * m.vocab) / t.tp);
-  return gemm + crossEntropy;
+  const ce = streamSeconds(dev, 5 * 4 * T * Vt);
+  const last: LayerCosts = {
+    forward: { ...zeroCost(), gemm: logits, elementwise: ce / 2 },
+    backward: { ...zeroCost(), gemm: gemmSeconds(dev, T, Vt, m.hidden) + gemmSeconds(dev, m.hidden, T, Vt), elementwise: ce / 2, weightGrad: gemmSeconds(dev, m.hidden, T, Vt) },
+    recompute: zeroCost(),
+  };
+  if (t.zero === 3 && t.dp > 1) {
+    const g = groupOf(t.dp * (t.cp ?? 1), t.tp, c.node.gpusPerNode);
+    const bytes = (embeddingParams(m) / t.tp) * (t.gatherDtype === 'fp32' ? 4 : dev.elementBytes);
+    const gather = allGatherSeconds(c, g, bytes);
+    first.forward.zero = gather;
+    first.backward.zero = 2 * gather;
+  }
+  return { first, last };
 }
 
 export function stepTime(m: ModelSpec, c: ClusterSpec, t: TrainingSpec): TimeBreakdown {
   const dev = deviceOf(c, t);
   const gpn = c.node.gpusPerNode;
+  const cp = t.cp ?? 1;
   const micro = t.globalBatch / (t.microBatch * t.dp);
-  const layers = m.layers / t.pp;
-  const fwd = layerForward(m, c, t, dev);
-  const redo = t.recompute === 'full' ? fwd.full : t.recompute === 'selective' ? fwd.attentionCore : { gemm: 0, elementwise: 0, comm: 0 };
-  // Backward runs two GEMMs per forward GEMM and 1.5x the forward's memory traffic; its
-  // collectives mirror the forward's.
-  const perLayer = {
-    gemm: 3 * fwd.full.gemm,
-    elementwise: (1 + EFFICIENCY.elementwiseBackward) * fwd.full.elementwise,
-    recompute: sum(redo),
-    tensorParallel: 2 * fwd.full.comm,
-  };
-  const layerTotal = perLayer.gemm + perLayer.elementwise + perLayer.recompute + perLayer.tensorParallel;
+  const S = t.pp * t.interleave;
+  const layers = t.stageLayers ?? new Array<number>(S).fill(m.layers / S);
+  const L = layerCosts(m, c, t, dev);
+  const ends = endCosts(m, c, t, dev);
+  // Per virtual stage: its layers, plus the embedding on the first and the output on the last.
+  const fwd: Cost[] = [], bwd: Cost[] = [], redo: Cost[] = [];
+  for (let j = 0; j < S; j++) {
+    let f = add(zeroCost(), L.forward, layers[j]!);
+    let bk = add(zeroCost(), L.backward, layers[j]!);
+    const r = add(zeroCost(), L.recompute, layers[j]!);
+    if (j === 0) { f = add(f, ends.first.forward); bk = add(bk, ends.first.backward); }
+    if (j === S - 1) { f = add(f, ends.last.forward); bk = add(bk, ends.last.backward); }
+    fwd.push(f); bwd.push(bk); redo.push(r);
+  }
   // Megatron's scatter-gather: each TP rank sends 1/tp of the activation to the next stage,
-  // forward and backward. Neighbouring stages are tp x dp ranks apart.
-  const sameNode = t.tp * t.dp < gpn;
-  const activationBytes = (t.microBatch * t.seqLen * m.hidden * dev.elementBytes) / t.tp;
-  const send = t.pp > 1 ? 2 * sendSeconds(c, sameNode, activationBytes) : 0;
-  const logits = logitsSeconds(m, t, dev);
-
-  // The last stage also runs the output layer, so it sets the steady-state pace; the fill
-  // and drain of the pipeline, (p - 1)/v micro-batch slots, run at the average stage's pace.
-  const slowest = layers * layerTotal + logits + send;
-  const average = layers * layerTotal + logits / t.pp + send;
-  const bubble = ((t.pp - 1) / t.interleave) * average;
-
-  // Data-parallel gradient reduction and ZeRO traffic, hidden behind backward where possible.
-  const stageParams = (layers * layerParams(m)) / t.tp + ((m.vocab + m.seqLen) * m.hidden) / t.tp;
-  const bytes = modelStateBytes(t);
-  const dpGroup = groupOf(t.dp, t.tp, gpn);
-  const gradBytes = stageParams * bytes.grads;
-  const paramBytes = stageParams * bytes.params;
-  const backwardPerMicro = layers * (2 * fwd.full.gemm + EFFICIENCY.elementwiseBackward * fwd.full.elementwise + perLayer.recompute);
-  const forwardPerMicro = layers * (fwd.full.gemm + fwd.full.elementwise);
-  let dataParallel = 0;
-  if (t.dp > 1) {
-    if (t.zero <= 1) {
-      // One all-reduce (ZeRO-1: reduce-scatter then all-gather of updated weights, the same
-      // bytes) after the last micro-batch, overlapping that micro-batch's backward; ZeRO-1's
-      // all-gather follows the optimizer step and cannot overlap.
-      const reduce = t.zero === 0 ? allReduceSeconds(c, dpGroup, gradBytes) : allGatherSeconds(c, dpGroup, gradBytes);
-      dataParallel = Math.max(0, reduce - backwardPerMicro) + (t.zero === 1 ? allGatherSeconds(c, dpGroup, paramBytes) : 0);
-    } else if (t.zero === 2) {
-      // Sharded gradients must be reduce-scattered every micro-batch.
-      const rs = allGatherSeconds(c, dpGroup, gradBytes);
-      dataParallel = micro * Math.max(0, rs - backwardPerMicro) + allGatherSeconds(c, dpGroup, paramBytes);
-    } else {
-      // ZeRO-3 gathers weights for the forward, again for backward (and recomputation), and
-      // reduce-scatters gradients, every micro-batch, prefetched behind compute.
-      const gathers = t.recompute === 'full' ? 3 : 2;
-      const traffic = gathers * allGatherSeconds(c, dpGroup, paramBytes) + allGatherSeconds(c, dpGroup, gradBytes);
-      dataParallel = micro * Math.max(0, traffic - (forwardPerMicro + backwardPerMicro));
+  // asynchronously. DeepSpeed's engine sends it whole and blocks both ends: the transfer is
+  // then part of each pass on both stages instead of a delay between them.
+  // Neighbouring stages are tp x cp x dp ranks apart.
+  const blocking = t.pipelineP2p === 'blocking-full';
+  const sameNode = t.tp * cp * t.dp < gpn;
+  const activationBytes = (t.microBatch * (t.seqLen / cp) * m.hidden * dev.elementBytes) / (blocking ? 1 : t.tp);
+  const transfer = t.pp > 1 ? sendSeconds(c, sameNode, activationBytes) : 0;
+  const send = blocking ? 0 : transfer;
+  if (blocking) {
+    for (let j = 0; j < S; j++) {
+      const links = (j > 0 ? 1 : 0) + (j < S - 1 ? 1 : 0);
+      fwd[j]!.comm += links * transfer;
+      bwd[j]!.comm += links * transfer;
     }
   }
+  const sim = simulatePipeline({
+    schedule: t.schedule ?? (t.interleave > 1 ? 'interleaved' : '1f1b'),
+    stages: t.pp,
+    chunks: t.interleave,
+    microBatches: micro,
+    forward: fwd.map(total),
+    backward: bwd.map((x, j) => total(x) + total(redo[j]!)),
+    weightGrad: bwd.map((x) => x.weightGrad),
+    send: new Array<number>(Math.max(0, S - 1)).fill(send),
+  });
 
-  // Adam reads master weights, momentum, variance and gradient, writes the first three and
-  // the 16-bit copy: 4+4+4+g in, 4+4+4+p out per parameter this GPU updates.
-  const updated = t.zero >= 1 ? stageParams / t.dp : stageParams;
-  const optimizer = streamSeconds(dev, updated * (24 + bytes.grads + bytes.params));
+  // Data-parallel gradient reduction (ZeRO 0-2), per stage, bucket by bucket behind the last
+  // micro-batch's backward; ZeRO-1/2 then all-gather the updated 16-bit weights.
+  const bytes = modelStateBytes(t);
+  const stageParams = gpuStageParams(m, t);
+  const dpGroup = groupOf(t.dp * cp, t.tp, gpn);
+  const bucketBytes = 40e6 * bytes.grads; // Megatron's default bucket: 40M parameters
+  let critical = 0, criticalEnd = -1, criticalDp = 0, optimizer = 0;
+  for (let i = 0; i < t.pp; i++) {
+    const grads = stageParams[i]! * bytes.grads;
+    let dp = 0;
+    if (t.dp * cp > 1 && t.zero < 3) {
+      const reduce = t.zero === 0 ? allReduceSeconds(c, dpGroup, grads) : allGatherSeconds(c, dpGroup, grads);
+      const buckets = Math.max(1, Math.ceil(grads / bucketBytes));
+      const overlap = t.overlapGradReduce ?? true;
+      const perReduce = overlap ? overlapped(dev, reduce, sim.lastBackward[i]!) + reduce / buckets : reduce;
+      // ZeRO-2 keeps gradients sharded: it reduce-scatters after every micro-batch's backward.
+      dp = t.zero === 2 ? micro * perReduce : perReduce;
+      if (t.zero >= 1) dp += allGatherSeconds(c, dpGroup, stageParams[i]! * bytes.params);
+    }
+    // Adam reads master weights, momentum, variance and gradient, writes the first three and
+    // the 16-bit copy: 4+4+4+g in, 4+4+4+p out per parameter this GPU updates.
+    const updated = t.zero >= 1 ? stageParams[i]! / (t.dp * cp) : stageParams[i]!;
+    const opt = streamSeconds(dev, updated * (24 + bytes.grads + bytes.params));
+    const end = sim.finish[i]! + dp + opt;
+    if (end > criticalEnd) { criticalEnd = end; critical = i; criticalDp = dp; optimizer = opt; }
+  }
 
-  const steady = micro * slowest;
-  const scale = micro * layers;
+  // Attribute the critical stage's time to causes.
+  const mine = (arr: Cost[]) => arr.filter((_, j) => j % t.pp === critical).reduce((x, y) => add(x, y), zeroCost());
+  const F = mine(fwd), B = mine(bwd), R = mine(redo);
+  const sends = (t.pp > 1 ? 2 : 0) * send * t.interleave;
+  // Blocking transfers sit inside the passes (as comm); report them as pipeline sends.
+  let blockingSends = 0;
+  if (blocking) for (let j = critical; j < S; j += t.pp) blockingSends += 2 * ((j > 0 ? 1 : 0) + (j < S - 1 ? 1 : 0)) * transfer;
+  const busy = sim.busy[critical]!;
   const breakdown: TimeBreakdown = {
-    gemm: scale * perLayer.gemm + micro * logits,
-    elementwise: scale * perLayer.elementwise,
-    recompute: scale * perLayer.recompute,
-    tensorParallel: scale * perLayer.tensorParallel,
-    pipelineSend: micro * send,
-    bubble,
-    dataParallel,
+    gemm: micro * (F.gemm + B.gemm),
+    elementwise: micro * (F.elementwise + B.elementwise),
+    recompute: micro * total(R),
+    tensorParallel: micro * (F.comm + B.comm - blockingSends),
+    pipelineSend: micro * (sends + blockingSends),
+    bubble: Math.max(0, sim.finish[critical]! - busy - micro * sends),
+    dataParallel: criticalDp + micro * (F.zero + B.zero),
     optimizer,
-    step: steady + bubble + dataParallel + optimizer,
+    step: criticalEnd,
   };
   return breakdown;
 }

@@ -43,7 +43,7 @@ const CASES: Record<string, { ok: unknown; refuse?: unknown; check?: (c: ReturnT
   zero_allow_untested_optimizer: { ok: true, refuse: 'yes' },
   zero_force_ds_cpu_optimizer: { ok: false, refuse: true },
   aio: { ok: {}, refuse: { block_size: 1048576, queue_depth: 8 } },
-  tensor_parallel: { ok: {}, refuse: { autotp_size: 4 } },
+  tensor_parallel: { ok: {} }, // honoured by the mesh engine (engine/mesh/config.ts, its own tests)
   hybrid_engine: { ok: { enabled: false }, refuse: { enabled: true, max_out_tokens: 512 } },
   expert_parallel: { ok: { enabled: false }, refuse: { enabled: true, autoep_size: 4 } },
   steps_per_print: { ok: 3, refuse: 0, check: (c) => assert.equal(c.stepsPerPrint, 3) },
@@ -51,7 +51,7 @@ const CASES: Record<string, { ok: unknown; refuse?: unknown; check?: (c: ReturnT
   dump_state: { ok: false, refuse: true },
   autotuning: { ok: { enabled: false }, refuse: { enabled: true, fast: true } },
   flops_profiler: { ok: { enabled: false, profile_step: 1 }, refuse: { enabled: true, profile_step: 1 } },
-  activation_checkpointing: { ok: {}, refuse: { partition_activations: true } },
+  activation_checkpointing: { ok: {} }, // honoured by the mesh engine
   sparse_attention: { ok: {}, refuse: { mode: 'fixed', block: 16 } },
   data_efficiency: { ok: { enabled: false }, refuse: { enabled: true } },
   curriculum_learning: { ok: { enabled: false }, refuse: { enabled: true, curriculum_type: 'seqlen' } },
@@ -65,7 +65,7 @@ const CASES: Record<string, { ok: unknown; refuse?: unknown; check?: (c: ReturnT
   checkpoint: { ok: {}, refuse: { tag_validation: 'Warn' } },
   compile: { ok: { deepcompile: false }, refuse: { deepcompile: true, passes: ['autosp'] } },
   data_types: { ok: { grad_accum_dtype: 'fp32' }, refuse: { grad_accum_dtype: 'bf16' } },
-  pipeline: { ok: {}, refuse: { stages: 'auto', partition: 'parameters' } },
+  pipeline: { ok: {} }, // honoured by the mesh engine
   seq_parallel_communication_data_type: { ok: 'fp32', refuse: 'bf16' },
   memory_breakdown: { ok: false, refuse: true },
   disable_allgather: { ok: false, refuse: true },
@@ -103,7 +103,7 @@ test('refusals say why and what to do; bf16/fp16 on a CPU device need a GPU devi
     if (c.refuse === undefined || DS_KEYS[k]!.status === 'honoured') continue;
     assert.throws(() => parseDeepSpeedConfig({ ...BASE, [k]: c.refuse }, 1), /remove it|set it to|set "enabled": false|use `|resume with|fix |sample with|must be true or false/, `the refusal of ${k} says what to do instead`);
   }
-  assert.throws(() => parseDeepSpeedConfig({ ...BASE, bf16: { enabled: true }, pipeline: { stages: 2 } }, 1), (e: Error) => /bf16/.test(e.message) && /pipeline/.test(e.message), 'all problems are reported at once');
+  assert.throws(() => parseDeepSpeedConfig({ ...BASE, bf16: { enabled: true }, aio: { block_size: 4096 } }, 1), (e: Error) => /bf16/.test(e.message) && /aio/.test(e.message), 'all problems are reported at once');
   assert.throws(() => parseDeepSpeedConfig({ ...BASE, fp17: {} }, 1), /unknown key 'fp17' .*known keys: .*bf16/);
 });
 

@@ -4,11 +4,18 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { GPTConfig } from '../../src/models/config.js';
+import type { LanguageModel } from '../../src/models/model.js';
+import { createModel, type Architecture } from '../../src/models/registry.js';
 import { ShardedBatchSampler } from '../../src/data/batch_sampler.js';
 import { Rng } from '../../src/tensor/rng.js';
 import type { MicroBatch } from '../../src/engine/trainer.js';
 
 export const MODEL: Partial<GPTConfig> = { nLayer: 2, nHead: 2, nEmbd: 64, blockSize: 32, vocabSize: 65, dropout: 0, bias: false };
+/** The same run with a Llama-family model: grouped-query attention, rope scaling, Qwen2 biases. */
+export const LLAMA_MODEL: Architecture = {
+  family: 'qwen2', nLayer: 2, nHead: 4, nKvHead: 2, nEmbd: 64, intermediateSize: 128, blockSize: 32, vocabSize: 65, qkvBias: true,
+  ropeScaling: { factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 16 },
+};
 export const SEQ = 32;
 export const WORKER = fileURLToPath(new URL('./zero-worker.js', import.meta.url));
 
@@ -24,6 +31,12 @@ export interface ZeroCase {
   /** Save after this many steps, resume a fresh trainer there and check it repeats the losses. */
   checkpointAt?: number;
   ckptDir?: string;
+  /** The model (default: the GPT above). */
+  arch?: Architecture;
+}
+
+export function modelOf(c: ZeroCase): LanguageModel {
+  return createModel(c.arch ?? MODEL);
 }
 
 export function dsConfig(c: ZeroCase): object {

@@ -1,18 +1,17 @@
 // One rank of a ZeRO test run (started by zero.test.ts with torchrun-style env): trains the
 // ZeroCase from the ZERO_CASE env var and prints one `RESULT {json}` line.
 import { initProcessGroup } from '../../src/dist/index.js';
-import { GPT } from '../../src/models/gpt.js';
 import { parseDeepSpeedConfig } from '../../src/engine/ds-config.js';
 import { createZeroTrainer, type ZeroTrainer } from '../../src/engine/zero/index.js';
 import { cosineLr } from '../../src/optim/schedule.js';
 import { consolidateCheckpoint, readSafetensorsFile } from '../../src/checkpoint/index.js';
-import { corpus, dsConfig, MODEL, rankBatches, SEQ, type ZeroCase } from './zero-case.js';
+import { corpus, dsConfig, modelOf, rankBatches, SEQ, type ZeroCase } from './zero-case.js';
 
 const c = JSON.parse(process.env.ZERO_CASE!) as ZeroCase;
 const pg = await initProcessGroup({ timeoutMs: 60_000 });
 const cfg = parseDeepSpeedConfig(dsConfig(c), pg.worldSize);
 const tokens = corpus();
-const make = () => createZeroTrainer(new GPT(MODEL), cfg, pg, { seed: c.seed, threads: 1, shape: { batch: cfg.microBatchPerGpu, seq: SEQ } });
+const make = () => createZeroTrainer(modelOf(c), cfg, pg, { seed: c.seed, threads: 1, shape: { batch: cfg.microBatchPerGpu, seq: SEQ } });
 
 async function train(t: ZeroTrainer, from: number, to: number, save?: { at: number; dir: string }): Promise<number[]> {
   const batches = rankBatches(c, tokens, pg.rank, pg.worldSize);

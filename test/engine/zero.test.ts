@@ -14,7 +14,7 @@ import { zeroFormula, type MemoryReport } from '../../src/engine/zero/index.js';
 import { cosineLr } from '../../src/optim/schedule.js';
 import { initProcessGroup } from '../../src/dist/index.js';
 import { createZeroTrainer } from '../../src/engine/zero/index.js';
-import { corpus, dsConfig, MODEL, rankBatches, SEQ, WORKER, type ZeroCase } from './zero-case.js';
+import { corpus, dsConfig, LLAMA_MODEL, MODEL, modelOf, rankBatches, SEQ, WORKER, type ZeroCase } from './zero-case.js';
 import { freePort, runRanks } from './spawn-ranks.js';
 
 const STEPS = 20;
@@ -23,10 +23,10 @@ const references = new Map<string, number[]>();
 
 /** Losses of one LocalTrainer process on the whole global batch. */
 async function reference(c: ZeroCase): Promise<number[]> {
-  const key = `${c.globalMicro}x${c.gas}`;
+  const key = `${c.globalMicro}x${c.gas} ${c.arch?.family ?? 'gpt2'}`;
   if (!references.has(key)) {
     const cfg = parseDeepSpeedConfig(dsConfig(c), 1);
-    const t = new LocalTrainer(new GPT(MODEL), { shape: { batch: c.globalMicro, seq: SEQ }, optimizer: cfg.optimizer, gradClip: cfg.gradClip, gradAccum: c.gas, seed: c.seed, threads: 1 });
+    const t = new LocalTrainer(modelOf(c), { shape: { batch: c.globalMicro, seq: SEQ }, optimizer: cfg.optimizer, gradClip: cfg.gradClip, gradAccum: c.gas, seed: c.seed, threads: 1 });
     const batches = rankBatches(c, tokens, 0, 1);
     const losses: number[] = [];
     for (let it = 0; it < c.steps; it++) losses.push((await t.step(batches.next().value!, cosineLr(cfg.schedule, it), it)).loss);
@@ -57,7 +57,7 @@ async function runCase(c: ZeroCase): Promise<void> {
     for (const r of runs) {
       const res = r.result!;
       const diff = maxRelDiff(res.losses as number[], ref);
-      console.log(`stage ${c.stage}, ${c.world} ranks, gas ${c.gas}, rank ${r.rank}: max relative loss difference vs one process ${diff.toExponential(2)}`);
+      console.log(`${c.arch?.family ?? 'gpt2'}: stage ${c.stage}, ${c.world} ranks, gas ${c.gas}, rank ${r.rank}: max relative loss difference vs one process ${diff.toExponential(2)}`);
       assert.ok(diff <= 1e-5, `stage ${c.stage} rank ${r.rank}: ${diff} > 1e-5\n${res.losses}\n${ref}`);
       checkMemory(res.memory as MemoryReport, res.params as number);
       if (ckptDir) {
@@ -85,6 +85,11 @@ test('ZeRO with gradient accumulation (2 micro-steps) and small buckets: stages 
   await runCase({ ...base, globalMicro: 4, gas: 2, stage: 3, world: 2, reduceBucketSize: 20_000 });
   await runCase({ ...base, globalMicro: 4, gas: 2, stage: 2, world: 2, checkpointAt: 7 });
   await runCase({ ...base, globalMicro: 4, gas: 2, stage: 1, world: 2, reduceBucketSize: 20_000 });
+});
+
+test('Llama family (GQA, rope scaling, Qwen2 biases) under ZeRO: stage 3 with checkpoint resume and stage 2 with accumulation, 2 ranks, match one process', async () => {
+  await runCase({ ...base, stage: 3, world: 2, arch: LLAMA_MODEL, checkpointAt: 10 });
+  await runCase({ ...base, globalMicro: 4, gas: 2, stage: 2, world: 2, arch: LLAMA_MODEL });
 });
 
 test('stage 0 with world size 1 is LocalTrainer: same losses', async () => {

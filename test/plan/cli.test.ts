@@ -9,6 +9,8 @@ import { fileURLToPath } from 'node:url';
 
 const main = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const plan = (...args: string[]) => spawnSync(process.execPath, [main, 'plan', ...args], { encoding: 'utf8', timeout: 60_000 });
+// --calibrate times GEMMs, a training step and a loopback all-reduce: minutes on a loaded 2-core host.
+const calibrate = (...args: string[]) => spawnSync(process.execPath, [main, 'plan', ...args], { encoding: 'utf8', timeout: 600_000 });
 
 test('one layout as JSON has the promised keys', () => {
   const r = plan('--model', 'gpt3-175b', '--cluster', 'selene', '--gpus', '1024', '--tp', '8', '--pp', '16', '--json');
@@ -46,7 +48,7 @@ test('--calibrate measures through the runtime GEMM probe, or says the runtime i
   const dir = mkdtempSync(join(tmpdir(), 'atscale-cal-'));
   const out = join(dir, 'm.json');
   const probe = fileURLToPath(new URL('../../src/runtime/gemm-probe.js', import.meta.url));
-  const r = plan('--calibrate', '--out', out, '--json');
+  const r = calibrate('--calibrate', '--out', out, '--json');
   if (!existsSync(probe)) {
     assert.equal(r.status, 1);
     assert.match(r.stderr, /the runtime is not built/);
@@ -58,4 +60,40 @@ test('--calibrate measures through the runtime GEMM probe, or says the runtime i
   assert.ok(spec.memBandwidthGBs > 0.5);
   const again = plan('--model', 'cpu-small', '--machine', out, '--json');
   assert.ok(JSON.parse(again.stdout).predicted_ms_per_iter > 0);
+});
+
+test('the issue interface: a GQA/SwiGLU model on more GPUs than the preset has, as JSON', () => {
+  const r = plan(
+    '--cluster', 'h100-cluster', '--layers', '80', '--hidden', '8192', '--heads', '64', '--kv-heads', '8', '--ffn', '28672', '--swiglu', '--untied',
+    '--vocab', '128256', '--seq-len', '8192', '--gpus', '12288', '--tp', '8', '--pp', '8', '--dp', '192', '--global-batch', '1536', '--micro-batch', '1',
+    '--recompute', 'selective', '--zero', '1', '--interleave', '2', '--sequence-parallel', '--json',
+  );
+  assert.equal(r.status, 0, r.stderr);
+  const j = JSON.parse(r.stdout);
+  for (const k of ['step_time_s', 'tflops_per_gpu_model', 'tflops_per_gpu_hardware', 'mfu']) assert.equal(typeof j[k], 'number', k);
+  assert.ok(Math.abs(j.params / 70.55e9 - 1) < 0.01, `Llama 3 70B shape: ${j.params}`);
+  assert.ok(j.mfu > 0.1 && j.mfu < 0.8);
+  assert.match(j.cluster_note, /scaled to 1536 nodes x 8 GPUs = 12288/);
+  // Uneven pipeline: BLOOM's 70 layers on 12 stages.
+  const bloom = plan('--layers', '70', '--hidden', '14336', '--heads', '112', '--vocab', '250880', '--seq-len', '2048', '--gpus', '384', '--tp', '4', '--pp', '12', '--global-batch', '2048', '--micro-batch', '2', '--json');
+  assert.equal(bloom.status, 0, bloom.stderr);
+  assert.deepEqual(JSON.parse(bloom.stdout).layout.stage_layers, [5, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 5]);
+});
+
+test('bad input for the new options: exit 2 with the arithmetic', () => {
+  const kv = plan('--layers', '4', '--hidden', '512', '--heads', '8', '--kv-heads', '3', '--vocab', '100', '--gpus', '8', '--tp', '1');
+  assert.equal(kv.status, 2);
+  assert.match(kv.stderr, /--kv-heads .* must divide 'heads' \(8\): 8 \/ 3 = 2\.67/);
+  const cp = plan('--model', 'llama3-8b', '--cluster', 'h100-cluster', '--gpus', '64', '--tp', '8', '--cp', '3');
+  assert.equal(cp.status, 2);
+  assert.match(cp.stderr, /not divisible by tp x cp x pp = 8 x 3 x 1 = 24/);
+  const sched = plan('--model', 'gpt3-175b', '--gpus', '1024', '--tp', '8', '--pp', '16', '--schedule', 'pipedream');
+  assert.equal(sched.status, 2);
+  assert.match(sched.stderr, /--schedule must be one of gpipe, 1f1b, interleaved, zero-bubble/);
+  const nodes = plan('--model', 'gpt3-175b', '--nodes', '4', '--gpus', '64', '--tp', '8');
+  assert.equal(nodes.status, 2);
+  assert.match(nodes.stderr, /--gpus 64 is more than --nodes 4 x 8 GPUs per node = 32/);
+  const topk = plan('--layers', '4', '--hidden', '512', '--heads', '8', '--vocab', '100', '--top-k', '2', '--gpus', '8', '--tp', '1');
+  assert.equal(topk.status, 2);
+  assert.match(topk.stderr, /give --experts too/);
 });

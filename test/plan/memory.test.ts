@@ -7,7 +7,7 @@ import type { TrainingSpec } from '../../src/plan/specs.js';
 
 const m = { ...MODEL_PRESETS['gpt3-175b']! };
 const base: TrainingSpec = {
-  gpus: 8, globalBatch: 8, microBatch: 1, seqLen: 2048, dtype: 'bf16', tp: 8, pp: 1, dp: 1, interleave: 1, zero: 0, recompute: 'none', sequenceParallel: false, tokens: 1,
+  gpus: 8, globalBatch: 8, microBatch: 1, seqLen: 2048, dtype: 'bf16', tp: 8, pp: 1, dp: 1, interleave: 1, zero: 0, recompute: 'none', sequenceParallel: false, tokens: 1, attention: 'materialized',
 };
 
 test('activations per layer follow Korthikanti et al. 2022', () => {
@@ -17,6 +17,13 @@ test('activations per layer follow Korthikanti et al. 2022', () => {
   assert.equal(layerActivationBytes(m, { ...base, sequenceParallel: true }), (s * b * h * (34 + (5 * a * s) / h)) / t);
   assert.equal(layerActivationBytes(m, { ...base, sequenceParallel: true, recompute: 'selective' }), (s * b * h * 34) / t);
   assert.equal(layerActivationBytes(m, { ...base, recompute: 'full' }), 2 * s * b * h);
+  // Flash attention keeps no s x s scores: the same as selective recomputation's count.
+  assert.equal(layerActivationBytes(m, { ...base, attention: 'flash' }), layerActivationBytes(m, { ...base, recompute: 'selective' }));
+  // GQA stores smaller K and V; a gated MLP stores 6f instead of 4f; context parallelism splits s.
+  const llama = { ...m, kvHeads: 8, gatedMlp: true };
+  const t1 = { ...base, tp: 1, attention: 'flash' as const };
+  assert.equal(layerActivationBytes(llama, t1), s * b * (10 * h + 4 * h + 4 * (8 * h) / a + 6 * m.ffn));
+  assert.equal(layerActivationBytes(llama, { ...t1, cp: 4, seqLen: s }), layerActivationBytes(llama, t1) / 4);
 });
 
 test('ZeRO stages shard optimizer, then gradients, then parameters', () => {

@@ -21,14 +21,16 @@ test('search: GPT-3 175B on 1024 A100 80GB finds a layout at least as fast as TP
   assert.match(why, /recomputation|bubble|tensor-parallel/);
 });
 
-test('pipeline bubble is (p - 1)/(v m) of the ideal time, and interleaving shrinks it', () => {
+test('pipeline bubble is (p - 1)/m or more with a heavier last stage, and interleaving shrinks it', () => {
   const m = gpt3();
   const at = (interleave: number) => evaluate(m, selene, resolveLayout(m, selene, { gpus: 1024, tp: 8, pp: 16, globalBatch: 1536, interleave }));
   const r1 = at(1), r2 = at(2);
   const micro = 1536 / 8;
   const ideal = r1.time.step - r1.time.bubble - r1.time.dataParallel - r1.time.optimizer;
-  assert.ok(Math.abs(r1.time.bubble / ideal - 15 / micro) < 0.01, `bubble share ${r1.time.bubble / ideal}`);
-  assert.ok(Math.abs(r2.time.bubble / r1.time.bubble - 0.5) < 1e-9);
+  // The textbook (p - 1)/m share holds for equal stages (pipeline-sim.test checks it exactly);
+  // here the last stage also runs the 50k-vocabulary output layer, and the others wait for it.
+  assert.ok(r1.time.bubble / ideal > 15 / micro && r1.time.bubble / ideal < 2 * (15 / micro), `bubble share ${r1.time.bubble / ideal}`);
+  assert.ok(r2.time.bubble / r1.time.bubble > 0.4 && r2.time.bubble / r1.time.bubble < 0.65, `${r2.time.bubble} / ${r1.time.bubble}`);
   assert.ok(r2.time.step < r1.time.step);
 });
 

@@ -176,13 +176,21 @@ function lowerDropoutMask(L: Lowering, n: Node, key: string, out: string): void 
     L.emit(op, xs, [r]);
     return r;
   };
+  // The key's low 32 bits (wrapping cast) are the key proper; the bits above are the first
+  // batch row of this tensor in the global batch, so the element index is the global one.
   const key32 = L.fresh(out);
   L.emit('Cast', [key], [key32], { to: { kind: 'int', v: ONNX_DTYPE.int32 } });
+  const two32 = L.fresh(out);
+  L.initializers.push({ name: two32, value: hostValue('int64', [], [2 ** 32]) });
+  const row0 = L.fresh(out);
+  L.emit('Cast', [step('Div', key, two32)], [row0], { to: { kind: 'int', v: ONNX_DTYPE.int32 } });
+  const rowElems = n.shape.length > 0 && n.shape[0]! > 0 ? count / n.shape[0]! : 0;
+  const index = step('Add', step('Range', i32(0), i32(count), i32(1)), step('Mul', row0, i32(rowElems)));
   const two16 = i32(65536);
   const mult = i32(DROPOUT_MULT);
   let word = step('Add', key32, i32(dropoutSalt(n.attrs.salt as number)));
   word = step('Mul', step('BitwiseXor', word, step('Div', word, two16)), mult);
-  let h = step('BitwiseXor', step('Mul', step('Range', i32(0), i32(count), i32(1)), i32(DROPOUT_INDEX_MULT)), word);
+  let h = step('BitwiseXor', step('Mul', index, i32(DROPOUT_INDEX_MULT)), word);
   for (let round = 0; round < 3; round++) {
     h = step('BitwiseXor', h, step('Div', h, two16));
     if (round < 2) h = step('Mul', h, mult);

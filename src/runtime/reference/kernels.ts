@@ -217,10 +217,15 @@ export function evaluateRef(n: Node, ins: RefValue[]): RefValue {
       return value(n, out);
     }
     case 'dropout_mask': {
-      let word = ((ins[0]!.data[0]! | 0) + dropoutSalt(a.salt as number)) | 0;
+      // Low 32 bits: the key; the bits above: the tensor's first row in the global batch.
+      const key = BigInt(ins[0]!.data[0]!);
+      const row0 = Number(BigInt.asIntN(32, key / 2n ** 32n));
+      const rowElems = n.shape.length > 0 && n.shape[0]! > 0 ? out.length / n.shape[0]! : 0;
+      const base = Math.imul(row0, rowElems);
+      let word = (Number(BigInt.asIntN(32, key)) + dropoutSalt(a.salt as number)) | 0;
       word = Math.imul((word ^ Math.trunc(word / 65536)) | 0, DROPOUT_MULT) | 0;
       const threshold = dropoutThreshold(a.p as number);
-      for (let i = 0; i < out.length; i++) out[i] = dropoutHash(Math.imul(i, DROPOUT_INDEX_MULT) ^ word) >= threshold ? 1 : 0;
+      for (let i = 0; i < out.length; i++) out[i] = dropoutHash(Math.imul((i + base) | 0, DROPOUT_INDEX_MULT) ^ word) >= threshold ? 1 : 0;
       return value(n, out);
     }
     default:

@@ -1,0 +1,128 @@
+// Runs one rank's schedule (schedule.ts) for one optimizer step: forwards and backwards through
+// the StageRunner, activations and gradients over point-to-point links of the pipeline group.
+// Sends are queued and awaited at the end (the schedule's rule); a receive blocks, and when it
+// fails or times out the error names the peer rank and the micro-batch it waited for. Each
+// message carries its (micro-batch, stage) tag, so a mismatched order is an error, not a
+// silent mix-up.
+import type { HostValue } from '../../ir/value.js';
+import type { ProcessGroup } from '../../dist/index.js';
+import type { Instr } from './schedule.js';
+import type { StageRunner } from './stage.js';
+
+export interface StepIO {
+  /** Tokens and targets of micro-batch k (every rank gets them; stage 0 and the last use them). */
+  batch(mb: number): { x: Int32Array; y: Int32Array };
+  key(mb: number): HostValue | undefined;
+  /** Scale of the loss gradient (1 / (micro-batches x data-parallel ranks)). */
+  seed: number;
+  /** Called with each instruction other than compute, send and receive (reduce, step). */
+  onInstr?(i: Instr, lossSum: number): Promise<void>;
+}
+
+export interface Links {
+  /** Activations and gradients travel on separate groups (channels) of the same ranks. */
+  act: ProcessGroup;
+  grad: ProcessGroup;
+  /** Global rank of pipeline rank r, for messages. */
+  globalRank(r: number): number;
+}
+
+export interface StepRecord {
+  /** Sum of the last stage's micro-batch losses (0 elsewhere). */
+  lossSum: number;
+  /** Wall time of the schedule (compute + waiting), ms. */
+  wallMs: number;
+  /** Wall time from the start to the end of this rank's last forward or backward, ms: the
+   * pipeline part of the step, whose idle share is the bubble. */
+  computeSpanMs: number;
+  /** Time in forward/backward programs, ms. */
+  busyMs: number;
+}
+
+const TAG = 2;
+
+export async function runSchedule(instrs: Instr[], runner: StageRunner, links: Links, io: StepIO, me: number): Promise<StepRecord> {
+  const t0 = performance.now();
+  runner.busyMs = 0;
+  const outbox = new Map<string, Float32Array>();
+  const inbox = new Map<string, Float32Array>();
+  const pending: Promise<void>[] = [];
+  let sendError: Error | null = null;
+  let lossSum = 0;
+  let computeEnd = t0;
+  const key = (kind: string, mb: number, stage: number) => `${kind}:${mb}:${stage}`;
+  const what = (i: { op: string; kind: string; mb: number; stage: number; peer: number }) =>
+    `pipeline rank ${me} (stage ${i.stage}): ${i.op === 'send' ? 'sending' : 'receiving'} the ${i.kind === 'act' ? 'activation' : 'gradient'} of micro-batch ${i.mb} ${i.op === 'send' ? 'to' : 'from'} pipeline rank ${i.peer} (global rank ${links.globalRank(i.peer)})`;
+
+  for (const i of instrs) {
+    if (sendError) throw sendError;
+    switch (i.op) {
+      case 'forward': {
+        const b = io.batch(i.mb);
+        const x = i.stage === 0 ? undefined : takeInput(inbox, key('act', i.mb, i.stage), i.stage, i.mb);
+        const y = await runner.forward(i.mb, i.stage, { idx: b.x, x }, io.key(i.mb));
+        computeEnd = performance.now();
+        if (i.stage === runner.lastStage) break;
+        // The next stage on this rank (p = 1 inside an interleaved rank never happens; p >= 2
+        // puts adjacent stages on different ranks), or a send below.
+        outbox.set(key('act', i.mb, i.stage + 1), y);
+        break;
+      }
+      case 'backward': {
+        const b = io.batch(i.mb);
+        const dy = i.stage === runner.lastStage ? undefined : takeInput(inbox, key('grad', i.mb, i.stage), i.stage, i.mb);
+        const r = await runner.backward(i.mb, i.stage, { dy, targets: b.y, seed: io.seed }, io.key(i.mb));
+        computeEnd = performance.now();
+        if (r.loss !== undefined) lossSum += r.loss;
+        if (r.dx) outbox.set(key('grad', i.mb, i.stage - 1), r.dx);
+        break;
+      }
+      case 'send': {
+        const next = i.kind === 'act' ? i.stage + 1 : i.stage - 1;
+        const k = key(i.kind, i.mb, next);
+        const data = outbox.get(k);
+        if (!data) throw new Error(`${what(i)}: nothing to send (schedule sends before computing)`);
+        outbox.delete(k);
+        const msg = new Float32Array(data.length + TAG);
+        msg.set(data);
+        msg[data.length] = i.mb;
+        msg[data.length + 1] = next;
+        const g = i.kind === 'act' ? links.act : links.grad;
+        pending.push(g.send(msg, i.peer).catch((e: Error) => {
+          sendError ??= new Error(`${what(i)}: send failed: ${e.message}`);
+        }));
+        break;
+      }
+      case 'recv': {
+        const n = runner.shape.batch * runner.shape.seq * runner.model.dims.nEmbd;
+        const msg = new Float32Array(n + TAG);
+        const g = i.kind === 'act' ? links.act : links.grad;
+        try {
+          await g.recv(msg, i.peer);
+        } catch (e) {
+          throw new Error(`${what(i)}: ${(e as Error).message}`);
+        }
+        if (msg[n] !== i.mb || msg[n + 1] !== i.stage) throw new Error(`${what(i)}: received micro-batch ${msg[n]} for stage ${msg[n + 1]} instead; the ranks run different schedules`);
+        inbox.set(key(i.kind, i.mb, i.stage), msg.subarray(0, n));
+        break;
+      }
+      default:
+        await Promise.all(pending);
+        if (sendError) throw sendError;
+        pending.length = 0;
+        await io.onInstr?.(i, lossSum);
+    }
+  }
+  await Promise.all(pending);
+  if (sendError) throw sendError;
+  // Anything left in the outbox went to a stage on this rank that never ran: a schedule bug.
+  if (outbox.size || inbox.size || runner.inFlight) throw new Error(`pipeline rank ${me}: the schedule left ${outbox.size} unsent, ${inbox.size} unused and ${runner.inFlight} unfinished micro-batch results`);
+  return { lossSum, wallMs: performance.now() - t0, computeSpanMs: computeEnd - t0, busyMs: runner.busyMs };
+}
+
+function takeInput(inbox: Map<string, Float32Array>, k: string, stage: number, mb: number): Float32Array {
+  const v = inbox.get(k);
+  if (!v) throw new Error(`stage ${stage} of micro-batch ${mb} has no input (${k}); the schedule runs it before receiving`);
+  inbox.delete(k);
+  return v;
+}

@@ -1,0 +1,198 @@
+// The computations of the virtual stages one pipeline rank holds. A virtual stage is a
+// contiguous range of transformer blocks, with the embedding on stage 0 and the final norm,
+// head and loss on the last; each block is a segment (segments.ts) whose backward recomputes
+// its forward from the saved block input (full activation checkpointing), so a micro-batch in
+// flight keeps one activation per block. Parameters and gradients are the rank's own units,
+// packed in one buffer (`owned`), in layout order.
+import { hostValue, type HostValue } from '../../ir/value.js';
+import type { ExecOptions } from '../../runtime/session.js';
+import type { FlatLayout } from '../../nn/flat.js';
+import type { LanguageModel } from '../../models/model.js';
+import { modelSegments, type Segment, type Unit } from '../segments.js';
+import type { StepShape } from '../step-graphs.js';
+import { NamedExecutable, type Named } from '../named-program.js';
+
+/** A unit of the flat layout held by this rank, and where it sits in the owned buffer. */
+export interface OwnedUnit extends Unit {
+  at: number;
+}
+
+interface Compiled {
+  seg: Segment;
+  /** Set by compile(). */
+  forward?: NamedExecutable;
+  backward?: NamedExecutable;
+}
+
+interface Stash {
+  idx?: HostValue;
+  /** Input of each block of the stage, in order (recomputed from in backward). */
+  inputs: HostValue[];
+  /** Output of the stage's last block (the head's input on the last stage). */
+  out: HostValue;
+}
+
+const f32 = (data: Float32Array, shape: number[]): HostValue => ({ dtype: 'float32', shape, data });
+
+export class StageRunner {
+  readonly owned: OwnedUnit[];
+  readonly ownedSize: number;
+  /** This rank's parameters and accumulated gradients, packed (see owned). */
+  readonly params: Float32Array;
+  readonly grads: Float32Array;
+  private readonly compiled = new Map<string, Compiled>();
+  private readonly stash = new Map<string, Stash>();
+  /** Milliseconds spent in forward and backward programs since the last reset. */
+  busyMs = 0;
+  readonly hasKey: boolean;
+  private readonly act: number[];
+
+  constructor(
+    readonly model: LanguageModel,
+    readonly layout: FlatLayout,
+    readonly shape: StepShape,
+    /** Virtual stages of this rank and the blocks [first, end) of each. */
+    readonly stages: { stage: number; blocks: [number, number] }[],
+    readonly lastStage: number,
+    full: Float32Array,
+  ) {
+    const segs = modelSegments(model, layout, shape);
+    this.hasKey = segs.hasKey;
+    const segOf = (name: string) => segs.segments.find((s) => s.name === name)!;
+    const need: Segment[] = [];
+    for (const { stage, blocks } of stages) {
+      if (stage === 0) need.push(segOf('embed'));
+      for (let b = blocks[0]; b < blocks[1]; b++) need.push(segOf(`block ${b}`));
+      if (stage === lastStage) need.push(segOf('head'));
+    }
+    const units = [...new Map(need.flatMap((s) => s.units).map((u) => [u.name, u])).values()].sort((a, b) => a.offset - b.offset);
+    let at = 0;
+    this.owned = units.map((u) => {
+      const o = { ...u, at };
+      at += u.size;
+      return o;
+    });
+    this.ownedSize = at;
+    this.params = new Float32Array(at);
+    this.grads = new Float32Array(at);
+    for (const u of this.owned) this.params.set(full.subarray(u.offset, u.offset + u.size), u.at);
+    this.act = [shape.batch, shape.seq, model.dims.nEmbd];
+    for (const s of need) this.compiled.set(s.name, { seg: s });
+  }
+
+  async compile(opts: ExecOptions): Promise<void> {
+    for (const c of this.compiled.values()) {
+      const s = c.seg;
+      const unitNames = s.units.map((u) => u.name);
+      if (s.forward) c.forward = await NamedExecutable.compile(s.forward, [s.kind === 'embed' ? 'x' : 'y'], opts);
+      const outs = s.kind === 'embed' ? unitNames : s.kind === 'block' ? ['dx', ...unitNames] : ['loss', 'dx', ...unitNames];
+      c.backward = await NamedExecutable.compile(s.backward, outs, opts);
+    }
+  }
+
+  private compiledOf(name: string): Required<Compiled> {
+    const c = this.compiled.get(name);
+    if (!c?.backward) throw new Error(`segment '${name}' is not compiled on this rank (call compile() first)`);
+    return c as Required<Compiled>;
+  }
+
+  private unit(name: string): OwnedUnit {
+    return this.owned.find((u) => u.name === name)!;
+  }
+
+  /** Feeds of a segment's parameters: views of the owned buffer. */
+  private paramFeeds(seg: Segment): Named {
+    return Object.fromEntries(seg.units.map((u) => {
+      const o = this.unit(u.name);
+      return [u.name, f32(this.params.subarray(o.at, o.at + o.size), [o.size])];
+    }));
+  }
+
+  private addGrads(seg: Segment, out: Named): void {
+    for (const u of seg.units) {
+      const o = this.unit(u.name);
+      const g = out[u.name]!.data as Float32Array;
+      const dst = this.grads.subarray(o.at, o.at + o.size);
+      for (let i = 0; i < g.length; i++) dst[i] = dst[i]! + g[i]!;
+    }
+  }
+
+  private blocksOf(stage: number): [number, number] {
+    const s = this.stages.find((x) => x.stage === stage);
+    if (!s) throw new Error(`virtual stage ${stage} does not live on this rank`);
+    return s.blocks;
+  }
+
+  private async timed<T>(f: () => Promise<T>): Promise<T> {
+    const t0 = performance.now();
+    try {
+      return await f();
+    } finally {
+      this.busyMs += performance.now() - t0;
+    }
+  }
+
+  /** Runs stage `stage` on micro-batch `mb`: from the tokens (stage 0) or the received
+   * activation; returns the stage's output activation. */
+  forward(mb: number, stage: number, input: { idx?: Int32Array; x?: Float32Array }, key: HostValue | undefined): Promise<Float32Array> {
+    return this.timed(async () => {
+      const keyFeed: Named = key ? { key } : {};
+      const st: Stash = { inputs: [], out: undefined as unknown as HostValue };
+      let x: HostValue;
+      if (stage === 0) {
+        const c = this.compiledOf('embed');
+        st.idx = hostValue('int32', [this.shape.batch, this.shape.seq], input.idx!);
+        x = (await c.forward.run({ ...this.paramFeeds(c.seg), idx: st.idx, ...keyFeed })).x!;
+      } else x = f32(input.x!, this.act);
+      const [b0, b1] = this.blocksOf(stage);
+      for (let b = b0; b < b1; b++) {
+        const c = this.compiledOf(`block ${b}`);
+        st.inputs.push(x);
+        x = (await c.forward.run({ ...this.paramFeeds(c.seg), x, ...keyFeed })).y!;
+      }
+      st.out = x;
+      this.stash.set(`${mb}:${stage}`, st);
+      return x.data as Float32Array;
+    });
+  }
+
+  /** Backward of stage `stage` on `mb`: from the loss (last stage, `seed` scales it) or the
+   * received gradient; adds parameter gradients, returns the input gradient (null on stage 0)
+   * and, on the last stage, the micro-batch loss. */
+  backward(mb: number, stage: number, input: { dy?: Float32Array; targets?: Int32Array; seed: number }, key: HostValue | undefined): Promise<{ dx: Float32Array | null; loss?: number }> {
+    return this.timed(async () => {
+      const keyFeed: Named = key ? { key } : {};
+      const st = this.stash.get(`${mb}:${stage}`);
+      if (!st) throw new Error(`backward of micro-batch ${mb} on stage ${stage} before its forward`);
+      this.stash.delete(`${mb}:${stage}`);
+      let dy: HostValue;
+      let loss: number | undefined;
+      if (stage === this.lastStage) {
+        const c = this.compiledOf('head');
+        const targets = hostValue('int32', [this.shape.batch, this.shape.seq], input.targets!);
+        const out = await c.backward.run({ ...this.paramFeeds(c.seg), x: st.out, targets, seed: hostValue('float32', [], [input.seed]) });
+        this.addGrads(c.seg, out);
+        loss = (out.loss!.data as Float32Array)[0]!;
+        dy = out.dx!;
+      } else dy = f32(input.dy!, this.act);
+      const [b0, b1] = this.blocksOf(stage);
+      for (let b = b1 - 1; b >= b0; b--) {
+        const c = this.compiledOf(`block ${b}`);
+        const out = await c.backward.run({ ...this.paramFeeds(c.seg), x: st.inputs[b - b0]!, dy, ...keyFeed });
+        this.addGrads(c.seg, out);
+        dy = out.dx!;
+      }
+      if (stage === 0) {
+        const c = this.compiledOf('embed');
+        this.addGrads(c.seg, await c.backward.run({ ...this.paramFeeds(c.seg), idx: st.idx!, dy, ...keyFeed }));
+        return { dx: null, loss };
+      }
+      return { dx: dy.data as Float32Array, loss };
+    });
+  }
+
+  /** Activations still held (micro-batch, stage) pairs: empty between steps. */
+  get inFlight(): number {
+    return this.stash.size;
+  }
+}

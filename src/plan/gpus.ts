@@ -1,0 +1,71 @@
+// GPU datasheets and the measured fractions of them real kernels reach. Peaks are dense (no
+// 2:4 sparsity) tensor-core TFLOP/s per dtype from NVIDIA's datasheets; fp32 is the non-tensor
+// rate. None of these numbers was fitted to a training run: each efficiency is a kernel
+// micro-benchmark that someone published, cited where it is set.
+import type { GpuSpec } from './specs.js';
+
+/**
+ * Best-shape GEMM efficiency, bf16, as "Maximum Achievable Matmul FLOPS" (MAMF) over the
+ * datasheet: S. Bekman, ml-engineering, compute/accelerator/README.md, MAMF comparison table
+ * (mamf-finder.py, mean of 100 iterations): A100 SXM 271.2 / 312 = 86.9%, H100 SXM 794.5 / 989
+ * = 80.3% ("H200 is the same"), B200 1745 / 2250 = 77.6%; fp8 (float8_e4m3fn) H100 1402.6 /
+ * 1979 = 70.9%, H200 1453.4 / 1979 = 73.4%, B200 3432.5 / 4500 = 76.3%. The V100 has no MAMF
+ * entry; 0.80 is assumed (cuBLAS on Volta is of H100's class). tf32 and fp16 take the bf16
+ * fraction (not measured separately).
+ */
+const MAMF = { v100: 0.8, a100: 271.2 / 312, h100: 794.5 / 989, h200: 794.5 / 989, b200: 1745 / 2250 };
+const MAMF_FP8 = { h100: 1402.6 / 1979, h200: 1453.4 / 1979, b200: 3432.5 / 4500 };
+
+/**
+ * Streaming bandwidth over the datasheet: BabelStream-style copy/triad kernels reach about
+ * 90% of HBM2e/HBM3 peak on A100 and H100 (e.g. NVIDIA's nvbandwidth and the BabelStream
+ * results in Deakin et al. 2022); 0.85 is taken for every generation, a little under that
+ * because training kernels mix reads and writes of several tensors.
+ */
+const STREAM = 0.85;
+
+/**
+ * Causal flash attention, fraction of the dense peak, as FlashAttention-2 (Dao 2023) measured
+ * it: on A100 up to 73% of peak forward and about 63% backward (Fig. 4-6, head dim 128, long
+ * sequences); on H100 up to 335 TFLOP/s forward + backward (Fig. 7), 34% of peak, about 40%
+ * forward and 32% backward. FlashAttention-2 is what the runs in the validation table used
+ * (FlashAttention-3's 75% on H100 came in mid-2024, after them). V100 and B200 take their
+ * neighbour generation's figures scaled by their MAMF ratio.
+ */
+const FLASH = {
+  ampere: { fwd: 0.7, bwd: 0.6 },
+  hopper: { fwd: 0.4, bwd: 0.32 },
+};
+
+export const GPUS: Record<string, GpuSpec> = {
+  v100: {
+    name: 'V100 SXM2 32GB', peakTflops: { fp16: 125, fp32: 15.7 }, memoryGB: 32, memoryGBs: 900, sms: 80,
+    gemmEfficiency: MAMF.v100, memoryEfficiency: STREAM, flashForwardEfficiency: FLASH.ampere.fwd * 0.9, flashBackwardEfficiency: FLASH.ampere.bwd * 0.9,
+  },
+  'a100-40': {
+    name: 'A100 SXM 40GB', peakTflops: { bf16: 312, fp16: 312, tf32: 156, fp32: 19.5 }, memoryGB: 40, memoryGBs: 1555, sms: 108,
+    gemmEfficiency: MAMF.a100, memoryEfficiency: STREAM, flashForwardEfficiency: FLASH.ampere.fwd, flashBackwardEfficiency: FLASH.ampere.bwd,
+  },
+  'a100-80': {
+    name: 'A100 SXM 80GB', peakTflops: { bf16: 312, fp16: 312, tf32: 156, fp32: 19.5 }, memoryGB: 80, memoryGBs: 2039, sms: 108,
+    gemmEfficiency: MAMF.a100, memoryEfficiency: STREAM, flashForwardEfficiency: FLASH.ampere.fwd, flashBackwardEfficiency: FLASH.ampere.bwd,
+  },
+  h100: {
+    name: 'H100 SXM 80GB', peakTflops: { fp8: 1979, bf16: 989, fp16: 989, tf32: 494, fp32: 67 }, memoryGB: 80, memoryGBs: 3350, sms: 132,
+    gemmEfficiency: MAMF.h100, gemmEfficiencyFp8: MAMF_FP8.h100, memoryEfficiency: STREAM, flashForwardEfficiency: FLASH.hopper.fwd, flashBackwardEfficiency: FLASH.hopper.bwd,
+  },
+  h200: {
+    name: 'H200 SXM 141GB', peakTflops: { fp8: 1979, bf16: 989, fp16: 989, tf32: 494, fp32: 67 }, memoryGB: 141, memoryGBs: 4800, sms: 132,
+    gemmEfficiency: MAMF.h200, gemmEfficiencyFp8: MAMF_FP8.h200, memoryEfficiency: STREAM, flashForwardEfficiency: FLASH.hopper.fwd, flashBackwardEfficiency: FLASH.hopper.bwd,
+  },
+  b200: {
+    name: 'B200 SXM 180GB', peakTflops: { fp8: 4500, bf16: 2250, fp16: 2250, tf32: 1100, fp32: 75 }, memoryGB: 180, memoryGBs: 8000, sms: 148,
+    gemmEfficiency: MAMF.b200, gemmEfficiencyFp8: MAMF_FP8.b200, memoryEfficiency: STREAM, flashForwardEfficiency: FLASH.hopper.fwd * (MAMF.b200 / MAMF.h100), flashBackwardEfficiency: FLASH.hopper.bwd * (MAMF.b200 / MAMF.h100),
+  },
+};
+
+/** Per-GPU NVLink bandwidth, both directions together, as vendors quote it, by GPU. */
+export const NVLINK_GBS: Record<string, number> = { v100: 300, 'a100-40': 600, 'a100-80': 600, h100: 900, h200: 900, b200: 1800 };
+
+/** Defaults for GPU specs from JSON files that leave the measured fractions out. */
+export const DEFAULT_GPU_EFFICIENCY = { gemm: 0.8, memory: STREAM, flashForward: 0.6, flashBackward: 0.5, sms: 108 };

@@ -1,0 +1,77 @@
+// Pipeline faults and bad input: a bad layout fails before any process group starts, with the
+// arithmetic; a rank killed mid-pipeline is named, with the micro-batch, by its peer (no hang).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync, rmSync, existsSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort } from '../spawn-ranks.js';
+
+const CLI = fileURLToPath(new URL('../../../src/cli/main.js', import.meta.url));
+const work = mkdtempSync(join(tmpdir(), 'atscale-pipe-faults-'));
+const corpus = join(work, 'corpus.txt');
+writeFileSync(join(work, 'split.json'), JSON.stringify({ train_micro_batch_size_per_gpu: 4, gradient_accumulation_steps: 4, pipeline: { partition: [2, 1] } }));
+writeFileSync(corpus, Array.from({ length: 300 }, (_, i) => `${i} little pigs went to market, ${i * 7} stayed home.\n`).join(''));
+const MODEL = ['--data', corpus, '--n-layer', '4', '--n-head', '4', '--n-embd', '32', '--block-size', '16', '--dropout', '0.1', '--eval-interval', '20', '--eval-iters', '1', '--log-interval', '1', '--threads', '1', '--peak-gflops', '10', '--quiet'];
+const FLAGS = ['train', ...MODEL, '--max-iters', '20', '--lr', '0.003', '--warmup-iters', '2', '--batch-size', '4', '--grad-accum', '4'];
+
+test('bad layouts fail before the process group starts, with the arithmetic', () => {
+  const cases: [string[], RegExp][] = [
+    [['--pipeline-model-parallel-size', '3'], /world size 2 is not divisible by tp 1 x pp 3 = 3/],
+    [['--tensor-model-parallel-size', '2', '--n-head', '3', '--n-embd', '24'], /3 attention heads do not divide by tensor-model-parallel size 2 \(3 % 2 = 1\)/],
+    [['--pipeline-model-parallel-size', '2', '--n-layer', '1'], /2 pipeline stages \(pp 2 x virtual 1\) but only 1 layers/],
+    [['--pipeline-model-parallel-size', '2', '--grad-accum', '1'], /1 micro-batch\(es\) per step is fewer than pp 2/],
+    [['--pipeline-model-parallel-size', '2', '--recompute-granularity', 'some'], /--recompute-granularity must be none, selective or full, got 'some'/],
+  ];
+  // WORLD_SIZE 2 without a peer: the check must fail before this rank would wait for a rendezvous.
+  for (const [extra, re] of cases) {
+    const r = spawnSync(process.execPath, [CLI, ...FLAGS, '--max-iters', '1', ...extra, '--out', join(work, 'bad')], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, WORLD_SIZE: '2', RANK: '1', MASTER_ADDR: '127.0.0.1', MASTER_PORT: '1' } });
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, re);
+    assert.ok(!existsSync(join(work, 'bad', 'metrics.jsonl')));
+  }
+  // Under the launcher every rank reports it.
+  const r = spawnSync(process.execPath, [CLI, 'launch', '--nproc-per-node', '2', '--', process.execPath, CLI, 'train', ...MODEL, '--max-iters', '1', '--pipeline-model-parallel-size', '2', '--deepspeed-config', join(work, 'split.json'), '--out', join(work, 'bad')], { encoding: 'utf8', timeout: 60_000 });
+  assert.notEqual(r.status, 0);
+  assert.match(r.stdout + r.stderr, /covers 2 \+ 1 = 3 layers but the model has 4: it loses 1 layer/);
+});
+
+test('--max-memory-gb: the whole model is refused on one process before allocating; two pipeline stages fit', () => {
+  const small = [...FLAGS, '--max-iters', '1', '--grad-accum', '2', '--max-memory-gb', '0.0005'];
+  const one = spawnSync(process.execPath, [CLI, ...small, '--out', join(work, 'cap1')], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, WORLD_SIZE: '1' } });
+  assert.notEqual(one.status, 0);
+  assert.match(one.stderr, /needs 0\.000\d+ GB of model state \(params .* \+ grads .* \+ optimizer .*\) at dp 1 x pp 1 x tp 1, above --max-memory-gb 0\.0005/);
+  assert.ok(!existsSync(join(work, 'cap1', 'metrics.jsonl')));
+  const two = spawnSync(process.execPath, [CLI, 'launch', '--nproc-per-node', '2', '--', process.execPath, CLI, ...small, '--pipeline-model-parallel-size', '2', '--out', join(work, 'cap2')], { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(two.status, 0, two.stdout + two.stderr);
+  assert.ok(existsSync(join(work, 'cap2', 'metrics.jsonl')));
+});
+
+test('a pipeline rank killed mid-run is named by its peer, with the micro-batch it waited for', async () => {
+  const port = await freePort();
+  const secret = randomBytes(32).toString('hex');
+  const out = join(work, 'fault');
+  const args = [CLI, ...FLAGS, '--max-iters', '100000', '--eval-interval', '100000', '--pipeline-model-parallel-size', '2', '--out', out];
+  const procs = [0, 1].map((rank) => {
+    const child = spawn(process.execPath, args, { env: { ...process.env, RANK: String(rank), WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), ATSCALE_JOB_SECRET: secret, ATSCALE_TIMEOUT_MS: '20000' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    const done = new Promise<{ code: number | null; err: string }>((resolve) => child.on('close', (code) => resolve({ code, err })));
+    return { child, done };
+  });
+  // Wait until training runs (rank 0 logs steps), then kill the last stage.
+  for (let i = 0; i < 600 && !(existsSync(join(out, 'metrics.jsonl')) && readFileSync(join(out, 'metrics.jsonl'), 'utf8').split('\n').length > 3); i++) await new Promise((r) => setTimeout(r, 100));
+  procs[1]!.child.kill('SIGKILL');
+  const guard = setTimeout(() => procs[0]!.child.kill('SIGKILL'), 60_000);
+  const r0 = await procs[0]!.done;
+  clearTimeout(guard);
+  assert.notEqual(r0.code, null, 'rank 0 hung and was killed by the guard');
+  assert.notEqual(r0.code, 0);
+  assert.match(r0.err, /pipeline rank 0 \(stage 0\): (receiving|sending) the (gradient|activation) of micro-batch \d+ (from|to) pipeline rank 1 \(global rank 1\)/);
+  assert.match(r0.err, /rank 1/);
+});
+
+test.after(() => rmSync(work, { recursive: true, force: true }));

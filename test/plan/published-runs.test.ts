@@ -1,0 +1,44 @@
+// The published-run validation table: what it covers, that every row is cited and evaluates,
+// and that leave-one-source-out re-derives nothing (the model has no constant fitted to it).
+// The errors themselves are reported by `npm run bench -- plan`.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { checkRun, leaveOneSourceOut, summarize } from '../../src/plan/published.js';
+import { PUBLISHED_RUNS } from './published-runs.js';
+
+const checks = PUBLISHED_RUNS.map(checkRun);
+
+test('at least 30 cited runs: A100 and H100; Megatron-LM, DeepSpeed and FSDP; 1B to 1T; 8 to over 10,000 GPUs', () => {
+  assert.ok(PUBLISHED_RUNS.length >= 30);
+  assert.equal(new Set(PUBLISHED_RUNS.map((r) => r.id)).size, PUBLISHED_RUNS.length, 'ids are unique');
+  for (const r of PUBLISHED_RUNS) {
+    assert.match(r.cite, /(Table|section|README)/, `${r.id} names its table or section`);
+    assert.ok(r.published > 0);
+  }
+  const gpus = new Set(checks.map((c) => c.result.cluster));
+  const names = checks.map((c) => c.result.training.gpus);
+  assert.ok(Math.min(...names) <= 8 && Math.max(...names) > 10000, `GPUs ${Math.min(...names)}..${Math.max(...names)}`);
+  assert.ok([...gpus].some((g) => /a100|selene|jean/.test(g)) && [...gpus].some((g) => /h100/.test(g)));
+  const fw = PUBLISHED_RUNS.map((r) => r.framework).join(' ');
+  for (const f of ['Megatron-LM', 'DeepSpeed', 'FSDP']) assert.ok(fw.includes(f), f);
+  const params = checks.map((c) => c.params);
+  assert.ok(Math.min(...params) < 1.5e9 && Math.max(...params) > 1e12);
+});
+
+test('every row evaluates with the published layout, and our parameter count matches the source\'s within 8%', () => {
+  for (const c of checks) {
+    assert.ok(Number.isFinite(c.predicted) && c.predicted > 0, c.run.id);
+    // Sources round ("1.7B", "about 150"); MPT's names are nominal (the 1B has 1.3B).
+    if (!c.run.id.startsWith('mosaicml')) assert.ok(Math.abs(c.params / 1e9 / c.run.paramsB - 1) < 0.08, `${c.run.id}: ${(c.params / 1e9).toFixed(2)}B`);
+  }
+});
+
+test('leave-one-source-out: no constant is derived from the table, so each source keeps its full-table error', () => {
+  const held = leaveOneSourceOut(PUBLISHED_RUNS);
+  assert.equal(held.length, new Set(PUBLISHED_RUNS.map((r) => r.source)).size);
+  for (const h of held) {
+    assert.equal(h.derivedConstants, 0);
+    const same = summarize(checks.filter((c) => c.run.source === h.source));
+    assert.equal(h.summary.meanAbs, same.meanAbs);
+  }
+});

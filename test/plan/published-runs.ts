@@ -1,0 +1,96 @@
+// Published training runs the planner is checked against: every row is a measurement someone
+// published, with the paper (or README) and the table or section it comes from. Figures are
+// as published; nothing here was tuned. What the source does not state (e.g. a schedule's
+// chunk count) is set to the framework's default of the time and said so in `assumed`.
+import type { PublishedRun } from '../../src/plan/published.js';
+
+const GPT = { bias: 'all', norm: 'layernorm', positions: 'learned', tiedEmbeddings: true } as const;
+// MPT (MosaicML llm-foundry): no biases, LayerNorm, ALiBi, tied, vocabulary 50368, f = 4h.
+const mpt = (layers: number, hidden: number, heads: number) => ({ layers, hidden, heads, ffn: 4 * hidden, vocab: 50368, bias: 'none', norm: 'layernorm', positions: 'alibi', tiedEmbeddings: true } as const);
+
+const n21 = (paramsB: number, heads: number, hidden: number, layers: number, tp: number, pp: number, gpus: number, batch: number, tflops: number, row: number): PublishedRun => ({
+  id: `narayanan2021-t1-${paramsB}b`, source: 'narayanan2021', framework: 'Megatron-LM',
+  cite: `Narayanan et al. 2021, "Efficient Large-Scale Language Model Training on GPU Clusters Using Megatron-LM", Table 1, row ${row}`,
+  cluster: 'selene', model: { ...GPT, layers, hidden, heads, ffn: 4 * hidden, vocab: 51200, seqLen: 2048 },
+  layout: { gpus, tp, pp, globalBatch: batch, microBatch: 1, recompute: 'full', dtype: 'fp16', attention: 'materialized', overlapGradReduce: false },
+  metric: 'tflops_hardware', published: tflops, paramsB,
+});
+
+const mtnlg = (nodes: number, seconds: number, tflops: number): PublishedRun => ({
+  id: `smith2022-mtnlg-${nodes}nodes`, source: 'smith2022', framework: 'DeepSpeed + Megatron-LM',
+  cite: `Smith et al. 2022, "Using DeepSpeed and Megatron to Train Megatron-Turing NLG 530B", section 2.4 (${nodes} DGX A100 nodes: ${seconds} s/iteration, ${tflops} TFLOP/s per GPU)`,
+  cluster: 'selene', model: { ...GPT, layers: 105, hidden: 20480, heads: 128, ffn: 81920, vocab: 51200, seqLen: 2048 },
+  layout: { gpus: nodes * 8, tp: 8, pp: 35, globalBatch: 1920, microBatch: 1, recompute: 'full', dtype: 'bf16', attention: 'materialized', overlapGradReduce: false, pipelineP2p: 'blocking-full' },
+  metric: 'step_s', published: seconds, paramsB: 530,
+});
+
+const LLAMA405 = { layers: 126, hidden: 16384, heads: 128, kvHeads: 8, ffn: 53248, vocab: 128256, gatedMlp: true, tiedEmbeddings: false, bias: 'none', norm: 'rmsnorm', positions: 'rope' } as const;
+const llama3 = (gpus: number, cp: number, dp: number, seqLen: number, batchPerDp: number, tflops: number, row: number): PublishedRun => ({
+  id: `dubey2024-llama3-${gpus}-cp${cp}`, source: 'dubey2024', framework: 'Meta (Megatron-style 4D)',
+  cite: `Dubey et al. 2024, "The Llama 3 Herd of Models", Table 4, row ${row} (${tflops} TFLOPs/GPU)`,
+  cluster: 'meta-h100-roce', model: { ...LLAMA405, seqLen },
+  layout: { gpus, tp: 8, cp, pp: 16, dp, globalBatch: dp * batchPerDp, microBatch: 1, interleave: 2, recompute: 'none', dtype: 'bf16', sequenceParallel: true, zero: 1 },
+  metric: 'tflops_model', published: tflops, paramsB: 405,
+  assumed: 'micro-batch 1, interleaved 1F1B with 2 chunks per GPU (the paper says interleaved but not how many chunks), no recomputation, ZeRO-1; the paper gives batch per DP group but not these',
+});
+
+type Mosaic = { cluster: string; model: string; gpus: number; micro: number; accum: number; ckpt: boolean; tokensPerGpu: number; pure: boolean; table: string };
+const MPT: Record<string, ReturnType<typeof mpt>> = {
+  '1b': mpt(24, 2048, 16), '3b': mpt(32, 2560, 20), '7b': mpt(32, 4096, 32), '13b': mpt(40, 5120, 40), '30b': mpt(48, 7168, 64), '70b': mpt(80, 8192, 64),
+};
+const mosaic = (x: Mosaic): PublishedRun => ({
+  id: `mosaicml-${x.cluster.replace('mosaic-', '')}-mpt${x.model}-${x.gpus}`, source: 'mosaicml', framework: 'PyTorch FSDP (Composer)',
+  cite: `MosaicML llm-foundry, scripts/train/benchmarking/README.md, table "${x.table}", row MPT-${x.model}, seq 2048, ${x.gpus} GPUs (${x.tokensPerGpu} tokens/s/GPU)`,
+  cluster: x.cluster, model: { ...MPT[x.model]!, seqLen: 2048 },
+  layout: {
+    gpus: x.gpus, tp: 1, pp: 1, globalBatch: x.micro * x.accum * x.gpus, microBatch: x.micro, recompute: x.ckpt ? 'full' : 'none', dtype: 'bf16', zero: 3,
+    ...(x.pure ? {} : { gatherDtype: 'fp32' as const }),
+  },
+  metric: 'tokens_per_s_per_gpu', published: x.tokensPerGpu, paramsB: Number(x.model.replace('b', '')),
+  assumed: x.pure ? 'FSDP FULL_SHARD, bf16 PURE: weights gathered in bf16' : 'FSDP FULL_SHARD, Composer DEFAULT mixed precision: weights gathered in fp32, gradients reduced in bf16',
+});
+
+const H100 = 'H100 80GB BF16', A80 = 'A100 80GB with 1600 Gbps node-node interconnect (RoCE)', A40 = 'A100 40GB with 1600 Gbps node-node interconnect (RoCE)';
+
+export const PUBLISHED_RUNS: PublishedRun[] = [
+  n21(1.7, 24, 2304, 24, 1, 1, 32, 512, 137, 1),
+  n21(3.6, 32, 3072, 30, 2, 1, 64, 512, 138, 2),
+  n21(7.5, 32, 4096, 36, 4, 1, 128, 512, 142, 3),
+  n21(18.4, 48, 6144, 40, 8, 1, 256, 1024, 135, 4),
+  n21(39.1, 64, 8192, 48, 8, 2, 512, 1536, 138, 5),
+  n21(76.1, 80, 10240, 60, 8, 4, 1024, 1792, 140, 6),
+  n21(145.6, 96, 12288, 80, 8, 8, 1536, 2304, 148, 7),
+  n21(310.1, 128, 16384, 96, 8, 16, 1920, 2160, 155, 8),
+  n21(529.6, 128, 20480, 105, 8, 35, 2520, 2520, 163, 9),
+  n21(1008, 160, 25600, 128, 8, 64, 3072, 3072, 163, 10),
+  mtnlg(280, 60.1, 126),
+  mtnlg(350, 50.2, 121),
+  mtnlg(420, 44.4, 113),
+  llama3(8192, 1, 64, 8192, 32, 430, 1),
+  llama3(16384, 1, 128, 8192, 16, 400, 2),
+  llama3(16384, 16, 8, 131072, 16, 380, 3),
+  {
+    id: 'bigscience2022-bloom-176b', source: 'bigscience2022', framework: 'Megatron-DeepSpeed',
+    cite: 'BigScience 2022, BLOOM model card (bigscience/bloom, "Training throughput: About 150 TFLOP per GPU per second"); layout from the run\'s README and launch script bigscience-workshop/bigscience train/tr11-176B-ml/tr11-176B-ml.slurm (48 nodes x 8 A100 80GB, TP 4, PP 12, micro-batch 2, global batch 2048, --pp-partition-method type:transformer|embedding, --checkpoint-activations, bf16 with its own ZeRO-1)',
+    cluster: 'jean-zay-a100',
+    model: { layers: 70, hidden: 14336, heads: 112, ffn: 4 * 14336, vocab: 250880, seqLen: 2048, bias: 'all', norm: 'layernorm', positions: 'alibi', tiedEmbeddings: true },
+    layout: { gpus: 384, tp: 4, pp: 12, globalBatch: 2048, microBatch: 2, recompute: 'full', dtype: 'bf16', zero: 1, attention: 'materialized', overlapGradReduce: false, pipelineP2p: 'blocking-full' },
+    metric: 'tflops_hardware', published: 150, paramsB: 176,
+    assumed: '"about 150": the published figure is rounded; the script also sets CUDA_LAUNCH_BLOCKING=1, which the model does not represent',
+  },
+  mosaic({ cluster: 'mosaic-h100', model: '70b', gpus: 64, micro: 8, accum: 4, ckpt: true, tokensPerGpu: 1039, pure: false, table: H100 }),
+  mosaic({ cluster: 'mosaic-h100', model: '30b', gpus: 32, micro: 14, accum: 3, ckpt: true, tokensPerGpu: 2308, pure: false, table: H100 }),
+  mosaic({ cluster: 'mosaic-h100', model: '13b', gpus: 64, micro: 2, accum: 1, ckpt: false, tokensPerGpu: 4800, pure: false, table: H100 }),
+  mosaic({ cluster: 'mosaic-h100', model: '7b', gpus: 8, micro: 6, accum: 1, ckpt: false, tokensPerGpu: 10643, pure: false, table: H100 }),
+  mosaic({ cluster: 'mosaic-h100', model: '3b', gpus: 64, micro: 6, accum: 3, ckpt: false, tokensPerGpu: 22525, pure: false, table: H100 }),
+  mosaic({ cluster: 'mosaic-h100', model: '1b', gpus: 64, micro: 20, accum: 1, ckpt: false, tokensPerGpu: 44402, pure: false, table: H100 }),
+  mosaic({ cluster: 'mosaic-a100-80', model: '70b', gpus: 64, micro: 8, accum: 4, ckpt: true, tokensPerGpu: 410, pure: true, table: A80 }),
+  mosaic({ cluster: 'mosaic-a100-80', model: '30b', gpus: 8, micro: 3, accum: 21, ckpt: true, tokensPerGpu: 916, pure: false, table: A80 }),
+  mosaic({ cluster: 'mosaic-a100-80', model: '13b', gpus: 8, micro: 2, accum: 3, ckpt: false, tokensPerGpu: 2262, pure: false, table: A80 }),
+  mosaic({ cluster: 'mosaic-a100-80', model: '7b', gpus: 8, micro: 6, accum: 2, ckpt: false, tokensPerGpu: 4641, pure: false, table: A80 }),
+  mosaic({ cluster: 'mosaic-a100-80', model: '1b', gpus: 8, micro: 14, accum: 4, ckpt: false, tokensPerGpu: 20513, pure: false, table: A80 }),
+  mosaic({ cluster: 'mosaic-a100-40', model: '70b', gpus: 128, micro: 4, accum: 1, ckpt: true, tokensPerGpu: 376, pure: true, table: A40 }),
+  mosaic({ cluster: 'mosaic-a100-40', model: '30b', gpus: 128, micro: 6, accum: 1, ckpt: true, tokensPerGpu: 865, pure: true, table: A40 }),
+  mosaic({ cluster: 'mosaic-a100-40', model: '13b', gpus: 128, micro: 16, accum: 1, ckpt: true, tokensPerGpu: 1972, pure: true, table: A40 }),
+  mosaic({ cluster: 'mosaic-a100-40', model: '7b', gpus: 128, micro: 18, accum: 1, ckpt: true, tokensPerGpu: 3623, pure: true, table: A40 }),
+];
