@@ -37,6 +37,6 @@ const ids = await new Generator(model, params).generate(tokenizer.encode('12+34=
 console.log(`sample: 12+34=${tokenizer.decode(ids)}`);
 
 // Export: input_ids int64 [1, 16] -> logits float32 [1, 16, vocab], for any ONNX Runtime.
-const onnx = exportOnnx(model, params, 1, model.config.blockSize);
+const onnx = exportOnnx(model, params, 1, model.dims.blockSize);
 writeFileSync(join(out, 'model.onnx'), onnx);
 console.log(`exported ${join(out, 'model.onnx')} (${onnx.length} bytes)`);
