@@ -75,7 +75,12 @@ export function loadCheckpoint(dir: string): LoadedCheckpoint {
     if (!contents.has(required)) throw new Error(`checkpoint ${dir}: manifest.json does not list ${required}; not a complete checkpoint`);
   }
   const { tensors } = parseSafetensors(contents.get(TENSORS_FILE)!, join(dir, TENSORS_FILE));
-  const meta = JSON.parse(contents.get(META_FILE)!.toString('utf8')) as Record<string, unknown>;
+  let meta: Record<string, unknown>;
+  try {
+    meta = JSON.parse(contents.get(META_FILE)!.toString('utf8')) as Record<string, unknown>;
+  } catch (e) {
+    throw new Error(`checkpoint ${dir}: ${META_FILE} is not valid JSON (${(e as Error).message})`);
+  }
   const files: Record<string, string> = {};
   for (const [name, data] of contents) if (!RESERVED.has(name)) files[name] = data.toString('utf8');
   return { tensors, meta, files, dir };

@@ -207,8 +207,15 @@ export class ShardedCheckpoint {
       if (!data) throw new Error(`sharded checkpoint ${dir}: manifest.json does not list ${name}`);
       return data.toString('utf8');
     };
-    this.index = JSON.parse(text(INDEX_FILE)) as ShardedIndex;
-    this.meta = JSON.parse(text(META_FILE)) as Record<string, unknown>;
+    const json = (name: string): unknown => {
+      try {
+        return JSON.parse(text(name));
+      } catch (e) {
+        throw new Error(`sharded checkpoint ${dir}: ${name} is not valid JSON (${(e as Error).message})`);
+      }
+    };
+    this.index = json(INDEX_FILE) as ShardedIndex;
+    this.meta = json(META_FILE) as Record<string, unknown>;
     for (let r = 0; r < this.index.worldSize; r++) {
       const file = this.index.files[String(r)];
       if (!file || !contents.has(file)) throw new Error(`sharded checkpoint ${dir}: the file of rank ${r} is not in manifest.json`);
@@ -228,7 +235,12 @@ export class ShardedCheckpoint {
       const lo = Math.max(start, c.start);
       const hi = Math.min(end, c.end);
       if (lo >= hi) continue;
-      const chunk = this.shards.get(c.rank)![FLAT_PREFIX + flat]!.data;
+      const stored = this.shards.get(c.rank)?.[FLAT_PREFIX + flat];
+      // The index and the rank's file must agree, or the copy below would convert or misplace values.
+      if (!stored || stored.dtype !== f.dtype || stored.data.length !== c.end - c.start) {
+        throw new Error(`sharded checkpoint ${this.dir}: rank ${c.rank}'s file holds ${stored ? `${stored.dtype}[${stored.data.length}]` : 'nothing'} for flat buffer "${flat}", but index.json says ${f.dtype}[${c.end - c.start}]`);
+      }
+      const chunk = stored.data;
       (out as Float32Array).set((chunk as Float32Array).subarray(lo - c.start, hi - c.start), lo - start);
     }
     return out;

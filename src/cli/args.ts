@@ -6,6 +6,27 @@ export interface FlagSpec {
   type: 'string' | 'number' | 'boolean';
   help: string;
   default?: string | number | boolean;
+  /** For numbers: the accepted range (inclusive unless minOpen) and whether it must be an integer. */
+  min?: number;
+  max?: number;
+  minOpen?: boolean;
+  int?: boolean;
+  /** For strings: the accepted values. */
+  choices?: readonly string[];
+}
+
+/** Refuses a value outside the flag's declared range or choices, naming the flag. */
+function checkFlag(command: string, name: string, s: FlagSpec, v: string | number): void {
+  if (typeof v === 'number') {
+    const low = s.min === undefined || (s.minOpen ? v > s.min : v >= s.min);
+    const high = s.max === undefined || v <= s.max;
+    if ((s.int && !Number.isInteger(v)) || !low || !high) {
+      const range = `${s.min === undefined ? '(-inf' : s.minOpen ? `(${s.min}` : `[${s.min}`}, ${s.max === undefined ? 'inf)' : `${s.max}]`}`;
+      throw new UsageError(`atscale ${command}: flag --${name} expects ${s.int ? 'an integer' : 'a number'} in ${range}, got ${v}`);
+    }
+  } else if (s.choices && !s.choices.includes(v)) {
+    throw new UsageError(`atscale ${command}: flag --${name} expects one of ${s.choices.join(', ')}, got '${v}'`);
+  }
 }
 
 export type FlagValues = Record<string, string | number | boolean | undefined>;
@@ -64,8 +85,10 @@ export function parseArgs(argv: string[], spec: Record<string, FlagSpec>, comman
     if (s.type === 'number') {
       const n = Number(value);
       if (!Number.isFinite(n)) throw new UsageError(`atscale ${command}: flag --${name} expects a number, got '${value}'`);
+      checkFlag(command, name, s, n);
       flags[camel(name)] = n;
     } else {
+      checkFlag(command, name, s, value);
       flags[camel(name)] = value;
     }
   }

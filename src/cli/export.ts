@@ -11,8 +11,8 @@ const FLAGS: Record<string, FlagSpec> = {
   model: { type: 'string', help: 'a Hugging Face model folder or an atscale checkpoint directory' },
   ckpt: { type: 'string', help: 'checkpoint directory written by atscale train; same as --model' },
   out: { type: 'string', help: 'output .onnx file (default: model.onnx in the run\'s output directory, beside the checkpoint)' },
-  batch: { type: 'number', help: 'batch dimension of the exported graph', default: 1 },
-  seq: { type: 'number', help: 'sequence length of the exported graph (default: block size)' },
+  batch: { type: 'number', help: 'batch dimension of the exported graph', default: 1, int: true, min: 1, max: 1 << 20 },
+  seq: { type: 'number', help: 'sequence length of the exported graph (default: block size)', int: true, min: 1, max: 1 << 20 },
   quiet: { type: 'boolean', help: 'no progress display' },
   help: { type: 'boolean', help: 'show this help' },
 };

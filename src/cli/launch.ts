@@ -6,7 +6,8 @@ import { emitKubernetes } from '../launch/emit-kubernetes.js';
 import { emitSlurm } from '../launch/emit-slurm.js';
 import { findFreePort } from '../launch/free-port.js';
 import { resolveJobSecret } from '../launch/secret.js';
-import { WorkerGroup } from '../launch/supervisor.js';
+import { type JobOutcome, WorkerGroup } from '../launch/supervisor.js';
+import { RESTART_ENV, runWithRestarts } from '../launch/elastic.js';
 import { type LaunchFlags, type Topology, TopologyError, checkLaunchFlags, resolveTopology } from '../launch/topology.js';
 import { workerEnv } from '../launch/worker-env.js';
 
@@ -21,6 +22,8 @@ const SPEC: Record<string, FlagSpec> = {
   'timeout-ms': { type: 'number', help: 'passed to workers as ATSCALE_TIMEOUT_MS: how long a collective waits for a peer' },
   'secret-file': { type: 'string', help: 'file holding the shared job secret (else env ATSCALE_JOB_SECRET; one node: generated)' },
   'stop-grace-ms': { type: 'number', help: 'after a failure, time between SIGTERM and SIGKILL of the other workers', default: 5000 },
+  'max-restarts': { type: 'number', help: 'restart the whole worker group this many times after a failure (atscale train resumes from its newest checkpoint)', default: 0, int: true, min: 0, max: 1000 },
+  'heartbeat-timeout-ms': { type: 'number', help: 'a worker silent this long (SIGSTOP, blocked event loop) is hung: it is killed and the job stops (0: no check)', default: 60000, int: true, min: 0, max: 86_400_000 },
   emit: { type: 'string', help: "print a job for a scheduler instead of running: 'slurm' or 'kubernetes'" },
   'job-name': { type: 'string', help: 'job name for --emit', default: 'atscale' },
   image: { type: 'string', help: 'container image with atscale and your code (--emit kubernetes)' },
@@ -70,9 +73,20 @@ export async function run(argv: string[]): Promise<number> {
       return 0;
     }
     const topology = resolveTopology(process.env, launchFlags);
-    if (topology.masterPort === 0) topology.masterPort = await findFreePort(topology.masterAddr);
+    const autoPort = topology.masterPort === 0;
+    if (autoPort) topology.masterPort = await findFreePort(topology.masterAddr);
     const secret = resolveJobSecret({ env: process.env, secretFile: flags.secretFile as string | undefined, shared: topology.workers.length < topology.worldSize });
-    return await supervise(topology, secret, rest, timeoutMs, stopGraceMs);
+    const result = await runWithRestarts(
+      flags.maxRestarts as number,
+      async (attempt) => {
+        // A fresh port per attempt on one node: the old store's port may still be held by a dying worker.
+        if (attempt > 0 && autoPort) topology.masterPort = await findFreePort(topology.masterAddr);
+        return supervise(topology, secret, rest, timeoutMs, stopGraceMs, flags.heartbeatTimeoutMs as number, attempt);
+      },
+      (line) => console.error(`atscale launch: ${line}`),
+    );
+    if (result.summary) console.error(`atscale launch: ${result.summary}`);
+    return result.exitCode;
   } catch (e) {
     if (e instanceof TopologyError) throw new UsageError(`atscale launch: ${e.message}`);
     throw e;
@@ -89,14 +103,15 @@ function emit(kind: string, f: LaunchFlags, extra: Pick<EmitOptions, 'timeoutMs'
   return kind === 'slurm' ? emitSlurm(o) : emitKubernetes(o);
 }
 
-async function supervise(t: Topology, secret: string, command: string[], timeoutMs: number | undefined, stopGraceMs: number): Promise<number> {
+async function supervise(t: Topology, secret: string, command: string[], timeoutMs: number | undefined, stopGraceMs: number, heartbeatTimeoutMs: number, attempt: number): Promise<JobOutcome> {
   const ranks = t.workers.map((w) => w.rank);
   const span = ranks.length === 1 ? `rank ${ranks[0]}` : `ranks ${ranks[0]}-${ranks[ranks.length - 1]}`;
   console.error(`atscale launch: ${span} of ${t.worldSize} on node ${t.nodeRank} of ${t.nnodes} (${t.source}); master ${t.masterAddr}:${t.masterPort}`);
   const group = new WorkerGroup({
     command,
-    workers: t.workers.map((slot) => ({ rank: slot.rank, env: workerEnv(process.env, { topology: t, slot, secret, timeoutMs }) })),
+    workers: t.workers.map((slot) => ({ rank: slot.rank, env: { ...workerEnv(process.env, { topology: t, slot, secret, timeoutMs }), [RESTART_ENV]: String(attempt), TORCHELASTIC_RESTART_COUNT: String(attempt) } })),
     stopGraceMs,
+    heartbeatTimeoutMs,
     stdout: process.stdout,
     stderr: process.stderr,
   });
@@ -115,7 +130,7 @@ async function supervise(t: Topology, secret: string, command: string[], timeout
   try {
     const outcome = await group.done;
     if (outcome.message) console.error(`atscale launch: ${outcome.message}`);
-    return outcome.exitCode;
+    return outcome;
   } finally {
     for (const s of signals) process.off(s, onSignal);
     process.off('exit', onExit);

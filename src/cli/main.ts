@@ -9,6 +9,9 @@ export interface Command {
   run(argv: string[]): Promise<number>;
 }
 
+/** How long a finished command may wait for open handles (flushing output, closing links) before it exits anyway. */
+const EXIT_GRACE_MS = 10_000;
+
 const COMMANDS: Record<string, () => Promise<Command>> = {
   demo: () => import('./demo.js'),
   data: () => import('./data.js'),
@@ -74,7 +77,15 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href) {
+  // Under `atscale launch`, beat from the first moment (compiling a big model takes a while).
+  void import('../dist/heartbeat.js').then((h) => h.startHeartbeat());
   main(process.argv.slice(2)).then((code) => {
     process.exitCode = code;
+    // The command is finished: a socket left half-open by a stopped peer must not keep this
+    // process alive forever (the launcher would wait on it too). Unref'd: a clean exit is not delayed.
+    setTimeout(() => {
+      console.error(`atscale ${process.argv[2] ?? ''}: finished, but open handles kept the process alive for ${EXIT_GRACE_MS} ms; exiting with status ${code}`);
+      process.exit(code);
+    }, EXIT_GRACE_MS).unref();
   });
 }

@@ -8,16 +8,18 @@ const FLAGS: Record<string, FlagSpec> = {
   ckpt: { type: 'string', help: 'checkpoint directory written by atscale train (e.g. out/ckpt)' },
   model: { type: 'string', help: 'any model directory: Hugging Face folder, checkpoint, run, fine-tune output or LoRA adapter' },
   adapter: { type: 'string', help: 'LoRA adapter directory applied to --model' },
-  'block-size': { type: 'number', help: 'positions to build the KV cache for (HF Llama-family folders; default max_position_embeddings)' },
+  'block-size': { type: 'number', help: 'positions to build the KV cache for (HF Llama-family folders; default max_position_embeddings)', int: true, min: 1, max: 1 << 20 },
   prompt: { type: 'string', help: 'text to continue', default: '\n' },
-  'max-new-tokens': { type: 'number', help: 'tokens to generate', default: 200 },
-  temperature: { type: 'number', help: 'sampling temperature (0 = greedy)', default: 0.8 },
-  'top-k': { type: 'number', help: 'sample only from the k most likely tokens', default: 200 },
-  seed: { type: 'number', help: 'random seed', default: 1337 },
-  device: { type: 'string', help: 'cpu or webgpu', default: 'cpu' },
-  threads: { type: 'number', help: 'ONNX Runtime threads' },
+  'max-new-tokens': { type: 'number', help: 'tokens to generate', default: 200, int: true, min: 1, max: 1_000_000 },
+  temperature: { type: 'number', help: 'sampling temperature (0 = greedy)', default: 0.8, min: 0, max: 1000 },
+  'top-k': { type: 'number', help: 'sample only from the k most likely tokens', default: 200, int: true, min: 1, max: 1 << 24 },
+  seed: { type: 'number', help: 'random seed', default: 1337, int: true, min: 0, max: 2 ** 32 - 2 },
+  device: { type: 'string', help: 'cpu or webgpu', default: 'cpu', choices: ['cpu', 'webgpu'] },
+  threads: { type: 'number', help: 'ONNX Runtime threads', int: true, min: 1, max: 4096 },
   help: { type: 'boolean', help: 'show this help' },
 };
+
+export { FLAGS as SAMPLE_FLAGS };
 
 export async function run(argv: string[]): Promise<number> {
   const { flags } = parseArgs(argv, FLAGS, 'sample');

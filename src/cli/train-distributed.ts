@@ -14,6 +14,8 @@ export interface DistSetup {
   /** With pipeline/tensor parallelism: this rank's data-parallel replica and their count. */
   dataParallel?: { rank: number; size: number };
   hyper: TrainHyper;
+  /** ZeRO stage of the trainer (for the memory estimate); absent for one local process. */
+  zeroStage?: number;
   makeTrainer?: (model: LanguageModel, microBatch: number, seed: number, initial?: Float32Array) => Promise<Trainer>;
   /** The config's tensorboard / csv_monitor sections, when it has them. */
   monitor?: MonitorOptions;
@@ -136,6 +138,7 @@ export async function distributedSetup(dsConfigPath: string | undefined, hyper: 
     rank: pg.rank,
     world,
     hyper: h,
+    zeroStage: cfg.zero.stage,
     monitor: cfg.monitor,
     makeTrainer: (model, micro, seed, initial) => createZeroTrainer(model, cfg, pg, { seed, initialParams: initial, threads: opts.threads, device: opts.device, shape: { batch: micro, seq: model.dims.blockSize } }),
     close: () => pg.destroy(),

@@ -1,9 +1,11 @@
 // `atscale train`: pretrain a GPT on raw text. Settings come from a preset, then a JSON
 // config file (--config), then flags, later ones winning.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { committedDir } from '../checkpoint/atomic_dir.js';
 import { parseArgs, formatHelp, UsageError, type FlagSpec } from './args.js';
 import { preset, PRESETS, type TrainHyper } from '../models/presets.js';
+import { ConfigValueError, checkHyperRelations, checkSettings } from '../engine/validate-config.js';
 import { capIters } from './iter-cap.js';
 import type { Architecture } from '../models/registry.js';
 
@@ -34,13 +36,18 @@ const FLAGS: Record<string, FlagSpec> = {
   'eval-iters': { type: 'number', help: 'batches per validation run' },
   'log-interval': { type: 'number', help: 'steps between metric lines' },
   out: { type: 'string', help: 'output directory (metrics.jsonl, ckpt/)', default: 'out' },
-  resume: { type: 'string', help: 'checkpoint directory to resume from (e.g. out/ckpt)' },
+  resume: { type: 'string', help: "checkpoint directory to resume from (e.g. out/ckpt); 'auto': OUT/ckpt if it holds one (the default when atscale launch restarts the job)" },
   'init-from': { type: 'string', help: 'scratch, or resume (from OUT/ckpt, as nanoGPT\'s init_from)', default: 'scratch' },
   compile: { type: 'boolean', help: 'nanoGPT\'s compile: always on, every step is one compiled ONNX graph', default: true },
   device: { type: 'string', help: 'cpu or webgpu', default: 'cpu' },
   threads: { type: 'number', help: 'ONNX Runtime intra-op threads (default: all cores)' },
   seed: { type: 'number', help: 'random seed', default: 1337 },
   'peak-gflops': { type: 'number', help: 'peak GFLOP/s for MFU (default: measured, a 1024 GEMM inside a graph)' },
+  'max-memory-gb': { type: 'number', help: 'refuse to start when the estimated training memory per process is above this (default: the machine memory / local ranks)' },
+  'on-nonfinite': { type: 'string', help: "a NaN/Inf loss or grad norm: 'stop' (before saving) or 'rollback' (reload the last checkpoint, skip that batch)", default: 'stop' },
+  'async-checkpoint': { type: 'boolean', help: 'snapshot the state at the step boundary and write checkpoints in a background thread' },
+  'checkpoint-interval': { type: 'string', help: "also save every N steps, or 'auto': the Young/Daly interval from the measured save stall and --mtbf-hours (default: at evaluations)" },
+  'mtbf-hours': { type: 'number', help: 'mean time between failures of the whole job, for --checkpoint-interval auto' },
   'deepspeed-config': { type: 'string', help: 'DeepSpeed-style JSON (batch sizes, optimizer, scheduler, zero_optimization, pipeline, tensor_parallel, activation_checkpointing)' },
   'tensor-model-parallel-size': { type: 'number', help: 'tensor-parallel degree tp (world = dp x pp x tp, tp innermost)' },
   'pipeline-model-parallel-size': { type: 'number', help: 'pipeline stages pp; --grad-accum is the micro-batch count m (>= pp for 1F1B)' },
@@ -48,7 +55,6 @@ const FLAGS: Record<string, FlagSpec> = {
   'pipeline-schedule': { type: 'string', help: 'gpipe, 1f1b or interleaved (default 1f1b; interleaved when v > 1)' },
   'sequence-parallel': { type: 'boolean', help: 'split LayerNorm/dropout regions along the sequence over the tp ranks' },
   'recompute-granularity': { type: 'string', help: 'activation checkpointing per block: none, selective or full (pipelines: full)' },
-  'max-memory-gb': { type: 'number', help: 'refuse to start when one rank\'s model state (params, grads, optimizer) would exceed this many GiB' },
   tensorboard: { type: 'boolean', help: 'write TensorBoard event files to OUT/tb (--tensorboard=false: off)', default: true },
   csv: { type: 'boolean', help: 'also write one CSV file per metric to OUT/csv' },
   dashboard: { type: 'boolean', help: 'serve the live dashboard of this run (stays up after training until Ctrl-C)' },
@@ -57,6 +63,9 @@ const FLAGS: Record<string, FlagSpec> = {
   quiet: { type: 'boolean', help: 'no progress line' },
   help: { type: 'boolean', help: 'show this help' },
 };
+
+/** The flags, for tests that go through every one. */
+export { FLAGS as TRAIN_FLAGS };
 
 const MODEL_KEYS: Record<string, string> = { nLayer: 'nLayer', nHead: 'nHead', nEmbd: 'nEmbd', blockSize: 'blockSize', dropout: 'dropout', bias: 'bias' };
 const HYPER_KEYS: Record<string, keyof TrainHyper> = {
@@ -82,6 +91,7 @@ export function resolveTrainArgs(argv: string[]): ResolvedTrainArgs {
   const noDefaults = Object.fromEntries(Object.entries(FLAGS).map(([k, spec]) => [k, { ...spec, default: undefined }]));
   const given = Object.fromEntries(Object.entries(parseArgs(argv, noDefaults, 'train').flags).filter(([, v]) => v !== undefined));
   const fromFile: Record<string, unknown> = {};
+  const fileNames: Record<string, string> = {};
   if (given.config) {
     let json: Record<string, unknown>;
     try {
@@ -89,12 +99,22 @@ export function resolveTrainArgs(argv: string[]): ResolvedTrainArgs {
     } catch (e) {
       throw new UsageError(`atscale train: cannot read --config ${String(given.config)}: ${(e as Error).message}`);
     }
+    if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new UsageError(`atscale train: --config ${String(given.config)} must hold a JSON object of settings, got ${JSON.stringify(json)?.slice(0, 40)}`);
     const known = Object.keys(FLAGS).filter((f) => !['config', 'help'].includes(f));
     for (const [k, v] of Object.entries(json)) {
       const key = camelize(k);
       if (!known.map(camelize).includes(key)) throw new UsageError(`atscale train: unknown key '${k}' in ${String(given.config)}; known keys are ${known.join(', ')}`);
       fromFile[key] = v;
+      fileNames[key] = k;
     }
+  }
+  // Every value is checked for type and range where the user wrote it, before anything runs.
+  try {
+    checkSettings(fromFile, (k) => `'${fileNames[k]}' in ${String(given.config)}`);
+    checkSettings(given, (k) => `--${k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())}`);
+  } catch (e) {
+    if (e instanceof ConfigValueError) throw new UsageError(`atscale train: ${e.message}`);
+    throw e;
   }
   const settings: Record<string, unknown> = { ...withDefaults, ...fromFile, ...given };
   const p = preset(String(settings.preset));
@@ -108,7 +128,23 @@ export function resolveTrainArgs(argv: string[]): ResolvedTrainArgs {
   const explicit = new Set([...Object.keys(fromFile), ...Object.keys(given)]);
   if (explicit.has('maxIters') && !explicit.has('decayIters')) hyper.decayIters = hyper.maxIters;
   if (explicit.has('lr') && !explicit.has('minLr')) hyper.minLr = hyper.lr / 10;
+  try {
+    checkHyperRelations(hyper, 'atscale train');
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
   return { model, hyper, flags: settings, explicit };
+}
+
+/** --resume auto, or a restart by `atscale launch --max-restarts` (ATSCALE_RESTART_COUNT > 0)
+ * without --resume: the newest complete checkpoint in OUT/ckpt if there is one, else a fresh start. */
+function resumeSource(resume: string | undefined, out: string): string | undefined {
+  const restarted = Number(process.env.ATSCALE_RESTART_COUNT ?? '0') > 0;
+  if (resume !== 'auto' && !(resume === undefined && restarted)) return resume;
+  const dir = join(out, 'ckpt');
+  if (!existsSync(committedDir(dir))) return undefined;
+  if (restarted) console.error(`atscale train: restart ${process.env.ATSCALE_RESTART_COUNT}: resuming from ${dir}`);
+  return dir;
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -117,7 +153,8 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const { model, hyper, flags, explicit } = resolveTrainArgs(argv);
-  const resume = resumeDir(flags);
+  flags.resume = resumeSource(resumeDir(flags), String(flags.out));
+  const resume = flags.resume as string | undefined;
   if (!flags.data) throw new UsageError('atscale train: no training data; pass --data PATH or --data URL (for example --data ../shared/data/tinyshakespeare.txt)');
   const { checkDevice } = await import('../runtime/session.js');
   const device = checkDevice(flags.device);
@@ -175,6 +212,12 @@ export async function run(argv: string[]): Promise<number> {
       makeTrainer: setup.makeTrainer,
       explicit,
       quiet: flags.quiet === true,
+      maxMemoryGb: flags.maxMemoryGb as number | undefined,
+      onNonFinite: flags.onNonfinite as 'stop' | 'rollback',
+      zeroStage: setup.zeroStage,
+      asyncCheckpoint: flags.asyncCheckpoint === true,
+      checkpointInterval: flags.checkpointInterval === undefined || flags.checkpointInterval === 'auto' ? (flags.checkpointInterval as 'auto' | undefined) : Number(flags.checkpointInterval),
+      mtbfHours: flags.mtbfHours as number | undefined,
     });
     if (setup.rank === 0) {
       console.log(`trained ${r.losses.length} steps in ${((performance.now() - t0) / 1000).toFixed(1)} s; final train loss ${r.losses.at(-1)?.loss.toFixed(4) ?? 'n/a'}, val loss ${r.valLoss.toFixed(4)}; checkpoint ${r.checkpoint}`);

@@ -11,6 +11,8 @@ import { ProcessGroup, type CollectiveOptions } from './process-group.js';
 import { StoreClient, StoreServer } from './store.js';
 import { Transport, type TransportOptions } from './transport.js';
 import type { PendingOp } from './op.js';
+import { startHeartbeat } from './heartbeat.js';
+import { defaultMaxPending } from './login-gate.js';
 
 export interface InitOptions extends Partial<CollectiveOptions> {
   rank?: number;
@@ -61,6 +63,7 @@ export function defaultHostId(): string {
 
 export async function initProcessGroup(opts: InitOptions = {}): Promise<ProcessGroup> {
   const env = opts.env ?? process.env;
+  startHeartbeat(env); // a user script under `atscale launch` (atscale's own CLI started it already)
   const worldSize = opts.worldSize ?? intFromEnv(env, 'WORLD_SIZE', 1);
   const rank = opts.rank ?? intFromEnv(env, 'RANK', 0, worldSize - 1);
   if (rank < 0 || rank >= worldSize) throw new RangeError(`rank ${rank} is outside 0..${worldSize - 1} (WORLD_SIZE=${worldSize})`);
@@ -79,7 +82,7 @@ export async function initProcessGroup(opts: InitOptions = {}): Promise<ProcessG
     throw new RangeError(`segmentBytes (${options.segmentBytes}) and smallMessageBytes (${options.smallMessageBytes}) must not exceed maxFrameBytes (${maxFrameBytes})`);
   }
 
-  const server = rank === 0 ? await StoreServer.start({ host: masterAddr, port: masterPort, secret, timeoutMs, onRefused: (r) => process.emitWarning(`atscale store: ${r}`) }) : null;
+  const server = rank === 0 ? await StoreServer.start({ host: masterAddr, port: masterPort, secret, timeoutMs, maxPending: defaultMaxPending(worldSize), onRefused: (r) => process.emitWarning(`atscale store: ${r}`) }) : null;
   let store: StoreClient | null = null;
   try {
     store = await StoreClient.connect({ host: masterAddr, port: masterPort, secret, identity: `rank ${rank}`, timeoutMs });

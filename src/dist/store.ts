@@ -5,6 +5,7 @@ import net from 'node:net';
 import { FrameType, type Frame } from './frame.js';
 import { FramedSocket } from './framed-socket.js';
 import { authenticateAsClient, authenticateAsServer } from './auth.js';
+import { HANDSHAKE_SLACK_MS, LoginGate, defaultLoginTimeoutMs } from './login-gate.js';
 
 /** Largest store request or response; keys and values are addresses and counters. */
 export const STORE_MAX_PAYLOAD = 1 << 20;
@@ -37,8 +38,12 @@ export interface StoreServerOptions {
   port: number;
   secret: Buffer;
   timeoutMs: number;
-  /** Told about every refused or broken client (never includes the secret). */
+  /** Told about refused or broken clients, at a bounded rate (never includes the secret). */
   onRefused?: (reason: string) => void;
+  /** Clients allowed to be logging in at once (default 64); more are closed unread and counted. */
+  maxPending?: number;
+  /** Time a client has from connecting to finishing its login (default min(timeoutMs, 10 s)). */
+  loginTimeoutMs?: number;
 }
 
 export class StoreServer {
@@ -46,8 +51,16 @@ export class StoreServer {
   private readonly waiters = new Map<string, (() => void)[]>();
   private readonly clients = new Set<FramedSocket>();
   private server: net.Server | null = null;
+  readonly gate: LoginGate;
 
-  private constructor(private readonly opts: StoreServerOptions) {}
+  private constructor(private readonly opts: StoreServerOptions) {
+    this.gate = new LoginGate({
+      maxPending: opts.maxPending ?? 64,
+      loginTimeoutMs: opts.loginTimeoutMs ?? defaultLoginTimeoutMs(opts.timeoutMs),
+      what: `rendezvous store ${opts.host}:${opts.port}`,
+      log: (line) => opts.onRefused?.(line),
+    });
+  }
 
   /** Binds exactly host:port (no wildcard) and starts serving. */
   static async start(opts: StoreServerOptions): Promise<StoreServer> {
@@ -65,23 +78,26 @@ export class StoreServer {
   }
 
   private accept(sock: net.Socket): void {
+    const loggedIn = this.gate.admit(sock);
+    if (!loggedIn) return;
     const who = `store client ${sock.remoteAddress}:${sock.remotePort}`;
     const link = new FramedSocket(sock, who);
     this.clients.add(link);
     let settled = false; // handshake finished or refused (and reported) already
     link.onClose = (reason) => {
       this.clients.delete(link);
-      if (!settled && reason !== 'connection closed') this.opts.onRefused?.(`${who}: ${reason}`);
+      if (!settled && reason !== 'connection closed' && !loggedIn.expired) this.gate.report(`${who}: ${reason}`);
       settled = true;
     };
-    authenticateAsServer(link, this.opts.secret, () => null, who, this.opts.timeoutMs).then(
+    authenticateAsServer(link, this.opts.secret, () => null, who, this.gate.loginTimeoutMs + HANDSHAKE_SLACK_MS).then(
       () => {
         settled = true;
+        loggedIn.done();
         link.reader.maxPayload = STORE_MAX_PAYLOAD;
         link.onFrame = (f) => this.handle(link, f);
       },
       (err: Error) => {
-        if (!settled) this.opts.onRefused?.(err.message);
+        if (!settled && !loggedIn.expired) this.gate.report(err.message);
         settled = true;
         link.reject(err.message);
       },
@@ -144,6 +160,8 @@ export class StoreServer {
   }
 
   async close(): Promise<void> {
+    const summary = this.gate.summary();
+    if (summary) this.opts.onRefused?.(summary);
     for (const c of this.clients) c.socket.destroy();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
@@ -194,7 +212,13 @@ export class StoreClient {
         await authenticateAsClient(link, opts.secret, opts.identity, who, Math.max(1, deadline - Date.now()));
       } catch (err) {
         sock.destroy();
-        throw err;
+        // Closed before any answer: the store's login slots were full (a flood) or it was
+        // restarting; try again until the deadline. A refusal or a wrong secret is final.
+        const msg = (err as Error).message;
+        if (/refused|secret|malformed|frame type/.test(msg) || Date.now() >= deadline) throw err;
+        lastError = msg;
+        await new Promise((r) => setTimeout(r, 100));
+        continue;
       }
       link.reader.maxPayload = STORE_MAX_PAYLOAD;
       return new StoreClient(link, opts);

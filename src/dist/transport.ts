@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { encodeFrame, encodeHeader, FrameType, type Frame } from './frame.js';
 import { FramedSocket } from './framed-socket.js';
 import { authenticateAsClient, authenticateAsServer, ControlQueue, HANDSHAKE_MAX_PAYLOAD } from './auth.js';
+import { HANDSHAKE_SLACK_MS, LoginGate, defaultLoginTimeoutMs, defaultMaxPending } from './login-gate.js';
 import { DataReceiver, type PostedRecv } from './receiver.js';
 import type { StoreClient } from './store.js';
 
@@ -36,6 +37,8 @@ export interface TransportOptions {
   maxFrameBytes: number;
   /** Namespaces this mesh's keys in the store. */
   storePrefix: string;
+  /** Time a connecting peer has to log in (default min(timeoutMs, 10 s)). */
+  loginTimeoutMs?: number;
 }
 
 interface Endpoint {
@@ -87,9 +90,17 @@ export class Transport {
   private closing: Promise<void> | null = null;
   private readonly lostListeners: ((d: Departure) => void)[] = [];
   private meshWaiter: (() => void) | null = null;
+  /** Caps and times the connections that have not logged in (floods, slow-loris clients). */
+  readonly gate: LoginGate;
 
   private constructor(readonly opts: TransportOptions) {
     this.peers = Array.from({ length: opts.worldSize }, () => new PeerLink());
+    this.gate = new LoginGate({
+      maxPending: defaultMaxPending(opts.worldSize),
+      loginTimeoutMs: opts.loginTimeoutMs ?? defaultLoginTimeoutMs(opts.timeoutMs),
+      what: `rank ${opts.rank}'s peer listener`,
+      log: (line) => process.emitWarning(`atscale dist: ${line}`),
+    });
   }
 
   static async connect(opts: TransportOptions): Promise<Transport> {
@@ -194,7 +205,10 @@ export class Transport {
     if (stuck.length) process.emitWarning(`atscale dist: ${stuck.length === 1 ? 'rank' : 'ranks'} ${stuck.join(', ')} did not take our last frames within ${limitMs} ms of destroy(); closed anyway`);
     for (const link of this.peers) {
       link.out?.socket.destroy();
-      link.inSocket?.end();
+      const inbound = link.inSocket;
+      inbound?.end();
+      // A stopped peer never answers our FIN; its half-open socket must not keep this process alive.
+      if (inbound) setTimeout(() => inbound.destroy(), limitMs).unref();
     }
   }
 
@@ -265,8 +279,10 @@ export class Transport {
 
   /** A rank connects to us to receive what we send it. */
   private accept(sock: net.Socket): void {
+    const loggedIn = this.gate.admit(sock);
+    if (!loggedIn) return;
     sock.setNoDelay(true);
-    const who = `connection from ${sock.remoteAddress ?? 'a local socket'}`;
+    const who = `connection from ${sock.remoteAddress ?? 'a local socket'}${sock.remotePort ? `:${sock.remotePort}` : ''}`;
     const link = new FramedSocket(sock, who);
     let peer = -1;
     const accept = (identity: string): string | null => {
@@ -277,15 +293,16 @@ export class Transport {
       peer = k;
       return null;
     };
-    authenticateAsServer(link, this.opts.secret, accept, who, this.opts.timeoutMs).then(
+    authenticateAsServer(link, this.opts.secret, accept, who, this.gate.loginTimeoutMs + HANDSHAKE_SLACK_MS).then(
       () => {
+        loggedIn.done();
         this.peers[peer]!.out = link;
         link.onFrame = () => link.reject('unexpected frame on a sending link');
         link.onClose = (reason) => this.sendingLinkClosed(peer, reason);
         this.checkMesh();
       },
       (err: Error) => {
-        process.emitWarning(`atscale dist: refused a connection: ${err.message}`);
+        if (!loggedIn.expired) this.gate.report(`refused a connection: ${err.message}`);
         link.reject(err.message);
       },
     );

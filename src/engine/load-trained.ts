@@ -1,32 +1,57 @@
 // Loads a trained model for inference: from an atscale checkpoint directory, single-file or
 // sharded (ZeRO stages 1-3: each parameter is reassembled from the ranks' chunks through the
 // index), or from a Hugging Face model folder (config.json + safetensors + tokenizer.json).
-import { isShardedCheckpoint, loadCheckpoint, ShardedCheckpoint, type TensorEntry } from '../checkpoint/index.js';
+// A checkpoint's meta is checked for meaning, every tensor is read as the dtype its header
+// declares, tensors the model does not have are refused, and the tokenizer must match the
+// fingerprint the checkpoint recorded.
+import { floatTensor, isShardedCheckpoint, loadCheckpoint, ShardedCheckpoint, type TensorEntry } from '../checkpoint/index.js';
 import { tokenizerFromJSON, type Tokenizer } from '../data/index.js';
 import type { LanguageModel } from '../models/model.js';
 import { type Architecture, createModel } from '../models/registry.js';
 import { isHfModelDir, loadModelDir, type LoadedModelDir } from '../models/hf/folder.js';
 import { FlatLayout } from '../nn/flat.js';
+import { checkArchitecture } from './validate-meta.js';
+import { OPT_M, OPT_V } from './local-trainer.js';
 
 export function loadTrainedModel(dir: string): { model: LanguageModel; params: Float32Array; tokenizer: Tokenizer; meta: Record<string, unknown> } {
   const sharded = isShardedCheckpoint(dir);
   const ck = sharded ? new ShardedCheckpoint(dir) : loadCheckpoint(dir);
-  const tensor = (name: string): TensorEntry | undefined => (sharded ? (ck as ShardedCheckpoint).readTensor(name) : (ck as ReturnType<typeof loadCheckpoint>).tensors[name]);
+  const names = sharded ? Object.keys((ck as ShardedCheckpoint).index.tensors) : Object.keys((ck as ReturnType<typeof loadCheckpoint>).tensors);
+  const tensor = (name: string): TensorEntry => (sharded ? (ck as ShardedCheckpoint).readTensor(name) : (ck as ReturnType<typeof loadCheckpoint>).tensors[name]!);
+  const meta = ck.meta as unknown;
+  if (typeof meta !== 'object' || meta === null || Array.isArray(meta)) throw new Error(`checkpoint ${dir}: meta.json must be a JSON object, got ${JSON.stringify(meta)}`);
+  const m = meta as Record<string, unknown>;
   // Checkpoints from before model families recorded a GPT-2 config under `config`.
-  const arch = (ck.meta.architecture ?? ck.meta.config) as Architecture | undefined;
-  if (!arch) throw new Error(`checkpoint ${dir} has no model config in meta.json; it was not written by atscale train`);
+  if (m.architecture === undefined && m.config === undefined) throw new Error(`checkpoint ${dir} has no model config in meta.json; it was not written by atscale train`);
+  const arch = checkArchitecture(m.architecture ?? m.config, `checkpoint ${dir}`);
   const tokJson = ck.files['tokenizer.json'];
   if (!tokJson) throw new Error(`checkpoint ${dir} has no tokenizer.json`);
+  let tokenizer: Tokenizer;
+  try {
+    tokenizer = tokenizerFromJSON(JSON.parse(tokJson) as object);
+  } catch (e) {
+    throw new Error(`checkpoint ${dir}: tokenizer.json is not a valid tokenizer (${(e as Error).message})`);
+  }
+  if (m.tokenizer !== undefined && m.tokenizer !== tokenizer.fingerprint()) {
+    throw new Error(`checkpoint ${dir}: tokenizer.json does not match the fingerprint in meta.json (${String(m.tokenizer).slice(0, 12)}... vs ${tokenizer.fingerprint().slice(0, 12)}...); the tokenizer belongs to another run`);
+  }
   const model = createModel(arch);
+  // A model's embedding may have spare rows past its tokenizer's ids, never fewer.
+  if (tokenizer.vocabSize > model.dims.vocabSize) throw new Error(`checkpoint ${dir}: tokenizer.json has ${tokenizer.vocabSize} tokens but the model in meta.json only ${model.dims.vocabSize}`);
   const layout = new FlatLayout(model);
   const params = new Float32Array(layout.size);
   const dict: Record<string, { shape: readonly number[]; data: ArrayLike<number> }> = {};
-  for (const s of layout.slots) {
-    const t = tensor(s.name);
-    if (t) dict[s.name] = { shape: t.shape, data: t.data as Float32Array };
+  const source = sharded ? dir : `${(ck as ReturnType<typeof loadCheckpoint>).dir}/model.safetensors`;
+  for (const name of names) {
+    if (name === OPT_M || name === OPT_V) continue;
+    dict[name] = { shape: tensor(name).shape, data: floatTensor(tensor(name), name, source) };
   }
-  layout.loadStateDict(params, dict);
-  return { model, params, tokenizer: tokenizerFromJSON(JSON.parse(tokJson) as object), meta: ck.meta };
+  try {
+    layout.loadStateDict(params, dict);
+  } catch (e) {
+    throw new Error(`${source}: ${(e as Error).message} (meta.json's config does not describe these tensors)`);
+  }
+  return { model, params, tokenizer, meta: m };
 }
 
 /** A model from either kind of directory, with what generation needs: the token to start

@@ -11,7 +11,7 @@ import { type AdamWConfig, adamwScalars } from '../optim/adamw.js';
 import { evalProgram, fusedStepProgram, microstepProgram, updateProgram, type StepShape } from './step-graphs.js';
 import { dropoutKey } from './dropout-key.js';
 import type { Trainer } from './trainer.js';
-import { isShardedCheckpoint, saveCheckpoint, loadCheckpoint } from '../checkpoint/index.js';
+import { isShardedCheckpoint, saveCheckpoint, loadCheckpoint, floatTensor, type CheckpointContents } from '../checkpoint/index.js';
 
 export interface MicroBatch {
   x: Int32Array;
@@ -153,11 +153,20 @@ export class LocalTrainer implements Trainer {
 
   /** Model parameters under their names (a plain safetensors state dict), plus the flat AdamW moments. */
   async save(dir: string, meta: Record<string, unknown>, files: Record<string, string>): Promise<void> {
+    saveCheckpoint(dir, this.contents(this.flatParams, this.m.cur.data as Float32Array, this.v.cur.data as Float32Array, meta, files));
+  }
+
+  /** The same contents over copies of the state (three memcpys), for a background writer. */
+  snapshot(meta: Record<string, unknown>, files: Record<string, string>): CheckpointContents {
+    return this.contents(this.flatParams.slice(), (this.m.cur.data as Float32Array).slice(), (this.v.cur.data as Float32Array).slice(), meta, files);
+  }
+
+  private contents(params: Float32Array, m: Float32Array, v: Float32Array, meta: Record<string, unknown>, files: Record<string, string>): CheckpointContents {
     const tensors: Record<string, { dtype: 'F32'; shape: number[]; data: Float32Array }> = {};
-    for (const [name, e] of Object.entries(this.layout.stateDict(this.flatParams))) tensors[name] = { dtype: 'F32', shape: e.shape, data: e.data };
-    tensors[OPT_M] = { dtype: 'F32', shape: [this.layout.size], data: this.m.cur.data as Float32Array };
-    tensors[OPT_V] = { dtype: 'F32', shape: [this.layout.size], data: this.v.cur.data as Float32Array };
-    saveCheckpoint(dir, { tensors, meta, files });
+    for (const [name, e] of Object.entries(this.layout.stateDict(params))) tensors[name] = { dtype: 'F32', shape: e.shape, data: e.data };
+    tensors[OPT_M] = { dtype: 'F32', shape: [this.layout.size], data: m };
+    tensors[OPT_V] = { dtype: 'F32', shape: [this.layout.size], data: v };
+    return { tensors, meta, files };
   }
 
   async load(dir: string): Promise<{ meta: Record<string, unknown>; files: Record<string, string> }> {
@@ -165,17 +174,26 @@ export class LocalTrainer implements Trainer {
       throw new Error(`checkpoint ${dir} is sharded (written by a ZeRO run); resume it with --deepspeed-config (under atscale launch), or merge it first with consolidateCheckpoint`);
     }
     const ck = loadCheckpoint(dir);
+    // Every tensor is converted and checked before any buffer is touched: nothing is half-loaded.
+    const file = `${ck.dir}/model.safetensors`;
     const dict: Record<string, { shape: readonly number[]; data: ArrayLike<number> }> = {};
-    for (const [name, t] of Object.entries(ck.tensors)) if (name !== OPT_M && name !== OPT_V) dict[name] = { shape: t.shape, data: t.data as Float32Array };
-    const m = ck.tensors[OPT_M];
-    const v = ck.tensors[OPT_V];
-    if (!m || !v) throw new Error(`checkpoint ${dir} has no optimizer state (${OPT_M}, ${OPT_V}); it cannot resume training`);
-    for (const [name, t] of [[OPT_M, m], [OPT_V, v]] as const) {
-      if (t.data.length !== this.layout.size) throw new Error(`checkpoint ${name} has ${t.data.length} values, the model needs ${this.layout.size}`);
+    for (const [name, t] of Object.entries(ck.tensors)) if (name !== OPT_M && name !== OPT_V) dict[name] = { shape: t.shape, data: floatTensor(t, name, file) };
+    const params = new Float32Array(this.layout.size);
+    try {
+      this.layout.loadStateDict(params, dict);
+    } catch (e) {
+      throw new Error(`${file}: ${(e as Error).message} (was it written for another model config?)`);
     }
-    this.layout.loadStateDict(this.params.cur.data as Float32Array, dict);
-    (this.m.cur.data as Float32Array).set(m.data as Float32Array);
-    (this.v.cur.data as Float32Array).set(v.data as Float32Array);
+    const mt = ck.tensors[OPT_M];
+    const vt = ck.tensors[OPT_V];
+    if (!mt || !vt) throw new Error(`checkpoint ${dir} has no optimizer state (${OPT_M}, ${OPT_V}); it cannot resume training`);
+    const [m, v] = [floatTensor(mt, OPT_M, file), floatTensor(vt, OPT_V, file)];
+    for (const [name, t] of [[OPT_M, m], [OPT_V, v]] as const) {
+      if (t.length !== this.layout.size) throw new Error(`checkpoint ${name} has ${t.length} values, the model needs ${this.layout.size}`);
+    }
+    (this.params.cur.data as Float32Array).set(params);
+    (this.m.cur.data as Float32Array).set(m);
+    (this.v.cur.data as Float32Array).set(v);
     return { meta: ck.meta, files: ck.files };
   }
 }

@@ -13,6 +13,11 @@ import { isShardedCheckpoint, loadCheckpoint, ShardedCheckpoint } from '../check
 import type { Trainer } from './trainer.js';
 import { LocalTrainer } from './local-trainer.js';
 import { Progress } from './progress.js';
+import { checkRunMeta, type RunMeta } from './validate-meta.js';
+import { ConfigValueError, HYPER_RULES, RUN_RULES, checkSettings, checkValue } from './validate-config.js';
+import { checkTrainingMemory, sizesOf } from './memory-estimate.js';
+import { CheckpointSchedule, type CheckpointInterval } from './checkpoint-schedule.js';
+import { AsyncCheckpointWriter } from '../checkpoint/index.js';
 import { openMonitors, JsonlMonitor, ProgressBar, type MetricRecord, type Monitor, type MonitorOptions } from '../monitor/index.js';
 
 export interface RunOptions {
@@ -49,7 +54,27 @@ export interface RunOptions {
   quiet?: boolean;
   /** TensorBoard (on by default, OUT/tb) and CSV writers next to metrics.jsonl. */
   monitor?: MonitorOptions;
+  /** Refuse to start when the estimated memory per process is above this (GiB); default: the machine's. */
+  maxMemoryGb?: number;
+  /** A non-finite loss or grad norm: stop before saving (default), or reload the last good
+   * checkpoint and skip that step's batch. */
+  onNonFinite?: 'stop' | 'rollback';
+  /** ZeRO stage of the trainer makeTrainer builds (memory estimate); 0 when absent. */
+  zeroStage?: number;
+  /** Snapshot the state at the step boundary and write it in a background thread (trainers with snapshot()). */
+  asyncCheckpoint?: boolean;
+  /** Also save every N steps, or 'auto' (Young/Daly from the measured stall and mtbfHours); default: at evaluations only. */
+  checkpointInterval?: CheckpointInterval;
+  mtbfHours?: number;
 }
+
+/** A NaN or Inf loss or gradient norm; the last good checkpoint was left as it was. */
+export class NonFiniteError extends Error {
+  override name = 'NonFiniteError';
+}
+
+/** Rollbacks allowed in one run before the loop gives up (every one reloads a checkpoint). */
+const MAX_ROLLBACKS = 10;
 
 export interface RunResult {
   model: LanguageModel;
@@ -60,19 +85,7 @@ export interface RunResult {
   checkpoint: string;
 }
 
-interface Meta {
-  iter: number;
-  /** The model's architecture() record (family and sizes). */
-  architecture: Architecture;
-  /** Checkpoints written before families existed: a GPT-2 config. */
-  config?: Architecture;
-  hyper: TrainHyper;
-  seed: number;
-  trainRng: RngState;
-  valRng: RngState;
-  tokenizer: string;
-  world: number;
-}
+type Meta = RunMeta;
 
 export async function runTraining(o: RunOptions): Promise<RunResult> {
   const rank = o.rank ?? 0;
@@ -85,7 +98,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   if (o.resume) {
     // Meta and tokenizer first (config, data checks); the trainer restores tensors later.
     const ck = readCheckpointInfo(o.resume);
-    meta = ck.meta as unknown as Meta;
+    meta = checkRunMeta(ck.meta, `checkpoint ${o.resume}`);
     resumeFiles = ck.files;
     if (!resumeFiles['tokenizer.json']) throw new Error(`checkpoint ${o.resume} has no tokenizer.json; it was not written by atscale train`);
   }
@@ -95,12 +108,16 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   const h = meta ? resumedHyper(meta, o) : o.hyper;
   const seed = meta ? meta.seed : o.seed;
   if (h.batchSize % dataWorld !== 0) throw new Error(`batch size ${h.batchSize} is not divisible by the ${dataWorld} data-parallel ranks`);
-  for (const [k, v] of Object.entries(h)) if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`training setting ${k} must be a number, got ${String(v)}`);
-  if (!(h.maxIters >= 0 && h.gradAccum >= 1 && h.batchSize >= 1 && h.evalIters >= 1 && h.evalInterval >= 1)) {
-    throw new Error('max-iters must be >= 0, and batch-size, grad-accum, eval-iters and eval-interval >= 1');
-  }
+  checkSettings(h as unknown as Record<string, unknown>, (k) => `training setting ${k}`);
+  for (const k of Object.keys(HYPER_RULES)) if (!(k in h)) throw new ConfigValueError(`training setting ${k} is missing`);
+  checkValue('seed', seed, RUN_RULES.seed!);
+  if (o.onNonFinite !== undefined) checkValue('onNonFinite', o.onNonFinite, RUN_RULES.onNonfinite!);
+  // Memory first, before the corpus, the model or any buffer exists (the char vocabulary is
+  // not known yet; 256 stands in for it, the logits are a small term at that size).
+  const sized = createModel({ ...arch, vocabSize: meta || o.init ? arch.vocabSize : o.tokenizer === 'bpe' ? (o.bpeVocab ?? 512) : 256 } as Architecture);
+  checkTrainingMemory(sizesOf(sized), h.batchSize / dataWorld, { world: dataWorld, stage: o.zeroStage, maxMemoryGb: o.maxMemoryGb });
   mkdirSync(o.out, { recursive: true });
-  const restored = resumeFiles ? (JSON.parse(resumeFiles['tokenizer.json']!) as object) : o.init?.tokenizer.toJSON();
+  const restored = resumeFiles ? parseTokenizerFile(resumeFiles['tokenizer.json']!, o.resume!) : o.init?.tokenizer.toJSON();
   const data = await loadRunData(o.data, o.tokenizer, o.out, { bpeVocab: o.bpeVocab, restored, blockSize, quiet: o.quiet || rank !== 0 });
   if (meta && data.tokenizer.fingerprint() !== meta.tokenizer) throw new Error(`the tokenizer does not match checkpoint ${o.resume}`);
   if (o.init) {
@@ -121,6 +138,10 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   const trainSampler = new ShardedBatchSampler(data.train, blockSize, h.batchSize, dataRank, dataWorld, new Rng(seed), startsIn(data.train));
   const valSampler = new ShardedBatchSampler(data.val, blockSize, h.batchSize, dataRank, dataWorld, new Rng(seed + 1), startsIn(data.val));
   let start = 0;
+  const skipped = new Set<number>(meta?.skipped ?? []);
+  // The newest checkpoint a rollback may return to: the one resumed from, then each save.
+  let lastGood: { dir: string; iter: number } | undefined = meta ? { dir: o.resume!, iter: meta.iter } : undefined;
+  let rollbacks = 0;
   if (meta) {
     await trainer.load(o.resume!);
     trainSampler.setState(meta.trainRng);
@@ -152,10 +173,47 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     return sum / h.evalIters;
   };
   let saved = false;
+  const checkpoints = new CheckpointSchedule(o.checkpointInterval, o.mtbfHours);
+  const writer = o.asyncCheckpoint && trainer.snapshot ? new AsyncCheckpointWriter() : undefined;
+  let lastSaveIter = start;
+  let stepSeconds = NaN; // moving average, for the checkpoint interval in steps
   const save = async (iter: number) => {
     saved = true;
-    const m: Meta = { iter, architecture: model.architecture(), hyper: h, seed, trainRng: trainSampler.getState(), valRng: valSampler.getState(), tokenizer: data.tokenizer.fingerprint(), world };
-    await trainer.save(ckptDir, m as unknown as Record<string, unknown>, { 'tokenizer.json': JSON.stringify(data.tokenizer.toJSON()) });
+    const t0 = performance.now();
+    const m: Meta = { iter, architecture: model.architecture() as Architecture, hyper: h, seed, trainRng: trainSampler.getState(), valRng: valSampler.getState(), tokenizer: data.tokenizer.fingerprint(), world };
+    if (skipped.size) m.skipped = [...skipped].filter((s) => s < iter).sort((a, b) => a - b);
+    const files = { 'tokenizer.json': JSON.stringify(data.tokenizer.toJSON()) };
+    if (writer) {
+      // Published in the background; a rollback waits for it (flush) before reading lastGood.
+      const { published } = await writer.submit(ckptDir, trainer.snapshot!(m as unknown as Record<string, unknown>, files));
+      published.then(() => (lastGood = { dir: ckptDir, iter }), () => {});
+    } else {
+      await trainer.save(ckptDir, m as unknown as Record<string, unknown>, files);
+      lastGood = { dir: ckptDir, iter };
+    }
+    const stall = (performance.now() - t0) / 1000;
+    lastSaveIter = iter;
+    checkpoints.record(stall, stepSeconds);
+    log({ iter, checkpoint_stall_s: round(stall), async: writer ? 1 : 0, ...(checkpoints.steps !== undefined ? { checkpoint_interval_steps: checkpoints.steps } : {}), ...(checkpoints.tauSeconds !== undefined ? { young_daly_s: round(checkpoints.tauSeconds), step_s: round(stepSeconds) } : {}) });
+  };
+  /** Reloads the last good checkpoint (every rank does: the loss is the same on all) and
+   * returns the step to continue from; the bad step's batch is skipped when it comes again. */
+  const rollBack = async (bad: number, why: string): Promise<number> => {
+    const policy = o.onNonFinite ?? 'stop';
+    const kept = lastGood ? `the last good checkpoint ${lastGood.dir} (step ${lastGood.iter}) was not touched` : 'no checkpoint was written';
+    if (policy === 'stop') throw new NonFiniteError(`${why} at step ${bad}; stopped before saving, and ${kept}. Lower --lr or check the data, or pass --on-nonfinite rollback to reload the checkpoint and skip this batch`);
+    await writer?.flush();
+    if (!lastGood) throw new NonFiniteError(`${why} at step ${bad}, and there is no checkpoint yet to roll back to (the first is written at step ${h.evalInterval}); lower --lr or check the data`);
+    if (++rollbacks > MAX_ROLLBACKS) throw new NonFiniteError(`${why} at step ${bad}: ${MAX_ROLLBACKS} rollbacks already in this run; stopping (${kept})`);
+    await trainer.load(lastGood.dir);
+    const m = checkRunMeta(readCheckpointInfo(lastGood.dir).meta, `checkpoint ${lastGood.dir}`);
+    trainSampler.setState(m.trainRng);
+    valSampler.setState(m.valRng);
+    skipped.add(bad);
+    while (losses.length && losses.at(-1)!.iter >= m.iter) losses.pop();
+    log({ iter: bad + 1, rollback_to: m.iter });
+    if (!o.quiet && rank === 0) console.error(`atscale train: ${why} at step ${bad}: rolled back to step ${m.iter}; that batch will be skipped`);
+    return m.iter;
   };
 
   let valLoss = NaN;
@@ -163,54 +221,87 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   let windowIters = 0;
   let windowStepMs = 0;
   let windowComputeMs: number | null = 0;
-  for (let iter = start; iter < h.maxIters; iter++) {
-    const lr = cosineLr(schedule, iter);
-    const batches = Array.from({ length: h.gradAccum }, () => trainSampler.next());
-    const t0 = performance.now();
-    const r = await trainer.step(batches, lr, iter);
-    const stepMs = performance.now() - t0;
-    if (!Number.isFinite(r.loss)) throw new Error(`loss became ${r.loss} at iteration ${iter}; lower --lr or check the data`);
-    // One numbering everywhere a user reads it: `step` counts optimizer steps from 1 (progress
-    // line, val lines, metrics.jsonl's iter, a checkpoint's meta.iter); `iter` is the 0-based
-    // index the schedule, the sampler and dropout keys use.
-    const step = iter + 1;
-    losses.push({ iter: step, loss: r.loss });
-    windowIters++;
-    windowStepMs += stepMs;
-    windowComputeMs = r.computeMs === undefined || windowComputeMs === null ? null : windowComputeMs + r.computeMs;
-    const last = step === h.maxIters;
-    if (iter === start || step % h.logInterval === 0 || last) {
-      const seconds = (performance.now() - windowStart) / 1000;
-      const tps = (tokensPerIter * windowIters) / seconds;
-      const mfu = o.peakGflops ? (flopsPerIter * windowIters) / seconds / (o.peakGflops * 1e9) : undefined;
-      const rssMb = process.memoryUsage().rss / 2 ** 20;
-      log({ iter: step, loss: round(r.loss), lr, tokens_per_s: Math.round(tps), mfu: mfu === undefined ? null : round(mfu), grad_norm: round(r.gradNorm), step_ms: round(windowStepMs / windowIters), rss_mb: Math.round(rssMb) });
-      // Every rank, at the same cadence: its mean step time over the window.
-      rankLog?.write({ iter: step, step_ms: round(windowStepMs / windowIters), compute_ms: windowComputeMs === null ? null : round(windowComputeMs / windowIters) });
-      progress.update(step, r.loss, tps, mfu);
-      windowStart = performance.now();
-      windowIters = 0;
-      windowStepMs = 0;
-      windowComputeMs = 0;
+  const resetWindow = () => {
+    windowStart = performance.now();
+    windowIters = 0;
+    windowStepMs = 0;
+    windowComputeMs = 0;
+  };
+  try {
+    for (let iter = start; iter < h.maxIters; iter++) {
+      const lr = cosineLr(schedule, iter);
+      const batches = Array.from({ length: h.gradAccum }, () => trainSampler.next());
+      const last = iter === h.maxIters - 1;
+      if (skipped.has(iter)) {
+        // A batch that gave a non-finite loss before a rollback: drawn (so the data stream
+        // stays the same) but not trained on.
+        log({ iter: iter + 1, skipped: 1 });
+      } else {
+        const t0 = performance.now();
+        const r = await trainer.step(batches, lr, iter);
+        const stepMs = performance.now() - t0;
+        stepSeconds = Number.isNaN(stepSeconds) ? stepMs / 1000 : 0.9 * stepSeconds + 0.1 * (stepMs / 1000);
+        if (!Number.isFinite(r.loss) || !Number.isFinite(r.gradNorm)) {
+          iter = (await rollBack(iter, `loss ${r.loss}, gradient norm ${r.gradNorm}`)) - 1;
+          resetWindow();
+          continue;
+        }
+        // One numbering everywhere a user reads it: optimizer steps counted from 1 (progress line,
+        // val lines, metrics.jsonl's iter, meta.iter); `iter` is the 0-based index the schedule,
+        // the sampler and dropout keys use.
+        losses.push({ iter: iter + 1, loss: r.loss });
+        windowIters++;
+        windowStepMs += stepMs;
+        windowComputeMs = r.computeMs === undefined || windowComputeMs === null ? null : windowComputeMs + r.computeMs;
+        if (iter % h.logInterval === 0 || last) {
+          const seconds = (performance.now() - windowStart) / 1000;
+          const tps = (tokensPerIter * windowIters) / seconds;
+          const mfu = o.peakGflops ? (flopsPerIter * windowIters) / seconds / (o.peakGflops * 1e9) : undefined;
+          const rssMb = process.memoryUsage().rss / 2 ** 20;
+          log({ iter: iter + 1, loss: round(r.loss), lr, tokens_per_s: Math.round(tps), mfu: mfu === undefined ? null : round(mfu), grad_norm: round(r.gradNorm), step_ms: round(windowStepMs / windowIters), rss_mb: Math.round(rssMb) });
+          // Every rank, at the same cadence: its mean step time over the window.
+          rankLog?.write({ iter: iter + 1, step_ms: round(windowStepMs / windowIters), compute_ms: windowComputeMs === null ? null : round(windowComputeMs / windowIters) });
+          progress.update(iter + 1, r.loss, tps, mfu);
+          resetWindow();
+        }
+      }
+      if ((iter + 1) % h.evalInterval === 0 || last) {
+        valLoss = await evaluate(iter + 1);
+        if (!Number.isFinite(valLoss)) {
+          iter = (await rollBack(iter, `validation loss ${valLoss}`)) - 1;
+          resetWindow();
+          continue;
+        }
+        log({ iter: iter + 1, val_loss: round(valLoss) });
+        await save(iter + 1);
+        resetWindow();
+      } else if (checkpoints.due(iter + 1, lastSaveIter)) {
+        await save(iter + 1);
+      }
     }
-    if (step % h.evalInterval === 0 || last) {
-      valLoss = await evaluate(step);
-      log({ iter: step, val_loss: round(valLoss) });
-      await save(step);
-      windowStart = performance.now();
-      windowIters = 0;
-      windowStepMs = 0;
-      windowComputeMs = 0;
-    }
+    monitor?.close();
+    progress.done();
+    // Every rank decides the same way (saving is collective), and a stale ckpt/ is never returned.
+    if (!saved) await save(start);
+    await writer?.flush();
+  } finally {
+    await writer?.close().catch(() => {});
   }
-  monitor?.close();
-  progress.done();
-  // Every rank decides the same way (saving is collective), and a stale ckpt/ is never returned.
-  if (!saved) await save(start);
   return { model, trainer, tokenizer: data.tokenizer, losses, valLoss, checkpoint: ckptDir };
 }
 
 const round = (x: number) => Math.round(x * 1e6) / 1e6;
+
+/** A checkpoint's tokenizer.json, parsed; damage is reported with the checkpoint named. */
+export function parseTokenizerFile(text: string, dir: string): object {
+  try {
+    const json = JSON.parse(text) as unknown;
+    if (typeof json !== 'object' || json === null) throw new Error(`expected an object, got ${JSON.stringify(json)?.slice(0, 40)}`);
+    return json;
+  } catch (e) {
+    throw new Error(`checkpoint ${dir}: tokenizer.json is not valid (${(e as Error).message})`);
+  }
+}
 
 /** OUT/run.json: the run's settings for the dashboard's run table (temp name + rename, so a
  * reader never sees half a file). */

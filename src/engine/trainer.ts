@@ -29,6 +29,11 @@ export interface Trainer {
   evalLoss(batch: MicroBatch): Promise<number>;
   /** The full flat parameters (gathered if sharded), e.g. for sampling and export. */
   fullParams(): Promise<Float32Array>;
+  /**
+   * Copies model + optimizer state into fresh host buffers (a snapshot at a step boundary) for
+   * a background writer; trainers without it are saved synchronously.
+   */
+  snapshot?(meta: Record<string, unknown>, files: Record<string, string>): import('../checkpoint/index.js').CheckpointContents;
   /** Writes model + optimizer state into dir atomically, with the loop's meta and extra files. */
   save(dir: string, meta: Record<string, unknown>, files: Record<string, string>): Promise<void>;
   /** Restores model + optimizer state from dir; returns the loop's meta and files. */

@@ -3,9 +3,10 @@
 // collective with a dead peer can only hang. Each worker leads its own process group, and
 // whole groups are signalled, so whatever a worker started dies with it.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { constants } from 'node:os';
-import type { Writable } from 'node:stream';
+import { constants, hostname } from 'node:os';
+import type { Readable, Writable } from 'node:stream';
 import { PrefixedOutput } from './line-prefixer.js';
+import { HeartbeatMonitor } from './heartbeat-monitor.js';
 
 export interface WorkerLaunch {
   rank: number;
@@ -19,6 +20,8 @@ export interface SupervisorOptions {
   stopGraceMs: number;
   stdout: Writable;
   stderr: Writable;
+  /** A worker silent this long after its first heartbeat is hung and fails the job; 0 or absent: no check. */
+  heartbeatTimeoutMs?: number;
 }
 
 export interface WorkerFailure {
@@ -28,6 +31,8 @@ export interface WorkerFailure {
   signal: NodeJS.Signals | null;
   /** Set when the worker could not be started at all. */
   spawnError?: string;
+  /** Set when the worker stopped sending heartbeats (SIGSTOP, a blocked event loop). */
+  hung?: string;
 }
 
 export interface JobOutcome {
@@ -67,11 +72,13 @@ export class WorkerGroup {
   private finish!: () => void;
   private readonly stdout: PrefixedOutput;
   private readonly stderr: PrefixedOutput;
+  private readonly heartbeats?: HeartbeatMonitor;
 
   constructor(private readonly o: SupervisorOptions) {
     if (o.command.length === 0) throw new Error('no worker command');
     this.stdout = new PrefixedOutput(o.stdout);
     this.stderr = new PrefixedOutput(o.stderr);
+    if (o.heartbeatTimeoutMs) this.heartbeats = new HeartbeatMonitor(o.heartbeatTimeoutMs, (h) => this.onHung(h.rank, h.silentMs));
     this.done = new Promise<void>((resolve) => (this.finish = resolve)).then(() => this.settle());
     for (const w of o.workers) this.startWorker(w);
   }
@@ -101,7 +108,9 @@ export class WorkerGroup {
 
   private startWorker(w: WorkerLaunch): void {
     const [file, ...args] = this.o.command;
-    const child = spawn(file!, args, { env: w.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const beats = this.o.heartbeatTimeoutMs ? { ATSCALE_HEARTBEAT_FD: '3', ATSCALE_HEARTBEAT_MS: String(Math.max(10, Math.min(1000, Math.floor(this.o.heartbeatTimeoutMs / 5)))) } : {};
+    const child = spawn(file!, args, { env: { ...w.env, ...beats }, stdio: ['ignore', 'pipe', 'pipe', ...(this.heartbeats ? ['pipe' as const] : [])], detached: true });
+    if (this.heartbeats && child.stdio[3]) this.heartbeats.watch(w.rank, child.stdio[3] as Readable);
     const prefix = `[rank ${w.rank}] `;
     this.stdout.add(child.stdout!, prefix);
     this.stderr.add(child.stderr!, prefix);
@@ -117,8 +126,24 @@ export class WorkerGroup {
     });
   }
 
+  /** A worker stopped beating: it is the failure; kill it now (SIGTERM cannot reach a stopped process), stop the rest. */
+  private onHung(rank: number, silentMs: number): void {
+    const entry = this.running.find((r) => r.rank === rank);
+    if (!entry || entry.exited || this.interrupted) return;
+    const hung = `on host ${hostname()} sent no heartbeat for ${silentMs} ms (stopped by a signal, or its event loop is blocked; limit --heartbeat-timeout-ms ${this.o.heartbeatTimeoutMs})`;
+    this.failures.unshift({ rank, pid: entry.child.pid, code: null, signal: null, hung });
+    entry.signalled.add('SIGKILL');
+    try {
+      if (entry.child.pid !== undefined) process.kill(-entry.child.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+    if (!this.stopping) this.beginStop('SIGTERM');
+  }
+
   private onExit(entry: Running, code: number | null, signal: NodeJS.Signals | null, spawnError?: string): void {
     entry.exited = true;
+    this.heartbeats?.forget(entry.rank);
     const failed = spawnError !== undefined || signal !== null || code !== 0;
     // After the launcher signalled a worker, a non-zero exit is its answer to that signal; a
     // death by another signal (the OOM killer's SIGKILL, a SIGSEGV) is still its own failure.
@@ -153,6 +178,7 @@ export class WorkerGroup {
 
   private async settle(): Promise<JobOutcome> {
     clearTimeout(this.killTimer);
+    this.heartbeats?.stop();
     // Every leader is gone; anything left in their groups would be an orphan.
     this.signalAll('SIGKILL');
     const drainTimeout = new Promise<void>((r) => setTimeout(r, STDIO_DRAIN_MS).unref());
@@ -160,6 +186,7 @@ export class WorkerGroup {
     for (const r of this.running) {
       r.child.stdout?.destroy();
       r.child.stderr?.destroy();
+      (r.child.stdio[3] as Readable | null | undefined)?.destroy();
     }
     this.settled = true;
     return this.outcome();
@@ -191,12 +218,14 @@ export class WorkerGroup {
  * otherwise the first failure observed.
  */
 export function rootCauseFirst(failures: WorkerFailure[]): WorkerFailure[] {
-  const bySignal = failures.filter((f) => f.signal !== null);
-  return [...bySignal, ...failures.filter((f) => f.signal === null)];
+  const hung = failures.filter((f) => f.hung);
+  const bySignal = failures.filter((f) => !f.hung && f.signal !== null);
+  return [...hung, ...bySignal, ...failures.filter((f) => !f.hung && f.signal === null)];
 }
 
 function describe(f: WorkerFailure): string {
   if (f.spawnError) return f.spawnError;
+  if (f.hung) return f.hung;
   if (f.signal) return `was killed by signal ${f.signal}`;
   return `exited with status ${f.code}`;
 }

@@ -87,6 +87,7 @@ export class FlatLayout {
       if (e.shape.length !== s.shape.length || e.shape.some((d, i) => d !== s.shape[i])) {
         throw new Error(`parameter '${s.name}' has shape [${e.shape.join(', ')}] in the state dict but [${s.shape.join(', ')}] in the model`);
       }
+      if (e.data.length !== s.size) throw new Error(`parameter '${s.name}' has ${e.data.length} values in the state dict, its shape [${s.shape.join(', ')}] needs ${s.size}`);
       buf.set(e.data, s.offset);
     }
     const extra = Object.keys(dict).filter((k) => !this.byName.has(k));

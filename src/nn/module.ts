@@ -51,7 +51,8 @@ export abstract class Module {
   /** All parameters with their full dotted names, in registration order (the flat layout order). */
   namedParameters(prefix = ''): [string, Parameter][] {
     const out: [string, Parameter][] = this.ownParams.map((p) => [prefix + p.name, p]);
-    for (const [name, m] of this.children) out.push(...m.namedParameters(`${prefix}${name}.`));
+    // A loop, not push(...list): spreading a deep model's list as call arguments overflows the stack.
+    for (const [name, m] of this.children) for (const e of m.namedParameters(`${prefix}${name}.`)) out.push(e);
     return out;
   }
 

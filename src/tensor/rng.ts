@@ -27,6 +27,9 @@ export class Rng {
     } else {
       this.s.set(seed);
     }
+    // xoshiro's all-zero state only ever yields zeros (rejection loops would spin forever);
+    // it comes from a non-numeric seed or a damaged saved state.
+    if (this.s.every((w) => w === 0)) throw new RangeError(`RNG seed ${JSON.stringify(seed)} gives the all-zero state; use an integer seed or a saved state that is not all zeros`);
   }
 
   /** A uniformly distributed uint32. */
@@ -77,6 +80,7 @@ export class Rng {
   }
 
   setState(state: RngState): void {
+    if (!Array.isArray(state) || state.length !== 4 || state.every((w) => w === 0)) throw new RangeError(`RNG state must be four 32-bit words, not all zero; got ${JSON.stringify(state)}`);
     this.s.set(state);
     this.spareNormal = undefined;
   }

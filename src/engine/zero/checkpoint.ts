@@ -4,7 +4,7 @@
 // its place, so consolidateCheckpoint() yields one safetensors file with the model's names.
 // Loading rebuilds the full buffers from either format and takes this rank's shard, so a run
 // may resume with another stage or number of ranks.
-import { finalizeShardedCheckpoint, isShardedCheckpoint, loadCheckpoint, saveCheckpoint, saveShardedCheckpoint, ShardedCheckpoint, type FlatSlot, type TensorEntry } from '../../checkpoint/index.js';
+import { floatTensor, finalizeShardedCheckpoint, isShardedCheckpoint, loadCheckpoint, saveCheckpoint, saveShardedCheckpoint, ShardedCheckpoint, type FlatSlot, type TensorEntry } from '../../checkpoint/index.js';
 import type { ZeroTrainerBase } from './base.js';
 import { OPT_M, OPT_V } from '../local-trainer.js';
 
@@ -67,22 +67,32 @@ export async function loadZeroCheckpoint(t: ZeroTrainerBase, dir: string): Promi
     const ck = new ShardedCheckpoint(dir);
     const z = ck.meta[META_KEY] as ZeroMeta | undefined;
     if (!z) throw new Error(`checkpoint ${dir} has no ${META_KEY} entry in its meta: it was not written by a ZeRO trainer`);
-    for (const s of t.layout.slots) params.set(ck.readTensor(s.name).data as Float32Array, s.offset);
+    for (const s of t.layout.slots) {
+      const e = ck.readTensor(s.name);
+      if (e.shape.length !== s.shape.length || e.shape.some((d, i) => d !== s.shape[i])) throw new Error(`checkpoint ${dir}: parameter '${s.name}' has shape [${e.shape.join(', ')}] but the model needs [${s.shape.join(', ')}]`);
+      params.set(floatTensor(e, s.name, dir), s.offset);
+    }
     z.pieces.forEach(([offset, size], k) => {
       if (offset + size > n) throw new Error(`checkpoint ${dir}: piece ${k} [${offset}, ${offset + size}) lies outside this model's ${n} parameters`);
-      m.set(ck.readFlatRange(`exp_avg.${k}`, 0, size) as Float32Array, offset);
-      v.set(ck.readFlatRange(`exp_avg_sq.${k}`, 0, size) as Float32Array, offset);
+      const read = (flat: string) => floatTensor({ dtype: ck.index.flats[flat]?.dtype ?? 'F32', shape: [size], data: ck.readFlatRange(flat, 0, size) }, flat, dir);
+      m.set(read(`exp_avg.${k}`), offset);
+      v.set(read(`exp_avg_sq.${k}`), offset);
     });
     meta = ck.meta;
     files = ck.files;
   } else {
     const ck = loadCheckpoint(dir);
-    const dict = Object.fromEntries(t.layout.slots.map((s) => [s.name, ck.tensors[s.name]!]));
-    t.layout.loadStateDict(params, dict as never);
+    const file = `${ck.dir}/model.safetensors`;
+    const dict = Object.fromEntries(Object.entries(ck.tensors).filter(([name]) => name !== OPT_M && name !== OPT_V).map(([name, e]) => [name, { shape: e.shape, data: floatTensor(e, name, file) }]));
+    try {
+      t.layout.loadStateDict(params, dict);
+    } catch (e) {
+      throw new Error(`${file}: ${(e as Error).message}`);
+    }
     for (const [buf, name] of [[m, OPT_M], [v, OPT_V]] as const) {
       const e = ck.tensors[name];
       if (!e || e.data.length !== n) throw new Error(`checkpoint ${dir}: '${name}' is missing or does not have ${n} values`);
-      buf.set(e.data as Float32Array);
+      buf.set(floatTensor(e, name, file));
     }
     meta = ck.meta;
     files = ck.files;
