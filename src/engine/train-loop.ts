@@ -210,7 +210,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     trainSampler.setState(m.trainRng);
     valSampler.setState(m.valRng);
     skipped.add(bad);
-    while (losses.length && losses.at(-1)!.iter >= m.iter) losses.pop();
+    while (losses.length && losses.at(-1)!.iter > m.iter) losses.pop(); // steps up to m.iter (counted from 1) are in the checkpoint
     log({ iter: bad + 1, rollback_to: m.iter });
     if (!o.quiet && rank === 0) console.error(`atscale train: ${why} at step ${bad}: rolled back to step ${m.iter}; that batch will be skipped`);
     return m.iter;
