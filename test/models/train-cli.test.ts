@@ -81,7 +81,7 @@ test('bad inputs are clear errors before any training starts', () => {
     [['--data', corpus, '--n-embd', '30', '--n-head', '4'], /n_embd \(30\) must be divisible by n_head \(4\)/],
     [['--data', corpus, '--tokenizer', 'bpe', '--resume', join(work, 'a', 'ckpt')], /char tokenizer but --tokenizer bpe was given/],
     [['--data', corpus, '--frobnicate', '3'], /unknown flag --frobnicate/],
-    [['--data', corpus, '--init-from', 'gpt2'], /--init-from must be scratch or resume, got 'gpt2'/],
+    [['--data', corpus, '--init-from', 'gpt2'], /--init-from must be one of scratch, resume, got "gpt2"/],
     [['--data', corpus, '--compile=false'], /--compile false is not available: every training step is compiled/],
   ];
   for (const [args, want] of cases) {
