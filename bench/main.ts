@@ -6,6 +6,7 @@ const BENCHES: Record<string, () => Promise<{ run(argv: string[]): Promise<numbe
   collectives: () => import('./collectives.js'),
   zero: () => import('./zero.js'),
   plan: () => import('./plan.js'),
+  sample: () => import('./sample.js'),
   'ckpt-async': () => import('./ckpt-async.js'),
   'ckpt-fuzz': () => import('./ckpt-fuzz.js'),
   pipeline: () => import('./pipeline.js'),

@@ -1,8 +1,8 @@
 // The public API of atscale: tensors, transformations, models and the training engine.
 export { Tensor, tensor, constant, full, matmul, type TensorLike } from './tensor/tensor.js';
 export { where, concat, split, gather, oneHot, softmax, logSoftmax, layerNorm, crossEntropy, causalMask, gelu, dropout } from './tensor/functional.js';
-export { jit, trace, type HostTree, type TensorTree, type TensorFn } from './tensor/jit.js';
-export { grad, valueAndGrad } from './autodiff/api.js';
+export { jit, trace, type HostTree, type TensorTree, type TensorFn, type HostOf, type HostArgs, type Jitted } from './tensor/jit.js';
+export { grad, valueAndGrad, type GradOptions } from './autodiff/api.js';
 export { gradients } from './autodiff/grad.js';
 export { hostValue, type HostValue } from './ir/value.js';
 export { type DType, DTYPES } from './ir/dtype.js';
@@ -18,11 +18,30 @@ export { type LlamaConfig, llamaConfig } from './models/llama-config.js';
 export { type LanguageModel, type ModelDims, type LayerCache } from './models/model.js';
 export { createModel, type Architecture } from './models/registry.js';
 export { loadModelDir, saveModelDir, type LoadedModelDir, type SaveModelDirOptions } from './models/hf/folder.js';
-export { PRESETS, MODEL_PRESETS, modelPreset } from './models/presets.js';
+export { PRESETS, MODEL_PRESETS, modelPreset, preset, type Preset, type TrainHyper } from './models/presets.js';
 export { JinjaChatTemplate, tokenizerFromHfJSON } from './data/index.js';
 export { LocalTrainer } from './engine/local-trainer.js';
-export { runTraining, type RunOptions } from './engine/train-loop.js';
-export { Generator } from './engine/generate.js';
+export { runTraining, type RunOptions, type RunResult } from './engine/train-loop.js';
+export { Generator, sampleToken, type SampleOptions } from './engine/generate.js';
 export { exportOnnx } from './engine/export-onnx.js';
+export { loadTrainedModel } from './engine/load-trained.js';
+export { parseDeepSpeedConfig, DeepSpeedConfigError, type DeepSpeedConfig } from './engine/ds-config.js';
+export { type Trainer, type StepResult } from './engine/trainer.js';
+export { type AdamWConfig, DEFAULT_ADAMW } from './optim/adamw.js';
+export { cosineLr, type CosineSchedule } from './optim/schedule.js';
+export {
+  type Tokenizer,
+  CharTokenizer,
+  BpeTokenizer,
+  trainBpe,
+  type BpeTrainOptions,
+  tokenizerFromJSON,
+  loadTokenizer,
+  readText,
+  BatchSampler,
+  ShardedBatchSampler,
+  type Batch,
+} from './data/index.js';
+export { additionCorpus } from './data/addition.js';
 export { openMonitors, TensorBoardWriter, ProgressBar, type Monitor, type MetricRecord, type MonitorOptions } from './monitor/index.js';
 export { startDashboard, type Dashboard, type DashboardOptions } from './dashboard/index.js';

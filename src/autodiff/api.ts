@@ -1,14 +1,15 @@
 // grad and valueAndGrad: JAX-style transformations of a function of tensors (or of named
 // parameter records), compiled to one graph that computes the value and the gradients.
 import type { CompileOptions } from '../runtime/execute.js';
-import { type HostTree, type TensorFn, type TensorTree, jit, isTensor } from '../tensor/jit.js';
+import type { HostValue } from '../ir/value.js';
+import { type HostArgs, type HostOf, type TensorFn, type TensorTree, jit, isTensor } from '../tensor/jit.js';
 import { Tensor } from '../tensor/tensor.js';
 import { flatten, unflatten } from '../tensor/tree.js';
 import { gradients } from './grad.js';
 
-export interface GradOptions extends CompileOptions {
+export interface GradOptions<N extends number = number> extends CompileOptions {
   /** Which positional argument to differentiate with respect to (default 0). */
-  argnum?: number;
+  argnum?: N;
 }
 
 function differentiated(fn: TensorFn<Tensor>, argnum: number, withValue: boolean) {
@@ -24,12 +25,14 @@ function differentiated(fn: TensorFn<Tensor>, argnum: number, withValue: boolean
   };
 }
 
-/** grad(f)(...args) -> df/d(args[argnum]) with the structure of that argument. */
-export function grad(fn: TensorFn<Tensor>, opts: GradOptions = {}): (...args: HostTree[]) => Promise<HostTree> {
-  return jit(differentiated(fn, opts.argnum ?? 0, false), opts);
+/** grad(f)(...args) -> df/d(args[argnum]) with the structure (and type) of that argument. */
+export function grad<F extends TensorFn<Tensor>, N extends number = 0>(fn: F, opts: GradOptions<N> = {}): (...args: HostArgs<Parameters<F>>) => Promise<HostOf<Parameters<F>[N]>> {
+  const run = jit(differentiated(fn, opts.argnum ?? 0, false), opts);
+  return run as unknown as (...args: HostArgs<Parameters<F>>) => Promise<HostOf<Parameters<F>[N]>>;
 }
 
-/** valueAndGrad(f)(...args) -> [f(args), df/d(args[argnum])]. */
-export function valueAndGrad(fn: TensorFn<Tensor>, opts: GradOptions = {}): (...args: HostTree[]) => Promise<HostTree> {
-  return jit(differentiated(fn, opts.argnum ?? 0, true), opts);
+/** valueAndGrad(f)(...args) -> [f(args), df/d(args[argnum])], typed like grad. */
+export function valueAndGrad<F extends TensorFn<Tensor>, N extends number = 0>(fn: F, opts: GradOptions<N> = {}): (...args: HostArgs<Parameters<F>>) => Promise<[HostValue, HostOf<Parameters<F>[N]>]> {
+  const run = jit(differentiated(fn, opts.argnum ?? 0, true), opts);
+  return run as unknown as (...args: HostArgs<Parameters<F>>) => Promise<[HostValue, HostOf<Parameters<F>[N]>]>;
 }

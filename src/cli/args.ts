@@ -99,7 +99,8 @@ export function formatHelp(command: string, summary: string, spec: Record<string
   const lines = [`usage: atscale ${command} [flags]`, '', summary, ''];
   for (const [name, s] of Object.entries(spec)) {
     const arg = s.type === 'boolean' ? '' : s.type === 'number' ? ' N' : ' VALUE';
-    const def = s.default !== undefined ? ` (default ${String(s.default)})` : '';
+    // Strings are shown escaped, so a default of '\n' reads as "\n", not as a line break.
+    const def = s.default === undefined ? '' : ` (default ${typeof s.default === 'string' && /[^\x20-\x7e]|^$/.test(s.default) ? JSON.stringify(s.default) : String(s.default)})`;
     const flag = `  --${name}${arg}`;
     lines.push(flag.padEnd(Math.max(30, flag.length + 2)) + s.help + def);
   }

@@ -3,6 +3,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs, formatHelp, type FlagSpec } from './args.js';
+import { capIters } from './iter-cap.js';
 
 export const summary = 'the main job: train a small GPT on built-in addition problems and score it (no network)';
 
@@ -32,7 +33,7 @@ export async function run(argv: string[]): Promise<number> {
   const { text, test } = additionCorpus(digits, flags.trainProblems as number, flags.testProblems as number, flags.seed as number);
   const dataPath = join(out, 'addition.txt');
   writeFileSync(dataPath, text);
-  const maxIters = flags.maxIters as number;
+  const maxIters = capIters(flags.maxIters as number);
   console.log(`atscale demo: ${flags.trainProblems} addition problems with ${digits}-digit operands (zero-padded, sums written least-significant digit first), ${test.length} held out`);
   const t0 = performance.now();
   const r = await runTraining({

@@ -2,7 +2,8 @@
 // --format onnx (default): one standalone ONNX file, input_ids [batch, seq] -> logits.
 // --format hf: a Hugging Face-style folder (config.json, tokenizer.json, onnx/model.onnx with a
 // growing KV cache and dynamic dimensions) that transformers.js loads with no network.
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { parseArgs, formatHelp, UsageError, type FlagSpec } from './args.js';
 
 export const summary = 'export a checkpoint or HF folder as ONNX (--model DIR --out model.onnx) or as a transformers.js folder (--format hf --out DIR)';
@@ -11,7 +12,7 @@ const FLAGS: Record<string, FlagSpec> = {
   model: { type: 'string', help: 'a Hugging Face model folder or an atscale checkpoint directory' },
   ckpt: { type: 'string', help: 'checkpoint directory written by atscale train; same as --model' },
   format: { type: 'string', help: 'onnx (one file) or hf (a folder for transformers.js)', default: 'onnx', choices: ['onnx', 'hf'] },
-  out: { type: 'string', help: 'output .onnx file (onnx; default model.onnx) or folder (hf)' },
+  out: { type: 'string', help: 'output .onnx file (onnx; default: model.onnx beside the checkpoint, in the run\'s output directory) or folder (hf)' },
   variants: { type: 'string', help: 'hf only: extra files, comma-separated: fp16, int8', default: '' },
   batch: { type: 'number', help: 'onnx only: batch dimension of the exported graph', default: 1, int: true, min: 1, max: 1 << 20 },
   seq: { type: 'number', help: 'onnx only: sequence length of the exported graph (default: block size)', int: true, min: 1, max: 1 << 20 },
@@ -42,7 +43,6 @@ export async function run(argv: string[]): Promise<number> {
     for (const [f, n] of Object.entries(r.files)) console.log(`  ${f.padEnd(28)} ${(n / 1e6).toFixed(3)} MB`);
     return 0;
   }
-  const out = String(flags.out ?? 'model.onnx');
   const { loadAnyModel } = await import('../engine/load-trained.js');
   const { exportOnnx } = await import('../engine/export-onnx.js');
   const { ProgressBar } = await import('../monitor/index.js');
@@ -53,7 +53,9 @@ export async function run(argv: string[]): Promise<number> {
   bar.update(1);
   const seq = (flags.seq as number | undefined) ?? model.dims.blockSize;
   const bytes = exportOnnx(model, params, flags.batch as number, seq);
+  const out = flags.out === undefined ? join(dirname(resolve(String(dir))), 'model.onnx') : String(flags.out);
   bar.update(2);
+  mkdirSync(dirname(resolve(out)), { recursive: true });
   writeFileSync(out, bytes);
   bar.update(3);
   bar.finish(`${(bytes.length / 1e6).toFixed(1)} MB`);

@@ -14,6 +14,7 @@ const EXIT_GRACE_MS = 10_000;
 
 const COMMANDS: Record<string, () => Promise<Command>> = {
   demo: () => import('./demo.js'),
+  data: () => import('./data.js'),
   train: () => import('./train.js'),
   sample: () => import('./sample.js'),
   launch: () => import('./launch.js'),

@@ -4,7 +4,8 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { PRESETS as TRAIN_PRESETS } from '../models/presets.js';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import os from 'node:os';
 import { type FlagSpec, type FlagValues, UsageError, formatHelp, parseArgs } from './args.js';
 import { type MachineSpec, CALIBRATION_PROXY, checkMachine, elementwiseFromProxy, machineFromMeasurements, predictCpuStepMs } from '../plan/calibrate.js';
@@ -58,7 +59,7 @@ const FLAGS: Record<string, FlagSpec> = {
   'restart-s': { type: 'number', help: 'seconds from a failure to training again', default: 600 },
   json: { type: 'boolean', help: 'print one JSON object' },
   calibrate: { type: 'boolean', help: 'measure this machine and write a machine spec (see --out)' },
-  out: { type: 'string', help: 'where --calibrate writes the machine spec', default: 'atscale-machine.json' },
+  out: { type: 'string', help: 'where --calibrate writes the machine spec (under the output directory out/, as train writes its runs)', default: 'out/atscale-machine.json' },
   threads: { type: 'number', help: 'threads for --calibrate GEMMs (default: all cores)' },
   machine: { type: 'string', help: 'a machine spec from --calibrate: predict the single-process CPU step of --model' },
 };
@@ -255,6 +256,7 @@ async function calibrate(f: FlagValues): Promise<number> {
     { gemmGflopsByN, memBandwidthGBs, elementwiseGBs, ...(loopbackBusbwGBs === undefined ? {} : { loopbackBusbwGBs }) },
     { name: os.hostname(), threads, memoryGB: os.totalmem() / 2 ** 30, cpuModel: os.cpus()[0]?.model ?? 'CPU' },
   );
+  mkdirSync(dirname(String(f.out)), { recursive: true });
   writeFileSync(String(f.out), JSON.stringify(spec, null, 2) + '\n');
   const predictions = predictPresets(spec);
   if (f.json) console.log(JSON.stringify({ machine: spec, written: f.out, predicted_ms_per_iter: predictions }));

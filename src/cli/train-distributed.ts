@@ -81,7 +81,7 @@ export async function distributedSetup(dsConfigPath: string | undefined, hyper: 
   const trivialMesh = pp === 1 && tp === 1;
   if (!dsConfigPath && world === 1 && trivialMesh) return { rank: 0, world: 1, hyper, makeTrainer: cappedLocalTrainer(hyper, opts), close: async () => {} };
   raw ??= configFromFlags(hyper, dp);
-  const cfg = parseDeepSpeedConfig(raw, dp);
+  const cfg = parseDeepSpeedConfig(raw, dp, opts.device);
   const { initProcessGroup } = await import('../dist/index.js');
   const { createZeroTrainer } = await import('../engine/zero/index.js');
   // One process with a DeepSpeed config: a world of one on loopback, with its own secret.

@@ -6,6 +6,7 @@ import { committedDir } from '../checkpoint/atomic_dir.js';
 import { parseArgs, formatHelp, UsageError, type FlagSpec } from './args.js';
 import { preset, PRESETS, type TrainHyper } from '../models/presets.js';
 import { ConfigValueError, checkHyperRelations, checkSettings } from '../engine/validate-config.js';
+import { capIters } from './iter-cap.js';
 import type { Architecture } from '../models/registry.js';
 
 export const summary = 'pretrain a language model, or fine-tune a Hugging Face folder (--model DIR), on a text file or URL';
@@ -29,12 +30,15 @@ const FLAGS: Record<string, FlagSpec> = {
   lr: { type: 'number', help: 'peak learning rate' },
   'min-lr': { type: 'number', help: 'final learning rate of the cosine decay' },
   'warmup-iters': { type: 'number', help: 'linear warmup steps' },
+  'decay-iters': { type: 'number', help: 'step at which the cosine decay reaches min-lr (nanoGPT lr_decay_iters; default max-iters); keep it when extending a run with --resume' },
   'weight-decay': { type: 'number', help: 'AdamW weight decay' },
   'eval-interval': { type: 'number', help: 'steps between validation runs and checkpoints' },
   'eval-iters': { type: 'number', help: 'batches per validation run' },
   'log-interval': { type: 'number', help: 'steps between metric lines' },
   out: { type: 'string', help: 'output directory (metrics.jsonl, ckpt/)', default: 'out' },
   resume: { type: 'string', help: "checkpoint directory to resume from (e.g. out/ckpt); 'auto': OUT/ckpt if it holds one (the default when atscale launch restarts the job)" },
+  'init-from': { type: 'string', help: 'scratch, or resume (from OUT/ckpt, as nanoGPT\'s init_from)', default: 'scratch' },
+  compile: { type: 'boolean', help: 'nanoGPT\'s compile: always on, every step is one compiled ONNX graph', default: true },
   device: { type: 'string', help: 'cpu or webgpu', default: 'cpu' },
   threads: { type: 'number', help: 'ONNX Runtime intra-op threads (default: all cores)' },
   seed: { type: 'number', help: 'random seed', default: 1337 },
@@ -68,7 +72,7 @@ export { FLAGS as TRAIN_FLAGS };
 const MODEL_KEYS: Record<string, string> = { nLayer: 'nLayer', nHead: 'nHead', nEmbd: 'nEmbd', blockSize: 'blockSize', dropout: 'dropout', bias: 'bias' };
 const HYPER_KEYS: Record<string, keyof TrainHyper> = {
   batchSize: 'batchSize', gradAccum: 'gradAccum', maxIters: 'maxIters', lr: 'lr', minLr: 'minLr', warmupIters: 'warmupIters',
-  weightDecay: 'weightDecay', evalInterval: 'evalInterval', evalIters: 'evalIters', logInterval: 'logInterval',
+  weightDecay: 'weightDecay', evalInterval: 'evalInterval', evalIters: 'evalIters', logInterval: 'logInterval', decayIters: 'decayIters',
 };
 
 const camelize = (k: string) => k.replace(/[_-]([a-z])/g, (_, c: string) => c.toUpperCase());
@@ -122,6 +126,7 @@ export function resolveTrainArgs(argv: string[]): ResolvedTrainArgs {
     if (k in MODEL_KEYS) model[MODEL_KEYS[k]!] = v;
     if (k in HYPER_KEYS) (hyper as unknown as Record<string, unknown>)[HYPER_KEYS[k]!] = v;
   }
+  hyper.maxIters = capIters(hyper.maxIters);
   const explicit = new Set([...Object.keys(fromFile), ...Object.keys(given)]);
   if (explicit.has('maxIters') && !explicit.has('decayIters')) hyper.decayIters = hyper.maxIters;
   if (explicit.has('lr') && !explicit.has('minLr')) hyper.minLr = hyper.lr / 10;
@@ -152,7 +157,8 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const { model, hyper, flags, explicit } = resolveTrainArgs(argv);
-  flags.resume = resumeSource(flags.resume as string | undefined, String(flags.out));
+  flags.resume = resumeSource(resumeDir(flags), String(flags.out));
+  const resume = flags.resume as string | undefined;
   if (!flags.data) throw new UsageError('atscale train: no training data; pass --data PATH or --data URL (for example --data ../shared/data/tinyshakespeare.txt)');
   const { checkDevice } = await import('../runtime/session.js');
   const device = checkDevice(flags.device);
@@ -193,7 +199,7 @@ export async function run(argv: string[]): Promise<number> {
       bpeVocab: flags.bpeVocab as number,
       out,
       monitor,
-      resume: flags.resume as string | undefined,
+      resume,
       seed: flags.seed as number,
       device,
       threads,
@@ -227,6 +233,21 @@ export async function run(argv: string[]): Promise<number> {
     await dashboard.linger();
   }
   return 0;
+}
+
+/** --resume DIR, or nanoGPT's --init-from resume (OUT/ckpt); --compile cannot be turned off. */
+function resumeDir(flags: Record<string, unknown>): string | undefined {
+  if (flags.compile === false) throw new UsageError('atscale train: --compile false is not available: every training step is compiled to one ONNX graph (there is no eager mode); drop the flag');
+  const from = String(flags.initFrom);
+  if (from === 'resume') {
+    if (flags.resume !== undefined) throw new UsageError('atscale train: give either --init-from resume (which resumes from OUT/ckpt) or --resume DIR, not both');
+    return join(String(flags.out), 'ckpt');
+  }
+  if (from !== 'scratch') {
+    const hint = from.startsWith('gpt2') ? '; loading published GPT-2 weights is not implemented here' : '';
+    throw new UsageError(`atscale train: --init-from must be scratch or resume, got '${from}'${hint}`);
+  }
+  return flags.resume as string | undefined;
 }
 
 /** The dashboard of this run, on its own thread, started before training so the page fills in

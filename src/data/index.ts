@@ -3,7 +3,7 @@ export { type Tokenizer, canonicalJson, fingerprintOf, assertSameTokenizer } fro
 export { CharTokenizer, type CharTokenizerJSON } from './char_tokenizer.js';
 export { BpeTokenizer, type BpeParts, type HfTokenizerJSON, parseHfTokenizerJSON } from './bpe_tokenizer.js';
 export { trainBpe, type BpeTrainOptions } from './bpe_train.js';
-export { tokenizerFromJSON, tokenizerFromHfJSON } from './tokenizer_json.js';
+export { tokenizerFromJSON, tokenizerFromHfJSON, loadTokenizer } from './tokenizer_json.js';
 export { SentencePieceBpe } from './sentencepiece-bpe.js';
 export { JinjaChatTemplate, type TemplateMessage } from './chat-template.js';
 export { END_OF_TEXT, PlainChatFormat, JinjaChatFormat, chatFormatFromJSON, type ChatFormat, type ChatPiece } from './chat-format.js';

@@ -4,6 +4,7 @@
 // ds_config.json works when it only uses this subset.
 import type { AdamWConfig } from '../optim/adamw.js';
 import type { CosineSchedule } from '../optim/schedule.js';
+import { checkDeepSpeedKeys, type DsDevice } from './ds-keys.js';
 import type { MonitorOptions, MonitorSection } from '../monitor/index.js';
 
 export type ZeroStage = 0 | 1 | 2 | 3;
@@ -42,7 +43,6 @@ export class DeepSpeedConfigError extends Error {
 
 const DEFAULT_BUCKET = 500_000_000;
 // pipeline, tensor_parallel and activation_checkpointing are parsed by mesh/config.ts.
-const TOP_KEYS = ['train_batch_size', 'train_micro_batch_size_per_gpu', 'gradient_accumulation_steps', 'optimizer', 'scheduler', 'gradient_clipping', 'zero_optimization', 'steps_per_print', 'tensorboard', 'csv_monitor', 'pipeline', 'tensor_parallel', 'activation_checkpointing'];
 const MONITOR_KEYS = ['enabled', 'output_path', 'job_name'];
 const OPT_KEYS = ['type', 'params'];
 const OPT_PARAM_KEYS = ['lr', 'betas', 'eps', 'weight_decay', 'adam_w_mode'];
@@ -183,8 +183,9 @@ function monitorSection(v: unknown, where: string): MonitorSection | undefined {
   return { enabled: bool(m, 'enabled', `${where}.`, false), outputPath: text('output_path'), jobName: text('job_name') };
 }
 
-/** Parses a config (JSON text or a parsed object) for a job of `worldSize` ranks. */
-export function parseDeepSpeedConfig(input: string | unknown, worldSize: number): DeepSpeedConfig {
+/** Parses a config (JSON text or a parsed object) for a job of `worldSize` ranks on `device`.
+ * Every documented DeepSpeed key is known (ds-keys.ts): honoured, or refused with a reason. */
+export function parseDeepSpeedConfig(input: string | unknown, worldSize: number, device: DsDevice = 'cpu'): DeepSpeedConfig {
   if (!Number.isInteger(worldSize) || worldSize < 1) throw new DeepSpeedConfigError(`world size must be a positive integer, got ${worldSize}`);
   let raw: unknown = input;
   if (typeof input === 'string') {
@@ -194,7 +195,10 @@ export function parseDeepSpeedConfig(input: string | unknown, worldSize: number)
       throw new DeepSpeedConfigError(`the DeepSpeed config is not valid JSON: ${(e as Error).message}`);
     }
   }
-  const c = object(raw, 'config', TOP_KEYS);
+  if (!isObj(raw)) throw new DeepSpeedConfigError(`the DeepSpeed config must be a JSON object, got ${JSON.stringify(raw)}`);
+  const problems = checkDeepSpeedKeys(raw, device);
+  if (problems.length) throw new DeepSpeedConfigError(problems.join('\n'));
+  const c = raw;
   const opt = c.optimizer === undefined ? optimizer({ type: 'AdamW' }) : optimizer(c.optimizer);
   return {
     ...batchSizes(c, worldSize),

@@ -146,14 +146,15 @@ export async function runFinetune(o: FinetuneOptions, opened: OpenedModel = open
     losses.push(r.loss);
     tokens += h.batchSize * h.gradAccum * T;
     const tps = tokens / ((performance.now() - t0) / 1000);
-    if (iter % h.logInterval === 0 || iter === h.maxIters - 1) {
-      write({ iter, loss: r.loss, lr, tokens_per_s: Math.round(tps), grad_norm: r.gradNorm });
-      progress.update(iter, r.loss, tps);
+    const step = iter + 1; // counted from 1 in what a user reads, as the training loop does
+    if (iter % h.logInterval === 0 || step === h.maxIters) {
+      write({ iter: step, loss: r.loss, lr, tokens_per_s: Math.round(tps), grad_norm: r.gradNorm });
+      progress.update(step, r.loss, tps);
     }
-    if (val && ((iter + 1) % h.evalInterval === 0 || iter === h.maxIters - 1)) {
+    if (val && (step % h.evalInterval === 0 || step === h.maxIters)) {
       valLoss = await evaluate();
-      write({ iter, val_loss: valLoss });
-      if (!o.quiet && rank === 0) process.stderr.write(`iter ${iter}: val loss ${valLoss.toFixed(4)}\n`);
+      write({ iter: step, val_loss: valLoss });
+      if (!o.quiet && rank === 0) process.stderr.write(`iter ${step}/${h.maxIters}: val loss ${valLoss.toFixed(4)}\n`);
     }
   }
   progress.done();

@@ -1,6 +1,10 @@
 // Incremental decoding with a KV cache: one compiled graph takes a token, its position and
 // the per-layer caches (fixed size [1, nh, block, hs], so the graph never changes) and
-// returns next-token logits and the updated caches. Sampling (temperature, top-k) is on the host.
+// returns next-token logits and the updated caches. Past the block size the positions of every
+// cached token shift (learned absolute position embeddings), so the cache cannot slide; each
+// further token then costs one windowed forward over the last block_size tokens (a second
+// compiled graph), linear in the window and independent of how many tokens came before.
+// Sampling (temperature, top-k) is on the host.
 import { hostValue, type HostValue } from '../ir/value.js';
 import { compile, type Executable } from '../runtime/execute.js';
 import type { ExecOptions } from '../runtime/session.js';
@@ -18,6 +22,7 @@ export interface SampleOptions {
 
 export class Generator {
   private exe?: Executable;
+  private windowExe?: Executable;
   private readonly layout: FlatLayout;
   private readonly cacheShape: number[];
 
@@ -45,8 +50,27 @@ export class Generator {
     return this.exe;
   }
 
-  /** Continues `prompt` (token ids) by maxNewTokens sampled tokens; returns only the new ones. */
-  async generate(prompt: readonly number[], o: SampleOptions): Promise<number[]> {
+  /** Logits of the last position of a full window [1, blockSize] (int32 ids) -> [1, V]. */
+  private async windowed(): Promise<Executable> {
+    if (this.windowExe) return this.windowExe;
+    const c = this.model.dims;
+    const program = buildProgram((t) => {
+      const params = t.input('params', [this.layout.size]);
+      const ids = t.input('ids', [1, c.blockSize], 'int32');
+      return withParams(this.layout.slots, (s) => flatView(params, s), () => {
+        let x = this.model.embed(ids); // [1, T, C]
+        for (const block of this.model.blocks) x = block.forward(x);
+        const last = x.slice(null, [c.blockSize - 1, c.blockSize], null); // [1, 1, C]: only the last position needs the head
+        return { inputs: [params, ids], outputs: [this.model.head(last).reshape([1, c.vocabSize])] }; // [1, V]
+      });
+    });
+    this.windowExe = await compile(program, this.exec);
+    return this.windowExe;
+  }
+
+  /** Continues `prompt` (token ids: an array or a tokenizer's Uint32Array) by maxNewTokens
+   * sampled tokens; returns only the new ones. */
+  async generate(prompt: ArrayLike<number>, o: SampleOptions): Promise<number[]> {
     if (prompt.length === 0) throw new Error('the prompt must contain at least one token');
     if (!(o.temperature >= 0)) throw new Error(`temperature must be >= 0, got ${o.temperature}`);
     const exe = await this.compiled();
@@ -58,23 +82,26 @@ export class Generator {
     let spare: HostValue[] = Array.from({ length: nCache }, () => hostValue('float32', this.cacheShape));
     const logits = hostValue('float32', [1, c.vocabSize]);
     // The cache holds at most block_size positions; keep the most recent ones (nanoGPT crops the context the same way).
-    let context = prompt.slice(-c.blockSize);
+    let context = Array.from(prompt).slice(-c.blockSize);
     const out: number[] = [];
     const feed = async (tok: number, pos: number) => {
       await exe.run([params, hostValue('int32', [1, 1], [tok]), hostValue('int64', [1], [pos]), ...caches], [logits, ...spare]);
       [caches, spare] = [spare, caches];
     };
-    const prefill = async () => {
-      for (const cache of caches) (cache.data as Float32Array).fill(0);
-      for (let p = 0; p < context.length; p++) await feed(context[p]!, p);
+    const ids = hostValue('int32', [1, c.blockSize]);
+    const slide = async () => {
+      (ids.data as Int32Array).set(context);
+      const win = await this.windowed();
+      await win.run([params, ids], [logits]);
     };
-    await prefill();
+    for (let p = 0; p < context.length; p++) await feed(context[p]!, p);
     for (let n = 0; n < o.maxNewTokens; n++) {
       const next = sampleToken(logits.data as Float32Array, o.temperature, o.topK, rng);
       out.push(next);
+      if (n === o.maxNewTokens - 1) break; // the last token's logits are never used
       if (context.length === c.blockSize) {
         context = [...context.slice(1), next];
-        await prefill();
+        await slide();
       } else {
         context.push(next);
         await feed(next, context.length - 1);

@@ -10,13 +10,15 @@ export class Progress {
 
   constructor(private readonly total: number, private readonly quiet = false) {}
 
-  update(iter: number, loss: number, tokensPerS: number, mfu?: number): void {
+  /** `step` counts optimizer steps from 1, as metrics.jsonl and the val lines do. */
+  update(step: number, loss: number, tokensPerS: number, mfu?: number): void {
     if (this.quiet) return;
-    this.first ??= iter;
-    const done = iter + 1 - this.first;
+    this.first ??= step;
+    const done = step + 1 - this.first;
     const elapsed = (performance.now() - this.t0) / 1000;
-    const eta = etaSeconds(done, this.total - this.first, elapsed) ?? NaN;
-    const line = `iter ${iter + 1}/${this.total}  loss ${loss.toFixed(4)}  ${Math.round(tokensPerS)} tok/s  MFU ${mfu === undefined ? 'n/a' : (mfu * 100).toFixed(1) + '%'}  ETA ${formatDuration(eta)}`;
+    // `step` is 1-based, so the steps this display covers are first..total.
+    const eta = etaSeconds(done, this.total - this.first + 1, elapsed) ?? NaN;
+    const line = `iter ${step}/${this.total}  loss ${loss.toFixed(4)}  ${Math.round(tokensPerS)} tok/s  MFU ${mfu === undefined ? 'n/a' : (mfu * 100).toFixed(1) + '%'}  ETA ${formatDuration(eta)}`;
     process.stderr.write(this.tty ? `\r\x1b[K${line}` : `${line}\n`);
   }
 

@@ -176,8 +176,8 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   if (mfu && !o.quiet) process.stderr.write(`${mfu.describe()}\n`);
   const losses: { iter: number; loss: number }[] = [];
 
-  const evaluate = async (iter: number): Promise<number> => {
-    const bar = new ProgressBar(`iter ${iter}: eval`, h.evalIters, { unit: 'batches', quiet: o.quiet || rank !== 0 });
+  const evaluate = async (step: number): Promise<number> => {
+    const bar = new ProgressBar(`iter ${step}/${h.maxIters}: eval`, h.evalIters, { unit: 'batches', quiet: o.quiet || rank !== 0 });
     let sum = 0;
     for (let i = 0; i < h.evalIters; i++) {
       sum += await trainer.evalLoss(valSampler.next());
@@ -208,7 +208,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     const stall = (performance.now() - t0) / 1000;
     lastSaveIter = iter;
     checkpoints.record(stall, stepSeconds);
-    log({ iter: iter - 1, checkpoint_stall_s: round(stall), async: writer ? 1 : 0, ...(checkpoints.steps !== undefined ? { checkpoint_interval_steps: checkpoints.steps } : {}), ...(checkpoints.tauSeconds !== undefined ? { young_daly_s: round(checkpoints.tauSeconds), step_s: round(stepSeconds) } : {}) });
+    log({ iter, checkpoint_stall_s: round(stall), async: writer ? 1 : 0, ...(checkpoints.steps !== undefined ? { checkpoint_interval_steps: checkpoints.steps } : {}), ...(checkpoints.tauSeconds !== undefined ? { young_daly_s: round(checkpoints.tauSeconds), step_s: round(stepSeconds) } : {}) });
   };
   /** Reloads the last good checkpoint (every rank does: the loss is the same on all) and
    * returns the step to continue from; the bad step's batch is skipped when it comes again. */
@@ -224,8 +224,8 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     trainSampler.setState(m.trainRng);
     valSampler.setState(m.valRng);
     skipped.add(bad);
-    while (losses.length && losses.at(-1)!.iter >= m.iter) losses.pop();
-    log({ iter: bad, rollback_to: m.iter });
+    while (losses.length && losses.at(-1)!.iter > m.iter) losses.pop(); // steps up to m.iter (counted from 1) are in the checkpoint
+    log({ iter: bad + 1, rollback_to: m.iter });
     if (!o.quiet && rank === 0) console.error(`atscale train: ${why} at step ${bad}: rolled back to step ${m.iter}; that batch will be skipped`);
     return m.iter;
   };
@@ -249,7 +249,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
       if (skipped.has(iter)) {
         // A batch that gave a non-finite loss before a rollback: drawn (so the data stream
         // stays the same) but not trained on.
-        log({ iter, skipped: 1 });
+        log({ iter: iter + 1, skipped: 1 });
       } else {
         const t0 = performance.now();
         const r = await trainer.step(batches, lr, iter);
@@ -260,7 +260,10 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
           resetWindow();
           continue;
         }
-        losses.push({ iter, loss: r.loss });
+        // One numbering everywhere a user reads it: optimizer steps counted from 1 (progress line,
+        // val lines, metrics.jsonl's iter, meta.iter); `iter` is the 0-based index the schedule,
+        // the sampler and dropout keys use.
+        losses.push({ iter: iter + 1, loss: r.loss });
         windowIters++;
         windowStepMs += stepMs;
         windowComputeMs = r.computeMs === undefined || windowComputeMs === null ? null : windowComputeMs + r.computeMs;
@@ -269,21 +272,21 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
           const tps = (tokensPerIter * windowIters) / seconds;
           const u = mfu?.measure(flopsPerIter * windowIters, seconds);
           const rssMb = process.memoryUsage().rss / 2 ** 20;
-          log({ iter, loss: round(r.loss), lr, tokens_per_s: Math.round(tps), mfu: u === undefined ? null : round(u), mfu_peak_gflops: mfu ? round(mfu.peakGflops) : null, grad_norm: round(r.gradNorm), step_ms: round(windowStepMs / windowIters), rss_mb: Math.round(rssMb) });
+          log({ iter: iter + 1, loss: round(r.loss), lr, tokens_per_s: Math.round(tps), mfu: u === undefined ? null : round(u), mfu_peak_gflops: mfu ? round(mfu.peakGflops) : null, grad_norm: round(r.gradNorm), step_ms: round(windowStepMs / windowIters), rss_mb: Math.round(rssMb) });
           // Every rank, at the same cadence: its mean step time over the window.
-          rankLog?.write({ iter, step_ms: round(windowStepMs / windowIters), compute_ms: windowComputeMs === null ? null : round(windowComputeMs / windowIters) });
-          progress.update(iter, r.loss, tps, u);
+          rankLog?.write({ iter: iter + 1, step_ms: round(windowStepMs / windowIters), compute_ms: windowComputeMs === null ? null : round(windowComputeMs / windowIters) });
+          progress.update(iter + 1, r.loss, tps, u);
           resetWindow();
         }
       }
       if ((iter + 1) % h.evalInterval === 0 || last) {
-        valLoss = await evaluate(iter);
+        valLoss = await evaluate(iter + 1);
         if (!Number.isFinite(valLoss)) {
           iter = (await rollBack(iter, `validation loss ${valLoss}`)) - 1;
           resetWindow();
           continue;
         }
-        log({ iter, val_loss: round(valLoss) });
+        log({ iter: iter + 1, val_loss: round(valLoss) });
         await save(iter + 1);
         resetWindow();
       } else if (checkpoints.due(iter + 1, lastSaveIter)) {
@@ -292,7 +295,6 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     }
     monitor?.close();
     progress.done();
-    if (mfu && !o.quiet) process.stderr.write(`${mfu.describe()}\n`);
     if (o.profile && trainer instanceof LocalTrainer && losses.length > 0) {
       const { file, nodes } = trainer.endProfiling();
       const report = formatProfile(readStepProfile(file, nodes), model);

@@ -62,6 +62,8 @@ export const RUN_RULES: Record<string, Rule> = {
   bpeVocab: int(257, 1 << 20),
   out: { kind: 'string' },
   resume: { kind: 'string' },
+  initFrom: { kind: 'enum', values: ['scratch', 'resume'] },
+  compile: { kind: 'bool' },
   device: { kind: 'enum', values: ['cpu', 'webgpu'] },
   threads: int(1, 4096),
   seed: SEED_RULE,

@@ -25,9 +25,19 @@ export function probeWebGpu(timeoutMs = 60_000): Promise<ProbeResult> {
       if (code === 0 && out.includes('webgpu-ok')) resolve({ ok: true, reason: 'ok' });
       else {
         const lines = err.trim().split('\n').filter(Boolean);
-        const last = (lines.find((l) => l.startsWith('webgpu-error: '))?.slice(14) ?? lines.pop() ?? '').slice(0, 300);
+        const last = readableReason(lines.find((l) => l.startsWith('webgpu-error: '))?.slice(14) ?? lines.pop() ?? '');
         resolve({ ok: false, reason: signal ? `the provider crashed with ${signal}` : `exit ${code}${last ? `: ${last}` : ''}` });
       }
     });
   });
+}
+
+/** ONNX Runtime's native errors open with a source path and the failed check; the sentence
+ * after "was false." is the reason. Long text is cut at a word boundary, never mid-word. */
+export function readableReason(line: string, max = 300): string {
+  const m = /\bwas false\.\s*(.+)$/.exec(line);
+  const text = (m ? m[1]! : line).trim();
+  if (text.length <= max) return text;
+  const cut = text.lastIndexOf(' ', max);
+  return `${text.slice(0, cut > 0 ? cut : max)} ...`;
 }

@@ -4,7 +4,7 @@
 // their base); Hugging Face folders plug in here too.
 import { basename, resolve } from 'node:path';
 import type { Tokenizer } from '../data/index.js';
-import { endOfTextId, renderChatPrompt } from '../data/finetune-examples.js';
+import { endOfTextId } from '../data/finetune-examples.js';
 import type { LanguageModel } from '../models/model.js';
 import { LoraModel } from '../models/lora-model.js';
 import { openModel } from '../engine/model-dir.js';
@@ -25,8 +25,8 @@ export interface ServedModel {
 /**
  * Opens `dir` (and `adapter`, a LoRA adapter folder, if given). An adapter is folded into the
  * base weights once here (W + scale * B A), so serving it costs the same as serving the base.
- * Chats render with the model's template (a fine-tuned checkpoint stores the one it was trained
- * with); others get atscale's plain one: `User: ...` lines, then `Assistant:`.
+ * Chats render with the model's chat format (an HF folder's Jinja template, or the one a
+ * fine-tuned checkpoint was trained with); others get atscale's plain one.
  */
 export function load(dir: string, adapter?: string): ServedModel {
   const m = openModel(dir, adapter);
@@ -38,17 +38,17 @@ export function load(dir: string, adapter?: string): ServedModel {
   }
   let endIds: number[] = [];
   try {
-    endIds = [endOfTextId(m.tokenizer)];
+    endIds = [endOfTextId(m.tokenizer, m.chatFormat.endOfText)];
   } catch {
     // A character tokenizer has no end-of-text token: completions end at max_tokens or a stop sequence.
   }
-  const template = m.chatTemplate;
+  const format = m.chatFormat;
   return {
     id: basename(resolve(adapter ?? dir)),
     model,
     params,
     tokenizer: m.tokenizer,
-    renderChat: (messages) => renderChatPrompt(messages.map((x) => ({ role: x.role === 'developer' ? 'system' : (x.role as 'system' | 'user' | 'assistant'), content: x.content })), template),
+    renderChat: (messages) => format.generationPrompt(messages.map((x) => ({ role: x.role === 'developer' ? 'system' : (x.role as 'system' | 'user' | 'assistant'), content: x.content }))),
     endIds,
   };
 }

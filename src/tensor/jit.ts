@@ -10,6 +10,25 @@ import { type Tree, flatten, unflatten } from './tree.js';
 export type HostTree = Tree<HostValue>;
 export type TensorTree = Tree<Tensor>;
 
+/** The host-side form of a tensor tree, as jax-js types its transformations: every Tensor
+ * becomes a HostValue and the structure (tuples, arrays, records) is kept, so
+ * `jit((p: { w: Tensor }, x: Tensor) => [a, b])` takes `({ w: HostValue }, HostValue)` and
+ * gives `[HostValue, HostValue]`. Untyped (any/never) or wide TensorTree positions stay HostTree. */
+export type HostOf<T> = 0 extends 1 & T
+  ? HostTree
+  : [T] extends [never]
+    ? HostTree
+    : [TensorTree] extends [T]
+      ? HostTree
+      : T extends Tensor
+        ? HostValue
+        : T extends readonly unknown[] | object
+          ? { -readonly [K in keyof T]: HostOf<T[K]> }
+          : never;
+
+/** The host arguments of a function of tensors (a tuple, one HostOf per parameter). */
+export type HostArgs<A extends readonly unknown[]> = { [K in keyof A]: HostOf<A[K]> };
+
 export function isHostValue(x: unknown): x is HostValue {
   return !!x && typeof x === 'object' && 'dtype' in x && 'shape' in x && 'data' in x;
 }
@@ -54,13 +73,14 @@ function signature(args: readonly HostTree[]): string {
   return args.map((a, i) => flatten(a, isHostValue, `arg${i}`).map(({ path, leaf }) => `${path}:${leaf.dtype}[${leaf.shape.join(',')}]`).join(';')).join('|');
 }
 
-export interface Jitted {
-  (...args: HostTree[]): Promise<HostTree>;
+export interface Jitted<A extends readonly unknown[] = HostTree[], R = HostTree> {
+  (...args: A): Promise<R>;
   /** The traced graph and executable for these arguments (compiling if needed). */
-  lower(...args: HostTree[]): Promise<{ traced: Traced; exe: Executable }>;
+  lower(...args: A): Promise<{ traced: Traced; exe: Executable }>;
 }
 
-export function jit(fn: TensorFn<TensorTree>, opts: CompileOptions = {}): Jitted {
+/** jit(f): f compiled once per input signature; arguments and result follow f's signature. */
+export function jit<F extends TensorFn<TensorTree>>(fn: F, opts: CompileOptions = {}): Jitted<HostArgs<Parameters<F>>, HostOf<ReturnType<F>>> {
   const cache = new Map<string, Promise<{ traced: Traced; exe: Executable }>>();
   const lower = (...args: HostTree[]) => {
     const key = signature(args);
@@ -79,5 +99,6 @@ export function jit(fn: TensorFn<TensorTree>, opts: CompileOptions = {}): Jitted
     const outs = await exe.run(feeds);
     return unflatten(traced.outTemplate, isTensor, outs);
   };
-  return Object.assign(run, { lower });
+  // The untyped runner is the typed one: HostOf/HostArgs only describe what flatten/unflatten do.
+  return Object.assign(run, { lower }) as unknown as Jitted<HostArgs<Parameters<F>>, HostOf<ReturnType<F>>>;
 }

@@ -275,7 +275,7 @@ test('a NaN loss stops the run before it saves, naming the step; rollback reload
 
   const out2 = join(work, 'nan-rollback');
   const r = await runTraining(options(out2, { hyper: { ...tinyHyper, maxIters: 6 }, makeTrainer: poisonedTrainer(3, 1), onNonFinite: 'rollback' }));
-  assert.deepEqual(r.losses.map((l) => l.iter), [0, 1, 2, 4, 5]);
+  assert.deepEqual(r.losses.map((l) => l.iter), [1, 2, 3, 5, 6]); // steps counted from 1; step 4 skipped
   assert.ok(r.losses.every((l) => Number.isFinite(l.loss)));
   const meta2 = JSON.parse(readFileSync(join(out2, 'ckpt', 'meta.json'), 'utf8')) as { iter: number; skipped: number[] };
   assert.equal(meta2.iter, 6);

@@ -46,7 +46,8 @@ test('bad configs are refused with the key and the fix', () => {
   bad({ ...GOOD, train_batch_size: 16 }, 2, /train_batch_size 16 != train_micro_batch_size_per_gpu 4 x gradient_accumulation_steps 4 x world size 2 = 32/);
   bad({ train_batch_size: 30, train_micro_batch_size_per_gpu: 4 }, 2, /cannot derive gradient_accumulation_steps: train_batch_size 30 is not divisible by 8/);
   bad({ gradient_accumulation_steps: 2 }, 1, /needs at least two of train_batch_size/);
-  bad({ ...GOOD, fp16: { enabled: true } }, 2, /unknown key 'fp16'.*known keys here: train_batch_size, /);
+  bad({ ...GOOD, fp16: { enabled: true } }, 2, /"fp16": mixed precision needs a GPU device/);
+  bad({ ...GOOD, fp17: { enabled: true } }, 2, /unknown key 'fp17'.*known keys: train_batch_size, /);
   bad({ ...GOOD, zero_optimization: { stage: 2, offload_optimizer: {} } }, 2, /unknown key 'zero_optimization.offload_optimizer'.*stage, reduce_bucket_size/);
   bad({ ...GOOD, zero_optimization: { stage: 4 } }, 2, /zero_optimization.stage must be 0, 1, 2 or 3, got 4/);
   bad({ ...GOOD, zero_optimization: { stage: 1, overlap_comm: 'yes' } }, 2, /zero_optimization.overlap_comm must be true or false/);

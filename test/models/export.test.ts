@@ -42,13 +42,15 @@ test('exported ONNX model equals atscale forward in plain onnxruntime-node', asy
   for (let i = 0; i < ours.length; i++) assert.ok(Math.abs(theirs[i]! - ours[i]!) < 1e-4, `logit ${i}: ${theirs[i]} vs ${ours[i]}`);
 });
 
-test('KV-cache greedy decoding equals greedy decoding with the full forward', async () => {
+test('KV-cache greedy decoding, then the sliding window past the block size, equals greedy decoding with the full forward', async () => {
   const gen = new Generator(model, params);
   const prompt = ids.slice(0, 3);
-  const got = await gen.generate(prompt, { maxNewTokens: 9, temperature: 0, seed: 0 });
+  // A tokenizer's encode() gives a Uint32Array; generate takes it as it is.
+  const got = await gen.generate(Uint32Array.from(prompt), { maxNewTokens: 20, temperature: 0, seed: 0 });
+  assert.equal(got.length, 20);
   const ctx = [...prompt];
   const want: number[] = [];
-  for (let i = 0; i < 9; i++) {
+  for (let i = 0; i < 20; i++) {
     const window = ctx.slice(-model.config.blockSize);
     const logits = await ourLogits(window);
     const last = logits.subarray((window.length - 1) * 11, window.length * 11);

@@ -49,8 +49,8 @@ test('killed mid-run and resumed, training gives exactly the uninterrupted losse
   assert.equal(r2.code, 0, r2.out);
   const la = losses(a);
   const lb = losses(b);
-  for (let i = resumedFrom; i < 40; i++) assert.equal(lb.get(i), la.get(i), `iteration ${i}: resumed loss ${lb.get(i)} vs uninterrupted ${la.get(i)}`);
-  assert.ok(la.get(39)! < la.get(0)!, 'the model did not learn');
+  for (let i = resumedFrom + 1; i <= 40; i++) assert.equal(lb.get(i), la.get(i), `iteration ${i}: resumed loss ${lb.get(i)} vs uninterrupted ${la.get(i)}`);
+  assert.ok(la.get(40)! < la.get(1)!, 'the model did not learn');
 });
 
 test('a truncated or tampered checkpoint is refused with a clear message', () => {
@@ -81,6 +81,8 @@ test('bad inputs are clear errors before any training starts', () => {
     [['--data', corpus, '--n-embd', '30', '--n-head', '4'], /n_embd \(30\) must be divisible by n_head \(4\)/],
     [['--data', corpus, '--tokenizer', 'bpe', '--resume', join(work, 'a', 'ckpt')], /char tokenizer but --tokenizer bpe was given/],
     [['--data', corpus, '--frobnicate', '3'], /unknown flag --frobnicate/],
+    [['--data', corpus, '--init-from', 'gpt2'], /--init-from must be one of scratch, resume, got "gpt2"/],
+    [['--data', corpus, '--compile=false'], /--compile false is not available: every training step is compiled/],
   ];
   for (const [args, want] of cases) {
     const r = train([...SMALL, '--max-iters', '5', '--out', out, ...args]);
@@ -91,6 +93,31 @@ test('bad inputs are clear errors before any training starts', () => {
   }
 });
 
+test('progress lines, val lines, metrics.jsonl and the checkpoint number iterations alike (from 1)', () => {
+  const dir = join(work, 'numbering');
+  const args = SMALL.filter((a) => a !== '--quiet');
+  const r = train(['--data', corpus, '--max-iters', '4', '--eval-interval', '2', '--out', dir, ...args]);
+  assert.equal(r.code, 0, r.out);
+  const progress = [...r.out.matchAll(/^iter (\d+)\/4  loss/gm)].map((m) => Number(m[1]));
+  const val = [...r.out.matchAll(/^iter (\d+)\/4: eval: .*val loss/gm)].map((m) => Number(m[1]));
+  const recs = readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { iter: number; loss?: number; val_loss?: number });
+  assert.deepEqual(progress, [1, 2, 3, 4]);
+  assert.deepEqual(recs.filter((x) => x.loss !== undefined).map((x) => x.iter), progress);
+  assert.deepEqual(val, [2, 4]);
+  assert.deepEqual(recs.filter((x) => x.val_loss !== undefined).map((x) => x.iter), val);
+  assert.equal((JSON.parse(readFileSync(join(dir, 'ckpt', 'meta.json'), 'utf8')) as { iter: number }).iter, 4);
+
+  // nanoGPT's --init-from resume continues from OUT/ckpt; --decay-iters stretches the cosine
+  // decay for the extended run (the checkpoint's decay ended at step 4, which would pin min-lr).
+  const r2 = train(['--data', corpus, '--max-iters', '6', '--decay-iters', '6', '--warmup-iters', '0', '--init-from', 'resume', '--compile', '--out', dir, ...SMALL]);
+  assert.equal(r2.code, 0, r2.out);
+  const after = readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { iter: number; lr?: number });
+  const lr5 = after.find((x) => x.iter === 5 && x.lr !== undefined)!.lr!;
+  const want = 1e-4 + 0.5 * (1 + Math.cos((Math.PI * 4) / 6)) * (1e-3 - 1e-4); // cpu-small: lr 1e-3, min-lr 1e-4
+  assert.ok(Math.abs(lr5 - want) < 1e-9, `step 5 lr ${lr5}, want ${want}`);
+  assert.deepEqual(after.filter((x) => x.lr !== undefined).map((x) => x.iter), [1, 2, 3, 4, 5, 6]);
+});
+
 test('atscale --version and --help', () => {
   const v = spawnSync(process.execPath, [CLI, '--version'], { encoding: 'utf8' });
   assert.equal(v.status, 0);
@@ -98,6 +125,9 @@ test('atscale --version and --help', () => {
   const h = spawnSync(process.execPath, [CLI, '--help'], { encoding: 'utf8' });
   assert.equal(h.status, 0);
   for (const cmd of ['train', 'sample', 'launch', 'plan', 'bench', 'export']) assert.match(h.stdout, new RegExp(`\\b${cmd}\\b`));
+  // The default prompt is a line break: shown escaped, on the flag's own line.
+  const s = spawnSync(process.execPath, [CLI, 'sample', '--help'], { encoding: 'utf8' });
+  assert.match(s.stdout, /--prompt VALUE +text to continue \(default "\\n"\)\n/);
 });
 
 test.after(() => rmSync(work, { recursive: true, force: true }));
