@@ -66,7 +66,8 @@ export function estimateTrainingMemory(c: SizedModel, microBatch: number, world 
   return { params, grads, optimizer, engineBuffers, activations, total, paramCount: P };
 }
 
-const gb = (x: number) => `${(x / GIB).toFixed(2)} GiB`;
+// Three significant figures, so a small model's estimate does not print as 0.00 GiB.
+const gb = (x: number) => `${x / GIB >= 100 ? (x / GIB).toFixed(0) : Number((x / GIB).toPrecision(3))} GiB`;
 
 export function formatEstimate(e: MemoryEstimate): string {
   return `params ${gb(e.params)} + grads ${gb(e.grads)} + optimizer ${gb(e.optimizer)} + engine buffers ${gb(e.engineBuffers)} + activations ${gb(e.activations)} = ${gb(e.total)} for ${e.paramCount.toLocaleString('en-US')} parameters`;

@@ -124,7 +124,10 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   // Memory first, before the corpus, the model or any buffer exists (the char vocabulary is
   // not known yet; 256 stands in for it, the logits are a small term at that size).
   const sized = createModel({ ...arch, vocabSize: meta || o.init ? arch.vocabSize : o.tokenizer === 'bpe' ? (o.bpeVocab ?? 512) : 256 } as Architecture);
-  checkTrainingMemory(sizesOf(sized), h.batchSize / dataWorld, { world: dataWorld, stage: o.zeroStage, maxMemoryGb: o.maxMemoryGb });
+  // With pipeline or tensor parallelism a rank holds only its stage's share of the model; the
+  // mesh checked that share against --max-memory-gb before the process group started
+  // (engine/mesh/memory.ts), so the whole-model estimate here applies to data parallelism only.
+  if (dataWorld === world) checkTrainingMemory(sizesOf(sized), h.batchSize / dataWorld, { world: dataWorld, stage: o.zeroStage, maxMemoryGb: o.maxMemoryGb });
   mkdirSync(o.out, { recursive: true });
   const restored = resumeFiles ? parseTokenizerFile(resumeFiles['tokenizer.json']!, o.resume!) : o.init?.tokenizer.toJSON();
   const data = await loadRunData(o.data, o.tokenizer, o.out, { bpeVocab: o.bpeVocab, restored, blockSize, quiet: o.quiet || rank !== 0 });

@@ -24,7 +24,7 @@ test('bad layouts fail before the process group starts, with the arithmetic', ()
     [['--tensor-model-parallel-size', '2', '--n-head', '3', '--n-embd', '24'], /3 attention heads do not divide by tensor-model-parallel size 2 \(3 % 2 = 1\)/],
     [['--pipeline-model-parallel-size', '2', '--n-layer', '1'], /2 pipeline stages \(pp 2 x virtual 1\) but only 1 layers/],
     [['--pipeline-model-parallel-size', '2', '--grad-accum', '1'], /1 micro-batch\(es\) per step is fewer than pp 2/],
-    [['--pipeline-model-parallel-size', '2', '--recompute-granularity', 'some'], /--recompute-granularity must be none, selective or full, got 'some'/],
+    [['--pipeline-model-parallel-size', '2', '--recompute-granularity', 'some'], /--recompute-granularity must be one of none, selective, full, got "some"/],
   ];
   // WORLD_SIZE 2 without a peer: the check must fail before this rank would wait for a rendezvous.
   for (const [extra, re] of cases) {
@@ -43,7 +43,7 @@ test('--max-memory-gb: the whole model is refused on one process before allocati
   const small = [...FLAGS, '--max-iters', '1', '--grad-accum', '2', '--max-memory-gb', '0.0005'];
   const one = spawnSync(process.execPath, [CLI, ...small, '--out', join(work, 'cap1')], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, WORLD_SIZE: '1' } });
   assert.notEqual(one.status, 0);
-  assert.match(one.stderr, /needs 0\.000\d+ GB of model state \(params .* \+ grads .* \+ optimizer .*\) at dp 1 x pp 1 x tp 1, above --max-memory-gb 0\.0005/);
+  assert.match(one.stderr, /training would need about 0\.\d+ GiB per process \(params .* \+ grads .* \+ optimizer .*\), more than --max-memory-gb 0\.0005 allows/);
   assert.ok(!existsSync(join(work, 'cap1', 'metrics.jsonl')));
   const two = spawnSync(process.execPath, [CLI, 'launch', '--nproc-per-node', '2', '--', process.execPath, CLI, ...small, '--pipeline-model-parallel-size', '2', '--out', join(work, 'cap2')], { encoding: 'utf8', timeout: 60_000 });
   assert.equal(two.status, 0, two.stdout + two.stderr);
