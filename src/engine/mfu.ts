@@ -71,6 +71,11 @@ export class MfuMeter {
     return this.gflops;
   }
 
+  /** Whether a window beat the starting peak (so the peak in use was raised). */
+  get raised(): boolean {
+    return this.gflops > this.peak.gflops;
+  }
+
   /** MFU of `flops` model FLOPs done in `seconds`, in [0, 1]. */
   measure(flops: number, seconds: number): number {
     const gflops = flops / seconds / 1e9;
@@ -79,7 +84,7 @@ export class MfuMeter {
   }
 
   describe(): string {
-    const raised = this.gflops > this.peak.gflops ? `, raised to ${this.gflops.toFixed(1)} GFLOP/s because this run's own model FLOP rate beat it` : '';
+    const raised = this.raised ? `, raised to ${this.gflops.toFixed(1)} GFLOP/s because this run's own model FLOP rate beat it` : '';
     return `MFU peak ${this.peak.gflops.toFixed(1)} GFLOP/s from ${this.peak.source}${raised}`;
   }
 }

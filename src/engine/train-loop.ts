@@ -298,6 +298,8 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     }
     monitor?.close();
     progress.done();
+    // Stated again at the end when the run itself beat the peak (MFU was capped by raising it).
+    if (mfu && !o.quiet && mfu.raised) process.stderr.write(`${mfu.describe()}\n`);
     if (o.profile && trainer instanceof LocalTrainer && losses.length > 0) {
       const { file, nodes } = trainer.endProfiling();
       const report = formatProfile(readStepProfile(file, nodes), model);
