@@ -13,7 +13,7 @@ const FLAGS: Record<string, FlagSpec> = {
   'top-k': { type: 'number', help: 'sample only from the k most likely tokens' },
   seed: { type: 'number', help: 'random seed (sampling)', default: 1337 },
   batch: { type: 'number', help: 'sequences generated together', default: 16 },
-  limit: { type: 'number', help: 'evaluate only the first N records (0 = all)', default: 0 },
+  limit: { type: 'number', help: 'evaluate only N records spread evenly over the file (0 = all)', default: 0 },
   out: { type: 'string', help: 'predictions JSONL (default: <run dir>/eval/<data>.predictions.jsonl)' },
   json: { type: 'boolean', help: 'print the result as one JSON line last' },
   device: { type: 'string', help: 'cpu or webgpu', default: 'cpu' },

@@ -26,6 +26,12 @@ export const SCALAR_TAGS: Readonly<Record<string, string>> = {
   grad_norm: 'grad_norm',
   rss_mb: 'memory/rss_mb',
   step_ms: 'step_ms',
+  checkpoint_stall_s: 'checkpoint/stall_s',
+  async: 'checkpoint/async',
+  checkpoint_interval_steps: 'checkpoint/interval_steps',
+  young_daly_s: 'checkpoint/young_daly_s',
+  step_s: 'checkpoint/step_s',
+  skipped: 'skipped_batches',
 };
 
 /** The scalars of a record as tag -> value, nulls and non-numbers left out. */

@@ -37,7 +37,7 @@ test('not a terminal: plain lines, no carriage returns, a clean final line per j
   assert.doesNotMatch(r.stderr, /[\r\x1b]/, 'no carriage returns or escape codes in a log');
   assert.match(r.stderr, /^BPE tokenizer: \d+ merges in [\d.]+s \([\d.]+k? merges\/s\); vocabulary 300$/m);
   assert.match(r.stderr, /^prepare data: [\d.]+k? chars in [\d.]+s \([\d.]+[kM]? chars\/s\); \d+ tokens in .*data$/m);
-  assert.match(r.stderr, /^iter 3: eval: 3 batches in [\d.]+s \([\d.]+k? batches\/s\); val loss \d+\.\d{4}$/m);
+  assert.match(r.stderr, /^iter 4\/4: eval: 3 batches in [\d.]+s \([\d.]+k? batches\/s\); val loss \d+\.\d{4}$/m);
   assert.match(r.stderr, /^iter 4\/4 {2}loss \d+\.\d{4} {2}\d+ tok\/s {2}MFU [\d.]+% {2}ETA [\d.]+s$/m);
   const e = spawnSync(process.execPath, [CLI, 'export', '--ckpt', join(out, 'ckpt'), '--out', join(work, 'm.onnx')], { encoding: 'utf8', timeout: 60_000 });
   assert.equal(e.status, 0, e.stderr);
@@ -52,5 +52,5 @@ test('on a terminal: the line is redrawn in place with rate and ETA, then a fina
   assert.match(r.stdout, /\r\x1b\[KBPE tokenizer \[[#-]{20}\] \d+% \d+\/\d+ merges {2}[\d.]+k? merges\/s {2}ETA [\d.?]+s?/);
   assert.match(r.stdout, /\r\x1b\[KBPE tokenizer: \d+ merges in [\d.]+s .*; vocabulary 300\r\n/);
   assert.match(r.stdout, /\r\x1b\[Kiter \d\/4 {2}loss \d+\.\d{4} .*ETA /);
-  assert.match(r.stdout, /\r\x1b\[Kiter 3: eval: 3 batches in .*val loss \d+\.\d{4}\r\n/);
+  assert.match(r.stdout, /\r\x1b\[Kiter 4\/4: eval: 3 batches in .*val loss \d+\.\d{4}\r\n/);
 });

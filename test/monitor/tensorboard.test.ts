@@ -46,7 +46,7 @@ test('atscale train writes one event file whose scalars equal metrics.jsonl, che
   assert.equal(events[0]!.fileVersion, 'brain.Event:2');
   assert.ok(events[0]!.wallTime > 1.6e9);
 
-  const tags: Record<string, string> = { loss: 'train/loss', val_loss: 'val/loss', lr: 'lr', tokens_per_s: 'tokens_per_s', grad_norm: 'grad_norm', mfu: 'mfu', mfu_peak_gflops: 'mfu_peak_gflops', rss_mb: 'memory/rss_mb', step_ms: 'step_ms' };
+  const tags: Record<string, string> = { loss: 'train/loss', val_loss: 'val/loss', lr: 'lr', tokens_per_s: 'tokens_per_s', grad_norm: 'grad_norm', mfu: 'mfu', mfu_peak_gflops: 'mfu_peak_gflops', rss_mb: 'memory/rss_mb', step_ms: 'step_ms', checkpoint_stall_s: 'checkpoint/stall_s', async: 'checkpoint/async', checkpoint_interval_steps: 'checkpoint/interval_steps', young_daly_s: 'checkpoint/young_daly_s', step_s: 'checkpoint/step_s', skipped: 'skipped_batches' };
   const records = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);
   const scalarEvents = events.slice(1);
   assert.equal(scalarEvents.length, records.length, 'one event per metrics line');

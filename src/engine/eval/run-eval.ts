@@ -18,7 +18,7 @@ export interface EvalOptions {
   topK?: number;
   seed: number;
   batch: number;
-  /** Evaluate only the first N records (0: all). */
+  /** Evaluate only N records spread evenly over the file (0: all). */
   limit: number;
   /** Where predictions go; default <run dir>/eval/<data name>.predictions.jsonl. */
   out?: string;
@@ -47,7 +47,12 @@ export function defaultPredictionsPath(modelDir: string, data: string): string {
 
 export async function runEval(m: OpenedModel, modelArg: string, o: EvalOptions): Promise<EvalResult> {
   let records = readRecords(o.data);
-  if (o.limit > 0) records = records.slice(0, o.limit);
+  // A subset is spread evenly over the file: task files are often sorted by label, and their
+  // first N lines can all share one answer.
+  if (o.limit > 0 && o.limit < records.length) {
+    const all = records;
+    records = Array.from({ length: o.limit }, (_, i) => all[Math.floor((i * all.length) / o.limit)]!);
+  }
   const tok = m.tokenizer;
   const eosIds = tok.encode(m.chatFormat.endOfText);
   const stopToken = eosIds.length === 1 ? eosIds[0] : undefined;
