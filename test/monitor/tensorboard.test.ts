@@ -64,13 +64,13 @@ test('atscale train writes one event file whose scalars equal metrics.jsonl, che
     }
   });
   for (const t of ['train/loss', 'val/loss', 'lr', 'tokens_per_s', 'grad_norm', 'mfu', 'memory/rss_mb']) assert.ok(seen.has(t), `tag ${t} present`);
-  assert.equal(scalarEvents.filter((e) => e.scalars.some((s) => s.tag === 'val/loss')).length, 3, 'val loss at iters 3, 7, 11');
+  assert.equal(scalarEvents.filter((e) => e.scalars.some((s) => s.tag === 'val/loss')).length, 3, 'val loss at iters 4, 8, 12');
 
   // The CSV bonus: one file per tag, DeepSpeed's layout.
   const csv = readFileSync(join(out, 'csv', 'train_loss.csv'), 'utf8').trim().split('\n');
   assert.equal(csv[0], 'step,train/loss');
   assert.equal(csv.length, 1 + records.filter((r) => r.loss !== undefined).length);
-  assert.equal(csv[1], `0,${records[0]!.loss}`);
+  assert.equal(csv[1], `${records[0]!.iter},${records[0]!.loss}`);
 });
 
 test('a truncated or damaged event file is detected', () => {
