@@ -18,6 +18,7 @@ import { hostValue } from '../../src/ir/value.js';
 import { Rng } from '../../src/tensor/rng.js';
 import { writeSafetensorsFile, readSafetensorsFile } from '../../src/checkpoint/index.js';
 import { PYTHON } from './torch-peer.js';
+import { worstGradient } from './torch-equivalence.js';
 
 export interface LoraEquivalence {
   loss: number;
@@ -72,19 +73,7 @@ export async function compareLoraWithTorch(cfg: Partial<GPTConfig>, lora: LoraCo
     const line = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { loss: number; torch_version: string };
     const theirs = readSafetensorsFile(join(dir, 'g.safetensors')).tensors;
     const ours = grad!.data as Float32Array;
-    let gradRelError = 0;
-    let worst = '';
-    for (const s of layout.slots) {
-      const t = theirs[s.name];
-      if (!t) throw new Error(`PyTorch returned no gradient for ${s.name}`);
-      let err = 0;
-      let mag = 0;
-      for (let i = 0; i < s.size; i++) {
-        err = Math.max(err, Math.abs(ours[s.offset + i]! - Number(t.data[i])));
-        mag = Math.max(mag, Math.abs(Number(t.data[i])));
-      }
-      if (err / Math.max(mag, 1e-30) > gradRelError) [gradRelError, worst] = [err / Math.max(mag, 1e-30), s.name];
-    }
+    const { rel: gradRelError, worst } = worstGradient(layout.slots, ours, theirs);
     const ourLoss = (loss!.data as Float32Array)[0]!;
     return { loss: ourLoss, torchLoss: line.loss, lossRelError: Math.abs(ourLoss - line.loss) / Math.abs(line.loss), gradRelError, worst, torchVersion: line.torch_version };
   } finally {

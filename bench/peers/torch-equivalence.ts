@@ -52,27 +52,28 @@ export async function compareWithTorch(cfg: Partial<GPTConfig>, batch: number, s
     const r = await runTorchGrads({ weights: join(dir, 'w.safetensors'), batch: join(dir, 'b.safetensors'), out: join(dir, 'g.safetensors'), config, threads });
     const theirs = readSafetensorsFile(join(dir, 'g.safetensors')).tensors;
     const ours = grad!.data as Float32Array;
-    let gradRelError = 0;
-    let worstParam = '';
-    for (const s of layout.slots) {
-      const t = theirs[s.name];
-      if (!t) throw new Error(`PyTorch returned no gradient for ${s.name}`);
-      const g = ours.subarray(s.offset, s.offset + s.size);
-      let err = 0;
-      let mag = 0;
-      for (let i = 0; i < s.size; i++) {
-        err = Math.max(err, Math.abs(g[i]! - Number(t.data[i])));
-        mag = Math.max(mag, Math.abs(Number(t.data[i])));
-      }
-      const rel = err / Math.max(mag, 1e-30);
-      if (rel > gradRelError) {
-        gradRelError = rel;
-        worstParam = s.name;
-      }
-    }
+    const { rel: gradRelError, worst: worstParam } = worstGradient(layout.slots, ours, theirs);
     const ourLoss = (loss!.data as Float32Array)[0]!;
     return { loss: ourLoss, torchLoss: r.loss, lossRelError: Math.abs(ourLoss - r.loss) / Math.abs(r.loss), gradRelError, worstParam };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** The largest over parameters of max|g - g_torch| / max|g_torch|, and which parameter it was. */
+export function worstGradient(slots: readonly { name: string; offset: number; size: number }[], ours: Float32Array, theirs: Record<string, { data: ArrayLike<number | bigint> }>): { rel: number; worst: string } {
+  let rel = 0;
+  let worst = '';
+  for (const s of slots) {
+    const t = theirs[s.name];
+    if (!t) throw new Error(`PyTorch returned no gradient for ${s.name}`);
+    let err = 0;
+    let mag = 0;
+    for (let i = 0; i < s.size; i++) {
+      err = Math.max(err, Math.abs(ours[s.offset + i]! - Number(t.data[i])));
+      mag = Math.max(mag, Math.abs(Number(t.data[i])));
+    }
+    if (err / Math.max(mag, 1e-30) > rel) [rel, worst] = [err / Math.max(mag, 1e-30), s.name];
+  }
+  return { rel, worst };
 }
