@@ -16,11 +16,16 @@ export async function serveUntilInterrupted(runs: string[], host: string, port: 
   const { startDashboard } = await import('../dashboard/index.js');
   const d = await startDashboard({ runs, host, port });
   log(`listening on ${d.url}`);
-  await new Promise<void>((res) => {
+  await closeOnSignal(() => d.close());
+}
+
+/** Resolves once SIGINT or SIGTERM arrives and `close` has finished. */
+export function closeOnSignal(close: () => Promise<void>): Promise<void> {
+  return new Promise<void>((res) => {
     const stop = () => {
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
-      void d.close().then(res);
+      void close().then(res);
     };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);

@@ -259,15 +259,7 @@ async function startRunDashboard(out: string, flags: Record<string, unknown>): P
   mkdirSync(out, { recursive: true });
   const d = await startDashboardThread({ runs: [out], host: String(flags.dashboardHost), port: flags.dashboardPort as number });
   console.log(`listening on ${d.url}`);
-  const linger = () =>
-    new Promise<void>((res) => {
-      const stop = () => {
-        process.off('SIGINT', stop);
-        process.off('SIGTERM', stop);
-        void d.close().then(res);
-      };
-      process.on('SIGINT', stop);
-      process.on('SIGTERM', stop);
-    });
+  const { closeOnSignal } = await import('./dashboard.js');
+  const linger = () => closeOnSignal(() => d.close());
   return { url: d.url, close: () => d.close(), linger };
 }

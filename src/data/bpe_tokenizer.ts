@@ -140,14 +140,7 @@ export class BpeTokenizer implements Tokenizer {
         }
       }
       if (!best) break;
-      const merged: number[] = [];
-      for (let i = 0; i < ids.length; i++) {
-        if (i + 1 < ids.length && ids[i] === bestA && ids[i + 1] === bestB) {
-          merged.push(best.id);
-          i++;
-        } else merged.push(ids[i]!);
-      }
-      ids = merged;
+      ids = mergePair(ids, bestA, bestB, best.id);
     }
     if (this.cache.size >= CACHE_LIMIT) this.cache = new Map();
     this.cache.set(word, ids);
@@ -306,4 +299,16 @@ export function parseHfTokenizerJSON(json: unknown): BpeParts {
   });
   // An added token that is also a vocab entry keeps its id; it is matched verbatim either way.
   return { tokens, merges, specialTokens, addPrefixSpace: pre.add_prefix_space === true, splitPattern, ignoreMerges: model.ignore_merges === true, normalizer: norm ? 'NFC' : undefined };
+}
+
+/** ids with every adjacent (a, b), left to right and without overlap, replaced by `merged`. */
+export function mergePair(ids: readonly number[], a: number, b: number, merged: number): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < ids.length; i++) {
+    if (i + 1 < ids.length && ids[i] === a && ids[i + 1] === b) {
+      out.push(merged);
+      i++;
+    } else out.push(ids[i]!);
+  }
+  return out;
 }

@@ -5,7 +5,7 @@
 // Decoding reverses it: "▁" -> " ", runs of byte tokens -> UTF-8 (a run that is not valid
 // UTF-8 gives one U+FFFD per byte, as tokenizers' ByteFallback decoder does), one leading
 // space stripped.
-import { MAX_VOCAB, pairKey } from './bpe_tokenizer.js';
+import { MAX_VOCAB, mergePair, pairKey } from './bpe_tokenizer.js';
 import { fingerprintOf, type Tokenizer } from './tokenizer.js';
 
 const SPACE = '\u2581';
@@ -114,14 +114,7 @@ export class SentencePieceBpe implements Tokenizer {
         if (m && (!best || m.rank < best.rank)) [best, bestA, bestB] = [m, ids[i]!, ids[i + 1]!];
       }
       if (!best) return ids;
-      const merged: number[] = [];
-      for (let i = 0; i < ids.length; i++) {
-        if (i + 1 < ids.length && ids[i] === bestA && ids[i + 1] === bestB) {
-          merged.push(best.id);
-          i++;
-        } else merged.push(ids[i]!);
-      }
-      ids = merged;
+      ids = mergePair(ids, bestA, bestB, best.id);
     }
   }
 
