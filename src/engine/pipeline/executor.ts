@@ -110,7 +110,13 @@ export async function runSchedule(instrs: Instr[], runner: StageRunner, links: L
         await Promise.all(pending);
         if (sendError) throw sendError;
         pending.length = 0;
-        await io.onInstr?.(i, lossSum);
+        try {
+          await io.onInstr?.(i, lossSum);
+        } catch (e) {
+          // A peer lost after the last exchange shows up in the step's collectives: say so.
+          const phase = i.op === 'reduce' ? 'reducing the gradients' : i.op === 'step' ? 'applying the update' : i.op;
+          throw new Error(`pipeline rank ${me}: ${phase} after the last micro-batch: ${(e as Error).message}`);
+        }
     }
   }
   await Promise.all(pending);
