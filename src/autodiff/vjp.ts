@@ -95,6 +95,7 @@ export const VJP: Record<string, Rule> = {
   },
   gather0: (g, [table, idx]) => [idx!.op('scatter_add0', [g], { rows: table!.shape[0]! }), undefined],
   scatter_add0: (g, [idx]) => [undefined, g.take(idx!)],
+  collective: (g, _, __, n) => (n.attrs.bwd === 'none' ? [undefined] : [g.op('collective', [], { ...n.attrs, kind: n.attrs.bwd!, bwd: n.attrs.kind! })]),
 };
 
 /** d/dx of x sigmoid(2z), z = k (x + c x^3): the tanh GELU written with a sigmoid (0.5 (1 + tanh z) = sigmoid(2z)). */

@@ -78,6 +78,19 @@ function checkPerm(perm: number[], rank: number): boolean {
   return perm.length === rank && [...perm].sort((a, b) => a - b).every((p, i) => p === i);
 }
 
+/**
+ * What a collective node does over its group, forward (`kind`) and for its gradient (`bwd`):
+ * - identity: nothing (Megatron's f forward; its gradient is all_reduce_sum);
+ * - all_reduce_sum / all_reduce_max: every rank gets the elementwise sum / max;
+ * - all_gather: the ranks' tensors concatenated along `dim`, in group-rank order;
+ * - reduce_scatter: the sum, split along `dim`, rank r keeping part r.
+ * The VJP of a node is the node with kind and bwd swapped: the conjugate pairs of Megatron-LM
+ * (copy/reduce for tensor parallelism, all-gather/reduce-scatter for sequence parallelism),
+ * which assume the loss downstream is replicated over the group.
+ */
+export const COLLECTIVE_KINDS = ['identity', 'all_reduce_sum', 'all_reduce_max', 'all_gather', 'reduce_scatter'] as const;
+export type CollectiveKind = (typeof COLLECTIVE_KINDS)[number];
+
 export const OPS: Record<string, Infer> = {
   input: (_ins, attrs) => ({ shape: attrs.shape as number[], dtype: attrs.dtype as DType }),
   const: (_ins, attrs) => ({ shape: attrs.shape as number[], dtype: attrs.dtype as DType }),
@@ -178,6 +191,30 @@ export const OPS: Record<string, Infer> = {
     const [idx, upd] = ins;
     const rows = attrs.rows as number;
     return { shape: [rows, ...upd!.shape.slice(idx!.shape.length)], dtype: upd!.dtype };
+  },
+  // A collective over a named process-group axis of the mesh ('tp'), recorded in the graph so
+  // that autodiff sees it; the engine cuts a program at these nodes and runs the communication
+  // between its ONNX parts (see COLLECTIVE_KINDS).
+  collective: ([x], attrs) => {
+    const kind = attrs.kind as string;
+    const bwd = attrs.bwd as string;
+    const parts = attrs.parts as number;
+    if (!COLLECTIVE_KINDS.includes(kind as CollectiveKind)) shapeError('collective', `unknown kind '${kind}'; valid: ${COLLECTIVE_KINDS.join(', ')}`, [x!.shape]);
+    if (bwd !== 'none' && !COLLECTIVE_KINDS.includes(bwd as CollectiveKind)) shapeError('collective', `unknown backward kind '${bwd}'`, [x!.shape]);
+    if (!Number.isInteger(parts) || parts < 1) shapeError('collective', `parts must be a positive integer, got ${parts}`, [x!.shape]);
+    if (typeof attrs.group !== 'string' || attrs.group === '') shapeError('collective', 'needs the name of a process-group axis (attrs.group)', [x!.shape]);
+    if (!isFloat(x!.dtype)) shapeError('collective', `needs a floating-point input, got ${x!.dtype}`, [x!.shape]);
+    const shape = [...x!.shape];
+    if (kind === 'all_gather' || kind === 'reduce_scatter') {
+      const dim = attrs.dim as number;
+      if (!Number.isInteger(dim) || dim < 0 || dim >= shape.length) shapeError('collective', `${kind}: dim ${dim} out of range`, [x!.shape]);
+      if (kind === 'all_gather') shape[dim] = shape[dim]! * parts;
+      else {
+        if (shape[dim]! % parts !== 0) shapeError('collective', `reduce_scatter: dim ${dim} of size ${shape[dim]} does not divide into ${parts} parts (${shape[dim]} % ${parts} = ${shape[dim]! % parts})`, [x!.shape]);
+        shape[dim] = shape[dim]! / parts;
+      }
+    }
+    return { shape, dtype: x!.dtype };
   },
   dropout_mask: ([key], attrs) => {
     if (key!.dtype !== 'int64' || key!.shape.length !== 0) shapeError('dropout', 'the key must be an int64 scalar', [key!.shape]);

@@ -114,7 +114,7 @@ export async function runSchedule(instrs: Instr[], runner: StageRunner, links: L
           await io.onInstr?.(i, lossSum);
         } catch (e) {
           // A peer lost after the last exchange shows up in the step's collectives: say so.
-          const phase = i.op === 'reduce' ? 'reducing the gradients' : i.op === 'step' ? 'applying the update' : i.op;
+          const phase = i.op === 'reduce' ? 'reducing the gradients' : 'applying the update';
           throw new Error(`pipeline rank ${me}: ${phase} after the last micro-batch: ${(e as Error).message}`);
         }
     }

@@ -131,6 +131,11 @@ function lowerNode(L: Lowering, n: Node, nodeOf: (id: number) => Node, name: (id
     }
     case 'dropout_mask':
       return lowerDropoutMask(L, n, ins[0]!, out);
+    case 'collective':
+      // Communication runs between ONNX programs (the engine cuts the graph at these nodes);
+      // only the no-op forward of Megatron's f can stay inside one.
+      if (a.kind === 'identity') return L.emit('Identity', ins, [out]);
+      throw new Error(`collective ${String(a.kind)} over '${String(a.group)}' cannot run inside one ONNX program: compile the program with the engine's partitioned executor, which runs it between the parts`);
     default:
       throw new Error(`no ONNX lowering for primitive '${n.op}'`);
   }
