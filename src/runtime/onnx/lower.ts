@@ -132,10 +132,11 @@ function lowerNode(L: Lowering, n: Node, nodeOf: (id: number) => Node, name: (id
     case 'dropout_mask':
       return lowerDropoutMask(L, n, ins[0]!, out);
     case 'collective':
-      // Communication runs between ONNX programs (the engine cuts the graph at these nodes);
-      // only the no-op forward of Megatron's f can stay inside one.
-      if (a.kind === 'identity') return L.emit('Identity', ins, [out]);
-      throw new Error(`collective ${String(a.kind)} over '${String(a.group)}' cannot run inside one ONNX program: compile the program with the engine's partitioned executor, which runs it between the parts`);
+      // Communication runs between ONNX programs (the engine cuts the graph at these nodes,
+      // ir/partition.ts); only the no-op forward of Megatron's f, or any collective over a
+      // single rank, can stay inside one.
+      if (a.kind === 'identity' || a.parts === 1) return L.emit('Identity', ins, [out]);
+      throw new Error(`collective ${String(a.kind)} over '${String(a.group)}' cannot run inside one ONNX program: compile the program with NamedExecutable.compile(program, outputNames, opts, { ${String(a.group)}: processGroup }), which runs it between ONNX parts`);
     default:
       throw new Error(`no ONNX lowering for primitive '${n.op}'`);
   }

@@ -1,0 +1,29 @@
+// One rank of collective-programs.test.ts: traces every case of tp-cases.ts with its shards on a
+// 'tp' axis of the world's size, runs it with NamedExecutable on the world process group, and
+// prints the outputs in one `RESULT {json}` line. Not a test itself.
+import { initProcessGroup } from '../../src/dist/index.js';
+import { NamedExecutable } from '../../src/engine/named-program.js';
+import { CASES } from './tp-cases.js';
+
+const pg = await initProcessGroup({ timeoutMs: 30_000 });
+const axis = { name: 'tp', size: pg.worldSize, rank: pg.rank };
+const result: Record<string, unknown> = { rank: pg.rank };
+for (const [name, make] of Object.entries(CASES)) {
+  const c = make(axis);
+  const exe = await NamedExecutable.compile(c.program, c.outputs, { threads: 1 }, { tp: pg });
+  const first = await exe.run(c.feeds);
+  // A second run must give the same values: buffers reduced in place belong to one run only.
+  const second = await exe.run(c.feeds);
+  const same = c.outputs.every((k) => first[k]!.data.every((v, i) => Object.is(v, second[k]!.data[i])));
+  result[name] = { parts: exe.partCount, same, outputs: Object.fromEntries(c.outputs.map((k) => [k, { shape: first[k]!.shape, data: Array.from(first[k]!.data as Float32Array) }])) };
+}
+// Compiled without the group its collectives name: refused before anything runs.
+try {
+  const c = CASES.tp_mlp(axis);
+  await NamedExecutable.compile(c.program, c.outputs, { threads: 1 });
+  result.missingGroup = 'compiled';
+} catch (e) {
+  result.missingGroup = (e as Error).message;
+}
+console.log(`RESULT ${JSON.stringify(result)}`);
+await pg.destroy();
