@@ -122,6 +122,10 @@ export async function distributedSetup(dsConfigPath: string | undefined, hyper: 
         const spec = { name: model.family, layers: d.nLayer, hidden: d.nEmbd, heads: d.nHead, seqLen: d.blockSize, vocab: d.vocabSize, ffn: 4 * d.nEmbd };
         const bias = model.architecture().bias !== false;
         checkMemoryCap(spec, resolved.layout.mesh, resolved.layout.virtual, resolved.stageLayers, cfg.zero.stage, opts.maxMemoryGb, bias);
+        if (tp > 1 && d.vocabSize % tp !== 0 && pg.rank === 0) {
+          const padded = Math.ceil(d.vocabSize / tp) * tp;
+          console.log(`tensor parallelism: vocabulary ${d.vocabSize} does not divide by tp ${tp}; padded to ${padded} (${padded - d.vocabSize} zero row(s) on the last tp rank, never predicted)`);
+        }
         const t = new MeshTrainer(model, mesh, {
           seed, threads: opts.threads, device: opts.device, shape: { batch: micro, seq: model.dims.blockSize },
           optimizer: cfg.optimizer, gradClip: cfg.gradClip, microBatches: cfg.gradAccum, zeroStage: cfg.zero.stage, layout: resolved.layout, stageLayers: resolved.stageLayers, initialParams: initial,

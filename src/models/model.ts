@@ -85,6 +85,8 @@ export interface LanguageModel extends Module {
   units(): ModelUnits;
   /** Tensor-parallel split of a parameter, by its full dotted name. */
   tensorParallelSplit(name: string): TensorParallelSplit;
+  /** Set on one tensor-parallel rank's shard (tensorParallelShard); absent on a whole model. */
+  readonly tp?: TensorParallelism;
   /**
    * The same architecture as one tensor-parallel rank's shard (same parameter names, local
    * shapes; head() gives this rank's vocabulary range, headLoss the vocabulary-parallel loss).

@@ -2,8 +2,10 @@
 // (stage.ts), runs the schedule (pipeline/executor.ts), then sums gradients between the tied
 // embedding's first and last stage and over the data-parallel ranks (all-reduce, or with
 // ZeRO-1 a reduce-scatter, an update of this rank's chunk and an all-gather), takes one global
-// gradient norm and applies AdamW. Checkpoints are consolidated: the plain single-file
-// checkpoint of one process, so a run resumes on any layout.
+// gradient norm and applies AdamW. With tensor parallelism each rank holds its shard of the
+// model (tp-shard.ts maps it to the full layout) and its programs run their collectives on the
+// 'tp' group. Checkpoints are consolidated: the plain single-file checkpoint of one process,
+// so a run resumes on any layout.
 import { hostValue, type HostValue } from '../../ir/value.js';
 import { compile, type Executable } from '../../runtime/execute.js';
 import type { ExecOptions } from '../../runtime/session.js';
@@ -21,6 +23,7 @@ import { runSchedule, type StepRecord } from '../pipeline/executor.js';
 import { buildSchedule, type PipelineSchedule } from '../pipeline/schedule.js';
 import { stageStarts, MeshError, type ParallelLayout } from './layout.js';
 import type { Mesh } from './mesh.js';
+import { TensorParallelShard } from './tp-shard.js';
 
 export interface MeshTrainerOptions extends ExecOptions {
   /** batch: rows of one micro-batch on one data-parallel rank. */
@@ -41,7 +44,16 @@ export interface MeshTrainerOptions extends ExecOptions {
 const f32 = (data: Float32Array): HostValue => ({ dtype: 'float32', shape: [data.length], data });
 
 export class MeshTrainer implements Trainer {
+  /** The full model's layout (checkpoints, evaluation). */
   readonly layout: FlatLayout;
+  /** This tensor-parallel rank's shard of the model, its layout, and where its elements live
+   * in the full layout (the model and its layout, no map, when tp is 1). */
+  readonly local: LanguageModel;
+  readonly localLayout: FlatLayout;
+  readonly shard: TensorParallelShard | undefined;
+  /** Owned-buffer positions of replicated parameters: their gradients are partial sums over
+   * the sequence parts under sequence parallelism, summed over tp before the update. */
+  private readonly replicatedAt: Int32Array;
   readonly runner: StageRunner;
   readonly schedule: PipelineSchedule;
   /** Range of the owned buffer this rank updates: all of it, or its ZeRO-1 chunk. */
@@ -62,16 +74,22 @@ export class MeshTrainer implements Trainer {
 
   constructor(readonly model: LanguageModel, readonly mesh: Mesh, readonly opts: MeshTrainerOptions) {
     const { pp } = mesh.shape;
-    if (mesh.shape.tp > 1) throw new MeshError(`tensor-model-parallel size ${mesh.shape.tp}: tensor parallelism is not implemented in this engine yet; run with --tensor-model-parallel-size 1`);
     if (opts.zeroStage > 1) throw new MeshError(`ZeRO stage ${opts.zeroStage} with pipeline parallelism is refused (as DeepSpeed does): stages 2 and 3 partition gradients and parameters, which the pipeline accumulates over micro-batches on each stage; use zero_optimization.stage 0 or 1`);
     if (opts.layout.recompute !== 'full') throw new MeshError(`--recompute-granularity ${opts.layout.recompute} with pipeline parallelism: the pipeline stages recompute every block in backward (full); selective and none are not implemented for pipelines yet`);
     this.layout = new FlatLayout(model);
+    const tp = mesh.shape.tp;
+    if (tp > 1 && !model.tensorParallelShard) throw new MeshError(`the ${model.family} model here cannot be split for tensor parallelism (e.g. LoRA adapters on frozen weights); run with --tensor-model-parallel-size 1`);
+    this.local = tp > 1 ? model.tensorParallelShard!({ axis: { name: 'tp', size: tp, rank: mesh.coords.tp }, sequence: opts.layout.sequenceParallel }) : model;
+    this.localLayout = tp > 1 ? new FlatLayout(this.local) : this.layout;
+    this.shard = tp > 1 ? new TensorParallelShard(model, this.layout, this.localLayout, mesh.coords.tp, tp) : undefined;
     const v = opts.layout.virtual;
     const starts = stageStarts(opts.stageLayers);
     const last = pp * v - 1;
     const mine = Array.from({ length: v }, (_, c) => c * pp + mesh.coords.pp).map((s) => ({ stage: s, blocks: [starts[s]!, starts[s + 1]!] as [number, number] }));
     if (opts.initialParams && opts.initialParams.length !== this.layout.size) throw new Error(`initial parameters have ${opts.initialParams.length} values, the model needs ${this.layout.size}`);
-    this.runner = new StageRunner(model, this.layout, opts.shape, mine, last, opts.initialParams ?? this.layout.initialise(opts.seed));
+    // Every layout starts from the one-process initialisation, sliced to this rank's shard.
+    const full = opts.initialParams ?? this.layout.initialise(opts.seed);
+    this.runner = new StageRunner(this.local, this.localLayout, opts.shape, mine, last, this.shard?.shard(full) ?? full);
     this.schedule = buildSchedule(opts.layout.schedule, pp, v, opts.microBatches);
     const named = model.units();
     this.tied = named.head.filter((h) => named.embed.includes(h));
@@ -80,21 +98,26 @@ export class MeshTrainer implements Trainer {
     const size = this.chunk[1] - this.chunk[0];
     this.m = new Float32Array(size);
     this.v = new Float32Array(size);
-    const fullMask = this.layout.decayMask();
+    const fullMask = this.localLayout.decayMask();
     const ownedMask = new Float32Array(n);
     for (const u of this.runner.owned) ownedMask.set(fullMask.subarray(u.offset, u.offset + u.size), u.at);
     this.mask = ownedMask.slice(this.chunk[0], this.chunk[1]);
     // Norm: each element once in the whole mesh. Tied units count on the first stage only; with
-    // ZeRO-1 each dp rank counts its chunk, without it dp rank 0 counts everything.
+    // ZeRO-1 each dp rank counts its chunk, without it dp rank 0 counts everything; replicated
+    // parameters count on tp rank 0, split ones on every tp rank (each holds its own part).
     this.normMask = new Uint8Array(size);
     const countsHere = opts.zeroStage === 1 || mesh.coords.dp === 0;
+    const replicated: number[] = [];
     for (const u of this.runner.owned) {
+      if (this.shard) for (let k = 0; k < u.size; k++) if (this.shard.replicated[u.offset + k]) replicated.push(u.at + k);
       const skip = !countsHere || (this.tied.includes(u.name) && !mesh.isFirstStage);
       if (skip) continue;
       const a = Math.max(u.at, this.chunk[0]);
       const b = Math.min(u.at + u.size, this.chunk[1]);
       if (b > a) this.normMask.fill(1, a - this.chunk[0], b - this.chunk[0]);
     }
+    this.replicatedAt = Int32Array.from(replicated);
+    if (mesh.coords.tp > 0) for (const i of this.replicatedAt) if (i >= this.chunk[0] && i < this.chunk[1]) this.normMask[i - this.chunk[0]] = 0;
   }
 
   private exec(): ExecOptions {
@@ -104,7 +127,7 @@ export class MeshTrainer implements Trainer {
   private ready?: Promise<void>;
   prepare(): Promise<void> {
     this.ready ??= (async () => {
-      await this.runner.compile(this.exec());
+      await this.runner.compile(this.exec(), { tp: this.mesh.tp });
       this.update = await compile(updateProgram(this.chunk[1] - this.chunk[0], this.opts.optimizer, this.opts.gradClip, true), this.exec());
     })();
     return this.ready;
@@ -143,6 +166,13 @@ export class MeshTrainer implements Trainer {
    * the squared norm. */
   private async reduceGrads(): Promise<number> {
     const g = this.runner.grads;
+    if (this.opts.layout.sequenceParallel && this.mesh.shape.tp > 1) {
+      // Norms and biases of the sequence-parallel regions saw only this rank's positions.
+      const at = this.replicatedAt;
+      const packed = Float32Array.from(at, (i) => g[i]!);
+      await this.mesh.tp.allReduce(packed);
+      for (let k = 0; k < at.length; k++) g[at[k]!] = packed[k]!;
+    }
     if (this.mesh.embedTie) {
       for (const name of this.tied) {
         const u = this.runner.owned.find((o) => o.name === name)!;
@@ -167,8 +197,9 @@ export class MeshTrainer implements Trainer {
   private reduced?: Float32Array;
 
   private async applyUpdate(lr: number, iter: number, localNormSq: number, localLoss: number): Promise<{ loss: number; normSq: number }> {
-    // One all-reduce over the world carries the norm shares and the last stages' mean losses.
-    const red = Float32Array.of(localNormSq, this.mesh.isLastStage ? localLoss : 0);
+    // One all-reduce over the world carries the norm shares and the last stages' mean losses
+    // (tp rank 0's: every tensor-parallel rank computes the same loss).
+    const red = Float32Array.of(localNormSq, this.mesh.isLastStage && this.mesh.coords.tp === 0 ? localLoss : 0);
     await this.mesh.world.allReduce(red);
     (this.normSq.data as Float32Array)[0] = red[0]!;
     (this.scalars.data as Float32Array).set(adamwScalars(this.opts.optimizer, lr, iter + 1));
@@ -185,18 +216,27 @@ export class MeshTrainer implements Trainer {
 
   /**
    * The full flat buffer of an owned-indexed array (params; m and v from `from` on), on every
-   * rank: each element is written by exactly one rank (tp 0, the dp rank whose chunk holds it,
-   * tied units by the first stage) and one world all-reduce sums them.
+   * rank: each element is written by exactly one rank (the dp rank whose chunk holds it, tied
+   * units by the first stage, split parameters by their tp rank, replicated ones by tp 0) at
+   * its full-layout position, and one world all-reduce sums them.
    */
   private async consolidate(src: Float32Array, from: number): Promise<Float32Array> {
     const full = new Float32Array(this.layout.size);
     const [a, b] = chunkRange(this.runner.ownedSize, this.mesh.shape.dp, this.mesh.coords.dp);
-    if (this.mesh.coords.tp === 0) {
-      for (const u of this.runner.owned) {
-        if (this.tied.includes(u.name) && !this.mesh.isFirstStage) continue;
-        const lo = Math.max(a, u.at);
-        const hi = Math.min(b, u.at + u.size);
+    const tp0 = this.mesh.coords.tp === 0;
+    for (const u of this.runner.owned) {
+      if (this.tied.includes(u.name) && !this.mesh.isFirstStage) continue;
+      const lo = Math.max(a, u.at);
+      const hi = Math.min(b, u.at + u.size);
+      if (!this.shard) {
         if (hi > lo) full.set(src.subarray(lo - from, hi - from), u.offset + (lo - u.at));
+        continue;
+      }
+      const { toFull, replicated } = this.shard;
+      for (let i = lo; i < hi; i++) {
+        const l = u.offset + (i - u.at);
+        const k = toFull[l]!;
+        if (k >= 0 && (tp0 || !replicated[l])) full[k] = src[i - from]!;
       }
     }
     await this.mesh.world.allReduce(full);
@@ -247,9 +287,11 @@ export class MeshTrainer implements Trainer {
     const mFull = ck.tensors[OPT_M]?.data as Float32Array | undefined;
     const vFull = ck.tensors[OPT_V]?.data as Float32Array | undefined;
     if (!mFull || !vFull || mFull.length !== this.layout.size || vFull.length !== this.layout.size) throw new Error(`checkpoint ${dir} has no optimizer state of ${this.layout.size} values (${OPT_M}, ${OPT_V}); it cannot resume training`);
+    // Owned buffer of this rank from a full one: its units, its shard of each (padding zero).
     const owned = (src: Float32Array) => {
+      const local = this.shard?.shard(src) ?? src;
       const o = new Float32Array(this.runner.ownedSize);
-      for (const u of this.runner.owned) o.set(src.subarray(u.offset, u.offset + u.size), u.at);
+      for (const u of this.runner.owned) o.set(local.subarray(u.offset, u.offset + u.size), u.at);
       return o;
     };
     this.runner.params.set(owned(full));
