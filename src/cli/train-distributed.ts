@@ -109,7 +109,7 @@ export async function distributedSetup(dsConfigPath: string | undefined, hyper: 
     const { Mesh } = await import('../engine/mesh/mesh.js');
     const { MeshTrainer } = await import('../engine/mesh/trainer.js');
     const mesh = Mesh.create(pg, resolved.layout.mesh);
-    if (pg.rank === 0) console.log(`mesh: dp ${dp} x pp ${pp} x tp ${tp}, ${resolved.layout.schedule} schedule, v ${resolved.layout.virtual}, layers per stage [${resolved.stageLayers.join(', ')}], ZeRO stage ${cfg.zero.stage}`);
+    if (pg.rank === 0) console.log(`mesh: dp ${dp} x pp ${pp} x tp ${tp}, ${resolved.layout.schedule} schedule, v ${resolved.layout.virtual}, layers per stage [${resolved.stageLayers.join(', ')}], ZeRO stage ${cfg.zero.stage}${resolved.layout.sequenceParallel ? ', sequence parallel' : ''}`);
     return {
       rank: pg.rank,
       world,

@@ -45,7 +45,8 @@ export class StageRunner {
   /** Milliseconds spent in forward and backward programs since the last reset. */
   busyMs = 0;
   readonly hasKey: boolean;
-  private readonly act: number[];
+  /** The residual stream between stages (this rank's sequence part under sequence parallelism). */
+  readonly act: number[];
 
   constructor(
     readonly model: LanguageModel,
