@@ -4,6 +4,9 @@
 import { initProcessGroup } from '../../src/dist/index.js';
 import { NamedExecutable } from '../../src/engine/named-program.js';
 import { CASES } from './tp-cases.js';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const pg = await initProcessGroup({ timeoutMs: 30_000 });
 const axis = { name: 'tp', size: pg.worldSize, rank: pg.rank };
@@ -16,6 +19,17 @@ for (const [name, make] of Object.entries(CASES)) {
   const second = await exe.run(c.feeds);
   const same = c.outputs.every((k) => first[k]!.data.every((v, i) => Object.is(v, second[k]!.data[i])));
   result[name] = { parts: exe.partCount, same, outputs: Object.fromEntries(c.outputs.map((k) => [k, { shape: first[k]!.shape, data: Array.from(first[k]!.data as Float32Array) }])) };
+}
+// With the profile option: one ONNX Runtime trace per part, read back as one step.
+const dir = mkdtempSync(join(tmpdir(), 'atscale-tp-profile-'));
+try {
+  const c = CASES.tp_mlp(axis);
+  const exe = await NamedExecutable.compile(c.program, c.outputs, { threads: 1, profile: join(dir, 'step') }, { tp: pg });
+  await exe.run(c.feeds);
+  const prof = exe.endProfiling();
+  result.profile = { files: readdirSync(dir).length, kernels: prof.kernels.length, ops: [...new Set(prof.kernels.map((k) => k.op))], stepUs: prof.stepUs };
+} finally {
+  rmSync(dir, { recursive: true, force: true });
 }
 // Compiled without the group its collectives name: refused before anything runs.
 try {
