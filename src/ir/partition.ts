@@ -154,25 +154,28 @@ export function partitionProgram(p: Program): Partition {
     return name;
   };
 
+  // One sweep sorts the live nodes into their parts and steps (in graph order, so each part
+  // is topologically ordered and every rank lists the collectives of a step alike).
+  const members: Node[][] = Array.from({ length: levels + 1 }, () => []);
+  const calls: CommCall[][] = Array.from({ length: levels + 1 }, () => []);
+  for (const n of g.nodes) {
+    if (!live[n.id]) continue;
+    if (isCommunication(n)) calls[level[n.id]!]!.push(commCall(n, g));
+    else if (computed(n)) members[place[n.id]!]!.push(n);
+  }
   const steps: PartitionStep[] = [];
   for (let k = 0; k <= levels; k++) {
-    if (k > 0) {
-      const calls = g.nodes.filter((n) => live[n.id] && isCommunication(n) && level[n.id] === k).map((n) => commCall(n, g));
-      steps.push({ kind: 'comm', level: k, calls });
-    }
-    const part = buildPart(p, k, (n) => live[n.id] === 1 && computed(n) && place[n.id] === k, exported, isInput, crossingName);
-    if (part) steps.push(part);
+    if (k > 0) steps.push({ kind: 'comm', level: k, calls: calls[k]! });
+    if (members[k]!.length > 0) steps.push(buildPart(p, k, members[k]!, exported, isInput, crossingName));
   }
   const constants = new Map<number, HostValue>();
   for (const o of p.outputs) if (g.node(o).op === 'const') constants.set(o, g.node(o).value!);
   return { steps, inputs: [...p.inputs], outputs: [...p.outputs], constants, levels };
 }
 
-/** The compute part of level k, or null when that level computes nothing. */
-function buildPart(p: Program, k: number, inPart: (n: Node) => boolean, exported: Uint8Array, isInput: Set<number>, crossingName: (id: number) => string): ComputePart | null {
+/** The compute part of level k: its members as a program of their own. */
+function buildPart(p: Program, k: number, members: Node[], exported: Uint8Array, isInput: Set<number>, crossingName: (id: number) => string): ComputePart {
   const src = p.graph;
-  const members = src.nodes.filter(inPart);
-  if (members.length === 0) return null;
   const g = new Graph();
   const map = new Map<number, number>();
   const inputs: number[] = [];

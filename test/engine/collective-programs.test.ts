@@ -75,5 +75,6 @@ test('tensor- and sequence-parallel programs on 2 real ranks equal one process, 
     assert.ok(prof.ops.includes('MatMul') && prof.ops.includes('Gelu'), `kernels of both the forward and the backward parts: ${prof.ops.join(', ')}`);
   }
   // Compiled without the process group its collectives need: refused, naming the axis and the fix.
+  for (const run of runs) assert.match(String(run.result!.wrongSize), /mesh axis 'tp': the program was traced for 2 ranks but its process group has 1/);
   for (const run of runs) assert.match(String(run.result!.missingGroup), /all_reduce_sum over mesh axis 'tp' \(2 ranks\).*without a process group.*\{ tp: <the ProcessGroup of that axis> \}.*NamedExecutable\.compile/);
 });

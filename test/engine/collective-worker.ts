@@ -39,5 +39,14 @@ try {
 } catch (e) {
   result.missingGroup = (e as Error).message;
 }
+// Given a group of another size than the program was traced for: refused, with both sizes.
+const alone = [pg.newGroup([0]), pg.newGroup([1])].find((g) => g !== null)!;
+try {
+  const c = CASES.tp_mlp(axis);
+  await NamedExecutable.compile(c.program, c.outputs, { threads: 1 }, { tp: alone });
+  result.wrongSize = 'compiled';
+} catch (e) {
+  result.wrongSize = (e as Error).message;
+}
 console.log(`RESULT ${JSON.stringify(result)}`);
 await pg.destroy();
