@@ -18,7 +18,7 @@ import { numel, shapeStr } from '../ir/shape.js';
 export interface RunValues {
   get(id: number): HostValue;
   set(id: number, v: HostValue, owned: boolean): void;
-  /** True when `id` was made in this run and no later step or output reads it. */
+  /** True when `id` was made in this run and nothing else (no other read, no output) needs it. */
   consumable(id: number, step: number): boolean;
 }
 

@@ -6,7 +6,9 @@ import type { Program } from '../ir/graph.js';
 import { type ComputePart, type CommStep, partitionProgram, type Partition } from '../ir/partition.js';
 import type { HostValue } from '../ir/value.js';
 import { shapeStr, sameShape } from '../ir/shape.js';
+import { optimize } from '../ir/passes.js';
 import { compile, type CompileOptions, type Executable } from '../runtime/execute.js';
+import { foldEvaluate } from '../runtime/reference/interpreter.js';
 import { readStepProfile, type StepProfile } from '../runtime/profile.js';
 import { checkGroups, runCommStep, type RunValues } from './comm-step.js';
 
@@ -15,6 +17,8 @@ type Compiled = { step: ComputePart; exe: Executable } | { step: CommStep };
 export class PartitionedProgram {
   /** Index of the last step that reads each value (values read by no step are absent). */
   private readonly lastUse = new Map<number, number>();
+  /** How many times the steps read each value: a collective may overwrite what only it reads. */
+  private readonly reads = new Map<number, number>();
   private readonly isOutput: Set<number>;
 
   private constructor(
@@ -26,11 +30,17 @@ export class PartitionedProgram {
     this.isOutput = new Set(partition.outputs);
     steps.forEach((s, k) => {
       const reads = s.step.kind === 'compute' ? s.step.inputs : s.step.calls.map((c) => c.input);
-      for (const id of reads) this.lastUse.set(id, k);
+      for (const id of reads) {
+        this.lastUse.set(id, k);
+        this.reads.set(id, (this.reads.get(id) ?? 0) + 1);
+      }
     });
   }
 
-  static async compile(program: Program, opts: CompileOptions, groups: Readonly<Record<string, ProcessGroup>>): Promise<PartitionedProgram> {
+  static async compile(original: Program, opts: CompileOptions, groups: Readonly<Record<string, ProcessGroup>>): Promise<PartitionedProgram> {
+    // The graph passes run on the whole program first, so that common subexpressions of
+    // different parts are computed once (each part is optimised again when compiled).
+    const program = opts.optimize === false ? original : optimize(original, foldEvaluate);
     const partition = partitionProgram(program);
     checkGroups(partition.steps.filter((s): s is CommStep => s.kind === 'comm'), groups);
     const steps: Compiled[] = [];
@@ -70,7 +80,7 @@ export class PartitionedProgram {
         env.set(id, v);
         if (mine) owned.add(id);
       },
-      consumable: (id, step) => owned.has(id) && lastUse.get(id) === step && !isOutput.has(id),
+      consumable: (id, step) => owned.has(id) && lastUse.get(id) === step && this.reads.get(id) === 1 && !isOutput.has(id),
     };
     for (let k = 0; k < this.steps.length; k++) {
       const s = this.steps[k]!;

@@ -4,8 +4,9 @@
 // ends a compute part; the engine runs it on a process group and feeds the result to the next.
 //
 // Nodes are grouped by level: the number of communicating collectives on the longest path from
-// the program's inputs. Compute part k holds every node of level k; communication step k holds
-// every collective of level k+1 (whose inputs are all ready after part k). Cutting by level
+// the program's inputs. Communication step k holds every collective of level k (whose inputs
+// are all ready after compute part k-1); compute part k runs nodes of level k or lower (see
+// placementOf) before the collectives of level k+1 that read them. Cutting by level
 // rather than at each collective gives the fewest parts, and puts all collectives that do not
 // depend on each other into one step, where the engine can send several all-reduces as one
 // fused buffer (Megatron's backward has one per block that all become ready together).
@@ -108,20 +109,41 @@ function commCall(n: Node, g: Graph): CommCall {
   };
 }
 
+/** Values computed inside ONNX parts (not inputs, constants or communication). */
+const computed = (n: Node) => n.op !== 'input' && n.op !== 'const' && !isCommunication(n);
+
+/**
+ * The part each computed node runs in: the latest one that still precedes every reader (a
+ * part of a later level, or the communication step of the next level). A node of level k may
+ * run in any part from k to that one; the latest keeps values that only the backward needs,
+ * such as transposed weights, from being made in the first part and carried through all of
+ * them. Communication nodes keep their level, so independent collectives stay in one step.
+ */
+function placementOf(p: Program, live: Uint8Array, level: Int32Array, levels: number): Int32Array {
+  const g = p.graph;
+  const place = new Int32Array(g.nodes.length).fill(levels);
+  for (let id = g.nodes.length - 1; id >= 0; id--) {
+    const n = g.nodes[id]!;
+    if (!live[id]) continue;
+    const latest = isCommunication(n) ? level[id]! - 1 : place[id]!;
+    for (const i of n.inputs) place[i] = Math.min(place[i]!, latest);
+  }
+  return place;
+}
+
 export function partitionProgram(p: Program): Partition {
   const g = p.graph;
   const live = liveNodes(p);
   const level = levelsOf(p, live);
   let levels = 0;
   for (const l of level) levels = Math.max(levels, l);
+  const place = placementOf(p, live, level, levels);
   const isInput = new Set(p.inputs);
-  // Values computed by some part (not inputs, constants or collectives) that something outside
-  // that part reads: they become outputs of the part that computes them.
-  const computed = (n: Node) => n.op !== 'input' && n.op !== 'const' && !isCommunication(n);
+  // Values that something outside the part computing them reads become outputs of that part.
   const exported = new Uint8Array(g.nodes.length);
   for (const n of g.nodes) {
     if (!live[n.id]) continue;
-    for (const i of n.inputs) if (computed(g.node(i)) && (isCommunication(n) || level[i] !== level[n.id])) exported[i] = 1;
+    for (const i of n.inputs) if (computed(g.node(i)) && (isCommunication(n) || place[i] !== place[n.id])) exported[i] = 1;
   }
   for (const o of p.outputs) if (computed(g.node(o))) exported[o] = 1;
   // Crossing values get input names that cannot clash with the program's own.
@@ -132,25 +154,28 @@ export function partitionProgram(p: Program): Partition {
     return name;
   };
 
+  // One sweep sorts the live nodes into their parts and steps (in graph order, so each part
+  // is topologically ordered and every rank lists the collectives of a step alike).
+  const members: Node[][] = Array.from({ length: levels + 1 }, () => []);
+  const calls: CommCall[][] = Array.from({ length: levels + 1 }, () => []);
+  for (const n of g.nodes) {
+    if (!live[n.id]) continue;
+    if (isCommunication(n)) calls[level[n.id]!]!.push(commCall(n, g));
+    else if (computed(n)) members[place[n.id]!]!.push(n);
+  }
   const steps: PartitionStep[] = [];
   for (let k = 0; k <= levels; k++) {
-    if (k > 0) {
-      const calls = g.nodes.filter((n) => live[n.id] && isCommunication(n) && level[n.id] === k).map((n) => commCall(n, g));
-      steps.push({ kind: 'comm', level: k, calls });
-    }
-    const part = buildPart(p, k, (n) => live[n.id] === 1 && computed(n) && level[n.id] === k, exported, isInput, crossingName);
-    if (part) steps.push(part);
+    if (k > 0) steps.push({ kind: 'comm', level: k, calls: calls[k]! });
+    if (members[k]!.length > 0) steps.push(buildPart(p, k, members[k]!, exported, isInput, crossingName));
   }
   const constants = new Map<number, HostValue>();
   for (const o of p.outputs) if (g.node(o).op === 'const') constants.set(o, g.node(o).value!);
   return { steps, inputs: [...p.inputs], outputs: [...p.outputs], constants, levels };
 }
 
-/** The compute part of level k, or null when that level computes nothing. */
-function buildPart(p: Program, k: number, inPart: (n: Node) => boolean, exported: Uint8Array, isInput: Set<number>, crossingName: (id: number) => string): ComputePart | null {
+/** The compute part of level k: its members as a program of their own. */
+function buildPart(p: Program, k: number, members: Node[], exported: Uint8Array, isInput: Set<number>, crossingName: (id: number) => string): ComputePart {
   const src = p.graph;
-  const members = src.nodes.filter(inPart);
-  if (members.length === 0) return null;
   const g = new Graph();
   const map = new Map<number, number>();
   const inputs: number[] = [];

@@ -3,6 +3,7 @@
 // processes (collective-worker.ts, axis size 2, with their shards). Not a test itself.
 import { Graph, type Program } from '../../src/ir/graph.js';
 import { hostValue, type HostValue } from '../../src/ir/value.js';
+import type { DType } from '../../src/ir/dtype.js';
 import { numel } from '../../src/ir/shape.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { withGraph } from '../../src/tensor/trace.js';
@@ -76,15 +77,16 @@ export function tensorParallelMlp(axis: ParallelAxis): TracedCase {
  * reduce-scatter leaves the row-parallel one, the residual adds on the part. The loss is the
  * sum over the parts (an all-reduce of the rank's partial sum).
  */
-export function sequenceParallelMlp(axis: ParallelAxis, seqDim: 0 | 1): TracedCase {
+export function sequenceParallelMlp(axis: ParallelAxis, seqDim: 0 | 1, wire: DType = 'float32'): TracedCase {
   const w1 = random([C, H], 21);
   const w2 = random([H, C], 22);
   const x = random(seqDim === 1 ? [B, T, C] : [T, B, C], 20);
   const feeds = { x: sliceAlong(x, seqDim, axis.size, axis.rank), w1: sliceAlong(w1, 1, axis.size, axis.rank), w2: sliceAlong(w2, 0, axis.size, axis.rank) };
   return trace(feeds, (t) => {
-    const a = gatherFromSequenceParallel(t.x!.tanh(), axis, seqDim); // full sequence
+    // `wire`: the dtype the activations cross the group in (float16 tests its conversion).
+    const a = gatherFromSequenceParallel(t.x!.tanh().cast(wire), axis, seqDim).cast('float32'); // full sequence
     const z = gelu(a.matmul(t.w1!)).matmul(t.w2!); // partial sums over the hidden split
-    const o = scatterToSequenceParallel(z, axis, seqDim).add(t.x!); // this rank's part, summed
+    const o = scatterToSequenceParallel(z.cast(wire), axis, seqDim).cast('float32').add(t.x!); // this rank's part, summed
     const loss = reduceFromParallel(o.mul(o).sum(), axis);
     return { outputs: { o }, loss, wrt: ['x', 'w1', 'w2'] };
   });
@@ -107,5 +109,6 @@ export const CASES = {
   tp_mlp: tensorParallelMlp,
   sp_mlp_dim1: (a: ParallelAxis) => sequenceParallelMlp(a, 1),
   sp_mlp_dim0: (a: ParallelAxis) => sequenceParallelMlp(a, 0),
+  sp_mlp_dim1_f16: (a: ParallelAxis) => sequenceParallelMlp(a, 1, 'float16'),
   vocab_lse: vocabParallelLogSumExp,
 } as const;

@@ -285,7 +285,7 @@ export function lowerProgram(p: Program, graphName = 'atscale'): { graph: OnnxGr
     if (n.dtype === 'bfloat16') L.emit('Cast', [name(id)], [ext], { to: { kind: 'int', v: ONNX_DTYPE.float32 } });
     else if (name(id) !== ext) L.emit('Identity', [name(id)], [ext]);
   });
-  renameOutputsInPlace(L, new Set(inputNames));
+  renameOutputsInPlace(L, new Set(inputNames), new Set(outputNames));
   return { graph: { name: graphName, nodes: L.nodes, initializers: L.initializers, inputs, outputs }, names: { inputs: inputNames, outputs: outputNames } };
 }
 
@@ -294,7 +294,7 @@ export function lowerProgram(p: Program, graphName = 'atscale'): { graph: OnnxGr
  * an Identity copy: ONNX Runtime keeps Identity nodes that feed graph outputs, and for large
  * outputs (KV caches written every decode step) the copy is a real cost.
  */
-function renameOutputsInPlace(L: Lowering, graphInputs: Set<string>): void {
+function renameOutputsInPlace(L: Lowering, graphInputs: Set<string>, graphOutputs: Set<string>): void {
   const constants = new Set(L.initializers.map((i) => i.name));
   const producedBy = new Map<string, OnnxNode>();
   for (const n of L.nodes) for (const o of n.outputs) producedBy.set(o, n);
@@ -302,7 +302,9 @@ function renameOutputsInPlace(L: Lowering, graphInputs: Set<string>): void {
   const keep: OnnxNode[] = [];
   for (const n of L.nodes) {
     const src = n.inputs[0]!;
-    if (n.op === 'Identity' && n.outputs[0]!.startsWith('out_') && producedBy.has(src) && !graphInputs.has(src) && !constants.has(src) && !renamed.has(src)) {
+    // An Identity from one graph output to another (the same value returned twice, or an
+    // identity collective of an output) must stay: renaming would lose the first output.
+    if (n.op === 'Identity' && graphOutputs.has(n.outputs[0]!) && producedBy.has(src) && !graphInputs.has(src) && !graphOutputs.has(src) && !constants.has(src) && !renamed.has(src)) {
       renamed.set(src, n.outputs[0]!);
       continue;
     }
