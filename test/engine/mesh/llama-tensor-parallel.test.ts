@@ -20,7 +20,7 @@ async function reference(): Promise<{ losses: number[]; params: Float32Array }> 
   return { losses, params: await t.fullParams() };
 }
 
-test('Llama-family tp2 and tp2 with sequence parallelism train like one process', async () => {
+test('Llama-family tp2 and tp2 with sequence parallelism train like one process', async (t) => {
   const ref = await reference();
   assert.ok(ref.losses[STEPS - 1]! < ref.losses[0]! - 0.5, `loss fell from ${ref.losses[0]} to ${ref.losses[STEPS - 1]}`);
   for (const sp of ['0', '1']) {
@@ -29,12 +29,17 @@ test('Llama-family tp2 and tp2 with sequence parallelism train like one process'
     const [r0, r1] = runs.map((r) => r.result as { losses: number[]; params?: number[]; localSize: number });
     // Each rank holds about half of the model (norms whole, the padded vocabulary split).
     assert.ok(r0!.localSize < 0.6 * ref.params.length, `tp rank holds ${r0!.localSize} of ${ref.params.length}`);
+    let rel = 0;
     for (const r of [r0!, r1!]) {
-      ref.losses.forEach((x, i) => assert.ok(Math.abs(x - r.losses[i]!) / x < 1e-5, `sequence parallel ${sp}, step ${i}: 1 process ${x}, tp2 ${r.losses[i]}`));
+      ref.losses.forEach((x, i) => {
+        rel = Math.max(rel, Math.abs(x - r.losses[i]!) / x);
+        assert.ok(Math.abs(x - r.losses[i]!) / x < 1e-5, `sequence parallel ${sp}, step ${i}: 1 process ${x}, tp2 ${r.losses[i]}`);
+      });
     }
     let worst = 0;
     ref.params.forEach((x, i) => (worst = Math.max(worst, Math.abs(x - r0!.params![i]!))));
-    // Measured: below 1e-6 here.
+    t.diagnostic(`sequence parallel ${sp}: max relative loss difference ${rel.toExponential(2)}, max parameter difference ${worst.toExponential(2)}`);
+    // Measured: 1.4e-6 (Adam amplifying float rounding of per-rank partial sums).
     assert.ok(worst < 1e-5, `consolidated parameters differ by up to ${worst}`);
   }
 });
