@@ -17,8 +17,7 @@ const corpus = join(work, 'corpus.txt');
 writeFileSync(corpus, Array.from({ length: 300 }, (_, i) => `${i} little pigs went to market, ${i * 7} stayed home.\n`).join(''));
 const MODEL = ['--data', corpus, '--n-layer', '4', '--n-head', '4', '--n-embd', '32', '--block-size', '16', '--dropout', '0.1', '--eval-interval', '20', '--eval-iters', '1', '--log-interval', '1', '--threads', '1', '--peak-gflops', '10', '--quiet'];
 const FLAGS = ['train', ...MODEL, '--max-iters', '20', '--lr', '0.003', '--warmup-iters', '2', '--batch-size', '4', '--grad-accum', '4'];
-// Until the mesh runs blocks without recomputation, every mesh layout recomputes (full).
-const TP2 = ['--tensor-model-parallel-size', '2', '--recompute-granularity', 'full'];
+const TP2 = ['--tensor-model-parallel-size', '2'];
 
 function run(args: string[], nproc: number, out: string): string {
   const cmd = nproc === 1 ? [CLI, ...args, '--out', out] : [CLI, 'launch', '--nproc-per-node', String(nproc), '--', process.execPath, CLI, ...args, '--out', out];
@@ -112,7 +111,7 @@ test('dp2 x tp2 with ZeRO-1 (DeepSpeed config) trains like one process with the 
   const one = join(work, 'one-ds');
   run(['train', ...MODEL, '--max-iters', '20', '--deepspeed-config', cfg(4, {})], 1, one);
   const mesh = join(work, 'dp2tp2');
-  const log = run(['train', ...MODEL, '--max-iters', '20', '--deepspeed-config', cfg(2, { tensor_parallel: { tp_size: 2 }, activation_checkpointing: { granularity: 'full' } })], 4, mesh);
+  const log = run(['train', ...MODEL, '--max-iters', '20', '--deepspeed-config', cfg(2, { tensor_parallel: { tp_size: 2 } })], 4, mesh);
   assert.match(log, /dp 2 x pp 1 x tp 2, .*ZeRO stage 1/);
   checkMemoryLines(log, 4);
   sameLosses(one, mesh, 'dp2 x tp2 ZeRO-1');
