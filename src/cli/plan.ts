@@ -254,7 +254,7 @@ async function calibrate(f: FlagValues): Promise<number> {
   const loopbackBusbwGBs = measureLoopbackBusbw();
   if (!f.json) console.log(loopbackBusbwGBs === undefined ? 'loopback all-reduce: not measured (see the warning above)' : `loopback all-reduce, 2 ranks, 16 MiB: ${loopbackBusbwGBs.toFixed(2)} GB/s bus bandwidth`);
   const spec = machineFromMeasurements(
-    { gemmGflopsByN, memBandwidthGBs, elementwiseGBs, ...(loopbackBusbwGBs === undefined ? {} : { loopbackBusbwGBs }) },
+    { gemmGflopsByN, memBandwidthGBs, elementwiseGBs, backgroundLoad: Math.round(load * 100) / 100, ...(loopbackBusbwGBs === undefined ? {} : { loopbackBusbwGBs }) },
     { name: os.hostname(), threads, memoryGB: os.totalmem() / 2 ** 30, cpuModel: os.cpus()[0]?.model ?? 'CPU' },
   );
   mkdirSync(dirname(String(f.out)), { recursive: true });

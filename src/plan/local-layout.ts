@@ -7,7 +7,8 @@
 //   run each, forward and backward), recomputing what the granularity dropped; 1F1B takes
 //   m + (p - 1)/v stage-times (the bubble), each micro-batch's activation and its gradient cross
 //   every stage boundary, and the last stage also holds the head and the loss.
-// Ranks beyond the cores share them: all compute slows by ranks / cores.
+// Ranks beyond the free cores share them: on a quiet machine all compute slows by ranks / cores;
+// beside other programs (the load the calibration saw), by (load + ranks) / (load + 1).
 import { type GptShape, type MachineSpec, predictCpuStepMs, runOverheadSeconds } from './calibrate.js';
 import { paramCount } from './params-flops.js';
 import type { Recompute } from './specs.js';
@@ -43,7 +44,10 @@ export function predictLocalStepMs(g: Omit<GptShape, 'batch'>, l: LocalLayout, s
   // AdamW and gradient accumulation: per-parameter traffic (calibrate.ts fits 249.4 bytes per parameter).
   const updateMs = spec.elementwiseGBs ? (1000 * 249.4 * params) / (spec.elementwiseGBs * 1e9) : 0;
   const headMs = Math.max(restMs - updateMs, 0);
-  const share = Math.max(1, (l.dp * l.pp) / cores);
+  // Ranks share the cores with each other and with the load the calibration ran beside: the
+  // calibrated rates are one thread's among `backgroundLoad` others.
+  const busy = spec.backgroundLoad ?? 0;
+  const share = Math.max(1, (busy + l.dp * l.pp) / cores) / Math.max(1, (busy + 1) / cores);
   const m = l.microBatches;
   const allReduce = l.dp > 1 ? (1000 * 2 * ((l.dp - 1) / l.dp) * 4 * (params / l.pp) * linkSecondsPerByte(spec)) : 0;
   if (l.pp === 1) {

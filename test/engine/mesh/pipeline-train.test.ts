@@ -76,13 +76,20 @@ test('pp2 and pp2 interleaved (v=2) train like one process; the consolidated che
   sameLosses(one, v2, 'pp2 v2');
 });
 
-test('pp2 with recompute none and selective trains like one process (full is the default above)', () => {
+test('recompute granularity composes with the layouts: pp2 none and selective (full is the default above), one process selective, dp2 full', () => {
   const one = oneProcess();
   for (const g of ['none', 'selective']) {
     const dir = join(work, `pp2-${g}`);
     run([...FLAGS, '--pipeline-model-parallel-size', '2', '--recompute-granularity', g], 2, dir);
     sameLosses(one, dir, `pp2 recompute ${g}`);
   }
+  // Without pipeline stages, selective or full recomputation runs the mesh trainer with pp = 1.
+  const sel = join(work, 'one-selective');
+  assert.match(run([...FLAGS, '--recompute-granularity', 'selective'], 1, sel), /mesh: dp 1 x pp 1 x tp 1/);
+  sameLosses(one, sel, 'one process, recompute selective');
+  const dp2 = join(work, 'dp2-full');
+  assert.match(run([...FLAGS, '--recompute-granularity', 'full'], 2, dp2), /mesh: dp 2 x pp 1 x tp 1/);
+  sameLosses(one, dp2, 'dp2, recompute full');
 });
 
 test('dp2 x pp2 with ZeRO-1 (DeepSpeed config) trains like one process with the same config', () => {
