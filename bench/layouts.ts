@@ -69,7 +69,17 @@ export async function run(argv: string[]): Promise<number> {
     let machine = flags.machine as string | undefined;
     if (!machine) {
       machine = join(dir, 'machine.json');
-      cli(['plan', '--calibrate', '--threads', '1', '--json', '--out', machine], 'plan --calibrate');
+      // On a loaded host a calibration can contradict itself (a step faster than its GEMMs
+      // alone); it is taken again, up to three times.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          cli(['plan', '--calibrate', '--threads', '1', '--json', '--out', machine], 'plan --calibrate');
+          break;
+        } catch (e) {
+          if (attempt === 3) throw e;
+          console.error(`calibration ${attempt} failed, again: ${(e as Error).message.split('\n').at(-2) ?? ''}`);
+        }
+      }
     }
     const shared = '/work/shared/data/tinyshakespeare.txt';
     const data = existsSync(shared) ? shared : join(dir, 'corpus.txt');
