@@ -86,7 +86,7 @@ export function resolveLayout(flags: ParallelFlags, fromConfig: ParallelFlags & 
   const tp = pick('tensorModelParallelSize', '--tensor-model-parallel-size', 'tensor_parallel.tp_size') ?? 1;
   const pp = pick('pipelineModelParallelSize', '--pipeline-model-parallel-size', 'pipeline.stages') ?? 1;
   const virtual = pick('virtualPipelineModelParallelSize', '--virtual-pipeline-model-parallel-size', 'pipeline.virtual_stages') ?? 1;
-  const recompute = pick('recomputeGranularity', '--recompute-granularity', 'activation_checkpointing.granularity') ?? (pp > 1 || tp > 1 ? 'full' : 'none');
+  const recompute = pick('recomputeGranularity', '--recompute-granularity', 'activation_checkpointing.granularity') ?? (pp > 1 ? 'full' : 'none');
   if (!['none', 'selective', 'full'].includes(recompute)) throw new MeshError(`--recompute-granularity must be none, selective or full, got '${recompute}'`);
   const sched = pick('pipelineSchedule', '--pipeline-schedule', 'pipeline.schedule') ?? (virtual > 1 ? 'interleaved' : '1f1b');
   if (!['gpipe', '1f1b', 'interleaved'].includes(sched)) throw new MeshError(`the pipeline schedule must be gpipe, 1f1b or interleaved, got '${sched}'`);

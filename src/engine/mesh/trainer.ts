@@ -75,7 +75,6 @@ export class MeshTrainer implements Trainer {
   constructor(readonly model: LanguageModel, readonly mesh: Mesh, readonly opts: MeshTrainerOptions) {
     const { pp } = mesh.shape;
     if (opts.zeroStage > 1) throw new MeshError(`ZeRO stage ${opts.zeroStage} with pipeline parallelism is refused (as DeepSpeed does): stages 2 and 3 partition gradients and parameters, which the pipeline accumulates over micro-batches on each stage; use zero_optimization.stage 0 or 1`);
-    if (opts.layout.recompute !== 'full') throw new MeshError(`--recompute-granularity ${opts.layout.recompute} with pipeline parallelism: the pipeline stages recompute every block in backward (full); selective and none are not implemented for pipelines yet`);
     this.layout = new FlatLayout(model);
     const tp = mesh.shape.tp;
     if (tp > 1 && !model.tensorParallelShard) throw new MeshError(`the ${model.family} model here cannot be split for tensor parallelism (e.g. LoRA adapters on frozen weights); run with --tensor-model-parallel-size 1`);
@@ -89,7 +88,7 @@ export class MeshTrainer implements Trainer {
     if (opts.initialParams && opts.initialParams.length !== this.layout.size) throw new Error(`initial parameters have ${opts.initialParams.length} values, the model needs ${this.layout.size}`);
     // Every layout starts from the one-process initialisation, sliced to this rank's shard.
     const full = opts.initialParams ?? this.layout.initialise(opts.seed);
-    this.runner = new StageRunner(this.local, this.localLayout, opts.shape, mine, last, this.shard?.shard(full) ?? full);
+    this.runner = new StageRunner(this.local, this.localLayout, opts.shape, mine, last, this.shard?.shard(full) ?? full, opts.layout.recompute);
     this.schedule = buildSchedule(opts.layout.schedule, pp, v, opts.microBatches);
     const named = model.units();
     this.tied = named.head.filter((h) => named.embed.includes(h));
