@@ -1,7 +1,8 @@
 // Tensor parallelism end to end through `atscale launch ... train`: 20 steps of a 4-layer,
 // 4-head GPT with dropout 0.1 (vocabulary 31, padded for tp 2) give the losses of one process
-// within 1e-5 relative for tp2, tp2 x pp2 with sequence parallelism, and dp2 x tp2 with ZeRO-1;
-// the consolidated checkpoint equals the one-process checkpoint.
+// within 1e-5 relative for tp2 (no recomputation), tp2 x pp2 with sequence parallelism and
+// selective recomputation, and dp2 x tp2 with ZeRO-1; the consolidated checkpoint equals the
+// one-process checkpoint.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -83,7 +84,7 @@ function checkMemoryLines(log: string, ranks: number): void {
   }
 }
 
-test('tp2, and tp2 x pp2 with sequence parallelism, train like one process; the consolidated checkpoint is the one-process checkpoint', (t) => {
+test('tp2, and tp2 x pp2 with sequence parallelism and selective recomputation, train like one process; the consolidated checkpoint is the one-process checkpoint', (t) => {
   const one = join(work, 'one');
   run(FLAGS, 1, one);
   const tp2 = join(work, 'tp2');
@@ -94,11 +95,11 @@ test('tp2, and tp2 x pp2 with sequence parallelism, train like one process; the 
   sameLosses(one, tp2, 'tp2');
   sameCheckpoint(one, tp2, 'tp2');
   const sp = join(work, 'tp2pp2sp');
-  const logSp = run([...FLAGS, ...TP2, '--pipeline-model-parallel-size', '2', '--sequence-parallel'], 4, sp);
+  const logSp = run([...FLAGS, ...TP2, '--pipeline-model-parallel-size', '2', '--sequence-parallel', '--recompute-granularity', 'selective'], 4, sp);
   assert.match(logSp, /mesh: dp 1 x pp 2 x tp 2, 1f1b schedule, v 1, layers per stage \[2, 2\], ZeRO stage 0, sequence parallel/);
   checkMemoryLines(logSp, 4);
-  sameLosses(one, sp, 'tp2 x pp2, sequence parallel');
-  sameCheckpoint(one, sp, 'tp2 x pp2, sequence parallel');
+  sameLosses(one, sp, 'tp2 x pp2, sequence parallel, selective');
+  sameCheckpoint(one, sp, 'tp2 x pp2, sequence parallel, selective');
   t.diagnostic(measured.join('; '));
 });
 
