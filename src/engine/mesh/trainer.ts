@@ -74,6 +74,7 @@ export class MeshTrainer implements Trainer {
 
   constructor(readonly model: LanguageModel, readonly mesh: Mesh, readonly opts: MeshTrainerOptions) {
     const { pp } = mesh.shape;
+    if (opts.zeroStage > 1 && pp === 1) throw new MeshError(`ZeRO stage ${opts.zeroStage} with tensor parallelism is not implemented: the mesh shards only the optimizer state over dp (ZeRO-1); use zero_optimization.stage 0 or 1, or tp 1 for stages 2 and 3`);
     if (opts.zeroStage > 1) throw new MeshError(`ZeRO stage ${opts.zeroStage} with pipeline parallelism is refused (as DeepSpeed does): stages 2 and 3 partition gradients and parameters, which the pipeline accumulates over micro-batches on each stage; use zero_optimization.stage 0 or 1`);
     this.layout = new FlatLayout(model);
     const tp = mesh.shape.tp;
