@@ -3,7 +3,7 @@
 // six tasks in ../shared/data/tasks is fine-tuned three ways with the same budget:
 //   scratch: the same architecture and tokenizer from random weights, full fine-tune;
 //   full:    the pretrained weights, full fine-tune;
-//   lora:    the pretrained weights frozen, LoRA adapters (r 8 on c_attn: under 2% of the parameters).
+//   lora:    the pretrained weights frozen, LoRA adapters (default r 8 on c_attn: under 2% of the parameters).
 // Each is scored on the task's val split (--val-n records spread over it) with greedy decoding, and
 // the LoRA step's speed is compared with the full step's and with PyTorch's LoRA peer.
 //
@@ -13,6 +13,7 @@
 // For the label tasks the table also shows the majority-label baseline and balanced accuracy
 // (the mean of per-label recalls), so learning the most common label is visible as such.
 //
+// The defaults are the recipe of README's measured table (about an hour on one shared core).
 // With --out the work directory is kept: results.jsonl and results.md are written there, and a
 // rerun with the same settings reuses the pretrained model and every finished task/variant.
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -91,26 +92,28 @@ export async function run(argv: string[]): Promise<number> {
   const { flags } = parseArgs(argv, {
     json: { type: 'boolean', help: 'print JSON lines' },
     'corpus-mb': { type: 'number', help: 'MB of english.txt to pretrain on', default: 4 },
-    'pretrain-iters': { type: 'number', help: 'pretraining steps', default: 1500 },
-    'pretrain-lr': { type: 'number', help: 'pretraining peak learning rate', default: 2e-3 },
+    'pretrain-iters': { type: 'number', help: 'pretraining steps', default: 800 },
+    'pretrain-lr': { type: 'number', help: 'pretraining peak learning rate', default: 3e-3 },
     'pretrain-batch': { type: 'number', help: 'pretraining batch (sequences of --block-size)', default: 16 },
-    'finetune-iters': { type: 'number', help: 'fine-tuning steps per task and variant', default: 200 },
-    batch: { type: 'number', help: 'fine-tuning batch (examples, padded to --block-size)', default: 16 },
-    'full-lr': { type: 'number', help: 'peak learning rate of the full fine-tunes (scratch and pretrained)', default: 5e-4 },
-    'lora-lr': { type: 'number', help: 'peak learning rate of LoRA', default: 2e-3 },
+    'finetune-iters': { type: 'number', help: 'fine-tuning steps per task and variant', default: 100 },
+    batch: { type: 'number', help: 'fine-tuning batch (examples, padded to --block-size)', default: 8 },
+    'full-lr': { type: 'number', help: 'peak learning rate of the full fine-tunes (scratch and pretrained)', default: 1e-3 },
+    'lora-lr': { type: 'number', help: 'peak learning rate of LoRA', default: 2e-2 },
     'lora-r': { type: 'number', help: 'LoRA rank', default: 8 },
     'lora-alpha': { type: 'number', help: 'LoRA alpha', default: 16 },
-    'n-layer': { type: 'number', help: 'transformer blocks', default: 4 },
+    'lora-targets': { type: 'string', help: 'comma-separated Linear modules LoRA adapts', default: 'c_attn' },
+    'n-layer': { type: 'number', help: 'transformer blocks', default: 2 },
     'n-head': { type: 'number', help: 'attention heads', default: 4 },
     'n-embd': { type: 'number', help: 'model width', default: 128 },
-    'block-size': { type: 'number', help: 'context length (longer examples lose the start of the prompt)', default: 256 },
+    'block-size': { type: 'number', help: 'context length (longer examples lose the start of the prompt)', default: 128 },
     vocab: { type: 'number', help: 'byte-level BPE vocabulary', default: 2048 },
-    'val-n': { type: 'number', help: 'val records scored per task (spread over the file)', default: 100 },
-    'max-new-tokens': { type: 'number', help: "cap on each task's generated tokens (0: the task's own)", default: 0 },
-    'spam-heldout': { type: 'number', help: 'spam-email: score N spam + N ham held out of train (val is all ham); 0: score val', default: 50 },
+    'val-n': { type: 'number', help: 'val records scored per task (spread over the file)', default: 48 },
+    'max-new-tokens': { type: 'number', help: "cap on each task's generated tokens (0: the task's own)", default: 48 },
+    'spam-heldout': { type: 'number', help: 'spam-email: score N spam + N ham held out of train (val is all ham); 0: score val', default: 24 },
     tasks: { type: 'string', help: 'comma-separated task names (empty: pretrain only)', default: TASKS.map((t) => t.name).join(',') },
     out: { type: 'string', help: 'work directory (kept, with results.jsonl and results.md); default: a temporary one, removed' },
     threads: { type: 'number', help: 'ONNX Runtime (and PyTorch peer) threads', default: 2 },
+    'speed-iters': { type: 'number', help: 'steps each of the back-to-back LoRA / full / PyTorch LoRA step timing (0: none)', default: 20 },
   }, 'bench finetune');
   const english = join(DATA, 'pretrain', 'english.txt');
   if (!existsSync(english)) {
@@ -126,7 +129,9 @@ export async function run(argv: string[]): Promise<number> {
   // settings, and a finished task/variant only with the same fine-tuning settings too.
   const pick = (keys: string[]) => JSON.stringify(Object.fromEntries(keys.map((k) => [k, flags[k]])));
   const preSettings = pick(['corpusMb', 'pretrainIters', 'pretrainLr', 'pretrainBatch', 'nLayer', 'nHead', 'nEmbd', 'blockSize', 'vocab']);
-  const ftSettings = pick(['finetuneIters', 'batch', 'fullLr', 'loraLr', 'loraR', 'loraAlpha', 'valN', 'maxNewTokens', 'spamHeldout']);
+  // Each variant's own settings: changing LoRA's reruns only the LoRA rows, and the reverse.
+  const shared = ['finetuneIters', 'batch', 'valN', 'maxNewTokens', 'spamHeldout'];
+  const ftSettings = (lora: boolean) => pick([...shared, ...(lora ? ['loraLr', 'loraR', 'loraAlpha', 'loraTargets'] : ['fullLr'])]);
   const settingsFile = join(work, 'bench-settings.json');
   if (existsSync(settingsFile) && readFileSync(settingsFile, 'utf8') !== preSettings) {
     throw new Error(`bench finetune: ${work} holds a model pretrained with other settings (${settingsFile}); give a new --out`);
@@ -170,11 +175,11 @@ export async function run(argv: string[]): Promise<number> {
         const out = join(work, task.name, variant);
         const done = join(out, 'result.json');
         const kept = existsSync(done) ? (JSON.parse(readFileSync(done, 'utf8')) as Row) : undefined;
-        if (kept && kept.settings === ftSettings) {
+        if (kept && kept.settings === ftSettings(variant === 'lora')) {
           emit(kept);
           continue;
         }
-        const lora = variant === 'lora' ? { r: flags.loraR as number, alpha: flags.loraAlpha as number, dropout: 0, targetModules: ['c_attn'], useRslora: false } : undefined;
+        const lora = variant === 'lora' ? { r: flags.loraR as number, alpha: flags.loraAlpha as number, dropout: 0, targetModules: String(flags.loraTargets).split(','), useRslora: false } : undefined;
         const t0 = performance.now();
         const ft = await runFinetune(
           { model: pre, data: files.train, val: files.val, out, lora, hyper: hyper(n, (lora ? flags.loraLr : flags.fullLr) as number, flags.batch as number), trainOnPrompt: false, overflow: 'truncate', seed: 3, threads, quiet: true },
@@ -187,24 +192,36 @@ export async function run(argv: string[]): Promise<number> {
           bench: 'finetune', task: task.name, variant, scored_on: heldout ? `${flags.spamHeldout} spam + ${flags.spamHeldout} ham held out of train` : 'val',
           metric: task.metric, score: ev.score, ...extraScores(ev.predictionsFile, task.metric, files.train), n: ev.n, max_new_tokens: maxNew,
           val_loss: ft.valLoss, train_tokens_per_s: Math.round(ft.tokensPerS), ms_per_iter: Math.round(ft.msPerIter), trainable: ft.trainable, total: ft.total,
-          finetune_s: Math.round((t1 - t0) / 1000), eval_s: Math.round((performance.now() - t1) / 1000), generated_tokens_per_s: Math.round(ev.tokensPerS), settings: ftSettings,
+          finetune_s: Math.round((t1 - t0) / 1000), eval_s: Math.round((performance.now() - t1) / 1000), generated_tokens_per_s: Math.round(ev.tokensPerS), settings: ftSettings(variant === 'lora'),
         };
         writeFileSync(done, JSON.stringify(rec));
         emit(rec);
         if (flags.out) writeFileSync(join(work, 'results.jsonl'), lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
       }
     }
-    // LoRA vs full step time (medians over each fine-tune above, summed over tasks), and PyTorch's
-    // LoRA step on the same base, adapter and batch shape, measured here in the same run.
-    const sum = (v: string) => lines.filter((l) => l.variant === v).reduce((a, l) => a + (l.ms_per_iter as number), 0);
+    // Step speed on a shared machine drifts between the runs above, so LoRA, full and PyTorch's
+    // LoRA step (same base, adapter and batch shape) are timed again here back to back:
+    // --speed-iters steps each on the first task, medians.
     const firstLora = lines.find((l) => l.variant === 'lora');
-    if (firstLora && lines.some((l) => l.variant === 'full')) {
+    const probeIters = flags.speedIters as number;
+    if (firstLora && probeIters > 0) {
+      const data = join(DATA, 'tasks', String(firstLora.task), 'train.jsonl');
+      const probe = async (variant: 'lora' | 'full') => {
+        const lora = variant === 'lora' ? { r: flags.loraR as number, alpha: flags.loraAlpha as number, dropout: 0, targetModules: String(flags.loraTargets).split(','), useRslora: false } : undefined;
+        const h = hyper(probeIters, (lora ? flags.loraLr : flags.fullLr) as number, flags.batch as number);
+        return runFinetune({ model: pre, data, out: join(work, 'step-speed', variant), lora, hyper: h, trainOnPrompt: false, overflow: 'truncate', seed: 3, threads, quiet: true }, openBase(pre));
+      };
+      const full = await probe('full');
+      const lora = await probe('lora');
       const torch = torchAvailable();
-      const peer = torch.ok ? torchLoraStepMs(pretrained.model.architecture(), pretrained.params, new FlatLayout(pretrained.model), join(work, String(firstLora.task), 'lora', 'adapter'), flags.batch as number, 5, threads) : undefined;
-      const tasks = lines.filter((l) => l.variant === 'lora').length;
-      const loraMs = sum('lora') / tasks;
-      const fullMs = sum('full') / lines.filter((l) => l.variant === 'full').length;
-      emit({ bench: 'finetune', phase: 'step-speed', batch: flags.batch, block_size: T, lora_ms: loraMs, full_ms: fullMs, lora_speedup_vs_full: fullMs / loraMs, pytorch_lora_ms: peer?.ms ?? null, pytorch_task: firstLora.task, atscale_lora_ms_same_task: firstLora.ms_per_iter, atscale_vs_pytorch_lora: peer ? peer.ms / (firstLora.ms_per_iter as number) : null, torch: torch.ok ? peer!.torchVersion : `not installed (${torch.reason})` });
+      const peer = torch.ok ? torchLoraStepMs(pretrained.model.architecture(), pretrained.params, new FlatLayout(pretrained.model), lora.dir, flags.batch as number, probeIters, threads) : undefined;
+      const tps = (ms: number) => Math.round(((flags.batch as number) * T * 1000) / ms);
+      emit({
+        bench: 'finetune', phase: 'step-speed', on: firstLora.task, iters: probeIters, batch: flags.batch, block_size: T,
+        full_ms: full.msPerIter, lora_ms: lora.msPerIter, lora_speedup_vs_full: full.msPerIter / lora.msPerIter, full_tokens_per_s: tps(full.msPerIter), lora_tokens_per_s: tps(lora.msPerIter),
+        pytorch_lora_ms: peer?.ms ?? null, pytorch_lora_tokens_per_s: peer ? tps(peer.ms) : null, pytorch_over_atscale_lora_ms: peer ? peer.ms / lora.msPerIter : null,
+        torch: torch.ok ? peer!.torchVersion : `not installed (${torch.reason})`,
+      });
     }
   } finally {
     if (!flags.out) rmSync(work, { recursive: true, force: true });
@@ -223,12 +240,13 @@ function table(lines: Row[], flags: Record<string, unknown>): string {
   const byTask = new Map<string, Record<string, Row>>();
   for (const r of rows) byTask.set(String(r.task), { ...(byTask.get(String(r.task)) ?? {}), [String(r.variant)]: r });
   const f = (x: unknown, d = 3) => (x as number).toFixed(d);
-  const cell = (r: Row | undefined) => (r ? `${f(r.score)}${r.balanced_accuracy !== undefined ? ` (bal. ${f(r.balanced_accuracy)})` : ''}, exact ${f(r.exact, 2)}, ${r.train_tokens_per_s} tok/s` : '-');
+  const cell = (r: Row | undefined) => (r ? `${f(r.score)}${r.balanced_accuracy !== undefined ? ` (bal. ${f(r.balanced_accuracy)})` : ''}, exact ${f(r.exact, 2)}, val loss ${f(r.val_loss, 2)}, ${r.train_tokens_per_s} tok/s` : '-');
   const out: string[] = [];
   const pre = lines.find((l) => l.phase === 'pretrain');
   out.push(`\nmodel: ${flags.nLayer} layers x ${flags.nEmbd} wide, ${flags.nHead} heads, block ${flags.blockSize}, byte-level BPE ${flags.vocab}; ` +
     `pretrained ${pre ? `${pre.iters} steps (${pre.tokens} tokens, val loss ${f(pre.val_loss)}, ${Math.round(pre.seconds as number)} s)` : '(reused)'} on ${flags.corpusMb} MB of english.txt; ` +
-    `fine-tune ${flags.finetuneIters} steps of batch ${flags.batch} (full lr ${flags.fullLr}, LoRA r ${flags.loraR} alpha ${flags.loraAlpha} lr ${flags.loraLr}); greedy decoding.\n`);
+    `fine-tune ${flags.finetuneIters} steps of batch ${flags.batch} (full lr ${flags.fullLr}, LoRA r ${flags.loraR} alpha ${flags.loraAlpha} on ${flags.loraTargets} lr ${flags.loraLr}); greedy decoding. ` +
+    'Each cell: the task metric (balanced accuracy for labels), exact match, the completion tokens\' loss on the val split after fine-tuning, and training tokens/s (padded tokens, evaluation included).\n');
   out.push('| task | metric (n scored) | majority label | from scratch, full fine-tune | pretrained + full fine-tune | pretrained + LoRA |');
   out.push('|---|---|---|---|---|---|');
   for (const [task, v] of byTask) {
@@ -239,8 +257,9 @@ function table(lines: Row[], flags: Record<string, unknown>): string {
   }
   const sp = lines.find((l) => l.phase === 'step-speed');
   if (sp) {
-    out.push(`\nstep (batch ${String(sp.batch)} x ${String(sp.block_size)}), mean over tasks of each run's median: LoRA ${f(sp.lora_ms, 0)} ms, full ${f(sp.full_ms, 0)} ms (full/LoRA ${f(sp.lora_speedup_vs_full, 2)}); ` +
-      `PyTorch LoRA peer ${sp.pytorch_lora_ms === null ? `n/a (${String(sp.torch)})` : `${f(sp.pytorch_lora_ms, 0)} ms vs atscale ${String(sp.atscale_lora_ms_same_task)} ms on ${String(sp.pytorch_task)} (PyTorch/atscale ${f(sp.atscale_vs_pytorch_lora, 2)}, torch ${String(sp.torch)})`}`);
+    out.push(`\nstep speed, timed back to back on ${String(sp.on)} (${String(sp.iters)} steps each, batch ${String(sp.batch)} x ${String(sp.block_size)}, medians): ` +
+      `full fine-tune ${f(sp.full_ms, 0)} ms (${String(sp.full_tokens_per_s)} tok/s), LoRA ${f(sp.lora_ms, 0)} ms (${String(sp.lora_tokens_per_s)} tok/s): LoRA step ${f(sp.lora_speedup_vs_full, 2)}x faster; ` +
+      `PyTorch LoRA peer ${sp.pytorch_lora_ms === null ? `n/a (${String(sp.torch)})` : `${f(sp.pytorch_lora_ms, 0)} ms (${String(sp.pytorch_lora_tokens_per_s)} tok/s, torch ${String(sp.torch)}; PyTorch time / atscale time ${f(sp.pytorch_over_atscale_lora_ms, 2)})`}`);
   }
   return out.join('\n') + '\n';
 }
