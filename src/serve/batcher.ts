@@ -4,9 +4,12 @@
 // and then one decode step for every slot at once (one compiled graph, [B, 1] tokens): a long
 // prompt is read a chunk per step, so the others keep generating meanwhile.
 //
-// Caches live on the host as one [B, h, T, d] buffer per layer and kind, double-buffered for
-// the decode graph (read one set, write the other, swap). Slot b's cache is a contiguous view
-// of it (batch is the outermost axis), which is what the prefill graph reads and writes.
+// Caches live on the host as one [B, h, T, d] buffer per layer and kind; slot b's cache is a
+// contiguous view of it (batch is the outermost axis). The graphs only read them: they return
+// the new tokens' keys and values ([B, h, S, d], S = 1 when decoding), which are written into
+// the pool here. Returning rewritten caches instead cost a full pass over every cache per step
+// inside the graph (a broadcast select) plus as much again in output: 70% of a 16-slot decode
+// step on the bench model (see bench/serve.ts).
 import { hostValue, type HostValue } from '../ir/value.js';
 import { compile, type Executable } from '../runtime/execute.js';
 import type { ExecOptions } from '../runtime/session.js';
@@ -62,9 +65,10 @@ export class Batcher {
   private readonly decodeExes = new Map<number, Executable>();
   private readonly buckets: number[];
   private prefillExe?: Executable;
-  private cur: HostValue[];
-  private spare: HostValue[];
-  private readonly scratch: HostValue[];
+  /** The pool: per layer, keys then values, each [slots, h, T, d]. */
+  private readonly caches: HostValue[];
+  /** Output buffers of each graph (logits, then new keys/values), by batch size; prefill under 0. */
+  private readonly outs = new Map<number, HostValue[]>();
   private looping = false;
   /** Totals for /metrics. */
   promptTokens = 0;
@@ -83,10 +87,9 @@ export class Batcher {
     this.buckets = [];
     for (let b = 1; b < this.slots; b *= 2) this.buckets.push(b);
     this.buckets.push(this.slots);
-    const full = cacheShape(d, this.slots);
-    this.cur = Array.from({ length: 2 * d.nLayer }, () => hostValue('float32', full));
-    this.spare = Array.from({ length: 2 * d.nLayer }, () => hostValue('float32', full));
-    this.scratch = Array.from({ length: 2 * d.nLayer }, () => hostValue('float32', cacheShape(d, 1)));
+    this.caches = Array.from({ length: 2 * d.nLayer }, () => hostValue('float32', cacheShape(d, this.slots)));
+    for (const b of this.buckets) this.outs.set(b, this.outputBuffers(b, 1));
+    this.outs.set(0, this.outputBuffers(1, this.chunk));
   }
 
   /**
@@ -111,8 +114,31 @@ export class Batcher {
       const caches: LayerCache[] = Array.from({ length: d.nLayer }, (_, i) => ({ k: t.input(`k${i}`, shape), v: t.input(`v${i}`, shape) }));
       return withParams(this.layout.slots, (sl) => constant(hostValue('float32', sl.shape, this.layout.view(flat, sl.name)), t.graph), () => {
         const r = this.model.decode(tokens, start, caches);
-        return { inputs: [tokens, start, ...caches.flatMap((c) => [c.k, c.v])], outputs: [r.logits, ...r.caches.flatMap((c) => [c.k, c.v])] };
+        return { inputs: [tokens, start, ...caches.flatMap((c) => [c.k, c.v])], outputs: [r.logits, ...r.fresh.flatMap((c) => [c.k, c.v])] };
       });
+    });
+  }
+
+  private outputBuffers(b: number, s: number): HostValue[] {
+    const d = this.model.dims;
+    return [hostValue('float32', [b, s, d.vocabSize]), ...Array.from({ length: 2 * d.nLayer }, () => hostValue('float32', [b, d.nKvHead, s, d.headDim]))];
+  }
+
+  /**
+   * Writes rows [0, n) of batch row `row` of the graph's new keys/values (S positions each)
+   * into slot b's cache at positions from, from + 1, ...
+   */
+  private store(fresh: readonly HostValue[], row: number, b: number, from: number, n: number): void {
+    const { nKvHead: h, headDim: d, blockSize: T } = this.model.dims;
+    fresh.forEach((f, i) => {
+      const S = f.shape[2]!;
+      const src = f.data as Float32Array;
+      const dst = this.caches[i]!.data as Float32Array;
+      for (let j = 0; j < h; j++) {
+        const at = ((b * h + j) * T + from) * d;
+        const off = (row * h + j) * S * d;
+        dst.set(src.subarray(off, off + n * d), at);
+      }
     });
   }
 
@@ -215,15 +241,16 @@ export class Batcher {
     if (b < 0) return;
     const a = this.active[b]!;
     const C = this.chunk;
-    // Padding positions past the prompt hold garbage that is overwritten before any query sees
-    // it; the chunk is moved back so that it never reaches past the cache (re-writing the same
-    // tokens at the same positions is harmless).
+    // The last chunk is padded; it is moved back so that it never reaches past the cache
+    // (reading the same tokens at the same positions again is harmless).
     const from = Math.min(a.cached, Math.max(0, T - C));
     const ids = Array.from({ length: C }, (_, j) => (from + j < a.seq.prompt.length ? a.seq.prompt[from + j]! : 0));
-    const views = this.cur.map((c) => this.slotView(c, b));
-    const [logits] = await this.prefillExe!.run([hostValue('int32', [1, C], ids), hostValue('int64', [1], [from]), ...views], [hostValue('float32', [1, C, V]), ...this.scratch]);
+    const outs = this.outs.get(0)!;
+    const [logits, ...fresh] = await this.prefillExe!.run([hostValue('int32', [1, C], ids), hostValue('int64', [1], [from]), ...this.caches.map((c) => this.rows(c, b, b + 1))], outs);
     if (this.active[b] !== a) return;
-    views.forEach((v, i) => (v.data as Float32Array).set(this.scratch[i]!.data as Float32Array));
+    // Only the prompt's positions are kept; the padding's rows are never read (queries see the
+    // cache before their chunk's start only).
+    this.store(fresh, 0, b, from, Math.min(C, a.seq.prompt.length - from));
     a.cached = Math.min(a.seq.prompt.length, from + C);
     if (a.cached === a.seq.prompt.length) {
       const last = a.cached - 1 - from;
@@ -231,7 +258,7 @@ export class Batcher {
     }
   }
 
-  /** One token for every slot whose prompt is read; other rows write a position no query sees yet. */
+  /** One token for every slot whose prompt is read; other rows run on padding and are dropped. */
   private async decodeAll(): Promise<void> {
     const V = this.model.dims.vocabSize;
     const T = this.model.dims.blockSize;
@@ -244,10 +271,9 @@ export class Batcher {
     const rows = this.active.slice(0, B);
     const tokens = rows.map((a, b) => (decoding[b] ? a!.tokens[a!.tokens.length - 1]! : 0));
     const start = rows.map((a) => (a ? Math.min(a.cached, T - 1) : 0));
-    const [logits] = await this.decodeExes.get(B)!.run([hostValue('int32', [B, 1], tokens), hostValue('int64', [B], start), ...this.cur.map((c) => this.rows(c, 0, B))], [hostValue('float32', [B, 1, V]), ...this.spare.map((c) => this.rows(c, 0, B))]);
-    // Rows at and past B of the new `cur` are stale; only idle slots live there, and a slot's
-    // first prefill writes every position a query of it can see.
-    [this.cur, this.spare] = [this.spare, this.cur];
+    const [logits, ...fresh] = await this.decodeExes.get(B)!.run([hostValue('int32', [B, 1], tokens), hostValue('int64', [B], start), ...this.caches.map((c) => this.rows(c, 0, B))], this.outs.get(B)!);
+    // Only decoding rows keep their new key/value; an idle or prefilling row's is dropped.
+    for (let b = 0; b < B; b++) if (decoding[b] && this.active[b]) this.store(fresh, b, b, this.active[b]!.cached, 1);
     const data = logits!.data as Float32Array;
     for (let b = 0; b < B; b++) {
       const a = this.active[b];
@@ -263,7 +289,4 @@ export class Batcher {
     return { dtype: 'float32', shape: [to - from, ...c.shape.slice(1)], data: (c.data as Float32Array).subarray(from * per, to * per) };
   }
 
-  private slotView(c: HostValue, b: number): HostValue {
-    return this.rows(c, b, b + 1);
-  }
 }
