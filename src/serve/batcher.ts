@@ -1,7 +1,7 @@
 // Continuous batching: a fixed pool of B KV-cache slots. Between steps, finished or cancelled
 // sequences leave their slot and waiting ones take it. Each step runs one prefill chunk for up to
-// `prefillRows` sequences (one compiled graph, [rows, chunk] tokens, those with the least prompt
-// left to read first) and then one decode step for every slot at once (one compiled graph,
+// `prefillRows` sequences (one compiled graph, [rows, chunk] tokens, in the order they took their
+// slots) and then one decode step for every slot at once (one compiled graph,
 // [B, 1] tokens): a long prompt is read a chunk per step, so the others keep generating meanwhile.
 //
 // Caches live on the host as one [B, h, T, d] buffer per layer and kind; slot b's cache is a
@@ -44,6 +44,8 @@ interface Active {
   cached: number;
   generated: number;
   counts: Map<number, number>;
+  /** Order of admission: prompts are read first come, first served. */
+  admitted: number;
 }
 
 export interface BatcherOptions {
@@ -76,6 +78,7 @@ export class Batcher {
   private readonly decodeOuts = new Map<number, HostValue[]>();
   private readonly prefillOuts = new Map<number, HostValue[]>();
   private looping = false;
+  private admissions = 0;
   /** Totals for /metrics. */
   promptTokens = 0;
   generatedTokens = 0;
@@ -234,14 +237,18 @@ export class Batcher {
         b--;
         continue;
       }
-      this.active[b] = { seq, tokens: [...seq.prompt], cached: 0, generated: 0, counts: new Map() };
+      this.active[b] = { seq, tokens: [...seq.prompt], cached: 0, generated: 0, counts: new Map(), admitted: this.admissions++ };
       this.promptTokens += seq.prompt.length;
     }
     await this.prefill();
     await this.decodeAll();
   }
 
-  /** One chunk of the prompt of each of the (up to prefillRows) sequences with the least left to read. */
+  /**
+   * One chunk of the prompt of each of the (up to prefillRows) sequences admitted first. Not
+   * the shortest first: new short prompts keep taking the low slots, and a sequence in a high
+   * slot then waited forever (the request timed out with a 503 in the 10,000-request soak).
+   */
   private async prefill(): Promise<void> {
     const V = this.model.dims.vocabSize;
     const T = this.model.dims.blockSize;
@@ -250,7 +257,7 @@ export class Batcher {
     const rows: number[] = [];
     for (let b = 0; b < this.slots; b++) if (this.active[b] && left(b) > 0) rows.push(b);
     if (rows.length === 0) return;
-    rows.sort((x, y) => left(x) - left(y) || x - y);
+    rows.sort((x, y) => this.active[x]!.admitted - this.active[y]!.admitted);
     const maxRows = this.prefillBuckets[this.prefillBuckets.length - 1]!;
     rows.length = Math.min(rows.length, maxRows);
     const R = this.prefillBuckets.find((x) => x >= rows.length)!;
