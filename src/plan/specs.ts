@@ -50,7 +50,13 @@ export interface ModelSpec {
 
 export type Schedule = 'gpipe' | '1f1b' | 'interleaved' | 'zero-bubble';
 export const SCHEDULES: readonly Schedule[] = ['gpipe', '1f1b', 'interleaved', 'zero-bubble'];
-export type Attention = 'flash' | 'materialized';
+/**
+ * The attention kernel: FlashAttention-2 ('flash', 2023 on), the first FlashAttention or its
+ * Triton port ('flash-v1', 2022-23: what MosaicML's MPT benchmarks ran, attn_impl: triton), or
+ * the 2021-22 materialized softmax.
+ */
+export type Attention = 'flash' | 'flash-v1' | 'materialized';
+export const ATTENTIONS: readonly Attention[] = ['flash', 'flash-v1', 'materialized'];
 
 export interface GpuSpec {
   name: string;
@@ -125,7 +131,7 @@ export interface TrainingSpec {
   ep?: number;
   /** Pipeline schedule; '1f1b' (or 'interleaved' when interleave > 1) unless given. */
   schedule?: Schedule;
-  /** Flash attention (no s x s scores in memory) or the 2021-22 materialized softmax. */
+  /** Flash attention, v2 or v1 (no s x s scores in memory), or the 2021-22 materialized softmax. */
   attention?: Attention;
   /** The dtype ZeRO-3/FSDP gathers weights in (fp32 for FSDP's default mixed precision). */
   gatherDtype?: Dtype;

@@ -7,7 +7,7 @@
 // and the optimizer step follow.
 import { allGatherSeconds, allReduceSeconds, allToAllSeconds, groupOf, sendSeconds } from './comm.js';
 import { type Device, EFFICIENCY, flashSeconds, gemmSeconds, streamSeconds } from './efficiency.js';
-import { DEFAULT_GPU_EFFICIENCY } from './gpus.js';
+import { DEFAULT_GPU_EFFICIENCY, FLASH_V1_SLOWDOWN } from './gpus.js';
 import { gpuStageParams, layerActivationBytes, modelStateBytes } from './memory.js';
 import { embeddingParams, kvDim, layerParams, mlpMatrices } from './params-flops.js';
 import { simulatePipeline } from './pipeline-sim.js';
@@ -58,6 +58,7 @@ function add(a: Cost, b: Cost, k = 1): Cost {
 export function deviceOf(c: ClusterSpec, t: TrainingSpec): Device {
   const g = c.node.gpu;
   const wide = t.dtype === 'fp32' || t.dtype === 'tf32';
+  const v1 = t.attention === 'flash-v1' ? FLASH_V1_SLOWDOWN : 1;
   return {
     peakFlops: peakFlops(g, t.dtype),
     memoryBytesPerS: g.memoryGBs * 1e9,
@@ -66,8 +67,8 @@ export function deviceOf(c: ClusterSpec, t: TrainingSpec): Device {
     sms: g.sms ?? DEFAULT_GPU_EFFICIENCY.sms,
     gemmEfficiency: (t.dtype === 'fp8' ? g.gemmEfficiencyFp8 : undefined) ?? g.gemmEfficiency ?? DEFAULT_GPU_EFFICIENCY.gemm,
     memoryEfficiency: g.memoryEfficiency ?? DEFAULT_GPU_EFFICIENCY.memory,
-    flashForward: g.flashForwardEfficiency ?? DEFAULT_GPU_EFFICIENCY.flashForward,
-    flashBackward: g.flashBackwardEfficiency ?? DEFAULT_GPU_EFFICIENCY.flashBackward,
+    flashForward: (g.flashForwardEfficiency ?? DEFAULT_GPU_EFFICIENCY.flashForward) / v1,
+    flashBackward: (g.flashBackwardEfficiency ?? DEFAULT_GPU_EFFICIENCY.flashBackward) / v1,
   };
 }
 
@@ -115,7 +116,7 @@ function layerCosts(m: ModelSpec, c: ClusterSpec, t: TrainingSpec, dev: Device):
     wgrad += gemmSeconds(dev, K, M, N, n);
   }
   const heads = (b * a) / tp;
-  const flash = (t.attention ?? 'flash') === 'flash';
+  const flash = (t.attention ?? 'flash') !== 'materialized';
   const coreFwd = flash ? flashSeconds(dev, b, a / tp, sq, s, d, 'forward') : gemmSeconds(dev, sq, d, s, heads) + gemmSeconds(dev, sq, s, d, heads);
   const coreBwd = flash ? flashSeconds(dev, b, a / tp, sq, s, d, 'backward') : 2 * coreFwd;
   const k = EFFICIENCY.elementwisePerStoredByte;

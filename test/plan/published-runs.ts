@@ -43,7 +43,7 @@ const mosaic = (x: Mosaic): PublishedRun => ({
   cite: `MosaicML llm-foundry, scripts/train/benchmarking/README.md, table "${x.table}", row MPT-${x.model}, seq 2048, ${x.gpus} GPUs (${x.tokensPerGpu} tokens/s/GPU)`,
   cluster: x.cluster, model: { ...MPT[x.model]!, seqLen: 2048 },
   layout: {
-    gpus: x.gpus, tp: 1, pp: 1, globalBatch: x.micro * x.accum * x.gpus, microBatch: x.micro, recompute: x.ckpt ? 'full' : 'none', dtype: 'bf16', zero: 3,
+    gpus: x.gpus, tp: 1, pp: 1, globalBatch: x.micro * x.accum * x.gpus, microBatch: x.micro, recompute: x.ckpt ? 'full' : 'none', dtype: 'bf16', zero: 3, attention: 'flash-v1',
     ...(x.pure ? {} : { gatherDtype: 'fp32' as const }),
   },
   metric: 'tokens_per_s_per_gpu', published: x.tokensPerGpu, paramsB: Number(x.model.replace('b', '')),
