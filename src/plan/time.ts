@@ -8,8 +8,8 @@
 import { allGatherSeconds, allReduceSeconds, allToAllSeconds, groupOf, sendSeconds } from './comm.js';
 import { type Device, EFFICIENCY, flashSeconds, gemmSeconds, streamSeconds } from './efficiency.js';
 import { DEFAULT_GPU_EFFICIENCY, FLASH_V1_SLOWDOWN } from './gpus.js';
-import { gpuStageParams, layerActivationBytes, modelStateBytes } from './memory.js';
-import { embeddingParams, kvDim, layerParams, mlpMatrices } from './params-flops.js';
+import { gpuStageParams, layerActivationBytes, modelStateBytes, stageParamCounts } from './memory.js';
+import { embeddingParams, expertParams, kvDim, layerParams, mlpMatrices } from './params-flops.js';
 import { simulatePipeline } from './pipeline-sim.js';
 import { type ClusterSpec, type ModelSpec, type TrainingSpec, peakFlops } from './specs.js';
 
@@ -209,6 +209,19 @@ export function stepTime(m: ModelSpec, c: ClusterSpec, t: TrainingSpec): TimeBre
     if (j === S - 1) { f = add(f, ends.last.forward); bk = add(bk, ends.last.backward); }
     fwd.push(f); bwd.push(bk); redo.push(r);
   }
+  // Gradient accumulation: every micro-batch's backward adds the fresh 16-bit weight gradients
+  // into the gradient buffer (Megatron's main_grad hook and DeepSpeed's engine: read the new
+  // gradient and the buffer, write the buffer; fp32 buffers for bf16, which Megatron enforces:
+  // "bfloat16 requires gradient accumulation and all-reduce to be performed in fp32"). With
+  // ZeRO-2/3 the buffer is the GPU's shard, reduce-scattered first: its traffic is 1/dp of that.
+  const grad = modelStateBytes(t).grads;
+  const ep = t.ep ?? 1;
+  const expertShare = m.moe ? m.moe.experts * expertParams(m) * (1 - 1 / ep) : 0;
+  const sharded = t.zero >= 2 ? t.dp * cp : 1;
+  stageParamCounts(m, t).forEach((p, j) => {
+    const params = (p - layers[j]! * expertShare) / t.tp / sharded;
+    bwd[j]!.elementwise += streamSeconds(dev, params * (dev.elementBytes + 2 * grad));
+  });
   // Megatron's scatter-gather: each TP rank sends 1/tp of the activation to the next stage,
   // asynchronously. DeepSpeed's engine sends it whole and blocks both ends: the transfer is
   // then part of each pass on both stages instead of a delay between them.
