@@ -60,6 +60,7 @@ export function resolveLayout(m: ModelSpec, c: ClusterSpec, l: LayoutInput): Tra
   if (l.stageLayers !== undefined) t.stageLayers = l.stageLayers;
   if (l.overlapGradReduce !== undefined) t.overlapGradReduce = l.overlapGradReduce;
   if (l.pipelineP2p !== undefined) t.pipelineP2p = l.pipelineP2p;
+  if (l.cpComm !== undefined) t.cpComm = l.cpComm;
   checkLayout(m, c, t);
   t.stageLayers = stageLayers(m, t);
   return t;

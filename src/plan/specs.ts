@@ -127,6 +127,13 @@ export interface TrainingSpec {
   tokens: number;
   /** Context parallelism: ranks that split each sequence (ring attention over KV). */
   cp?: number;
+  /**
+   * How context parallelism exchanges keys and values: a ring of point-to-point sends hidden
+   * behind the attention kernel (Megatron-Core; default), or one all-gather before attention
+   * and a reduce-scatter of their gradients after it, exposed on the critical path (Llama 3,
+   * Dubey et al. 2024, section 3.3.2, chose it for document masks; small with GQA's few KV heads).
+   */
+  cpComm?: 'ring' | 'all-gather';
   /** Expert parallelism: ranks (taken from dp x cp) that split the experts. */
   ep?: number;
   /** Pipeline schedule; '1f1b' (or 'interleaved' when interleave > 1) unless given. */

@@ -130,8 +130,10 @@ function layerCosts(m: ModelSpec, c: ClusterSpec, t: TrainingSpec, dev: Device):
   // their gradients), overlapped with its attention kernel.
   const kvBytes = 2 * b * s * (kv / tp) * dev.elementBytes;
   const cpGroup = groupOf(cp, tp, gpn);
-  const cpFwd = Math.max(0, allGatherSeconds(c, cpGroup, kvBytes) - coreFwd);
-  const cpBwd = Math.max(0, allGatherSeconds(c, cpGroup, kvBytes) - coreBwd);
+  const kvGather = allGatherSeconds(c, cpGroup, kvBytes);
+  const exposed = t.cpComm === 'all-gather';
+  const cpFwd = exposed ? kvGather : Math.max(0, kvGather - coreFwd);
+  const cpBwd = exposed ? kvGather : Math.max(0, kvGather - coreBwd);
   // Experts: dispatch and combine all-to-alls of the routed tokens, each pass.
   const a2a = m.moe ? 2 * allToAllSeconds(c, groupOf(ep, tp * cp, gpn), T * m.moe.topK * m.moe.capacityFactor * h * dev.elementBytes) : 0;
   const forward: Cost = { gemm: linear + coreFwd, elementwise: ew, comm: tpComm + cpFwd + a2a, zero: 0, weightGrad: 0 };

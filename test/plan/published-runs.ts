@@ -30,9 +30,9 @@ const llama3 = (gpus: number, cp: number, dp: number, seqLen: number, batchPerDp
   id: `dubey2024-llama3-${gpus}-cp${cp}`, source: 'dubey2024', framework: 'Meta (Megatron-style 4D)',
   cite: `Dubey et al. 2024, "The Llama 3 Herd of Models", Table 4, row ${row} (${tflops} TFLOPs/GPU)`,
   cluster: 'meta-h100-roce', model: { ...LLAMA405, seqLen },
-  layout: { gpus, tp: 8, cp, pp: 16, dp, globalBatch: dp * batchPerDp, microBatch: 1, interleave: 8, recompute: 'none', dtype: 'bf16', sequenceParallel: true, zero: 1 },
+  layout: { gpus, tp: 8, cp, pp: 16, dp, globalBatch: dp * batchPerDp, microBatch: 1, interleave: 8, recompute: 'none', dtype: 'bf16', sequenceParallel: true, zero: 1, cpComm: 'all-gather' },
   metric: 'tflops_model', published: tflops, paramsB: 405,
-  assumed: 'section 3.3.2: interleaved schedule, one layer fewer on the first and last stage so that "the first model chunk on the first stage has only the embedding, and the last model chunk on the last stage has only output projection and loss", and no activation checkpointing at 8K; 126 layers + those two chunks = 128 = 16 stages x 8 chunks of one layer, hence interleave 8. Micro-batch 1 and ZeRO-1 are not stated',
+  assumed: 'section 3.3.2: interleaved schedule, one layer fewer on the first and last stage so that "the first model chunk on the first stage has only the embedding, and the last model chunk on the last stage has only output projection and loss", and no activation checkpointing at 8K; 126 layers + those two chunks = 128 = 16 stages x 8 chunks of one layer, hence interleave 8; context parallelism by an exposed all-gather of K and V (same section). Micro-batch 1 and ZeRO-1 are not stated',
 });
 
 type Mosaic = { cluster: string; model: string; gpus: number; micro: number; accum: number; ckpt: boolean; tokensPerGpu: number; pure: boolean; table: string };
