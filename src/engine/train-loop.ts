@@ -10,7 +10,7 @@ import { type Architecture, createModel } from '../models/registry.js';
 import type { TrainHyper } from '../models/presets.js';
 import { cosineLr } from '../optim/schedule.js';
 import { loadRunData, type TokenizerKind } from './run-data.js';
-import { isShardedCheckpoint, loadCheckpoint, ShardedCheckpoint } from '../checkpoint/index.js';
+import { isShardedCheckpoint, isUniversalCheckpoint, loadCheckpoint, ShardedCheckpoint, UniversalCheckpoint } from '../checkpoint/index.js';
 import type { Trainer } from './trainer.js';
 import { LocalTrainer } from './local-trainer.js';
 import { Progress } from './progress.js';
@@ -352,6 +352,10 @@ function resumedHyper(meta: Meta, o: RunOptions): TrainHyper {
 
 /** Meta and extra files of a checkpoint, single-file or sharded (ZeRO), verified. */
 export function readCheckpointInfo(dir: string): { meta: Record<string, unknown>; files: Record<string, string> } {
+  if (isUniversalCheckpoint(dir)) {
+    const ck = new UniversalCheckpoint(dir);
+    return { meta: ck.meta, files: ck.files };
+  }
   if (isShardedCheckpoint(dir)) {
     const ck = new ShardedCheckpoint(dir);
     return { meta: ck.meta, files: ck.files };
