@@ -173,7 +173,13 @@ export async function run(argv: string[]): Promise<number> {
     recomputeGranularity: flags.recomputeGranularity as string | undefined,
     pipelineSchedule: flags.pipelineSchedule as string | undefined,
   };
-  const setup = await dist.distributedSetup(flags.deepspeedConfig as string | undefined, hyper, explicit, { device, threads, parallel, model: { nLayer: Number(model.nLayer), nHead: Number(model.nHead) }, maxMemoryGb: flags.maxMemoryGb as number | undefined });
+  // A resumed run takes the checkpoint's settings (batch size, accumulation, ...) unless given,
+  // before the layout is checked and the per-rank batch derived: the new world may differ.
+  const fromCkpt = resume ? (await import('../engine/train-loop.js')).checkpointSettings(resume) : undefined;
+  const runHyper = { ...hyper };
+  if (fromCkpt) for (const k of Object.keys(fromCkpt.hyper) as (keyof typeof hyper)[]) if (!explicit.has(k)) (runHyper as Record<string, unknown>)[k] = fromCkpt.hyper[k];
+  const dims = fromCkpt ?? { nLayer: Number(model.nLayer), nHead: Number(model.nHead) };
+  const setup = await dist.distributedSetup(flags.deepspeedConfig as string | undefined, runHyper, explicit, { device, threads, parallel, model: { nLayer: dims.nLayer, nHead: dims.nHead }, maxMemoryGb: flags.maxMemoryGb as number | undefined });
   let init: Parameters<typeof runTraining>[0]['init'];
   let tokenizerKind = flags.tokenizer as 'char' | 'bpe';
   if (flags.model) {

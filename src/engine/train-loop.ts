@@ -363,3 +363,17 @@ export function readCheckpointInfo(dir: string): { meta: Record<string, unknown>
   const ck = loadCheckpoint(dir);
   return { meta: ck.meta, files: ck.files };
 }
+
+/** A resumed run's settings, before any process group or trainer is built: the layout and the
+ *  per-rank batch are derived from them, and they must be the checkpoint's (its batch size,
+ *  accumulation and schedule) unless given explicitly, whatever the new world size. Undefined
+ *  when the checkpoint cannot be read; the resume itself then reports why. */
+export function checkpointSettings(dir: string): { hyper: TrainHyper; nLayer: number; nHead: number } | undefined {
+  try {
+    const meta = checkRunMeta(readCheckpointInfo(dir).meta, `checkpoint ${dir}`);
+    const arch = (meta.architecture ?? meta.config) as { nLayer?: unknown; nHead?: unknown };
+    return { hyper: meta.hyper, nLayer: Number(arch.nLayer), nHead: Number(arch.nHead) };
+  } catch {
+    return undefined;
+  }
+}
