@@ -11,7 +11,8 @@ import { type Architecture, createModel } from '../models/registry.js';
 import { isHfModelDir, loadModelDir, type LoadedModelDir } from '../models/hf/folder.js';
 import { FlatLayout } from '../nn/flat.js';
 import { checkArchitecture } from './validate-meta.js';
-import { OPT_M, OPT_V } from './local-trainer.js';
+import { OPT_M, OPT_V } from './optimizer-names.js';
+import { checkUniversalTensors } from './universal/state.js';
 
 export function loadTrainedModel(dir: string): { model: LanguageModel; params: Float32Array; tokenizer: Tokenizer; meta: Record<string, unknown> } {
   // Universal checkpoints hold the parameters as tp shards in pieces; readFull joins them.
@@ -45,6 +46,7 @@ export function loadTrainedModel(dir: string): { model: LanguageModel; params: F
   if (tokenizer.vocabSize > model.dims.vocabSize) throw new Error(`checkpoint ${dir}: tokenizer.json has ${tokenizer.vocabSize} tokens but the model in meta.json only ${model.dims.vocabSize}`);
   const layout = new FlatLayout(model);
   const params = new Float32Array(layout.size);
+  if (ck instanceof UniversalCheckpoint) checkUniversalTensors(ck, layout, model);
   const dict: Record<string, { shape: readonly number[]; data: ArrayLike<number> }> = {};
   const source = universal ? `${ck.dir}/manifest.json` : sharded ? dir : `${(ck as ReturnType<typeof loadCheckpoint>).dir}/model.safetensors`;
   for (const name of names) {

@@ -182,7 +182,7 @@ export class LocalTrainer implements Trainer {
   /** Resumes from a plain or a universal checkpoint (any layout); everything is read and
    *  checked before any buffer is touched, so nothing is half-loaded. */
   async load(dir: string): Promise<{ meta: Record<string, unknown>; files: Record<string, string> }> {
-    const st = readFullState(dir, this.layout);
+    const st = readFullState(dir, this.layout, this.model);
     (this.params.cur.data as Float32Array).set(st.params);
     (this.m.cur.data as Float32Array).set(st.m);
     (this.v.cur.data as Float32Array).set(st.v);

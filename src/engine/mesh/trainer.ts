@@ -261,7 +261,7 @@ export class MeshTrainer implements Trainer {
       const [p, m, v] = [new Float32Array(n), new Float32Array(n), new Float32Array(n)];
       if (isUniversalCheckpoint(dir)) {
         const ck = new UniversalCheckpoint(dir);
-        checkUniversalTensors(ck, this.layout);
+        checkUniversalTensors(ck, this.layout, this.model);
         const { tp } = this.mesh.shape;
         for (const s of slots) {
           p.set(ck.readFor(s.name, 'param', tp, this.mesh.coords.tp), s.offset);
@@ -270,7 +270,7 @@ export class MeshTrainer implements Trainer {
         }
         return { p, m, v, meta: ck.meta, files: ck.files, run: ck.manifest.run as string | undefined };
       }
-      const full = readFullState(dir, this.layout);
+      const full = readFullState(dir, this.layout, this.model);
       for (const u of this.runner.owned) {
         p.set(full.params.subarray(u.offset, u.offset + u.size), u.at);
         m.set(full.m.subarray(u.offset, u.offset + u.size), u.at);

@@ -133,7 +133,7 @@ export function convertCheckpoint(src: string, dst: string, t: TargetLayout, opt
   if (resolve(src) === resolve(dst)) throw new Error(`ckpt convert: the destination ${dst} is the source; write the conversion elsewhere (the source is never overwritten)`);
   const { model, layout } = modelOfCheckpoint(src);
   const layers = checkTarget(model, layout, t);
-  const st = readFullState(src, layout);
+  const st = readFullState(src, layout, model);
   const plain = t.dp === 1 && t.tp === 1 && t.pp === 1 && t.zero === 0;
   const one: UniversalLayout = { dp: 1, tp: 1, pp: 1, zero: 0, world: 1 };
   if (opts.stateDict) {

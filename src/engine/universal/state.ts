@@ -15,6 +15,7 @@ import {
   type OwnedPiece,
   type ShardInfo,
   type TensorInfo,
+  type TpSplit,
   type UniversalLayout,
 } from '../../checkpoint/index.js';
 import type { LanguageModel } from '../../models/model.js';
@@ -129,14 +130,18 @@ export interface FullState {
   run?: string;
 }
 
-/** Checks that a universal checkpoint holds exactly the model's tensors with their shapes. */
-export function checkUniversalTensors(ck: UniversalCheckpoint, layout: FlatLayout): void {
+/** Checks that a universal checkpoint holds exactly the model's tensors, with their shapes and
+ *  the model's tp splits (a forged split would join the shards into permuted values). */
+export function checkUniversalTensors(ck: UniversalCheckpoint, layout: FlatLayout, model: LanguageModel): void {
   const where = `${ck.dir}/manifest.json`;
   const have = ck.manifest.tensors;
   for (const s of layout.slots) {
     const t = have[s.name];
     if (!t) throw new Error(`${where}: has no tensor "${s.name}", which the model needs (was it written for another model config?)`);
     if (t.shape.length !== s.shape.length || t.shape.some((d, i) => d !== s.shape[i])) throw new Error(`${where}: tensor "${s.name}" has shape [${t.shape.join(', ')}] but the model needs [${s.shape.join(', ')}]`);
+    const want = model.tensorParallelSplit(s.name);
+    const key = (x: TpSplit) => (x.kind === 'replicated' ? 'replicated' : `${x.kind} axis ${x.axis}${(x.parts ?? 1) > 1 ? ` in ${x.parts} parts` : ''}`);
+    if (key(t.tp) !== key(want)) throw new Error(`${where}: tensor "${s.name}" is split ${key(t.tp)}, but the model splits it ${key(want)}`);
   }
   const extra = Object.keys(have).filter((n) => !layout.byName.has(n));
   if (extra.length) throw new Error(`${where}: has tensors the model does not: ${extra.join(', ')}`);
@@ -144,12 +149,12 @@ export function checkUniversalTensors(ck: UniversalCheckpoint, layout: FlatLayou
 
 /** Reads the full state from a universal or a plain checkpoint; nothing is returned (so
  *  nothing is loaded) unless every tensor was read and checked. */
-export function readFullState(dir: string, layout: FlatLayout): FullState {
+export function readFullState(dir: string, layout: FlatLayout, model: LanguageModel): FullState {
   const n = layout.size;
   const [params, m, v] = [new Float32Array(n), new Float32Array(n), new Float32Array(n)];
   if (isUniversalCheckpoint(dir)) {
     const ck = new UniversalCheckpoint(dir);
-    checkUniversalTensors(ck, layout);
+    checkUniversalTensors(ck, layout, model);
     for (const s of layout.slots) {
       params.set(ck.readFull(s.name, 'param'), s.offset);
       m.set(ck.readFull(s.name, 'exp_avg'), s.offset);

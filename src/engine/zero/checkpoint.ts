@@ -64,7 +64,7 @@ function readLegacySharded(t: ZeroTrainerBase, dir: string): FullState {
 
 export async function loadZeroCheckpoint(t: ZeroTrainerBase, dir: string): Promise<{ meta: Record<string, unknown>; files: Record<string, string> }> {
   // Read and checked on every rank before any buffer changes; if one rank fails, all do.
-  const st = await together(t.pg, 'read the checkpoint', () => (isShardedCheckpoint(dir) ? readLegacySharded(t, dir) : readFullState(dir, t.layout)));
+  const st = await together(t.pg, 'read the checkpoint', () => (isShardedCheckpoint(dir) ? readLegacySharded(t, dir) : readFullState(dir, t.layout, t.model)));
   const { plan, m: mShard, v: vShard, setParams } = t.state();
   setParams(st.params);
   plan.gatherShard(st.m, mShard);

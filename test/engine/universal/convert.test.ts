@@ -30,9 +30,9 @@ async function trained(): Promise<string> {
 }
 
 function sameState(a: string, b: string, what: string): void {
-  const { layout } = modelOfCheckpoint(a);
-  const x = readFullState(a, layout);
-  const y = readFullState(b, layout);
+  const { model, layout } = modelOfCheckpoint(a);
+  const x = readFullState(a, layout, model);
+  const y = readFullState(b, layout, model);
   for (const k of ['params', 'm', 'v'] as const) assert.ok(Buffer.from(x[k].buffer).equals(Buffer.from(y[k].buffer)), `${what}: ${k} differs`);
   assert.ok(x.m.some((e) => e !== 0), 'the optimizer state is not trivially zero');
 }

@@ -43,9 +43,9 @@ function losses(out: string): number[] {
 }
 
 function sameState(a: string, b: string, what: string): void {
-  const { layout } = modelOfCheckpoint(a);
-  const x = readFullState(a, layout);
-  const y = readFullState(b, layout);
+  const { model, layout } = modelOfCheckpoint(a);
+  const x = readFullState(a, layout, model);
+  const y = readFullState(b, layout, model);
   for (const k of ['params', 'm', 'v'] as const) assert.ok(Buffer.from(x[k].buffer).equals(Buffer.from(y[k].buffer)), `${what}: ${k} is not bitwise the source's`);
   assert.equal(y.meta.iter, x.meta.iter);
 }
