@@ -122,7 +122,12 @@ export function checkManifest(raw: unknown, where: string): UniversalManifest {
     t.tp = parseTpSplit(t.tp, at);
     if (!(natural(t.stage) && t.stage < layout.pp)) throw new Error(`${at}: stage ${JSON.stringify(t.stage)} is outside [0, pp ${layout.pp})`);
     const tpRanks = t.tp.kind === 'replicated' ? 1 : layout.tp;
-    const shardElems = elementCount(tpShardShape(name, t.shape, t.tp, layout.tp));
+    let shardElems: number;
+    try {
+      shardElems = elementCount(tpShardShape(name, t.shape, t.tp, layout.tp));
+    } catch (e) {
+      throw new Error(`${where}: ${(e as Error).message}`);
+    }
     if (!Array.isArray(t.pieces)) throw new Error(`${at}: pieces must be a list`);
     const byTp: TensorPiece[][] = Array.from({ length: tpRanks }, () => []);
     for (const p of t.pieces) {
