@@ -11,6 +11,7 @@ const BENCHES: Record<string, () => Promise<{ run(argv: string[]): Promise<numbe
   'ckpt-fuzz': () => import('./ckpt-fuzz.js'),
   pipeline: () => import('./pipeline.js'),
   activations: () => import('./activations.js'),
+  layouts: () => import('./layouts.js'),
   serve: () => import('./serve.js'),
   finetune: () => import('./finetune.js'),
   monitor: () => import('./monitor.js'),
