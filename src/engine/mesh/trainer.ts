@@ -11,8 +11,8 @@ import { FlatLayout } from '../../nn/flat.js';
 import type { LanguageModel } from '../../models/model.js';
 import { adamwScalars, type AdamWConfig } from '../../optim/adamw.js';
 import { chunkRange } from '../../dist/index.js';
-import { isUniversalCheckpoint, UniversalCheckpoint } from '../../checkpoint/index.js';
-import { checkUniversalTensors, piecesOf, readFullState, RunIdentity, saveUniversal, tensorInfos, together } from '../universal/state.js';
+import { isUniversalCheckpoint } from '../../checkpoint/index.js';
+import { loadUniversal, piecesOf, readFullState, RunIdentity, saveUniversal, tensorInfos, together } from '../universal/state.js';
 import { evalProgram, updateProgram, type StepShape } from '../step-graphs.js';
 import { dropoutKey, dropoutKeyAt } from '../dropout-key.js';
 import type { MicroBatch, StepResult, Trainer } from '../trainer.js';
@@ -259,15 +259,14 @@ export class MeshTrainer implements Trainer {
       const n = this.runner.ownedSize;
       const [p, m, v] = [new Float32Array(n), new Float32Array(n), new Float32Array(n)];
       if (isUniversalCheckpoint(dir)) {
-        const ck = new UniversalCheckpoint(dir);
-        checkUniversalTensors(ck, this.layout, this.model);
-        const { tp } = this.mesh.shape;
+        const u = loadUniversal(dir, this.model, this.layout, { tp: this.mesh.shape.tp, tpRank: this.mesh.coords.tp, names: slots.map((s) => s.name) });
         for (const s of slots) {
-          p.set(ck.readFor(s.name, 'param', tp, this.mesh.coords.tp), s.offset);
-          m.set(ck.readFor(s.name, 'exp_avg', tp, this.mesh.coords.tp), s.offset);
-          v.set(ck.readFor(s.name, 'exp_avg_sq', tp, this.mesh.coords.tp), s.offset);
+          const t = u.tensors.get(s.name)!;
+          p.set(t.param, s.offset);
+          m.set(t.expAvg, s.offset);
+          v.set(t.expAvgSq, s.offset);
         }
-        return { p, m, v, meta: ck.meta, files: ck.files, run: ck.manifest.run as string | undefined };
+        return { p, m, v, meta: u.meta, files: u.files, run: u.run as string | undefined };
       }
       const full = readFullState(dir, this.layout, this.model);
       for (const u of this.runner.owned) {

@@ -147,20 +147,53 @@ export function checkUniversalTensors(ck: UniversalCheckpoint, layout: FlatLayou
   if (extra.length) throw new Error(`${where}: has tensors the model does not: ${extra.join(', ')}`);
 }
 
+/** The tensors one rank of a target layout holds: its tp rank of a tp-way split, and the names
+ *  of its stage's tensors (default: all). */
+export interface UniversalTarget {
+  tp: number;
+  tpRank: number;
+  names?: readonly string[];
+}
+
+export interface LoadedUniversal {
+  /** Per tensor, as the target rank holds it (its tp shard, or the whole tensor). */
+  tensors: Map<string, { param: Float32Array; expAvg: Float32Array; expAvgSq: Float32Array }>;
+  meta: Record<string, unknown>;
+  files: Record<string, string>;
+  run: string;
+  layout: UniversalLayout;
+  /** The shard files that were opened (only those holding the tensors asked for). */
+  opened: string[];
+}
+
+/** Loads what one rank of any layout needs from a universal checkpoint of any layout: the
+ *  manifest is checked against the model, and only the shard files holding the asked tensors
+ *  are read (each verified in full first). Nothing is returned unless everything checked. */
+export function loadUniversal(dir: string, model: LanguageModel, layout: FlatLayout, target: UniversalTarget): LoadedUniversal {
+  const ck = new UniversalCheckpoint(dir);
+  checkUniversalTensors(ck, layout, model);
+  const tensors: LoadedUniversal['tensors'] = new Map();
+  for (const name of target.names ?? layout.slots.map((s) => s.name)) {
+    const read = (state: 'param' | 'exp_avg' | 'exp_avg_sq') => ck.readFor(name, state, target.tp, target.tpRank);
+    tensors.set(name, { param: read('param'), expAvg: read('exp_avg'), expAvgSq: read('exp_avg_sq') });
+  }
+  return { tensors, meta: ck.meta, files: ck.files, run: ck.manifest.run, layout: ck.manifest.layout, opened: [...ck.opened.keys()] };
+}
+
 /** Reads the full state from a universal or a plain checkpoint; nothing is returned (so
  *  nothing is loaded) unless every tensor was read and checked. */
 export function readFullState(dir: string, layout: FlatLayout, model: LanguageModel): FullState {
   const n = layout.size;
   const [params, m, v] = [new Float32Array(n), new Float32Array(n), new Float32Array(n)];
   if (isUniversalCheckpoint(dir)) {
-    const ck = new UniversalCheckpoint(dir);
-    checkUniversalTensors(ck, layout, model);
+    const u = loadUniversal(dir, model, layout, { tp: 1, tpRank: 0 });
     for (const s of layout.slots) {
-      params.set(ck.readFull(s.name, 'param'), s.offset);
-      m.set(ck.readFull(s.name, 'exp_avg'), s.offset);
-      v.set(ck.readFull(s.name, 'exp_avg_sq'), s.offset);
+      const t = u.tensors.get(s.name)!;
+      params.set(t.param, s.offset);
+      m.set(t.expAvg, s.offset);
+      v.set(t.expAvgSq, s.offset);
     }
-    return { params, m, v, meta: ck.meta, files: ck.files, run: ck.manifest.run };
+    return { params, m, v, meta: u.meta, files: u.files, run: u.run };
   }
   if (isShardedCheckpoint(dir)) throw new Error(`checkpoint ${dir} is an older sharded ZeRO checkpoint; resume it with the same --deepspeed-config under atscale launch (which saves a universal one), or merge it with consolidateCheckpoint`);
   const ck = loadCheckpoint(dir);

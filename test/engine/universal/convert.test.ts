@@ -13,7 +13,7 @@ import { readSafetensorsFile, UniversalCheckpoint } from '../../../src/checkpoin
 import { runTraining } from '../../../src/engine/train-loop.js';
 import { convertCheckpoint, modelOfCheckpoint, parseLayout } from '../../../src/engine/universal/convert.js';
 import { inspectCheckpoint } from '../../../src/engine/universal/inspect.js';
-import { readFullState } from '../../../src/engine/universal/state.js';
+import { loadUniversal, readFullState } from '../../../src/engine/universal/state.js';
 import { preset } from '../../../src/models/presets.js';
 
 const CLI = fileURLToPath(new URL('../../../src/cli/main.js', import.meta.url));
@@ -58,10 +58,15 @@ test('convert round trips are bitwise for every layout pair, tp included', async
   assert.deepEqual(bias.pieces.map((p) => [p.file, p.tpRank, p.start, p.end]), [['rank-00002.safetensors', 0, 0, 24], ['rank-00003.safetensors', 1, 0, 24]]);
   const full = tp.readFull('transformer.h.1.attn.c_attn.bias', 'param');
   assert.deepEqual([...tp.readTpShard('transformer.h.1.attn.c_attn.bias', 'param', 1).subarray(0, 8)], [...full.subarray(8, 16)]);
-  // A rank of stage 1 reads only stage 1's shard files.
-  const { layout } = modelOfCheckpoint(join(work, 'c0'));
-  for (const s of layout.slots.filter((x) => x.name.startsWith('transformer.h.1.'))) tp.readFor(s.name, 'exp_avg', 2, 1);
-  assert.deepEqual([...tp.opened.keys()].sort(), ['rank-00002.safetensors', 'rank-00003.safetensors']);
+  // A rank of stage 1 of a tp2 layout reads only stage 1's shard files, and gets its tp shards;
+  // with tp 4 it gets a quarter of the fused c_attn (2 of q, k, v each, re-split from the joined tensor).
+  const { model, layout } = modelOfCheckpoint(join(work, 'c0'));
+  const names = layout.slots.filter((x) => x.name.startsWith('transformer.h.1.')).map((x) => x.name);
+  const u = loadUniversal(join(work, 'c0'), model, layout, { tp: 2, tpRank: 1, names });
+  assert.deepEqual(u.opened.sort(), ['rank-00002.safetensors', 'rank-00003.safetensors']);
+  assert.deepEqual([...u.tensors.get('transformer.h.1.attn.c_attn.bias')!.param.subarray(0, 8)], [...full.subarray(8, 16)]);
+  const q = loadUniversal(join(work, 'c0'), model, layout, { tp: 4, tpRank: 3, names });
+  assert.deepEqual([...q.tensors.get('transformer.h.1.attn.c_attn.bias')!.param], [...full.subarray(12, 16), ...full.subarray(28, 32), ...full.subarray(44, 48)]);
 
   // One safetensors state dict: the named parameters, nothing else.
   convertCheckpoint(src, join(work, 'model.safetensors'), parseLayout(''), { stateDict: true });
