@@ -26,8 +26,9 @@ function partRows(name: string, shape: readonly number[], split: TpSplit, tp: nu
 
 /** Shape of one tp rank's shard (replicated tensors: the full shape). */
 export function tpShardShape(name: string, shape: readonly number[], split: TpSplit, tp: number): number[] {
-  if (split.kind === 'replicated' || tp === 1) return [...shape];
-  const { parts, local } = partRows(name, shape, split, tp);
+  if (split.kind === 'replicated') return [...shape];
+  const { parts, local } = partRows(name, shape, split, tp); // checked even at tp 1: the split must fit the shape
+  if (tp === 1) return [...shape];
   return shape.map((d, i) => (i === split.axis ? parts * local : d));
 }
 
