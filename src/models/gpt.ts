@@ -1,14 +1,14 @@
 // GPT: a decoder-only transformer language model (GPT-2 layout and parameter names, tied
 // input/output embeddings), written top to bottom in the order data flows.
 import type { Tensor } from '../tensor/tensor.js';
-import { causalBias, crossEntropy, gelu, softmax, split, where } from '../tensor/functional.js';
+import { causalBias, crossEntropy, gelu, softmax, split } from '../tensor/functional.js';
 import { constant } from '../tensor/tensor.js';
 import { hostValue } from '../ir/value.js';
 import { Module } from '../nn/module.js';
 import { Dropout, Embedding, LayerNorm, Linear } from '../nn/layers.js';
 import { type GPTConfig, gptConfig, gptFlopsPerToken, gptParamCount } from './config.js';
-import type { LanguageModel, LayerCache, ModelDims, ModelUnits, TensorParallelSplit } from './model.js';
-import { chunkPositions, visibleFrom, writeCache } from './kv-cache.js';
+import type { DecodeResult, LanguageModel, LayerCache, ModelDims, ModelUnits, TensorParallelSplit } from './model.js';
+import { cachedAttention, chunkPositions, writeCache, type BlockDecode } from './kv-cache.js';
 
 export type { LayerCache };
 
@@ -48,16 +48,12 @@ export class CausalSelfAttention extends Module {
   }
 
   /** New tokens x [B, S, C] at positions pos [B, S] against fixed-size caches [B, nh, blockSize, hs]. */
-  decode(x: Tensor, cache: LayerCache, pos: Tensor): { y: Tensor; cache: LayerCache } {
+  decode(x: Tensor, cache: LayerCache, pos: Tensor): BlockDecode {
     const [b, s, C] = x.shape as [number, number, number];
     const [q, k, v] = split(this.cAttn.forward(x), 3, -1).map((z) => this.heads(z)); // (B, nh, S, hs)
-    const kc = writeCache(cache.k, k!, pos);
-    const vc = writeCache(cache.v, v!, pos);
-    const scale = 1 / Math.sqrt(C / this.c.nHead);
-    let att = q!.mul(scale).matmul(kc.transpose(-2, -1)); // (B, nh, S, blockSize)
-    att = softmax(where(visibleFrom(pos, this.c.blockSize), att, -1e9), -1);
-    const y = att.matmul(vc).permute([0, 2, 1, 3]).reshape([b, s, C]);
-    return { y: this.cProj.forward(y), cache: { k: kc, v: vc } };
+    const fresh = { k: k!, v: v! };
+    const y = cachedAttention(q!, cache, fresh, pos).permute([0, 2, 1, 3]).reshape([b, s, C]);
+    return { y: this.cProj.forward(y), cache: { k: writeCache(cache.k, k!, pos), v: writeCache(cache.v, v!, pos) }, fresh };
   }
 }
 
@@ -97,10 +93,10 @@ export class Block extends Module {
     return h.add(this.mlp.forward(this.ln2.forward(h), key));
   }
 
-  decode(x: Tensor, cache: LayerCache, pos: Tensor): { y: Tensor; cache: LayerCache } {
+  decode(x: Tensor, cache: LayerCache, pos: Tensor): BlockDecode {
     const a = this.attn.decode(this.ln1.forward(x), cache, pos);
     const h = x.add(a.y);
-    return { y: h.add(this.mlp.forward(this.ln2.forward(h))), cache: a.cache };
+    return { y: h.add(this.mlp.forward(this.ln2.forward(h))), cache: a.cache, fresh: a.fresh };
   }
 }
 
@@ -206,15 +202,17 @@ export class GPT extends Module implements LanguageModel {
     return crossEntropy(this.forward(idx, key), targets, -1);
   }
 
-  decode(tokens: Tensor, start: Tensor, caches: readonly LayerCache[]): { logits: Tensor; caches: LayerCache[] } {
+  decode(tokens: Tensor, start: Tensor, caches: readonly LayerCache[]): DecodeResult {
     const pos = chunkPositions(start, tokens.shape[1]!); // (B, S)
     let x = this.transformer.wte.forward(tokens).add(this.transformer.wpe.weight.value.take(pos)); // (B, S, C)
     const out: LayerCache[] = [];
+    const fresh: LayerCache[] = [];
     this.transformer.h.forEach((block, i) => {
       const r = block.decode(x, caches[i]!, pos);
       x = r.y;
       out.push(r.cache);
+      fresh.push(r.fresh);
     });
-    return { logits: this.head(x), caches: out };
+    return { logits: this.head(x), caches: out, fresh };
   }
 }

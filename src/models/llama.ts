@@ -3,14 +3,14 @@
 // untied LM head. Parameter names and layouts are Hugging Face's (model.layers.N.self_attn.
 // q_proj.weight stored [out, in]), so a HF checkpoint loads and saves without renaming.
 import type { Tensor } from '../tensor/tensor.js';
-import { causalBias, concat, crossEntropy, softmax, split, where } from '../tensor/functional.js';
+import { causalBias, concat, crossEntropy, softmax, split } from '../tensor/functional.js';
 import { constant } from '../tensor/tensor.js';
 import { hostValue } from '../ir/value.js';
 import { Module } from '../nn/module.js';
 import { Embedding, Linear, RMSNorm } from '../nn/layers.js';
 import { type LlamaConfig, llamaConfig, llamaFlopsPerToken, llamaParamCount, ropeInverseFrequencies } from './llama-config.js';
-import type { LanguageModel, LayerCache, ModelDims, ModelUnits, TensorParallelSplit } from './model.js';
-import { chunkPositions, visibleFrom, writeCache } from './kv-cache.js';
+import type { DecodeResult, LanguageModel, LayerCache, ModelDims, ModelUnits, TensorParallelSplit } from './model.js';
+import { cachedAttention, chunkPositions, writeCache, type BlockDecode } from './kv-cache.js';
 
 /** cos and sin tables [blockSize, headDim] (each frequency twice: HF's half-split rotation). */
 function ropeTables(c: LlamaConfig): { cos: Float32Array; sin: Float32Array } {
@@ -88,12 +88,11 @@ export class LlamaAttention extends Module {
   }
 
   /** New tokens x [B, S, C] at positions pos [B, S] against caches [B, nkv, blockSize, hd]. */
-  decode(x: Tensor, cache: LayerCache, pos: Tensor, cos: Tensor, sin: Tensor): { y: Tensor; cache: LayerCache } {
+  decode(x: Tensor, cache: LayerCache, pos: Tensor, cos: Tensor, sin: Tensor): BlockDecode {
+    const [b, s] = pos.shape as [number, number];
     const [q, k, v] = this.qkv(x, cos, sin);
-    const kc = writeCache(cache.k, k, pos);
-    const vc = writeCache(cache.v, v, pos);
-    const visible = visibleFrom(pos, this.c.blockSize); // (B, 1, S, blockSize)
-    return { y: this.attend(q, kc, vc, (att) => where(visible, att, -1e9)), cache: { k: kc, v: vc } };
+    const y = cachedAttention(q, cache, { k, v }, pos, (kv) => this.repeatKv(kv)).permute([0, 2, 1, 3]).reshape([b, s, this.c.nHead * q.shape[3]!]);
+    return { y: this.oProj.forward(y), cache: { k: writeCache(cache.k, k, pos), v: writeCache(cache.v, v, pos) }, fresh: { k, v } };
   }
 }
 
@@ -138,13 +137,13 @@ export class LlamaBlock extends Module {
     return h.add(this.mlp.forward(this.postAttentionLayernorm.forward(h)));
   }
 
-  decode(x: Tensor, cache: LayerCache, pos: Tensor): { y: Tensor; cache: LayerCache } {
+  decode(x: Tensor, cache: LayerCache, pos: Tensor): BlockDecode {
     const [b, s] = pos.shape as [number, number];
     const { cos, sin } = this.rope(x.graph);
     const at = (table: Tensor) => table.take(pos).reshape([b, 1, s, table.shape[1]!]); // (B, 1, S, hd)
     const a = this.selfAttn.decode(this.inputLayernorm.forward(x), cache, pos, at(cos), at(sin));
     const h = x.add(a.y);
-    return { y: h.add(this.mlp.forward(this.postAttentionLayernorm.forward(h))), cache: a.cache };
+    return { y: h.add(this.mlp.forward(this.postAttentionLayernorm.forward(h))), cache: a.cache, fresh: a.fresh };
   }
 }
 
@@ -256,15 +255,17 @@ export class Llama extends Module implements LanguageModel {
     return crossEntropy(this.forward(idx), targets, -1);
   }
 
-  decode(tokens: Tensor, start: Tensor, caches: readonly LayerCache[]): { logits: Tensor; caches: LayerCache[] } {
+  decode(tokens: Tensor, start: Tensor, caches: readonly LayerCache[]): DecodeResult {
     const pos = chunkPositions(start, tokens.shape[1]!); // (B, S)
     let x = this.model.embedTokens.forward(tokens); // (B, S, C)
     const out: LayerCache[] = [];
+    const fresh: LayerCache[] = [];
     this.model.layers.forEach((block, i) => {
       const r = block.decode(x, caches[i]!, pos);
       x = r.y;
       out.push(r.cache);
+      fresh.push(r.fresh);
     });
-    return { logits: this.head(x), caches: out };
+    return { logits: this.head(x), caches: out, fresh };
   }
 }

@@ -26,6 +26,12 @@ export interface LayerCache {
   v: Tensor;
 }
 
+export interface DecodeResult {
+  logits: Tensor;
+  caches: LayerCache[];
+  fresh: LayerCache[];
+}
+
 /** One transformer block as a function of the residual stream [B, T, C]. */
 export interface ModelBlock {
   forward(x: Tensor, key?: Tensor): Tensor;
@@ -74,9 +80,12 @@ export interface LanguageModel extends Module {
    * Incremental decoding against fixed-size caches: tokens [B, S] int32 at positions
    * start[b] .. start[b]+S-1 (start: [B] int64). Writes their keys/values into the caches and
    * attends causally to everything at or before each position. S = 1 is one decode step;
-   * S > 1 is (chunked) prefill. Returns logits [B, S, V] and the updated caches.
+   * S > 1 is (chunked) prefill. Queries read the caches only before start[b] (and the chunk
+   * itself), so rows at and past start may hold anything. Returns logits [B, S, V], the updated
+   * caches, and `fresh`: only the chunk's keys/values [B, nKvHead, S, headDim] per layer, for
+   * callers that keep the caches outside the graph and write these rows in place.
    */
-  decode(tokens: Tensor, start: Tensor, caches: readonly LayerCache[]): { logits: Tensor; caches: LayerCache[] };
+  decode(tokens: Tensor, start: Tensor, caches: readonly LayerCache[]): DecodeResult;
 
   units(): ModelUnits;
   /** Tensor-parallel split of a parameter, by its full dotted name. */
