@@ -56,9 +56,9 @@ export interface ModelUnits {
  * - row: input features split (the following all-reduce sums the partial products);
  * - vocab: embedding rows (and a tied head) split by vocabulary range;
  * - replicated: every rank holds all of it (norms, row-parallel biases).
- * `axis` is the axis of the stored tensor that is split. `parts`: the axis holds that many
- * equal blocks, each split the same way (GPT's fused [q | k | v]: a rank takes its heads
- * from each third).
+ * `axis` is the axis of the stored tensor that is split; `parts` (default 1) says that axis is
+ * that many equal blocks split separately (a fused [q | k | v] projection: 3; a rank takes its
+ * heads from each third).
  */
 export type TensorParallelSplit = { kind: 'column' | 'row' | 'vocab'; axis: number; parts?: number } | { kind: 'replicated' };
 

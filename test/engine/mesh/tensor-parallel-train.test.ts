@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { consolidateCheckpoint, isShardedCheckpoint, loadCheckpoint, readSafetensorsFile } from '../../../src/checkpoint/index.js';
+import { consolidateCheckpoint, isShardedCheckpoint, isUniversalCheckpoint, loadCheckpoint, readSafetensorsFile } from '../../../src/checkpoint/index.js';
 
 const CLI = fileURLToPath(new URL('../../../src/cli/main.js', import.meta.url));
 const work = mkdtempSync(join(tmpdir(), 'atscale-tp-'));
@@ -45,9 +45,10 @@ function sameLosses(ref: string, other: string, what: string): void {
   assert.ok(a[19]! < a[0]! - 0.2, `loss fell from ${a[0]} to ${a[19]}`);
 }
 
-/** A checkpoint's tensors; a one-process ZeRO run's sharded one consolidated first. */
+/** A checkpoint's tensors; a one-process ZeRO run's sharded or universal one consolidated
+ * first (parameters only). */
 function tensorsOf(dir: string): Record<string, { data: unknown }> {
-  if (!isShardedCheckpoint(dir)) return loadCheckpoint(dir).tensors;
+  if (!isShardedCheckpoint(dir) && !isUniversalCheckpoint(dir)) return loadCheckpoint(dir).tensors;
   consolidateCheckpoint(dir, `${dir}.safetensors`);
   return readSafetensorsFile(`${dir}.safetensors`).tensors;
 }
