@@ -1,0 +1,55 @@
+// `atscale launch --nnodes MIN:MAX` across two "hosts" (network namespaces): when one host is
+// lost (its link down, its launcher and workers killed) the rendezvous on the other notices,
+// re-forms the group with the node that remains, and `atscale train` resumes from the newest
+// complete checkpoint at world size 2, ending bit-identical to the world-4 run continued at
+// world size 2 from that checkpoint. With MIN not met the job exits with a message naming it.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { References, runTrial, writeCorpus } from '../../bench/chaos-trial.js';
+import { CLI, collect } from './helpers.js';
+import { HOST_ADDRS, TwoHosts, netnsUnavailable } from './netns.js';
+
+const skip = netnsUnavailable();
+let hosts: TwoHosts;
+const work = mkdtempSync(join(tmpdir(), 'atscale-elastic-nnodes-'));
+before(() => {
+  if (!skip) hosts = TwoHosts.create();
+});
+after(() => {
+  hosts?.close();
+  rmSync(work, { recursive: true, force: true });
+});
+
+test('a host is lost: the job re-forms on the remaining host at world size 2 and ends as the new layout would', { skip }, async () => {
+  const corpus = join(work, 'corpus.txt');
+  writeCorpus(corpus);
+  const job = { work, corpus, steps: 20, every: 5, seed: 7, trialTimeoutMs: 150_000 };
+  const r = await runTrial(job, hosts, new References(job), 'host-loss', 7, 29651);
+  assert.ok(r.recovered, `${r.note}; ${r.summary}`);
+  assert.equal(r.world_after, 2);
+  assert.match(r.summary, /job succeeded after 1 of at most 3 restarts \(restart 1: node 1 \(.*10\.77\.0\.2\) was lost: .*; resumed with 1 node, world size 2 \(was 4\)\)/);
+  assert.ok(r.resumed_step !== null && r.resumed_step >= r.published_step, `resumed from ${r.resumed_step}, the newest checkpoint at the fault was ${r.published_step}`);
+  const meta = JSON.parse(readFileSync(join(work, 'trial-29651', 'ckpt', 'meta.json'), 'utf8')) as { iter: number; world: number };
+  assert.deepEqual([meta.iter, meta.world], [20, 2]);
+  assert.ok(r.bit_identical, r.note);
+});
+
+test('MIN not met: with --nnodes 2:2 and one host gone, the job stops with a message naming the shortfall', { skip }, async () => {
+  const env = { PATH: process.env.PATH, ATSCALE_JOB_SECRET: 'c7'.repeat(32) };
+  const worker = [process.execPath, '-e', 'setTimeout(() => {}, 60000)'];
+  const args = (i: number) => [process.execPath, CLI, 'launch', '--nnodes', '2:2', '--node-rank', String(i), '--nproc-per-node', '1', '--master-addr', HOST_ADDRS[0], '--master-port', '29652', '--max-restarts', '2', '--rdzv-timeout-ms', '3000', '--rdzv-keepalive-ms', '2000', '--stop-grace-ms', '500', '--', ...worker];
+  const h0 = collect(hosts.spawn(0, args(0), env), 60_000);
+  const c1 = hosts.spawn(1, args(1), env);
+  const h1 = collect(c1, 60_000);
+  let seen = '';
+  c1.stderr!.on('data', (d: Buffer) => (seen += d.toString()));
+  while (!/round 0: ranks/.test(seen)) await new Promise((r) => setTimeout(r, 50));
+  c1.kill('SIGKILL'); // the `ip netns exec` process is the launcher itself
+  const [r0] = await Promise.all([h0, h1]);
+  assert.notEqual(r0.code, 0);
+  assert.match(r0.stderr, /worker group of round 0 failed \(node 1 \(.*\) was lost: connection (closed|error)/);
+  assert.match(r0.stderr, /job failed: only 1 node \(.*\) joined round 1 within 3000 ms, and --nnodes 2:2 needs at least 2 after 1 of at most 2 restarts/);
+});
