@@ -14,7 +14,7 @@ import { chunkRange } from '../../dist/index.js';
 import { saveCheckpoint, loadCheckpoint, isShardedCheckpoint } from '../../checkpoint/index.js';
 import { evalProgram, updateProgram, type StepShape } from '../step-graphs.js';
 import { dropoutKey, dropoutKeyAt } from '../dropout-key.js';
-import type { MicroBatch, StepResult, Trainer } from '../trainer.js';
+import type { MicroBatch, SharedSnapshot, StepResult, Trainer } from '../trainer.js';
 import { OPT_M, OPT_V } from '../local-trainer.js';
 import { StageRunner } from '../pipeline/stage.js';
 import { runSchedule, type StepRecord } from '../pipeline/executor.js';
@@ -235,6 +235,27 @@ export class MeshTrainer implements Trainer {
     }
     // Nobody reads the directory (or exits) before rank 0 has committed it.
     await this.mesh.world.barrier();
+  }
+
+  /** save() for the background writer: the state is consolidated now (collectives, part of the
+   * stall), rank 0's copy is written in the background, and the ranks agree when it is on disk. */
+  async snapshotShared(dir: string, meta: Record<string, unknown>, files: Record<string, string>): Promise<SharedSnapshot> {
+    const from = this.opts.zeroStage === 1 ? this.chunk[0] : 0;
+    const params = await this.consolidate(this.runner.params, 0);
+    const m = await this.consolidate(this.m, from);
+    const v = await this.consolidate(this.v, from);
+    const publish = async (localDone: boolean) => {
+      const notDone = Float32Array.of(localDone ? 0 : 1);
+      await this.mesh.world.allReduce(notDone);
+      return notDone[0] === 0;
+    };
+    if (this.mesh.world.rank !== 0) return { publish };
+    const tensors: Record<string, { dtype: 'F32'; shape: number[]; data: Float32Array }> = {};
+    // consolidate() returns fresh buffers: they are already a snapshot the writer may take.
+    for (const [name, e] of Object.entries(this.layout.stateDict(params))) tensors[name] = { dtype: 'F32', shape: e.shape, data: e.data };
+    tensors[OPT_M] = { dtype: 'F32', shape: [this.layout.size], data: m };
+    tensors[OPT_V] = { dtype: 'F32', shape: [this.layout.size], data: v };
+    return { job: { writer: 'checkpoint', dir, contents: { tensors, meta: { ...meta, mesh: this.mesh.shape }, files } }, publish };
   }
 
   async load(dir: string): Promise<{ meta: Record<string, unknown>; files: Record<string, string> }> {

@@ -13,10 +13,10 @@ import type { ProcessGroup } from '../../dist/index.js';
 import { evalProgram, updateProgram, type StepShape } from '../step-graphs.js';
 import { dropoutKey } from '../dropout-key.js';
 import type { DeepSpeedConfig } from '../ds-config.js';
-import type { MicroBatch, StepResult, Trainer } from '../trainer.js';
+import type { MicroBatch, SharedSnapshot, StepResult, Trainer } from '../trainer.js';
 import type { MemoryReport } from './memory.js';
 import { ShardPlan, type Piece } from './shard-plan.js';
-import { loadZeroCheckpoint, saveZeroCheckpoint } from './checkpoint.js';
+import { loadZeroCheckpoint, saveZeroCheckpoint, snapshotZeroCheckpoint } from './checkpoint.js';
 
 export interface ZeroOptions extends ExecOptions {
   seed: number;
@@ -149,6 +149,10 @@ export abstract class ZeroTrainerBase implements Trainer {
 
   async save(dir: string, meta: Record<string, unknown>, files: Record<string, string>): Promise<void> {
     await saveZeroCheckpoint(this, dir, meta, files);
+  }
+
+  snapshotShared(dir: string, meta: Record<string, unknown>, files: Record<string, string>): Promise<SharedSnapshot> {
+    return snapshotZeroCheckpoint(this, dir, meta, files);
   }
 
   async load(dir: string): Promise<{ meta: Record<string, unknown>; files: Record<string, string> }> {

@@ -6,6 +6,7 @@
 // may resume with another stage or number of ranks.
 import { floatTensor, finalizeShardedCheckpoint, isShardedCheckpoint, loadCheckpoint, saveCheckpoint, saveShardedCheckpoint, ShardedCheckpoint, type FlatSlot, type TensorEntry } from '../../checkpoint/index.js';
 import type { ZeroTrainerBase } from './base.js';
+import type { SharedSnapshot } from '../trainer.js';
 import { OPT_M, OPT_V } from '../local-trainer.js';
 
 const META_KEY = 'atscale_zero';
@@ -25,7 +26,7 @@ async function agreedSaveId(t: ZeroTrainerBase): Promise<string> {
 }
 
 export async function saveZeroCheckpoint(t: ZeroTrainerBase, dir: string, meta: Record<string, unknown>, files: Record<string, string>): Promise<void> {
-  const { plan, m, v, paramChunk } = t.state();
+  const { plan, m, v } = t.state();
   const layout = t.layout;
   const zmeta: ZeroMeta = { stage: t.stage, world: t.world, pieces: plan.pieces.map((p) => [p.offset, p.size]) };
   const fullMeta = { ...meta, [META_KEY]: zmeta };
@@ -42,20 +43,62 @@ export async function saveZeroCheckpoint(t: ZeroTrainerBase, dir: string, meta: 
     return;
   }
   const saveId = await agreedSaveId(t);
-  const flats: Record<string, { dtype: 'F32'; totalLength: number; start: number; data: Float32Array }> = {};
-  const slots: Record<string, FlatSlot> = {};
-  plan.pieces.forEach((p, k) => {
-    const start = p.chunkStart - p.offset;
-    const at = (b: Float32Array) => b.subarray(p.shardOffset, p.shardOffset + p.chunkSize);
-    flats[`params.${k}`] = { dtype: 'F32', totalLength: p.size, start, data: paramChunk(p) };
-    flats[`exp_avg.${k}`] = { dtype: 'F32', totalLength: p.size, start, data: at(m) };
-    flats[`exp_avg_sq.${k}`] = { dtype: 'F32', totalLength: p.size, start, data: at(v) };
-    for (const s of layout.slots) if (s.offset >= p.offset && s.offset < p.offset + p.size) slots[s.name] = { flat: `params.${k}`, offset: s.offset - p.offset, shape: [...s.shape] };
-  });
+  const { flats, slots } = shardFlats(t, false);
   saveShardedCheckpoint(dir, t.rank, t.world, saveId, { flats, layout: slots, ...(t.rank === 0 ? { meta: fullMeta, files } : {}) });
   await t.pg.barrier();
   if (t.rank === 0) finalizeShardedCheckpoint(dir, t.world, saveId);
   await t.pg.barrier();
+}
+
+/** This rank's flats of params, exp_avg and exp_avg_sq (copies when `copy`: a snapshot the
+ * training step may not touch), and where each model parameter lies in them. */
+function shardFlats(t: ZeroTrainerBase, copy: boolean): { flats: Record<string, { dtype: 'F32'; totalLength: number; start: number; data: Float32Array }>; slots: Record<string, FlatSlot> } {
+  const { plan, m, v, paramChunk } = t.state();
+  const own = (a: Float32Array) => (copy ? a.slice() : a);
+  const flats: Record<string, { dtype: 'F32'; totalLength: number; start: number; data: Float32Array }> = {};
+  const slots: Record<string, FlatSlot> = {};
+  plan.pieces.forEach((p, k) => {
+    const start = p.chunkStart - p.offset;
+    const at = (b: Float32Array) => own(b.subarray(p.shardOffset, p.shardOffset + p.chunkSize));
+    flats[`params.${k}`] = { dtype: 'F32', totalLength: p.size, start, data: own(paramChunk(p)) };
+    flats[`exp_avg.${k}`] = { dtype: 'F32', totalLength: p.size, start, data: at(m) };
+    flats[`exp_avg_sq.${k}`] = { dtype: 'F32', totalLength: p.size, start, data: at(v) };
+    for (const s of t.layout.slots) if (s.offset >= p.offset && s.offset < p.offset + p.size) slots[s.name] = { flat: `params.${k}`, offset: s.offset - p.offset, shape: [...s.shape] };
+  });
+  return { flats, slots };
+}
+
+/**
+ * saveZeroCheckpoint in two halves for the background writer: now, copies of this rank's state
+ * (stage 0: rank 0's whole checkpoint; stages 1-3: every rank's part); later, once every rank
+ * has written its part, rank 0 finalizes the sharded checkpoint (publish).
+ */
+export async function snapshotZeroCheckpoint(t: ZeroTrainerBase, dir: string, meta: Record<string, unknown>, files: Record<string, string>): Promise<SharedSnapshot> {
+  const { plan, m, v } = t.state();
+  const fullMeta = { ...meta, [META_KEY]: { stage: t.stage, world: t.world, pieces: plan.pieces.map((p) => [p.offset, p.size]) } satisfies ZeroMeta };
+  const allWritten = async (localDone: boolean) => {
+    const notDone = Float32Array.of(localDone ? 0 : 1);
+    await t.pg.allReduce(notDone);
+    return notDone[0] === 0;
+  };
+  if (t.stage === 0) {
+    if (t.rank !== 0) return { publish: allWritten };
+    const tensors: Record<string, TensorEntry> = {};
+    for (const [name, e] of Object.entries(t.layout.stateDict(await t.fullParams()))) tensors[name] = { dtype: 'F32', shape: e.shape, data: e.data.slice() };
+    tensors[OPT_M] = { dtype: 'F32', shape: [m.length], data: m.slice() };
+    tensors[OPT_V] = { dtype: 'F32', shape: [v.length], data: v.slice() };
+    return { job: { writer: 'checkpoint', dir, contents: { tensors, meta: fullMeta, files } }, publish: allWritten };
+  }
+  const saveId = await agreedSaveId(t);
+  const { flats, slots } = shardFlats(t, true);
+  return {
+    job: { writer: 'shard', dir, rank: t.rank, worldSize: t.world, saveId, part: { flats, layout: slots, ...(t.rank === 0 ? { meta: fullMeta, files } : {}) } },
+    publish: async (localDone) => {
+      const all = await allWritten(localDone);
+      if (all && t.rank === 0) finalizeShardedCheckpoint(dir, t.world, saveId);
+      return all;
+    },
+  };
 }
 
 export async function loadZeroCheckpoint(t: ZeroTrainerBase, dir: string): Promise<{ meta: Record<string, unknown>; files: Record<string, string> }> {
