@@ -32,14 +32,21 @@ export async function run(argv: string[]): Promise<number> {
   const refs = new References(job);
   const results: TrialResult[] = [];
   try {
-    const basePort = 30000 + Math.floor(Math.random() * 20000);
+    // Below Linux's ephemeral range (32768+), where a connection's local port could hold it.
+    const basePort = 20000 + Math.floor(Math.random() * 10000);
     const baseline = await baselineSeconds(job, hosts, basePort);
     const n = flags.trials as number;
     const kinds: Fault[] = [];
     while (kinds.length < n) kinds.push(...[...FAULTS].sort(() => Math.random() - 0.5));
     for (let i = 0; i < n; i++) {
       const atStep = 2 + Math.floor(Math.random() * (job.steps - job.every - 2));
-      const r = await runTrial(job, hosts, refs, kinds[i]!, atStep, basePort + 1 + i);
+      let r: TrialResult;
+      try {
+        r = await runTrial(job, hosts, refs, kinds[i]!, atStep, basePort + 1 + i);
+      } catch (e) {
+        // The harness could not run the trial at all: reported as a failed trial, never skipped.
+        r = { fault: kinds[i]!, at_step: atStep, detect_s: null, recover_s: null, steps_lost: null, published_step: 0, resumed_step: null, world_after: 4, recovered: false, bit_identical: false, wall_s: 0, note: (e as Error).message.slice(0, 300), summary: '' };
+      }
       results.push(r);
       if (flags.json) console.log(JSON.stringify({ bench: 'chaos', trial: i + 1, ...r, summary: undefined }));
       else console.error(`trial ${i + 1}/${n}: ${r.fault} at step ${r.at_step}: ${r.recovered ? 'recovered' : 'NOT recovered'}, ${r.bit_identical ? 'bit-identical' : 'not bit-identical'} (${r.note})`);
