@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { References, runTrial, writeCorpus } from '../../bench/chaos-trial.js';
-import { CLI, collect } from './helpers.js';
+import { CLI, collect, launch } from './helpers.js';
 import { HOST_ADDRS, TwoHosts, netnsUnavailable } from './netns.js';
 
 const skip = netnsUnavailable();
@@ -52,4 +52,18 @@ test('MIN not met: with --nnodes 2:2 and one host gone, the job stops with a mes
   assert.notEqual(r0.code, 0);
   assert.match(r0.stderr, /worker group of round 0 failed \(node 1 \(.*\) was lost: connection (closed|error)/);
   assert.match(r0.stderr, /job failed: only 1 node \(.*\) joined round 1 within 3000 ms, and --nnodes 2:2 needs at least 2 after 1 of at most 2 restarts/);
+});
+
+test('elastic restarts run out: every launcher exits with the failing rank status and the same one-line summary', async () => {
+  const env = { ATSCALE_JOB_SECRET: 'd4'.repeat(32) };
+  const worker = [process.execPath, '-e', 'process.exit(process.env.RANK === "3" ? 3 : 0)'];
+  const args = (i: number) => ['--nnodes', '2:2', '--node-rank', String(i), '--nproc-per-node', '2', '--master-addr', '127.0.0.1', '--master-port', '29653', '--max-restarts', '1', '--stop-grace-ms', '500', '--', ...worker];
+  const runs = await Promise.all([0, 1].map((i) => launch(args(i), env)));
+  const summaries = runs.map((r) => r.stderr.split('\n').filter((l) => l.startsWith('atscale launch: job ')));
+  for (const [i, r] of runs.entries()) {
+    assert.equal(r.code, 3, r.stderr);
+    assert.equal(summaries[i]!.length, 1, r.stderr);
+    assert.match(summaries[i]![0]!, /^atscale launch: job failed: node 1 \(.*\): rank 3 \(pid \d+\) exited with status 3 after 1 of at most 1 restart \(restart 1: node 1 \(.*\): rank 3 \(pid \d+\) exited with status 3; resumed with 2 nodes, world size 4\)$/);
+  }
+  assert.equal(summaries[0]![0], summaries[1]![0]);
 });
