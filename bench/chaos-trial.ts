@@ -85,6 +85,7 @@ export class References {
 
   /** The final checkpoint of the run: world 4 throughout, or world 4 to `switchAt` then world 2. */
   async get(switchAt?: number): Promise<string> {
+    if (switchAt !== undefined && switchAt >= this.j.steps) switchAt = undefined; // nothing was left to train at world size 2
     const key = switchAt === undefined ? 'w4' : `w4-${switchAt}-w2`;
     const hit = this.cache.get(key);
     if (hit) return hit;
@@ -296,8 +297,16 @@ export async function runTrial(j: ChaosJob, hosts: TwoHosts, refs: References, f
       if (code !== undefined) break;
     }
     const code0 = await Promise.race([ended[0]!, sleep(10).then(() => 'timeout' as const)]);
+    const jobWall = now(); // the references below are the harness's time, not the job's
     poll();
     const finalStep = publishedStep(out);
+    if (detect !== null && recover === null && code0 === 0) {
+      // The fault hit after the last step was saved: the new round resumed at the end and had
+      // nothing left to train; "training again" is when that round started.
+      const restartT = stamped.find((s) => s.t >= tFault + detect! && /round \d+: \d+ nodes?/.test(s.line))?.t;
+      if (restartT !== undefined) recover = restartT - tFault;
+      resumed = finalStep;
+    }
     const recovered = code0 === 0 && finalStep === j.steps && detect !== null;
     if (code0 === 'timeout') note += `; trial timed out after ${j.trialTimeoutMs} ms`;
     else if (code0 !== 0) note += `; host 0 launcher exited ${code0}: ${logs[0]!.split('\n').filter((l) => l.includes('atscale launch: job')).pop() ?? ''}`;
@@ -316,7 +325,7 @@ export async function runTrial(j: ChaosJob, hosts: TwoHosts, refs: References, f
     const stepsLost = resumed === null ? null : beforeMax - resumed;
     if (resumed !== null && resumed < published) note += `; resumed from step ${resumed}, older than the checkpoint of step ${published} published at the fault`;
     const summary = logs[0]!.split('\n').filter((l) => l.startsWith('atscale launch: job ')).pop() ?? '';
-    return { summary, fault, at_step: atStep, detect_s: round(detect), recover_s: round(recover), steps_lost: stepsLost, published_step: published, resumed_step: resumed, world_after: worldAfter, recovered, bit_identical: bit, wall_s: round(now())!, note };
+    return { summary, fault, at_step: atStep, detect_s: round(detect), recover_s: round(recover), steps_lost: stepsLost, published_step: published, resumed_step: resumed, world_after: worldAfter, recovered, bit_identical: bit, wall_s: round(jobWall)!, note };
   } finally {
     for (const l of launchers) if (l.exitCode === null && l.signalCode === null) kill(l.pid!, 'SIGKILL');
     track();
