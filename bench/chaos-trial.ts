@@ -92,6 +92,7 @@ export class References {
     const out = join(this.j.work, `ref-${key}`);
     rmSync(out, { recursive: true, force: true });
     if (switchAt === undefined) await this.launch(4, out, this.j.steps);
+    else if (switchAt === 0) await this.launch(2, out, this.j.steps); // no checkpoint yet: the new round started afresh
     else {
       const first = join(this.j.work, `ref-w4-upto-${switchAt}`);
       rmSync(first, { recursive: true, force: true });
