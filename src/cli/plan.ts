@@ -8,7 +8,8 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import os from 'node:os';
 import { type FlagSpec, type FlagValues, UsageError, formatHelp, parseArgs } from './args.js';
-import { type MachineSpec, CALIBRATION_PROXY, checkMachine, elementwiseFromProxy, machineFromMeasurements, predictCpuStepMs } from '../plan/calibrate.js';
+import { type GptShape, type MachineSpec, CALIBRATION_PROXY, checkMachine, elementwiseFromProxy, machineFromMeasurements, predictCpuStepMs } from '../plan/calibrate.js';
+import { predictLocalStepMs } from '../plan/local-layout.js';
 import { evaluate, type PlanResult, toJson } from '../plan/evaluate.js';
 import { formatPlan, formatReliability, formatSearch } from '../plan/format.js';
 import { resolveLayout } from '../plan/layout.js';
@@ -61,7 +62,7 @@ const FLAGS: Record<string, FlagSpec> = {
   calibrate: { type: 'boolean', help: 'measure this machine and write a machine spec (see --out)' },
   out: { type: 'string', help: 'where --calibrate writes the machine spec (under the output directory out/, as train writes its runs)', default: 'out/atscale-machine.json' },
   threads: { type: 'number', help: 'threads for --calibrate GEMMs (default: all cores)' },
-  machine: { type: 'string', help: 'a machine spec from --calibrate: predict the single-process CPU step of --model' },
+  machine: { type: 'string', help: 'a machine spec from --calibrate: predict the CPU training step of --model on this machine (with --dp/--pp/--interleave/--micro-batch/--recompute: of that layout under atscale launch, one thread per rank)' },
 };
 
 function modelFrom(f: FlagValues): ModelSpec {
@@ -253,7 +254,7 @@ async function calibrate(f: FlagValues): Promise<number> {
   const loopbackBusbwGBs = measureLoopbackBusbw();
   if (!f.json) console.log(loopbackBusbwGBs === undefined ? 'loopback all-reduce: not measured (see the warning above)' : `loopback all-reduce, 2 ranks, 16 MiB: ${loopbackBusbwGBs.toFixed(2)} GB/s bus bandwidth`);
   const spec = machineFromMeasurements(
-    { gemmGflopsByN, memBandwidthGBs, elementwiseGBs, ...(loopbackBusbwGBs === undefined ? {} : { loopbackBusbwGBs }) },
+    { gemmGflopsByN, memBandwidthGBs, elementwiseGBs, backgroundLoad: Math.round(load * 100) / 100, ...(loopbackBusbwGBs === undefined ? {} : { loopbackBusbwGBs }) },
     { name: os.hostname(), threads, memoryGB: os.totalmem() / 2 ** 30, cpuModel: os.cpus()[0]?.model ?? 'CPU' },
   );
   mkdirSync(dirname(String(f.out)), { recursive: true });
@@ -286,9 +287,29 @@ function predictOnMachine(m: ModelSpec, f: FlagValues): number {
     throw new PlanInputError(`cannot read machine spec ${f.machine}: ${(e as Error).message}`);
   }
   const batch = Number(f.globalBatch ?? m.globalBatch ?? 1);
-  const ms = predictCpuStepMs({ nLayer: m.layers, nHead: m.heads, nEmbd: m.hidden, blockSize: Number(f.seqLen ?? m.seqLen), vocab: m.vocab, batch }, spec);
+  const shape = { nLayer: m.layers, nHead: m.heads, nEmbd: m.hidden, blockSize: Number(f.seqLen ?? m.seqLen), vocab: m.vocab };
+  if (['dp', 'pp', 'interleave', 'microBatch', 'recompute'].some((k) => f[k] !== undefined)) return predictLocalLayout(shape, batch, spec, f);
+  const ms = predictCpuStepMs({ ...shape, batch }, spec);
   if (f.json) console.log(JSON.stringify({ model: m.name, machine: spec.name, batch, predicted_ms_per_iter: ms }));
   else console.log(`${m.name}, batch ${batch}, on ${spec.name} (${spec.threads} threads): predicted ${ms.toFixed(1)} ms/iter`);
+  return 0;
+}
+
+/** A layout run on this machine with atscale launch (one thread per rank): --dp, --pp,
+ * --interleave, --micro-batch (rows per micro-batch on one replica) and --recompute. */
+function predictLocalLayout(shape: Omit<GptShape, 'batch'>, batch: number, spec: MachineSpec, f: FlagValues): number {
+  const dp = Number(f.dp ?? 1);
+  const pp = Number(f.pp ?? 1);
+  const v = Number(f.interleave ?? 1);
+  const rows = Number(f.microBatch ?? batch / dp);
+  const microBatches = batch / (dp * rows);
+  if (!Number.isInteger(microBatches) || microBatches < 1) throw new PlanInputError(`--global-batch ${batch} is not a whole number of micro-batches of --micro-batch ${rows} rows on --dp ${dp} replicas (${batch} / (${dp} x ${rows}) = ${microBatches})`);
+  const recompute = (f.recompute ?? (pp > 1 ? 'full' : 'none')) as Recompute;
+  if (!['none', 'selective', 'full'].includes(recompute)) throw new PlanInputError(`--recompute must be none, selective or full, got '${recompute}'`);
+  const layout = { dp, pp, v, microBatches, rows, recompute };
+  const r = predictLocalStepMs(shape, layout, spec, os.availableParallelism());
+  if (f.json) console.log(JSON.stringify({ machine: spec.name, layout, predicted_ms_per_iter: r.ms, parts_ms: r.parts }));
+  else console.log(`dp ${dp} x pp ${pp} (v ${v}), ${microBatches} micro-batches of ${rows} rows, recompute ${recompute}, on ${spec.name}: predicted ${r.ms.toFixed(1)} ms/iter (compute ${r.parts.compute.toFixed(1)}, bubble ${r.parts.bubble.toFixed(1)}, point-to-point ${r.parts.pointToPoint.toFixed(1)}, all-reduce ${r.parts.allReduce.toFixed(1)}, update ${r.parts.update.toFixed(1)})`);
   return 0;
 }
 

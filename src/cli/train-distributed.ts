@@ -78,10 +78,16 @@ export async function distributedSetup(dsConfigPath: string | undefined, hyper: 
     microBatches: (dp) => (raw === undefined ? hyper.gradAccum : parseDeepSpeedConfig(raw, dp).gradAccum),
   });
   const { dp, pp, tp } = resolved.layout.mesh;
-  const trivialMesh = pp === 1 && tp === 1;
+  // Without pipeline or tensor parallelism the fused step (no recomputation) runs, unless
+  // selective or full recomputation is asked for: then the mesh trainer runs with pp = 1.
+  const recompute = resolved.layout.recompute;
+  const trivialMesh = pp === 1 && tp === 1 && recompute === 'none';
   if (!dsConfigPath && world === 1 && trivialMesh) return { rank: 0, world: 1, hyper, makeTrainer: cappedLocalTrainer(hyper, opts), close: async () => {} };
   raw ??= configFromFlags(hyper, dp);
   const cfg = parseDeepSpeedConfig(raw, dp, opts.device);
+  if (pp === 1 && tp === 1 && cfg.zero.stage >= 2 && (flags.recomputeGranularity ?? fromConfig.recomputeGranularity) !== undefined && recompute !== 'full') {
+    throw new Error(`--recompute-granularity ${recompute} with ZeRO stage ${cfg.zero.stage}: stages 2 and 3 run one block at a time and recompute each block in backward (full); use --recompute-granularity full, or ZeRO stage 0 or 1`);
+  }
   const { initProcessGroup } = await import('../dist/index.js');
   const { createZeroTrainer } = await import('../engine/zero/index.js');
   // One process with a DeepSpeed config: a world of one on loopback, with its own secret.
@@ -105,7 +111,7 @@ export async function distributedSetup(dsConfigPath: string | undefined, hyper: 
     weightDecay: cfg.optimizer.weightDecay,
     gradClip: cfg.gradClip,
   };
-  if (!trivialMesh) {
+  if (!trivialMesh && !(pp === 1 && tp === 1 && cfg.zero.stage >= 2)) {
     const { Mesh } = await import('../engine/mesh/mesh.js');
     const { MeshTrainer } = await import('../engine/mesh/trainer.js');
     const mesh = Mesh.create(pg, resolved.layout.mesh);

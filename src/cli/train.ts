@@ -55,7 +55,7 @@ const FLAGS: Record<string, FlagSpec> = {
   'virtual-pipeline-model-parallel-size': { type: 'number', help: 'model chunks per pipeline rank v (interleaved 1F1B, bubble (pp-1)/(v m))' },
   'pipeline-schedule': { type: 'string', help: 'gpipe, 1f1b or interleaved (default 1f1b; interleaved when v > 1)' },
   'sequence-parallel': { type: 'boolean', help: 'split LayerNorm/dropout regions along the sequence over the tp ranks' },
-  'recompute-granularity': { type: 'string', help: 'activation checkpointing per block: none, selective or full (pipelines: full)' },
+  'recompute-granularity': { type: 'string', help: 'activation checkpointing per block: none, selective (recompute the attention core) or full (recompute the block); default full with pipelines, none otherwise' },
   tensorboard: { type: 'boolean', help: 'write TensorBoard event files to OUT/tb (--tensorboard=false: off)', default: true },
   csv: { type: 'boolean', help: 'also write one CSV file per metric to OUT/csv' },
   dashboard: { type: 'boolean', help: 'serve the live dashboard of this run (stays up after training until Ctrl-C)' },
@@ -173,16 +173,19 @@ export async function run(argv: string[]): Promise<number> {
     recomputeGranularity: flags.recomputeGranularity as string | undefined,
     pipelineSchedule: flags.pipelineSchedule as string | undefined,
   };
-  const setup = await dist.distributedSetup(flags.deepspeedConfig as string | undefined, hyper, explicit, { device, threads, parallel, model: { nLayer: Number(model.nLayer), nHead: Number(model.nHead) }, maxMemoryGb: flags.maxMemoryGb as number | undefined });
   let init: Parameters<typeof runTraining>[0]['init'];
   let tokenizerKind = flags.tokenizer as 'char' | 'bpe';
+  // The layout is checked against the model that trains: the folder's, when one is given.
+  let dims = { nLayer: Number(model.nLayer), nHead: Number(model.nHead) };
   if (flags.model) {
     const { loadModelDir } = await import('../models/hf/folder.js');
     const hf = loadModelDir(String(flags.model), { blockSize: explicit.has('blockSize') ? (flags.blockSize as number) : undefined });
     if (!hf.tokenizer) throw new UsageError(`atscale train: ${String(flags.model)} has no tokenizer.json; the data cannot be encoded for this model`);
     init = { architecture: hf.model.architecture(), params: hf.params, tokenizer: hf.tokenizer };
     tokenizerKind = hf.tokenizer.kind;
+    dims = { nLayer: hf.model.dims.nLayer, nHead: hf.model.dims.nHead };
   }
+  const setup = await dist.distributedSetup(flags.deepspeedConfig as string | undefined, hyper, explicit, { device, threads, parallel, model: dims, maxMemoryGb: flags.maxMemoryGb as number | undefined });
   const out = String(flags.out);
   const monitor = { ...setup.monitor };
   if (explicit.has('tensorboard') || !monitor.tensorboard) monitor.tensorboard = { ...monitor.tensorboard, enabled: flags.tensorboard !== false };

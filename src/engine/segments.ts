@@ -1,8 +1,9 @@
 // A language model as a chain of segments (embedding; one per transformer block; final norm +
 // head + loss), each compiled on its own, for ZeRO stages 2 and 3: a segment's parameters can be
 // gathered just before it runs and released after, and its gradients reduced while the next
-// segment computes. Every backward recomputes its segment's forward from the saved input
-// activation (activation checkpointing per block), so only one activation per block is kept.
+// segment computes. A block's backward recomputes what its forward did not keep: by default
+// everything (full activation checkpointing: one activation per block is kept); with
+// granularity none or selective its forward also returns the tensors its backward reads.
 //
 // A segment's parameters come in as one flat input per *unit*: a contiguous range of the flat
 // layout (the model's units(): e.g. GPT's wte, wpe, each block, ln_f). A tied head reads the
@@ -13,6 +14,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import { buildProgram, type Tracer } from '../tensor/program.js';
 import { concat, crossEntropy } from '../tensor/functional.js';
 import { gradients } from '../autodiff/grad.js';
+import { splitForwardBackward, type Granularity, type SavedTensor } from '../ir/remat.js';
 import { type FlatLayout, type Slot, flatView, withParams } from '../nn/flat.js';
 import type { LanguageModel } from '../models/model.js';
 import type { StepShape } from './step-graphs.js';
@@ -32,16 +34,19 @@ export interface Segment {
   /** The units whose flat values the programs take first, in this order. */
   units: Unit[];
   /**
-   * embed: units, idx[, key] -> x.  block: unit, x[, key] -> y.  head: none (its backward
-   * computes the loss).
+   * embed: units, idx[, key] -> x.  block: unit, x[, key] -> y, then `saved`.  head: none
+   * (its backward computes the loss).
    */
   forward?: Program;
   /**
    * embed: units, idx, dy[, key] -> one flat grad per unit.
-   * block: unit, x, dy[, key] -> dx, flat grad.
+   * block: unit, x, dy[, key], then `saved` -> dx, flat grad (an input the cut made
+   * unnecessary, such as key when the masks are saved, is not taken).
    * head:  units, x, targets, seed[] -> loss, dx, one flat grad per unit (scaled by seed).
    */
   backward: Program;
+  /** Block: the tensors its forward returns after y for its backward (none with full recompute). */
+  saved?: SavedTensor[];
 }
 
 export interface SegmentedModel {
@@ -98,8 +103,9 @@ function segmentProgram(layout: FlatLayout, units: Unit[], body: (t: Tracer, fla
   });
 }
 
-/** Traces the forward and backward programs of every segment for one micro-batch shape. */
-export function modelSegments(model: LanguageModel, layout: FlatLayout, shape: StepShape): SegmentedModel {
+/** Traces the forward and backward programs of every segment for one micro-batch shape; a
+ * block's forward keeps what `granularity` saves for its backward (remat.ts). */
+export function modelSegments(model: LanguageModel, layout: FlatLayout, shape: StepShape, granularity: Granularity = 'full'): SegmentedModel {
   const units = modelUnits(model, layout);
   const named = model.units();
   const unit = (name: string) => units.find((u) => u.name === name)!;
@@ -132,24 +138,17 @@ export function modelSegments(model: LanguageModel, layout: FlatLayout, shape: S
 
   model.blocks.forEach((block, i) => {
     const u = [unit(named.blocks[i]!)];
-    segments.push({
-      name: `block ${i}`,
-      kind: 'block',
-      units: u,
-      forward: segmentProgram(layout, u, (t) => {
-        const x = t.input('x', act);
-        const key = keyOf(t);
-        return { inputs: [x, ...keyIn(key)], outputs: [block.forward(x, key)] };
-      }),
-      backward: segmentProgram(layout, u, (t, _flats, views) => {
-        const x = t.input('x', act);
-        const dy = t.input('dy', act);
-        const key = keyOf(t);
-        const y = block.forward(x, key);
-        const g = gradients(y, [x, ...views.flat()], dy);
-        return { inputs: [x, dy, ...keyIn(key)], outputs: [g[0]!, ...flatGrads(views, g.slice(1))] };
-      }),
+    // One trace of forward and backward, cut where `granularity` says what the forward keeps.
+    const both = segmentProgram(layout, u, (t, _flats, views) => {
+      const x = t.input('x', act);
+      const dy = t.input('dy', act);
+      const key = keyOf(t);
+      const y = block.forward(x, key);
+      const g = gradients(y, [x, ...views.flat()], dy);
+      return { inputs: [x, dy, ...keyIn(key)], outputs: [y, g[0]!, ...flatGrads(views, g.slice(1))] };
     });
+    const split = splitForwardBackward(both, 1, ['dy'], granularity, T);
+    segments.push({ name: `block ${i}`, kind: 'block', units: u, forward: split.forward, backward: split.backward, saved: split.saved });
   });
 
   const headUnits = named.head.map(unit);

@@ -51,7 +51,7 @@ export interface RunOptions {
    * (batches are sharded over these, not over all ranks); default rank of world. */
   dataParallel?: { rank: number; size: number };
   /** Builds the trainer for a model (default: LocalTrainer); the ZeRO engine plugs in here. */
-  makeTrainer?: (model: LanguageModel, microBatch: number, seed: number) => Promise<Trainer>;
+  makeTrainer?: (model: LanguageModel, microBatch: number, seed: number, initial?: Float32Array) => Promise<Trainer>;
   /** Settings the user gave explicitly (camelCase hyper keys, 'seed'); on resume only these
    * override the checkpoint's, and batch size, accumulation and seed may not change. */
   explicit?: ReadonlySet<string>;
@@ -112,7 +112,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     if (!resumeFiles['tokenizer.json']) throw new Error(`checkpoint ${o.resume} has no tokenizer.json; it was not written by atscale train`);
   }
   let arch: Architecture = meta ? (meta.architecture ?? meta.config!) : (o.init?.architecture ?? o.model);
-  if (o.init && (meta || o.makeTrainer)) throw new Error('starting from a pretrained model (--model) works with one process and no resume; drop --resume / --deepspeed-config');
+  if (o.init && meta) throw new Error('starting from a pretrained model (--model) cannot also resume a checkpoint; drop --resume (or --init-from resume)');
   const blockSize = createModel(arch).dims.blockSize;
   const h = meta ? resumedHyper(meta, o) : o.hyper;
   const seed = meta ? meta.seed : o.seed;
@@ -144,7 +144,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   if (o.profile && o.makeTrainer) throw new Error('--profile profiles a single-process run; run it without a DeepSpeed config or launcher');
   const profilePrefix = o.profile ? join(o.out, 'ort-profile') : undefined;
   const trainer: Trainer = o.makeTrainer
-    ? await o.makeTrainer(model, micro, seed)
+    ? await o.makeTrainer(model, micro, seed, o.init?.params)
     : new LocalTrainer(model, { initialParams: o.init?.params, shape, optimizer: { lr: h.lr, beta1: h.beta1, beta2: h.beta2, eps: 1e-8, weightDecay: h.weightDecay }, gradClip: h.gradClip, gradAccum: h.gradAccum, seed, device: o.device, threads: o.threads, profile: profilePrefix });
   const align = o.alignAfter === undefined ? undefined : data.tokenizer.encode(o.alignAfter);
   if (align && align.length !== 1) throw new Error(`alignAfter must encode to exactly one token, got ${align.length}`);

@@ -4,6 +4,7 @@
 import { Graph, type Node, type Program } from './graph.js';
 import type { HostValue } from './value.js';
 import { numel } from './shape.js';
+import { isCommunication } from './partition.js';
 import { createHash } from 'node:crypto';
 
 /** Evaluates one node on constant inputs (the reference interpreter provides it). */
@@ -71,7 +72,8 @@ export function constantFolding(p: Program, evaluate: Evaluate, maxElements = 1 
         folded.set(n.id, n.value!);
         return undefined;
       }
-      if (n.op === 'input' || n.inputs.length === 0 || numel(n.shape) > maxElements) return undefined;
+      // A collective's value depends on the other ranks, never only on its (constant) input.
+      if (n.op === 'input' || n.inputs.length === 0 || numel(n.shape) > maxElements || isCommunication(n)) return undefined;
       const vals = n.inputs.map((i) => folded.get(i));
       if (vals.some((v) => v === undefined)) return undefined;
       const v = evaluate(n, vals as HostValue[]);

@@ -17,6 +17,9 @@ export interface Measurements {
   /** Effective bytes/s of atscale's non-GEMM kernels, measured on a calibration training step
    * (CALIBRATION_PROXY): see elementwiseFromProxy. */
   elementwiseGBs?: number;
+  /** Runnable threads of other programs while calibrating (the 1-minute load average): the
+   * rates above are what one thread got beside them, so more ranks share the cores with them. */
+  backgroundLoad?: number;
 }
 
 export interface MachineSpec extends Measurements {
@@ -46,6 +49,7 @@ export function machineFromMeasurements(
   if (about.cpuModel !== undefined) spec.cpuModel = about.cpuModel;
   if (meas.loopbackBusbwGBs !== undefined) spec.loopbackBusbwGBs = meas.loopbackBusbwGBs;
   if (meas.elementwiseGBs !== undefined) spec.elementwiseGBs = meas.elementwiseGBs;
+  if (meas.backgroundLoad !== undefined) spec.backgroundLoad = meas.backgroundLoad;
   return checkMachine(spec as unknown as Record<string, unknown>);
 }
 
@@ -80,6 +84,10 @@ export function checkMachine(o: Record<string, unknown>, where = 'machine spec')
   if (typeof o.cpuModel === 'string') spec.cpuModel = o.cpuModel;
   if (o.loopbackBusbwGBs !== undefined) spec.loopbackBusbwGBs = pos('loopbackBusbwGBs', o.loopbackBusbwGBs);
   if (o.elementwiseGBs !== undefined) spec.elementwiseGBs = pos('elementwiseGBs', o.elementwiseGBs);
+  if (o.backgroundLoad !== undefined) {
+    if (typeof o.backgroundLoad !== 'number' || !(o.backgroundLoad >= 0)) throw new PlanInputError(`${where}: key 'backgroundLoad' must be a number >= 0, got ${JSON.stringify(o.backgroundLoad)}`);
+    spec.backgroundLoad = o.backgroundLoad;
+  }
   return spec;
 }
 

@@ -119,6 +119,22 @@ const CASES: Case[] = [
     fn: (l, t) => crossEntropy(l!, t!, -1),
     specs: () => [{ shape: [2, 3, 5] }, { shape: [2, 3], dtype: 'int32', gen: (r, i) => (i === 1 ? -1 : r.int(5)), grad: false }],
   },
+  // Collectives: one process can only check what needs no other rank. Megatron's f forward
+  // (identity kind over 2 ranks) lowers to Identity; its VJP is an all-reduce, which needs the
+  // group, so its gradient is not checked here. Over a group of one rank every kind is the
+  // identity, and the VJP rule (kind and bwd swapped) can be checked by finite differences.
+  // The communicating kinds, forward and backward, run on 2 real ranks in
+  // test/engine/collective-programs.test.ts.
+  { name: 'collective_identity', fn: (x) => x.op('collective', [], { group: 'tp', parts: 2, kind: 'identity', bwd: 'all_reduce_sum', dim: 0 }), specs: () => [{ shape: shapeOf(3) }], noGrad: true },
+  ...(['all_reduce_sum', 'all_reduce_max', 'all_gather', 'reduce_scatter'] as const).map((kind) => ({
+    name: `collective_${kind}_one_rank`,
+    fn: (x: Tensor) => x.op('collective', [], { group: 'tp', parts: 1, kind, bwd: kind === 'all_reduce_max' ? 'none' : 'identity', dim: 1 }).mul(x),
+    specs: () => [{ shape: shapeOf(3) }],
+    // all_reduce_max has no gradient by design (the shift of a softmax, whose derivative
+    // cancels): finite differences would see the identity. The vocabulary-parallel
+    // log-sum-exp of the 2-rank test checks the gradient around it.
+    noGrad: kind === 'all_reduce_max',
+  })),
   {
     name: 'causal_attention_scores',
     fn: (s) => softmax(where(causalMask(4, 4, s!.graph), s!, -1e9), -1),

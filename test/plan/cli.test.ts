@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -96,4 +96,28 @@ test('bad input for the new options: exit 2 with the arithmetic', () => {
   const topk = plan('--layers', '4', '--hidden', '512', '--heads', '8', '--vocab', '100', '--top-k', '2', '--gpus', '8', '--tp', '1');
   assert.equal(topk.status, 2);
   assert.match(topk.stderr, /give --experts too/);
+});
+
+test('--machine with a layout predicts a local run: parts add up, recomputation and the bubble show, bad batch arithmetic exits 2', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'atscale-local-'));
+  const spec = join(dir, 'm.json');
+  writeFileSync(spec, JSON.stringify({ kind: 'atscale-machine', version: 1, name: 'test box', threads: 1, memoryGB: 16, gemmGflopsByN: { 64: 8, 256: 30, 1024: 40 }, memBandwidthGBs: 10, elementwiseGBs: 2, loopbackBusbwGBs: 1 }));
+  const local = (...args: string[]) => {
+    const r = plan('--machine', spec, '--layers', '4', '--heads', '4', '--hidden', '128', '--vocab', '65', '--seq-len', '64', '--global-batch', '32', '--micro-batch', '8', '--json', ...args);
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout) as { predicted_ms_per_iter: number; layout: { microBatches: number }; parts_ms: Record<string, number> };
+  };
+  const one = local('--dp', '1');
+  const full = local('--pp', '2', '--recompute', 'full');
+  const none = local('--pp', '2', '--recompute', 'none');
+  for (const p of [one, full, none]) assert.ok(Math.abs(Object.values(p.parts_ms).reduce((a, b) => a + b, 0) - p.predicted_ms_per_iter) < 1e-6 * p.predicted_ms_per_iter);
+  assert.equal(one.parts_ms.bubble, 0);
+  assert.equal(full.layout.microBatches, 4);
+  // 1F1B idles (p - 1) stage-times of m: a quarter of the compute at p 2, m 4.
+  assert.ok(Math.abs(full.parts_ms.bubble! / full.parts_ms.compute! - 1 / 4) < 1e-9);
+  assert.ok(full.parts_ms.compute! > none.parts_ms.compute!, 'full recomputation redoes each block forward');
+  assert.ok(local('--dp', '2', '--global-batch', '64').parts_ms.allReduce! > 0);
+  const bad = plan('--machine', spec, '--model', 'cpu-small', '--global-batch', '10', '--micro-batch', '4', '--dp', '2');
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--global-batch 10 is not a whole number of micro-batches of --micro-batch 4 rows on --dp 2 replicas/);
 });

@@ -64,14 +64,13 @@ export class MeshTrainer implements Trainer {
     const { pp } = mesh.shape;
     if (mesh.shape.tp > 1) throw new MeshError(`tensor-model-parallel size ${mesh.shape.tp}: tensor parallelism is not implemented in this engine yet; run with --tensor-model-parallel-size 1`);
     if (opts.zeroStage > 1) throw new MeshError(`ZeRO stage ${opts.zeroStage} with pipeline parallelism is refused (as DeepSpeed does): stages 2 and 3 partition gradients and parameters, which the pipeline accumulates over micro-batches on each stage; use zero_optimization.stage 0 or 1`);
-    if (opts.layout.recompute !== 'full') throw new MeshError(`--recompute-granularity ${opts.layout.recompute} with pipeline parallelism: the pipeline stages recompute every block in backward (full); selective and none are not implemented for pipelines yet`);
     this.layout = new FlatLayout(model);
     const v = opts.layout.virtual;
     const starts = stageStarts(opts.stageLayers);
     const last = pp * v - 1;
     const mine = Array.from({ length: v }, (_, c) => c * pp + mesh.coords.pp).map((s) => ({ stage: s, blocks: [starts[s]!, starts[s + 1]!] as [number, number] }));
     if (opts.initialParams && opts.initialParams.length !== this.layout.size) throw new Error(`initial parameters have ${opts.initialParams.length} values, the model needs ${this.layout.size}`);
-    this.runner = new StageRunner(model, this.layout, opts.shape, mine, last, opts.initialParams ?? this.layout.initialise(opts.seed));
+    this.runner = new StageRunner(model, this.layout, opts.shape, mine, last, opts.initialParams ?? this.layout.initialise(opts.seed), opts.layout.recompute);
     this.schedule = buildSchedule(opts.layout.schedule, pp, v, opts.microBatches);
     const named = model.units();
     this.tied = named.head.filter((h) => named.embed.includes(h));

@@ -1,14 +1,16 @@
 // The computations of the virtual stages one pipeline rank holds. A virtual stage is a
 // contiguous range of transformer blocks, with the embedding on stage 0 and the final norm,
-// head and loss on the last; each block is a segment (segments.ts) whose backward recomputes
-// its forward from the saved block input (full activation checkpointing), so a micro-batch in
-// flight keeps one activation per block. Parameters and gradients are the rank's own units,
-// packed in one buffer (`owned`), in layout order.
+// head and loss on the last; each block is a segment (segments.ts) whose forward keeps, per
+// micro-batch in flight, what the recompute granularity saves for its backward: the block input
+// only (full: the backward recomputes the block), everything but the attention core
+// (selective), or every tensor the backward reads (none). Parameters and gradients are the
+// rank's own units, packed in one buffer (`owned`), in layout order.
 import { hostValue, type HostValue } from '../../ir/value.js';
 import type { ExecOptions } from '../../runtime/session.js';
 import type { FlatLayout } from '../../nn/flat.js';
 import type { LanguageModel } from '../../models/model.js';
 import { modelSegments, type Segment, type Unit } from '../segments.js';
+import type { Granularity } from '../../ir/remat.js';
 import type { StepShape } from '../step-graphs.js';
 import { NamedExecutable, type Named } from '../named-program.js';
 
@@ -26,13 +28,21 @@ interface Compiled {
 
 interface Stash {
   idx?: HostValue;
-  /** Input of each block of the stage, in order (recomputed from in backward). */
-  inputs: HostValue[];
+  /** Per block of the stage, in order: its input x and the tensors its forward saved. */
+  blocks: Named[];
   /** Output of the stage's last block (the head's input on the last stage). */
   out: HostValue;
 }
 
 const f32 = (data: Float32Array, shape: number[]): HostValue => ({ dtype: 'float32', shape, data });
+
+/** The feeds a program takes, out of a record that may hold more (a block's backward may not
+ * read x or key, depending on what its forward saved). */
+function feedsOf(exe: NamedExecutable, all: Named): Named {
+  return Object.fromEntries(exe.inputNames.map((n) => [n, all[n]!]));
+}
+
+const bytesOf = (v: HostValue) => v.data.byteLength;
 
 export class StageRunner {
   readonly owned: OwnedUnit[];
@@ -44,6 +54,9 @@ export class StageRunner {
   private readonly stash = new Map<string, Stash>();
   /** Milliseconds spent in forward and backward programs since the last reset. */
   busyMs = 0;
+  /** Bytes of activations held for backwards now, and the most held at once since construction. */
+  stashBytes = 0;
+  peakStashBytes = 0;
   readonly hasKey: boolean;
   private readonly act: number[];
 
@@ -55,8 +68,9 @@ export class StageRunner {
     readonly stages: { stage: number; blocks: [number, number] }[],
     readonly lastStage: number,
     full: Float32Array,
+    readonly granularity: Granularity = 'full',
   ) {
-    const segs = modelSegments(model, layout, shape);
+    const segs = modelSegments(model, layout, shape, granularity);
     this.hasKey = segs.hasKey;
     const segOf = (name: string) => segs.segments.find((s) => s.name === name)!;
     const need: Segment[] = [];
@@ -84,7 +98,7 @@ export class StageRunner {
     for (const c of this.compiled.values()) {
       const s = c.seg;
       const unitNames = s.units.map((u) => u.name);
-      if (s.forward) c.forward = await NamedExecutable.compile(s.forward, [s.kind === 'embed' ? 'x' : 'y'], opts);
+      if (s.forward) c.forward = await NamedExecutable.compile(s.forward, s.kind === 'embed' ? ['x'] : ['y', ...(s.saved ?? []).map((t) => t.name)], opts);
       const outs = s.kind === 'embed' ? unitNames : s.kind === 'block' ? ['dx', ...unitNames] : ['loss', 'dx', ...unitNames];
       c.backward = await NamedExecutable.compile(s.backward, outs, opts);
     }
@@ -137,7 +151,7 @@ export class StageRunner {
   forward(mb: number, stage: number, input: { idx?: Int32Array; x?: Float32Array }, key: HostValue | undefined): Promise<Float32Array> {
     return this.timed(async () => {
       const keyFeed: Named = key ? { key } : {};
-      const st: Stash = { inputs: [], out: undefined as unknown as HostValue };
+      const st: Stash = { blocks: [], out: undefined as unknown as HostValue };
       let x: HostValue;
       if (stage === 0) {
         const c = this.compiledOf('embed');
@@ -147,11 +161,14 @@ export class StageRunner {
       const [b0, b1] = this.blocksOf(stage);
       for (let b = b0; b < b1; b++) {
         const c = this.compiledOf(`block ${b}`);
-        st.inputs.push(x);
-        x = (await c.forward.run({ ...this.paramFeeds(c.seg), x, ...keyFeed })).y!;
+        const { y, ...saved } = await c.forward.run(feedsOf(c.forward, { ...this.paramFeeds(c.seg), x, ...keyFeed }));
+        st.blocks.push({ x, ...saved });
+        x = y!;
       }
       st.out = x;
       this.stash.set(`${mb}:${stage}`, st);
+      this.stashBytes += stashSize(st);
+      this.peakStashBytes = Math.max(this.peakStashBytes, this.stashBytes);
       return x.data as Float32Array;
     });
   }
@@ -165,6 +182,7 @@ export class StageRunner {
       const st = this.stash.get(`${mb}:${stage}`);
       if (!st) throw new Error(`backward of micro-batch ${mb} on stage ${stage} before its forward`);
       this.stash.delete(`${mb}:${stage}`);
+      this.stashBytes -= stashSize(st);
       let dy: HostValue;
       let loss: number | undefined;
       if (stage === this.lastStage) {
@@ -178,7 +196,7 @@ export class StageRunner {
       const [b0, b1] = this.blocksOf(stage);
       for (let b = b1 - 1; b >= b0; b--) {
         const c = this.compiledOf(`block ${b}`);
-        const out = await c.backward.run({ ...this.paramFeeds(c.seg), x: st.inputs[b - b0]!, dy, ...keyFeed });
+        const out = await c.backward.run(feedsOf(c.backward, { ...this.paramFeeds(c.seg), ...st.blocks[b - b0]!, dy, ...keyFeed }));
         this.addGrads(c.seg, out);
         dy = out.dx!;
       }
@@ -195,4 +213,10 @@ export class StageRunner {
   get inFlight(): number {
     return this.stash.size;
   }
+}
+
+/** Bytes a stash holds: the block inputs and saved tensors, and the stage output when the last
+ * block did not already keep it (the head's input on the last stage). */
+function stashSize(st: Stash): number {
+  return st.blocks.reduce((a, blk) => a + Object.values(blk).reduce((b, v) => b + bytesOf(v), 0), 0) + (st.idx ? bytesOf(st.idx) : 0) + bytesOf(st.out);
 }

@@ -132,10 +132,11 @@ function lowerNode(L: Lowering, n: Node, nodeOf: (id: number) => Node, name: (id
     case 'dropout_mask':
       return lowerDropoutMask(L, n, ins[0]!, out);
     case 'collective':
-      // Communication runs between ONNX programs (the engine cuts the graph at these nodes);
-      // only the no-op forward of Megatron's f can stay inside one.
-      if (a.kind === 'identity') return L.emit('Identity', ins, [out]);
-      throw new Error(`collective ${String(a.kind)} over '${String(a.group)}' cannot run inside one ONNX program: compile the program with the engine's partitioned executor, which runs it between the parts`);
+      // Communication runs between ONNX programs (the engine cuts the graph at these nodes,
+      // ir/partition.ts); only the no-op forward of Megatron's f, or any collective over a
+      // single rank, can stay inside one.
+      if (a.kind === 'identity' || a.parts === 1) return L.emit('Identity', ins, [out]);
+      throw new Error(`collective ${String(a.kind)} over '${String(a.group)}' cannot run inside one ONNX program: compile the program with NamedExecutable.compile(program, outputNames, opts, { ${String(a.group)}: processGroup }), which runs it between ONNX parts`);
     default:
       throw new Error(`no ONNX lowering for primitive '${n.op}'`);
   }
@@ -269,7 +270,7 @@ export function lowerProgram(p: Program, graphName = 'atscale'): { graph: OnnxGr
     if (n.dtype === 'bfloat16') L.emit('Cast', [name(id)], [ext], { to: { kind: 'int', v: ONNX_DTYPE.float32 } });
     else if (name(id) !== ext) L.emit('Identity', [name(id)], [ext]);
   });
-  renameOutputsInPlace(L, new Set(inputNames));
+  renameOutputsInPlace(L, new Set(inputNames), new Set(outputNames));
   return { graph: { name: graphName, nodes: L.nodes, initializers: L.initializers, inputs, outputs }, names: { inputs: inputNames, outputs: outputNames } };
 }
 
@@ -278,7 +279,7 @@ export function lowerProgram(p: Program, graphName = 'atscale'): { graph: OnnxGr
  * an Identity copy: ONNX Runtime keeps Identity nodes that feed graph outputs, and for large
  * outputs (KV caches written every decode step) the copy is a real cost.
  */
-function renameOutputsInPlace(L: Lowering, graphInputs: Set<string>): void {
+function renameOutputsInPlace(L: Lowering, graphInputs: Set<string>, graphOutputs: Set<string>): void {
   const constants = new Set(L.initializers.map((i) => i.name));
   const producedBy = new Map<string, OnnxNode>();
   for (const n of L.nodes) for (const o of n.outputs) producedBy.set(o, n);
@@ -286,7 +287,9 @@ function renameOutputsInPlace(L: Lowering, graphInputs: Set<string>): void {
   const keep: OnnxNode[] = [];
   for (const n of L.nodes) {
     const src = n.inputs[0]!;
-    if (n.op === 'Identity' && n.outputs[0]!.startsWith('out_') && producedBy.has(src) && !graphInputs.has(src) && !constants.has(src) && !renamed.has(src)) {
+    // An Identity from one graph output to another (the same value returned twice, or an
+    // identity collective of an output) must stay: renaming would lose the first output.
+    if (n.op === 'Identity' && graphOutputs.has(n.outputs[0]!) && producedBy.has(src) && !graphInputs.has(src) && !graphOutputs.has(src) && !constants.has(src) && !renamed.has(src)) {
       renamed.set(src, n.outputs[0]!);
       continue;
     }

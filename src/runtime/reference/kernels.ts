@@ -228,6 +228,11 @@ export function evaluateRef(n: Node, ins: RefValue[]): RefValue {
       for (let i = 0; i < out.length; i++) out[i] = dropoutHash(Math.imul((i + base) | 0, DROPOUT_INDEX_MULT) ^ word) >= threshold ? 1 : 0;
       return value(n, out);
     }
+    case 'collective':
+      // One process: only what a single rank computes alone is defined here. The other kinds
+      // need the group's ranks; test/engine/collective-programs.test.ts runs them for real.
+      if (a.kind === 'identity' || a.parts === 1) return value(n, Float64Array.from(ins[0]!.data));
+      throw new Error(`reference interpreter: collective ${String(a.kind)} over '${String(a.group)}' (${String(a.parts)} ranks) needs the other ranks; run the program with NamedExecutable and a process group for '${String(a.group)}'`);
     default:
       throw new Error(`reference interpreter: no kernel for '${n.op}'`);
   }

@@ -1,7 +1,7 @@
 // Pipeline parallelism end to end through `atscale launch ... train`: 20 steps of a 4-layer,
 // 4-head GPT with dropout 0.1 give the losses of one process (within 1e-5 relative) for pp2,
-// pp2 interleaved (v=2) and dp2 x pp2 with ZeRO-1; the consolidated checkpoint equals the
-// one-process checkpoint.
+// pp2 interleaved (v=2) and dp2 x pp2 with ZeRO-1, and pp2 with each recompute granularity
+// (none, selective, full); the consolidated checkpoint equals the one-process checkpoint.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -54,9 +54,15 @@ function sameCheckpoint(ref: string, other: string): void {
   }
 }
 
+let oneDir: string | undefined;
+/** The one-process reference run (shared by the tests). */
+function oneProcess(): string {
+  if (!oneDir) run(FLAGS, 1, (oneDir = join(work, 'one')));
+  return oneDir;
+}
+
 test('pp2 and pp2 interleaved (v=2) train like one process; the consolidated checkpoint is the one-process checkpoint', () => {
-  const one = join(work, 'one');
-  run(FLAGS, 1, one);
+  const one = oneProcess();
   const pp2 = join(work, 'pp2');
   const log = run([...FLAGS, '--pipeline-model-parallel-size', '2'], 2, pp2);
   assert.match(log, /mesh: dp 1 x pp 2 x tp 1, 1f1b schedule, v 1, layers per stage \[2, 2\]/);
@@ -68,6 +74,22 @@ test('pp2 and pp2 interleaved (v=2) train like one process; the consolidated che
   assert.match(logV2, /interleaved schedule, v 2, layers per stage \[1, 1, 1, 1\]/);
   checkMemoryLines(logV2, 2);
   sameLosses(one, v2, 'pp2 v2');
+});
+
+test('recompute granularity composes with the layouts: pp2 none and selective (full is the default above), one process selective, dp2 full', () => {
+  const one = oneProcess();
+  for (const g of ['none', 'selective']) {
+    const dir = join(work, `pp2-${g}`);
+    run([...FLAGS, '--pipeline-model-parallel-size', '2', '--recompute-granularity', g], 2, dir);
+    sameLosses(one, dir, `pp2 recompute ${g}`);
+  }
+  // Without pipeline stages, selective or full recomputation runs the mesh trainer with pp = 1.
+  const sel = join(work, 'one-selective');
+  assert.match(run([...FLAGS, '--recompute-granularity', 'selective'], 1, sel), /mesh: dp 1 x pp 1 x tp 1/);
+  sameLosses(one, sel, 'one process, recompute selective');
+  const dp2 = join(work, 'dp2-full');
+  assert.match(run([...FLAGS, '--recompute-granularity', 'full'], 2, dp2), /mesh: dp 2 x pp 1 x tp 1/);
+  sameLosses(one, dp2, 'dp2, recompute full');
 });
 
 test('dp2 x pp2 with ZeRO-1 (DeepSpeed config) trains like one process with the same config', () => {

@@ -1,0 +1,113 @@
+// `npm run bench -- layouts [--json] [--machine spec.json] [--iters N]`: the planner against the
+// engine on this machine. `atscale plan --calibrate --threads 1` measures the machine (unless a
+// spec is given), then each local layout (1 process, dp2, pp2 with each recompute granularity,
+// pp2 interleaved, dp2 x pp2) trains the cpu-small shape (4 layers, 128 wide, context 64) under
+// `atscale launch ... train` with one thread per rank, and its median step time is printed
+// beside `atscale plan --machine ... --dp --pp --interleave --micro-batch --recompute`'s
+// prediction (target: within 25%). Every layout trains the same 4 micro-batches of 8 rows per step.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from '../src/cli/args.js';
+
+const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+const SHAPE = ['--n-layer', '4', '--n-head', '4', '--n-embd', '128', '--block-size', '64', '--dropout', '0'];
+const ROWS = 8;
+const M = 4;
+
+interface Layout {
+  name: string;
+  dp: number;
+  pp: number;
+  v: number;
+  recompute: 'none' | 'selective' | 'full';
+}
+
+const LAYOUTS: Layout[] = [
+  { name: '1 process', dp: 1, pp: 1, v: 1, recompute: 'none' },
+  { name: 'dp2', dp: 2, pp: 1, v: 1, recompute: 'none' },
+  { name: 'pp2 full', dp: 1, pp: 2, v: 1, recompute: 'full' },
+  { name: 'pp2 selective', dp: 1, pp: 2, v: 1, recompute: 'selective' },
+  { name: 'pp2 none', dp: 1, pp: 2, v: 1, recompute: 'none' },
+  { name: 'pp2 v2', dp: 1, pp: 2, v: 2, recompute: 'full' },
+  { name: 'dp2 x pp2', dp: 2, pp: 2, v: 1, recompute: 'full' },
+];
+
+function cli(args: string[], what: string): string {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 600_000, env: { ...process.env, WORLD_SIZE: '1' } });
+  if (r.status !== 0) throw new Error(`${what} exited ${r.status}: ${(r.stderr ?? '').slice(-1500)}`);
+  return r.stdout;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/** Median step time of a training run (the steps after the first two, which pay compilation). */
+function measure(l: Layout, data: string, out: string, iters: number): number {
+  const world = l.dp * l.pp;
+  const flags = ['train', '--data', data, ...SHAPE, '--batch-size', String(ROWS * l.dp), '--grad-accum', String(M), '--max-iters', String(iters), '--eval-interval', String(iters * 10), '--eval-iters', '1', '--log-interval', '1', '--threads', '1', '--quiet', '--out', out];
+  if (l.pp > 1) flags.push('--pipeline-model-parallel-size', String(l.pp), '--recompute-granularity', l.recompute);
+  if (l.v > 1) flags.push('--virtual-pipeline-model-parallel-size', String(l.v));
+  cli(world === 1 ? flags : ['launch', '--nproc-per-node', String(world), '--', process.execPath, CLI, ...flags], `train (${l.name})`);
+  const steps = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((x) => JSON.parse(x) as { iter?: number; step_ms?: number }).filter((x) => x.step_ms !== undefined && x.iter! > 2).map((x) => x.step_ms!);
+  if (steps.length === 0) throw new Error(`train (${l.name}) logged no step times after step 2`);
+  return median(steps);
+}
+
+function predict(l: Layout, machine: string): { ms: number; parts: Record<string, number> } {
+  const out = cli(['plan', '--machine', machine, '--layers', '4', '--heads', '4', '--hidden', '128', '--vocab', '65', '--seq-len', '64', '--global-batch', String(ROWS * l.dp * M), '--micro-batch', String(ROWS), '--dp', String(l.dp), '--pp', String(l.pp), '--interleave', String(l.v), '--recompute', l.recompute, '--json'], `plan (${l.name})`);
+  const r = JSON.parse(out.trim().split('\n').pop()!) as { predicted_ms_per_iter: number; parts_ms: Record<string, number> };
+  return { ms: r.predicted_ms_per_iter, parts: r.parts_ms };
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { flags } = parseArgs(argv, { json: { type: 'boolean', help: 'JSON lines' }, machine: { type: 'string', help: 'a machine spec from atscale plan --calibrate --threads 1 (default: calibrate now)' }, iters: { type: 'number', help: 'training steps per layout', default: 8 } }, 'bench layouts');
+  const json = flags.json === true;
+  const dir = mkdtempSync(join(tmpdir(), 'atscale-layouts-'));
+  try {
+    let machine = flags.machine as string | undefined;
+    if (!machine) {
+      machine = join(dir, 'machine.json');
+      // On a loaded host a calibration can contradict itself (a step faster than its GEMMs
+      // alone); it is taken again, up to three times.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          cli(['plan', '--calibrate', '--threads', '1', '--json', '--out', machine], 'plan --calibrate');
+          break;
+        } catch (e) {
+          if (attempt === 3) throw e;
+          console.error(`calibration ${attempt} failed, again: ${(e as Error).message.split('\n').at(-2) ?? ''}`);
+        }
+      }
+    }
+    const shared = '/work/shared/data/tinyshakespeare.txt';
+    const data = existsSync(shared) ? shared : join(dir, 'corpus.txt');
+    if (data !== shared) writeFileSync(data, Array.from({ length: 4000 }, (_, i) => `${i} little pigs went to market, ${i * 7} stayed home.\n`).join(''));
+    const rows: string[][] = [];
+    let base: number | undefined;
+    for (const l of LAYOUTS) {
+      const measured = measure(l, data, join(dir, l.name.replace(/\W+/g, '-')), flags.iters as number);
+      const p = predict(l, machine);
+      const ratio = p.ms / measured;
+      // The same ratio relative to the 1-process layout's: what remains when the machine's
+      // state drifted between calibration and the runs (other jobs on a shared host).
+      base ??= ratio;
+      const rec = {
+        bench: 'layouts', layout: l.name, dp: l.dp, pp: l.pp, v: l.v, recompute: l.recompute, micro_batches: M, rows: ROWS, measured_ms: Math.round(measured * 10) / 10, predicted_ms: Math.round(p.ms * 10) / 10,
+        ratio: Math.round(ratio * 1000) / 1000, within_25pct: Math.abs(ratio - 1) <= 0.25, ratio_vs_1process: Math.round((ratio / base) * 1000) / 1000, parts_ms: Object.fromEntries(Object.entries(p.parts).map(([k, v]) => [k, Math.round(v * 10) / 10])),
+      };
+      if (json) console.log(JSON.stringify(rec));
+      rows.push([l.name, measured.toFixed(1), p.ms.toFixed(1), ratio.toFixed(2), rec.within_25pct ? 'yes' : 'no', rec.ratio_vs_1process.toFixed(2)]);
+    }
+    if (!json) {
+      const head = ['layout', 'measured ms/step', 'planner ms/step', 'predicted / measured', 'within 25%', 'ratio / 1-process ratio'];
+      const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+      for (const r of [head, ...rows]) console.log(r.map((c, i) => c.padEnd(w[i]!)).join('  '));
+      console.log(`(${SHAPE.join(' ')}; ${M} micro-batches of ${ROWS} rows per replica; one thread per rank; medians after 2 warm-up steps; machine shared with other jobs)`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return 0;
+}
