@@ -9,7 +9,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { References, runTrial, writeCorpus } from '../../bench/chaos-trial.js';
-import { CLI, collect, launch } from './helpers.js';
+import net from 'node:net';
+import { RendezvousClient } from '../../src/launch/rendezvous-client.js';
+import { CLI, collect, launch, startLauncher } from './helpers.js';
 import { HOST_ADDRS, TwoHosts, netnsUnavailable } from './netns.js';
 
 const skip = netnsUnavailable();
@@ -66,4 +68,27 @@ test('elastic restarts run out: every launcher exits with the failing rank statu
     assert.match(summaries[i]![0]!, /^atscale launch: job failed: node 1 \(.*\): rank 3 \(pid \d+\) exited with status 3 after 1 of at most 1 restart \(restart 1: node 1 \(.*\): rank 3 \(pid \d+\) exited with status 3; resumed with 2 nodes, world size 4\)$/);
   }
   assert.equal(summaries[0]![0], summaries[1]![0]);
+});
+
+test('the rendezvous port refuses garbage, a wrong secret and an unauthenticated client, names them, and the job goes on', async () => {
+  const env = { ATSCALE_JOB_SECRET: 'e5'.repeat(32) };
+  const worker = [process.execPath, '-e', 'setTimeout(() => {}, 2500)'];
+  const child = startLauncher(['--nnodes', '1:1', '--node-rank', '0', '--master-addr', '127.0.0.1', '--master-port', '29654', '--', ...worker], env);
+  const run = collect(child, 30_000);
+  let seen = '';
+  child.stderr!.on('data', (d: Buffer) => (seen += d.toString()));
+  while (!/round 0: ranks/.test(seen)) await new Promise((r) => setTimeout(r, 50));
+  const poke = (bytes: Buffer) => new Promise<void>((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port: 29654 }, () => s.write(bytes));
+    s.on('error', () => resolve());
+    s.on('close', () => resolve());
+  });
+  await poke(Buffer.from('GET / HTTP/1.1\r\n\r\n'.repeat(4)));
+  const wrong = await RendezvousClient.connect({ host: '127.0.0.1', port: 29654, secret: Buffer.from('ab'.repeat(32), 'hex'), identity: 'intruder', connectTimeoutMs: 5000, keepaliveMs: 5000 }).then(() => 'joined', (e: Error) => e.message);
+  assert.match(wrong, /does not know this job's secret|refused|secret/);
+  const r = await run;
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /elastic rendezvous 127\.0\.0\.1:29654|launcher at 127\.0\.0\.1:\d+: .*(magic|secret)/);
+  assert.match(r.stderr, /bad frame magic/);
+  assert.match(r.stderr, /job succeeded after 0 of at most 0 restarts/);
 });
