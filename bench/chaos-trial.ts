@@ -174,7 +174,7 @@ export async function baselineSeconds(j: ChaosJob, hosts: TwoHosts, port: number
   const t0 = performance.now();
   const out = join(j.work, `baseline-${port}`);
   rmSync(out, { recursive: true, force: true });
-  const runs = ([0, 1] as const).map((i) =>
+  const runs = ([1, 0] as const).map((i) =>
     new Promise<number | null>((resolve) => {
       const c = hosts.spawn(i, [process.execPath, CLI, 'launch', '--nnodes', '1:2', '--node-rank', String(i), '--nproc-per-node', '2', '--master-addr', HOST_ADDRS[0], '--master-port', String(port), '--rdzv-last-call-ms', '3000', '--', ...trainArgs(j, out)], baseEnv());
       c.stdout!.resume();
@@ -199,16 +199,18 @@ export async function runTrial(j: ChaosJob, hosts: TwoHosts, refs: References, f
   const logs = ['', ''];
   const stamped: { t: number; line: string }[] = [];
   const ended: Promise<number | null>[] = [];
-  for (const i of [0, 1] as const) {
+  // Host 1 first: its launcher keeps dialling until host 0's rendezvous is up, so both join at
+  // once and the first round has both nodes (not one, then a re-rendezvous when the other arrives).
+  for (const i of [1, 0] as const) {
     const args = [process.execPath, CLI, 'launch', '--nnodes', '1:2', '--node-rank', String(i), '--nproc-per-node', '2', '--master-addr', HOST_ADDRS[0], '--master-port', String(port), '--max-restarts', '3', '--heartbeat-timeout-ms', '3000', '--timeout-ms', '10000', '--stop-grace-ms', '1000', '--rdzv-last-call-ms', '3000', '--rdzv-keepalive-ms', '3000', '--rdzv-timeout-ms', '30000', '--', ...trainArgs(j, out)];
     const c = hosts.spawn(i, args, env);
-    launchers.push(c);
+    launchers[i] = c;
     c.stdout!.resume();
     c.stderr!.on('data', (d: Buffer) => {
       logs[i] += d.toString();
       if (i === 0) for (const line of d.toString().split('\n')) if (line) stamped.push({ t: now(), line });
     });
-    ended.push(new Promise((r) => c.once('close', (code) => r(code))));
+    ended[i] = new Promise((r) => c.once('close', (code) => r(code)));
   }
   const metrics = join(out, 'metrics.jsonl');
   const losses: LossLine[] = [];
@@ -323,7 +325,7 @@ export async function runTrial(j: ChaosJob, hosts: TwoHosts, refs: References, f
         note += `; reference: ${(e as Error).message.slice(0, 200)}`;
       }
     }
-    const stepsLost = resumed === null ? null : beforeMax - resumed;
+    const stepsLost = resumed === null ? null : Math.max(0, beforeMax - resumed); // steps logged after the restart began are not lost
     if (resumed !== null && resumed < published) note += `; resumed from step ${resumed}, older than the checkpoint of step ${published} published at the fault`;
     const summary = logs[0]!.split('\n').filter((l) => l.startsWith('atscale launch: job ')).pop() ?? '';
     return { summary, fault, at_step: atStep, detect_s: round(detect), recover_s: round(recover), steps_lost: stepsLost, published_step: published, resumed_step: resumed, world_after: worldAfter, recovered, bit_identical: bit, wall_s: round(jobWall)!, note };
