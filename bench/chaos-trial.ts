@@ -11,7 +11,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, watch, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadCheckpoint } from '../src/checkpoint/index.js';
+import { isUniversalCheckpoint, loadCheckpoint, UniversalCheckpoint } from '../src/checkpoint/index.js';
 import { HOST_ADDRS, type TwoHosts } from '../test/launch/netns.js';
 
 export const FAULTS = ['kill-rank', 'stop-rank', 'kill-during-save', 'host-loss', 'launcher-kill'] as const;
@@ -107,17 +107,24 @@ export class References {
   }
 }
 
+/** Every tensor of a checkpoint (a plain one, or each state of a universal one), by name. */
+function allTensors(dir: string): Map<string, Uint8Array> {
+  const out = new Map<string, Uint8Array>();
+  const bytes = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+  if (isUniversalCheckpoint(dir)) {
+    const ck = new UniversalCheckpoint(dir);
+    for (const name of Object.keys(ck.manifest.tensors)) for (const st of ck.manifest.states) out.set(`${st}/${name}`, bytes(ck.readFull(name, st)));
+  } else for (const [name, t] of Object.entries(loadCheckpoint(dir).tensors)) out.set(name, bytes(t.data));
+  return out;
+}
+
 /** Every tensor of two checkpoints, byte for byte. */
 export function sameTensors(a: string, b: string): { same: boolean; why: string } {
-  const x = loadCheckpoint(a).tensors;
-  const y = loadCheckpoint(b).tensors;
-  const names = Object.keys(x).sort();
-  if (names.join() !== Object.keys(y).sort().join()) return { same: false, why: 'different tensor names' };
-  for (const n of names) {
-    const p = Buffer.from(x[n]!.data.buffer, x[n]!.data.byteOffset, x[n]!.data.byteLength);
-    const q = Buffer.from(y[n]!.data.buffer, y[n]!.data.byteOffset, y[n]!.data.byteLength);
-    if (!p.equals(q)) return { same: false, why: `tensor ${n} differs` };
-  }
+  const x = allTensors(a);
+  const y = allTensors(b);
+  const names = [...x.keys()].sort();
+  if (names.join() !== [...y.keys()].sort().join()) return { same: false, why: 'different tensor names' };
+  for (const n of names) if (!Buffer.from(x.get(n)!).equals(Buffer.from(y.get(n)!))) return { same: false, why: `tensor ${n} differs` };
   return { same: true, why: '' };
 }
 
@@ -343,7 +350,7 @@ async function killDuringSave(out: string, pid: number, deadline: number): Promi
   return new Promise((resolve) => {
     let done = false;
     const w = watch(out, (_ev, name) => {
-      if (done || !name || !String(name).startsWith('ckpt.tmp-')) return;
+      if (done || !name || !/^ckpt\.(tmp|staging)-/.test(String(name))) return;
       done = true;
       kill(pid, 'SIGSTOP');
       const staging = join(out, String(name));

@@ -4,7 +4,6 @@
 // 6 heads, 384 wide, context 256; 10.7M parameters, a 128 MB checkpoint with the AdamW moments),
 // as a fraction of the step time. Also measured: the step time while a background write is
 // running (the write competes for the same cores and disk). Medians of K saves and N steps.
-// With --trainer zero: 2 ZeRO ranks, each writing its shard (bench/ckpt-async-zero.ts).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,7 +14,6 @@ import { PRESETS } from '../src/models/presets.js';
 import { LocalTrainer } from '../src/engine/local-trainer.js';
 import { AsyncCheckpointWriter } from '../src/checkpoint/index.js';
 import { Rng } from '../src/tensor/rng.js';
-import { runZeroStallBench } from './ckpt-async-zero.js';
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
@@ -25,11 +23,7 @@ export async function run(argv: string[]): Promise<number> {
     batch: { type: 'number', help: 'sequences per step (the preset trains with 64; fewer keep the bench short on a CPU)', default: 4, int: true, min: 1, max: 1024 },
     steps: { type: 'number', help: 'measured steps', default: 3, int: true, min: 1, max: 1000 },
     saves: { type: 'number', help: 'measured saves per mode', default: 3, int: true, min: 1, max: 100 },
-    trainer: { type: 'string', help: "'local' (one process) or 'zero' (2 ZeRO ranks, each writing its shard; --batch is per rank)", default: 'local' },
-    stage: { type: 'number', help: 'ZeRO stage with --trainer zero', default: 2, int: true, min: 0, max: 3 },
   }, 'bench ckpt-async');
-  if (flags.trainer === 'zero') return zeroRows(flags);
-  if (flags.trainer !== 'local') throw new Error(`bench ckpt-async: --trainer must be 'local' or 'zero', got '${String(flags.trainer)}'`);
   const p = PRESETS['shakespeare-char']!;
   const config = gptConfig({ ...p.model, vocabSize: 65 });
   const batch = flags.batch as number;
@@ -96,26 +90,6 @@ export async function run(argv: string[]): Promise<number> {
     console.log(`checkpoint stall, shakespeare-char (${trainer.layout.size.toLocaleString('en-US')} params, ${Math.round(mb)} MB with AdamW moments), batch ${batch} x ${config.blockSize}, median step ${stepS.toFixed(3)} s`);
     console.log('mode    stall s   stall/step   write s   step s while writing');
     for (const r of rows) console.log(`${r.mode.padEnd(7)} ${r.stall_s.toFixed(4).padStart(8)}   ${((100 * r.stall_s) / r.step_s).toFixed(2).padStart(8)}%   ${r.write_s.toFixed(3).padStart(7)}   ${r.step_during_write_s === null ? '-' : r.step_during_write_s.toFixed(3)}`);
-  }
-  return 0;
-}
-
-/** The same two rows for 2 ZeRO ranks (bench/ckpt-async-zero.ts); the slowest parts are rank 0's. */
-async function zeroRows(flags: Record<string, unknown>): Promise<number> {
-  const batch = flags.batch as number;
-  const stage = flags.stage as number;
-  const r = await runZeroStallBench({ batch, steps: flags.steps as number, saves: flags.saves as number, stage });
-  const mb = (r.params * 3 * 4) / 1e6;
-  const base = { bench: 'ckpt-async', model: 'shakespeare-char', trainer: 'zero', ranks: 2, stage, params: r.params, checkpoint_mb: Math.round(mb), batch_per_rank: batch, seq: 256 };
-  const rows = [
-    { mode: 'sync', stall_s: r.sync_stall_s, write_s: r.sync_stall_s, step_s: r.step_s, step_during_write_s: null as number | null },
-    { mode: 'async', stall_s: r.async_stall_s, write_s: r.async_write_s, step_s: r.step_s, step_during_write_s: r.step_during_write_s },
-  ];
-  if (flags.json) for (const row of rows) console.log(JSON.stringify({ ...base, ...row, stall_fraction: row.stall_s / row.step_s }));
-  else {
-    console.log(`checkpoint stall, shakespeare-char on 2 ZeRO stage-${stage} ranks (${r.params.toLocaleString('en-US')} params, ${Math.round(mb)} MB with AdamW moments, sharded), batch ${batch} x 256 per rank, median step ${r.step_s.toFixed(3)} s`);
-    console.log('mode    stall s   stall/step   write s   step s while writing');
-    for (const row of rows) console.log(`${row.mode.padEnd(7)} ${row.stall_s.toFixed(4).padStart(8)}   ${((100 * row.stall_s) / row.step_s).toFixed(2).padStart(8)}%   ${row.write_s.toFixed(3).padStart(7)}   ${row.step_during_write_s === null ? '-' : row.step_during_write_s.toFixed(3)}`);
   }
   return 0;
 }

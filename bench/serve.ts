@@ -6,7 +6,7 @@
 // - transformers.js: @huggingface/transformers generating with the `export --format hf`
 //   folder, c generate() calls in flight at once (it has no batching server).
 // Streaming completions, max_tokens 32, a 24-character prompt. --soak N sends N short requests
-// and reports the server's resident memory at the start and the end (the memory-growth check).
+// instead and reports the server's memory at checkpoints with a verdict (serve-soak.ts).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,6 +18,7 @@ import { CharTokenizer } from '../src/data/char_tokenizer.js';
 import { GPT } from '../src/models/gpt.js';
 import { FlatLayout } from '../src/nn/flat.js';
 import { exportHf } from '../src/engine/export-hf.js';
+import { soak, soakTable } from './serve-soak.js';
 
 const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const PROMPT = 'First Citizen: Before we';
@@ -123,17 +124,12 @@ async function transformersJs(dir: string): Promise<() => Promise<Trace>> {
   };
 }
 
-async function rss(url: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  return Number(/^process_resident_memory_bytes (\S+)$/m.exec(text)![1]) / 2 ** 20;
-}
-
 export async function run(argv: string[]): Promise<number> {
   const { flags } = parseArgs(argv, {
     json: { type: 'boolean', help: 'print JSON lines' },
     concurrency: { type: 'string', help: 'concurrency levels', default: '1,4,16,64' },
     threads: { type: 'number', help: 'ONNX Runtime threads for every implementation', default: 2 },
-    soak: { type: 'number', help: 'instead: N short requests, report resident memory start and end', default: 0 },
+    soak: { type: 'number', help: 'instead: N short requests, report the server memory at checkpoints and a growth verdict', default: 0 },
   }, 'bench serve');
   const levels = String(flags.concurrency).split(',').map(Number);
   const threads = flags.threads as number;
@@ -147,24 +143,13 @@ export async function run(argv: string[]): Promise<number> {
   try {
     if ((flags.soak as number) > 0) {
       const s = await startServer(ck, 16, threads);
-      const n = flags.soak as number;
-      let next = 0;
-      let start = 0;
-      const short = async () => {
-        const r = await fetch(`${s.url}/v1/completions`, { method: 'POST', body: JSON.stringify({ model: 'bench-gpt', prompt: 'Hi', max_tokens: 2 }) });
-        if (r.status !== 200) throw new Error(`HTTP ${r.status}: ${await r.text()}`);
-        await r.text();
-      };
-      await Promise.all(Array.from({ length: 16 }, async () => {
-        while (next++ < n) {
-          await short();
-          if (next === Math.floor(n / 10)) start = await rss(s.url);
-        }
-      }));
-      const end = await rss(s.url);
-      s.proc.kill('SIGTERM');
-      console.log(JSON.stringify({ bench: 'serve-soak', requests: n, rss_after_10pct_mb: Math.round(start), rss_end_mb: Math.round(end), growth_mb: Math.round(end - start) }));
-      return 0;
+      try {
+        const r = await soak(s.url, 'bench-gpt', flags.soak as number);
+        console.log(flags.json ? JSON.stringify(r) : soakTable(r));
+        return r.verdict === 'no growth' && Object.keys(r.statuses).every((k) => k === '200') ? 0 : 1;
+      } finally {
+        s.proc.kill('SIGTERM');
+      }
     }
     for (const [impl, slots] of [['atscale', 16], ['sequential', 1]] as const) {
       const s = await startServer(ck, slots, threads);

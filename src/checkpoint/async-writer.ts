@@ -6,20 +6,6 @@
 // slow disk slows training down instead of queueing snapshots without bound.
 import { Worker } from 'node:worker_threads';
 import type { CheckpointContents } from './checkpoint_dir.js';
-import type { ShardPart } from './sharded.js';
-
-/** What the writer thread writes: host buffers it may take (they are transferred), and which
- * writer to run on them: one whole checkpoint directory, or this rank's part of a sharded one
- * (finalized later by rank 0 once every rank's part is on disk). */
-export type WriteJob =
-  | { writer: 'checkpoint'; dir: string; contents: CheckpointContents }
-  | { writer: 'shard'; dir: string; rank: number; worldSize: number; saveId: string; part: ShardPart };
-
-/** The buffers a job holds, each once (a buffer shared by two views is transferred once). */
-function jobBuffers(job: WriteJob): ArrayBuffer[] {
-  const arrays = job.writer === 'checkpoint' ? Object.values(job.contents.tensors).map((t) => t.data) : [...Object.values(job.part.flats ?? {}).map((f) => f.data), ...Object.values(job.part.tensors ?? {}).map((t) => t.data)];
-  return [...new Set(arrays.map((a) => a.buffer as ArrayBuffer))];
-}
 
 interface Reply {
   id: number;
@@ -58,17 +44,14 @@ export class AsyncCheckpointWriter {
    * has started; `published` resolves when it is on disk under its final name.
    */
   async submit(dir: string, contents: CheckpointContents): Promise<{ published: Promise<void> }> {
-    return this.submitJob({ writer: 'checkpoint', dir, contents });
-  }
-
-  /** submit() for any write job; `published` resolves when this job's files are on disk. */
-  async submitJob(job: WriteJob): Promise<{ published: Promise<void> }> {
     await this.flush();
     if (this.failure) throw this.failure;
     const id = this.nextId++;
+    const buffers = new Set<ArrayBuffer>();
+    for (const t of Object.values(contents.tensors)) buffers.add(t.data.buffer as ArrayBuffer);
     const published = new Promise<void>((resolve, reject) => this.waiting.set(id, { resolve, reject }));
     this.worker.ref();
-    this.worker.postMessage({ id, job }, jobBuffers(job));
+    this.worker.postMessage({ id, dir, contents }, [...buffers]);
     this.inFlight = published.finally(() => {
       this.inFlight = null;
       this.worker.unref();

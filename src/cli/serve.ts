@@ -10,7 +10,8 @@ const FLAGS: Record<string, FlagSpec> = {
   'api-key': { type: 'string', help: 'require "Authorization: Bearer KEY" (or set ATSCALE_API_KEY)' },
   adapter: { type: 'string', help: 'LoRA adapter folder to apply to --model (folded into the weights at load)' },
   slots: { type: 'number', help: 'KV-cache slots: sequences decoded together', default: 16 },
-  'prefill-chunk': { type: 'number', help: 'prompt tokens read per step', default: 32 },
+  'prefill-chunk': { type: 'number', help: 'prompt tokens read per sequence and step', default: 32 },
+  'prefill-rows': { type: 'number', help: 'prompts read together in one prefill step', default: 4 },
   'max-queue': { type: 'number', help: 'sequences allowed to wait for a slot (more get 429)', default: 256 },
   'max-body-bytes': { type: 'number', help: 'largest request body', default: 1 << 20 },
   'request-timeout': { type: 'number', help: 'seconds a request may take (queue + generation)', default: 120 },
@@ -29,7 +30,7 @@ export async function run(argv: string[]): Promise<number> {
   if (!flags.model) throw new UsageError('atscale serve: pass --model DIR (a checkpoint folder written by atscale train)');
   const port = flags.port as number;
   if (!(Number.isInteger(port) && port >= 0 && port < 65536)) throw new UsageError(`atscale serve: --port must be an integer in 0..65535, got ${port}`);
-  for (const k of ['slots', 'prefillChunk', 'maxQueue', 'maxBodyBytes', 'requestTimeout', 'receiveTimeout', 'drainTimeout'] as const) {
+  for (const k of ['slots', 'prefillChunk', 'prefillRows', 'maxQueue', 'maxBodyBytes', 'requestTimeout', 'receiveTimeout', 'drainTimeout'] as const) {
     const v = flags[k] as number;
     if (!(v > 0)) throw new UsageError(`atscale serve: --${k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())} must be positive, got ${v}`);
   }
@@ -42,6 +43,7 @@ export async function run(argv: string[]): Promise<number> {
     apiKey: (flags.apiKey as string | undefined) ?? process.env.ATSCALE_API_KEY ?? undefined,
     slots: flags.slots as number,
     prefillChunk: flags.prefillChunk as number,
+    prefillRows: flags.prefillRows as number,
     maxQueue: flags.maxQueue as number,
     maxBodyBytes: flags.maxBodyBytes as number,
     requestTimeoutMs: (flags.requestTimeout as number) * 1000,

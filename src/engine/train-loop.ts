@@ -10,8 +10,8 @@ import { type Architecture, createModel } from '../models/registry.js';
 import type { TrainHyper } from '../models/presets.js';
 import { cosineLr } from '../optim/schedule.js';
 import { loadRunData, type TokenizerKind } from './run-data.js';
-import { isShardedCheckpoint, loadCheckpoint, ShardedCheckpoint } from '../checkpoint/index.js';
-import type { SharedSnapshot, Trainer } from './trainer.js';
+import { isShardedCheckpoint, isUniversalCheckpoint, loadCheckpoint, ShardedCheckpoint, UniversalCheckpoint } from '../checkpoint/index.js';
+import type { Trainer } from './trainer.js';
 import { LocalTrainer } from './local-trainer.js';
 import { Progress } from './progress.js';
 import { checkRunMeta, type RunMeta } from './validate-meta.js';
@@ -191,19 +191,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   };
   let saved = false;
   const checkpoints = new CheckpointSchedule(o.checkpointInterval, o.mtbfHours);
-  const writer = o.asyncCheckpoint && (trainer.snapshot || trainer.snapshotShared) ? new AsyncCheckpointWriter() : undefined;
-  // A distributed background save: published once every rank's part is on disk, which the
-  // ranks ask each other (one tiny all-reduce) at every step boundary until it is.
-  let pending: { snap: SharedSnapshot; iter: number; written: Promise<void>; localDone: boolean } | undefined;
-  const publishPending = async (wait: boolean) => {
-    const p = pending;
-    if (!p) return;
-    if (wait) await p.written;
-    if (await p.snap.publish(wait || p.localDone)) {
-      lastGood = { dir: ckptDir, iter: p.iter };
-      pending = undefined;
-    }
-  };
+  const writer = o.asyncCheckpoint && trainer.snapshot ? new AsyncCheckpointWriter() : undefined;
   let lastSaveIter = start;
   let stepSeconds = NaN; // moving average, for the checkpoint interval in steps
   const save = async (iter: number) => {
@@ -212,14 +200,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     const m: Meta = { iter, architecture: model.architecture() as Architecture, hyper: h, seed, trainRng: trainSampler.getState(), valRng: valSampler.getState(), tokenizer: data.tokenizer.fingerprint(), world };
     if (skipped.size) m.skipped = [...skipped].filter((s) => s < iter).sort((a, b) => a - b);
     const files = { 'tokenizer.json': JSON.stringify(data.tokenizer.toJSON()) };
-    if (writer && trainer.snapshotShared) {
-      await publishPending(true); // one save in flight: the previous one is published first
-      const snap = await trainer.snapshotShared(ckptDir, m as unknown as Record<string, unknown>, files);
-      const written = snap.job ? (await writer.submitJob(snap.job)).published : Promise.resolve();
-      const entry = { snap, iter, written, localDone: false };
-      written.then(() => (entry.localDone = true), () => {}); // a failed write surfaces at the next publishPending(true)
-      pending = entry;
-    } else if (writer) {
+    if (writer) {
       // Published in the background; a rollback waits for it (flush) before reading lastGood.
       const { published } = await writer.submit(ckptDir, trainer.snapshot!(m as unknown as Record<string, unknown>, files));
       published.then(() => (lastGood = { dir: ckptDir, iter }), () => {});
@@ -239,7 +220,6 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     const kept = lastGood ? `the last good checkpoint ${lastGood.dir} (step ${lastGood.iter}) was not touched` : 'no checkpoint was written';
     if (policy === 'stop') throw new NonFiniteError(`${why} at step ${bad}; stopped before saving, and ${kept}. Lower --lr or check the data, or pass --on-nonfinite rollback to reload the checkpoint and skip this batch`);
     await writer?.flush();
-    await publishPending(true);
     if (!lastGood) throw new NonFiniteError(`${why} at step ${bad}, and there is no checkpoint yet to roll back to (the first is written at step ${h.evalInterval}); lower --lr or check the data`);
     if (++rollbacks > MAX_ROLLBACKS) throw new NonFiniteError(`${why} at step ${bad}: ${MAX_ROLLBACKS} rollbacks already in this run; stopping (${kept})`);
     await trainer.load(lastGood.dir);
@@ -266,7 +246,6 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   };
   try {
     for (let iter = start; iter < h.maxIters; iter++) {
-      if (pending) await publishPending(false); // every rank, at every boundary: the ranks agree
       const lr = cosineLr(schedule, iter);
       const batches = Array.from({ length: h.gradAccum }, () => trainSampler.next());
       const last = iter === h.maxIters - 1;
@@ -329,7 +308,6 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     }
     // Every rank decides the same way (saving is collective), and a stale ckpt/ is never returned.
     if (!saved) await save(start);
-    await publishPending(true);
     await writer?.flush();
   } finally {
     await writer?.close().catch(() => {});
@@ -374,10 +352,28 @@ function resumedHyper(meta: Meta, o: RunOptions): TrainHyper {
 
 /** Meta and extra files of a checkpoint, single-file or sharded (ZeRO), verified. */
 export function readCheckpointInfo(dir: string): { meta: Record<string, unknown>; files: Record<string, string> } {
+  if (isUniversalCheckpoint(dir)) {
+    const ck = new UniversalCheckpoint(dir);
+    return { meta: ck.meta, files: ck.files };
+  }
   if (isShardedCheckpoint(dir)) {
     const ck = new ShardedCheckpoint(dir);
     return { meta: ck.meta, files: ck.files };
   }
   const ck = loadCheckpoint(dir);
   return { meta: ck.meta, files: ck.files };
+}
+
+/** A resumed run's settings, before any process group or trainer is built: the layout and the
+ *  per-rank batch are derived from them, and they must be the checkpoint's (its batch size,
+ *  accumulation and schedule) unless given explicitly, whatever the new world size. Undefined
+ *  when the checkpoint cannot be read; the resume itself then reports why. */
+export function checkpointSettings(dir: string): { hyper: TrainHyper; nLayer: number; nHead: number } | undefined {
+  try {
+    const meta = checkRunMeta(readCheckpointInfo(dir).meta, `checkpoint ${dir}`);
+    const arch = (meta.architecture ?? meta.config) as { nLayer?: unknown; nHead?: unknown };
+    return { hyper: meta.hyper, nLayer: Number(arch.nLayer), nHead: Number(arch.nHead) };
+  } catch {
+    return undefined;
+  }
 }

@@ -34,25 +34,8 @@ export interface Trainer {
    * a background writer; trainers without it are saved synchronously.
    */
   snapshot?(meta: Record<string, unknown>, files: Record<string, string>): import('../checkpoint/index.js').CheckpointContents;
-  /**
-   * The same for trainers spread over ranks (collective: every rank calls it at the same step):
-   * copies this rank's share of the state into fresh host buffers, as a job for the background
-   * writer (none when this rank writes nothing), and the collective step that publishes it.
-   */
-  snapshotShared?(dir: string, meta: Record<string, unknown>, files: Record<string, string>): Promise<SharedSnapshot>;
   /** Writes model + optimizer state into dir atomically, with the loop's meta and extra files. */
   save(dir: string, meta: Record<string, unknown>, files: Record<string, string>): Promise<void>;
   /** Restores model + optimizer state from dir; returns the loop's meta and files. */
   load(dir: string): Promise<{ meta: Record<string, unknown>; files: Record<string, string> }>;
-}
-
-/** A distributed save in flight: this rank's write job, and how the ranks agree it is published. */
-export interface SharedSnapshot {
-  job?: import('../checkpoint/index.js').WriteJob;
-  /**
-   * Collective, called by every rank at the same step boundaries: `localDone` says whether this
-   * rank's job is on disk. Resolves true once every rank's is, after the checkpoint has been
-   * published (rank 0 finalizes a sharded one); false: not yet, ask again at the next boundary.
-   */
-  publish(localDone: boolean): Promise<boolean>;
 }

@@ -32,18 +32,7 @@ export function gptHfGraph(model: GPT, weight: (name: string) => Float32Array): 
     v: g.input(`past_key_values.${i}.value`, 'float32', ['batch_size', c.nHead, 'past_sequence_length', hd]),
   }));
 
-  // Additive attention bias [batch, 1, seq, total]: query i (absolute position total - seq + i)
-  // sees key j when j <= that position and attention_mask[b, j] is 1 (padding is masked).
-  const seq = g.dim(ids, 1);
-  const total = g.dim(mask, 1);
-  const zero = g.ints([0]);
-  const one = g.ints([1]);
-  const keyPos = g.op('Range', [g.op('Squeeze', [zero]), g.op('Squeeze', [total]), g.op('Squeeze', [one])]); // (total)
-  const offset = g.op('Sub', [total, seq]);
-  const queryPos = g.op('Unsqueeze', [g.op('Add', [g.op('Range', [g.op('Squeeze', [zero]), g.op('Squeeze', [seq]), g.op('Squeeze', [one])]), offset]), one]); // (seq, 1)
-  const causal = g.op('LessOrEqual', [keyPos, queryPos]); // (seq, total)
-  const padOk = g.op('Unsqueeze', [g.op('Equal', [mask, g.scalar(1, 'int64')]), g.ints([1, 2])]); // (batch, 1, 1, total)
-  const bias = g.op('Where', [g.op('And', [causal, padOk]), g.scalar(0), g.scalar(-1e9)]); // (batch, 1, seq, total)
+  const bias = attentionBias(g, ids, mask); // (batch, 1, seq, total)
 
   // Token + position embeddings. Positions past the table are clamped (padding rows only).
   const wte = w('transformer.wte.weight', [c.vocabSize, c.nEmbd]);
@@ -70,4 +59,22 @@ export function gptHfGraph(model: GPT, weight: (name: string) => Float32Array): 
   const logits = g.op('MatMul', [norm(x, 'transformer.ln_f'), g.op('Transpose', [wte], { perm: [1, 0] })]); // tied head
   g.output('logits', logits, 'float32', ['batch_size', 'sequence_length', c.vocabSize]);
   return g.graph('atscale-gpt2');
+}
+
+/**
+ * Additive attention bias [batch, 1, seq, total] for ids [batch, seq] and attention_mask
+ * [batch, total]: query i (absolute position total - seq + i) sees key j when j <= that
+ * position and attention_mask[b, j] is 1 (padding is masked).
+ */
+export function attentionBias(g: GraphBuilder, ids: string, mask: string): string {
+  const seq = g.dim(ids, 1);
+  const total = g.dim(mask, 1);
+  const zero = g.ints([0]);
+  const one = g.ints([1]);
+  const keyPos = g.op('Range', [g.op('Squeeze', [zero]), g.op('Squeeze', [total]), g.op('Squeeze', [one])]); // (total)
+  const offset = g.op('Sub', [total, seq]);
+  const queryPos = g.op('Unsqueeze', [g.op('Add', [g.op('Range', [g.op('Squeeze', [zero]), g.op('Squeeze', [seq]), g.op('Squeeze', [one])]), offset]), one]); // (seq, 1)
+  const causal = g.op('LessOrEqual', [keyPos, queryPos]); // (seq, total)
+  const padOk = g.op('Unsqueeze', [g.op('Equal', [mask, g.scalar(1, 'int64')]), g.ints([1, 2])]); // (batch, 1, 1, total)
+  return g.op('Where', [g.op('And', [causal, padOk]), g.scalar(0), g.scalar(-1e9)]);
 }

@@ -9,7 +9,7 @@ import { Module } from '../nn/module.js';
 import { FlatLayout } from '../nn/flat.js';
 import type { Linear } from '../nn/layers.js';
 import { findLinears, LoraPair, loraScale, mergedWeight, validateLora, type LoraConfig } from '../nn/lora.js';
-import type { LanguageModel, LayerCache, ModelDims, ModelUnits, TensorParallelSplit } from './model.js';
+import type { DecodeResult, LanguageModel, LayerCache, ModelDims, ModelUnits, TensorParallelSplit } from './model.js';
 
 export class LoraModel extends Module implements LanguageModel {
   readonly family: string;
@@ -67,11 +67,15 @@ export class LoraModel extends Module implements LanguageModel {
     return this.frozen(idx.graph, () => this.base.forward(idx, key));
   }
 
+  headLoss(x: Tensor, targets: Tensor): Tensor {
+    return this.frozen(x.graph, () => this.base.headLoss(x, targets));
+  }
+
   loss(idx: Tensor, targets: Tensor, key?: Tensor): Tensor {
     return this.frozen(idx.graph, () => this.base.loss(idx, targets, key));
   }
 
-  decode(tokens: Tensor, start: Tensor, caches: readonly LayerCache[]): { logits: Tensor; caches: LayerCache[] } {
+  decode(tokens: Tensor, start: Tensor, caches: readonly LayerCache[]): DecodeResult {
     return this.frozen(tokens.graph, () => this.base.decode(tokens, start, caches));
   }
 

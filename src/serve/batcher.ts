@@ -1,12 +1,15 @@
 // Continuous batching: a fixed pool of B KV-cache slots. Between steps, finished or cancelled
-// sequences leave their slot and waiting ones take it. Each step runs at most one prefill chunk
-// (one compiled graph, [1, chunk] tokens, for the sequence with the least prompt left to read)
-// and then one decode step for every slot at once (one compiled graph, [B, 1] tokens): a long
-// prompt is read a chunk per step, so the others keep generating meanwhile.
+// sequences leave their slot and waiting ones take it. Each step runs one prefill chunk for up to
+// `prefillRows` sequences (one compiled graph, [rows, chunk] tokens, in the order they took their
+// slots) and then one decode step for every slot at once (one compiled graph,
+// [B, 1] tokens): a long prompt is read a chunk per step, so the others keep generating meanwhile.
 //
-// Caches live on the host as one [B, h, T, d] buffer per layer and kind, double-buffered for
-// the decode graph (read one set, write the other, swap). Slot b's cache is a contiguous view
-// of it (batch is the outermost axis), which is what the prefill graph reads and writes.
+// Caches live on the host as one [B, h, T, d] buffer per layer and kind; slot b's cache is a
+// contiguous view of it (batch is the outermost axis). The graphs only read them: they return
+// the new tokens' keys and values ([B, h, S, d], S = 1 when decoding), which are written into
+// the pool here. Returning rewritten caches instead cost a full pass over every cache per step
+// inside the graph (a broadcast select) plus as much again in output: 70% of a 16-slot decode
+// step on the bench model (see bench/serve.ts).
 import { hostValue, type HostValue } from '../ir/value.js';
 import { compile, type Executable } from '../runtime/execute.js';
 import type { ExecOptions } from '../runtime/session.js';
@@ -41,13 +44,18 @@ interface Active {
   cached: number;
   generated: number;
   counts: Map<number, number>;
+  /** Order of admission: prompts are read first come, first served. */
+  admitted: number;
 }
 
 export interface BatcherOptions {
   /** KV-cache slots: how many sequences decode together. */
   slots: number;
-  /** Prompt tokens read per prefill step. */
+  /** Prompt tokens read per sequence and prefill step. */
   prefillChunk: number;
+  /** Sequences whose prompts are read together in one prefill step (default 4). Requests tend
+   * to arrive together; one graph run for several prompts costs far less than one each. */
+  prefillRows?: number;
   exec?: ExecOptions;
 }
 
@@ -61,11 +69,16 @@ export class Batcher {
   /** Decode graphs by batch size: powers of two below `slots`, and `slots` itself. */
   private readonly decodeExes = new Map<number, Executable>();
   private readonly buckets: number[];
-  private prefillExe?: Executable;
-  private cur: HostValue[];
-  private spare: HostValue[];
-  private readonly scratch: HostValue[];
+  /** Prefill graphs by rows: powers of two below `prefillRows`, and `prefillRows` itself. */
+  private readonly prefillExes = new Map<number, Executable>();
+  private readonly prefillBuckets: number[];
+  /** The pool: per layer, keys then values, each [slots, h, T, d]. */
+  private readonly caches: HostValue[];
+  /** Output buffers of each graph (logits, then new keys/values), by batch size. */
+  private readonly decodeOuts = new Map<number, HostValue[]>();
+  private readonly prefillOuts = new Map<number, HostValue[]>();
   private looping = false;
+  private admissions = 0;
   /** Totals for /metrics. */
   promptTokens = 0;
   generatedTokens = 0;
@@ -80,39 +93,67 @@ export class Batcher {
     if (params.length !== this.layout.size) throw new Error(`parameters have ${params.length} values, the model needs ${this.layout.size}`);
     this.params = hostValue('float32', [this.layout.size], params);
     this.active = new Array<Active | undefined>(this.slots).fill(undefined);
-    this.buckets = [];
-    for (let b = 1; b < this.slots; b *= 2) this.buckets.push(b);
-    this.buckets.push(this.slots);
-    const full = cacheShape(d, this.slots);
-    this.cur = Array.from({ length: 2 * d.nLayer }, () => hostValue('float32', full));
-    this.spare = Array.from({ length: 2 * d.nLayer }, () => hostValue('float32', full));
-    this.scratch = Array.from({ length: 2 * d.nLayer }, () => hostValue('float32', cacheShape(d, 1)));
+    const rows = opts.prefillRows ?? 4;
+    if (!(Number.isInteger(rows) && rows > 0)) throw new RangeError(`prefill rows must be a positive integer, got ${rows}`);
+    this.buckets = powersUpTo(this.slots);
+    this.prefillBuckets = powersUpTo(Math.min(rows, this.slots));
+    this.caches = Array.from({ length: 2 * d.nLayer }, () => hostValue('float32', cacheShape(d, this.slots)));
+    for (const b of this.buckets) this.decodeOuts.set(b, this.outputBuffers(b, 1));
+    for (const b of this.prefillBuckets) this.prefillOuts.set(b, this.outputBuffers(b, this.chunk));
   }
 
   /**
-   * Builds the graphs once: decode (b x 1) for each bucket b, prefill (1 x chunk). Sequences
-   * take the lowest free slot, so the live rows are a prefix of the pool and a step runs the
-   * smallest decode graph that covers them (a cache's leading rows are one contiguous view).
+   * Builds the graphs once: decode (b x 1) for each bucket b, prefill (r x chunk) for each
+   * prefill bucket r. Sequences take the lowest free slot, so the live rows are a prefix of the
+   * pool and a step runs the smallest decode graph that covers them (a cache's leading rows are
+   * one contiguous view); prefill rows are any slots, gathered from the pool inside the graph.
    */
   async compile(): Promise<void> {
-    for (const b of this.buckets) if (!this.decodeExes.has(b)) this.decodeExes.set(b, await compile(this.program(b, 1), this.opts.exec));
-    this.prefillExe ??= await compile(this.program(1, this.chunk), this.opts.exec);
+    for (const b of this.buckets) if (!this.decodeExes.has(b)) this.decodeExes.set(b, await compile(this.program(b, 1, false), this.opts.exec));
+    for (const r of this.prefillBuckets) if (!this.prefillExes.has(r)) this.prefillExes.set(r, await compile(this.program(r, this.chunk, true), this.opts.exec));
   }
 
-  private program(b: number, s: number) {
+  /** Decode (`gather` false: the caches are the pool's first b rows) or prefill (`gather`: the
+   * whole pool and the slot of each row). */
+  private program(b: number, s: number, gather: boolean) {
     const d = this.model.dims;
-    const shape = cacheShape(d, b);
+    const shape = cacheShape(d, gather ? this.slots : b);
     // Weights are constants of the graph (initializers), not an input: ONNX Runtime then
     // pre-packs them for its GEMMs once instead of slicing a flat buffer on every step.
     const flat = this.params.data as Float32Array;
     return buildProgram((t) => {
       const tokens = t.input('tokens', [b, s], 'int32');
       const start = t.input('start', [b], 'int64');
-      const caches: LayerCache[] = Array.from({ length: d.nLayer }, (_, i) => ({ k: t.input(`k${i}`, shape), v: t.input(`v${i}`, shape) }));
+      const slot = gather ? [t.input('slot', [b], 'int64')] : [];
+      const pool: LayerCache[] = Array.from({ length: d.nLayer }, (_, i) => ({ k: t.input(`k${i}`, shape), v: t.input(`v${i}`, shape) }));
+      const caches = gather ? pool.map((c) => ({ k: c.k.take(slot[0]!), v: c.v.take(slot[0]!) })) : pool;
       return withParams(this.layout.slots, (sl) => constant(hostValue('float32', sl.shape, this.layout.view(flat, sl.name)), t.graph), () => {
         const r = this.model.decode(tokens, start, caches);
-        return { inputs: [tokens, start, ...caches.flatMap((c) => [c.k, c.v])], outputs: [r.logits, ...r.caches.flatMap((c) => [c.k, c.v])] };
+        return { inputs: [tokens, start, ...slot, ...pool.flatMap((c) => [c.k, c.v])], outputs: [r.logits, ...r.fresh.flatMap((c) => [c.k, c.v])] };
       });
+    });
+  }
+
+  private outputBuffers(b: number, s: number): HostValue[] {
+    const d = this.model.dims;
+    return [hostValue('float32', [b, s, d.vocabSize]), ...Array.from({ length: 2 * d.nLayer }, () => hostValue('float32', [b, d.nKvHead, s, d.headDim]))];
+  }
+
+  /**
+   * Writes rows [0, n) of batch row `row` of the graph's new keys/values (S positions each)
+   * into slot b's cache at positions from, from + 1, ...
+   */
+  private store(fresh: readonly HostValue[], row: number, b: number, from: number, n: number): void {
+    const { nKvHead: h, headDim: d, blockSize: T } = this.model.dims;
+    fresh.forEach((f, i) => {
+      const S = f.shape[2]!;
+      const src = f.data as Float32Array;
+      const dst = this.caches[i]!.data as Float32Array;
+      for (let j = 0; j < h; j++) {
+        const at = ((b * h + j) * T + from) * d;
+        const off = (row * h + j) * S * d;
+        dst.set(src.subarray(off, off + n * d), at);
+      }
     });
   }
 
@@ -196,42 +237,58 @@ export class Batcher {
         b--;
         continue;
       }
-      this.active[b] = { seq, tokens: [...seq.prompt], cached: 0, generated: 0, counts: new Map() };
+      this.active[b] = { seq, tokens: [...seq.prompt], cached: 0, generated: 0, counts: new Map(), admitted: this.admissions++ };
       this.promptTokens += seq.prompt.length;
     }
-    await this.prefillOne();
+    await this.prefill();
     await this.decodeAll();
   }
 
-  /** One chunk of the prompt of the sequence with the least left to read. */
-  private async prefillOne(): Promise<void> {
+  /**
+   * One chunk of the prompt of each of the (up to prefillRows) sequences admitted first. Not
+   * the shortest first: new short prompts keep taking the low slots, and a sequence in a high
+   * slot then waited forever (the request timed out with a 503 in the 10,000-request soak).
+   */
+  private async prefill(): Promise<void> {
     const V = this.model.dims.vocabSize;
     const T = this.model.dims.blockSize;
-    let b = -1;
-    for (let i = 0; i < this.slots; i++) {
-      const a = this.active[i];
-      if (a && a.cached < a.seq.prompt.length && (b < 0 || a.seq.prompt.length - a.cached < this.active[b]!.seq.prompt.length - this.active[b]!.cached)) b = i;
-    }
-    if (b < 0) return;
-    const a = this.active[b]!;
     const C = this.chunk;
-    // Padding positions past the prompt hold garbage that is overwritten before any query sees
-    // it; the chunk is moved back so that it never reaches past the cache (re-writing the same
-    // tokens at the same positions is harmless).
-    const from = Math.min(a.cached, Math.max(0, T - C));
-    const ids = Array.from({ length: C }, (_, j) => (from + j < a.seq.prompt.length ? a.seq.prompt[from + j]! : 0));
-    const views = this.cur.map((c) => this.slotView(c, b));
-    const [logits] = await this.prefillExe!.run([hostValue('int32', [1, C], ids), hostValue('int64', [1], [from]), ...views], [hostValue('float32', [1, C, V]), ...this.scratch]);
-    if (this.active[b] !== a) return;
-    views.forEach((v, i) => (v.data as Float32Array).set(this.scratch[i]!.data as Float32Array));
-    a.cached = Math.min(a.seq.prompt.length, from + C);
-    if (a.cached === a.seq.prompt.length) {
-      const last = a.cached - 1 - from;
-      this.emit(b, (logits!.data as Float32Array).subarray(last * V, (last + 1) * V));
-    }
+    const left = (b: number) => this.active[b]!.seq.prompt.length - this.active[b]!.cached;
+    const rows: number[] = [];
+    for (let b = 0; b < this.slots; b++) if (this.active[b] && left(b) > 0) rows.push(b);
+    if (rows.length === 0) return;
+    rows.sort((x, y) => this.active[x]!.admitted - this.active[y]!.admitted);
+    const maxRows = this.prefillBuckets[this.prefillBuckets.length - 1]!;
+    rows.length = Math.min(rows.length, maxRows);
+    const R = this.prefillBuckets.find((x) => x >= rows.length)!;
+    const seqs = rows.map((b) => this.active[b]!);
+    // The last chunk is padded; it is moved back so that it never reaches past the cache
+    // (reading the same tokens at the same positions again is harmless). Rows past the chosen
+    // sequences are padding too (slot 0, position 0) and are dropped.
+    const from = seqs.map((a) => Math.min(a.cached, Math.max(0, T - C)));
+    const ids = new Int32Array(R * C);
+    seqs.forEach((a, r) => {
+      for (let j = 0; j < C && from[r]! + j < a.seq.prompt.length; j++) ids[r * C + j] = a.seq.prompt[from[r]! + j]!;
+    });
+    const pad = (xs: number[]) => [...xs, ...new Array<number>(R - xs.length).fill(0)];
+    const feeds = [hostValue('int32', [R, C], ids), hostValue('int64', [R], pad(from)), hostValue('int64', [R], pad(rows)), ...this.caches];
+    const [logits, ...fresh] = await this.prefillExes.get(R)!.run(feeds, this.prefillOuts.get(R)!);
+    const data = logits!.data as Float32Array;
+    seqs.forEach((a, r) => {
+      const b = rows[r]!;
+      if (this.active[b] !== a) return;
+      // Only the prompt's positions are kept; the padding's rows are never read (queries see
+      // the cache before their chunk's start only).
+      this.store(fresh, r, b, from[r]!, Math.min(C, a.seq.prompt.length - from[r]!));
+      a.cached = Math.min(a.seq.prompt.length, from[r]! + C);
+      if (a.cached === a.seq.prompt.length) {
+        const last = r * C + a.cached - 1 - from[r]!;
+        this.emit(b, data.subarray(last * V, (last + 1) * V));
+      }
+    });
   }
 
-  /** One token for every slot whose prompt is read; other rows write a position no query sees yet. */
+  /** One token for every slot whose prompt is read; other rows run on padding and are dropped. */
   private async decodeAll(): Promise<void> {
     const V = this.model.dims.vocabSize;
     const T = this.model.dims.blockSize;
@@ -244,10 +301,9 @@ export class Batcher {
     const rows = this.active.slice(0, B);
     const tokens = rows.map((a, b) => (decoding[b] ? a!.tokens[a!.tokens.length - 1]! : 0));
     const start = rows.map((a) => (a ? Math.min(a.cached, T - 1) : 0));
-    const [logits] = await this.decodeExes.get(B)!.run([hostValue('int32', [B, 1], tokens), hostValue('int64', [B], start), ...this.cur.map((c) => this.rows(c, 0, B))], [hostValue('float32', [B, 1, V]), ...this.spare.map((c) => this.rows(c, 0, B))]);
-    // Rows at and past B of the new `cur` are stale; only idle slots live there, and a slot's
-    // first prefill writes every position a query of it can see.
-    [this.cur, this.spare] = [this.spare, this.cur];
+    const [logits, ...fresh] = await this.decodeExes.get(B)!.run([hostValue('int32', [B, 1], tokens), hostValue('int64', [B], start), ...this.caches.map((c) => this.rows(c, 0, B))], this.decodeOuts.get(B)!);
+    // Only decoding rows keep their new key/value; an idle or prefilling row's is dropped.
+    for (let b = 0; b < B; b++) if (decoding[b] && this.active[b]) this.store(fresh, b, b, this.active[b]!.cached, 1);
     const data = logits!.data as Float32Array;
     for (let b = 0; b < B; b++) {
       const a = this.active[b];
@@ -263,7 +319,12 @@ export class Batcher {
     return { dtype: 'float32', shape: [to - from, ...c.shape.slice(1)], data: (c.data as Float32Array).subarray(from * per, to * per) };
   }
 
-  private slotView(c: HostValue, b: number): HostValue {
-    return this.rows(c, b, b + 1);
-  }
+}
+
+/** 1, 2, 4, ... below n, then n. */
+function powersUpTo(n: number): number[] {
+  const out: number[] = [];
+  for (let b = 1; b < n; b *= 2) out.push(b);
+  out.push(n);
+  return out;
 }

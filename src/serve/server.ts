@@ -20,6 +20,8 @@ export interface ServeOptions {
   apiKey?: string;
   slots: number;
   prefillChunk: number;
+  /** Prompts read together in one prefill step. */
+  prefillRows: number;
   maxBodyBytes: number;
   /** Sequences allowed to wait for a slot before requests get 429. */
   maxQueue: number;
@@ -35,6 +37,7 @@ export const DEFAULT_SERVE: Omit<ServeOptions, 'port'> = {
   host: '127.0.0.1',
   slots: 16,
   prefillChunk: 32,
+  prefillRows: 4,
   maxBodyBytes: 1 << 20,
   maxQueue: 256,
   maxN: 8,
@@ -76,7 +79,7 @@ export class ApiServer {
   async ready(load: () => ServedModel | Promise<ServedModel>): Promise<void> {
     try {
       const served = await load();
-      const batcher = new Batcher(served.model, served.params, { slots: this.opts.slots, prefillChunk: this.opts.prefillChunk, exec: this.opts.exec });
+      const batcher = new Batcher(served.model, served.params, { slots: this.opts.slots, prefillChunk: this.opts.prefillChunk, prefillRows: this.opts.prefillRows, exec: this.opts.exec });
       await batcher.compile();
       this.served = served;
       this.ctx = { served, batcher, metrics: this.metrics, maxQueue: this.opts.maxQueue, requestTimeoutMs: this.opts.requestTimeoutMs };

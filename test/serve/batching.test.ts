@@ -73,3 +73,23 @@ test('a Llama-family model (GQA) batches the same way: alone = together', async 
   const together = await Promise.all(seqs.map((p) => generate(b, p, 10)));
   assert.deepEqual(together.map((r) => r.ids), alone);
 });
+
+test('no sequence starves: under a steady stream of short requests every one finishes', async () => {
+  // Four clients, each sending its next 2-token request as soon as the last one ends, keep all
+  // slots busy and one prompt waiting per step. The first request of the client in the highest
+  // slot must finish long before the stream ends (reading the shortest prompt first never
+  // served it: new requests kept taking the lower slots).
+  const b = new Batcher(served.model, served.params, { slots: 4, prefillChunk: 8, prefillRows: 1 });
+  let finished = 0;
+  const finishedAt: number[] = [];
+  await Promise.all([0, 1, 2, 3].map(async (client) => {
+    for (let i = 0; finished < 200; i++) {
+      await generate(b, encode('Hi'), 2);
+      if (i === 0) finishedAt[client] = finished;
+      finished++;
+    }
+  }));
+  assert.equal(finishedAt.length, 4);
+  for (const at of finishedAt) assert.ok(at < 20, `a client's first request finished after ${at} others`);
+  assert.equal(b.running, 0);
+});

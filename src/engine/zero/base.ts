@@ -13,10 +13,11 @@ import type { ProcessGroup } from '../../dist/index.js';
 import { evalProgram, updateProgram, type StepShape } from '../step-graphs.js';
 import { dropoutKey } from '../dropout-key.js';
 import type { DeepSpeedConfig } from '../ds-config.js';
-import type { MicroBatch, SharedSnapshot, StepResult, Trainer } from '../trainer.js';
+import type { MicroBatch, StepResult, Trainer } from '../trainer.js';
 import type { MemoryReport } from './memory.js';
 import { ShardPlan, type Piece } from './shard-plan.js';
-import { loadZeroCheckpoint, saveZeroCheckpoint, snapshotZeroCheckpoint } from './checkpoint.js';
+import { loadZeroCheckpoint, saveZeroCheckpoint } from './checkpoint.js';
+import { RunIdentity } from '../universal/state.js';
 
 export interface ZeroOptions extends ExecOptions {
   seed: number;
@@ -33,6 +34,8 @@ export abstract class ZeroTrainerBase implements Trainer {
   readonly stage: number;
   readonly world: number;
   readonly rank: number;
+  /** The run's id in its universal checkpoints. */
+  readonly identity = new RunIdentity();
   /** Adam moments and decay mask, in shard order (stage 0: the whole buffer). */
   protected m!: Float32Array;
   protected v!: Float32Array;
@@ -149,10 +152,6 @@ export abstract class ZeroTrainerBase implements Trainer {
 
   async save(dir: string, meta: Record<string, unknown>, files: Record<string, string>): Promise<void> {
     await saveZeroCheckpoint(this, dir, meta, files);
-  }
-
-  snapshotShared(dir: string, meta: Record<string, unknown>, files: Record<string, string>): Promise<SharedSnapshot> {
-    return snapshotZeroCheckpoint(this, dir, meta, files);
   }
 
   async load(dir: string): Promise<{ meta: Record<string, unknown>; files: Record<string, string> }> {
