@@ -186,6 +186,11 @@ export class Batcher {
     return this.waiting.length;
   }
 
+  /** Positions each slot's cache holds now (a bucket of T/4, T/2, T; see fit). */
+  get cacheLength(): number {
+    return this.length;
+  }
+
   /** Fraction of the pool's cache positions holding a live sequence's tokens. */
   get cacheUsage(): number {
     const used = this.active.reduce((n, a) => n + (a ? a.cached : 0), 0);
