@@ -56,7 +56,8 @@ test('the cache pool holds only the live positions: its length follows the longe
   const long = await lengths(encode(prompts[1]!), 20);
   assert.deepEqual(long.seen, [32, 64]);
   const beside = await lengths(encode('Hi'), 12, encode(prompts[2]!));
-  assert.deepEqual(beside.seen, [64]);
+  // Beside a long prompt read 8 tokens a step, the pool grows under the short sequence.
+  assert.deepEqual(beside.seen, [16, 32, 64]);
   assert.deepEqual(beside.ids, short.ids);
 });
 
