@@ -10,7 +10,8 @@ import { LocalTrainer } from '../src/engine/local-trainer.js';
 import { loadTrainedModel } from '../src/engine/load-trained.js';
 import { createModel } from '../src/models/registry.js';
 import { tokenizerFromJSON } from '../src/data/index.js';
-import { MUTATIONS, type Files } from './ckpt-fuzz-mutations.js';
+import type { Files } from './ckpt-fuzz-mutations.js';
+import { ALL_MUTATIONS, isUniversalMutation } from './ckpt-fuzz-universal.js';
 
 const readDir = (dir: string): Files => new Map(readdirSync(dir).map((n) => [n, readFileSync(join(dir, n))]));
 
@@ -27,12 +28,14 @@ async function load(dir: string): Promise<void> {
   loadTrainedModel(dir);
 }
 
-export async function fuzzBatch(work: string, base: string, other: string, seed: number, from: number, to: number, out: (line: string) => void): Promise<void> {
-  const baseFiles = readDir(base);
-  const otherFiles = readDir(other);
+/** base/other: plain checkpoints of two runs; ubase/uother: the same as universal checkpoints. */
+export async function fuzzBatch(work: string, [base, other, ubase, uother]: string[], seed: number, from: number, to: number, out: (line: string) => void): Promise<void> {
+  const plain = [readDir(base!), readDir(other!)] as const;
+  const universal = [readDir(ubase!), readDir(uother!)] as const;
   for (let i = from; i < to; i++) {
-    const m = MUTATIONS[i % MUTATIONS.length]!;
+    const m = ALL_MUTATIONS[i % ALL_MUTATIONS.length]!;
     const rng = new Rng((seed * 100_003 + i) >>> 0 || 1);
+    const [baseFiles, otherFiles] = isUniversalMutation(m) ? universal : plain;
     const files = m.apply(new Map(baseFiles), rng, otherFiles)!;
     const dir = join(work, `m${i}`, 'ckpt');
     mkdirSync(dir, { recursive: true });
@@ -44,7 +47,7 @@ export async function fuzzBatch(work: string, base: string, other: string, seed:
       outcome = 'loaded';
     } catch (e) {
       message = e instanceof Error ? e.message : String(e);
-      const named = message.includes(dir) || /model\.safetensors|meta\.json|tokenizer\.json|manifest\.json/.test(message);
+      const named = message.includes(dir) || /model\.safetensors|meta\.json|tokenizer\.json|manifest\.json|rank-\d{5}\.safetensors/.test(message);
       outcome = !(e instanceof Error) || e instanceof TypeError || /Cannot read|is not a function|Maximum call stack|Invalid array length|is not iterable/.test(message) ? 'crashed' : named ? 'refused' : 'unnamed';
     }
     rmSync(join(work, `m${i}`), { recursive: true, force: true });
@@ -53,6 +56,6 @@ export async function fuzzBatch(work: string, base: string, other: string, seed:
 }
 
 if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href) {
-  const [work, base, other, seed, from, to] = process.argv.slice(2);
-  await fuzzBatch(work!, base!, other!, Number(seed), Number(from), Number(to), (l) => console.log(l));
+  const [work, base, other, ubase, uother, seed, from, to] = process.argv.slice(2);
+  await fuzzBatch(work!, [base!, other!, ubase!, uother!], Number(seed), Number(from), Number(to), (l) => console.log(l));
 }

@@ -64,7 +64,7 @@ export interface Mutation {
 export const MUTATIONS: Mutation[] = [
   { kind: 'bit flip', apply: (f, rng) => { const name = pick(rng, FILES); const b = Buffer.from(f.get(name)!); const i = rng.int(b.length); b[i]! ^= 1 << rng.int(8); f.set(name, b); return f; } },
   { kind: 'truncation', apply: (f, rng) => { const name = pick(rng, FILES); const b = f.get(name)!; const regions = name === 'model.safetensors' ? [rng.int(8), 8 + rng.int(Number(b.readBigUInt64LE(0))), rng.int(b.length)] : [rng.int(b.length)]; f.set(name, b.subarray(0, pick(rng, regions))); return f; } },
-  { kind: 'truncation, resealed', apply: (f, rng) => { const name = pick(rng, ['model.safetensors', 'meta.json', 'tokenizer.json']); const b = f.get(name)!; f.set(name, b.subarray(0, rng.int(b.length))); return reseal(f); } },
+  { kind: 'truncation, resealed', apply: (f, rng) => { const name = pick(rng, ['model.safetensors', 'meta.json', 'tokenizer.json']); const b = f.get(name)!; f.set(name, b.subarray(0, rng.int(b.toString('latin1').trimEnd().length))); return reseal(f); } }, // (cutting only trailing whitespace would change nothing)
   { kind: 'missing file', apply: (f, rng) => { f.delete(pick(rng, FILES)); return f; } },
   // (tokenizer.json is the same bytes in both runs: swapping it would change nothing.)
   { kind: 'file from another run', apply: (f, rng, other) => { const name = pick(rng, ['model.safetensors', 'meta.json']); f.set(name, other.get(name)!); return f; } },

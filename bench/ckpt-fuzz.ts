@@ -2,7 +2,9 @@
 // in N ways (bit flips, truncation of every region, header and manifest edits, missing and
 // swapped files, files of another run, and edits that reseal the manifest so only the meaning
 // is wrong: dtypes, shapes, extra/missing tensors and layers, meta.json fields of the wrong
-// type or range, foreign tokenizers) and runs the loaders of `train --resume` and `sample` on
+// type or range, foreign tokenizers; for universal checkpoints also missing, extra, swapped,
+// renamed and foreign shards and resealed manifest edits of dtypes, shapes, ranges, layout,
+// splits and stages: bench/ckpt-fuzz-universal.ts) and runs the loaders of `train --resume` and `sample` on
 // each. Every one must be refused with an error naming the file or checkpoint; mutations run
 // in child processes so a hang (60 s without progress) or a native crash is counted, not fatal.
 import { spawn } from 'node:child_process';
@@ -13,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from '../src/cli/args.js';
 import { runTraining } from '../src/engine/train-loop.js';
 import { preset } from '../src/models/presets.js';
+import { convertCheckpoint, parseLayout } from '../src/engine/universal/convert.js';
 
 export interface FuzzSummary {
   bench: 'ckpt-fuzz';
@@ -53,10 +56,16 @@ export async function fuzzCheckpoints(n: number, seed = 1): Promise<FuzzSummary>
   try {
     const base = await makeCheckpoint(work, 'base', 11);
     const other = await makeCheckpoint(work, 'other', 12);
+    // The same two runs as universal checkpoints of an 8-rank layout (dp2 x tp2 x pp2, ZeRO-1).
+    const [ubase, uother] = [base, other].map((dir) => {
+      const dst = `${dir}-universal`;
+      convertCheckpoint(dir, dst, parseLayout('dp=2,tp=2,pp=2,zero=1'));
+      return dst;
+    });
     let next = 0;
     while (next < n) {
       const from = next;
-      const child = spawn(process.execPath, [CHILD, work, base, other, String(seed), String(from), String(n)], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [CHILD, work, base, other, ubase!, uother!, String(seed), String(from), String(n)], { stdio: ['ignore', 'pipe', 'pipe'] });
       let buf = '';
       let timer: NodeJS.Timeout;
       const arm = () => {
@@ -81,8 +90,8 @@ export async function fuzzCheckpoints(n: number, seed = 1): Promise<FuzzSummary>
       clearTimeout(timer!);
       if (next < n && (code !== 0 || signal)) {
         // The mutation in progress hung (killed at the deadline) or crashed the process.
-        const { MUTATIONS } = await import('./ckpt-fuzz-mutations.js');
-        count(next, MUTATIONS[next % MUTATIONS.length]!.kind, signal === 'SIGKILL' ? 'hung' : 'crashed', `child ${signal ?? `status ${code}`}`);
+        const { ALL_MUTATIONS } = await import('./ckpt-fuzz-universal.js');
+        count(next, ALL_MUTATIONS[next % ALL_MUTATIONS.length]!.kind, signal === 'SIGKILL' ? 'hung' : 'crashed', `child ${signal ?? `status ${code}`}`);
         next++;
       }
       if (next === from) break; // no progress at all: do not loop forever

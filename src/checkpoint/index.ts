@@ -1,4 +1,4 @@
-// checkpoint/: safetensors files, atomic verified checkpoint directories, sharded checkpoints.
+// checkpoint/: safetensors files, atomic verified checkpoint directories, sharded and universal checkpoints.
 export {
   type Dtype,
   type TypedArray,
@@ -29,4 +29,20 @@ export { float32ToBf16Bits, bf16BitsToFloat32, float32ToF16Bits, f16BitsToFloat3
 export { floatTensor, asFloatEntry } from './float-tensor.js';
 export { AsyncCheckpointWriter } from './async-writer.js';
 export { readSafetensorsHeader, readTensorFloat32, FLOAT_DTYPES, type SafetensorsHeader, type HeaderEntry } from './safetensors-header.js';
-export { commitDirectory, writeFileSynced, committedDir } from './atomic_dir.js';
+export { commitDirectory, writeFileSynced, committedDir, sha256, type FileDigest } from './atomic_dir.js';
+export { type TpSplit, tpShardShape, tpSplitTensor, tpJoinTensor } from './tp-split.js';
+export {
+  UNIVERSAL_FORMAT,
+  STATES,
+  checkManifest,
+  checkLayoutNumbers,
+  meshRank,
+  shardFileName,
+  type StateName,
+  type UniversalLayout,
+  type UniversalManifest,
+  type UniversalTensor,
+  type ShardInfo,
+} from './universal-manifest.js';
+export { writeUniversalShard, finalizeUniversal, type OwnedPiece, type TensorInfo, type ShardPart as UniversalShardPart } from './universal-write.js';
+export { UniversalCheckpoint, isUniversalCheckpoint } from './universal-read.js';

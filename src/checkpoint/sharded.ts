@@ -13,6 +13,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { checkFileName, commitDirectory, readVerified, writeFileSynced, type FileDigest, committedDir } from './atomic_dir.js';
+import { isUniversalCheckpoint, UniversalCheckpoint } from './universal-read.js';
 import { DTYPES, elementCount, parseSafetensors, writeSafetensorsFile, type Dtype, type TensorEntry, type TypedArray } from './safetensors.js';
 
 export const SHARDED_FORMAT = 'atscale-sharded-checkpoint';
@@ -254,12 +255,15 @@ export class ShardedCheckpoint {
   }
 }
 
-/** Merges a sharded checkpoint into one safetensors file holding every named tensor; the meta
+/** Merges a sharded or universal checkpoint into one safetensors file holding every named tensor; the meta
  *  JSON goes into the header's __metadata__ under "atscale.meta". Returns the tensor count. */
 export function consolidateCheckpoint(dir: string, outFile: string): number {
-  const ckpt = new ShardedCheckpoint(dir);
+  // A universal checkpoint gives its parameters (tp shards joined), under the model's names.
+  const ckpt = isUniversalCheckpoint(dir) ? new UniversalCheckpoint(dir) : new ShardedCheckpoint(dir);
   const tensors: Record<string, TensorEntry> = {};
-  for (const name of Object.keys(ckpt.index.tensors)) tensors[name] = ckpt.readTensor(name);
+  if (ckpt instanceof UniversalCheckpoint) {
+    for (const [name, t] of Object.entries(ckpt.manifest.tensors)) tensors[name] = { dtype: 'F32', shape: t.shape, data: ckpt.readFull(name, 'param') };
+  } else for (const name of Object.keys(ckpt.index.tensors)) tensors[name] = ckpt.readTensor(name);
   mkdirSync(dirname(resolve(outFile)), { recursive: true });
   const tmp = `${resolve(outFile)}.tmp-${process.pid}`;
   writeSafetensorsFile(tmp, tensors, { format: 'pt', 'atscale.meta': JSON.stringify(ckpt.meta) });

@@ -26,6 +26,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   finetune: () => import('./finetune.js'),
   eval: () => import('./eval.js'),
   merge: () => import('./merge.js'),
+  ckpt: () => import('./ckpt.js'),
   dashboard: () => import('./dashboard.js'),
 };
 

@@ -16,7 +16,7 @@ import { resolveLayout } from '../plan/layout.js';
 import { CLUSTER_PRESETS, MODEL_PRESETS, loadCluster, modelPreset, scaleCluster } from '../plan/presets.js';
 import { planReliability } from '../plan/reliability.js';
 import { describeLayout, explain, largestUsableGpus, searchLayouts } from '../plan/search.js';
-import { type ClusterSpec, DTYPES, type Dtype, type ModelSpec, PlanInputError, type Recompute, SCHEDULES, type Schedule, type TrainingSpec, checkModel, clusterGpus } from '../plan/specs.js';
+import { ATTENTIONS, type Attention, type ClusterSpec, DTYPES, type Dtype, type ModelSpec, PlanInputError, type Recompute, SCHEDULES, type Schedule, type TrainingSpec, checkModel, clusterGpus } from '../plan/specs.js';
 
 export const summary = 'predict memory, step time and cost of a training run on a cluster, or search for the best layout';
 
@@ -38,7 +38,7 @@ const FLAGS: Record<string, FlagSpec> = {
   cp: { type: 'number', help: 'context-parallel degree (splits each sequence; default 1)' },
   ep: { type: 'number', help: 'expert-parallel degree, taken from dp x cp (default 1)' },
   schedule: { type: 'string', help: 'pipeline schedule: gpipe|1f1b|interleaved|zero-bubble (default 1f1b, interleaved with --interleave)' },
-  attention: { type: 'string', help: 'flash|materialized (default flash)' },
+  attention: { type: 'string', help: 'flash|flash-v1|materialized (default flash: FlashAttention-2)' },
   nodes: { type: 'number', help: 'nodes of the cluster\'s kind to plan on (grows or shrinks a preset, same topology)' },
   'seq-len': { type: 'number', help: 'sequence length (default: the model context)' },
   gpus: { type: 'number', help: 'GPUs to use (default: all of the cluster, or tp x pp x dp)' },
@@ -116,8 +116,8 @@ function layoutFrom(f: FlagValues): Partial<TrainingSpec> {
     l.schedule = f.schedule as Schedule;
   }
   if (f.attention !== undefined) {
-    if (f.attention !== 'flash' && f.attention !== 'materialized') throw new PlanInputError(`--attention must be flash or materialized, got '${f.attention}'`);
-    l.attention = f.attention;
+    if (!ATTENTIONS.includes(f.attention as Attention)) throw new PlanInputError(`--attention must be one of ${ATTENTIONS.join(', ')}, got '${f.attention}'`);
+    l.attention = f.attention as Attention;
   }
   return l;
 }

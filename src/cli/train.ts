@@ -173,10 +173,15 @@ export async function run(argv: string[]): Promise<number> {
     recomputeGranularity: flags.recomputeGranularity as string | undefined,
     pipelineSchedule: flags.pipelineSchedule as string | undefined,
   };
+  // A resumed run takes the checkpoint's settings (batch size, accumulation, ...) unless given,
+  // before the layout is checked and the per-rank batch derived: the new world may differ.
+  const fromCkpt = resume ? (await import('../engine/train-loop.js')).checkpointSettings(resume) : undefined;
+  const runHyper = { ...hyper };
+  if (fromCkpt) for (const k of Object.keys(fromCkpt.hyper) as (keyof typeof hyper)[]) if (!explicit.has(k)) (runHyper as Record<string, unknown>)[k] = fromCkpt.hyper[k];
   let init: Parameters<typeof runTraining>[0]['init'];
   let tokenizerKind = flags.tokenizer as 'char' | 'bpe';
   // The layout is checked against the model that trains: the folder's, when one is given.
-  let dims = { nLayer: Number(model.nLayer), nHead: Number(model.nHead) };
+  let dims = fromCkpt ? { nLayer: fromCkpt.nLayer, nHead: fromCkpt.nHead } : { nLayer: Number(model.nLayer), nHead: Number(model.nHead) };
   if (flags.model) {
     const { loadModelDir } = await import('../models/hf/folder.js');
     const hf = loadModelDir(String(flags.model), { blockSize: explicit.has('blockSize') ? (flags.blockSize as number) : undefined });
@@ -185,7 +190,7 @@ export async function run(argv: string[]): Promise<number> {
     tokenizerKind = hf.tokenizer.kind;
     dims = { nLayer: hf.model.dims.nLayer, nHead: hf.model.dims.nHead };
   }
-  const setup = await dist.distributedSetup(flags.deepspeedConfig as string | undefined, hyper, explicit, { device, threads, parallel, model: dims, maxMemoryGb: flags.maxMemoryGb as number | undefined });
+  const setup = await dist.distributedSetup(flags.deepspeedConfig as string | undefined, runHyper, explicit, { device, threads, parallel, model: dims, maxMemoryGb: flags.maxMemoryGb as number | undefined });
   const out = String(flags.out);
   const monitor = { ...setup.monitor };
   if (explicit.has('tensorboard') || !monitor.tensorboard) monitor.tensorboard = { ...monitor.tensorboard, enabled: flags.tensorboard !== false };

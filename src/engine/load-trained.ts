@@ -4,20 +4,26 @@
 // A checkpoint's meta is checked for meaning, every tensor is read as the dtype its header
 // declares, tensors the model does not have are refused, and the tokenizer must match the
 // fingerprint the checkpoint recorded.
-import { floatTensor, isShardedCheckpoint, loadCheckpoint, ShardedCheckpoint, type TensorEntry } from '../checkpoint/index.js';
+import { floatTensor, isShardedCheckpoint, isUniversalCheckpoint, loadCheckpoint, ShardedCheckpoint, UniversalCheckpoint, type TensorEntry } from '../checkpoint/index.js';
 import { tokenizerFromJSON, type Tokenizer } from '../data/index.js';
 import type { LanguageModel } from '../models/model.js';
 import { type Architecture, createModel } from '../models/registry.js';
 import { isHfModelDir, loadModelDir, type LoadedModelDir } from '../models/hf/folder.js';
 import { FlatLayout } from '../nn/flat.js';
 import { checkArchitecture } from './validate-meta.js';
-import { OPT_M, OPT_V } from './local-trainer.js';
+import { OPT_M, OPT_V } from './optimizer-names.js';
+import { checkUniversalTensors } from './universal/state.js';
 
 export function loadTrainedModel(dir: string): { model: LanguageModel; params: Float32Array; tokenizer: Tokenizer; meta: Record<string, unknown> } {
-  const sharded = isShardedCheckpoint(dir);
-  const ck = sharded ? new ShardedCheckpoint(dir) : loadCheckpoint(dir);
-  const names = sharded ? Object.keys((ck as ShardedCheckpoint).index.tensors) : Object.keys((ck as ReturnType<typeof loadCheckpoint>).tensors);
-  const tensor = (name: string): TensorEntry => (sharded ? (ck as ShardedCheckpoint).readTensor(name) : (ck as ReturnType<typeof loadCheckpoint>).tensors[name]!);
+  // Universal checkpoints hold the parameters as tp shards in pieces; readFull joins them.
+  const universal = isUniversalCheckpoint(dir);
+  const sharded = universal || isShardedCheckpoint(dir);
+  const ck = universal ? new UniversalCheckpoint(dir) : sharded ? new ShardedCheckpoint(dir) : loadCheckpoint(dir);
+  const names = ck instanceof UniversalCheckpoint ? Object.keys(ck.manifest.tensors) : ck instanceof ShardedCheckpoint ? Object.keys(ck.index.tensors) : Object.keys(ck.tensors);
+  const tensor = (name: string): TensorEntry => {
+    if (ck instanceof UniversalCheckpoint) return { dtype: 'F32', shape: ck.manifest.tensors[name]!.shape, data: ck.readFull(name, 'param') };
+    return ck instanceof ShardedCheckpoint ? ck.readTensor(name) : ck.tensors[name]!;
+  };
   const meta = ck.meta as unknown;
   if (typeof meta !== 'object' || meta === null || Array.isArray(meta)) throw new Error(`checkpoint ${dir}: meta.json must be a JSON object, got ${JSON.stringify(meta)}`);
   const m = meta as Record<string, unknown>;
@@ -40,8 +46,9 @@ export function loadTrainedModel(dir: string): { model: LanguageModel; params: F
   if (tokenizer.vocabSize > model.dims.vocabSize) throw new Error(`checkpoint ${dir}: tokenizer.json has ${tokenizer.vocabSize} tokens but the model in meta.json only ${model.dims.vocabSize}`);
   const layout = new FlatLayout(model);
   const params = new Float32Array(layout.size);
+  if (ck instanceof UniversalCheckpoint) checkUniversalTensors(ck, layout, model);
   const dict: Record<string, { shape: readonly number[]; data: ArrayLike<number> }> = {};
-  const source = sharded ? dir : `${(ck as ReturnType<typeof loadCheckpoint>).dir}/model.safetensors`;
+  const source = universal ? `${ck.dir}/manifest.json` : sharded ? dir : `${(ck as ReturnType<typeof loadCheckpoint>).dir}/model.safetensors`;
   for (const name of names) {
     if (name === OPT_M || name === OPT_V) continue;
     dict[name] = { shape: tensor(name).shape, data: floatTensor(tensor(name), name, source) };

@@ -11,7 +11,9 @@ import { type AdamWConfig, adamwScalars } from '../optim/adamw.js';
 import { evalProgram, fusedStepProgram, microstepProgram, updateProgram, type StepShape } from './step-graphs.js';
 import { dropoutKey } from './dropout-key.js';
 import type { Trainer } from './trainer.js';
-import { isShardedCheckpoint, saveCheckpoint, loadCheckpoint, floatTensor, type CheckpointContents } from '../checkpoint/index.js';
+import { saveCheckpoint, type CheckpointContents } from '../checkpoint/index.js';
+import { readFullState } from './universal/state.js';
+import { OPT_M, OPT_V } from './optimizer-names.js';
 
 export interface MicroBatch {
   x: Int32Array;
@@ -177,34 +179,15 @@ export class LocalTrainer implements Trainer {
     return { tensors, meta, files };
   }
 
+  /** Resumes from a plain or a universal checkpoint (any layout); everything is read and
+   *  checked before any buffer is touched, so nothing is half-loaded. */
   async load(dir: string): Promise<{ meta: Record<string, unknown>; files: Record<string, string> }> {
-    if (isShardedCheckpoint(dir)) {
-      throw new Error(`checkpoint ${dir} is sharded (written by a ZeRO run); resume it with --deepspeed-config (under atscale launch), or merge it first with consolidateCheckpoint`);
-    }
-    const ck = loadCheckpoint(dir);
-    // Every tensor is converted and checked before any buffer is touched: nothing is half-loaded.
-    const file = `${ck.dir}/model.safetensors`;
-    const dict: Record<string, { shape: readonly number[]; data: ArrayLike<number> }> = {};
-    for (const [name, t] of Object.entries(ck.tensors)) if (name !== OPT_M && name !== OPT_V) dict[name] = { shape: t.shape, data: floatTensor(t, name, file) };
-    const params = new Float32Array(this.layout.size);
-    try {
-      this.layout.loadStateDict(params, dict);
-    } catch (e) {
-      throw new Error(`${file}: ${(e as Error).message} (was it written for another model config?)`);
-    }
-    const mt = ck.tensors[OPT_M];
-    const vt = ck.tensors[OPT_V];
-    if (!mt || !vt) throw new Error(`checkpoint ${dir} has no optimizer state (${OPT_M}, ${OPT_V}); it cannot resume training`);
-    const [m, v] = [floatTensor(mt, OPT_M, file), floatTensor(vt, OPT_V, file)];
-    for (const [name, t] of [[OPT_M, m], [OPT_V, v]] as const) {
-      if (t.length !== this.layout.size) throw new Error(`checkpoint ${name} has ${t.length} values, the model needs ${this.layout.size}`);
-    }
-    (this.params.cur.data as Float32Array).set(params);
-    (this.m.cur.data as Float32Array).set(m);
-    (this.v.cur.data as Float32Array).set(v);
-    return { meta: ck.meta, files: ck.files };
+    const st = readFullState(dir, this.layout, this.model);
+    (this.params.cur.data as Float32Array).set(st.params);
+    (this.m.cur.data as Float32Array).set(st.m);
+    (this.v.cur.data as Float32Array).set(st.v);
+    return { meta: st.meta, files: st.files };
   }
 }
 
-export const OPT_M = 'optimizer.exp_avg';
-export const OPT_V = 'optimizer.exp_avg_sq';
+export { OPT_M, OPT_V } from './optimizer-names.js';

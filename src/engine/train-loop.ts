@@ -10,7 +10,7 @@ import { type Architecture, createModel } from '../models/registry.js';
 import type { TrainHyper } from '../models/presets.js';
 import { cosineLr } from '../optim/schedule.js';
 import { loadRunData, type TokenizerKind } from './run-data.js';
-import { isShardedCheckpoint, loadCheckpoint, ShardedCheckpoint } from '../checkpoint/index.js';
+import { isShardedCheckpoint, isUniversalCheckpoint, loadCheckpoint, ShardedCheckpoint, UniversalCheckpoint } from '../checkpoint/index.js';
 import type { Trainer } from './trainer.js';
 import { LocalTrainer } from './local-trainer.js';
 import { Progress } from './progress.js';
@@ -352,10 +352,28 @@ function resumedHyper(meta: Meta, o: RunOptions): TrainHyper {
 
 /** Meta and extra files of a checkpoint, single-file or sharded (ZeRO), verified. */
 export function readCheckpointInfo(dir: string): { meta: Record<string, unknown>; files: Record<string, string> } {
+  if (isUniversalCheckpoint(dir)) {
+    const ck = new UniversalCheckpoint(dir);
+    return { meta: ck.meta, files: ck.files };
+  }
   if (isShardedCheckpoint(dir)) {
     const ck = new ShardedCheckpoint(dir);
     return { meta: ck.meta, files: ck.files };
   }
   const ck = loadCheckpoint(dir);
   return { meta: ck.meta, files: ck.files };
+}
+
+/** A resumed run's settings, before any process group or trainer is built: the layout and the
+ *  per-rank batch are derived from them, and they must be the checkpoint's (its batch size,
+ *  accumulation and schedule) unless given explicitly, whatever the new world size. Undefined
+ *  when the checkpoint cannot be read; the resume itself then reports why. */
+export function checkpointSettings(dir: string): { hyper: TrainHyper; nLayer: number; nHead: number } | undefined {
+  try {
+    const meta = checkRunMeta(readCheckpointInfo(dir).meta, `checkpoint ${dir}`);
+    const arch = (meta.architecture ?? meta.config) as { nLayer?: unknown; nHead?: unknown };
+    return { hyper: meta.hyper, nLayer: Number(arch.nLayer), nHead: Number(arch.nHead) };
+  } catch {
+    return undefined;
+  }
 }

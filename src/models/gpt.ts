@@ -162,8 +162,10 @@ export class GPT extends Module implements LanguageModel {
     // Parameters are stored [in, out] (GPT-2's Conv1D layout): column-parallel splits axis 1.
     // c_attn's output is [q | k | v]: a column split takes the same head range from each third.
     if (name === 'transformer.wte.weight') return { kind: 'vocab', axis: 0 };
-    if (/\.(attn\.c_attn|mlp\.c_fc)\.weight$/.test(name)) return { kind: 'column', axis: 1 };
-    if (/\.(attn\.c_attn|mlp\.c_fc)\.bias$/.test(name)) return { kind: 'column', axis: 0 };
+    if (/\.attn\.c_attn\.weight$/.test(name)) return { kind: 'column', axis: 1, parts: 3 };
+    if (/\.attn\.c_attn\.bias$/.test(name)) return { kind: 'column', axis: 0, parts: 3 };
+    if (/\.mlp\.c_fc\.weight$/.test(name)) return { kind: 'column', axis: 1 };
+    if (/\.mlp\.c_fc\.bias$/.test(name)) return { kind: 'column', axis: 0 };
     if (/\.(attn|mlp)\.c_proj\.weight$/.test(name)) return { kind: 'row', axis: 0 };
     return { kind: 'replicated' };
   }

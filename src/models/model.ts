@@ -55,9 +55,10 @@ export interface ModelUnits {
  * - row: input features split (the following all-reduce sums the partial products);
  * - vocab: embedding rows (and a tied head) split by vocabulary range;
  * - replicated: every rank holds all of it (norms, row-parallel biases).
- * `axis` is the axis of the stored tensor that is split.
+ * `axis` is the axis of the stored tensor that is split; `parts` (default 1) says that axis is
+ * that many equal blocks split separately (a fused [q | k | v] projection: 3).
  */
-export type TensorParallelSplit = { kind: 'column' | 'row' | 'vocab'; axis: number } | { kind: 'replicated' };
+export type TensorParallelSplit = { kind: 'column' | 'row' | 'vocab'; axis: number; parts?: number } | { kind: 'replicated' };
 
 export interface LanguageModel extends Module {
   /** The serialised family name (Hugging Face model_type); only models/ branches on it. */

@@ -17,6 +17,18 @@ const MAMF = { v100: 0.8, a100: 271.2 / 312, h100: 794.5 / 989, h200: 794.5 / 98
 const MAMF_FP8 = { h100: 1402.6 / 1979, h200: 1453.4 / 1979, b200: 3432.5 / 4500 };
 
 /**
+ * MAMF is a short burst at the boost clock; a training run keeps every GPU of the node at its
+ * power limit, where the clock settles lower. The same benchmark reports that sustained rate
+ * as MSMF (Bekman, ml-engineering, compute/accelerator/benchmarks/README.md, "alone vs all-8
+ * concurrent", mamf-finder-all-gpus.py with every GPU of the node computing, n = 40): H200 bf16
+ * 698.6 sustained against 823.9 burst (0.848; H100 is the same silicon at the same 700 W), B200
+ * 1426.4 against 1751.2 (0.815). Every tensor-core kernel (GEMMs and flash attention, bf16 and
+ * fp8) of those generations runs at that clock. A100 (400 W) and V100 have no published MSMF:
+ * their burst figures stand (1).
+ */
+const SUSTAINED = { volta: 1, ampere: 1, hopper: 698.6 / 823.9, blackwell: 1426.4 / 1751.2 };
+
+/**
  * Streaming bandwidth over the datasheet: BabelStream-style copy/triad kernels reach about
  * 90% of HBM2e/HBM3 peak on A100 and H100 (e.g. NVIDIA's nvbandwidth and the BabelStream
  * results in Deakin et al. 2022); 0.85 is taken for every generation, a little under that
@@ -34,8 +46,17 @@ const STREAM = 0.85;
  */
 const FLASH = {
   ampere: { fwd: 0.7, bwd: 0.6 },
-  hopper: { fwd: 0.4, bwd: 0.32 },
+  hopper: { fwd: 0.4 * SUSTAINED.hopper, bwd: 0.32 * SUSTAINED.hopper },
 };
+
+/**
+ * The first FlashAttention and its Triton port (what 2022-23 stacks such as MosaicML's MPT ran,
+ * attn_impl: triton) against FlashAttention-2: Dao 2023, section 4.1, measures FlashAttention-2
+ * "1.3-2.5x faster than FlashAttention in Triton" (and 1.7-3.0x faster than FlashAttention) on
+ * A100, and its introduction puts FlashAttention at 25-40% of peak. The geometric middle of
+ * the Triton range, sqrt(1.3 x 2.5) = 1.8, divides the FlashAttention-2 fractions.
+ */
+export const FLASH_V1_SLOWDOWN = Math.sqrt(1.3 * 2.5);
 
 export const GPUS: Record<string, GpuSpec> = {
   v100: {
@@ -52,15 +73,16 @@ export const GPUS: Record<string, GpuSpec> = {
   },
   h100: {
     name: 'H100 SXM 80GB', peakTflops: { fp8: 1979, bf16: 989, fp16: 989, tf32: 494, fp32: 67 }, memoryGB: 80, memoryGBs: 3350, sms: 132,
-    gemmEfficiency: MAMF.h100, gemmEfficiencyFp8: MAMF_FP8.h100, memoryEfficiency: STREAM, flashForwardEfficiency: FLASH.hopper.fwd, flashBackwardEfficiency: FLASH.hopper.bwd,
+    gemmEfficiency: MAMF.h100 * SUSTAINED.hopper, gemmEfficiencyFp8: MAMF_FP8.h100 * SUSTAINED.hopper, memoryEfficiency: STREAM, flashForwardEfficiency: FLASH.hopper.fwd, flashBackwardEfficiency: FLASH.hopper.bwd,
   },
   h200: {
     name: 'H200 SXM 141GB', peakTflops: { fp8: 1979, bf16: 989, fp16: 989, tf32: 494, fp32: 67 }, memoryGB: 141, memoryGBs: 4800, sms: 132,
-    gemmEfficiency: MAMF.h200, gemmEfficiencyFp8: MAMF_FP8.h200, memoryEfficiency: STREAM, flashForwardEfficiency: FLASH.hopper.fwd, flashBackwardEfficiency: FLASH.hopper.bwd,
+    gemmEfficiency: MAMF.h200 * SUSTAINED.hopper, gemmEfficiencyFp8: MAMF_FP8.h200 * SUSTAINED.hopper, memoryEfficiency: STREAM, flashForwardEfficiency: FLASH.hopper.fwd, flashBackwardEfficiency: FLASH.hopper.bwd,
   },
   b200: {
     name: 'B200 SXM 180GB', peakTflops: { fp8: 4500, bf16: 2250, fp16: 2250, tf32: 1100, fp32: 75 }, memoryGB: 180, memoryGBs: 8000, sms: 148,
-    gemmEfficiency: MAMF.b200, gemmEfficiencyFp8: MAMF_FP8.b200, memoryEfficiency: STREAM, flashForwardEfficiency: FLASH.hopper.fwd * (MAMF.b200 / MAMF.h100), flashBackwardEfficiency: FLASH.hopper.bwd * (MAMF.b200 / MAMF.h100),
+    gemmEfficiency: MAMF.b200 * SUSTAINED.blackwell, gemmEfficiencyFp8: MAMF_FP8.b200 * SUSTAINED.blackwell, memoryEfficiency: STREAM,
+    flashForwardEfficiency: (FLASH.hopper.fwd / SUSTAINED.hopper) * (MAMF.b200 / MAMF.h100) * SUSTAINED.blackwell, flashBackwardEfficiency: (FLASH.hopper.bwd / SUSTAINED.hopper) * (MAMF.b200 / MAMF.h100) * SUSTAINED.blackwell,
   },
 };
 

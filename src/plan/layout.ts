@@ -60,6 +60,7 @@ export function resolveLayout(m: ModelSpec, c: ClusterSpec, l: LayoutInput): Tra
   if (l.stageLayers !== undefined) t.stageLayers = l.stageLayers;
   if (l.overlapGradReduce !== undefined) t.overlapGradReduce = l.overlapGradReduce;
   if (l.pipelineP2p !== undefined) t.pipelineP2p = l.pipelineP2p;
+  if (l.cpComm !== undefined) t.cpComm = l.cpComm;
   checkLayout(m, c, t);
   t.stageLayers = stageLayers(m, t);
   return t;
@@ -140,15 +141,18 @@ export function checkLayout(m: ModelSpec, c: ClusterSpec, t: TrainingSpec): void
   const S = t.pp * t.interleave;
   if (t.stageLayers !== undefined) {
     const sum = t.stageLayers.reduce((a, b) => a + b, 0);
-    if (t.stageLayers.length !== S || sum !== m.layers || t.stageLayers.some((x) => !Number.isInteger(x) || x < 1)) {
+    // The first and last stage may hold only the embedding or only the output layer (Llama 3,
+    // section 3.3.2); every other stage needs a layer.
+    const bad = t.stageLayers.some((x, j) => !Number.isInteger(x) || x < (j === 0 || j === S - 1 ? 0 : 1));
+    if (t.stageLayers.length !== S || sum !== m.layers || bad) {
       throw new PlanInputError(
-        `stage layers [${t.stageLayers.join(', ')}] must be ${S} whole numbers of at least 1 (pp x interleave = ${t.pp} x ${t.interleave}) adding up to the ${m.layers} layers; they add up to ${sum}`,
+        `stage layers [${t.stageLayers.join(', ')}] must be ${S} whole numbers (pp x interleave = ${t.pp} x ${t.interleave}), at least 1 except on the first and last stage, adding up to the ${m.layers} layers; they add up to ${sum}`,
       );
     }
-  } else if (m.layers % S !== 0 && Math.floor((m.layers + 2) / S) < 2) {
+  } else if (m.layers % S !== 0 && Math.floor((m.layers + 2) / S) < 1) {
     throw new PlanInputError(
       `layers ${m.layers} cannot fill pp x interleave = ${t.pp} x ${t.interleave} = ${S} stages unevenly: with the embedding and output counted as a layer each ` +
-        `that is (${m.layers} + 2) / ${S} = ${((m.layers + 2) / S).toFixed(2)} per stage, and the first and last need at least one layer besides them; use pp in {${near(t.pp, divisors(m.layers))}}`,
+        `that is (${m.layers} + 2) / ${S} = ${((m.layers + 2) / S).toFixed(2)} per stage, and every stage needs at least one layer or the embedding or output; use pp in {${near(t.pp, divisors(m.layers))}}`,
     );
   }
   const per = t.microBatch * t.dp;

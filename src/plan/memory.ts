@@ -51,7 +51,7 @@ export function layerActivationBytes(m: ModelSpec, t: TrainingSpec, recompute = 
   const attentionCore = 5 * a * s * (s * cp) * b;
   const sp = t.sequenceParallel ? tp : 1;
   if (recompute === 'full') return (scale * 2 * s * b * h) / sp;
-  const core = recompute === 'selective' || (t.attention ?? 'flash') === 'flash' ? 0 : attentionCore / tp;
+  const core = recompute === 'selective' || (t.attention ?? 'flash') !== 'materialized' ? 0 : attentionCore / tp;
   return scale * (replicated / sp + splittable / tp + core);
 }
 

@@ -97,10 +97,22 @@ export function searchLayouts(m: ModelSpec, c: ClusterSpec, gpus: number, fixed:
   return out;
 }
 
+/** Layers per stage with repeats folded: 0/2/2/2/1/1/0 reads "0/2x3/1x2/0". */
+function runs(xs: number[]): string {
+  const out: string[] = [];
+  for (let i = 0; i < xs.length;) {
+    let j = i;
+    while (j < xs.length && xs[j] === xs[i]) j++;
+    out.push(j - i > 1 ? `${xs[i]}x${j - i}` : String(xs[i]));
+    i = j;
+  }
+  return out.join('/');
+}
+
 export function describeLayout(t: TrainingSpec): string {
   const parts = [(t.cp ?? 1) > 1 ? `TP ${t.tp} x CP ${t.cp} x PP ${t.pp} x DP ${t.dp}` : `TP ${t.tp} x PP ${t.pp} x DP ${t.dp}`, `micro-batch ${t.microBatch}`];
   if ((t.ep ?? 1) > 1) parts.push(`EP ${t.ep}`);
-  if (t.stageLayers && new Set(t.stageLayers).size > 1) parts.push(`stages of ${t.stageLayers.join('/')} layers`);
+  if (t.stageLayers && new Set(t.stageLayers).size > 1) parts.push(`stages of ${runs(t.stageLayers)} layers`);
   if (t.schedule === 'zero-bubble' || t.schedule === 'gpipe') parts.push(t.schedule);
   if (t.interleave > 1) parts.push(`interleave ${t.interleave}`);
   parts.push(`ZeRO ${t.zero}`, `recompute ${t.recompute}`);

@@ -50,7 +50,13 @@ export interface ModelSpec {
 
 export type Schedule = 'gpipe' | '1f1b' | 'interleaved' | 'zero-bubble';
 export const SCHEDULES: readonly Schedule[] = ['gpipe', '1f1b', 'interleaved', 'zero-bubble'];
-export type Attention = 'flash' | 'materialized';
+/**
+ * The attention kernel: FlashAttention-2 ('flash', 2023 on), the first FlashAttention or its
+ * Triton port ('flash-v1', 2022-23: what MosaicML's MPT benchmarks ran, attn_impl: triton), or
+ * the 2021-22 materialized softmax.
+ */
+export type Attention = 'flash' | 'flash-v1' | 'materialized';
+export const ATTENTIONS: readonly Attention[] = ['flash', 'flash-v1', 'materialized'];
 
 export interface GpuSpec {
   name: string;
@@ -121,11 +127,18 @@ export interface TrainingSpec {
   tokens: number;
   /** Context parallelism: ranks that split each sequence (ring attention over KV). */
   cp?: number;
+  /**
+   * How context parallelism exchanges keys and values: a ring of point-to-point sends hidden
+   * behind the attention kernel (Megatron-Core; default), or one all-gather before attention
+   * and a reduce-scatter of their gradients after it, exposed on the critical path (Llama 3,
+   * Dubey et al. 2024, section 3.3.2, chose it for document masks; small with GQA's few KV heads).
+   */
+  cpComm?: 'ring' | 'all-gather';
   /** Expert parallelism: ranks (taken from dp x cp) that split the experts. */
   ep?: number;
   /** Pipeline schedule; '1f1b' (or 'interleaved' when interleave > 1) unless given. */
   schedule?: Schedule;
-  /** Flash attention (no s x s scores in memory) or the 2021-22 materialized softmax. */
+  /** Flash attention, v2 or v1 (no s x s scores in memory), or the 2021-22 materialized softmax. */
   attention?: Attention;
   /** The dtype ZeRO-3/FSDP gathers weights in (fp32 for FSDP's default mixed precision). */
   gatherDtype?: Dtype;

@@ -7,9 +7,9 @@
 // and the optimizer step follow.
 import { allGatherSeconds, allReduceSeconds, allToAllSeconds, groupOf, sendSeconds } from './comm.js';
 import { type Device, EFFICIENCY, flashSeconds, gemmSeconds, streamSeconds } from './efficiency.js';
-import { DEFAULT_GPU_EFFICIENCY } from './gpus.js';
-import { gpuStageParams, layerActivationBytes, modelStateBytes } from './memory.js';
-import { embeddingParams, kvDim, layerParams, mlpMatrices } from './params-flops.js';
+import { DEFAULT_GPU_EFFICIENCY, FLASH_V1_SLOWDOWN } from './gpus.js';
+import { gpuStageParams, layerActivationBytes, modelStateBytes, stageParamCounts } from './memory.js';
+import { embeddingParams, expertParams, kvDim, layerParams, mlpMatrices } from './params-flops.js';
 import { simulatePipeline } from './pipeline-sim.js';
 import { type ClusterSpec, type ModelSpec, type TrainingSpec, peakFlops } from './specs.js';
 
@@ -58,6 +58,7 @@ function add(a: Cost, b: Cost, k = 1): Cost {
 export function deviceOf(c: ClusterSpec, t: TrainingSpec): Device {
   const g = c.node.gpu;
   const wide = t.dtype === 'fp32' || t.dtype === 'tf32';
+  const v1 = t.attention === 'flash-v1' ? FLASH_V1_SLOWDOWN : 1;
   return {
     peakFlops: peakFlops(g, t.dtype),
     memoryBytesPerS: g.memoryGBs * 1e9,
@@ -66,8 +67,8 @@ export function deviceOf(c: ClusterSpec, t: TrainingSpec): Device {
     sms: g.sms ?? DEFAULT_GPU_EFFICIENCY.sms,
     gemmEfficiency: (t.dtype === 'fp8' ? g.gemmEfficiencyFp8 : undefined) ?? g.gemmEfficiency ?? DEFAULT_GPU_EFFICIENCY.gemm,
     memoryEfficiency: g.memoryEfficiency ?? DEFAULT_GPU_EFFICIENCY.memory,
-    flashForward: g.flashForwardEfficiency ?? DEFAULT_GPU_EFFICIENCY.flashForward,
-    flashBackward: g.flashBackwardEfficiency ?? DEFAULT_GPU_EFFICIENCY.flashBackward,
+    flashForward: (g.flashForwardEfficiency ?? DEFAULT_GPU_EFFICIENCY.flashForward) / v1,
+    flashBackward: (g.flashBackwardEfficiency ?? DEFAULT_GPU_EFFICIENCY.flashBackward) / v1,
   };
 }
 
@@ -115,7 +116,7 @@ function layerCosts(m: ModelSpec, c: ClusterSpec, t: TrainingSpec, dev: Device):
     wgrad += gemmSeconds(dev, K, M, N, n);
   }
   const heads = (b * a) / tp;
-  const flash = (t.attention ?? 'flash') === 'flash';
+  const flash = (t.attention ?? 'flash') !== 'materialized';
   const coreFwd = flash ? flashSeconds(dev, b, a / tp, sq, s, d, 'forward') : gemmSeconds(dev, sq, d, s, heads) + gemmSeconds(dev, sq, s, d, heads);
   const coreBwd = flash ? flashSeconds(dev, b, a / tp, sq, s, d, 'backward') : 2 * coreFwd;
   const k = EFFICIENCY.elementwisePerStoredByte;
@@ -129,8 +130,10 @@ function layerCosts(m: ModelSpec, c: ClusterSpec, t: TrainingSpec, dev: Device):
   // their gradients), overlapped with its attention kernel.
   const kvBytes = 2 * b * s * (kv / tp) * dev.elementBytes;
   const cpGroup = groupOf(cp, tp, gpn);
-  const cpFwd = Math.max(0, allGatherSeconds(c, cpGroup, kvBytes) - coreFwd);
-  const cpBwd = Math.max(0, allGatherSeconds(c, cpGroup, kvBytes) - coreBwd);
+  const kvGather = allGatherSeconds(c, cpGroup, kvBytes);
+  const exposed = t.cpComm === 'all-gather';
+  const cpFwd = exposed ? kvGather : Math.max(0, kvGather - coreFwd);
+  const cpBwd = exposed ? kvGather : Math.max(0, kvGather - coreBwd);
   // Experts: dispatch and combine all-to-alls of the routed tokens, each pass.
   const a2a = m.moe ? 2 * allToAllSeconds(c, groupOf(ep, tp * cp, gpn), T * m.moe.topK * m.moe.capacityFactor * h * dev.elementBytes) : 0;
   const forward: Cost = { gemm: linear + coreFwd, elementwise: ew, comm: tpComm + cpFwd + a2a, zero: 0, weightGrad: 0 };
@@ -208,6 +211,19 @@ export function stepTime(m: ModelSpec, c: ClusterSpec, t: TrainingSpec): TimeBre
     if (j === S - 1) { f = add(f, ends.last.forward); bk = add(bk, ends.last.backward); }
     fwd.push(f); bwd.push(bk); redo.push(r);
   }
+  // Gradient accumulation: every micro-batch's backward adds the fresh 16-bit weight gradients
+  // into the gradient buffer (Megatron's main_grad hook and DeepSpeed's engine: read the new
+  // gradient and the buffer, write the buffer; fp32 buffers for bf16, which Megatron enforces:
+  // "bfloat16 requires gradient accumulation and all-reduce to be performed in fp32"). With
+  // ZeRO-2/3 the buffer is the GPU's shard, reduce-scattered first: its traffic is 1/dp of that.
+  const grad = modelStateBytes(t).grads;
+  const ep = t.ep ?? 1;
+  const expertShare = m.moe ? m.moe.experts * expertParams(m) * (1 - 1 / ep) : 0;
+  const sharded = t.zero >= 2 ? t.dp * cp : 1;
+  stageParamCounts(m, t).forEach((p, j) => {
+    const params = (p - layers[j]! * expertShare) / t.tp / sharded;
+    bwd[j]!.elementwise += streamSeconds(dev, params * (dev.elementBytes + 2 * grad));
+  });
   // Megatron's scatter-gather: each TP rank sends 1/tp of the activation to the next stage,
   // asynchronously. DeepSpeed's engine sends it whole and blocks both ends: the transfer is
   // then part of each pass on both stages instead of a delay between them.

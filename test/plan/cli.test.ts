@@ -90,6 +90,9 @@ test('bad input for the new options: exit 2 with the arithmetic', () => {
   const sched = plan('--model', 'gpt3-175b', '--gpus', '1024', '--tp', '8', '--pp', '16', '--schedule', 'pipedream');
   assert.equal(sched.status, 2);
   assert.match(sched.stderr, /--schedule must be one of gpipe, 1f1b, interleaved, zero-bubble/);
+  const attn = plan('--model', 'gpt3-175b', '--gpus', '1024', '--tp', '8', '--pp', '16', '--attention', 'flash-v2');
+  assert.equal(attn.status, 2);
+  assert.match(attn.stderr, /--attention must be one of flash, flash-v1, materialized, got 'flash-v2'/);
   const nodes = plan('--model', 'gpt3-175b', '--nodes', '4', '--gpus', '64', '--tp', '8');
   assert.equal(nodes.status, 2);
   assert.match(nodes.stderr, /--gpus 64 is more than --nodes 4 x 8 GPUs per node = 32/);

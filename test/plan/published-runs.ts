@@ -12,8 +12,9 @@ const n21 = (paramsB: number, heads: number, hidden: number, layers: number, tp:
   id: `narayanan2021-t1-${paramsB}b`, source: 'narayanan2021', framework: 'Megatron-LM',
   cite: `Narayanan et al. 2021, "Efficient Large-Scale Language Model Training on GPU Clusters Using Megatron-LM", Table 1, row ${row}`,
   cluster: 'selene', model: { ...GPT, layers, hidden, heads, ffn: 4 * hidden, vocab: 51200, seqLen: 2048 },
-  layout: { gpus, tp, pp, globalBatch: batch, microBatch: 1, recompute: 'full', dtype: 'fp16', attention: 'materialized', overlapGradReduce: false },
-  metric: 'tflops_hardware', published: tflops, paramsB,
+  layout: { gpus, tp, pp, globalBatch: batch, recompute: 'full', dtype: 'fp16', attention: 'materialized', overlapGradReduce: false },
+  metric: 'tflops_hardware', published: tflops, paramsB, microBatchCandidates: [1, 2, 4, 8],
+  assumed: 'micro-batch not stated: the fastest of 1, 2, 4, 8 that fits (the paper tunes it, section 3.4); fp16, materialized softmax, no interleaving, all-reduce after the backward pass (Megatron 2021 defaults)',
 });
 
 const mtnlg = (nodes: number, seconds: number, tflops: number): PublishedRun => ({
@@ -29,9 +30,9 @@ const llama3 = (gpus: number, cp: number, dp: number, seqLen: number, batchPerDp
   id: `dubey2024-llama3-${gpus}-cp${cp}`, source: 'dubey2024', framework: 'Meta (Megatron-style 4D)',
   cite: `Dubey et al. 2024, "The Llama 3 Herd of Models", Table 4, row ${row} (${tflops} TFLOPs/GPU)`,
   cluster: 'meta-h100-roce', model: { ...LLAMA405, seqLen },
-  layout: { gpus, tp: 8, cp, pp: 16, dp, globalBatch: dp * batchPerDp, microBatch: 1, interleave: 2, recompute: 'none', dtype: 'bf16', sequenceParallel: true, zero: 1 },
+  layout: { gpus, tp: 8, cp, pp: 16, dp, globalBatch: dp * batchPerDp, microBatch: 1, interleave: 8, recompute: 'none', dtype: 'bf16', sequenceParallel: true, zero: 1, cpComm: 'all-gather' },
   metric: 'tflops_model', published: tflops, paramsB: 405,
-  assumed: 'micro-batch 1, interleaved 1F1B with 2 chunks per GPU (the paper says interleaved but not how many chunks), no recomputation, ZeRO-1; the paper gives batch per DP group but not these',
+  assumed: 'section 3.3.2: interleaved schedule, one layer fewer on the first and last stage so that "the first model chunk on the first stage has only the embedding, and the last model chunk on the last stage has only output projection and loss", and no activation checkpointing at 8K; 126 layers + those two chunks = 128 = 16 stages x 8 chunks of one layer, hence interleave 8; context parallelism by an exposed all-gather of K and V (same section). Micro-batch 1 and ZeRO-1 are not stated',
 });
 
 type Mosaic = { cluster: string; model: string; gpus: number; micro: number; accum: number; ckpt: boolean; tokensPerGpu: number; pure: boolean; table: string };
@@ -43,11 +44,12 @@ const mosaic = (x: Mosaic): PublishedRun => ({
   cite: `MosaicML llm-foundry, scripts/train/benchmarking/README.md, table "${x.table}", row MPT-${x.model}, seq 2048, ${x.gpus} GPUs (${x.tokensPerGpu} tokens/s/GPU)`,
   cluster: x.cluster, model: { ...MPT[x.model]!, seqLen: 2048 },
   layout: {
-    gpus: x.gpus, tp: 1, pp: 1, globalBatch: x.micro * x.accum * x.gpus, microBatch: x.micro, recompute: x.ckpt ? 'full' : 'none', dtype: 'bf16', zero: 3,
+    gpus: x.gpus, tp: 1, pp: 1, globalBatch: x.micro * x.accum * x.gpus, microBatch: x.micro, recompute: x.ckpt ? 'full' : 'none', dtype: 'bf16', zero: 3, attention: 'flash-v1',
     ...(x.pure ? {} : { gatherDtype: 'fp32' as const }),
   },
   metric: 'tokens_per_s_per_gpu', published: x.tokensPerGpu, paramsB: Number(x.model.replace('b', '')),
-  assumed: x.pure ? 'FSDP FULL_SHARD, bf16 PURE: weights gathered in bf16' : 'FSDP FULL_SHARD, Composer DEFAULT mixed precision: weights gathered in fp32, gradients reduced in bf16',
+  assumed: (x.pure ? 'FSDP FULL_SHARD, bf16 PURE: weights gathered in bf16' : 'FSDP FULL_SHARD, Composer DEFAULT mixed precision: weights gathered in fp32, gradients reduced in bf16') +
+    '; attention by the Triton FlashAttention port (scripts/train/benchmarking/submit_benchmarks.py: --attn_impl default triton)',
 });
 
 const H100 = 'H100 80GB BF16', A80 = 'A100 80GB with 1600 Gbps node-node interconnect (RoCE)', A40 = 'A100 40GB with 1600 Gbps node-node interconnect (RoCE)';

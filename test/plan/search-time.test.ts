@@ -55,3 +55,20 @@ test('outputs: tokens/s, MFU below HFU with recomputation, days and cost consist
   assert.equal(azure.nodes * azure.node.gpusPerNode, 10000);
   assert.equal(azure.nodes * azure.node.cpuCoresPerNode!, 285000);
 });
+
+test('kernel and framework choices move the step time the way their measurements say', () => {
+  const h100 = CLUSTER_PRESETS['h100-cluster']!;
+  const m = { name: 'mpt-7b-like', layers: 32, hidden: 4096, heads: 32, seqLen: 2048, vocab: 50368, ffn: 16384 };
+  const at = (extra: Record<string, unknown>) => evaluate(m, h100, resolveLayout(m, h100, { gpus: 8, globalBatch: 48, microBatch: 6, zero: 3, recompute: 'none', ...extra })).time.step;
+  // FlashAttention-1 / Triton: 1.8x slower attention kernels, the rest unchanged.
+  const v2 = at({}), v1 = at({ attention: 'flash-v1' });
+  assert.ok(v1 > v2 * 1.03 && v1 < v2 * 1.3, `flash-v1 ${v1} vs flash ${v2}`);
+  // Gradient accumulation: the same batch in more, smaller micro-batches adds buffer traffic.
+  const gpt = gpt3();
+  const micro = (b: number) => evaluate(gpt, selene, resolveLayout(gpt, selene, { gpus: 64, tp: 8, pp: 8, globalBatch: 64, microBatch: b, recompute: 'full' })).time;
+  assert.ok(micro(1).elementwise > micro(2).elementwise, 'twice the micro-batches, more accumulation traffic');
+  // Llama 3's exposed all-gather of K and V costs more than a ring hidden behind attention.
+  const llama = { name: 'l', layers: 16, hidden: 4096, heads: 32, kvHeads: 8, ffn: 14336, vocab: 128256, seqLen: 131072, gatedMlp: true };
+  const cp = (cpComm: 'ring' | 'all-gather') => evaluate(llama, h100, resolveLayout(llama, h100, { gpus: 64, tp: 8, cp: 8, globalBatch: 1, recompute: 'full', cpComm })).time.step;
+  assert.ok(cp('all-gather') > cp('ring'), 'exposed all-gather is slower than the overlapped ring');
+});

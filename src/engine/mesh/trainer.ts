@@ -2,8 +2,8 @@
 // (stage.ts), runs the schedule (pipeline/executor.ts), then sums gradients between the tied
 // embedding's first and last stage and over the data-parallel ranks (all-reduce, or with
 // ZeRO-1 a reduce-scatter, an update of this rank's chunk and an all-gather), takes one global
-// gradient norm and applies AdamW. Checkpoints are consolidated: the plain single-file
-// checkpoint of one process, so a run resumes on any layout.
+// gradient norm and applies AdamW. Checkpoints are universal: each rank writes its own shard
+// and rank 0 a manifest of how every tensor is split, so a run resumes on any layout.
 import { hostValue, type HostValue } from '../../ir/value.js';
 import { compile, type Executable } from '../../runtime/execute.js';
 import type { ExecOptions } from '../../runtime/session.js';
@@ -11,11 +11,11 @@ import { FlatLayout } from '../../nn/flat.js';
 import type { LanguageModel } from '../../models/model.js';
 import { adamwScalars, type AdamWConfig } from '../../optim/adamw.js';
 import { chunkRange } from '../../dist/index.js';
-import { saveCheckpoint, loadCheckpoint, isShardedCheckpoint } from '../../checkpoint/index.js';
+import { isUniversalCheckpoint } from '../../checkpoint/index.js';
+import { loadUniversal, piecesOf, readFullState, RunIdentity, saveUniversal, tensorInfos, together } from '../universal/state.js';
 import { evalProgram, updateProgram, type StepShape } from '../step-graphs.js';
 import { dropoutKey, dropoutKeyAt } from '../dropout-key.js';
 import type { MicroBatch, StepResult, Trainer } from '../trainer.js';
-import { OPT_M, OPT_V } from '../local-trainer.js';
 import { StageRunner } from '../pipeline/stage.js';
 import { runSchedule, type StepRecord } from '../pipeline/executor.js';
 import { buildSchedule, type PipelineSchedule } from '../pipeline/schedule.js';
@@ -57,6 +57,8 @@ export class MeshTrainer implements Trainer {
   private evalParams?: Float32Array;
   private readonly scalars = hostValue('float32', [3]);
   private readonly normSq = hostValue('float32', [1]);
+  /** The run's id in its universal checkpoints. */
+  readonly identity = new RunIdentity();
   /** Timing of the last step's schedule (the pipeline bench reads it). */
   lastRecord?: StepRecord;
 
@@ -219,43 +221,67 @@ export class MeshTrainer implements Trainer {
     return total[0]! / this.mesh.world.worldSize;
   }
 
-  /** Writes the plain single-process checkpoint (rank 0), consolidated from every stage and shard. */
-  async save(dir: string, meta: Record<string, unknown>, files: Record<string, string>): Promise<void> {
-    const from = this.opts.zeroStage === 1 ? this.chunk[0] : 0;
-    const params = await this.consolidate(this.runner.params, 0);
-    const m = await this.consolidate(this.m, from);
-    const v = await this.consolidate(this.v, from);
-    if (this.mesh.world.rank === 0) {
-      const tensors: Record<string, { dtype: 'F32'; shape: number[]; data: Float32Array }> = {};
-      for (const [name, e] of Object.entries(this.layout.stateDict(params))) tensors[name] = { dtype: 'F32', shape: e.shape, data: e.data };
-      tensors[OPT_M] = { dtype: 'F32', shape: [this.layout.size], data: m };
-      tensors[OPT_V] = { dtype: 'F32', shape: [this.layout.size], data: v };
-      saveCheckpoint(dir, { tensors, meta: { ...meta, mesh: this.mesh.shape }, files });
-    }
-    // Nobody reads the directory (or exits) before rank 0 has committed it.
-    await this.mesh.world.barrier();
+  /** This rank's units as slots of its owned buffer: where each tensor of the layout sits. */
+  private ownedSlots(): { name: string; offset: number; size: number }[] {
+    return this.runner.owned.flatMap((u) => this.layout.slots.filter((s) => s.offset >= u.offset && s.offset < u.offset + u.size).map((s) => ({ name: s.name, offset: s.offset - u.offset + u.at, size: s.size })));
   }
 
+  /** A universal checkpoint: each rank writes its dp share of its stage's units (its ZeRO-1
+   *  chunk, or an equal share when every dp rank holds everything); a tied unit is written by
+   *  the first stage. Rank 0 commits the manifest; nothing is gathered. */
+  async save(dir: string, meta: Record<string, unknown>, files: Record<string, string>): Promise<void> {
+    const { dp, pp, tp } = this.mesh.shape;
+    const [lo, hi] = chunkRange(this.runner.ownedSize, dp, this.mesh.coords.dp);
+    const from = this.chunk[0];
+    const at = (b: Float32Array) => b.subarray(lo - from, hi - from);
+    const range = { lo, hi, param: this.runner.params.subarray(lo, hi), m: at(this.m), v: at(this.v) };
+    const tiedHere = (name: string) => this.tied.some((u) => name.startsWith(`${u}.`)) && !this.mesh.isFirstStage;
+    const replicatedHere = (name: string) => this.mesh.coords.tp > 0 && this.model.tensorParallelSplit(name).kind === 'replicated';
+    const pieces = piecesOf(this.ownedSlots(), [range], () => this.mesh.coords.tp).filter((p) => !tiedHere(p.name) && !replicatedHere(p.name));
+    await saveUniversal(this.mesh.world, {
+      dir,
+      layout: { dp, tp, pp, zero: this.opts.zeroStage, world: this.mesh.world.worldSize },
+      coords: { rank: this.mesh.world.rank, ...this.mesh.coords },
+      ids: await this.identity.next(this.mesh.world),
+      pieces,
+      tensors: tensorInfos(this.model, this.layout, new Set(pieces.map((p) => p.name)), () => this.mesh.coords.pp),
+      order: this.layout.slots.map((s) => s.name),
+      meta: { ...meta, mesh: this.mesh.shape },
+      files,
+    });
+  }
+
+  /** Resumes from a universal checkpoint of any layout (reading only the shard files that hold
+   *  this stage's tensors) or a plain one; every rank reads and checks before any changes. */
   async load(dir: string): Promise<{ meta: Record<string, unknown>; files: Record<string, string> }> {
-    if (isShardedCheckpoint(dir)) throw new Error(`checkpoint ${dir} is a sharded ZeRO checkpoint; a pipeline run resumes from a consolidated one (consolidateCheckpoint)`);
-    const ck = loadCheckpoint(dir);
-    const full = new Float32Array(this.layout.size);
-    const dict: Record<string, { shape: readonly number[]; data: ArrayLike<number> }> = {};
-    for (const [name, t] of Object.entries(ck.tensors)) if (name !== OPT_M && name !== OPT_V) dict[name] = { shape: t.shape, data: t.data as Float32Array };
-    this.layout.loadStateDict(full, dict);
-    const mFull = ck.tensors[OPT_M]?.data as Float32Array | undefined;
-    const vFull = ck.tensors[OPT_V]?.data as Float32Array | undefined;
-    if (!mFull || !vFull || mFull.length !== this.layout.size || vFull.length !== this.layout.size) throw new Error(`checkpoint ${dir} has no optimizer state of ${this.layout.size} values (${OPT_M}, ${OPT_V}); it cannot resume training`);
-    const owned = (src: Float32Array) => {
-      const o = new Float32Array(this.runner.ownedSize);
-      for (const u of this.runner.owned) o.set(src.subarray(u.offset, u.offset + u.size), u.at);
-      return o;
-    };
-    this.runner.params.set(owned(full));
-    this.m.set(owned(mFull).subarray(this.chunk[0], this.chunk[1]));
-    this.v.set(owned(vFull).subarray(this.chunk[0], this.chunk[1]));
+    const slots = this.ownedSlots();
+    const st = await together(this.mesh.world, 'read the checkpoint', () => {
+      const n = this.runner.ownedSize;
+      const [p, m, v] = [new Float32Array(n), new Float32Array(n), new Float32Array(n)];
+      if (isUniversalCheckpoint(dir)) {
+        const u = loadUniversal(dir, this.model, this.layout, { tp: this.mesh.shape.tp, tpRank: this.mesh.coords.tp, names: slots.map((s) => s.name) });
+        for (const s of slots) {
+          const t = u.tensors.get(s.name)!;
+          p.set(t.param, s.offset);
+          m.set(t.expAvg, s.offset);
+          v.set(t.expAvgSq, s.offset);
+        }
+        return { p, m, v, meta: u.meta, files: u.files, run: u.run as string | undefined };
+      }
+      const full = readFullState(dir, this.layout, this.model);
+      for (const u of this.runner.owned) {
+        p.set(full.params.subarray(u.offset, u.offset + u.size), u.at);
+        m.set(full.m.subarray(u.offset, u.offset + u.size), u.at);
+        v.set(full.v.subarray(u.offset, u.offset + u.size), u.at);
+      }
+      return { p, m, v, meta: full.meta, files: full.files, run: undefined };
+    });
+    this.runner.params.set(st.p);
+    this.m.set(st.m.subarray(this.chunk[0], this.chunk[1]));
+    this.v.set(st.v.subarray(this.chunk[0], this.chunk[1]));
+    if (st.run) this.identity.run = st.run;
     this.evalParams = undefined;
-    return { meta: ck.meta, files: ck.files };
+    return { meta: st.meta, files: st.files };
   }
 
   /** Bytes this rank holds: parameters and gradients of its units, optimizer state of its chunk. */

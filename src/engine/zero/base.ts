@@ -17,6 +17,7 @@ import type { MicroBatch, StepResult, Trainer } from '../trainer.js';
 import type { MemoryReport } from './memory.js';
 import { ShardPlan, type Piece } from './shard-plan.js';
 import { loadZeroCheckpoint, saveZeroCheckpoint } from './checkpoint.js';
+import { RunIdentity } from '../universal/state.js';
 
 export interface ZeroOptions extends ExecOptions {
   seed: number;
@@ -33,6 +34,8 @@ export abstract class ZeroTrainerBase implements Trainer {
   readonly stage: number;
   readonly world: number;
   readonly rank: number;
+  /** The run's id in its universal checkpoints. */
+  readonly identity = new RunIdentity();
   /** Adam moments and decay mask, in shard order (stage 0: the whole buffer). */
   protected m!: Float32Array;
   protected v!: Float32Array;

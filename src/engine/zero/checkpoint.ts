@@ -1,106 +1,74 @@
-// ZeRO checkpoints. Stage 0 (everything replicated): rank 0 writes one ordinary checkpoint.
-// Stages 1-3: every rank writes its chunk of each piece of params, exp_avg and exp_avg_sq as
-// flat buffers (one file per rank plus an index); the index maps each model parameter name to
-// its place, so consolidateCheckpoint() yields one safetensors file with the model's names.
-// Loading rebuilds the full buffers from either format and takes this rank's shard, so a run
-// may resume with another stage or number of ranks.
-import { floatTensor, finalizeShardedCheckpoint, isShardedCheckpoint, loadCheckpoint, saveCheckpoint, saveShardedCheckpoint, ShardedCheckpoint, type FlatSlot, type TensorEntry } from '../../checkpoint/index.js';
+// ZeRO checkpoints are universal checkpoints (checkpoint/universal-*.ts): every rank writes the
+// params, exp_avg and exp_avg_sq of the flat ranges it owns (its chunk of every piece; with
+// stage 0, where every rank holds everything, an equal share of the buffer so the writing is
+// spread), and rank 0 commits the manifest. Nothing is gathered. Loading reads the full state
+// from a universal checkpoint of any layout or a plain one, and takes this rank's shard, so a
+// run resumes with another stage or number of ranks; older sharded checkpoints still load.
+import { chunkRange } from '../../dist/index.js';
+import { floatTensor, isShardedCheckpoint, ShardedCheckpoint } from '../../checkpoint/index.js';
 import type { ZeroTrainerBase } from './base.js';
-import { OPT_M, OPT_V } from '../local-trainer.js';
+import { piecesOf, readFullState, saveUniversal, tensorInfos, together, type FullState, type HeldRange } from '../universal/state.js';
 
-const META_KEY = 'atscale_zero';
-
-interface ZeroMeta {
-  stage: number;
-  world: number;
-  /** [offset, size] of every piece (the flats params.K, exp_avg.K, exp_avg_sq.K). */
-  pieces: [number, number][];
-}
-
-/** A save id that every rank agrees on: rank 0 draws it, a broadcast shares it. */
-async function agreedSaveId(t: ZeroTrainerBase): Promise<string> {
-  const id = Float32Array.of(Math.floor(Math.random() * 2 ** 24), Math.floor(Math.random() * 2 ** 24));
-  await t.pg.broadcast(id, 0);
-  return `zero-${id[0]!.toString(36)}-${id[1]!.toString(36)}`;
-}
+const LEGACY_META_KEY = 'atscale_zero';
 
 export async function saveZeroCheckpoint(t: ZeroTrainerBase, dir: string, meta: Record<string, unknown>, files: Record<string, string>): Promise<void> {
   const { plan, m, v, paramChunk } = t.state();
   const layout = t.layout;
-  const zmeta: ZeroMeta = { stage: t.stage, world: t.world, pieces: plan.pieces.map((p) => [p.offset, p.size]) };
-  const fullMeta = { ...meta, [META_KEY]: zmeta };
+  const ranges: HeldRange[] = [];
   if (t.stage === 0) {
-    if (t.rank === 0) {
-      const params = await t.fullParams();
-      const tensors: Record<string, TensorEntry> = {};
-      for (const [name, e] of Object.entries(layout.stateDict(params))) tensors[name] = { dtype: 'F32', shape: e.shape, data: e.data };
-      tensors[OPT_M] = { dtype: 'F32', shape: [m.length], data: m };
-      tensors[OPT_V] = { dtype: 'F32', shape: [v.length], data: v };
-      saveCheckpoint(dir, { tensors, meta: fullMeta, files });
+    const [lo, hi] = chunkRange(layout.size, t.world, t.rank);
+    const params = paramChunk({ offset: 0, size: layout.size, chunkStart: 0, chunkSize: layout.size, shardOffset: 0 });
+    ranges.push({ lo, hi, param: params.subarray(lo, hi), m: m.subarray(lo, hi), v: v.subarray(lo, hi) });
+  } else {
+    for (const p of plan.pieces) {
+      if (p.chunkSize === 0) continue;
+      const at = (b: Float32Array) => b.subarray(p.shardOffset, p.shardOffset + p.chunkSize);
+      ranges.push({ lo: p.chunkStart, hi: p.chunkStart + p.chunkSize, param: paramChunk(p), m: at(m), v: at(v) });
     }
-    await t.pg.barrier();
-    return;
   }
-  const saveId = await agreedSaveId(t);
-  const flats: Record<string, { dtype: 'F32'; totalLength: number; start: number; data: Float32Array }> = {};
-  const slots: Record<string, FlatSlot> = {};
-  plan.pieces.forEach((p, k) => {
-    const start = p.chunkStart - p.offset;
-    const at = (b: Float32Array) => b.subarray(p.shardOffset, p.shardOffset + p.chunkSize);
-    flats[`params.${k}`] = { dtype: 'F32', totalLength: p.size, start, data: paramChunk(p) };
-    flats[`exp_avg.${k}`] = { dtype: 'F32', totalLength: p.size, start, data: at(m) };
-    flats[`exp_avg_sq.${k}`] = { dtype: 'F32', totalLength: p.size, start, data: at(v) };
-    for (const s of layout.slots) if (s.offset >= p.offset && s.offset < p.offset + p.size) slots[s.name] = { flat: `params.${k}`, offset: s.offset - p.offset, shape: [...s.shape] };
+  const pieces = piecesOf(layout.slots, ranges, () => 0);
+  await saveUniversal(t.pg, {
+    dir,
+    layout: { dp: t.world, tp: 1, pp: 1, zero: t.stage, world: t.world },
+    coords: { rank: t.rank, dp: t.rank, tp: 0, pp: 0 },
+    ids: await t.identity.next(t.pg),
+    pieces,
+    tensors: tensorInfos(t.model, layout, new Set(pieces.map((p) => p.name)), () => 0),
+    order: layout.slots.map((s) => s.name),
+    meta,
+    files,
   });
-  saveShardedCheckpoint(dir, t.rank, t.world, saveId, { flats, layout: slots, ...(t.rank === 0 ? { meta: fullMeta, files } : {}) });
-  await t.pg.barrier();
-  if (t.rank === 0) finalizeShardedCheckpoint(dir, t.world, saveId);
-  await t.pg.barrier();
+}
+
+/** The full state of an older sharded ZeRO checkpoint (flat buffers by piece). */
+function readLegacySharded(t: ZeroTrainerBase, dir: string): FullState {
+  const n = t.layout.size;
+  const [params, m, v] = [new Float32Array(n), new Float32Array(n), new Float32Array(n)];
+  const ck = new ShardedCheckpoint(dir);
+  const z = ck.meta[LEGACY_META_KEY] as { pieces: [number, number][] } | undefined;
+  if (!z) throw new Error(`checkpoint ${dir} has no ${LEGACY_META_KEY} entry in its meta: it was not written by a ZeRO trainer`);
+  for (const s of t.layout.slots) {
+    const e = ck.readTensor(s.name);
+    if (e.shape.length !== s.shape.length || e.shape.some((d, i) => d !== s.shape[i])) throw new Error(`checkpoint ${dir}: parameter '${s.name}' has shape [${e.shape.join(', ')}] but the model needs [${s.shape.join(', ')}]`);
+    params.set(floatTensor(e, s.name, dir), s.offset);
+  }
+  z.pieces.forEach(([offset, size], k) => {
+    if (offset + size > n) throw new Error(`checkpoint ${dir}: piece ${k} [${offset}, ${offset + size}) lies outside this model's ${n} parameters`);
+    const read = (flat: string) => floatTensor({ dtype: ck.index.flats[flat]?.dtype ?? 'F32', shape: [size], data: ck.readFlatRange(flat, 0, size) }, flat, dir);
+    m.set(read(`exp_avg.${k}`), offset);
+    v.set(read(`exp_avg_sq.${k}`), offset);
+  });
+  const { [LEGACY_META_KEY]: _zero, ...loopMeta } = ck.meta;
+  return { params, m, v, meta: loopMeta, files: ck.files };
 }
 
 export async function loadZeroCheckpoint(t: ZeroTrainerBase, dir: string): Promise<{ meta: Record<string, unknown>; files: Record<string, string> }> {
-  const n = t.layout.size;
-  const [params, m, v] = [new Float32Array(n), new Float32Array(n), new Float32Array(n)];
-  let meta: Record<string, unknown>;
-  let files: Record<string, string>;
-  if (isShardedCheckpoint(dir)) {
-    const ck = new ShardedCheckpoint(dir);
-    const z = ck.meta[META_KEY] as ZeroMeta | undefined;
-    if (!z) throw new Error(`checkpoint ${dir} has no ${META_KEY} entry in its meta: it was not written by a ZeRO trainer`);
-    for (const s of t.layout.slots) {
-      const e = ck.readTensor(s.name);
-      if (e.shape.length !== s.shape.length || e.shape.some((d, i) => d !== s.shape[i])) throw new Error(`checkpoint ${dir}: parameter '${s.name}' has shape [${e.shape.join(', ')}] but the model needs [${s.shape.join(', ')}]`);
-      params.set(floatTensor(e, s.name, dir), s.offset);
-    }
-    z.pieces.forEach(([offset, size], k) => {
-      if (offset + size > n) throw new Error(`checkpoint ${dir}: piece ${k} [${offset}, ${offset + size}) lies outside this model's ${n} parameters`);
-      const read = (flat: string) => floatTensor({ dtype: ck.index.flats[flat]?.dtype ?? 'F32', shape: [size], data: ck.readFlatRange(flat, 0, size) }, flat, dir);
-      m.set(read(`exp_avg.${k}`), offset);
-      v.set(read(`exp_avg_sq.${k}`), offset);
-    });
-    meta = ck.meta;
-    files = ck.files;
-  } else {
-    const ck = loadCheckpoint(dir);
-    const file = `${ck.dir}/model.safetensors`;
-    const dict = Object.fromEntries(Object.entries(ck.tensors).filter(([name]) => name !== OPT_M && name !== OPT_V).map(([name, e]) => [name, { shape: e.shape, data: floatTensor(e, name, file) }]));
-    try {
-      t.layout.loadStateDict(params, dict);
-    } catch (e) {
-      throw new Error(`${file}: ${(e as Error).message}`);
-    }
-    for (const [buf, name] of [[m, OPT_M], [v, OPT_V]] as const) {
-      const e = ck.tensors[name];
-      if (!e || e.data.length !== n) throw new Error(`checkpoint ${dir}: '${name}' is missing or does not have ${n} values`);
-      buf.set(floatTensor(e, name, file));
-    }
-    meta = ck.meta;
-    files = ck.files;
-  }
+  // Read and checked on every rank before any buffer changes; if one rank fails, all do.
+  const st = await together(t.pg, 'read the checkpoint', () => (isShardedCheckpoint(dir) ? readLegacySharded(t, dir) : readFullState(dir, t.layout, t.model)));
   const { plan, m: mShard, v: vShard, setParams } = t.state();
-  setParams(params);
-  plan.gatherShard(m, mShard);
-  plan.gatherShard(v, vShard);
-  const { [META_KEY]: _zero, ...loopMeta } = meta;
-  return { meta: loopMeta, files };
+  setParams(st.params);
+  plan.gatherShard(st.m, mShard);
+  plan.gatherShard(st.v, vShard);
+  if (st.run) t.identity.run = st.run;
+  return { meta: st.meta, files: st.files };
 }
