@@ -115,7 +115,7 @@ export async function distributedSetup(dsConfigPath: string | undefined, hyper: 
     const { Mesh } = await import('../engine/mesh/mesh.js');
     const { MeshTrainer } = await import('../engine/mesh/trainer.js');
     const mesh = Mesh.create(pg, resolved.layout.mesh);
-    if (pg.rank === 0) console.log(`mesh: dp ${dp} x pp ${pp} x tp ${tp}, ${resolved.layout.schedule} schedule, v ${resolved.layout.virtual}, layers per stage [${resolved.stageLayers.join(', ')}], ZeRO stage ${cfg.zero.stage}`);
+    if (pg.rank === 0) console.log(`mesh: dp ${dp} x pp ${pp} x tp ${tp}, ${resolved.layout.schedule} schedule, v ${resolved.layout.virtual}, layers per stage [${resolved.stageLayers.join(', ')}], ZeRO stage ${cfg.zero.stage}${resolved.layout.sequenceParallel ? ', sequence parallel' : ''}`);
     return {
       rank: pg.rank,
       world,
@@ -128,6 +128,10 @@ export async function distributedSetup(dsConfigPath: string | undefined, hyper: 
         const spec = { name: model.family, layers: d.nLayer, hidden: d.nEmbd, heads: d.nHead, seqLen: d.blockSize, vocab: d.vocabSize, ffn: 4 * d.nEmbd };
         const bias = model.architecture().bias !== false;
         checkMemoryCap(spec, resolved.layout.mesh, resolved.layout.virtual, resolved.stageLayers, cfg.zero.stage, opts.maxMemoryGb, bias);
+        if (tp > 1 && d.vocabSize % tp !== 0 && pg.rank === 0) {
+          const padded = Math.ceil(d.vocabSize / tp) * tp;
+          console.log(`tensor parallelism: vocabulary ${d.vocabSize} does not divide by tp ${tp}; padded to ${padded} (${padded - d.vocabSize} zero row(s) on the last tp rank, never predicted)`);
+        }
         const t = new MeshTrainer(model, mesh, {
           seed, threads: opts.threads, device: opts.device, shape: { batch: micro, seq: model.dims.blockSize },
           optimizer: cfg.optimizer, gradClip: cfg.gradClip, microBatches: cfg.gradAccum, zeroStage: cfg.zero.stage, layout: resolved.layout, stageLayers: resolved.stageLayers, initialParams: initial,

@@ -12,7 +12,7 @@
 import type { Program } from '../ir/graph.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { buildProgram, type Tracer } from '../tensor/program.js';
-import { concat, crossEntropy } from '../tensor/functional.js';
+import { concat } from '../tensor/functional.js';
 import { gradients } from '../autodiff/grad.js';
 import { splitForwardBackward, type Granularity, type SavedTensor } from '../ir/remat.js';
 import { type FlatLayout, type Slot, flatView, withParams } from '../nn/flat.js';
@@ -103,6 +103,15 @@ function segmentProgram(layout: FlatLayout, units: Unit[], body: (t: Tracer, fla
   });
 }
 
+/** The residual stream between segments, [B, T, C]: with sequence parallelism (a tensor-
+ * parallel shard whose sequence is split) this rank's [B, T/tp, C]. */
+export function activationShape(model: LanguageModel, shape: StepShape): number[] {
+  const tp = model.tp;
+  const parts = tp?.sequence ? tp.axis.size : 1;
+  if (shape.seq % parts !== 0) throw new Error(`sequence parallelism: sequence length ${shape.seq} does not divide by tensor-model-parallel size ${parts} (${shape.seq} % ${parts} = ${shape.seq % parts})`);
+  return [shape.batch, shape.seq / parts, model.dims.nEmbd];
+}
+
 /** Traces the forward and backward programs of every segment for one micro-batch shape; a
  * block's forward keeps what `granularity` saves for its backward (remat.ts). */
 export function modelSegments(model: LanguageModel, layout: FlatLayout, shape: StepShape, granularity: Granularity = 'full'): SegmentedModel {
@@ -112,7 +121,7 @@ export function modelSegments(model: LanguageModel, layout: FlatLayout, shape: S
   const hasKey = model.dims.dropout > 0;
   const { batch: B, seq: T } = shape;
   const C = model.dims.nEmbd;
-  const act = [B, T, C];
+  const act = activationShape(model, shape);
   const keyOf = (t: Tracer) => (hasKey ? t.input('key', [], 'int64') : undefined);
   const keyIn = (k: Tensor | undefined) => (k ? [k] : []);
   const segments: Segment[] = [];
@@ -160,7 +169,7 @@ export function modelSegments(model: LanguageModel, layout: FlatLayout, shape: S
       const x = t.input('x', act);
       const targets = t.input('targets', [B, T], 'int32');
       const seed = t.input('seed', []);
-      const loss = crossEntropy(model.head(x), targets, -1);
+      const loss = model.headLoss(x, targets);
       const g = gradients(loss, [x, ...views.flat()], seed);
       return { inputs: [x, targets, seed], outputs: [loss, g[0]!, ...flatGrads(views, g.slice(1))] };
     }),

@@ -220,7 +220,19 @@ export const OPS: Record<string, Infer> = {
     if (key!.dtype !== 'int64' || key!.shape.length !== 0) shapeError('dropout', 'the key must be an int64 scalar', [key!.shape]);
     const p = attrs.p as number;
     if (!(p >= 0 && p < 1)) shapeError('dropout', `probability must be in [0, 1), got ${p}`, [key!.shape]);
-    return { shape: [...(attrs.shape as number[])], dtype: 'bool' };
+    const shape = attrs.shape as number[];
+    // Optional: this tensor is the block at `offset` of a larger `global` tensor (local heads
+    // under tensor parallelism, a sequence part under sequence parallelism), and draws that
+    // block of the global tensor's mask.
+    if (attrs.global !== undefined || attrs.offset !== undefined) {
+      const g = attrs.global as number[] | undefined;
+      const o = attrs.offset as number[] | undefined;
+      if (!Array.isArray(g) || !Array.isArray(o) || g.length !== shape.length || o.length !== shape.length) shapeError('dropout', `global shape [${String(g)}] and offset [${String(o)}] must both be given, one entry per axis of the shape [${shape.join(', ')}]`, [key!.shape]);
+      shape.forEach((d, i) => {
+        if (!Number.isInteger(o[i]) || o[i]! < 0 || o[i]! + d > g[i]!) shapeError('dropout', `axis ${i}: the block [${o[i]}, ${o[i]! + d}) does not lie inside the global size ${g[i]}`, [key!.shape]);
+      });
+    }
+    return { shape: [...shape], dtype: 'bool' };
   },
 };
 

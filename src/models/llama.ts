@@ -8,6 +8,7 @@ import { constant } from '../tensor/tensor.js';
 import { hostValue } from '../ir/value.js';
 import { Module } from '../nn/module.js';
 import { Embedding, Linear, RMSNorm } from '../nn/layers.js';
+import { ColumnParallelLinear, RowParallelLinear, VocabParallelEmbedding, enterParallel, paddedVocab, shardSize, vocabLogits, vocabParallelCrossEntropy, type TensorParallelism } from '../nn/tensor-parallel.js';
 import { type LlamaConfig, llamaConfig, llamaFlopsPerToken, llamaParamCount, ropeInverseFrequencies } from './llama-config.js';
 import type { DecodeResult, LanguageModel, LayerCache, ModelDims, ModelUnits, TensorParallelSplit } from './model.js';
 import { cachedAttention, chunkPositions, writeCache, type BlockDecode } from './kv-cache.js';
@@ -37,20 +38,36 @@ function applyRope(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
   return x.mul(cos).add(concat([x2!.neg(), x1!], -1).mul(sin));
 }
 
+/** A [out, in] linear layer: plain, or (under tensor parallelism) column- or row-parallel. */
+function linear(tp: TensorParallelism | undefined, split: 'column' | 'row', inF: number, outF: number, opts: { bias: boolean; std?: number }): Linear {
+  const o = { ...opts, outIn: true };
+  if (!tp) return new Linear(inF, outF, o);
+  return split === 'column' ? new ColumnParallelLinear(inF, outF, tp, o) : new RowParallelLinear(inF, outF, tp, o);
+}
+
+/** Column-parallel projections share one entering collective; plain ones just run. */
+const project = (l: Linear, x: Tensor) => (l instanceof ColumnParallelLinear ? l.forwardEntered(x) : l.forward(x));
+
 export class LlamaAttention extends Module {
   readonly qProj: Linear;
   readonly kProj: Linear;
   readonly vProj: Linear;
   readonly oProj: Linear;
+  /** Query and key/value heads on this rank (all of them without tensor parallelism). */
+  readonly nHead: number;
+  readonly nKvHead: number;
 
-  constructor(readonly c: LlamaConfig) {
+  constructor(readonly c: LlamaConfig, readonly tp?: TensorParallelism) {
     super();
+    // Whole kv heads per rank: rank r's query heads read exactly its kv heads.
+    this.nKvHead = tp ? shardSize(c.nKvHead, tp, `key/value heads (num_key_value_heads; every rank needs whole kv heads)`) : c.nKvHead;
+    this.nHead = tp ? shardSize(c.nHead, tp, 'attention heads') : c.nHead;
     const q = c.nHead * c.headDim;
     const kv = c.nKvHead * c.headDim;
-    this.qProj = this.child('q_proj', new Linear(c.nEmbd, q, { bias: c.qkvBias, outIn: true }));
-    this.kProj = this.child('k_proj', new Linear(c.nEmbd, kv, { bias: c.qkvBias, outIn: true }));
-    this.vProj = this.child('v_proj', new Linear(c.nEmbd, kv, { bias: c.qkvBias, outIn: true }));
-    this.oProj = this.child('o_proj', new Linear(q, c.nEmbd, { bias: c.oBias, outIn: true, std: 0.02 / Math.sqrt(2 * c.nLayer) }));
+    this.qProj = this.child('q_proj', linear(tp, 'column', c.nEmbd, q, { bias: c.qkvBias }));
+    this.kProj = this.child('k_proj', linear(tp, 'column', c.nEmbd, kv, { bias: c.qkvBias }));
+    this.vProj = this.child('v_proj', linear(tp, 'column', c.nEmbd, kv, { bias: c.qkvBias }));
+    this.oProj = this.child('o_proj', linear(tp, 'row', q, c.nEmbd, { bias: c.oBias, std: 0.02 / Math.sqrt(2 * c.nLayer) }));
   }
 
   private heads(x: Tensor, n: number): Tensor {
@@ -60,14 +77,15 @@ export class LlamaAttention extends Module {
 
   /** q, k, v for x [B, T, C] with rotary angles applied; k and v keep only the kv heads. */
   private qkv(x: Tensor, cos: Tensor, sin: Tensor): [Tensor, Tensor, Tensor] {
-    const q = applyRope(this.heads(this.qProj.forward(x), this.c.nHead), cos, sin); // (B, nh, T, hd)
-    const k = applyRope(this.heads(this.kProj.forward(x), this.c.nKvHead), cos, sin); // (B, nkv, T, hd)
-    return [q, k, this.heads(this.vProj.forward(x), this.c.nKvHead)];
+    const e = this.tp ? enterParallel(x, this.tp) : x;
+    const q = applyRope(this.heads(project(this.qProj, e), this.nHead), cos, sin); // (B, nh, T, hd)
+    const k = applyRope(this.heads(project(this.kProj, e), this.nKvHead), cos, sin); // (B, nkv, T, hd)
+    return [q, k, this.heads(project(this.vProj, e), this.nKvHead)];
   }
 
   /** [B, nkv, T, hd] -> [B, nh, T, hd]: query head h reads kv head floor(h / (nh / nkv)). */
   private repeatKv(x: Tensor): Tensor {
-    const rep = this.c.nHead / this.c.nKvHead;
+    const rep = this.nHead / this.nKvHead;
     if (rep === 1) return x;
     const [b, n, t, d] = x.shape as [number, number, number, number];
     return x.reshape([b, n, 1, t, d]).expand([b, n, rep, t, d]).reshape([b, n * rep, t, d]);
@@ -77,13 +95,14 @@ export class LlamaAttention extends Module {
   private attend(q: Tensor, k: Tensor, v: Tensor, mask: (att: Tensor) => Tensor): Tensor {
     const [b, , s, d] = q.shape as [number, number, number, number];
     const att = softmax(mask(q.mul(1 / Math.sqrt(d)).matmul(this.repeatKv(k).transpose(-2, -1))), -1); // (B, nh, S, Tk)
-    const y = att.matmul(this.repeatKv(v)).permute([0, 2, 1, 3]).reshape([b, s, this.c.nHead * d]);
+    const y = att.matmul(this.repeatKv(v)).permute([0, 2, 1, 3]).reshape([b, s, this.nHead * d]);
     return this.oProj.forward(y);
   }
 
   forward(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
-    const t = x.shape[1]!;
     const [q, k, v] = this.qkv(x, cos, sin);
+    // With sequence parallelism x holds part of the sequence; q holds all of it.
+    const t = q.shape[2]!;
     return this.attend(q, k, v, (att) => att.add(causalBias(t, t, x.graph)));
   }
 
@@ -101,17 +120,18 @@ export class LlamaMLP extends Module {
   readonly upProj: Linear;
   readonly downProj: Linear;
 
-  constructor(c: LlamaConfig) {
+  constructor(c: LlamaConfig, readonly tp?: TensorParallelism) {
     super();
-    this.gateProj = this.child('gate_proj', new Linear(c.nEmbd, c.intermediateSize, { bias: c.mlpBias, outIn: true }));
-    this.upProj = this.child('up_proj', new Linear(c.nEmbd, c.intermediateSize, { bias: c.mlpBias, outIn: true }));
-    this.downProj = this.child('down_proj', new Linear(c.intermediateSize, c.nEmbd, { bias: c.mlpBias, outIn: true, std: 0.02 / Math.sqrt(2 * c.nLayer) }));
+    this.gateProj = this.child('gate_proj', linear(tp, 'column', c.nEmbd, c.intermediateSize, { bias: c.mlpBias }));
+    this.upProj = this.child('up_proj', linear(tp, 'column', c.nEmbd, c.intermediateSize, { bias: c.mlpBias }));
+    this.downProj = this.child('down_proj', linear(tp, 'row', c.intermediateSize, c.nEmbd, { bias: c.mlpBias, std: 0.02 / Math.sqrt(2 * c.nLayer) }));
   }
 
   /** SwiGLU (Shazeer 2020): down(silu(gate x) * up x). */
   forward(x: Tensor): Tensor {
-    const g = this.gateProj.forward(x); // (B, T, I)
-    return this.downProj.forward(g.mul(g.sigmoid()).mul(this.upProj.forward(x)));
+    const e = this.tp ? enterParallel(x, this.tp) : x;
+    const g = project(this.gateProj, e); // (B, T, I)
+    return this.downProj.forward(g.mul(g.sigmoid()).mul(project(this.upProj, e)));
   }
 }
 
@@ -121,16 +141,17 @@ export class LlamaBlock extends Module {
   readonly postAttentionLayernorm: RMSNorm;
   readonly mlp: LlamaMLP;
 
-  constructor(c: LlamaConfig, private readonly rope: Rope) {
+  constructor(c: LlamaConfig, private readonly rope: Rope, tp?: TensorParallelism) {
     super();
-    this.selfAttn = this.child('self_attn', new LlamaAttention(c));
-    this.mlp = this.child('mlp', new LlamaMLP(c));
+    this.selfAttn = this.child('self_attn', new LlamaAttention(c, tp));
+    this.mlp = this.child('mlp', new LlamaMLP(c, tp));
     this.inputLayernorm = this.child('input_layernorm', new RMSNorm(c.nEmbd, c.rmsNormEps));
     this.postAttentionLayernorm = this.child('post_attention_layernorm', new RMSNorm(c.nEmbd, c.rmsNormEps));
   }
 
   forward(x: Tensor): Tensor {
-    const t = x.shape[1]!;
+    // Attention sees the whole sequence (gathered under sequence parallelism).
+    const t = x.shape[1]! * (this.selfAttn.tp?.sequence ? this.selfAttn.tp.axis.size : 1);
     const { cos, sin } = this.rope(x.graph);
     const at = (table: Tensor) => table.slice([0, t]).reshape([1, 1, t, table.shape[1]!]); // (1, 1, T, hd)
     const h = x.add(this.selfAttn.forward(this.inputLayernorm.forward(x), at(cos), at(sin)));
@@ -149,9 +170,9 @@ export class LlamaBlock extends Module {
 
 class LayerList extends Module {
   readonly layers: LlamaBlock[];
-  constructor(c: LlamaConfig, rope: Rope) {
+  constructor(c: LlamaConfig, rope: Rope, tp?: TensorParallelism) {
     super();
-    this.layers = Array.from({ length: c.nLayer }, (_, i) => this.child(String(i), new LlamaBlock(c, rope)));
+    this.layers = Array.from({ length: c.nLayer }, (_, i) => this.child(String(i), new LlamaBlock(c, rope, tp)));
   }
 }
 
@@ -160,10 +181,10 @@ class LlamaModel extends Module {
   readonly layers: LlamaBlock[];
   readonly norm: RMSNorm;
 
-  constructor(c: LlamaConfig, rope: Rope) {
+  constructor(c: LlamaConfig, rope: Rope, tp?: TensorParallelism) {
     super();
-    this.embedTokens = this.child('embed_tokens', new Embedding(c.vocabSize, c.nEmbd));
-    this.layers = this.child('layers', new LayerList(c, rope)).layers;
+    this.embedTokens = this.child('embed_tokens', tp ? new VocabParallelEmbedding(c.vocabSize, c.nEmbd, tp) : new Embedding(c.vocabSize, c.nEmbd));
+    this.layers = this.child('layers', new LayerList(c, rope, tp)).layers;
     this.norm = this.child('norm', new RMSNorm(c.nEmbd, c.rmsNormEps));
   }
 }
@@ -178,13 +199,24 @@ export class Llama extends Module implements LanguageModel {
   /** Rope constants per graph being traced (ZeRO-3 traces each block into its own graph). */
   private readonly ropeByGraph = new WeakMap<object, { cos: Tensor; sin: Tensor }>();
 
-  constructor(config: Partial<LlamaConfig>) {
+  /**
+   * `tp`: build this tensor-parallel rank's shard (query and kv heads, MLP features and
+   * vocabulary rows of its range; parameter names as in the full model, shapes local).
+   */
+  constructor(config: Partial<LlamaConfig>, readonly tp?: TensorParallelism) {
     super();
     this.config = llamaConfig(config);
     const c = this.config;
     this.dims = { nLayer: c.nLayer, nEmbd: c.nEmbd, nHead: c.nHead, nKvHead: c.nKvHead, headDim: c.headDim, blockSize: c.blockSize, vocabSize: c.vocabSize, dropout: 0 };
-    this.model = this.child('model', new LlamaModel(c, (g) => this.rope(g)));
-    this.lmHead = c.tieWordEmbeddings ? undefined : this.child('lm_head', new Linear(c.nEmbd, c.vocabSize, { bias: false, outIn: true }));
+    if (tp) shardSize(c.intermediateSize, tp, 'MLP features (intermediate_size)');
+    this.model = this.child('model', new LlamaModel(c, (g) => this.rope(g), tp));
+    // An untied head is split by vocabulary rows like the embedding (padded the same way).
+    const headRows = tp ? paddedVocab(c.vocabSize, tp.axis.size) / tp.axis.size : c.vocabSize;
+    this.lmHead = c.tieWordEmbeddings ? undefined : this.child('lm_head', new Linear(c.nEmbd, headRows, { bias: false, outIn: true }));
+  }
+
+  tensorParallelShard(tp: TensorParallelism): Llama {
+    return new Llama(this.config, tp);
   }
 
   get family(): string {
@@ -239,10 +271,23 @@ export class Llama extends Module implements LanguageModel {
     return this.model.embedTokens.forward(idx); // (B, T, C)
   }
 
-  /** Final RMSNorm and the LM head (the embedding matrix when tied). */
+  /** Final RMSNorm and the LM head (the embedding matrix when tied); under tensor
+   * parallelism the logits of this rank's vocabulary range. */
   head(x: Tensor): Tensor {
     const h = this.model.norm.forward(x);
+    if (this.tp) {
+      const rows = paddedVocab(this.config.vocabSize, this.tp.axis.size) / this.tp.axis.size;
+      const w = this.lmHead ? this.lmHead.weight.value : this.model.embedTokens.weight.value;
+      return vocabLogits(enterParallel(h, this.tp), w, this.tp.axis.rank * rows, this.config.vocabSize);
+    }
     return this.lmHead ? this.lmHead.forward(h) : h.matmul(this.model.embedTokens.weight.value.transpose(0, 1)); // (B, T, V)
+  }
+
+  /** Mean cross-entropy of the head's logits; vocabulary-parallel under tensor parallelism. */
+  headLoss(x: Tensor, targets: Tensor): Tensor {
+    const logits = this.head(x);
+    if (!this.tp) return crossEntropy(logits, targets, -1);
+    return vocabParallelCrossEntropy(logits, targets, this.tp.axis.rank * logits.shape[logits.rank - 1]!, this.tp.axis);
   }
 
   forward(idx: Tensor): Tensor {
@@ -252,7 +297,9 @@ export class Llama extends Module implements LanguageModel {
   }
 
   loss(idx: Tensor, targets: Tensor): Tensor {
-    return crossEntropy(this.forward(idx), targets, -1);
+    let x = this.embed(idx);
+    for (const block of this.model.layers) x = block.forward(x);
+    return this.headLoss(x, targets);
   }
 
   decode(tokens: Tensor, start: Tensor, caches: readonly LayerCache[]): DecodeResult {

@@ -67,6 +67,10 @@ export class LoraModel extends Module implements LanguageModel {
     return this.frozen(idx.graph, () => this.base.forward(idx, key));
   }
 
+  headLoss(x: Tensor, targets: Tensor): Tensor {
+    return this.frozen(x.graph, () => this.base.headLoss(x, targets));
+  }
+
   loss(idx: Tensor, targets: Tensor, key?: Tensor): Tensor {
     return this.frozen(idx.graph, () => this.base.loss(idx, targets, key));
   }

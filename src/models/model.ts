@@ -3,6 +3,7 @@
 // architecture (GPT, Llama), so a new family only has to implement it here.
 import type { Tensor } from '../tensor/tensor.js';
 import type { Module } from '../nn/module.js';
+import type { TensorParallelism } from '../nn/tensor-parallel.js';
 
 /** Architecture-independent sizes (what the engine, the KV cache and the planner read). */
 export interface ModelDims {
@@ -56,7 +57,8 @@ export interface ModelUnits {
  * - vocab: embedding rows (and a tied head) split by vocabulary range;
  * - replicated: every rank holds all of it (norms, row-parallel biases).
  * `axis` is the axis of the stored tensor that is split; `parts` (default 1) says that axis is
- * that many equal blocks split separately (a fused [q | k | v] projection: 3).
+ * that many equal blocks split separately (a fused [q | k | v] projection: 3; a rank takes its
+ * heads from each third).
  */
 export type TensorParallelSplit = { kind: 'column' | 'row' | 'vocab'; axis: number; parts?: number } | { kind: 'replicated' };
 
@@ -76,6 +78,8 @@ export interface LanguageModel extends Module {
   forward(idx: Tensor, key?: Tensor): Tensor;
   /** Mean next-token cross-entropy; targets of -1 are ignored. */
   loss(idx: Tensor, targets: Tensor, key?: Tensor): Tensor;
+  /** The same loss from the last block's output x [B, T, C] (the head segment of a pipeline). */
+  headLoss(x: Tensor, targets: Tensor): Tensor;
   /**
    * Incremental decoding against fixed-size caches: tokens [B, S] int32 at positions
    * start[b] .. start[b]+S-1 (start: [B] int64). Writes their keys/values into the caches and
@@ -90,6 +94,14 @@ export interface LanguageModel extends Module {
   units(): ModelUnits;
   /** Tensor-parallel split of a parameter, by its full dotted name. */
   tensorParallelSplit(name: string): TensorParallelSplit;
+  /** Set on one tensor-parallel rank's shard (tensorParallelShard); absent on a whole model. */
+  readonly tp?: TensorParallelism;
+  /**
+   * The same architecture as one tensor-parallel rank's shard (same parameter names, local
+   * shapes; head() gives this rank's vocabulary range, headLoss the vocabulary-parallel loss).
+   * Absent where a model cannot be split (e.g. LoRA adapters on frozen weights).
+   */
+  tensorParallelShard?(tp: TensorParallelism): LanguageModel;
   /** Parameters (tied weights counted once). */
   paramCount(): number;
   /** Training FLOPs per token at sequence length `seq` (forward + backward). */

@@ -2,7 +2,7 @@
 // y = x W + b needs no transpose in the graph; `outIn` stores it [out, in] (torch.nn.Linear's
 // layout, used by Llama checkpoints) so such weights load and save byte for byte.
 import type { Tensor } from '../tensor/tensor.js';
-import { layerNorm, dropout, dropoutUnscaled } from '../tensor/functional.js';
+import { layerNorm, dropout, dropoutUnscaled, type MaskBlock } from '../tensor/functional.js';
 import { Module, type Parameter } from './module.js';
 
 /** A side path added to a layer's output (LoRA attaches one): y = layer(x) + adapter(x). */
@@ -87,12 +87,13 @@ export class Dropout extends Module {
     if (!(p >= 0 && p < 1)) throw new RangeError(`dropout must be in [0, 1), got ${p}`);
   }
 
-  forward(x: Tensor, key: Tensor | undefined): Tensor {
-    return key && this.p > 0 ? dropout(x, this.p, key, this.salt) : x;
+  /** `block`: where x lies in the tensor of one process (a shard of heads or of the sequence). */
+  forward(x: Tensor, key: Tensor | undefined, block?: MaskBlock): Tensor {
+    return key && this.p > 0 ? dropout(x, this.p, key, this.salt, block) : x;
   }
 
   /** The mask without the 1/(1-p) scale, and the scale the caller must apply downstream. */
-  forwardUnscaled(x: Tensor, key: Tensor | undefined): { y: Tensor; scale: number } {
-    return key && this.p > 0 ? { y: dropoutUnscaled(x, this.p, key, this.salt), scale: 1 / (1 - this.p) } : { y: x, scale: 1 };
+  forwardUnscaled(x: Tensor, key: Tensor | undefined, block?: MaskBlock): { y: Tensor; scale: number } {
+    return key && this.p > 0 ? { y: dropoutUnscaled(x, this.p, key, this.salt, block), scale: 1 / (1 - this.p) } : { y: x, scale: 1 };
   }
 }

@@ -111,8 +111,18 @@ export function gelu(x: Tensor, approximate: 'tanh' | 'none' = 'tanh'): Tensor {
  * key is an int64 scalar tensor (derived from seed and step by the caller); salt separates
  * the call sites that share a key.
  */
-export function dropout(x: Tensor, p: number, key: Tensor, salt: number): Tensor {
-  return p === 0 ? x : dropoutUnscaled(x, p, key, salt).mul(1 / (1 - p));
+export function dropout(x: Tensor, p: number, key: Tensor, salt: number, block?: MaskBlock): Tensor {
+  return p === 0 ? x : dropoutUnscaled(x, p, key, salt, block).mul(1 / (1 - p));
+}
+
+/**
+ * Where x sits in the tensor one process would hold (its heads under tensor parallelism, its
+ * sequence part under sequence parallelism): x is the block at `offset` of a `global` tensor
+ * and draws that block of the global tensor's mask, so every layout drops the same elements.
+ */
+export interface MaskBlock {
+  global: number[];
+  offset: number[];
 }
 
 /**
@@ -120,7 +130,10 @@ export function dropout(x: Tensor, p: number, key: Tensor, salt: number): Tensor
  * the scale to a smaller tensor downstream (attention scales att @ v, not the T x T att).
  * A same-shape Mul is a fast kernel (Where with a scalar branch is not) and is its own VJP.
  */
-export function dropoutUnscaled(x: Tensor, p: number, key: Tensor, salt: number): Tensor {
+export function dropoutUnscaled(x: Tensor, p: number, key: Tensor, salt: number, block?: MaskBlock): Tensor {
   if (p === 0) return x;
-  return x.mul(key.op('dropout_mask', [], { shape: [...x.shape], p, salt }).cast(x.dtype));
+  // A block equal to the whole tensor is the plain mask (and traces the plain graph).
+  const whole = !block || block.global.every((g, i) => g === x.shape[i] && block.offset[i] === 0);
+  const where: Record<string, number[]> = whole ? {} : { global: [...block!.global], offset: [...block!.offset] };
+  return x.mul(key.op('dropout_mask', [], { shape: [...x.shape], p, salt, ...where }).cast(x.dtype));
 }

@@ -2,7 +2,9 @@
 // 4 of gradients and 8 of AdamW moments per parameter; ZeRO-1 divides the moments by dp):
 // a GPT stage holds layerParams per layer (Narayanan et al. 2021), the first stage the token and
 // position embeddings (V + s)h, the last the final norm 2h and, unless it is also the first,
-// its own copy of the tied output embedding Vh. Checked against the trainer's buffers, and
+// its own copy of the tied output embedding Vh. Tensor parallelism divides the matrices, the
+// column-parallel biases and the vocabulary (padded to a multiple of tp) by tp and keeps the
+// norms and row-parallel biases whole on every rank. Checked against the trainer's buffers, and
 // used to refuse a layout whose state exceeds --max-memory-gb before anything is allocated.
 import { layerParams } from '../../plan/params-flops.js';
 import type { ModelSpec } from '../../plan/specs.js';
@@ -28,9 +30,13 @@ export function rankParams(m: ModelSpec, mesh: MeshShape, virtual: number, stage
     isLast ||= s === last;
   }
   const h = m.hidden;
+  const t = mesh.tp;
   // Without biases a layer keeps only the layer-norm weights: 4h^2 + 2hf + 2h.
-  const perLayer = bias ? layerParams(m) : 4 * h * h + 2 * h * m.ffn + 2 * h;
-  return layers * perLayer + (first ? (m.vocab + m.seqLen) * h : 0) + (isLast ? (bias ? 2 : 1) * h + (first ? 0 : m.vocab * h) : 0);
+  let perLayer = bias ? layerParams(m) : 4 * h * h + 2 * h * m.ffn + 2 * h;
+  // Split: the weights and the c_attn, c_fc biases; whole: two norms and two c_proj biases.
+  if (t > 1) perLayer = (4 * h * h + 2 * h * m.ffn + (bias ? 3 * h + m.ffn : 0)) / t + (bias ? 6 : 2) * h;
+  const vocab = Math.ceil(m.vocab / t);
+  return layers * perLayer + (first ? (vocab + m.seqLen) * h : 0) + (isLast ? (bias ? 2 : 1) * h + (first ? 0 : vocab * h) : 0);
 }
 
 export function rankStateBytes(m: ModelSpec, mesh: MeshShape, virtual: number, stageLayers: number[], pp: number, zeroStage: number, bias = true): StateBytes {

@@ -2,8 +2,11 @@
 // (stage.ts), runs the schedule (pipeline/executor.ts), then sums gradients between the tied
 // embedding's first and last stage and over the data-parallel ranks (all-reduce, or with
 // ZeRO-1 a reduce-scatter, an update of this rank's chunk and an all-gather), takes one global
-// gradient norm and applies AdamW. Checkpoints are universal: each rank writes its own shard
-// and rank 0 a manifest of how every tensor is split, so a run resumes on any layout.
+// gradient norm and applies AdamW. With tensor parallelism each rank holds its shard of the
+// model (tp-shard.ts maps it to the full layout) and its programs run their collectives on the
+// 'tp' group. Checkpoints are universal: each rank writes its own shard and rank 0 a manifest
+// of how every tensor is split, so a run resumes on any layout (with tp > 1, for now, the
+// consolidated plain checkpoint of one process, which resumes on any layout too).
 import { hostValue, type HostValue } from '../../ir/value.js';
 import { compile, type Executable } from '../../runtime/execute.js';
 import type { ExecOptions } from '../../runtime/session.js';
@@ -11,7 +14,8 @@ import { FlatLayout } from '../../nn/flat.js';
 import type { LanguageModel } from '../../models/model.js';
 import { adamwScalars, type AdamWConfig } from '../../optim/adamw.js';
 import { chunkRange } from '../../dist/index.js';
-import { isUniversalCheckpoint } from '../../checkpoint/index.js';
+import { isUniversalCheckpoint, saveCheckpoint } from '../../checkpoint/index.js';
+import { OPT_M, OPT_V } from '../local-trainer.js';
 import { loadUniversal, piecesOf, readFullState, RunIdentity, saveUniversal, tensorInfos, together } from '../universal/state.js';
 import { evalProgram, updateProgram, type StepShape } from '../step-graphs.js';
 import { dropoutKey, dropoutKeyAt } from '../dropout-key.js';
@@ -21,6 +25,7 @@ import { runSchedule, type StepRecord } from '../pipeline/executor.js';
 import { buildSchedule, type PipelineSchedule } from '../pipeline/schedule.js';
 import { stageStarts, MeshError, type ParallelLayout } from './layout.js';
 import type { Mesh } from './mesh.js';
+import { TensorParallelShard } from './tp-shard.js';
 
 export interface MeshTrainerOptions extends ExecOptions {
   /** batch: rows of one micro-batch on one data-parallel rank. */
@@ -41,7 +46,16 @@ export interface MeshTrainerOptions extends ExecOptions {
 const f32 = (data: Float32Array): HostValue => ({ dtype: 'float32', shape: [data.length], data });
 
 export class MeshTrainer implements Trainer {
+  /** The full model's layout (checkpoints, evaluation). */
   readonly layout: FlatLayout;
+  /** This tensor-parallel rank's shard of the model, its layout, and where its elements live
+   * in the full layout (the model and its layout, no map, when tp is 1). */
+  readonly local: LanguageModel;
+  readonly localLayout: FlatLayout;
+  readonly shard: TensorParallelShard | undefined;
+  /** Owned-buffer positions of replicated parameters: their gradients are partial sums over
+   * the sequence parts under sequence parallelism, summed over tp before the update. */
+  private readonly replicatedAt: Int32Array;
   readonly runner: StageRunner;
   readonly schedule: PipelineSchedule;
   /** Range of the owned buffer this rank updates: all of it, or its ZeRO-1 chunk. */
@@ -64,15 +78,22 @@ export class MeshTrainer implements Trainer {
 
   constructor(readonly model: LanguageModel, readonly mesh: Mesh, readonly opts: MeshTrainerOptions) {
     const { pp } = mesh.shape;
-    if (mesh.shape.tp > 1) throw new MeshError(`tensor-model-parallel size ${mesh.shape.tp}: tensor parallelism is not implemented in this engine yet; run with --tensor-model-parallel-size 1`);
+    if (opts.zeroStage > 1 && pp === 1) throw new MeshError(`ZeRO stage ${opts.zeroStage} with tensor parallelism is not implemented: the mesh shards only the optimizer state over dp (ZeRO-1); use zero_optimization.stage 0 or 1, or tp 1 for stages 2 and 3`);
     if (opts.zeroStage > 1) throw new MeshError(`ZeRO stage ${opts.zeroStage} with pipeline parallelism is refused (as DeepSpeed does): stages 2 and 3 partition gradients and parameters, which the pipeline accumulates over micro-batches on each stage; use zero_optimization.stage 0 or 1`);
     this.layout = new FlatLayout(model);
+    const tp = mesh.shape.tp;
+    if (tp > 1 && !model.tensorParallelShard) throw new MeshError(`the ${model.family} model here cannot be split for tensor parallelism (e.g. LoRA adapters on frozen weights); run with --tensor-model-parallel-size 1`);
+    this.local = tp > 1 ? model.tensorParallelShard!({ axis: { name: 'tp', size: tp, rank: mesh.coords.tp }, sequence: opts.layout.sequenceParallel }) : model;
+    this.localLayout = tp > 1 ? new FlatLayout(this.local) : this.layout;
+    this.shard = tp > 1 ? new TensorParallelShard(model, this.layout, this.localLayout, mesh.coords.tp, tp) : undefined;
     const v = opts.layout.virtual;
     const starts = stageStarts(opts.stageLayers);
     const last = pp * v - 1;
     const mine = Array.from({ length: v }, (_, c) => c * pp + mesh.coords.pp).map((s) => ({ stage: s, blocks: [starts[s]!, starts[s + 1]!] as [number, number] }));
     if (opts.initialParams && opts.initialParams.length !== this.layout.size) throw new Error(`initial parameters have ${opts.initialParams.length} values, the model needs ${this.layout.size}`);
-    this.runner = new StageRunner(model, this.layout, opts.shape, mine, last, opts.initialParams ?? this.layout.initialise(opts.seed), opts.layout.recompute);
+    // Every layout starts from the one-process initialisation, sliced to this rank's shard.
+    const full = opts.initialParams ?? this.layout.initialise(opts.seed);
+    this.runner = new StageRunner(this.local, this.localLayout, opts.shape, mine, last, this.shard?.shard(full) ?? full, opts.layout.recompute);
     this.schedule = buildSchedule(opts.layout.schedule, pp, v, opts.microBatches);
     const named = model.units();
     this.tied = named.head.filter((h) => named.embed.includes(h));
@@ -81,21 +102,26 @@ export class MeshTrainer implements Trainer {
     const size = this.chunk[1] - this.chunk[0];
     this.m = new Float32Array(size);
     this.v = new Float32Array(size);
-    const fullMask = this.layout.decayMask();
+    const fullMask = this.localLayout.decayMask();
     const ownedMask = new Float32Array(n);
     for (const u of this.runner.owned) ownedMask.set(fullMask.subarray(u.offset, u.offset + u.size), u.at);
     this.mask = ownedMask.slice(this.chunk[0], this.chunk[1]);
     // Norm: each element once in the whole mesh. Tied units count on the first stage only; with
-    // ZeRO-1 each dp rank counts its chunk, without it dp rank 0 counts everything.
+    // ZeRO-1 each dp rank counts its chunk, without it dp rank 0 counts everything; replicated
+    // parameters count on tp rank 0, split ones on every tp rank (each holds its own part).
     this.normMask = new Uint8Array(size);
     const countsHere = opts.zeroStage === 1 || mesh.coords.dp === 0;
+    const replicated: number[] = [];
     for (const u of this.runner.owned) {
+      if (this.shard) for (let k = 0; k < u.size; k++) if (this.shard.replicated[u.offset + k]) replicated.push(u.at + k);
       const skip = !countsHere || (this.tied.includes(u.name) && !mesh.isFirstStage);
       if (skip) continue;
       const a = Math.max(u.at, this.chunk[0]);
       const b = Math.min(u.at + u.size, this.chunk[1]);
       if (b > a) this.normMask.fill(1, a - this.chunk[0], b - this.chunk[0]);
     }
+    this.replicatedAt = Int32Array.from(replicated);
+    if (mesh.coords.tp > 0) for (const i of this.replicatedAt) if (i >= this.chunk[0] && i < this.chunk[1]) this.normMask[i - this.chunk[0]] = 0;
   }
 
   private exec(): ExecOptions {
@@ -105,7 +131,7 @@ export class MeshTrainer implements Trainer {
   private ready?: Promise<void>;
   prepare(): Promise<void> {
     this.ready ??= (async () => {
-      await this.runner.compile(this.exec());
+      await this.runner.compile(this.exec(), { tp: this.mesh.tp });
       this.update = await compile(updateProgram(this.chunk[1] - this.chunk[0], this.opts.optimizer, this.opts.gradClip, true), this.exec());
     })();
     return this.ready;
@@ -144,6 +170,13 @@ export class MeshTrainer implements Trainer {
    * the squared norm. */
   private async reduceGrads(): Promise<number> {
     const g = this.runner.grads;
+    if (this.opts.layout.sequenceParallel && this.mesh.shape.tp > 1) {
+      // Norms and biases of the sequence-parallel regions saw only this rank's positions.
+      const at = this.replicatedAt;
+      const packed = Float32Array.from(at, (i) => g[i]!);
+      await this.mesh.tp.allReduce(packed);
+      for (let k = 0; k < at.length; k++) g[at[k]!] = packed[k]!;
+    }
     if (this.mesh.embedTie) {
       for (const name of this.tied) {
         const u = this.runner.owned.find((o) => o.name === name)!;
@@ -168,8 +201,9 @@ export class MeshTrainer implements Trainer {
   private reduced?: Float32Array;
 
   private async applyUpdate(lr: number, iter: number, localNormSq: number, localLoss: number): Promise<{ loss: number; normSq: number }> {
-    // One all-reduce over the world carries the norm shares and the last stages' mean losses.
-    const red = Float32Array.of(localNormSq, this.mesh.isLastStage ? localLoss : 0);
+    // One all-reduce over the world carries the norm shares and the last stages' mean losses
+    // (tp rank 0's: every tensor-parallel rank computes the same loss).
+    const red = Float32Array.of(localNormSq, this.mesh.isLastStage && this.mesh.coords.tp === 0 ? localLoss : 0);
     await this.mesh.world.allReduce(red);
     (this.normSq.data as Float32Array)[0] = red[0]!;
     (this.scalars.data as Float32Array).set(adamwScalars(this.opts.optimizer, lr, iter + 1));
@@ -186,18 +220,27 @@ export class MeshTrainer implements Trainer {
 
   /**
    * The full flat buffer of an owned-indexed array (params; m and v from `from` on), on every
-   * rank: each element is written by exactly one rank (tp 0, the dp rank whose chunk holds it,
-   * tied units by the first stage) and one world all-reduce sums them.
+   * rank: each element is written by exactly one rank (the dp rank whose chunk holds it, tied
+   * units by the first stage, split parameters by their tp rank, replicated ones by tp 0) at
+   * its full-layout position, and one world all-reduce sums them.
    */
   private async consolidate(src: Float32Array, from: number): Promise<Float32Array> {
     const full = new Float32Array(this.layout.size);
     const [a, b] = chunkRange(this.runner.ownedSize, this.mesh.shape.dp, this.mesh.coords.dp);
-    if (this.mesh.coords.tp === 0) {
-      for (const u of this.runner.owned) {
-        if (this.tied.includes(u.name) && !this.mesh.isFirstStage) continue;
-        const lo = Math.max(a, u.at);
-        const hi = Math.min(b, u.at + u.size);
+    const tp0 = this.mesh.coords.tp === 0;
+    for (const u of this.runner.owned) {
+      if (this.tied.includes(u.name) && !this.mesh.isFirstStage) continue;
+      const lo = Math.max(a, u.at);
+      const hi = Math.min(b, u.at + u.size);
+      if (!this.shard) {
         if (hi > lo) full.set(src.subarray(lo - from, hi - from), u.offset + (lo - u.at));
+        continue;
+      }
+      const { toFull, replicated } = this.shard;
+      for (let i = lo; i < hi; i++) {
+        const l = u.offset + (i - u.at);
+        const k = toFull[l]!;
+        if (k >= 0 && (tp0 || !replicated[l])) full[k] = src[i - from]!;
       }
     }
     await this.mesh.world.allReduce(full);
@@ -230,6 +273,7 @@ export class MeshTrainer implements Trainer {
    *  chunk, or an equal share when every dp rank holds everything); a tied unit is written by
    *  the first stage. Rank 0 commits the manifest; nothing is gathered. */
   async save(dir: string, meta: Record<string, unknown>, files: Record<string, string>): Promise<void> {
+    if (this.shard) return this.savePlain(dir, meta, files);
     const { dp, pp, tp } = this.mesh.shape;
     const [lo, hi] = chunkRange(this.runner.ownedSize, dp, this.mesh.coords.dp);
     const from = this.chunk[0];
@@ -251,6 +295,25 @@ export class MeshTrainer implements Trainer {
     });
   }
 
+  /** With tensor parallelism: the plain single-process checkpoint (rank 0), consolidated from
+   *  every stage and shard through the shard map (the universal format's tp pieces do not know
+   *  the vocabulary padding yet). */
+  private async savePlain(dir: string, meta: Record<string, unknown>, files: Record<string, string>): Promise<void> {
+    const from = this.opts.zeroStage === 1 ? this.chunk[0] : 0;
+    const params = await this.consolidate(this.runner.params, 0);
+    const m = await this.consolidate(this.m, from);
+    const v = await this.consolidate(this.v, from);
+    if (this.mesh.world.rank === 0) {
+      const tensors: Record<string, { dtype: 'F32'; shape: number[]; data: Float32Array }> = {};
+      for (const [name, e] of Object.entries(this.layout.stateDict(params))) tensors[name] = { dtype: 'F32', shape: e.shape, data: e.data };
+      tensors[OPT_M] = { dtype: 'F32', shape: [this.layout.size], data: m };
+      tensors[OPT_V] = { dtype: 'F32', shape: [this.layout.size], data: v };
+      saveCheckpoint(dir, { tensors, meta: { ...meta, mesh: this.mesh.shape }, files });
+    }
+    // Nobody reads the directory (or exits) before rank 0 has committed it.
+    await this.mesh.world.barrier();
+  }
+
   /** Resumes from a universal checkpoint of any layout (reading only the shard files that hold
    *  this stage's tensors) or a plain one; every rank reads and checks before any changes. */
   async load(dir: string): Promise<{ meta: Record<string, unknown>; files: Record<string, string> }> {
@@ -258,6 +321,17 @@ export class MeshTrainer implements Trainer {
     const st = await together(this.mesh.world, 'read the checkpoint', () => {
       const n = this.runner.ownedSize;
       const [p, m, v] = [new Float32Array(n), new Float32Array(n), new Float32Array(n)];
+      if (this.shard) {
+        // A tensor-parallel shard: the full state (any checkpoint), sliced to this rank.
+        const full = readFullState(dir, this.layout, this.model);
+        const [lp, lm, lv] = [full.params, full.m, full.v].map((x) => this.shard!.shard(x));
+        for (const u of this.runner.owned) {
+          p.set(lp!.subarray(u.offset, u.offset + u.size), u.at);
+          m.set(lm!.subarray(u.offset, u.offset + u.size), u.at);
+          v.set(lv!.subarray(u.offset, u.offset + u.size), u.at);
+        }
+        return { p, m, v, meta: full.meta, files: full.files, run: undefined };
+      }
       if (isUniversalCheckpoint(dir)) {
         const u = loadUniversal(dir, this.model, this.layout, { tp: this.mesh.shape.tp, tpRank: this.mesh.coords.tp, names: slots.map((s) => s.name) });
         for (const s of slots) {

@@ -94,7 +94,7 @@ export async function runSchedule(instrs: Instr[], runner: StageRunner, links: L
         break;
       }
       case 'recv': {
-        const n = runner.shape.batch * runner.shape.seq * runner.model.dims.nEmbd;
+        const n = runner.act.reduce((a, b) => a * b, 1);
         const msg = new Float32Array(n + TAG);
         const g = i.kind === 'act' ? links.act : links.grad;
         try {

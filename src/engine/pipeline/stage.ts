@@ -9,10 +9,10 @@ import { hostValue, type HostValue } from '../../ir/value.js';
 import type { ExecOptions } from '../../runtime/session.js';
 import type { FlatLayout } from '../../nn/flat.js';
 import type { LanguageModel } from '../../models/model.js';
-import { modelSegments, type Segment, type Unit } from '../segments.js';
+import { activationShape, modelSegments, type Segment, type Unit } from '../segments.js';
 import type { Granularity } from '../../ir/remat.js';
 import type { StepShape } from '../step-graphs.js';
-import { NamedExecutable, type Named } from '../named-program.js';
+import { NamedExecutable, type AxisGroups, type Named } from '../named-program.js';
 
 /** A unit of the flat layout held by this rank, and where it sits in the owned buffer. */
 export interface OwnedUnit extends Unit {
@@ -58,7 +58,8 @@ export class StageRunner {
   stashBytes = 0;
   peakStashBytes = 0;
   readonly hasKey: boolean;
-  private readonly act: number[];
+  /** The residual stream between stages (this rank's sequence part under sequence parallelism). */
+  readonly act: number[];
 
   constructor(
     readonly model: LanguageModel,
@@ -90,17 +91,18 @@ export class StageRunner {
     this.params = new Float32Array(at);
     this.grads = new Float32Array(at);
     for (const u of this.owned) this.params.set(full.subarray(u.offset, u.offset + u.size), u.at);
-    this.act = [shape.batch, shape.seq, model.dims.nEmbd];
+    this.act = activationShape(model, shape);
     for (const s of need) this.compiled.set(s.name, { seg: s });
   }
 
-  async compile(opts: ExecOptions): Promise<void> {
+  /** `groups`: the process group of each mesh axis the programs' collectives name ({ tp }). */
+  async compile(opts: ExecOptions, groups: AxisGroups = {}): Promise<void> {
     for (const c of this.compiled.values()) {
       const s = c.seg;
       const unitNames = s.units.map((u) => u.name);
-      if (s.forward) c.forward = await NamedExecutable.compile(s.forward, s.kind === 'embed' ? ['x'] : ['y', ...(s.saved ?? []).map((t) => t.name)], opts);
+      if (s.forward) c.forward = await NamedExecutable.compile(s.forward, s.kind === 'embed' ? ['x'] : ['y', ...(s.saved ?? []).map((t) => t.name)], opts, groups);
       const outs = s.kind === 'embed' ? unitNames : s.kind === 'block' ? ['dx', ...unitNames] : ['loss', 'dx', ...unitNames];
-      c.backward = await NamedExecutable.compile(s.backward, outs, opts);
+      c.backward = await NamedExecutable.compile(s.backward, outs, opts, groups);
     }
   }
 

@@ -196,8 +196,23 @@ function lowerDropoutMask(L: Lowering, n: Node, key: string, out: string): void 
   L.initializers.push({ name: two32, value: hostValue('int64', [], [2 ** 32]) });
   const row0 = L.fresh(out);
   L.emit('Cast', [step('Div', key, two32)], [row0], { to: { kind: 'int', v: ONNX_DTYPE.int32 } });
-  const rowElems = n.shape.length > 0 && n.shape[0]! > 0 ? count / n.shape[0]! : 0;
-  const index = step('Add', step('Range', i32(0), i32(count), i32(1)), step('Mul', row0, i32(rowElems)));
+  let index: string;
+  const global = n.attrs.global as number[] | undefined;
+  if (global) {
+    // A block of a larger tensor: the element index is the global tensor's, the sum over axes
+    // of (offset + local index) x global stride, each axis a broadcast Range.
+    const offset = n.attrs.offset as number[];
+    const strides = global.map((_, d) => numel(global.slice(d + 1)));
+    index = step('Mul', row0, i32(numel(global) / Math.max(1, global[0]!)));
+    n.shape.forEach((len, d) => {
+      const r = step('Mul', step('Range', i32(offset[d]!), i32(offset[d]! + len), i32(1)), i32(strides[d]!));
+      index = step('Add', index, step('Reshape', r, L.ints(n.shape.map((x, e) => (e === d ? x : 1)), out)));
+    });
+    index = step('Reshape', index, L.ints([count], out));
+  } else {
+    const rowElems = n.shape.length > 0 && n.shape[0]! > 0 ? count / n.shape[0]! : 0;
+    index = step('Add', step('Range', i32(0), i32(count), i32(1)), step('Mul', row0, i32(rowElems)));
+  }
   const two16 = i32(65536);
   const mult = i32(DROPOUT_MULT);
   let word = step('Add', key32, i32(dropoutSalt(n.attrs.salt as number)));

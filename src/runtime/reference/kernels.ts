@@ -225,7 +225,10 @@ export function evaluateRef(n: Node, ins: RefValue[]): RefValue {
       let word = (Number(BigInt.asIntN(32, key)) + dropoutSalt(a.salt as number)) | 0;
       word = Math.imul((word ^ Math.trunc(word / 65536)) | 0, DROPOUT_MULT) | 0;
       const threshold = dropoutThreshold(a.p as number);
-      for (let i = 0; i < out.length; i++) out[i] = dropoutHash(Math.imul((i + base) | 0, DROPOUT_INDEX_MULT) ^ word) >= threshold ? 1 : 0;
+      const global = a.global as number[] | undefined;
+      // A block of a larger tensor (attrs global, offset) draws the global elements' mask.
+      const at = global ? globalIndex(n.shape, global, a.offset as number[], row0) : (i: number) => (i + base) | 0;
+      for (let i = 0; i < out.length; i++) out[i] = dropoutHash(Math.imul(at(i), DROPOUT_INDEX_MULT) ^ word) >= threshold ? 1 : 0;
       return value(n, out);
     }
     case 'collective':
@@ -236,6 +239,21 @@ export function evaluateRef(n: Node, ins: RefValue[]): RefValue {
     default:
       throw new Error(`reference interpreter: no kernel for '${n.op}'`);
   }
+}
+
+/** Local element i of a block at `offset` of a `global` tensor -> its global index (int32, wrapping). */
+function globalIndex(shape: readonly number[], global: number[], offset: number[], row0: number): (i: number) => number {
+  const strides = global.map((_, d) => numel(global.slice(d + 1)));
+  const base = Math.imul(row0, numel(global) / Math.max(1, global[0]!));
+  return (i) => {
+    let g = base;
+    for (let d = shape.length - 1; d >= 0; d--) {
+      const len = shape[d]!;
+      g = (g + Math.imul((i % len) + offset[d]!, strides[d]!)) | 0;
+      i = Math.floor(i / len);
+    }
+    return g;
+  };
 }
 
 /** softmax, log_softmax or (affine-free) layer_norm along one axis, in float64. */
