@@ -13,6 +13,7 @@ const BENCHES: Record<string, () => Promise<{ run(argv: string[]): Promise<numbe
   pipeline: () => import('./pipeline.js'),
   activations: () => import('./activations.js'),
   layouts: () => import('./layouts.js'),
+  equivalence: () => import('./equivalence.js'),
   serve: () => import('./serve.js'),
   finetune: () => import('./finetune.js'),
   monitor: () => import('./monitor.js'),
