@@ -9,6 +9,7 @@ const BENCHES: Record<string, () => Promise<{ run(argv: string[]): Promise<numbe
   sample: () => import('./sample.js'),
   'ckpt-async': () => import('./ckpt-async.js'),
   'ckpt-fuzz': () => import('./ckpt-fuzz.js'),
+  chaos: () => import('./chaos.js'),
   pipeline: () => import('./pipeline.js'),
   activations: () => import('./activations.js'),
   layouts: () => import('./layouts.js'),
