@@ -151,21 +151,23 @@ export async function run(argv: string[]): Promise<number> {
         s.proc.kill('SIGTERM');
       }
     }
-    for (const [impl, slots] of [['atscale', 16], ['sequential', 1]] as const) {
-      const s = await startServer(ck, slots, threads);
-      try {
-        await httpRequest(s.url); // warm-up
-        for (const c of levels) emit(await measure(impl, c, Math.max(8, 2 * c), () => httpRequest(s.url)));
-      } finally {
-        s.proc.kill('SIGTERM');
-      }
+    // Both servers run side by side (an idle one takes no CPU: its thread pools do not spin) and
+    // are measured in turn at each concurrency, so that a change in the shared machine's load
+    // falls on both: measured one after the other, a busy minute made one look 4x slower.
+    const servers: [Row['impl'], { url: string; proc: ChildProcess }][] = [];
+    try {
+      for (const [impl, slots] of [['atscale', 16], ['sequential', 1]] as const) servers.push([impl, await startServer(ck, slots, threads)]);
+      for (const [, s] of servers) await httpRequest(s.url); // warm-up
+      for (const c of levels) for (const [impl, s] of servers) emit(await measure(impl, c, Math.max(8, 4 * c), () => httpRequest(s.url)));
+    } finally {
+      for (const [, s] of servers) s.proc.kill('SIGTERM');
     }
     const { load } = await import('../src/serve/load.js');
     const served = load(ck);
     exportHf(served.model, served.params, served.tokenizer, join(dir, 'hf'));
     const tjs = await transformersJs(dir);
     await tjs();
-    for (const c of levels) emit(await measure('transformers.js', c, Math.max(8, 2 * c), tjs));
+    for (const c of levels) emit(await measure('transformers.js', c, Math.max(8, 4 * c), tjs));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

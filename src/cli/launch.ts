@@ -10,12 +10,13 @@ import { type JobOutcome, WorkerGroup } from '../launch/supervisor.js';
 import { RESTART_ENV, runWithRestarts } from '../launch/elastic.js';
 import { type LaunchFlags, type Topology, TopologyError, checkLaunchFlags, resolveTopology } from '../launch/topology.js';
 import { workerEnv } from '../launch/worker-env.js';
+import { parseNodeRange, runElastic } from './launch-elastic.js';
 
 export const summary = 'start distributed workers (torchrun-style env), or --emit a Slurm/Kubernetes job for them';
 
 const SPEC: Record<string, FlagSpec> = {
   'nproc-per-node': { type: 'number', help: 'workers on this node (default 1)' },
-  nnodes: { type: 'number', help: 'nodes in the job (default 1, or from Slurm/Kubernetes)' },
+  nnodes: { type: 'string', help: 'nodes in the job: N (default 1, or from Slurm/Kubernetes), or MIN:MAX for an elastic job that re-forms with the nodes that remain or arrive' },
   'node-rank': { type: 'number', help: 'this node, 0..nnodes-1; given, it overrides Slurm/Kubernetes variables' },
   'master-addr': { type: 'string', help: 'address of node 0, where rank 0 hosts the rendezvous store' },
   'master-port': { type: 'number', help: 'rendezvous port (default: a free port on one node, 29500 across nodes)' },
@@ -24,6 +25,9 @@ const SPEC: Record<string, FlagSpec> = {
   'stop-grace-ms': { type: 'number', help: 'after a failure, time between SIGTERM and SIGKILL of the other workers', default: 5000 },
   'max-restarts': { type: 'number', help: 'restart the whole worker group this many times after a failure (atscale train resumes from its newest checkpoint)', default: 0, int: true, min: 0, max: 1000 },
   'heartbeat-timeout-ms': { type: 'number', help: 'a worker silent this long (SIGSTOP, blocked event loop) is hung: it is killed and the job stops (0: no check)', default: 60000, int: true, min: 0, max: 86_400_000 },
+  'rdzv-last-call-ms': { type: 'number', help: 'elastic (--nnodes MIN:MAX): once MIN nodes are in, wait this long for more before a round starts', default: 5000, int: true, min: 0, max: 3_600_000 },
+  'rdzv-timeout-ms': { type: 'number', help: 'elastic: how long a round may wait for MIN nodes before the job fails', default: 120000, int: true, min: 1, max: 86_400_000 },
+  'rdzv-keepalive-ms': { type: 'number', help: 'elastic: a launcher (or the rendezvous) silent this long is lost, its host or network gone', default: 15000, int: true, min: 100, max: 3_600_000 },
   emit: { type: 'string', help: "print a job for a scheduler instead of running: 'slurm' or 'kubernetes'" },
   'job-name': { type: 'string', help: 'job name for --emit', default: 'atscale' },
   image: { type: 'string', help: 'container image with atscale and your code (--emit kubernetes)' },
@@ -35,6 +39,10 @@ const USAGE_TAIL = [
   'The worker command goes after --, e.g.',
   '  atscale launch --nproc-per-node 4 -- node train.js',
   '  atscale launch --nnodes 2 --node-rank 0 --master-addr 10.0.0.1 --nproc-per-node 4 -- node train.js',
+  '  atscale launch --nnodes 1:4 --node-rank 0 --master-addr 10.0.0.1 --nproc-per-node 4 --max-restarts 3 -- node train.js',
+  'With --nnodes MIN:MAX the node given --node-rank 0 hosts the rendezvous at --master-addr:--master-port; the',
+  'others may omit --node-rank. When a node fails, is lost or arrives, the group re-forms with the nodes',
+  'present (at least MIN) and `atscale train` resumes from its newest checkpoint at the new world size.',
   'Workers get RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT and ATSCALE_JOB_SECRET.',
   'Under Slurm (SLURM_PROCID, SLURM_NTASKS, SLURM_NODELIST) or a Kubernetes Indexed Job (JOB_COMPLETION_INDEX)',
   'the node rank and master address come from the scheduler. In Kubernetes, node 0 is <job>-0.<service>',
@@ -54,13 +62,7 @@ export async function run(argv: string[]): Promise<number> {
   if (rest.length === 0) {
     throw new UsageError('atscale launch: missing the worker command after --, e.g. atscale launch --nproc-per-node 2 -- node train.js');
   }
-  const launchFlags: LaunchFlags = {
-    nprocPerNode: flags.nprocPerNode as number | undefined,
-    nnodes: flags.nnodes as number | undefined,
-    nodeRank: flags.nodeRank as number | undefined,
-    masterAddr: flags.masterAddr as string | undefined,
-    masterPort: flags.masterPort as number | undefined,
-  };
+  let nnodes: number | undefined;
   const timeoutMs = flags.timeoutMs as number | undefined;
   const stopGraceMs = flags.stopGraceMs as number;
   try {
@@ -68,6 +70,29 @@ export async function run(argv: string[]): Promise<number> {
       throw new TopologyError(`--timeout-ms must be a positive integer (milliseconds), got ${timeoutMs}`);
     }
     if (!(Number.isInteger(stopGraceMs) && stopGraceMs >= 0)) throw new TopologyError(`--stop-grace-ms must be an integer >= 0, got ${stopGraceMs}`);
+    const range = flags.nnodes === undefined ? undefined : parseNodeRange(String(flags.nnodes));
+    if (range) {
+      if (flags.emit !== undefined) throw new TopologyError('--emit takes a node count N for --nnodes, not a range');
+      return await runElastic({
+        minNodes: range.min, maxNodes: range.max, nprocPerNode: (flags.nprocPerNode as number | undefined) ?? 1, nodeRank: flags.nodeRank as number | undefined,
+        masterAddr: flags.masterAddr as string | undefined, masterPort: flags.masterPort as number | undefined, secretFile: flags.secretFile as string | undefined,
+        timeoutMs, stopGraceMs, heartbeatTimeoutMs: flags.heartbeatTimeoutMs as number,
+        maxRestarts: flags.maxRestarts as number, lastCallMs: flags.rdzvLastCallMs as number, joinTimeoutMs: flags.rdzvTimeoutMs as number, keepaliveMs: flags.rdzvKeepaliveMs as number,
+      }, rest);
+    }
+    if (flags.nnodes !== undefined) nnodes = Number(flags.nnodes);
+  } catch (e) {
+    if (e instanceof TopologyError) throw new UsageError(`atscale launch: ${e.message}`);
+    throw e;
+  }
+  const launchFlags: LaunchFlags = {
+    nprocPerNode: flags.nprocPerNode as number | undefined,
+    nnodes,
+    nodeRank: flags.nodeRank as number | undefined,
+    masterAddr: flags.masterAddr as string | undefined,
+    masterPort: flags.masterPort as number | undefined,
+  };
+  try {
     if (flags.emit !== undefined) {
       process.stdout.write(emit(String(flags.emit), launchFlags, { timeoutMs, jobName: String(flags.jobName), image: flags.image as string | undefined, secretFile: flags.secretFile as string | undefined, command: rest }));
       return 0;

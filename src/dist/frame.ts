@@ -22,6 +22,8 @@ export const FrameType = {
   bye: 30,
   /** "I lost rank k": lets every rank name the rank that died, whoever noticed first. */
   peerLost: 31,
+  /** Launcher-to-launcher messages of the elastic rendezvous (launch/rendezvous.ts), JSON. */
+  rendezvous: 40,
 } as const;
 
 export function isDataFrame(type: number): boolean {

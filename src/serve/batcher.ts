@@ -4,8 +4,13 @@
 // slots) and then one decode step for every slot at once (one compiled graph,
 // [B, 1] tokens): a long prompt is read a chunk per step, so the others keep generating meanwhile.
 //
-// Caches live on the host as one [B, h, T, d] buffer per layer and kind; slot b's cache is a
-// contiguous view of it (batch is the outermost axis). The graphs only read them: they return
+// Caches live on the host as one [B, h, L, d] buffer per layer and kind; slot b's cache is a
+// contiguous view of it (batch is the outermost axis). L, the pool's length, is the smallest of
+// a few buckets (T/4, T/2, T) that holds every live position: the graphs are built for each, and
+// the pool is re-laid out when the longest live sequence crosses a bucket (rarely: once per
+// bucket per wave of requests). Attention then reads L positions instead of the context's T; with
+// 32-token answers to short prompts a 16-slot decode step attended over 128 positions where at
+// most 56 were live. The graphs only read them: they return
 // the new tokens' keys and values ([B, h, S, d], S = 1 when decoding), which are written into
 // the pool here. Returning rewritten caches instead cost a full pass over every cache per step
 // inside the graph (a broadcast select) plus as much again in output: 70% of a 16-slot decode
@@ -17,7 +22,7 @@ import { buildProgram } from '../tensor/program.js';
 import type { Rng } from '../tensor/rng.js';
 import { FlatLayout, withParams } from '../nn/flat.js';
 import { constant } from '../tensor/tensor.js';
-import { cacheShape, type LanguageModel, type LayerCache } from '../models/model.js';
+import type { LanguageModel, LayerCache } from '../models/model.js';
 import { chooseToken, type SamplingParams, type TokenChoice } from './sampling.js';
 
 export type FinishReason = 'stop' | 'length' | 'cancelled' | 'error';
@@ -56,6 +61,7 @@ export interface BatcherOptions {
   /** Sequences whose prompts are read together in one prefill step (default 4). Requests tend
    * to arrive together; one graph run for several prompts costs far less than one each. */
   prefillRows?: number;
+  /** ONNX Runtime settings; spinning is off unless asked for (see compile). */
   exec?: ExecOptions;
 }
 
@@ -66,14 +72,22 @@ export class Batcher {
   private readonly params: HostValue;
   private readonly active: (Active | undefined)[];
   private readonly waiting: Sequence[] = [];
-  /** Decode graphs by batch size: powers of two below `slots`, and `slots` itself. */
-  private readonly decodeExes = new Map<number, Executable>();
+  /** Decode graphs by batch size and pool length (key `${B}x${L}`); batch sizes are powers of
+   * two below `slots`, and `slots` itself. */
+  private readonly decodeExes = new Map<string, Executable>();
   private readonly buckets: number[];
-  /** Prefill graphs by rows: powers of two below `prefillRows`, and `prefillRows` itself. */
-  private readonly prefillExes = new Map<number, Executable>();
+  /** Prefill graphs by rows and pool length: rows are powers of two below `prefillRows`, and
+   * `prefillRows` itself. */
+  private readonly prefillExes = new Map<string, Executable>();
   private readonly prefillBuckets: number[];
-  /** The pool: per layer, keys then values, each [slots, h, T, d]. */
-  private readonly caches: HostValue[];
+  /** Pool lengths the graphs are built for, ascending; the last is the context T. */
+  private readonly lengths: number[];
+  /** Backing store of the pool: per layer, keys then values, room for [slots, h, T, d]. */
+  private readonly backing: Float32Array[];
+  /** The pool: per layer, keys then values, each [slots, h, L, d] with L = this.length, laid
+   * out at the start of its backing buffer. */
+  private caches: HostValue[];
+  private length: number;
   /** Output buffers of each graph (logits, then new keys/values), by batch size. */
   private readonly decodeOuts = new Map<number, HostValue[]>();
   private readonly prefillOuts = new Map<number, HostValue[]>();
@@ -97,27 +111,37 @@ export class Batcher {
     if (!(Number.isInteger(rows) && rows > 0)) throw new RangeError(`prefill rows must be a positive integer, got ${rows}`);
     this.buckets = powersUpTo(this.slots);
     this.prefillBuckets = powersUpTo(Math.min(rows, this.slots));
-    this.caches = Array.from({ length: 2 * d.nLayer }, () => hostValue('float32', cacheShape(d, this.slots)));
+    this.lengths = [...new Set([d.blockSize >> 2, d.blockSize >> 1, d.blockSize].filter((n) => n > 0))];
+    this.length = this.lengths[0]!;
+    this.backing = Array.from({ length: 2 * d.nLayer }, () => new Float32Array(this.slots * d.nKvHead * d.blockSize * d.headDim));
+    this.caches = this.views();
     for (const b of this.buckets) this.decodeOuts.set(b, this.outputBuffers(b, 1));
     for (const b of this.prefillBuckets) this.prefillOuts.set(b, this.outputBuffers(b, this.chunk));
   }
 
   /**
-   * Builds the graphs once: decode (b x 1) for each bucket b, prefill (r x chunk) for each
-   * prefill bucket r. Sequences take the lowest free slot, so the live rows are a prefix of the
+   * Builds the graphs once, for each pool length: decode (b x 1) for each bucket b, prefill
+   * (r x chunk) for each prefill bucket r. Sequences take the lowest free slot, so the live rows are a prefix of the
    * pool and a step runs the smallest decode graph that covers them (a cache's leading rows are
    * one contiguous view); prefill rows are any slots, gathered from the pool inside the graph.
    */
   async compile(): Promise<void> {
-    for (const b of this.buckets) if (!this.decodeExes.has(b)) this.decodeExes.set(b, await compile(this.program(b, 1, false), this.opts.exec));
-    for (const r of this.prefillBuckets) if (!this.prefillExes.has(r)) this.prefillExes.set(r, await compile(this.program(r, this.chunk, true), this.opts.exec));
+    // Every graph is its own ONNX Runtime session with its own thread pool, and a step runs
+    // several of them in turn; a pool left spinning after its run took the cores from the next
+    // session's. On the shared 2-core bench machine, 2 threads, four graphs in turn: a 16-slot
+    // decode step took a median 32 ms spinning and 3.1 ms without (1-slot: 4.8 ms and 1.8 ms).
+    const exec: ExecOptions = { ...this.opts.exec, spinning: this.opts.exec?.spinning ?? false };
+    for (const L of this.lengths) {
+      for (const b of this.buckets) if (!this.decodeExes.has(`${b}x${L}`)) this.decodeExes.set(`${b}x${L}`, await compile(this.program(b, 1, false, L), exec));
+      for (const r of this.prefillBuckets) if (!this.prefillExes.has(`${r}x${L}`)) this.prefillExes.set(`${r}x${L}`, await compile(this.program(r, this.chunk, true, L), exec));
+    }
   }
 
   /** Decode (`gather` false: the caches are the pool's first b rows) or prefill (`gather`: the
-   * whole pool and the slot of each row). */
-  private program(b: number, s: number, gather: boolean) {
+   * whole pool and the slot of each row), over a pool of length L. */
+  private program(b: number, s: number, gather: boolean, L: number) {
     const d = this.model.dims;
-    const shape = cacheShape(d, gather ? this.slots : b);
+    const shape = poolShape(d, gather ? this.slots : b, L);
     // Weights are constants of the graph (initializers), not an input: ONNX Runtime then
     // pre-packs them for its GEMMs once instead of slicing a flat buffer on every step.
     const flat = this.params.data as Float32Array;
@@ -144,7 +168,8 @@ export class Batcher {
    * into slot b's cache at positions from, from + 1, ...
    */
   private store(fresh: readonly HostValue[], row: number, b: number, from: number, n: number): void {
-    const { nKvHead: h, headDim: d, blockSize: T } = this.model.dims;
+    const { nKvHead: h, headDim: d } = this.model.dims;
+    const T = this.length;
     fresh.forEach((f, i) => {
       const S = f.shape[2]!;
       const src = f.data as Float32Array;
@@ -163,6 +188,11 @@ export class Batcher {
 
   get queued(): number {
     return this.waiting.length;
+  }
+
+  /** Positions each slot's cache holds now (a bucket of T/4, T/2, T; see fit). */
+  get cacheLength(): number {
+    return this.length;
   }
 
   /** Fraction of the pool's cache positions holding a live sequence's tokens. */
@@ -240,8 +270,46 @@ export class Batcher {
       this.active[b] = { seq, tokens: [...seq.prompt], cached: 0, generated: 0, counts: new Map(), admitted: this.admissions++ };
       this.promptTokens += seq.prompt.length;
     }
+    this.fit();
     await this.prefill();
     await this.decodeAll();
+  }
+
+  /**
+   * Re-lays out the pool to the smallest length that holds every position this step writes:
+   * the next prompt chunk (and the first generated token after it) or the next token. Positions
+   * past the new length belong to no live sequence, so shrinking drops nothing.
+   */
+  private fit(): void {
+    const { nKvHead: h, headDim: d, blockSize: T } = this.model.dims;
+    let need = 1;
+    for (const a of this.active) {
+      if (!a) continue;
+      const end = a.cached < a.seq.prompt.length ? Math.min(a.seq.prompt.length, a.cached + this.chunk) : a.cached;
+      need = Math.max(need, Math.min(T, end + 1));
+    }
+    const L = this.lengths.find((x) => x >= need)!;
+    if (L === this.length) return;
+    // Moved in place, and only the live slots' rows (a new allocation and all 16 slots' rows
+    // on every change cost a 16-slot pool 0.1 ms per token at one request at a time). Growing
+    // moves rows outward, so the last goes first; shrinking, the first goes first: no row is
+    // overwritten before it has moved. Dead slots keep stale but finite values, never read.
+    const keep = Math.min(L, this.length) * d;
+    const rows: number[] = [];
+    this.active.forEach((a, b) => {
+      if (a) for (let j = 0; j < h; j++) rows.push(b * h + j);
+    });
+    if (L > this.length) rows.reverse();
+    for (const buf of this.backing) for (const r of rows) buf.copyWithin(r * L * d, r * this.length * d, r * this.length * d + keep);
+    this.length = L;
+    this.caches = this.views();
+  }
+
+  /** The pool at the current length: views of the backing buffers. */
+  private views(): HostValue[] {
+    const shape = poolShape(this.model.dims, this.slots, this.length);
+    const n = shape.reduce((x, y) => x * y, 1);
+    return this.backing.map((buf) => ({ dtype: 'float32', shape, data: buf.subarray(0, n) }));
   }
 
   /**
@@ -272,7 +340,7 @@ export class Batcher {
     });
     const pad = (xs: number[]) => [...xs, ...new Array<number>(R - xs.length).fill(0)];
     const feeds = [hostValue('int32', [R, C], ids), hostValue('int64', [R], pad(from)), hostValue('int64', [R], pad(rows)), ...this.caches];
-    const [logits, ...fresh] = await this.prefillExes.get(R)!.run(feeds, this.prefillOuts.get(R)!);
+    const [logits, ...fresh] = await this.prefillExes.get(`${R}x${this.length}`)!.run(feeds, this.prefillOuts.get(R)!);
     const data = logits!.data as Float32Array;
     seqs.forEach((a, r) => {
       const b = rows[r]!;
@@ -301,7 +369,7 @@ export class Batcher {
     const rows = this.active.slice(0, B);
     const tokens = rows.map((a, b) => (decoding[b] ? a!.tokens[a!.tokens.length - 1]! : 0));
     const start = rows.map((a) => (a ? Math.min(a.cached, T - 1) : 0));
-    const [logits, ...fresh] = await this.decodeExes.get(B)!.run([hostValue('int32', [B, 1], tokens), hostValue('int64', [B], start), ...this.caches.map((c) => this.rows(c, 0, B))], this.decodeOuts.get(B)!);
+    const [logits, ...fresh] = await this.decodeExes.get(`${B}x${this.length}`)!.run([hostValue('int32', [B, 1], tokens), hostValue('int64', [B], start), ...this.caches.map((c) => this.rows(c, 0, B))], this.decodeOuts.get(B)!);
     // Only decoding rows keep their new key/value; an idle or prefilling row's is dropped.
     for (let b = 0; b < B; b++) if (decoding[b] && this.active[b]) this.store(fresh, b, b, this.active[b]!.cached, 1);
     const data = logits!.data as Float32Array;
@@ -319,6 +387,11 @@ export class Batcher {
     return { dtype: 'float32', shape: [to - from, ...c.shape.slice(1)], data: (c.data as Float32Array).subarray(from * per, to * per) };
   }
 
+}
+
+/** The shape of a cache pool of `batch` sequences and `length` positions. */
+function poolShape(dims: LanguageModel['dims'], batch: number, length: number): number[] {
+  return [batch, dims.nKvHead, length, dims.headDim];
 }
 
 /** 1, 2, 4, ... below n, then n. */

@@ -41,6 +41,26 @@ test('greedy output is the same alone, in a full batch, and joining mid-flight',
   assert.equal(b.promptTokens, 3 * prompts.reduce((s, p) => s + p.length, 0) + prompts[2]!.length + prompts[0]!.length);
 });
 
+test('the cache pool holds only the live positions: its length follows the longest sequence', async () => {
+  // Context 64: the pool takes 16, 32 or 64 positions. The first test's runs already cross
+  // these lengths ('Hi' alone fits in 16, beside the long prompt it runs at 64) with equal output.
+  const b = new Batcher(served.model, served.params, { slots: 2, prefillChunk: 8 });
+  const lengths = (prompt: number[], n: number, beside?: number[]) => {
+    const seen: number[] = [];
+    const ids: number[] = [];
+    const run = (p: number[], keep: boolean) => new Promise<void>((resolve) => b.submit({ prompt: p, maxTokens: n, sampling: greedy, rng: new Rng(0), onToken: (t) => (keep && (ids.push(t.id), seen.push(b.cacheLength)), true), onDone: () => resolve() }));
+    return Promise.all([run(prompt, true), ...(beside ? [run(beside, false)] : [])]).then(() => ({ seen: [...new Set(seen)], ids }));
+  };
+  const short = await lengths(encode('Hi'), 12);
+  assert.deepEqual(short.seen, [16]);
+  const long = await lengths(encode(prompts[1]!), 20);
+  assert.deepEqual(long.seen, [32, 64]);
+  const beside = await lengths(encode('Hi'), 12, encode(prompts[2]!));
+  // Beside a long prompt read 8 tokens a step, the pool grows under the short sequence.
+  assert.deepEqual(beside.seen, [16, 32, 64]);
+  assert.deepEqual(beside.ids, short.ids);
+});
+
 test('batched greedy equals atscale sample (the single-sequence KV-cache generator)', async () => {
   const b = new Batcher(served.model, served.params, { slots: 3, prefillChunk: 5 });
   const gen = new Generator(served.model, served.params);

@@ -39,15 +39,31 @@ test('bad layouts fail before the process group starts, with the arithmetic', ()
   assert.match(r.stdout + r.stderr, /covers 2 \+ 1 = 3 layers but the model has 4: it loses 1 layer/);
 });
 
-test('--max-memory-gb: the whole model is refused on one process before allocating; two pipeline stages fit', () => {
-  const small = [...FLAGS, '--max-iters', '1', '--grad-accum', '2', '--max-memory-gb', '0.0005'];
+test('--max-memory-gb: one process and pp2 are refused before allocating; tp2 x pp2 trains with every rank under the cap', () => {
+  // Model state (params + grads + AdamW) of this model: about 0.00078 GB whole, 0.00039 GB on
+  // the larger pp2 stage, 0.0002 GB per tp2 x pp2 rank.
+  const cap = 0.0003;
+  const small = [...FLAGS, '--max-iters', '1', '--grad-accum', '2', '--max-memory-gb', String(cap)];
   const one = spawnSync(process.execPath, [CLI, ...small, '--out', join(work, 'cap1')], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, WORLD_SIZE: '1' } });
   assert.notEqual(one.status, 0);
-  assert.match(one.stderr, /training would need about 0\.\d+ GiB per process \(params .* \+ grads .* \+ optimizer .*\), more than --max-memory-gb 0\.0005 allows/);
+  assert.match(one.stderr, /training would need about 0\.\d+ GiB per process \(params .* \+ grads .* \+ optimizer .*\), more than --max-memory-gb 0\.0003 allows/);
   assert.ok(!existsSync(join(work, 'cap1', 'metrics.jsonl')));
-  const two = spawnSync(process.execPath, [CLI, 'launch', '--nproc-per-node', '2', '--', process.execPath, CLI, ...small, '--pipeline-model-parallel-size', '2', '--out', join(work, 'cap2')], { encoding: 'utf8', timeout: 60_000 });
-  assert.equal(two.status, 0, two.stdout + two.stderr);
-  assert.ok(existsSync(join(work, 'cap2', 'metrics.jsonl')));
+  const launch = (extra: string[], nproc: number, out: string) =>
+    spawnSync(process.execPath, [CLI, 'launch', '--nproc-per-node', String(nproc), '--', process.execPath, CLI, ...small, ...extra, '--out', join(work, out)], { encoding: 'utf8', timeout: 90_000 });
+  const pp = launch(['--pipeline-model-parallel-size', '2'], 2, 'cap2');
+  assert.notEqual(pp.status, 0);
+  assert.match(pp.stdout + pp.stderr, /pipeline stage \d needs 0\.000\d+ GB of model state .* at dp 1 x pp 2 x tp 1, above --max-memory-gb 0\.0003/);
+  assert.ok(!existsSync(join(work, 'cap2', 'metrics.jsonl')));
+  const tp = launch(['--pipeline-model-parallel-size', '2', '--tensor-model-parallel-size', '2'], 4, 'cap4');
+  assert.equal(tp.status, 0, tp.stdout + tp.stderr);
+  assert.ok(existsSync(join(work, 'cap4', 'metrics.jsonl')));
+  const held = [...(tp.stdout + tp.stderr).matchAll(/\] memory: rank (\d) of 4: .* held (\{[^}]*\})/g)];
+  assert.equal(held.length, 4, tp.stdout);
+  for (const [, rank, json] of held) {
+    const b = JSON.parse(json!) as { paramBytes: number; gradBytes: number; optimBytes: number };
+    const total = b.paramBytes + b.gradBytes + b.optimBytes;
+    assert.ok(total > 0 && total <= cap * 2 ** 30, `rank ${rank} holds ${total} bytes, cap ${cap * 2 ** 30}`);
+  }
 });
 
 test('a pipeline rank killed mid-run is named by its peer, with the micro-batch or collective it waited for', async () => {
