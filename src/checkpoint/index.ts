@@ -30,7 +30,7 @@ export { floatTensor, asFloatEntry } from './float-tensor.js';
 export { AsyncCheckpointWriter } from './async-writer.js';
 export { readSafetensorsHeader, readTensorFloat32, FLOAT_DTYPES, type SafetensorsHeader, type HeaderEntry } from './safetensors-header.js';
 export { commitDirectory, writeFileSynced, committedDir, sha256, type FileDigest } from './atomic_dir.js';
-export { type TpSplit, tpShardShape, tpSplitTensor, tpJoinTensor } from './tp-split.js';
+export { type TpSplit, tpShardShape, tpShardIndex, tpSplitTensor, tpJoinTensor } from './tp-split.js';
 export {
   UNIVERSAL_FORMAT,
   STATES,

@@ -58,6 +58,17 @@ export function tpSplitTensor(name: string, full: Float32Array, shape: readonly 
   return out;
 }
 
+/** For each element of rank r's shard, its flat index in the full tensor (-1: a padding row);
+ *  the engine's shard map (engine/mesh/tp-shard.ts) is this over every parameter. */
+export function tpShardIndex(name: string, shape: readonly number[], split: TpSplit, tp: number, r: number): Int32Array {
+  const out = new Int32Array(prod(tpShardShape(name, shape, split, tp))).fill(-1);
+  if (split.kind === 'replicated' || tp === 1) return out.map((_, i) => i);
+  eachRow(shape, split, tp, r, partRows(name, shape, split, tp), (f, s, n) => {
+    for (let i = 0; i < n; i++) out[s + i] = f + i;
+  });
+  return out;
+}
+
 /** The full tensor from every tp rank's shard (in rank order); the inverse of tpSplitTensor. */
 export function tpJoinTensor(name: string, shards: readonly Float32Array[], shape: readonly number[], split: TpSplit): Float32Array {
   const tp = shards.length;

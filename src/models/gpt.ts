@@ -8,7 +8,7 @@ import { Module } from '../nn/module.js';
 import { Dropout, Embedding, LayerNorm, Linear } from '../nn/layers.js';
 import { ColumnParallelLinear, RowParallelLinear, VocabParallelEmbedding, enterParallel, sequenceBlock, shardSize, vocabParallelCrossEntropy, type TensorParallelism } from '../nn/tensor-parallel.js';
 import { type GPTConfig, gptConfig, gptFlopsPerToken, gptParamCount } from './config.js';
-import type { DecodeResult, LanguageModel, LayerCache, ModelDims, ModelUnits, TensorParallelSplit } from './model.js';
+import type { DecodeResult, LanguageModel, LayerCache, ModelDims, ModelUnits, TpSplit } from './model.js';
 import { cachedAttention, chunkPositions, writeCache, type BlockDecode } from './kv-cache.js';
 
 export type { LayerCache };
@@ -184,7 +184,7 @@ export class GPT extends Module implements LanguageModel {
     };
   }
 
-  tensorParallelSplit(name: string): TensorParallelSplit {
+  tensorParallelSplit(name: string): TpSplit {
     // Parameters are stored [in, out] (GPT-2's Conv1D layout): column-parallel splits axis 1.
     // c_attn's output is [q | k | v]: a column split takes the same head range from each third.
     if (name === 'transformer.wte.weight') return { kind: 'vocab', axis: 0 };

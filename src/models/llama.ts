@@ -10,7 +10,7 @@ import { Module } from '../nn/module.js';
 import { Embedding, Linear, RMSNorm } from '../nn/layers.js';
 import { ColumnParallelLinear, RowParallelLinear, VocabParallelEmbedding, enterParallel, paddedVocab, shardSize, vocabLogits, vocabParallelCrossEntropy, type TensorParallelism } from '../nn/tensor-parallel.js';
 import { type LlamaConfig, llamaConfig, llamaFlopsPerToken, llamaParamCount, ropeInverseFrequencies } from './llama-config.js';
-import type { DecodeResult, LanguageModel, LayerCache, ModelDims, ModelUnits, TensorParallelSplit } from './model.js';
+import type { DecodeResult, LanguageModel, LayerCache, ModelDims, ModelUnits, TpSplit } from './model.js';
 import { cachedAttention, chunkPositions, writeCache, type BlockDecode } from './kv-cache.js';
 
 /** cos and sin tables [blockSize, headDim] (each frequency twice: HF's half-split rotation). */
@@ -248,7 +248,7 @@ export class Llama extends Module implements LanguageModel {
     return { embed: ['model.embed_tokens'], blocks, head: this.lmHead ? ['model.norm', 'lm_head'] : ['model.embed_tokens', 'model.norm'] };
   }
 
-  tensorParallelSplit(name: string): TensorParallelSplit {
+  tensorParallelSplit(name: string): TpSplit {
     // Weights are [out, in]: column-parallel splits axis 0 (whole heads for q/k/v), row-parallel axis 1.
     if (name === 'model.embed_tokens.weight' || name === 'lm_head.weight') return { kind: 'vocab', axis: 0 };
     if (/\.(self_attn\.[qkv]_proj|mlp\.(gate|up)_proj)\.(weight|bias)$/.test(name)) return { kind: 'column', axis: 0 };

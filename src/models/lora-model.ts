@@ -9,7 +9,7 @@ import { Module } from '../nn/module.js';
 import { FlatLayout } from '../nn/flat.js';
 import type { Linear } from '../nn/layers.js';
 import { findLinears, LoraPair, loraScale, mergedWeight, validateLora, type LoraConfig } from '../nn/lora.js';
-import type { DecodeResult, LanguageModel, LayerCache, ModelDims, ModelUnits, TensorParallelSplit } from './model.js';
+import type { DecodeResult, LanguageModel, LayerCache, ModelDims, ModelUnits, TpSplit } from './model.js';
 
 export class LoraModel extends Module implements LanguageModel {
   readonly family: string;
@@ -83,7 +83,7 @@ export class LoraModel extends Module implements LanguageModel {
     throw new Error('LoRA adapters train with ZeRO stages 0 and 1: stages 2 and 3 work block by block on the model\'s own parameters, and the adapters (under 2% of the model) are not worth sharding further; set zero_optimization.stage to 0 or 1');
   }
 
-  tensorParallelSplit(): TensorParallelSplit {
+  tensorParallelSplit(): TpSplit {
     return { kind: 'replicated' };
   }
 

@@ -4,6 +4,7 @@
 import type { Tensor } from '../tensor/tensor.js';
 import type { Module } from '../nn/module.js';
 import type { TensorParallelism } from '../nn/tensor-parallel.js';
+import type { TpSplit } from '../checkpoint/index.js';
 
 /** Architecture-independent sizes (what the engine, the KV cache and the planner read). */
 export interface ModelDims {
@@ -51,7 +52,8 @@ export interface ModelUnits {
 }
 
 /**
- * How one parameter is split under Megatron-style tensor parallelism:
+ * How one parameter is split under Megatron-style tensor parallelism (the type and its
+ * arithmetic live in checkpoint/tp-split.ts, which universal checkpoints share):
  * - column: output features split (weight rows in [out, in] layout; heads for q/k/v);
  * - row: input features split (the following all-reduce sums the partial products);
  * - vocab: embedding rows (and a tied head) split by vocabulary range;
@@ -60,7 +62,7 @@ export interface ModelUnits {
  * that many equal blocks split separately (a fused [q | k | v] projection: 3; a rank takes its
  * heads from each third).
  */
-export type TensorParallelSplit = { kind: 'column' | 'row' | 'vocab'; axis: number; parts?: number } | { kind: 'replicated' };
+export type { TpSplit };
 
 export interface LanguageModel extends Module {
   /** The serialised family name (Hugging Face model_type); only models/ branches on it. */
@@ -93,7 +95,7 @@ export interface LanguageModel extends Module {
 
   units(): ModelUnits;
   /** Tensor-parallel split of a parameter, by its full dotted name. */
-  tensorParallelSplit(name: string): TensorParallelSplit;
+  tensorParallelSplit(name: string): TpSplit;
   /** Set on one tensor-parallel rank's shard (tensorParallelShard); absent on a whole model. */
   readonly tp?: TensorParallelism;
   /**

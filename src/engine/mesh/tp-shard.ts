@@ -1,11 +1,12 @@
 // Where each parameter element of one tensor-parallel rank's shard lives in the full model's
-// flat layout, from the model's tensorParallelSplit: a column, row or vocabulary split takes
-// this rank's range of the split axis (a fused [q | k | v] axis its range of each third), a
-// replicated parameter is whole on every rank. Initialisation slices the one-process buffer
-// with it (so every layout starts from the same weights); consolidation writes each rank's
-// elements back to their full positions. With one rank (local = full layout) it is the identity.
+// flat layout: per parameter, checkpoint/tp-split.ts's arithmetic for the model's
+// tensorParallelSplit (the one definition of how a tensor is cut, which universal checkpoints
+// use too), offset to the parameter's place in the full layout. Initialisation slices the
+// one-process buffer with it (so every layout starts from the same weights); consolidation
+// writes each rank's elements back to their full positions. With one rank it is the identity.
 import type { FlatLayout } from '../../nn/flat.js';
 import type { LanguageModel } from '../../models/model.js';
+import { tpShardIndex, tpShardShape } from '../../checkpoint/index.js';
 import { MeshError } from './layout.js';
 
 export class TensorParallelShard {
@@ -21,37 +22,18 @@ export class TensorParallelShard {
       const f = full.byName.get(s.name);
       if (!f) throw new MeshError(`tensor-parallel shard: parameter ${s.name} of the local model is not in the full model`);
       const split = model.tensorParallelSplit(s.name);
-      if (split.kind === 'replicated') {
-        if (f.size !== s.size) throw new MeshError(`tensor-parallel shard: replicated parameter ${s.name} has ${s.size} values locally but ${f.size} in the full model`);
-        for (let i = 0; i < s.size; i++) this.toFull[s.offset + i] = f.offset + i;
-        this.replicated.fill(1, s.offset, s.offset + s.size);
-        continue;
+      let want: number[];
+      try {
+        want = tpShardShape(s.name, f.shape, split, size);
+      } catch (e) {
+        throw new MeshError(`tensor-parallel shard: ${(e as Error).message}`);
       }
-      const a = split.axis;
-      const parts = split.parts ?? 1;
-      const n = s.shape[a]!;
-      const N = f.shape[a]!;
-      const sameElsewhere = s.shape.every((d, i) => i === a || d === f.shape[i]);
-      const fits = split.kind === 'vocab' ? n * size >= N && (n - 1) * size < N : n * size === N;
-      if (!sameElsewhere || !fits || n % parts !== 0) {
-        throw new MeshError(`tensor-parallel shard: ${s.name} is [${s.shape.join(', ')}] locally and [${f.shape.join(', ')}] in full; a ${split.kind} split of axis ${a} over ${size} ranks does not relate them`);
+      if (want.length !== s.shape.length || want.some((d, i) => d !== s.shape[i])) {
+        throw new MeshError(`tensor-parallel shard: ${s.name} is [${s.shape.join(', ')}] locally and [${f.shape.join(', ')}] in full; a ${split.kind} split over ${size} ranks gives [${want.join(', ')}]`);
       }
-      const inner = s.shape.slice(a + 1).reduce((x, y) => x * y, 1);
-      const outer = s.shape.slice(0, a).reduce((x, y) => x * y, 1);
-      const piece = n / parts;
-      for (let o = 0; o < outer; o++) {
-        for (let j = 0; j < n; j++) {
-          // Part p of the axis: this rank's range of it, at the same place in every part.
-          const fj = Math.floor(j / piece) * (N / parts) + rank * piece + (j % piece);
-          const dst = s.offset + (o * n + j) * inner;
-          if (fj >= N) {
-            this.toFull.fill(-1, dst, dst + inner);
-            continue;
-          }
-          const src = f.offset + (o * N + fj) * inner;
-          for (let i = 0; i < inner; i++) this.toFull[dst + i] = src + i;
-        }
-      }
+      const at = tpShardIndex(s.name, f.shape, split, size, rank);
+      for (let i = 0; i < at.length; i++) this.toFull[s.offset + i] = at[i]! < 0 ? -1 : f.offset + at[i]!;
+      if (split.kind === 'replicated') this.replicated.fill(1, s.offset, s.offset + s.size);
     }
   }
 

@@ -4,9 +4,9 @@
 // ZeRO-1 a reduce-scatter, an update of this rank's chunk and an all-gather), takes one global
 // gradient norm and applies AdamW. With tensor parallelism each rank holds its shard of the
 // model (tp-shard.ts maps it to the full layout) and its programs run their collectives on the
-// 'tp' group. Checkpoints are universal: each rank writes its own shard and rank 0 a manifest
-// of how every tensor is split, so a run resumes on any layout (with tp > 1, for now, the
-// consolidated plain checkpoint of one process, which resumes on any layout too).
+// 'tp' group. Checkpoints are universal: each rank writes its own shard (with tp > 1 its tp
+// shard of each split tensor, a padded vocabulary's zero rows included, as checkpoint/tp-split.ts
+// lays it out) and rank 0 a manifest of how every tensor is split, so a run resumes on any layout.
 import { hostValue, type HostValue } from '../../ir/value.js';
 import { compile, type Executable } from '../../runtime/execute.js';
 import type { ExecOptions } from '../../runtime/session.js';
@@ -14,8 +14,7 @@ import { FlatLayout } from '../../nn/flat.js';
 import type { LanguageModel } from '../../models/model.js';
 import { adamwScalars, type AdamWConfig } from '../../optim/adamw.js';
 import { chunkRange } from '../../dist/index.js';
-import { isUniversalCheckpoint, saveCheckpoint } from '../../checkpoint/index.js';
-import { OPT_M, OPT_V } from '../local-trainer.js';
+import { isUniversalCheckpoint } from '../../checkpoint/index.js';
 import { loadUniversal, piecesOf, readFullState, RunIdentity, saveUniversal, tensorInfos, together } from '../universal/state.js';
 import { evalProgram, updateProgram, type StepShape } from '../step-graphs.js';
 import { dropoutKey, dropoutKeyAt } from '../dropout-key.js';
@@ -264,16 +263,15 @@ export class MeshTrainer implements Trainer {
     return total[0]! / this.mesh.world.worldSize;
   }
 
-  /** This rank's units as slots of its owned buffer: where each tensor of the layout sits. */
+  /** This rank's units as slots of its owned buffer: where each tensor (its tp shard) sits. */
   private ownedSlots(): { name: string; offset: number; size: number }[] {
-    return this.runner.owned.flatMap((u) => this.layout.slots.filter((s) => s.offset >= u.offset && s.offset < u.offset + u.size).map((s) => ({ name: s.name, offset: s.offset - u.offset + u.at, size: s.size })));
+    return this.runner.owned.flatMap((u) => this.localLayout.slots.filter((s) => s.offset >= u.offset && s.offset < u.offset + u.size).map((s) => ({ name: s.name, offset: s.offset - u.offset + u.at, size: s.size })));
   }
 
   /** A universal checkpoint: each rank writes its dp share of its stage's units (its ZeRO-1
    *  chunk, or an equal share when every dp rank holds everything); a tied unit is written by
    *  the first stage. Rank 0 commits the manifest; nothing is gathered. */
   async save(dir: string, meta: Record<string, unknown>, files: Record<string, string>): Promise<void> {
-    if (this.shard) return this.savePlain(dir, meta, files);
     const { dp, pp, tp } = this.mesh.shape;
     const [lo, hi] = chunkRange(this.runner.ownedSize, dp, this.mesh.coords.dp);
     const from = this.chunk[0];
@@ -295,25 +293,6 @@ export class MeshTrainer implements Trainer {
     });
   }
 
-  /** With tensor parallelism: the plain single-process checkpoint (rank 0), consolidated from
-   *  every stage and shard through the shard map (the universal format's tp pieces do not know
-   *  the vocabulary padding yet). */
-  private async savePlain(dir: string, meta: Record<string, unknown>, files: Record<string, string>): Promise<void> {
-    const from = this.opts.zeroStage === 1 ? this.chunk[0] : 0;
-    const params = await this.consolidate(this.runner.params, 0);
-    const m = await this.consolidate(this.m, from);
-    const v = await this.consolidate(this.v, from);
-    if (this.mesh.world.rank === 0) {
-      const tensors: Record<string, { dtype: 'F32'; shape: number[]; data: Float32Array }> = {};
-      for (const [name, e] of Object.entries(this.layout.stateDict(params))) tensors[name] = { dtype: 'F32', shape: e.shape, data: e.data };
-      tensors[OPT_M] = { dtype: 'F32', shape: [this.layout.size], data: m };
-      tensors[OPT_V] = { dtype: 'F32', shape: [this.layout.size], data: v };
-      saveCheckpoint(dir, { tensors, meta: { ...meta, mesh: this.mesh.shape }, files });
-    }
-    // Nobody reads the directory (or exits) before rank 0 has committed it.
-    await this.mesh.world.barrier();
-  }
-
   /** Resumes from a universal checkpoint of any layout (reading only the shard files that hold
    *  this stage's tensors) or a plain one; every rank reads and checks before any changes. */
   async load(dir: string): Promise<{ meta: Record<string, unknown>; files: Record<string, string> }> {
@@ -321,8 +300,8 @@ export class MeshTrainer implements Trainer {
     const st = await together(this.mesh.world, 'read the checkpoint', () => {
       const n = this.runner.ownedSize;
       const [p, m, v] = [new Float32Array(n), new Float32Array(n), new Float32Array(n)];
-      if (this.shard) {
-        // A tensor-parallel shard: the full state (any checkpoint), sliced to this rank.
+      if (this.shard && !isUniversalCheckpoint(dir)) {
+        // A plain checkpoint under tensor parallelism: the full state, sliced to this rank.
         const full = readFullState(dir, this.layout, this.model);
         const [lp, lm, lv] = [full.params, full.m, full.v].map((x) => this.shard!.shard(x));
         for (const u of this.runner.owned) {

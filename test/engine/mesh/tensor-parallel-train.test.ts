@@ -1,8 +1,8 @@
 // Tensor parallelism end to end through `atscale launch ... train`: 20 steps of a 4-layer,
 // 4-head GPT with dropout 0.1 (vocabulary 31, padded for tp 2) give the losses of one process
 // within 1e-5 relative for tp2 (no recomputation), tp2 x pp2 with sequence parallelism and
-// selective recomputation, and dp2 x tp2 with ZeRO-1; the consolidated checkpoint equals the
-// one-process checkpoint.
+// selective recomputation, and dp2 x tp2 with ZeRO-1; the universal checkpoint (tp shards
+// joined) equals the one-process checkpoint, optimizer state included.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -10,7 +10,9 @@ import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { consolidateCheckpoint, isShardedCheckpoint, isUniversalCheckpoint, loadCheckpoint, readSafetensorsFile } from '../../../src/checkpoint/index.js';
+import { isUniversalCheckpoint } from '../../../src/checkpoint/index.js';
+import { readFullState } from '../../../src/engine/universal/state.js';
+import { modelOfCheckpoint } from '../../../src/engine/universal/convert.js';
 
 const CLI = fileURLToPath(new URL('../../../src/cli/main.js', import.meta.url));
 const work = mkdtempSync(join(tmpdir(), 'atscale-tp-'));
@@ -45,32 +47,25 @@ function sameLosses(ref: string, other: string, what: string): void {
   assert.ok(a[19]! < a[0]! - 0.2, `loss fell from ${a[0]} to ${a[19]}`);
 }
 
-/** A checkpoint's tensors; a one-process ZeRO run's sharded or universal one consolidated
- * first (parameters only). */
-function tensorsOf(dir: string): Record<string, { data: unknown }> {
-  if (!isShardedCheckpoint(dir) && !isUniversalCheckpoint(dir)) return loadCheckpoint(dir).tensors;
-  consolidateCheckpoint(dir, `${dir}.safetensors`);
-  return readSafetensorsFile(`${dir}.safetensors`).tensors;
-}
-
+/** The mesh's universal checkpoint (each rank its tp shard) against the one-process one:
+ *  parameters and both AdamW moments, per tensor. */
 function sameCheckpoint(ref: string, other: string, what: string): void {
-  const a = tensorsOf(join(ref, 'ckpt'));
-  const b = loadCheckpoint(join(other, 'ckpt')).tensors;
-  // Every model tensor (and the optimizer state where both layouts name it the same way).
-  const params = Object.keys(b).filter((n) => n.startsWith('transformer.'));
-  assert.equal(params.length, 4 * 6 + 3, Object.keys(b).join(', '));
-  for (const name of Object.keys(b)) assert.ok(name in a || !name.startsWith('transformer.'), `${name} missing in the one-process checkpoint`);
+  const mesh = join(other, 'ckpt');
+  assert.ok(isUniversalCheckpoint(mesh), `${what}: the mesh writes a universal checkpoint`);
+  const { model, layout } = modelOfCheckpoint(mesh);
+  assert.equal(layout.slots.length, 4 * 6 + 3);
+  const a = readFullState(join(ref, 'ckpt'), layout, model);
+  const b = readFullState(mesh, layout, model);
   let overall = 0;
-  for (const [name, t] of Object.entries(a).filter(([n]) => n in b)) {
-    const x = t.data as Float32Array;
-    const y = b[name]!.data as Float32Array;
-    assert.equal(y.length, x.length, name);
-    let worst = 0;
-    for (let i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs(x[i]! - y[i]!));
-    overall = Math.max(overall, worst);
-    // Measured: at most 3.4e-6 (the last block's MLP, where Adam's m/sqrt(v) amplifies float
-    // rounding that differs between one fused graph and per-rank partial sums), < 4e-7 elsewhere.
-    assert.ok(worst <= 2e-5, `${name}: max difference ${worst}`);
+  for (const k of ['params', 'm', 'v'] as const) {
+    for (const s of layout.slots) {
+      let worst = 0;
+      for (let i = s.offset; i < s.offset + s.size; i++) worst = Math.max(worst, Math.abs(a[k][i]! - b[k][i]!));
+      overall = Math.max(overall, worst);
+      // Measured: at most 3.4e-6 (the last block's MLP, where Adam's m/sqrt(v) amplifies float
+      // rounding that differs between one fused graph and per-rank partial sums), < 4e-7 elsewhere.
+      assert.ok(worst <= 2e-5, `${what}: ${k} of ${s.name}: max difference ${worst}`);
+    }
   }
   measured.push(`${what}: max checkpoint difference ${overall.toExponential(2)}`);
 }
@@ -85,7 +80,7 @@ function checkMemoryLines(log: string, ranks: number): void {
   }
 }
 
-test('tp2, and tp2 x pp2 with sequence parallelism and selective recomputation, train like one process; the consolidated checkpoint is the one-process checkpoint', (t) => {
+test('tp2, and tp2 x pp2 with sequence parallelism and selective recomputation, train like one process; the universal checkpoint is the one-process checkpoint', (t) => {
   const one = join(work, 'one');
   run(FLAGS, 1, one);
   const tp2 = join(work, 'tp2');

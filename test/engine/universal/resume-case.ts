@@ -52,9 +52,11 @@ function sameState(a: string, b: string, what: string): void {
   assert.equal(y.meta.iter, x.meta.iter);
 }
 
-function sameLosses(ref: number[], got: number[], what: string): void {
+/** Asserts the losses agree within 1e-5 relative; returns the largest relative difference. */
+function sameLosses(ref: number[], got: number[], what: string): number {
   assert.equal(got.length, ref.length, what);
   got.forEach((l, i) => assert.ok(Math.abs(l - ref[i]!) / ref[i]! < 1e-5, `${what}, step ${i + 3}: ${l} vs ${ref[i]}`));
+  return Math.max(...got.map((l, i) => Math.abs(l - ref[i]!) / ref[i]!));
 }
 
 export interface Layout {
@@ -72,8 +74,9 @@ function hasLayout(ckpt: string, shape: Shape | undefined, what: string): void {
 }
 
 /** The source trains 2 steps (or `source` is a checkpoint path); the target loads it (bitwise)
- *  and trains steps 3-4 like the reference. Shapes: the layouts the two checkpoints record. */
-export function roundTrip(name: string, source: Layout | string, target: Layout, reference: Layout, shapes: { source?: Shape; target?: Shape } = {}): void {
+ *  and trains steps 3-4 like the reference. Shapes: the layouts the two checkpoints record.
+ *  Returns the measured largest relative loss difference (for the test's diagnostics). */
+export function roundTrip(name: string, source: Layout | string, target: Layout, reference: Layout, shapes: { source?: Shape; target?: Shape } = {}): string {
   let ckpt: string;
   if (typeof source === 'string') ckpt = source;
   else {
@@ -91,7 +94,7 @@ export function roundTrip(name: string, source: Layout | string, target: Layout,
   train(ref, reference.nproc, reference.flags, 4, ckpt);
   const want = losses(ref);
   assert.equal(want.length, 2);
-  sameLosses(want, losses(cont), name);
+  return `${name}: max relative loss difference ${sameLosses(want, losses(cont), name).toExponential(2)}`;
 }
 
 export const ONE: Layout = { nproc: 1, flags: [] };
