@@ -34,19 +34,37 @@ export function repsFor(n: number, targetMs = 200, assumedGflops = 50): number {
 
 const all = (g: Graph, x: number) => g.add('sum', [x], { axes: [...g.node(x).shape.keys()], keepdims: false });
 
-async function secondsPerRun(exe: Executable, feeds: HostValue[], targetMs: number): Promise<number> {
-  await exe.run(feeds);
-  let t0 = performance.now();
-  await exe.run(feeds);
+interface Timed {
+  exe: Executable;
+  feeds: HostValue[];
+}
+
+/** Runs per timing batch so that one batch lasts about targetMs / 5 (after a warm-up run). */
+async function repsOf(t: Timed, targetMs: number): Promise<number> {
+  await t.exe.run(t.feeds);
+  const t0 = performance.now();
+  await t.exe.run(t.feeds);
   const once = performance.now() - t0;
-  const reps = Math.max(1, Math.min(200, Math.round(targetMs / 5 / Math.max(once, 0.005))));
-  const times: number[] = [];
-  for (let s = 0; s < 5; s++) {
-    t0 = performance.now();
-    for (let r = 0; r < reps; r++) await exe.run(feeds);
-    times.push((performance.now() - t0) / reps);
-  }
-  return median(times) / 1000;
+  return Math.max(1, Math.min(200, Math.round(targetMs / 5 / Math.max(once, 0.005))));
+}
+
+async function batchMs(t: Timed, reps: number): Promise<number> {
+  const t0 = performance.now();
+  for (let r = 0; r < reps; r++) await t.exe.run(t.feeds);
+  return (performance.now() - t0) / reps;
+}
+
+/**
+ * Seconds per unit of the kernels graph `more` has beyond graph `base` (`units` of them): the
+ * median over rounds that time both graphs back to back. Timing each graph in its own stretch
+ * lets a burst of load on a shared machine land on one of them only, and the difference (and
+ * so a GEMM rate) can then come out absurd, even negative.
+ */
+async function differenceSeconds(base: Timed, more: Timed, units: number, targetMs: number): Promise<number> {
+  const [rb, rm] = [await repsOf(base, targetMs), await repsOf(more, targetMs)];
+  const diffs: number[] = [];
+  for (let r = 0; r < 7; r++) diffs.push((await batchMs(more, rm)) - (await batchMs(base, rb)));
+  return Math.max(median(diffs) / units / 1000, 1e-12);
 }
 
 const filled = (shape: number[], seed: number, scale = 1) => {
@@ -79,11 +97,9 @@ export async function measureGemmKernelSeconds(s: GemmShape, threads: number, ta
       acc = g.add('add', [acc, all(g, g.add('matmul', [a, bi]))]);
     }
     const exe = await compile({ graph: g, inputs: [a, b], outputs: [acc] }, { threads, reuseOutputs: true });
-    return secondsPerRun(exe, [filled([...lead, s.m, s.k], 1), filled([...lead, s.k, s.n], 2, Math.sqrt(12 / s.k))], targetMs);
+    return { exe, feeds: [filled([...lead, s.m, s.k], 1), filled([...lead, s.k, s.n], 2, Math.sqrt(12 / s.k))] };
   };
-  const one = await timed(1);
-  const many = await timed(1 + extra);
-  return Math.max((many - one) / extra, 1e-9);
+  return differenceSeconds(await timed(1), await timed(1 + extra), extra, targetMs);
 }
 
 /**
@@ -101,11 +117,9 @@ export async function measureElementwiseKernelSeconds(elements: number, threads:
     let c = g.add('expand', [x0], { shape: [rows, 1024] });
     for (let i = 0; i < ops; i++) c = g.add(i % 2 ? 'mul' : 'add', [c, y]);
     const exe = await compile({ graph: g, inputs: [x0, y0], outputs: [all(g, c)] }, { threads, reuseOutputs: true });
-    return secondsPerRun(exe, [filled([1, 1024], 1), filled([1, 1024], 2)], targetMs);
+    return { exe, feeds: [filled([1, 1024], 1), filled([1, 1024], 2)] };
   };
-  const one = await timed(1);
-  const many = await timed(1 + chain);
-  return Math.max((many - one) / chain, 1e-9);
+  return differenceSeconds(await timed(1), await timed(1 + chain), chain, targetMs);
 }
 
 /**
@@ -116,7 +130,11 @@ export async function measureBoundarySeconds(elements: number, threads: number, 
   const g = new Graph();
   const x = g.input('x', [elements], 'float32');
   const exe = await compile({ graph: g, inputs: [x], outputs: [g.add('neg', [x])] }, { threads, reuseOutputs: true });
-  return secondsPerRun(exe, [filled([elements], 1)], targetMs);
+  const t = { exe, feeds: [filled([elements], 1)] };
+  const reps = await repsOf(t, targetMs);
+  const times: number[] = [];
+  for (let r = 0; r < 5; r++) times.push(await batchMs(t, reps));
+  return median(times) / 1000;
 }
 
 /** The peak MFU is measured against: the best in-graph GEMM rate at large square sizes, GFLOP/s. */
