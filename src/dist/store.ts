@@ -4,7 +4,8 @@
 import net from 'node:net';
 import { FrameType, type Frame } from './frame.js';
 import { FramedSocket } from './framed-socket.js';
-import { authenticateAsClient, authenticateAsServer } from './auth.js';
+import { authenticateAsServer } from './auth.js';
+import { dialAuthenticated } from './dial.js';
 import { HANDSHAKE_SLACK_MS, LoginGate, defaultLoginTimeoutMs } from './login-gate.js';
 
 /** Largest store request or response; keys and values are addresses and counters. */
@@ -192,38 +193,9 @@ export class StoreClient {
 
   /** Connects (retrying while the store is not up yet) and authenticates, within timeoutMs. */
   static async connect(opts: StoreClientOptions): Promise<StoreClient> {
-    const who = `rendezvous store at ${opts.host}:${opts.port} (rank 0)`;
-    const deadline = Date.now() + opts.timeoutMs;
-    let lastError = '';
-    while (Date.now() < deadline) {
-      const sock = await new Promise<net.Socket | string>((resolve) => {
-        const s = net.connect({ host: opts.host, port: opts.port });
-        s.once('connect', () => (s.removeAllListeners('error'), resolve(s)));
-        s.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
-      });
-      if (typeof sock === 'string') {
-        lastError = sock;
-        await new Promise((r) => setTimeout(r, 100));
-        continue;
-      }
-      sock.setNoDelay(true);
-      const link = new FramedSocket(sock, who);
-      try {
-        await authenticateAsClient(link, opts.secret, opts.identity, who, Math.max(1, deadline - Date.now()));
-      } catch (err) {
-        sock.destroy();
-        // Closed before any answer: the store's login slots were full (a flood) or it was
-        // restarting; try again until the deadline. A refusal or a wrong secret is final.
-        const msg = (err as Error).message;
-        if (/refused|secret|malformed|frame type/.test(msg) || Date.now() >= deadline) throw err;
-        lastError = msg;
-        await new Promise((r) => setTimeout(r, 100));
-        continue;
-      }
-      link.reader.maxPayload = STORE_MAX_PAYLOAD;
-      return new StoreClient(link, opts);
-    }
-    throw new Error(`${who} did not answer within ${opts.timeoutMs} ms: ${lastError} (is rank 0 running, and MASTER_ADDR/MASTER_PORT the same on every worker?)`);
+    const link = await dialAuthenticated({ ...opts, who: `rendezvous store at ${opts.host}:${opts.port} (rank 0)`, hint: 'is rank 0 running, and MASTER_ADDR/MASTER_PORT the same on every worker?' });
+    link.reader.maxPayload = STORE_MAX_PAYLOAD;
+    return new StoreClient(link, opts);
   }
 
   /** The local address of the connection to the store: the interface facing rank 0. */

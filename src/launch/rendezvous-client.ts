@@ -1,9 +1,8 @@
 // A launcher's side of the elastic rendezvous: one authenticated connection for the whole job,
 // keepalives both ways (a rendezvous host that vanished is noticed within keepaliveMs, not at
 // the next TCP timeout), and a queue of what the rendezvous said, read with timed waits.
-import net from 'node:net';
-import { FramedSocket } from '../dist/framed-socket.js';
-import { authenticateAsClient } from '../dist/auth.js';
+import type { FramedSocket } from '../dist/framed-socket.js';
+import { dialAuthenticated } from '../dist/dial.js';
 import { decodeToLauncher, encodeMessage, RDZV_MAX_PAYLOAD, type ToLauncher, type ToRendezvous } from './rendezvous-messages.js';
 
 export interface RendezvousClientOptions {
@@ -58,31 +57,8 @@ export class RendezvousClient {
 
   /** Connects (retrying while the rendezvous is not up yet) and authenticates. */
   static async connect(o: RendezvousClientOptions): Promise<RendezvousClient> {
-    const who = `the elastic rendezvous at ${o.host}:${o.port}`;
-    const deadline = Date.now() + o.connectTimeoutMs;
-    let lastError = '';
-    while (Date.now() < deadline) {
-      const sock = await new Promise<net.Socket | string>((resolve) => {
-        const s = net.connect({ host: o.host, port: o.port });
-        s.once('connect', () => (s.removeAllListeners('error'), resolve(s)));
-        s.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
-      });
-      if (typeof sock === 'string') {
-        lastError = sock;
-        await new Promise((r) => setTimeout(r, 100));
-        continue;
-      }
-      sock.setNoDelay(true);
-      const link = new FramedSocket(sock, who);
-      try {
-        await authenticateAsClient(link, o.secret, o.identity, who, Math.max(1, Math.min(10_000, deadline - Date.now())));
-      } catch (err) {
-        sock.destroy();
-        throw err;
-      }
-      return new RendezvousClient(link, o);
-    }
-    throw new Error(`${who} did not answer within ${o.connectTimeoutMs} ms: ${lastError} (is the launcher with --node-rank 0 running, with the same --master-addr and --master-port?)`);
+    const link = await dialAuthenticated({ ...o, timeoutMs: o.connectTimeoutMs, loginTimeoutMs: 10_000, who: `the elastic rendezvous at ${o.host}:${o.port}`, hint: 'is the launcher with --node-rank 0 running, with the same --master-addr and --master-port?' });
+    return new RendezvousClient(link, o);
   }
 
   /** This end's address: the interface that faces the rendezvous host. */
