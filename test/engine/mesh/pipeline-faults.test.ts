@@ -3,20 +3,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync, rmSync, existsSync } from 'node:fs';
+import { readFileSync, writeFileSync, rmSync, existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { freePort } from '../spawn-ranks.js';
+import { CLI, meshCase } from './mesh-case.js';
 
-const CLI = fileURLToPath(new URL('../../../src/cli/main.js', import.meta.url));
-const work = mkdtempSync(join(tmpdir(), 'atscale-pipe-faults-'));
-const corpus = join(work, 'corpus.txt');
+const { work, FLAGS, MODEL } = meshCase('atscale-pipe-faults-');
 writeFileSync(join(work, 'split.json'), JSON.stringify({ train_micro_batch_size_per_gpu: 4, gradient_accumulation_steps: 4, pipeline: { partition: [2, 1] } }));
-writeFileSync(corpus, Array.from({ length: 300 }, (_, i) => `${i} little pigs went to market, ${i * 7} stayed home.\n`).join(''));
-const MODEL = ['--data', corpus, '--n-layer', '4', '--n-head', '4', '--n-embd', '32', '--block-size', '16', '--dropout', '0.1', '--eval-interval', '20', '--eval-iters', '1', '--log-interval', '1', '--threads', '1', '--peak-gflops', '10', '--quiet'];
-const FLAGS = ['train', ...MODEL, '--max-iters', '20', '--lr', '0.003', '--warmup-iters', '2', '--batch-size', '4', '--grad-accum', '4'];
 
 test('bad layouts fail before the process group starts, with the arithmetic', () => {
   const cases: [string[], RegExp][] = [

@@ -4,61 +4,18 @@
 // (none, selective, full); the consolidated checkpoint equals the one-process checkpoint.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { isUniversalCheckpoint } from '../../../src/checkpoint/index.js';
-import { readFullState } from '../../../src/engine/universal/state.js';
-import { modelOfCheckpoint } from '../../../src/engine/universal/convert.js';
+import { checkMemoryLines, meshCase, runTrain as run, sameCheckpoint as sameState, sameLosses } from './mesh-case.js';
 
-const CLI = fileURLToPath(new URL('../../../src/cli/main.js', import.meta.url));
-const work = mkdtempSync(join(tmpdir(), 'atscale-pipe-'));
-const corpus = join(work, 'corpus.txt');
-writeFileSync(corpus, Array.from({ length: 300 }, (_, i) => `${i} little pigs went to market, ${i * 7} stayed home.\n`).join(''));
-const MODEL = ['--data', corpus, '--n-layer', '4', '--n-head', '4', '--n-embd', '32', '--block-size', '16', '--dropout', '0.1', '--eval-interval', '20', '--eval-iters', '1', '--log-interval', '1', '--threads', '1', '--peak-gflops', '10', '--quiet'];
-const FLAGS = ['train', ...MODEL, '--max-iters', '20', '--lr', '0.003', '--warmup-iters', '2', '--batch-size', '4', '--grad-accum', '4'];
-
-function run(args: string[], nproc: number, out: string): string {
-  const cmd = nproc === 1 ? [CLI, ...args, '--out', out] : [CLI, 'launch', '--nproc-per-node', String(nproc), '--', process.execPath, CLI, ...args, '--out', out];
-  const r = spawnSync(process.execPath, cmd, { encoding: 'utf8', timeout: 120_000, env: { ...process.env, WORLD_SIZE: '1' } });
-  assert.equal(r.status, 0, r.stdout + r.stderr);
-  return r.stdout;
-}
-
-function losses(dir: string): number[] {
-  return readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { loss?: number }).filter((r) => r.loss !== undefined).map((r) => r.loss!);
-}
-
-function sameLosses(ref: string, other: string, what: string): void {
-  const a = losses(ref);
-  const b = losses(other);
-  assert.equal(a.length, 20);
-  assert.equal(b.length, 20, what);
-  a.forEach((x, i) => assert.ok(Math.abs(x - b[i]!) / x < 1e-5, `${what}, step ${i}: 1 process ${x}, mesh ${b[i]}`));
-  // Training moved: the losses are not all equal to the first.
-  assert.ok(a[19]! < a[0]! - 0.2, `loss fell from ${a[0]} to ${a[19]}`);
-}
+const { work, MODEL, FLAGS } = meshCase('atscale-pipe-');
 
 /** The mesh saves a universal checkpoint; its full state (params, exp_avg, exp_avg_sq) is the
- *  one-process plain checkpoint's. */
+ *  one-process plain checkpoint's. Measured: at most 7e-6 (a few elements of the last MLP, where
+ *  Adam's m/sqrt(v) amplifies float rounding that differs between one fused graph and per-block
+ *  graphs), 1e-7 elsewhere. */
 function sameCheckpoint(ref: string, other: string): void {
-  assert.ok(isUniversalCheckpoint(join(other, 'ckpt')), 'the mesh run saved a universal checkpoint');
-  const { model, layout } = modelOfCheckpoint(join(ref, 'ckpt'));
-  const a = readFullState(join(ref, 'ckpt'), layout, model);
-  const b = readFullState(join(other, 'ckpt'), layout, model);
-  for (const k of ['params', 'm', 'v'] as const) {
-    for (const s of layout.slots) {
-      const x = a[k].subarray(s.offset, s.offset + s.size);
-      const y = b[k].subarray(s.offset, s.offset + s.size);
-      let worst = 0;
-      for (let i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs(x[i]! - y[i]!));
-      // Measured: at most 7e-6 (a few elements of the last MLP, where Adam's m/sqrt(v) amplifies
-      // float rounding that differs between one fused graph and per-block graphs), 1e-7 elsewhere.
-      assert.ok(worst <= 5e-5, `${k} of ${s.name}: max difference ${worst}`);
-    }
-  }
+  sameState(ref, other, 'pipeline', 5e-5);
 }
 
 let oneDir: string | undefined;
@@ -116,15 +73,5 @@ test('dp2 x pp2 with ZeRO-1 (DeepSpeed config) trains like one process with the 
   assert.match(log, /rank 3 of 4: dp 1\/2, pp 1\/2, tp 0\/1: held \{"paramBytes":\d+,"gradBytes":\d+,"optimBytes":\d+\}/);
   sameLosses(one, mesh, 'dp2 x pp2 ZeRO-1');
 });
-
-/** Every rank's `memory:` line: bytes held by the trainer equal the closed-form formula. */
-function checkMemoryLines(log: string, ranks: number): void {
-  const lines = log.split('\n').filter((l) => l.includes('] memory: '));
-  assert.equal(lines.length, ranks, log);
-  for (const l of lines) {
-    const m = /held (\{[^}]*\}), formula (\{[^}]*\})/.exec(l)!;
-    assert.deepEqual(JSON.parse(m[1]!), JSON.parse(m[2]!), l);
-  }
-}
 
 test.after(() => rmSync(work, { recursive: true, force: true }));

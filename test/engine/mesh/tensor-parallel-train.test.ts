@@ -5,79 +5,28 @@
 // joined) equals the one-process checkpoint, optimizer state included.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { isUniversalCheckpoint } from '../../../src/checkpoint/index.js';
-import { readFullState } from '../../../src/engine/universal/state.js';
-import { modelOfCheckpoint } from '../../../src/engine/universal/convert.js';
+import { checkMemoryLines, meshCase, runTrain as run, sameCheckpoint as sameState, sameLosses as sameLossesOf } from './mesh-case.js';
 
-const CLI = fileURLToPath(new URL('../../../src/cli/main.js', import.meta.url));
-const work = mkdtempSync(join(tmpdir(), 'atscale-tp-'));
-const corpus = join(work, 'corpus.txt');
-writeFileSync(corpus, Array.from({ length: 300 }, (_, i) => `${i} little pigs went to market, ${i * 7} stayed home.\n`).join(''));
-const MODEL = ['--data', corpus, '--n-layer', '4', '--n-head', '4', '--n-embd', '32', '--block-size', '16', '--dropout', '0.1', '--eval-interval', '20', '--eval-iters', '1', '--log-interval', '1', '--threads', '1', '--peak-gflops', '10', '--quiet'];
-const FLAGS = ['train', ...MODEL, '--max-iters', '20', '--lr', '0.003', '--warmup-iters', '2', '--batch-size', '4', '--grad-accum', '4'];
+const { work, MODEL, FLAGS } = meshCase('atscale-tp-');
 const TP2 = ['--tensor-model-parallel-size', '2'];
-
-function run(args: string[], nproc: number, out: string): string {
-  const cmd = nproc === 1 ? [CLI, ...args, '--out', out] : [CLI, 'launch', '--nproc-per-node', String(nproc), '--', process.execPath, CLI, ...args, '--out', out];
-  const r = spawnSync(process.execPath, cmd, { encoding: 'utf8', timeout: 180_000, env: { ...process.env, WORLD_SIZE: '1' } });
-  assert.equal(r.status, 0, r.stdout + r.stderr);
-  return r.stdout;
-}
-
-function losses(dir: string): number[] {
-  return readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { loss?: number }).filter((r) => r.loss !== undefined).map((r) => r.loss!);
-}
 
 /** Measured differences, reported as test diagnostics. */
 const measured: string[] = [];
 
 function sameLosses(ref: string, other: string, what: string): void {
-  const a = losses(ref);
-  const b = losses(other);
-  assert.equal(a.length, 20);
-  assert.equal(b.length, 20, what);
-  measured.push(`${what}: max relative loss difference ${Math.max(...a.map((x, i) => Math.abs(x - b[i]!) / x)).toExponential(2)}`);
   // Measured: at most 3.6e-7 relative for every layout here.
-  a.forEach((x, i) => assert.ok(Math.abs(x - b[i]!) / x < 1e-5, `${what}, step ${i}: 1 process ${x}, mesh ${b[i]}`));
-  assert.ok(a[19]! < a[0]! - 0.2, `loss fell from ${a[0]} to ${a[19]}`);
+  measured.push(`${what}: max relative loss difference ${sameLossesOf(ref, other, what).toExponential(2)}`);
 }
 
-/** The mesh's universal checkpoint (each rank its tp shard) against the one-process one:
- *  parameters and both AdamW moments, per tensor. */
+/** The mesh's universal checkpoint (each rank its tp shard) against the one-process one.
+ *  Measured: at most 3.4e-6 (the last block's MLP, where Adam's m/sqrt(v) amplifies float
+ *  rounding that differs between one fused graph and per-rank partial sums), < 4e-7 elsewhere. */
 function sameCheckpoint(ref: string, other: string, what: string): void {
-  const mesh = join(other, 'ckpt');
-  assert.ok(isUniversalCheckpoint(mesh), `${what}: the mesh writes a universal checkpoint`);
-  const { model, layout } = modelOfCheckpoint(mesh);
-  assert.equal(layout.slots.length, 4 * 6 + 3);
-  const a = readFullState(join(ref, 'ckpt'), layout, model);
-  const b = readFullState(mesh, layout, model);
-  let overall = 0;
-  for (const k of ['params', 'm', 'v'] as const) {
-    for (const s of layout.slots) {
-      let worst = 0;
-      for (let i = s.offset; i < s.offset + s.size; i++) worst = Math.max(worst, Math.abs(a[k][i]! - b[k][i]!));
-      overall = Math.max(overall, worst);
-      // Measured: at most 3.4e-6 (the last block's MLP, where Adam's m/sqrt(v) amplifies float
-      // rounding that differs between one fused graph and per-rank partial sums), < 4e-7 elsewhere.
-      assert.ok(worst <= 2e-5, `${what}: ${k} of ${s.name}: max difference ${worst}`);
-    }
-  }
-  measured.push(`${what}: max checkpoint difference ${overall.toExponential(2)}`);
-}
-
-/** Every rank's `memory:` line: bytes held equal the closed-form formula with tp. */
-function checkMemoryLines(log: string, ranks: number): void {
-  const lines = log.split('\n').filter((l) => l.includes('] memory: '));
-  assert.equal(lines.length, ranks, log);
-  for (const l of lines) {
-    const m = /held (\{[^}]*\}), formula (\{[^}]*\})/.exec(l)!;
-    assert.deepEqual(JSON.parse(m[1]!), JSON.parse(m[2]!), l);
-  }
+  const { worst, tensors } = sameState(ref, other, what, 2e-5);
+  assert.equal(tensors, 4 * 6 + 3);
+  measured.push(`${what}: max checkpoint difference ${worst.toExponential(2)}`);
 }
 
 test('tp2, and tp2 x pp2 with sequence parallelism and selective recomputation, train like one process; the universal checkpoint is the one-process checkpoint', (t) => {
