@@ -24,8 +24,9 @@ const mtnlg = (nodes: number, seconds: number, tflops: number): PublishedRun => 
   id: `smith2022-mtnlg-${nodes}nodes`, source: 'smith2022', framework: 'DeepSpeed + Megatron-LM',
   cite: `Smith et al. 2022, "Using DeepSpeed and Megatron to Train Megatron-Turing NLG 530B", section 2.4 (${nodes} DGX A100 nodes: ${seconds} s/iteration, ${tflops} TFLOP/s per GPU)`,
   cluster: 'selene', model: { ...GPT, layers: 105, hidden: 20480, heads: 128, ffn: 81920, vocab: 51200, seqLen: 2048 },
-  layout: { gpus: nodes * 8, tp: 8, pp: 35, globalBatch: 1920, microBatch: 1, recompute: 'full', dtype: 'bf16', attention: 'materialized', overlapGradReduce: false, pipelineP2p: 'blocking-full' },
+  layout: { gpus: nodes * 8, tp: 8, pp: 35, globalBatch: 1920, microBatch: 1, recompute: 'full', dtype: 'bf16', attention: 'materialized', overlapGradReduce: false, pipelineP2p: 'blocking' },
   metric: 'step_s', published: seconds, paramsB: 530,
+  assumed: 'micro-batch 1, as the Megatron run of the same TP 8 x PP 35 layout (examples/sc21/run_table_1.sh, 530B); stage activations sent as 1/tp slices through blocking broadcasts and all-gathered on arrival (DeepSpeed PipelineEngine: is_pipe_partitioned = is_model_parallel)',
 });
 
 const LLAMA405 = { layers: 126, hidden: 16384, heads: 128, kvHeads: 8, ffn: 53248, vocab: 128256, gatedMlp: true, tiedEmbeddings: false, bias: 'none', norm: 'rmsnorm', positions: 'rope' } as const;
@@ -70,9 +71,9 @@ export const PUBLISHED_RUNS: PublishedRun[] = [
     cite: 'BigScience 2022, BLOOM model card (bigscience/bloom, "Training throughput: About 150 TFLOP per GPU per second"); layout from the run\'s README and launch script bigscience-workshop/bigscience train/tr11-176B-ml/tr11-176B-ml.slurm (48 nodes x 8 A100 80GB, TP 4, PP 12, micro-batch 2, global batch 2048, --pp-partition-method type:transformer|embedding, --checkpoint-activations, bf16 with its own ZeRO-1)',
     cluster: 'jean-zay-a100',
     model: { layers: 70, hidden: 14336, heads: 112, ffn: 4 * 14336, vocab: 250880, seqLen: 2048, bias: 'all', norm: 'layernorm', positions: 'alibi', tiedEmbeddings: true },
-    layout: { gpus: 384, tp: 4, pp: 12, globalBatch: 2048, microBatch: 2, recompute: 'full', dtype: 'bf16', zero: 1, attention: 'materialized', overlapGradReduce: false, pipelineP2p: 'blocking-full' },
+    layout: { gpus: 384, tp: 4, pp: 12, globalBatch: 2048, microBatch: 2, recompute: 'full', dtype: 'bf16', zero: 1, attention: 'materialized', overlapGradReduce: false, pipelineP2p: 'blocking' },
     metric: 'tflops_hardware', published: 150, paramsB: 176,
-    assumed: '"about 150": the published figure is rounded; the script also sets CUDA_LAUNCH_BLOCKING=1, which the model does not represent',
+    assumed: '"about 150": the published figure is rounded; the script also sets CUDA_LAUNCH_BLOCKING=1, which the model does not represent; stage activations as 1/tp slices through blocking broadcasts (DeepSpeed PipelineEngine partitions them when there is model parallelism)',
   },
   mosaic({ cluster: 'mosaic-h100', model: '70b', gpus: 64, micro: 8, accum: 4, ckpt: true, tokensPerGpu: 1039, pure: false, table: H100 }),
   mosaic({ cluster: 'mosaic-h100', model: '30b', gpus: 32, micro: 14, accum: 3, ckpt: true, tokensPerGpu: 2308, pure: false, table: H100 }),
