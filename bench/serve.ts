@@ -172,9 +172,18 @@ export async function run(argv: string[]): Promise<number> {
   const { ck, describe } = checkpoint(dir, shape);
   const rows: Row[] = [];
   const loads: number[] = [];
+  // A bench stopped by a signal stops its servers too: a child outlives a killed parent, and
+  // two orphaned servers were still running after one such stop.
+  const servers: ChildProcess[] = [];
+  const onSignal = (sig: NodeJS.Signals) => {
+    for (const p of servers) p.kill('SIGTERM');
+    process.exit(128 + ({ SIGHUP: 1, SIGINT: 2, SIGTERM: 15 } as Record<string, number>)[sig]!);
+  };
+  for (const sig of ['SIGHUP', 'SIGINT', 'SIGTERM'] as const) process.once(sig, onSignal);
   try {
     if (soakN > 0) {
       const s = await startServer(ck, 16, threads);
+      servers.push(s.proc);
       try {
         const r = await soak(s.url, 'bench-gpt', soakN);
         console.log(flags.json ? JSON.stringify(r) : `${soakTable(r)}\nmodel: ${describe}`);
@@ -190,7 +199,6 @@ export async function run(argv: string[]): Promise<number> {
     const served = load(ck);
     exportHf(served.model, served.params, served.tokenizer, join(dir, 'hf'));
     const impls: [Row['impl'], () => Promise<Trace>][] = [];
-    const servers: ChildProcess[] = [];
     try {
       for (const [impl, slots] of [['atscale', 16], ['sequential', 1]] as const) {
         const s = await startServer(ck, slots, threads);
@@ -218,6 +226,7 @@ export async function run(argv: string[]): Promise<number> {
       for (const p of servers) p.kill('SIGTERM');
     }
   } finally {
+    for (const sig of ['SIGHUP', 'SIGINT', 'SIGTERM'] as const) process.off(sig, onSignal);
     rmSync(dir, { recursive: true, force: true });
   }
   if (flags.json) for (const r of rows) console.log(JSON.stringify(r));
