@@ -4,8 +4,8 @@
 // The equivalence case (4-layer, 4-head GPT, width 32, dropout 0.1, 4 micro-batches of 4 rows,
 // lr 3e-3 after 2 warm-up steps, AdamW eps 1e-8) trains 1 and 20 steps as: one process (its
 // fused micro-step graph), one process with --recompute-granularity selective (per-block
-// programs, still one process: no communication at all, so no reduction order to fix), pp2
-// and tp2. Each is compared with the one-process run of the same length: the largest
+// programs, still one process: no communication at all, so no reduction order to fix), pp2,
+// tp2 and dp2. Each is compared with the one-process run of the same length: the largest
 // parameter difference, and after one step, by the size of each element's first gradient g1
 // (recovered exactly enough from the first moment, m1 = (1 - beta1) g1), the largest gradient
 // and parameter differences. AdamW's first update is lr1 g/(|g| + eps): an element whose
@@ -29,6 +29,8 @@ const RUNS: Record<string, { nproc: number; flags: string[] }> = {
   'one process, selective (per-block programs)': { nproc: 1, flags: ['--recompute-granularity', 'selective'] },
   pp2: { nproc: 2, flags: ['--pipeline-model-parallel-size', '2'] },
   tp2: { nproc: 2, flags: ['--tensor-model-parallel-size', '2'] },
+  // dp on the mesh trainer (as the pipeline test runs it): each replica takes 2 of the 4 rows.
+  'dp2 (recompute full)': { nproc: 2, flags: ['--recompute-granularity', 'full'] },
 };
 
 function state(dir: string): FullState {
