@@ -3,7 +3,11 @@
 // boundary, written by a background thread), for nanoGPT's shakespeare-char model (6 layers,
 // 6 heads, 384 wide, context 256; 10.7M parameters, a 128 MB checkpoint with the AdamW moments),
 // as a fraction of the step time. Also measured: the step time while a background write is
-// running (the write competes for the same cores and disk). Medians of K saves and N steps.
+// running (the write competes for the same cores and disk), and where the stall goes: the
+// snapshot copy and the hand-off to the writer thread. Two background modes side by side:
+// async-plain (fresh buffers per snapshot, writer at the process's priority) and async (the
+// default: buffers given back by the writer are reused, writer thread niced). Medians of K
+// saves and N steps.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +18,16 @@ import { PRESETS } from '../src/models/presets.js';
 import { LocalTrainer } from '../src/engine/local-trainer.js';
 import { AsyncCheckpointWriter } from '../src/checkpoint/index.js';
 import { Rng } from '../src/tensor/rng.js';
+
+interface Row {
+  mode: string;
+  stall_s: number;
+  snapshot_s: number | null;
+  handoff_s: number | null;
+  write_s: number;
+  step_s: number;
+  step_during_write_s: number | null;
+}
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
@@ -53,43 +67,61 @@ export async function run(argv: string[]): Promise<number> {
     await trainer.save(join(dir, 'sync'), meta, files);
     sync.push((performance.now() - t0) / 1000);
   }
-  const writer = new AsyncCheckpointWriter();
-  const async: number[] = [];
-  const during: number[] = [];
-  const writeS: number[] = [];
+  // Two background modes: the plain one (fresh buffers for every snapshot, writer thread at
+  // the process's priority) and the default (buffers reused, writer thread niced), so the effect
+  // of each lever shows in one run.
+  const modes = [
+    { mode: 'async-plain', nice: 0, reuse: false },
+    { mode: 'async', nice: 10, reuse: true },
+  ];
+  const rows: Row[] = [{ mode: 'sync', stall_s: median(sync), snapshot_s: null, handoff_s: null, write_s: median(sync), step_s: stepS, step_during_write_s: null }];
   try {
-    for (let k = 0; k < (flags.saves as number); k++) {
-      await step();
-      const t0 = performance.now();
-      const { published } = await writer.submit(join(dir, 'async'), trainer.snapshot(meta, files));
-      async.push((performance.now() - t0) / 1000);
-      // Train while the write runs; the write's own duration is measured to its publish.
-      let done = false;
-      void published.then(
-        () => {
-          done = true;
-          writeS.push((performance.now() - t0) / 1000);
-        },
-        () => (done = true),
-      );
-      while (!done) during.push(await step());
-      await published;
+    for (const m of modes) {
+      const writer = new AsyncCheckpointWriter({ nice: m.nice });
+      const stall: number[] = [];
+      const copy: number[] = [];
+      const handoff: number[] = [];
+      const during: number[] = [];
+      const writeS: number[] = [];
+      try {
+        for (let k = 0; k < (flags.saves as number); k++) {
+          await step();
+          const t0 = performance.now();
+          const contents = trainer.snapshot(meta, files, m.reuse ? (b) => writer.takeBuffer(b) : undefined);
+          const t1 = performance.now();
+          const { published } = await writer.submit(join(dir, m.mode), contents);
+          const t2 = performance.now();
+          stall.push((t2 - t0) / 1000);
+          copy.push((t1 - t0) / 1000);
+          handoff.push((t2 - t1) / 1000);
+          // Train while the write runs; the write's own duration is measured to its publish.
+          let done = false;
+          void published.then(
+            () => {
+              done = true;
+              writeS.push((performance.now() - t0) / 1000);
+            },
+            () => (done = true),
+          );
+          while (!done) during.push(await step());
+          await published;
+        }
+      } finally {
+        await writer.close();
+      }
+      rows.push({ mode: m.mode, stall_s: median(stall), snapshot_s: median(copy), handoff_s: median(handoff), write_s: median(writeS), step_s: stepS, step_during_write_s: during.length ? median(during) : null });
     }
   } finally {
-    await writer.close();
     rmSync(dir, { recursive: true, force: true });
   }
   const mb = ((trainer.layout.size * 3 * 4) / 1e6);
-  const rows = [
-    { mode: 'sync', stall_s: median(sync), write_s: median(sync), step_s: stepS, step_during_write_s: null as number | null },
-    { mode: 'async', stall_s: median(async), write_s: median(writeS), step_s: stepS, step_during_write_s: during.length ? median(during) : null },
-  ];
   const base = { bench: 'ckpt-async', model: 'shakespeare-char', params: trainer.layout.size, checkpoint_mb: Math.round(mb), batch, seq: config.blockSize };
   if (flags.json) for (const r of rows) console.log(JSON.stringify({ ...base, ...r, stall_fraction: r.stall_s / r.step_s }));
   else {
     console.log(`checkpoint stall, shakespeare-char (${trainer.layout.size.toLocaleString('en-US')} params, ${Math.round(mb)} MB with AdamW moments), batch ${batch} x ${config.blockSize}, median step ${stepS.toFixed(3)} s`);
-    console.log('mode    stall s   stall/step   write s   step s while writing');
-    for (const r of rows) console.log(`${r.mode.padEnd(7)} ${r.stall_s.toFixed(4).padStart(8)}   ${((100 * r.stall_s) / r.step_s).toFixed(2).padStart(8)}%   ${r.write_s.toFixed(3).padStart(7)}   ${r.step_during_write_s === null ? '-' : r.step_during_write_s.toFixed(3)}`);
+    console.log('mode          stall s   stall/step   snapshot s   handoff s   write s   step s while writing');
+    const f = (x: number | null, d: number, w: number) => (x === null ? '-' : x.toFixed(d)).padStart(w);
+    for (const r of rows) console.log(`${r.mode.padEnd(12)} ${f(r.stall_s, 4, 8)}   ${((100 * r.stall_s) / r.step_s).toFixed(2).padStart(8)}%   ${f(r.snapshot_s, 4, 10)}   ${f(r.handoff_s, 4, 9)}   ${f(r.write_s, 3, 7)}   ${f(r.step_during_write_s, 3, 6)}`);
   }
   return 0;
 }

@@ -7,11 +7,13 @@
 import { chunkRange } from '../../dist/index.js';
 import { floatTensor, isShardedCheckpoint, ShardedCheckpoint } from '../../checkpoint/index.js';
 import type { ZeroTrainerBase } from './base.js';
-import { piecesOf, readFullState, saveUniversal, tensorInfos, together, type FullState, type HeldRange } from '../universal/state.js';
+import { piecesOf, readFullState, tensorInfos, together, type FullState, type HeldRange, type UniversalSave } from '../universal/state.js';
 
 const LEGACY_META_KEY = 'atscale_zero';
 
-export async function saveZeroCheckpoint(t: ZeroTrainerBase, dir: string, meta: Record<string, unknown>, files: Record<string, string>): Promise<void> {
+/** What this rank writes of a universal save (views of its live shard buffers; collective: the
+ *  save's ids are agreed on). save() writes it at once, an asynchronous save snapshots it. */
+export async function zeroUniversalSave(t: ZeroTrainerBase, dir: string, meta: Record<string, unknown>, files: Record<string, string>): Promise<UniversalSave> {
   const { plan, m, v, paramChunk } = t.state();
   const layout = t.layout;
   const ranges: HeldRange[] = [];
@@ -27,7 +29,7 @@ export async function saveZeroCheckpoint(t: ZeroTrainerBase, dir: string, meta: 
     }
   }
   const pieces = piecesOf(layout.slots, ranges, () => 0);
-  await saveUniversal(t.pg, {
+  return {
     dir,
     layout: { dp: t.world, tp: 1, pp: 1, zero: t.stage, world: t.world },
     coords: { rank: t.rank, dp: t.rank, tp: 0, pp: 0 },
@@ -37,7 +39,7 @@ export async function saveZeroCheckpoint(t: ZeroTrainerBase, dir: string, meta: 
     order: layout.slots.map((s) => s.name),
     meta,
     files,
-  });
+  };
 }
 
 /** The full state of an older sharded ZeRO checkpoint (flat buffers by piece). */
