@@ -42,8 +42,14 @@ interface Pending {
 /** The saves of one training run: at most one in flight, published strictly in order. */
 export class AsyncUniversalSaves {
   private pending: Pending | undefined;
+  private readonly alloc: (bytes: number) => ArrayBuffer;
+  /** Seconds the last start() spent copying this rank's pieces (the snapshot). */
+  lastSnapshotS = 0;
 
-  constructor(private readonly writer: AsyncCheckpointWriter) {}
+  /** `alloc`: where snapshots are copied (default: buffers the writer gave back, else new ones). */
+  constructor(private readonly writer: AsyncCheckpointWriter, opts: { alloc?: (bytes: number) => ArrayBuffer } = {}) {
+    this.alloc = opts.alloc ?? ((bytes) => writer.takeBuffer(bytes));
+  }
 
   /** Whether a save is written but not yet published (every rank agrees on this). */
   get inFlight(): boolean {
@@ -54,7 +60,9 @@ export class AsyncUniversalSaves {
    *  rank's pieces and starts writing them; `onPublished` runs once the manifest is in. */
   async start(group: ProcessGroup, save: UniversalSave, onPublished: () => void): Promise<void> {
     await this.finish();
-    const pieces = snapshotPieces(save.pieces, (bytes) => this.writer.takeBuffer(bytes));
+    const t0 = performance.now();
+    const pieces = snapshotPieces(save.pieces, this.alloc);
+    this.lastSnapshotS = (performance.now() - t0) / 1000;
     const job = { writer: 'universal-shard' as const, dir: save.dir, part: { run: save.ids.run, save: save.ids.save, coords: save.coords, pieces, tensors: save.tensors } };
     const p: Pending = { group, save: { ...save, pieces: [] }, written: Promise.resolve(), state: 'writing', onPublished };
     try {
