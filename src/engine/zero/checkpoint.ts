@@ -1,7 +1,8 @@
 // ZeRO checkpoints are universal checkpoints (checkpoint/universal-*.ts): every rank writes the
 // params, exp_avg and exp_avg_sq of the flat ranges it owns (its chunk of every piece; with
 // stage 0, where every rank holds everything, an equal share of the buffer so the writing is
-// spread), and rank 0 commits the manifest. Nothing is gathered. Loading reads the full state
+// spread), and rank 0 commits the manifest. Nothing is gathered. An asynchronous save writes the
+// same pieces, snapshotted (engine/universal/async-save.ts). Loading reads the full state
 // from a universal checkpoint of any layout or a plain one, and takes this rank's shard, so a
 // run resumes with another stage or number of ranks; older sharded checkpoints still load.
 import { chunkRange } from '../../dist/index.js';
