@@ -32,6 +32,8 @@ interface Row {
   trainer: string;
   mode: string;
   stall_s: number;
+  /** Median over saves of the stall divided by the step just before it. */
+  stall_fraction: number;
   snapshot_s: number | null;
   handoff_s: number | null;
   write_s: number;
@@ -74,12 +76,12 @@ export async function run(argv: string[]): Promise<number> {
   }
   const mb = (local.layout.size * 3 * 4) / 1e6;
   const base = { bench: 'ckpt-async', model: 'shakespeare-char', params: local.layout.size, checkpoint_mb: Math.round(mb), batch, seq: config.blockSize };
-  if (flags.json) for (const r of rows) console.log(JSON.stringify({ ...base, ...r, stall_fraction: r.stall_s / r.step_s }));
+  if (flags.json) for (const r of rows) console.log(JSON.stringify({ ...base, ...r }));
   else {
     console.log(`checkpoint stall, shakespeare-char (${local.layout.size.toLocaleString('en-US')} params, ${Math.round(mb)} MB with AdamW moments), batch ${batch} x ${config.blockSize}; medians of ${saves} saves`);
-    console.log('trainer mode          stall s   stall/step   snapshot s   handoff s   write s   step s   step s while writing');
+    console.log('trainer mode          stall s   stall/step (median per save)   snapshot s   handoff s   write s   step s   step s while writing');
     const f = (x: number | null, d: number, w: number) => (x === null ? '-' : x.toFixed(d)).padStart(w);
-    for (const r of rows) console.log(`${r.trainer.padEnd(7)} ${r.mode.padEnd(12)} ${f(r.stall_s, 4, 8)}   ${((100 * r.stall_s) / r.step_s).toFixed(2).padStart(8)}%   ${f(r.snapshot_s, 4, 10)}   ${f(r.handoff_s, 4, 9)}   ${f(r.write_s, 3, 7)}   ${f(r.step_s, 3, 6)}   ${f(r.step_during_write_s, 3, 6)}`);
+    for (const r of rows) console.log(`${r.trainer.padEnd(7)} ${r.mode.padEnd(12)} ${f(r.stall_s, 4, 8)}   ${(100 * r.stall_fraction).toFixed(2).padStart(26)}%   ${f(r.snapshot_s, 4, 10)}   ${f(r.handoff_s, 4, 9)}   ${f(r.write_s, 3, 7)}   ${f(r.step_s, 3, 6)}   ${f(r.step_during_write_s, 3, 6)}`);
   }
   return 0;
 }
@@ -104,14 +106,18 @@ async function measure(trainer: Trainer, name: string, dir: string, batch: numbe
   const stepS = median(steps);
   const meta = { iter: 0 };
   const files = { 'note.txt': 'bench' };
+  // On a shared machine the step time drifts over minutes, so each save's stall is divided by
+  // the step just before it, and the fraction reported is the median of those ratios.
   const sync: number[] = [];
+  const syncFrac: number[] = [];
   for (let k = 0; k < saves; k++) {
-    await step();
+    const before = await step();
     const t0 = performance.now();
     await trainer.save(join(dir, `${name}-sync`), meta, files);
     sync.push((performance.now() - t0) / 1000);
+    syncFrac.push(sync.at(-1)! / before);
   }
-  const rows: Row[] = [{ trainer: name, mode: 'sync', stall_s: median(sync), snapshot_s: null, handoff_s: null, write_s: median(sync), step_s: stepS, step_during_write_s: null }];
+  const rows: Row[] = [{ trainer: name, mode: 'sync', stall_s: median(sync), stall_fraction: median(syncFrac), snapshot_s: null, handoff_s: null, write_s: median(sync), step_s: stepS, step_during_write_s: null }];
   // Two background modes: the plain one (fresh buffers for every snapshot, writer thread at
   // the process's priority) and the default (buffers reused, writer thread niced), so the effect
   // of each lever shows in one run.
@@ -124,13 +130,14 @@ async function measure(trainer: Trainer, name: string, dir: string, batch: numbe
     const alloc = m.reuse ? (b: number) => writer.takeBuffer(b) : (b: number) => new ArrayBuffer(b);
     const shards = trainer.snapshot ? undefined : new AsyncUniversalSaves(writer, { alloc });
     const stall: number[] = [];
+    const frac: number[] = [];
     const copy: number[] = [];
     const handoff: number[] = [];
     const during: number[] = [];
     const writeS: number[] = [];
     try {
       for (let k = 0; k < saves; k++) {
-        await step();
+        const before = await step();
         const target = join(dir, `${name}-${m.mode}`);
         let done = false;
         const t0 = performance.now();
@@ -155,6 +162,7 @@ async function measure(trainer: Trainer, name: string, dir: string, batch: numbe
           void p.then(published, () => (done = true));
         }
         stall.push((performance.now() - t0) / 1000);
+        frac.push(stall.at(-1)! / before);
         // Train while the write runs; the write's own duration is measured to its publish.
         while (!done) {
           during.push(await step());
@@ -165,7 +173,7 @@ async function measure(trainer: Trainer, name: string, dir: string, batch: numbe
     } finally {
       await writer.close();
     }
-    rows.push({ trainer: name, mode: m.mode, stall_s: median(stall), snapshot_s: median(copy), handoff_s: median(handoff), write_s: median(writeS), step_s: stepS, step_during_write_s: during.length ? median(during) : null });
+    rows.push({ trainer: name, mode: m.mode, stall_s: median(stall), stall_fraction: median(frac), snapshot_s: median(copy), handoff_s: median(handoff), write_s: median(writeS), step_s: stepS, step_during_write_s: during.length ? median(during) : null });
   }
   return rows;
 }
