@@ -5,7 +5,7 @@ import { Graph } from '../../src/ir/graph.js';
 import { hostValue, toNumbers } from '../../src/ir/value.js';
 import { optimize, deadCodeElimination, commonSubexpressionElimination, constantFolding } from '../../src/ir/passes.js';
 import { foldEvaluate, runReference, refFromHost } from '../../src/runtime/reference/interpreter.js';
-import { compile } from '../../src/runtime/execute.js';
+import { compile, toModel } from '../../src/runtime/execute.js';
 import { getSession } from '../../src/runtime/session.js';
 import { Tensor, tensor } from '../../src/tensor/tensor.js';
 import { withGraph } from '../../src/tensor/trace.js';
@@ -163,6 +163,32 @@ test('dropout masks of different keys are not shifted copies of each other', asy
     const frac = same / (a.length - 4);
     assert.ok(Math.abs(frac - 0.5) < 0.05, `masks agree on ${frac} of elements at shift ${shift}`);
   }
+});
+
+test('dropout masks: neighbours at any lag agree as often as independent draws; the step keeps the bool mask (a Where, no float copy)', async () => {
+  const g = new Graph();
+  const program = withGraph(g, () => {
+    const x = new Tensor(g, g.input('x', [256, 256], 'float32'));
+    const k = new Tensor(g, g.input('key', [], 'int64'));
+    return { graph: g, inputs: [x.id, k.id], outputs: [dropout(x, 0.5, k, 3).id] };
+  });
+  const exe = await compile(program, { threads: 1 });
+  for (const key of [0, 1, -7, 2 ** 31 - 1]) {
+    const [o] = await exe.run([hostValue('float32', [256, 256], new Float32Array(65536).fill(1)), hostValue('int64', [], [key])]);
+    const m = toNumbers(o!).map((v) => (v === 0 ? 0 : 1));
+    for (const lag of [1, 2, 3, 4, 8, 16, 64, 255, 256, 257, 4096]) {
+      let same = 0;
+      for (let i = 0; i + lag < m.length; i++) if (m[i] === m[i + lag]) same++;
+      const frac = same / (m.length - lag);
+      // Independent draws at p = 0.5 agree half the time (standard deviation about 0.002 here).
+      assert.ok(Math.abs(frac - 0.5) < 0.02, `key ${key}: neighbours at lag ${lag} agree on ${frac} of elements`);
+    }
+  }
+  // The mask is applied by a Where on the bool mask: no Cast of it to float32 (ONNX type 1),
+  // whose 4-byte result a backward would keep alive instead of the 1-byte mask.
+  const nodes = toModel(program).graph.nodes;
+  assert.ok(nodes.some((n) => n.op === 'Where'), 'dropout applies its mask with a Where');
+  assert.deepEqual(nodes.filter((n) => n.op === 'Cast' && n.attrs?.to?.v === 1), []);
 });
 
 test('bad axes and slices are errors naming the op, the shape and the call site', () => {
