@@ -16,8 +16,8 @@ import type { DeepSpeedConfig } from '../ds-config.js';
 import type { MicroBatch, StepResult, Trainer } from '../trainer.js';
 import type { MemoryReport } from './memory.js';
 import { ShardPlan, type Piece } from './shard-plan.js';
-import { loadZeroCheckpoint, saveZeroCheckpoint } from './checkpoint.js';
-import { RunIdentity } from '../universal/state.js';
+import { loadZeroCheckpoint, zeroUniversalSave } from './checkpoint.js';
+import { RunIdentity, saveUniversal, type UniversalSave } from '../universal/state.js';
 
 export interface ZeroOptions extends ExecOptions {
   seed: number;
@@ -151,7 +151,11 @@ export abstract class ZeroTrainerBase implements Trainer {
   }
 
   async save(dir: string, meta: Record<string, unknown>, files: Record<string, string>): Promise<void> {
-    await saveZeroCheckpoint(this, dir, meta, files);
+    await saveUniversal(this.pg, await zeroUniversalSave(this, dir, meta, files));
+  }
+
+  async universalSave(dir: string, meta: Record<string, unknown>, files: Record<string, string>): Promise<{ group: ProcessGroup; save: UniversalSave }> {
+    return { group: this.pg, save: await zeroUniversalSave(this, dir, meta, files) };
   }
 
   async load(dir: string): Promise<{ meta: Record<string, unknown>; files: Record<string, string> }> {
