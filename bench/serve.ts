@@ -1,15 +1,24 @@
-// `npm run bench -- serve [--json] [--concurrency 1,4,16,64] [--soak N]`: serving throughput
-// and latency over loopback HTTP at several concurrencies, for three implementations in one run
-// on the same random-weight GPT (4 layers, 128 wide, context 128, char vocabulary):
+// `npm run bench -- serve [--json] [--concurrency 1,4,16,64] [--rounds 3] [--shape NAME] [--soak N]`:
+// serving throughput and latency over loopback HTTP at several concurrencies, for three
+// implementations in one run on the same random-weight GPT with a character vocabulary:
 // - atscale: `atscale serve` with continuous batching (16 KV-cache slots);
 // - sequential: the same server with one slot, so requests run one at a time;
 // - transformers.js: @huggingface/transformers generating with the `export --format hf`
-//   folder, c generate() calls in flight at once (it has no batching server).
-// Streaming completions, max_tokens 32, a 24-character prompt. --soak N sends N short requests
-// instead and reports the server's memory at checkpoints with a verdict (serve-soak.ts).
+//   folder of the same checkpoint, c generate() calls in flight at once (it has no batching server).
+// The model is nanoGPT's shakespeare_char shape by default (6 layers x 384, 6 heads, context
+// 256, 10.8M parameters): a decode step of one sequence then reads 43 MB of weights, the cost
+// that batching shares. The 4 x 128 shape (`--shape tiny`, 0.8M parameters) is all fixed
+// per-step overhead (graph launch, sampling, HTTP), which batching cannot share.
+// Streaming completions, max_tokens 32, a 24-character prompt. Each round measures every
+// concurrency for every implementation back to back (the order alternating), and the rows are
+// the medians over the rounds: on a shared machine a baseline measured alone swung 2.5x between
+// runs. The servers run in child processes; this process is only the load generator (and
+// transformers.js, which runs in the process that calls it).
+// --soak N sends N short requests instead (to the tiny shape unless --shape says otherwise) and
+// reports the server's memory at checkpoints with a verdict (serve-soak.ts).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from '../src/cli/args.js';
@@ -41,23 +50,33 @@ const pct = (xs: number[], p: number) => {
   return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]! : NaN;
 };
 
-function checkpoint(dir: string): string {
+/** Model shapes the bench can serve (random weights; vocabulary: the characters below). */
+const SHAPES = {
+  'shakespeare-char': { nLayer: 6, nHead: 6, nEmbd: 384, blockSize: 256 },
+  tiny: { nLayer: 4, nHead: 4, nEmbd: 128, blockSize: 128 },
+} as const;
+type Shape = keyof typeof SHAPES;
+
+function checkpoint(dir: string, shape: Shape): { ck: string; describe: string } {
   const tokenizer = new CharTokenizer([...new Set(" \n!',-.:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")].sort());
-  const cfg = { nLayer: 4, nHead: 4, nEmbd: 128, blockSize: 128, vocabSize: tokenizer.vocabSize, bias: true, dropout: 0 };
+  const cfg = { ...SHAPES[shape], vocabSize: tokenizer.vocabSize, bias: true, dropout: 0 };
   const layout = new FlatLayout(new GPT(cfg));
   const params = layout.initialise(1);
   const tensors: Record<string, { dtype: 'F32'; shape: number[]; data: Float32Array }> = {};
   for (const [k, e] of Object.entries(layout.stateDict(params))) tensors[k] = { dtype: 'F32', shape: e.shape, data: e.data };
   const ck = join(dir, 'bench-gpt');
   saveCheckpoint(ck, { tensors, meta: { config: cfg }, files: { 'tokenizer.json': JSON.stringify(tokenizer.toJSON()) } });
-  return ck;
+  const describe = `GPT '${shape}': ${cfg.nLayer} layers x ${cfg.nEmbd}, ${cfg.nHead} heads, context ${cfg.blockSize}, vocab ${cfg.vocabSize}, ${(params.length / 1e6).toFixed(1)}M parameters, random weights`;
+  return { ck, describe };
 }
 
 async function startServer(ck: string, slots: number, threads: number): Promise<{ url: string; proc: ChildProcess }> {
   const proc = spawn(process.execPath, [MAIN, 'serve', '--model', ck, '--port', '0', '--slots', String(slots), '--threads', String(threads), '--max-queue', '4096'], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   const url = await new Promise<string>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`atscale serve did not start within 120 s: ${out}`)), 120_000);
+    // Compiling every graph of the 16-slot server (5 batch sizes x 3 pool lengths, and the
+    // prefill graphs) takes tens of seconds on a busy machine.
+    const t = setTimeout(() => reject(new Error(`atscale serve (${slots} slots) did not print 'listening on' within 600 s: ${out}`)), 600_000);
     proc.stdout!.on('data', (d: Buffer) => {
       out += d.toString();
       const m = /listening on (\S+)/.exec(out);
@@ -124,55 +143,96 @@ async function transformersJs(dir: string): Promise<() => Promise<Trace>> {
   };
 }
 
+/** Each field's median over the rounds (one row per round). */
+function medianRow(rows: Row[]): Row {
+  const med = (xs: number[]) => {
+    const v = [...xs].sort((a, b) => a - b);
+    return v.length % 2 ? v[(v.length - 1) / 2]! : Math.round(((v[v.length / 2 - 1]! + v[v.length / 2]!) / 2) * 100) / 100;
+  };
+  const keys = ['req_per_s', 'out_tok_per_s', 'ttft_p50_ms', 'ttft_p99_ms', 'itl_p50_ms', 'itl_p99_ms'] as const;
+  return { ...rows[0]!, ...Object.fromEntries(keys.map((k) => [k, med(rows.map((r) => r[k]))])) };
+}
+
 export async function run(argv: string[]): Promise<number> {
   const { flags } = parseArgs(argv, {
     json: { type: 'boolean', help: 'print JSON lines' },
     concurrency: { type: 'string', help: 'concurrency levels', default: '1,4,16,64' },
-    threads: { type: 'number', help: 'ONNX Runtime threads for every implementation', default: 2 },
+    threads: { type: 'number', help: 'ONNX Runtime threads for every implementation', default: 2, min: 1, int: true },
+    rounds: { type: 'number', help: 'rounds of every concurrency and implementation; rows are the medians', default: 3, min: 1, int: true },
+    shape: { type: 'string', help: 'the served model: shakespeare-char (6 x 384, 10.8M parameters) or tiny (4 x 128, 0.8M); default shakespeare-char, tiny for --soak', choices: Object.keys(SHAPES) },
     soak: { type: 'number', help: 'instead: N short requests, report the server memory at checkpoints and a growth verdict', default: 0 },
   }, 'bench serve');
   const levels = String(flags.concurrency).split(',').map(Number);
+  if (!levels.every((c) => Number.isInteger(c) && c > 0)) throw new Error(`bench serve: --concurrency expects positive integers separated by commas, got '${String(flags.concurrency)}'`);
   const threads = flags.threads as number;
+  const rounds = flags.rounds as number;
+  const soakN = flags.soak as number;
+  const shape = (flags.shape as Shape | undefined) ?? (soakN > 0 ? 'tiny' : 'shakespeare-char');
   const dir = mkdtempSync(join(tmpdir(), 'atscale-bench-serve-'));
-  const ck = checkpoint(dir);
+  const { ck, describe } = checkpoint(dir, shape);
   const rows: Row[] = [];
-  const emit = (row: Row) => {
-    rows.push(row);
-    if (flags.json) console.log(JSON.stringify(row));
+  const loads: number[] = [];
+  // A bench stopped by a signal stops its servers too: a child outlives a killed parent, and
+  // two orphaned servers were still running after one such stop.
+  const servers: ChildProcess[] = [];
+  const onSignal = (sig: NodeJS.Signals) => {
+    for (const p of servers) p.kill('SIGTERM');
+    process.exit(128 + ({ SIGHUP: 1, SIGINT: 2, SIGTERM: 15 } as Record<string, number>)[sig]!);
   };
+  for (const sig of ['SIGHUP', 'SIGINT', 'SIGTERM'] as const) process.once(sig, onSignal);
   try {
-    if ((flags.soak as number) > 0) {
+    if (soakN > 0) {
       const s = await startServer(ck, 16, threads);
+      servers.push(s.proc);
       try {
-        const r = await soak(s.url, 'bench-gpt', flags.soak as number);
-        console.log(flags.json ? JSON.stringify(r) : soakTable(r));
+        const r = await soak(s.url, 'bench-gpt', soakN);
+        console.log(flags.json ? JSON.stringify(r) : `${soakTable(r)}\nmodel: ${describe}`);
         return r.verdict === 'no growth' && Object.keys(r.statuses).every((k) => k === '200') ? 0 : 1;
       } finally {
         s.proc.kill('SIGTERM');
       }
     }
-    // Both servers run side by side (an idle one takes no CPU: its thread pools do not spin) and
-    // are measured in turn at each concurrency, so that a change in the shared machine's load
-    // falls on both: measured one after the other, a busy minute made one look 4x slower.
-    const servers: [Row['impl'], { url: string; proc: ChildProcess }][] = [];
-    try {
-      for (const [impl, slots] of [['atscale', 16], ['sequential', 1]] as const) servers.push([impl, await startServer(ck, slots, threads)]);
-      for (const [, s] of servers) await httpRequest(s.url); // warm-up
-      for (const c of levels) for (const [impl, s] of servers) emit(await measure(impl, c, Math.max(8, 4 * c), () => httpRequest(s.url)));
-    } finally {
-      for (const [, s] of servers) s.proc.kill('SIGTERM');
-    }
+    // Both servers run side by side (an idle one takes no CPU: its thread pools do not spin),
+    // and transformers.js is loaded here beside them; all three are measured in turn at each
+    // concurrency in every round, so that a change in the shared machine's load falls on all.
     const { load } = await import('../src/serve/load.js');
     const served = load(ck);
     exportHf(served.model, served.params, served.tokenizer, join(dir, 'hf'));
-    const tjs = await transformersJs(dir);
-    await tjs();
-    for (const c of levels) emit(await measure('transformers.js', c, Math.max(8, 4 * c), tjs));
+    const impls: [Row['impl'], () => Promise<Trace>][] = [];
+    try {
+      for (const [impl, slots] of [['atscale', 16], ['sequential', 1]] as const) {
+        const s = await startServer(ck, slots, threads);
+        servers.push(s.proc);
+        impls.push([impl, () => httpRequest(s.url)]);
+      }
+      impls.push(['transformers.js', await transformersJs(dir)]);
+      for (const [, one] of impls) await one(); // warm-up
+      const samples = new Map<string, Row[]>();
+      for (let round = 0; round < rounds; round++) {
+        loads.push(loadavg()[0]!);
+        for (const c of levels) {
+          const order = round % 2 ? [...impls].reverse() : impls;
+          for (const [impl, one] of order) {
+            // Two waves of c requests; transformers.js one (its 64 generate() calls in flight
+            // take over a minute per wave here).
+            const row = await measure(impl, c, Math.max(8, (impl === 'transformers.js' ? 1 : 2) * c), one);
+            samples.set(`${impl}@${c}`, [...(samples.get(`${impl}@${c}`) ?? []), row]);
+          }
+        }
+      }
+      loads.push(loadavg()[0]!);
+      for (const [impl] of impls) for (const c of levels) rows.push(medianRow(samples.get(`${impl}@${c}`)!));
+    } finally {
+      for (const p of servers) p.kill('SIGTERM');
+    }
   } finally {
+    for (const sig of ['SIGHUP', 'SIGINT', 'SIGTERM'] as const) process.off(sig, onSignal);
     rmSync(dir, { recursive: true, force: true });
   }
+  if (flags.json) for (const r of rows) console.log(JSON.stringify(r));
   const at = (impl: Row['impl'], c: number) => rows.find((r) => r.impl === impl && r.concurrency === c)?.out_tok_per_s ?? NaN;
-  console.log(`\nserve: streaming completions, ${MAX_TOKENS} tokens each, ${threads} ORT threads (machine shared: read ratios, not absolutes)`);
+  console.log(`\nserve: ${describe}; streaming completions of ${MAX_TOKENS} tokens, ${threads} ORT threads; medians of ${rounds} interleaved rounds`);
+  console.log(`machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), shared: load average (1 min) at each round's start and at the end ${loads.map((l) => l.toFixed(1)).join(', ')}; read ratios, not absolutes`);
   console.log('impl             conc   req/s   out tok/s   TTFT p50/p99 ms   ITL p50/p99 ms');
   for (const r of rows) console.log(`${r.impl.padEnd(16)} ${String(r.concurrency).padStart(4)} ${r.req_per_s.toFixed(2).padStart(7)} ${r.out_tok_per_s.toFixed(1).padStart(11)}   ${`${r.ttft_p50_ms.toFixed(0)}/${r.ttft_p99_ms.toFixed(0)}`.padStart(15)}   ${`${r.itl_p50_ms.toFixed(1)}/${r.itl_p99_ms.toFixed(1)}`.padStart(14)}`);
   for (const c of levels) console.log(`c=${c}: atscale / sequential = ${(at('atscale', c) / at('sequential', c)).toFixed(2)}x, atscale / transformers.js = ${(at('atscale', c) / at('transformers.js', c)).toFixed(2)}x`);

@@ -152,6 +152,9 @@ test('SIGTERM: requests in flight finish, then the process exits 0', async () =>
   const done = await r;
   assert.equal(done.status, 200);
   assert.equal((await done.json()).usage.completion_tokens, 40);
-  assert.equal(await s.stop(), 0, s.log());
+  // The one SIGTERM drains and exits. A second (stop()) could land while the process was
+  // already tearing down, past Node's signal handling, and kill it: exit code null, 1 run in 5.
+  const code = await Promise.race([s.exited, new Promise<string>((res) => setTimeout(() => res('atscale serve did not exit within 60 s of SIGTERM'), 60_000).unref())]);
+  assert.equal(code, 0, s.log());
   assert.match(s.log(), /drained; exiting/);
 });

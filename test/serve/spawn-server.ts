@@ -10,6 +10,8 @@ export interface RunningServer {
   log: () => string;
   /** SIGTERM and wait for the exit code. */
   stop(): Promise<number | null>;
+  /** The exit code, once the process exits by itself (nothing is sent). */
+  exited: Promise<number | null>;
 }
 
 export async function startServer(args: string[], env: Record<string, string> = {}, timeoutMs = 60_000): Promise<RunningServer> {
@@ -37,6 +39,7 @@ export async function startServer(args: string[], env: Record<string, string> = 
     url,
     proc,
     log: () => out,
+    exited,
     stop: async () => {
       if (proc.exitCode === null) proc.kill('SIGTERM');
       return exited;
