@@ -11,7 +11,7 @@ import { parseArgs } from '../src/cli/args.js';
 import { GPT } from '../src/models/gpt.js';
 import { gptConfig } from '../src/models/config.js';
 import { PRESETS } from '../src/models/presets.js';
-import { LocalTrainer } from '../src/engine/local-trainer.js';
+import { LocalTrainer } from '../src/engine/step/fused.js';
 import { AsyncCheckpointWriter } from '../src/checkpoint/index.js';
 import { Rng } from '../src/tensor/rng.js';
 

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Rng } from '../src/tensor/rng.js';
 import { parseTokenizerFile, readCheckpointInfo } from '../src/engine/train-loop.js';
 import { checkRunMeta } from '../src/engine/validate-meta.js';
-import { LocalTrainer } from '../src/engine/local-trainer.js';
+import { LocalTrainer } from '../src/engine/step/fused.js';
 import { loadTrainedModel } from '../src/engine/load-trained.js';
 import { createModel } from '../src/models/registry.js';
 import { tokenizerFromJSON } from '../src/data/index.js';

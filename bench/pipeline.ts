@@ -12,7 +12,7 @@ import { parseArgs } from '../src/cli/args.js';
 import { initProcessGroup } from '../src/dist/index.js';
 import { GPT } from '../src/models/gpt.js';
 import { Mesh } from '../src/engine/mesh/mesh.js';
-import { MeshTrainer } from '../src/engine/mesh/trainer.js';
+import { MeshTrainer } from '../src/engine/step/pipeline.js';
 import { checkLayout, type ParallelLayout } from '../src/engine/mesh/layout.js';
 import { Rng } from '../src/tensor/rng.js';
 

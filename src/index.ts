@@ -20,7 +20,7 @@ export { createModel, type Architecture } from './models/registry.js';
 export { loadModelDir, saveModelDir, type LoadedModelDir, type SaveModelDirOptions } from './models/hf/folder.js';
 export { PRESETS, MODEL_PRESETS, modelPreset, preset, type Preset, type TrainHyper } from './models/presets.js';
 export { JinjaChatTemplate, tokenizerFromHfJSON } from './data/index.js';
-export { LocalTrainer } from './engine/local-trainer.js';
+export { LocalTrainer } from './engine/step/fused.js';
 export { runTraining, type RunOptions, type RunResult } from './engine/train-loop.js';
 export { Generator, sampleToken, type SampleOptions } from './engine/generate.js';
 export { exportOnnx } from './engine/export-onnx.js';

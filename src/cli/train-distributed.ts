@@ -113,7 +113,7 @@ export async function distributedSetup(dsConfigPath: string | undefined, hyper: 
   };
   if (!trivialMesh && !(pp === 1 && tp === 1 && cfg.zero.stage >= 2)) {
     const { Mesh } = await import('../engine/mesh/mesh.js');
-    const { MeshTrainer } = await import('../engine/mesh/trainer.js');
+    const { MeshTrainer } = await import('../engine/step/pipeline.js');
     const mesh = Mesh.create(pg, resolved.layout.mesh);
     if (pg.rank === 0) console.log(`mesh: dp ${dp} x pp ${pp} x tp ${tp}, ${resolved.layout.schedule} schedule, v ${resolved.layout.virtual}, layers per stage [${resolved.stageLayers.join(', ')}], ZeRO stage ${cfg.zero.stage}${resolved.layout.sequenceParallel ? ', sequence parallel' : ''}`);
     return {
@@ -162,7 +162,7 @@ function cappedLocalTrainer(h: TrainHyper, opts: SetupOptions): DistSetup['makeT
   if (cap === undefined) return undefined;
   return async (model, micro, seed, initial) => {
     const { checkMemoryCap } = await import('../engine/mesh/memory.js');
-    const { LocalTrainer } = await import('../engine/local-trainer.js');
+    const { LocalTrainer } = await import('../engine/step/fused.js');
     const d = model.dims;
     const spec = { name: model.family, layers: d.nLayer, hidden: d.nEmbd, heads: d.nHead, seqLen: d.blockSize, vocab: d.vocabSize, ffn: 4 * d.nEmbd };
     checkMemoryCap(spec, { dp: 1, pp: 1, tp: 1 }, 1, [d.nLayer], 0, cap, model.architecture().bias !== false);

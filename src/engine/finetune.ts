@@ -16,7 +16,7 @@ import { defaultLoraTargets } from '../models/registry.js';
 import { FlatLayout } from '../nn/flat.js';
 import type { LoraConfig } from '../nn/lora.js';
 import { cosineLr } from '../optim/schedule.js';
-import { LocalTrainer } from './local-trainer.js';
+import { LocalTrainer } from './step/fused.js';
 import type { Trainer } from './trainer.js';
 import { openBase, type OpenedModel } from './model-dir.js';
 import { saveAdapter } from './adapter-dir.js';

@@ -1,7 +1,7 @@
 // Median milliseconds of one training step of a model shape on this machine (random tokens,
 // compile time excluded): the measurement behind calibration and the training benchmark.
 import { type Architecture, createModel } from '../models/registry.js';
-import { LocalTrainer } from './local-trainer.js';
+import { LocalTrainer } from './step/fused.js';
 import { Rng } from '../tensor/rng.js';
 import { median } from '../runtime/gemm-probe.js';
 

@@ -12,7 +12,7 @@ import { cosineLr } from '../optim/schedule.js';
 import { loadRunData, type TokenizerKind } from './run-data.js';
 import { isShardedCheckpoint, isUniversalCheckpoint, loadCheckpoint, ShardedCheckpoint, UniversalCheckpoint } from '../checkpoint/index.js';
 import type { Trainer } from './trainer.js';
-import { LocalTrainer } from './local-trainer.js';
+import { LocalTrainer } from './step/fused.js';
 import { Progress } from './progress.js';
 import { checkRunMeta, type RunMeta } from './validate-meta.js';
 import { ConfigValueError, HYPER_RULES, RUN_RULES, checkSettings, checkValue } from './validate-config.js';

@@ -2,7 +2,7 @@
 // a data-parallel ZeRO group (engine/zero). The loop owns data, schedule, metrics and when
 // to save; the trainer owns the model state and how a step is computed.
 import type { FlatLayout } from '../nn/flat.js';
-import type { MicroBatch } from './local-trainer.js';
+import type { MicroBatch } from './step/fused.js';
 
 export type { MicroBatch };
 

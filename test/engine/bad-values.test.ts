@@ -16,7 +16,7 @@ import { main } from '../../src/cli/main.js';
 import { UsageError, camel } from '../../src/cli/args.js';
 import { ruleFor, HYPER_RULES, MODEL_RULES, type Rule } from '../../src/engine/validate-config.js';
 import { runTraining, NonFiniteError, type RunOptions } from '../../src/engine/train-loop.js';
-import { LocalTrainer } from '../../src/engine/local-trainer.js';
+import { LocalTrainer } from '../../src/engine/step/fused.js';
 import { loadTrainedModel } from '../../src/engine/load-trained.js';
 import { MemoryLimitError } from '../../src/engine/memory-estimate.js';
 import { preset } from '../../src/models/presets.js';

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GPT } from '../../src/models/gpt.js';
-import { LocalTrainer } from '../../src/engine/local-trainer.js';
+import { LocalTrainer } from '../../src/engine/step/fused.js';
 import { parseDeepSpeedConfig } from '../../src/engine/ds-config.js';
 import { zeroFormula, type MemoryReport } from '../../src/engine/zero/index.js';
 import { cosineLr } from '../../src/optim/schedule.js';

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GPT } from '../../src/models/gpt.js';
-import { LocalTrainer } from '../../src/engine/local-trainer.js';
+import { LocalTrainer } from '../../src/engine/step/fused.js';
 import { readStepProfile } from '../../src/runtime/profile.js';
 import { formatProfile } from '../../src/engine/profile-report.js';
 

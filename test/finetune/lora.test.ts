@@ -17,7 +17,7 @@ import { buildProgram } from '../../src/tensor/program.js';
 import { compile } from '../../src/runtime/execute.js';
 import { hostValue } from '../../src/ir/value.js';
 import { Rng } from '../../src/tensor/rng.js';
-import { LocalTrainer } from '../../src/engine/local-trainer.js';
+import { LocalTrainer } from '../../src/engine/step/fused.js';
 import { saveAdapter, readAdapter, adapterParams } from '../../src/engine/adapter-dir.js';
 import { relError } from '../core/check.js';
 

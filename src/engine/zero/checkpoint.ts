@@ -6,7 +6,7 @@
 // run resumes with another stage or number of ranks; older sharded checkpoints still load.
 import { chunkRange } from '../../dist/index.js';
 import { floatTensor, isShardedCheckpoint, ShardedCheckpoint } from '../../checkpoint/index.js';
-import type { ZeroTrainerBase } from './base.js';
+import type { ZeroTrainerBase } from '../step/zero-base.js';
 import { piecesOf, readFullState, saveUniversal, tensorInfos, together, type FullState, type HeldRange } from '../universal/state.js';
 
 const LEGACY_META_KEY = 'atscale_zero';

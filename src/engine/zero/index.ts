@@ -6,14 +6,14 @@ import type { LanguageModel } from '../../models/model.js';
 import type { ProcessGroup } from '../../dist/index.js';
 import type { DeepSpeedConfig } from '../ds-config.js';
 import type { Trainer } from '../trainer.js';
-import type { ZeroOptions } from './base.js';
-import { FlatZeroTrainer } from './flat-trainer.js';
-import { SegmentedZeroTrainer } from './segmented-trainer.js';
+import type { ZeroOptions } from '../step/zero-base.js';
+import { FlatZeroTrainer } from '../step/zero-flat.js';
+import { SegmentedZeroTrainer } from '../step/zero-segmented.js';
 import type { MemoryReport } from './memory.js';
 
 export type { MemoryReport, ZeroFormula } from './memory.js';
 export { zeroFormula } from './memory.js';
-export type { ZeroOptions } from './base.js';
+export type { ZeroOptions } from '../step/zero-base.js';
 export { FlatZeroTrainer, SegmentedZeroTrainer };
 
 export type ZeroTrainer = Trainer & { readonly stage: number; memoryReport(): MemoryReport };

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { Llama } from '../../../src/models/llama.js';
-import { LocalTrainer } from '../../../src/engine/local-trainer.js';
+import { LocalTrainer } from '../../../src/engine/step/fused.js';
 import { runRanks } from '../spawn-ranks.js';
 import { BATCH, CONFIG, LR, microBatches, MICRO, OPT, SEED, SEQ, STEPS } from './llama-tp-case.js';
 

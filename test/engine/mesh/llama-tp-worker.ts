@@ -4,7 +4,7 @@
 import { initProcessGroup } from '../../../src/dist/index.js';
 import { Llama } from '../../../src/models/llama.js';
 import { Mesh } from '../../../src/engine/mesh/mesh.js';
-import { MeshTrainer } from '../../../src/engine/mesh/trainer.js';
+import { MeshTrainer } from '../../../src/engine/step/pipeline.js';
 import { BATCH, CONFIG, LR, microBatches, MICRO, OPT, SEED, SEQ, STEPS } from './llama-tp-case.js';
 
 const pg = await initProcessGroup({ timeoutMs: 60_000 });

@@ -2,18 +2,18 @@
 // double-buffered so each compiled step reads one set and writes the other (no state is
 // reallocated per step). One graph per step without accumulation; with accumulation a
 // micro-step graph adds into a gradient buffer and an update graph applies AdamW.
-import { hostValue, type HostValue } from '../ir/value.js';
-import { compile, type Executable, type LoweredNode } from '../runtime/execute.js';
-import type { ExecOptions } from '../runtime/session.js';
-import { FlatLayout } from '../nn/flat.js';
-import type { LanguageModel } from '../models/model.js';
-import { type AdamWConfig, adamwScalars } from '../optim/adamw.js';
-import { evalProgram, fusedStepProgram, microstepProgram, updateProgram, type StepShape } from './step-graphs.js';
-import { dropoutKey } from './dropout-key.js';
-import type { Trainer } from './trainer.js';
-import { saveCheckpoint, type CheckpointContents } from '../checkpoint/index.js';
-import { readFullState } from './universal/state.js';
-import { OPT_M, OPT_V } from './optimizer-names.js';
+import { hostValue, type HostValue } from '../../ir/value.js';
+import { compile, type Executable, type LoweredNode } from '../../runtime/execute.js';
+import type { ExecOptions } from '../../runtime/session.js';
+import { FlatLayout } from '../../nn/flat.js';
+import type { LanguageModel } from '../../models/model.js';
+import { type AdamWConfig, adamwScalars } from '../../optim/adamw.js';
+import { evalProgram, fusedStepProgram, microstepProgram, updateProgram, type StepShape } from '../step-graphs.js';
+import { dropoutKey } from '../dropout-key.js';
+import type { Trainer } from '../trainer.js';
+import { saveCheckpoint, type CheckpointContents } from '../../checkpoint/index.js';
+import { readFullState } from '../universal/state.js';
+import { OPT_M, OPT_V } from '../optimizer-names.js';
 
 export interface MicroBatch {
   x: Int32Array;
@@ -190,4 +190,4 @@ export class LocalTrainer implements Trainer {
   }
 }
 
-export { OPT_M, OPT_V } from './optimizer-names.js';
+export { OPT_M, OPT_V } from '../optimizer-names.js';

@@ -18,9 +18,9 @@ import type { ProcessGroup } from '../../dist/index.js';
 import { modelSegments, type Segment, type Unit } from '../segments.js';
 import type { DeepSpeedConfig } from '../ds-config.js';
 import type { MicroBatch } from '../trainer.js';
-import { ZeroTrainerBase, f32view, type ZeroOptions } from './base.js';
-import { bytesOf, type MemoryReport } from './memory.js';
-import { ShardPlan, type Piece } from './shard-plan.js';
+import { ZeroTrainerBase, f32view, type ZeroOptions } from './zero-base.js';
+import { bytesOf, type MemoryReport } from '../zero/memory.js';
+import { ShardPlan, type Piece } from '../zero/shard-plan.js';
 
 interface Compiled {
   seg: Segment;

@@ -22,9 +22,9 @@ import type { MicroBatch, StepResult, Trainer } from '../trainer.js';
 import { StageRunner } from '../pipeline/stage.js';
 import { runSchedule, type StepRecord } from '../pipeline/executor.js';
 import { buildSchedule, type PipelineSchedule } from '../pipeline/schedule.js';
-import { stageStarts, MeshError, type ParallelLayout } from './layout.js';
-import type { Mesh } from './mesh.js';
-import { TensorParallelShard } from './tp-shard.js';
+import { stageStarts, MeshError, type ParallelLayout } from '../mesh/layout.js';
+import type { Mesh } from '../mesh/mesh.js';
+import { TensorParallelShard } from '../mesh/tp-shard.js';
 
 export interface MeshTrainerOptions extends ExecOptions {
   /** batch: rows of one micro-batch on one data-parallel rank. */

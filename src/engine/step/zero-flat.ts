@@ -11,9 +11,9 @@ import type { ProcessGroup } from '../../dist/index.js';
 import { microstepProgram } from '../step-graphs.js';
 import type { DeepSpeedConfig } from '../ds-config.js';
 import type { MicroBatch } from '../trainer.js';
-import { ZeroTrainerBase, f32view, type ZeroOptions } from './base.js';
-import { bytesOf, type MemoryReport } from './memory.js';
-import { ShardPlan, wholeBuffer, type Piece } from './shard-plan.js';
+import { ZeroTrainerBase, f32view, type ZeroOptions } from './zero-base.js';
+import { bytesOf, type MemoryReport } from '../zero/memory.js';
+import { ShardPlan, wholeBuffer, type Piece } from '../zero/shard-plan.js';
 
 export class FlatZeroTrainer extends ZeroTrainerBase {
   private readonly params: Float32Array;

@@ -14,9 +14,9 @@ import { evalProgram, updateProgram, type StepShape } from '../step-graphs.js';
 import { dropoutKey } from '../dropout-key.js';
 import type { DeepSpeedConfig } from '../ds-config.js';
 import type { MicroBatch, StepResult, Trainer } from '../trainer.js';
-import type { MemoryReport } from './memory.js';
-import { ShardPlan, type Piece } from './shard-plan.js';
-import { loadZeroCheckpoint, saveZeroCheckpoint } from './checkpoint.js';
+import type { MemoryReport } from '../zero/memory.js';
+import { ShardPlan, type Piece } from '../zero/shard-plan.js';
+import { loadZeroCheckpoint, saveZeroCheckpoint } from '../zero/checkpoint.js';
 import { RunIdentity } from '../universal/state.js';
 
 export interface ZeroOptions extends ExecOptions {
