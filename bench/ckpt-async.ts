@@ -11,7 +11,8 @@ import { parseArgs } from '../src/cli/args.js';
 import { GPT } from '../src/models/gpt.js';
 import { gptConfig } from '../src/models/config.js';
 import { PRESETS } from '../src/models/presets.js';
-import { LocalTrainer } from '../src/engine/step/fused.js';
+import { MeshTrainer } from '../src/engine/mesh-trainer.js';
+import { Mesh } from '../src/engine/mesh/mesh.js';
 import { AsyncCheckpointWriter } from '../src/checkpoint/index.js';
 import { Rng } from '../src/tensor/rng.js';
 
@@ -27,7 +28,7 @@ export async function run(argv: string[]): Promise<number> {
   const p = PRESETS['shakespeare-char']!;
   const config = gptConfig({ ...p.model, vocabSize: 65 });
   const batch = flags.batch as number;
-  const trainer = new LocalTrainer(new GPT(config), { shape: { batch, seq: config.blockSize }, optimizer: { lr: 1e-3, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1 }, gradClip: 1, gradAccum: 1, seed: 1, threads: availableParallelism() });
+  const trainer = new MeshTrainer(new GPT(config), Mesh.single(), { shape: { batch, seq: config.blockSize }, optimizer: { lr: 1e-3, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1 }, gradClip: 1, gradAccum: 1, seed: 1, threads: availableParallelism() });
   const rng = new Rng(5);
   const n = batch * config.blockSize;
   const micro = () => [{ x: Int32Array.from({ length: n }, () => rng.int(65)), y: Int32Array.from({ length: n }, () => rng.int(65)) }];
@@ -61,7 +62,7 @@ export async function run(argv: string[]): Promise<number> {
     for (let k = 0; k < (flags.saves as number); k++) {
       await step();
       const t0 = performance.now();
-      const { published } = await writer.submit(join(dir, 'async'), trainer.snapshot(meta, files));
+      const { published } = await writer.submit(join(dir, 'async'), trainer.snapshot!(meta, files));
       async.push((performance.now() - t0) / 1000);
       // Train while the write runs; the write's own duration is measured to its publish.
       let done = false;

@@ -1,3 +1,4 @@
+// The fused step: the trainer's fast path on the mesh of one (one process, no process group).
 // Training state and steps on one process: flat params and AdamW moments as Float32Arrays,
 // double-buffered so each compiled step reads one set and writes the other (no state is
 // reallocated per step). One graph per step without accumulation; with accumulation a
@@ -10,17 +11,13 @@ import type { LanguageModel } from '../../models/model.js';
 import { type AdamWConfig, adamwScalars } from '../../optim/adamw.js';
 import { evalProgram, fusedStepProgram, microstepProgram, updateProgram, type StepShape } from '../step-graphs.js';
 import { dropoutKey } from '../dropout-key.js';
-import type { Trainer } from '../trainer.js';
+import type { MicroBatch } from '../trainer.js';
+import type { HeldBytes, StepStrategy } from './strategy.js';
 import { saveCheckpoint, type CheckpointContents } from '../../checkpoint/index.js';
 import { readFullState } from '../universal/state.js';
 import { OPT_M, OPT_V } from '../optimizer-names.js';
 
-export interface MicroBatch {
-  x: Int32Array;
-  y: Int32Array;
-}
-
-export interface LocalTrainerOptions extends ExecOptions {
+export interface FusedOptions extends ExecOptions {
   shape: StepShape;
   optimizer: AdamWConfig;
   gradClip: number;
@@ -40,7 +37,8 @@ class DoubleBuffer {
   }
 }
 
-export class LocalTrainer implements Trainer {
+export class FusedStep implements StepStrategy {
+  readonly kind = 'fused';
   readonly layout: FlatLayout;
   readonly params: DoubleBuffer;
   readonly m: DoubleBuffer;
@@ -56,7 +54,7 @@ export class LocalTrainer implements Trainer {
   private grads?: DoubleBuffer;
   private hasKey = false;
 
-  constructor(readonly model: LanguageModel, readonly opts: LocalTrainerOptions) {
+  constructor(readonly model: LanguageModel, readonly opts: FusedOptions) {
     this.layout = new FlatLayout(model);
     const n = this.layout.size;
     if (opts.initialParams && opts.initialParams.length !== n) throw new Error(`initial parameters have ${opts.initialParams.length} values, the model needs ${n}`);
@@ -159,6 +157,13 @@ export class LocalTrainer implements Trainer {
 
   async fullParams(): Promise<Float32Array> {
     return Float32Array.from(this.flatParams);
+  }
+
+  /** Both halves of each double buffer; the gradient accumulator exists only with accumulation
+   * (the fused graph's gradients live inside ONNX Runtime for the step's duration). */
+  memoryReport(): HeldBytes {
+    const bytes = (...b: (DoubleBuffer | undefined)[]) => b.reduce((a, d) => a + (d ? (d.cur.data as Float32Array).byteLength + (d.next.data as Float32Array).byteLength : 0), 0);
+    return { paramBytes: bytes(this.params), gradBytes: bytes(this.grads), optimBytes: bytes(this.m, this.v) };
   }
 
   /** Model parameters under their names (a plain safetensors state dict), plus the flat AdamW moments. */

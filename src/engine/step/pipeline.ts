@@ -1,4 +1,4 @@
-// The trainer on a mesh with pipeline stages: each rank holds the units of its virtual stages
+// The trainer's step on a mesh with pipeline stages, tensor parallelism or recomputation: each rank holds the units of its virtual stages
 // (stage.ts), runs the schedule (pipeline/executor.ts), then sums gradients between the tied
 // embedding's first and last stage and over the data-parallel ranks (all-reduce, or with
 // ZeRO-1 a reduce-scatter, an update of this rank's chunk and an all-gather), takes one global
@@ -18,7 +18,8 @@ import { isUniversalCheckpoint } from '../../checkpoint/index.js';
 import { loadUniversal, piecesOf, readFullState, RunIdentity, saveUniversal, tensorInfos, together } from '../universal/state.js';
 import { evalProgram, updateProgram, type StepShape } from '../step-graphs.js';
 import { dropoutKey, dropoutKeyAt } from '../dropout-key.js';
-import type { MicroBatch, StepResult, Trainer } from '../trainer.js';
+import type { MicroBatch, StepResult } from '../trainer.js';
+import type { HeldBytes, StepStrategy } from './strategy.js';
 import { StageRunner } from '../pipeline/stage.js';
 import { runSchedule, type StepRecord } from '../pipeline/executor.js';
 import { buildSchedule, type PipelineSchedule } from '../pipeline/schedule.js';
@@ -26,7 +27,7 @@ import { stageStarts, MeshError, type ParallelLayout } from '../mesh/layout.js';
 import type { Mesh } from '../mesh/mesh.js';
 import { TensorParallelShard } from '../mesh/tp-shard.js';
 
-export interface MeshTrainerOptions extends ExecOptions {
+export interface PipelineOptions extends ExecOptions {
   /** batch: rows of one micro-batch on one data-parallel rank. */
   shape: StepShape;
   optimizer: AdamWConfig;
@@ -44,7 +45,8 @@ export interface MeshTrainerOptions extends ExecOptions {
 
 const f32 = (data: Float32Array): HostValue => ({ dtype: 'float32', shape: [data.length], data });
 
-export class MeshTrainer implements Trainer {
+export class PipelineStep implements StepStrategy {
+  readonly kind = 'pipeline';
   /** The full model's layout (checkpoints, evaluation). */
   readonly layout: FlatLayout;
   /** This tensor-parallel rank's shard of the model, its layout, and where its elements live
@@ -75,7 +77,7 @@ export class MeshTrainer implements Trainer {
   /** Timing of the last step's schedule (the pipeline bench reads it). */
   lastRecord?: StepRecord;
 
-  constructor(readonly model: LanguageModel, readonly mesh: Mesh, readonly opts: MeshTrainerOptions) {
+  constructor(readonly model: LanguageModel, readonly mesh: Mesh, readonly opts: PipelineOptions) {
     const { pp } = mesh.shape;
     if (opts.zeroStage > 1 && pp === 1) throw new MeshError(`ZeRO stage ${opts.zeroStage} with tensor parallelism is not implemented: the mesh shards only the optimizer state over dp (ZeRO-1); use zero_optimization.stage 0 or 1, or tp 1 for stages 2 and 3`);
     if (opts.zeroStage > 1) throw new MeshError(`ZeRO stage ${opts.zeroStage} with pipeline parallelism is refused (as DeepSpeed does): stages 2 and 3 partition gradients and parameters, which the pipeline accumulates over micro-batches on each stage; use zero_optimization.stage 0 or 1`);
@@ -338,7 +340,7 @@ export class MeshTrainer implements Trainer {
   }
 
   /** Bytes this rank holds: parameters and gradients of its units, optimizer state of its chunk. */
-  memoryReport(): { paramBytes: number; gradBytes: number; optimBytes: number } {
+  memoryReport(): HeldBytes {
     return { paramBytes: this.runner.params.byteLength, gradBytes: this.runner.grads.byteLength, optimBytes: this.m.byteLength + this.v.byteLength };
   }
 }

@@ -1,4 +1,4 @@
-// What every ZeRO stage shares: the sharded AdamW update (each rank updates its chunk of every
+// The ZeRO steps of the trainer over the dp axis (pp = tp = 1). What every ZeRO stage shares: the sharded AdamW update (each rank updates its chunk of every
 // piece with its own slice of m and v), the global gradient norm (each rank's sum of squares,
 // all-reduced together with the loss), evaluation, and sharded checkpoints. The stages differ
 // in where parameters and gradients live and how gradients get reduced (flat-trainer.ts,
@@ -13,7 +13,8 @@ import type { ProcessGroup } from '../../dist/index.js';
 import { evalProgram, updateProgram, type StepShape } from '../step-graphs.js';
 import { dropoutKey } from '../dropout-key.js';
 import type { DeepSpeedConfig } from '../ds-config.js';
-import type { MicroBatch, StepResult, Trainer } from '../trainer.js';
+import type { MicroBatch, StepResult } from '../trainer.js';
+import type { StepStrategy } from './strategy.js';
 import type { MemoryReport } from '../zero/memory.js';
 import { ShardPlan, type Piece } from '../zero/shard-plan.js';
 import { loadZeroCheckpoint, saveZeroCheckpoint } from '../zero/checkpoint.js';
@@ -27,9 +28,13 @@ export interface ZeroOptions extends ExecOptions {
   shape: StepShape;
 }
 
+/** What a ZeRO step reads of the DeepSpeed-style settings (the trainer's options give them). */
+export type ZeroStepConfig = Pick<DeepSpeedConfig, 'zero' | 'optimizer' | 'gradClip' | 'gradAccum'>;
+
 export const f32view = (data: Float32Array, shape: number[] = [data.length]): HostValue => ({ dtype: 'float32', shape, data });
 
-export abstract class ZeroTrainerBase implements Trainer {
+export abstract class ZeroStep implements StepStrategy {
+  abstract readonly kind: 'zero-flat' | 'zero-segmented';
   readonly layout: FlatLayout;
   readonly stage: number;
   readonly world: number;
@@ -47,13 +52,11 @@ export abstract class ZeroTrainerBase implements Trainer {
   private readonly normSq = hostValue('float32', [1]);
   private readonly normOut = hostValue('float32', [], [0]);
 
-  constructor(readonly model: LanguageModel, readonly cfg: DeepSpeedConfig, readonly pg: ProcessGroup, readonly opts: ZeroOptions) {
+  constructor(readonly model: LanguageModel, readonly cfg: ZeroStepConfig, readonly pg: ProcessGroup, readonly opts: ZeroOptions) {
     this.layout = new FlatLayout(model);
     this.stage = cfg.zero.stage;
     this.world = pg.worldSize;
     this.rank = pg.rank;
-    if (cfg.worldSize !== pg.worldSize) throw new Error(`the DeepSpeed config was parsed for world size ${cfg.worldSize} but the process group has ${pg.worldSize} ranks`);
-    if (opts.shape.batch !== cfg.microBatchPerGpu) throw new Error(`shape.batch ${opts.shape.batch} must equal train_micro_batch_size_per_gpu ${cfg.microBatchPerGpu}`);
   }
 
   /** Sets up the plan and the optimizer shards; subclasses call it once their plan is known. */

@@ -9,22 +9,22 @@ import { compile, type Executable } from '../../runtime/execute.js';
 import type { LanguageModel } from '../../models/model.js';
 import type { ProcessGroup } from '../../dist/index.js';
 import { microstepProgram } from '../step-graphs.js';
-import type { DeepSpeedConfig } from '../ds-config.js';
 import type { MicroBatch } from '../trainer.js';
-import { ZeroTrainerBase, f32view, type ZeroOptions } from './zero-base.js';
+import { ZeroStep, f32view, type ZeroOptions, type ZeroStepConfig } from './zero-base.js';
 import { bytesOf, type MemoryReport } from '../zero/memory.js';
 import { ShardPlan, wholeBuffer, type Piece } from '../zero/shard-plan.js';
 
-export class FlatZeroTrainer extends ZeroTrainerBase {
+export class FlatZeroStep extends ZeroStep {
+  readonly kind = 'zero-flat';
   private readonly params: Float32Array;
   private readonly grads: Float32Array;
   private micro?: Executable;
   private hasKey = false;
   private readonly lossBuf = hostValue('float32', [], [0]);
 
-  constructor(model: LanguageModel, cfg: DeepSpeedConfig, pg: ProcessGroup, opts: ZeroOptions) {
+  constructor(model: LanguageModel, cfg: ZeroStepConfig, pg: ProcessGroup, opts: ZeroOptions) {
     super(model, cfg, pg, opts);
-    if (this.stage > 1) throw new Error(`FlatZeroTrainer runs stages 0 and 1, not ${this.stage}`);
+    if (this.stage > 1) throw new Error(`FlatZeroStep runs stages 0 and 1, not ${this.stage}`);
     // Every rank initialises from the same seed, so the replicas start identical.
     this.params = opts.initialParams ? Float32Array.from(opts.initialParams) : this.layout.initialise(opts.seed);
     this.grads = new Float32Array(this.layout.size);

@@ -16,9 +16,8 @@ import { compile, type Executable } from '../../runtime/execute.js';
 import type { LanguageModel } from '../../models/model.js';
 import type { ProcessGroup } from '../../dist/index.js';
 import { modelSegments, type Segment, type Unit } from '../segments.js';
-import type { DeepSpeedConfig } from '../ds-config.js';
 import type { MicroBatch } from '../trainer.js';
-import { ZeroTrainerBase, f32view, type ZeroOptions } from './zero-base.js';
+import { ZeroStep, f32view, type ZeroOptions, type ZeroStepConfig } from './zero-base.js';
 import { bytesOf, type MemoryReport } from '../zero/memory.js';
 import { ShardPlan, type Piece } from '../zero/shard-plan.js';
 
@@ -30,7 +29,8 @@ interface Compiled {
 
 type Item = { seg: Compiled; pass: 'forward' | 'backward'; block: number };
 
-export class SegmentedZeroTrainer extends ZeroTrainerBase {
+export class SegmentedZeroStep extends ZeroStep {
+  readonly kind = 'zero-segmented';
   /** Stage 2: the full flat parameters. Stage 3: undefined. */
   private readonly params?: Float32Array;
   /** Stage 3: this rank's parameter shard (shard order). */
@@ -50,9 +50,9 @@ export class SegmentedZeroTrainer extends ZeroTrainerBase {
   private rsChain: Promise<void> = Promise.resolve();
   private readonly segGradFree: Promise<void>[] = [Promise.resolve(), Promise.resolve()];
 
-  constructor(model: LanguageModel, cfg: DeepSpeedConfig, pg: ProcessGroup, opts: ZeroOptions) {
+  constructor(model: LanguageModel, cfg: ZeroStepConfig, pg: ProcessGroup, opts: ZeroOptions) {
     super(model, cfg, pg, opts);
-    if (this.stage < 2) throw new Error(`SegmentedZeroTrainer runs stages 2 and 3, not ${this.stage}`);
+    if (this.stage < 2) throw new Error(`SegmentedZeroStep runs stages 2 and 3, not ${this.stage}`);
     const segs = modelSegments(model, this.layout, opts.shape);
     this.units = segs.units;
     const bucket = this.stage === 3 ? Math.min(cfg.zero.reduceBucketSize, cfg.zero.allgatherBucketSize) : cfg.zero.reduceBucketSize;

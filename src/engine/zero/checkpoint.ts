@@ -6,12 +6,12 @@
 // run resumes with another stage or number of ranks; older sharded checkpoints still load.
 import { chunkRange } from '../../dist/index.js';
 import { floatTensor, isShardedCheckpoint, ShardedCheckpoint } from '../../checkpoint/index.js';
-import type { ZeroTrainerBase } from '../step/zero-base.js';
+import type { ZeroStep } from '../step/zero-base.js';
 import { piecesOf, readFullState, saveUniversal, tensorInfos, together, type FullState, type HeldRange } from '../universal/state.js';
 
 const LEGACY_META_KEY = 'atscale_zero';
 
-export async function saveZeroCheckpoint(t: ZeroTrainerBase, dir: string, meta: Record<string, unknown>, files: Record<string, string>): Promise<void> {
+export async function saveZeroCheckpoint(t: ZeroStep, dir: string, meta: Record<string, unknown>, files: Record<string, string>): Promise<void> {
   const { plan, m, v, paramChunk } = t.state();
   const layout = t.layout;
   const ranges: HeldRange[] = [];
@@ -41,7 +41,7 @@ export async function saveZeroCheckpoint(t: ZeroTrainerBase, dir: string, meta: 
 }
 
 /** The full state of an older sharded ZeRO checkpoint (flat buffers by piece). */
-function readLegacySharded(t: ZeroTrainerBase, dir: string): FullState {
+function readLegacySharded(t: ZeroStep, dir: string): FullState {
   const n = t.layout.size;
   const [params, m, v] = [new Float32Array(n), new Float32Array(n), new Float32Array(n)];
   const ck = new ShardedCheckpoint(dir);
@@ -62,7 +62,7 @@ function readLegacySharded(t: ZeroTrainerBase, dir: string): FullState {
   return { params, m, v, meta: loopMeta, files: ck.files };
 }
 
-export async function loadZeroCheckpoint(t: ZeroTrainerBase, dir: string): Promise<{ meta: Record<string, unknown>; files: Record<string, string> }> {
+export async function loadZeroCheckpoint(t: ZeroStep, dir: string): Promise<{ meta: Record<string, unknown>; files: Record<string, string> }> {
   // Read and checked on every rank before any buffer changes; if one rank fails, all do.
   const st = await together(t.pg, 'read the checkpoint', () => (isShardedCheckpoint(dir) ? readLegacySharded(t, dir) : readFullState(dir, t.layout, t.model)));
   const { plan, m: mShard, v: vShard, setParams } = t.state();
