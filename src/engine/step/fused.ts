@@ -91,6 +91,12 @@ export class FusedStep implements StepStrategy {
     }
   }
 
+  /** Step programs compiled: 1 (the fused one-graph step) without accumulation, 2 (micro-step
+   * and update) with it; 0 before prepare(). */
+  get stepPrograms(): number {
+    return [this.fused, this.micro, this.update].filter((e) => e !== undefined).length;
+  }
+
   /** Flat params (the current buffer; valid until the next step). */
   get flatParams(): Float32Array {
     return this.params.cur.data as Float32Array;
