@@ -8,7 +8,7 @@
 // shard of each split tensor, a padded vocabulary's zero rows included, as checkpoint/tp-split.ts
 // lays it out) and rank 0 a manifest of how every tensor is split, so a run resumes on any layout.
 import { hostValue, type HostValue } from '../../ir/value.js';
-import { compile, type Executable } from '../../runtime/execute.js';
+import { NamedExecutable } from '../named-program.js';
 import type { ExecOptions } from '../../runtime/session.js';
 import { FlatLayout } from '../../nn/flat.js';
 import type { LanguageModel } from '../../models/model.js';
@@ -67,8 +67,8 @@ export class PipelineStep implements StepStrategy {
   /** Owned elements counted in the global norm here (tied copies and dp replicas once). */
   private readonly normMask: Uint8Array;
   private readonly tied: string[];
-  private update?: Executable;
-  private evaluator?: Executable;
+  private update?: NamedExecutable;
+  private evaluator?: NamedExecutable;
   private evalParams?: Float32Array;
   private readonly scalars = hostValue('float32', [3]);
   private readonly normSq = hostValue('float32', [1]);
@@ -133,7 +133,7 @@ export class PipelineStep implements StepStrategy {
   prepare(): Promise<void> {
     this.ready ??= (async () => {
       await this.runner.compile(this.exec(), { tp: this.mesh.tp });
-      this.update = await compile(updateProgram(this.chunk[1] - this.chunk[0], this.opts.optimizer, this.opts.gradClip, true), this.exec());
+      this.update = await NamedExecutable.of(updateProgram(this.chunk[1] - this.chunk[0], this.opts.optimizer, this.opts.gradClip, true), this.exec());
     })();
     return this.ready;
   }
@@ -210,7 +210,10 @@ export class PipelineStep implements StepStrategy {
     (this.scalars.data as Float32Array).set(adamwScalars(this.opts.optimizer, lr, iter + 1));
     const p = this.runner.params.subarray(this.chunk[0], this.chunk[1]);
     const grad = this.reduced!;
-    await this.update!.run([f32(p), f32(grad), f32(this.m), f32(this.v), f32(this.mask), this.scalars, this.normSq], [f32(p), f32(this.m), f32(this.v), hostValue('float32', [], [0])]);
+    await this.update!.run(
+      { params: f32(p), grad: f32(grad), m: f32(this.m), v: f32(this.v), decay_mask: f32(this.mask), scalars: this.scalars, norm_sq: this.normSq },
+      { params: f32(p), m: f32(this.m), v: f32(this.v), grad_norm: hostValue('float32', [], [0]) },
+    );
     if (this.opts.zeroStage === 1 && this.mesh.shape.dp > 1) {
       const full = this.runner.params;
       await this.mesh.dp.allGather(full.slice(this.chunk[0], this.chunk[1]), full);
@@ -257,9 +260,9 @@ export class PipelineStep implements StepStrategy {
    * evaluates the whole model on its replica's rows; evaluation is rare). */
   async evalLoss(batch: MicroBatch): Promise<number> {
     const shape = this.opts.shape;
-    this.evaluator ??= await compile(evalProgram(this.model, this.layout, shape), this.exec());
+    this.evaluator ??= await NamedExecutable.of(evalProgram(this.model, this.layout, shape), this.exec());
     this.evalParams ??= await this.consolidate(this.runner.params, 0);
-    const [loss] = await this.evaluator.run([f32(this.evalParams), hostValue('int32', [shape.batch, shape.seq], batch.x), hostValue('int32', [shape.batch, shape.seq], batch.y)]);
+    const { loss } = await this.evaluator.run({ params: f32(this.evalParams), idx: hostValue('int32', [shape.batch, shape.seq], batch.x), targets: hostValue('int32', [shape.batch, shape.seq], batch.y) });
     const total = Float32Array.of((loss!.data as Float32Array)[0]!);
     await this.mesh.world.allReduce(total);
     return total[0]! / this.mesh.world.worldSize;

@@ -4,7 +4,7 @@
 // in where parameters and gradients live and how gradients get reduced (flat-trainer.ts,
 // segmented-trainer.ts).
 import { hostValue, type HostValue } from '../../ir/value.js';
-import { compile, type Executable } from '../../runtime/execute.js';
+import { NamedExecutable } from '../named-program.js';
 import type { ExecOptions } from '../../runtime/session.js';
 import { FlatLayout } from '../../nn/flat.js';
 import type { LanguageModel } from '../../models/model.js';
@@ -46,8 +46,8 @@ export abstract class ZeroStep implements StepStrategy {
   protected v!: Float32Array;
   protected mask!: Float32Array;
   protected plan!: ShardPlan;
-  private readonly updates = new Map<number, Executable>();
-  private evaluator?: Executable;
+  private readonly updates = new Map<number, NamedExecutable>();
+  private evaluator?: NamedExecutable;
   private readonly scalars = hostValue('float32', [3]);
   private readonly normSq = hostValue('float32', [1]);
   private readonly normOut = hostValue('float32', [], [0]);
@@ -91,7 +91,7 @@ export abstract class ZeroStep implements StepStrategy {
     await this.prepareGraphs();
     for (const p of this.plan.pieces) {
       if (p.chunkSize > 0 && !this.updates.has(p.chunkSize)) {
-        this.updates.set(p.chunkSize, await compile(updateProgram(p.chunkSize, this.cfg.optimizer, this.cfg.gradClip, true), this.exec()));
+        this.updates.set(p.chunkSize, await NamedExecutable.of(updateProgram(p.chunkSize, this.cfg.optimizer, this.cfg.gradClip, true), this.exec()));
       }
     }
   }
@@ -132,7 +132,7 @@ export abstract class ZeroStep implements StepStrategy {
       const [params, m, v] = [f32view(this.paramChunk(p)), at(this.m), at(this.v)];
       // In place: every element of p, m, v is read only by the elementwise ops that produce the
       // same element of p', m', v', so the output may alias the input (no second copy of the state).
-      await this.updates.get(p.chunkSize)!.run([params, f32view(this.gradChunk(p)), m, v, at(this.mask), this.scalars, this.normSq], [params, m, v, this.normOut]);
+      await this.updates.get(p.chunkSize)!.run({ params, grad: f32view(this.gradChunk(p)), m, v, decay_mask: at(this.mask), scalars: this.scalars, norm_sq: this.normSq }, { params, m, v, grad_norm: this.normOut });
     }
     await this.publishParams();
     return { loss: red[1]! / this.world, gradNorm: Math.sqrt(normSq), computeMs };
@@ -145,9 +145,9 @@ export abstract class ZeroStep implements StepStrategy {
   /** Mean loss over every rank's rows of the batch (collective: all ranks call it together). */
   async evalLoss(batch: MicroBatch): Promise<number> {
     const shape = this.opts.shape;
-    this.evaluator ??= await compile(evalProgram(this.model, this.layout, shape), this.exec());
+    this.evaluator ??= await NamedExecutable.of(evalProgram(this.model, this.layout, shape), this.exec());
     this.evalParams ??= await this.fullParams();
-    const [loss] = await this.evaluator.run([f32view(this.evalParams), hostValue('int32', [shape.batch, shape.seq], batch.x), hostValue('int32', [shape.batch, shape.seq], batch.y)]);
+    const { loss } = await this.evaluator.run({ params: f32view(this.evalParams), idx: hostValue('int32', [shape.batch, shape.seq], batch.x), targets: hostValue('int32', [shape.batch, shape.seq], batch.y) });
     const total = Float32Array.of((loss!.data as Float32Array)[0]!);
     await this.pg.allReduce(total);
     return total[0]! / this.world;
