@@ -22,6 +22,7 @@ export { PRESETS, MODEL_PRESETS, modelPreset, preset, type Preset, type TrainHyp
 export { JinjaChatTemplate, tokenizerFromHfJSON } from './data/index.js';
 export { MeshTrainer, createTrainer, deepSpeedOptions, type TrainerOptions } from './engine/mesh-trainer.js';
 export { Mesh } from './engine/mesh/mesh.js';
+export { initProcessGroup, type ProcessGroup } from './dist/index.js';
 export { runTraining, type RunOptions, type RunResult } from './engine/train-loop.js';
 export { Generator, sampleToken, type SampleOptions } from './engine/generate.js';
 export { exportOnnx } from './engine/export-onnx.js';
