@@ -13,7 +13,6 @@ import type { LanguageModel } from '../models/model.js';
 import type { AdamWConfig } from '../optim/adamw.js';
 import type { ExecOptions } from '../runtime/session.js';
 import type { FlatLayout } from '../nn/flat.js';
-import type { CheckpointContents } from '../checkpoint/index.js';
 import type { LoweredNode } from '../runtime/execute.js';
 import { defaultZero, type DeepSpeedConfig, type ZeroOptimization, type ZeroStage } from './ds-config.js';
 import { checkLayout, MeshError, type MeshShape, type ParallelLayout, type Recompute } from './mesh/layout.js';
@@ -131,11 +130,11 @@ export class MeshTrainer implements Trainer {
     return this.strategy.memoryReport();
   }
 
-  /** A copy of the state for a background writer, when the strategy can take one (else the
-   * loop saves synchronously). */
-  get snapshot(): ((meta: Record<string, unknown>, files: Record<string, string>) => CheckpointContents) | undefined {
+  /** A copy of the whole state for a background writer: the fused step's (one process); the
+   * loop saves the other steps synchronously. */
+  get snapshot(): Trainer['snapshot'] {
     const s = this.strategy;
-    return s.snapshot && ((meta, files) => s.snapshot!(meta, files));
+    return s.snapshot && ((...args: Parameters<NonNullable<Trainer['snapshot']>>) => s.snapshot!(...args));
   }
 
   /** With the profile option on the fused step: ends ONNX Runtime's profiling of the step. */
