@@ -87,7 +87,7 @@ export function formatSearch(s: SearchResult): string {
 export function formatValidation(checks: Table1Check[]): string {
   const rows = checks.map((c) => [
     `${c.row.paramsB}B`, c.paramsB.toFixed(2), `${c.row.tp}x${c.row.pp}`, String(c.row.gpus), String(c.row.batch),
-    String(c.row.tflopsPerGpu), c.result.tflopsHardware.toFixed(1), `${c.tflopsErr >= 0 ? '+' : ''}${(c.tflopsErr * 100).toFixed(1)}%`,
+    String(c.row.microBatch), String(c.row.interleave), c.row.ddp, String(c.row.tflopsPerGpu), c.result.tflopsHardware.toFixed(1), `${c.tflopsErr >= 0 ? '+' : ''}${(c.tflopsErr * 100).toFixed(1)}%`,
   ]);
-  return table(['model', 'params B (ours)', 'TPxPP', 'GPUs', 'batch', 'TFLOP/s published', 'predicted', 'error'], rows);
+  return table(['model', 'params B (ours)', 'TPxPP', 'GPUs', 'batch', 'micro', 'chunks', 'DDP', 'TFLOP/s published', 'predicted', 'error'], rows);
 }

@@ -23,10 +23,15 @@ const MAMF_FP8 = { h100: 1402.6 / 1979, h200: 1453.4 / 1979, b200: 3432.5 / 4500
  * concurrent", mamf-finder-all-gpus.py with every GPU of the node computing, n = 40): H200 bf16
  * 698.6 sustained against 823.9 burst (0.848; H100 is the same silicon at the same 700 W), B200
  * 1426.4 against 1751.2 (0.815). Every tensor-core kernel (GEMMs and flash attention, bf16 and
- * fp8) of those generations runs at that clock. A100 (400 W) and V100 have no published MSMF:
- * their burst figures stand (1).
+ * fp8) of those generations runs at that clock. The A100 (400 W) has no MSMF entry, but the
+ * same power limit was measured on it directly: H. He, "Strangely, Matrix Multiplications on
+ * GPUs Run Faster When Given 'Predictable' Data" (thonking.ai, 2024), cuBLAS 8192^3 on A100
+ * runs at 257 TFLOP/s with torch.randn inputs and 295 with zeros: random data draws more
+ * power, the board reaches its 400 W limit and the clock drops. 8192^3 fills the SMs (19 full
+ * waves of 128 x 256 tiles), so 257 is the shape-independent sustained rate; over MAMF's burst
+ * 271.2 that is 0.948. The V100 has neither figure (1).
  */
-const SUSTAINED = { volta: 1, ampere: 1, hopper: 698.6 / 823.9, blackwell: 1426.4 / 1751.2 };
+const SUSTAINED = { volta: 1, ampere: 257 / 271.2, hopper: 698.6 / 823.9, blackwell: 1426.4 / 1751.2 };
 
 /**
  * Streaming bandwidth over the datasheet: BabelStream-style copy/triad kernels reach about
@@ -45,7 +50,7 @@ const STREAM = 0.85;
  * neighbour generation's figures scaled by their MAMF ratio.
  */
 const FLASH = {
-  ampere: { fwd: 0.7, bwd: 0.6 },
+  ampere: { fwd: 0.7 * SUSTAINED.ampere, bwd: 0.6 * SUSTAINED.ampere },
   hopper: { fwd: 0.4 * SUSTAINED.hopper, bwd: 0.32 * SUSTAINED.hopper },
 };
 
@@ -61,15 +66,15 @@ export const FLASH_V1_SLOWDOWN = Math.sqrt(1.3 * 2.5);
 export const GPUS: Record<string, GpuSpec> = {
   v100: {
     name: 'V100 SXM2 32GB', peakTflops: { fp16: 125, fp32: 15.7 }, memoryGB: 32, memoryGBs: 900, sms: 80,
-    gemmEfficiency: MAMF.v100, memoryEfficiency: STREAM, flashForwardEfficiency: FLASH.ampere.fwd * 0.9, flashBackwardEfficiency: FLASH.ampere.bwd * 0.9,
+    gemmEfficiency: MAMF.v100, memoryEfficiency: STREAM, flashForwardEfficiency: (FLASH.ampere.fwd / SUSTAINED.ampere) * 0.9, flashBackwardEfficiency: (FLASH.ampere.bwd / SUSTAINED.ampere) * 0.9,
   },
   'a100-40': {
     name: 'A100 SXM 40GB', peakTflops: { bf16: 312, fp16: 312, tf32: 156, fp32: 19.5 }, memoryGB: 40, memoryGBs: 1555, sms: 108,
-    gemmEfficiency: MAMF.a100, memoryEfficiency: STREAM, flashForwardEfficiency: FLASH.ampere.fwd, flashBackwardEfficiency: FLASH.ampere.bwd,
+    gemmEfficiency: MAMF.a100 * SUSTAINED.ampere, memoryEfficiency: STREAM, flashForwardEfficiency: FLASH.ampere.fwd, flashBackwardEfficiency: FLASH.ampere.bwd,
   },
   'a100-80': {
     name: 'A100 SXM 80GB', peakTflops: { bf16: 312, fp16: 312, tf32: 156, fp32: 19.5 }, memoryGB: 80, memoryGBs: 2039, sms: 108,
-    gemmEfficiency: MAMF.a100, memoryEfficiency: STREAM, flashForwardEfficiency: FLASH.ampere.fwd, flashBackwardEfficiency: FLASH.ampere.bwd,
+    gemmEfficiency: MAMF.a100 * SUSTAINED.ampere, memoryEfficiency: STREAM, flashForwardEfficiency: FLASH.ampere.fwd, flashBackwardEfficiency: FLASH.ampere.bwd,
   },
   h100: {
     name: 'H100 SXM 80GB', peakTflops: { fp8: 1979, bf16: 989, fp16: 989, tf32: 494, fp32: 67 }, memoryGB: 80, memoryGBs: 3350, sms: 132,

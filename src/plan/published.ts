@@ -27,12 +27,6 @@ export interface PublishedRun {
   paramsB: number;
   /** Settings the source does not state, and what was taken for them. */
   assumed?: string;
-  /**
-   * The source does not state the micro-batch: these are tried and the fastest that fits is
-   * taken, as a tuned run would (Narayanan et al. 2021, section 3.4, choose it by the same
-   * trade-off). The rule is the planner's, the same for every such row, never the published figure.
-   */
-  microBatchCandidates?: number[];
 }
 
 export interface RunCheck {
@@ -57,32 +51,11 @@ export function runModel(run: PublishedRun): ModelSpec {
   return checkModel({ name: run.id, ...run.model }, `published run ${run.id}: model`);
 }
 
-/**
- * Evaluates a layout whose micro-batch is unknown with each candidate that divides the batch,
- * and keeps the fastest that fits in memory (the smallest candidate if none fits).
- */
-export function evaluateFastestMicroBatch(m: ModelSpec, c: ClusterSpec, layout: Partial<TrainingSpec>, candidates: number[]): PlanResult {
-  let best: PlanResult | undefined;
-  for (const microBatch of candidates) {
-    let r: PlanResult;
-    try {
-      r = evaluate(m, c, resolveLayout(m, c, { ...layout, microBatch }));
-    } catch (e) {
-      if (e instanceof PlanInputError) continue; // this micro-batch does not divide the batch
-      throw e;
-    }
-    const better = !best || (r.fits && (!best.fits || r.time.step < best.time.step));
-    if (better) best = r;
-  }
-  if (!best) throw new PlanInputError(`no micro-batch of ${candidates.join(', ')} gives a valid layout`);
-  return best;
-}
-
 export function checkRun(run: PublishedRun): RunCheck {
   const m = runModel(run);
   const c = loadCluster(run.cluster);
   const layout = { ...run.layout, seqLen: run.model.seqLen };
-  const result = run.microBatchCandidates ? evaluateFastestMicroBatch(m, c, layout, run.microBatchCandidates) : evaluate(m, c, resolveLayout(m, c, layout));
+  const result = evaluate(m, c, resolveLayout(m, c, layout));
   const predicted = predictMetric(result, run.metric);
   return { run, result, predicted, error: predicted / run.published - 1, params: paramCount(m) };
 }

@@ -151,11 +151,15 @@ export interface TrainingSpec {
    */
   overlapGradReduce?: boolean;
   /**
-   * How activations move between pipeline stages: Megatron's scatter-gather (each TP rank
-   * sends 1/tp, asynchronously; default) or DeepSpeed's pipeline engine of 2021-22, where every
-   * TP rank sends the full tensor through a blocking 2-rank broadcast that stalls both stages.
+   * How activations move between pipeline stages. 'scatter-gather' (Megatron, default): each TP
+   * rank sends 1/tp of the tensor and the receivers all-gather it over NVLink, as a delay
+   * between the stages. 'blocking' (DeepSpeed's pipeline engine): the same 1/tp slices
+   * (PipelineEngine sets is_pipe_partitioned when there is model parallelism and sends a
+   * PartitionedTensor, all-gathered on arrival) through blocking 2-rank broadcasts, so the
+   * transfer stalls both stages. 'blocking-full': DeepSpeed with pipe_partitioned: false, the
+   * whole tensor from every TP rank.
    */
-  pipelineP2p?: 'scatter-gather' | 'blocking-full';
+  pipelineP2p?: 'scatter-gather' | 'blocking' | 'blocking-full';
 }
 
 /** Bad input, with a message that names the key and shows the arithmetic. */

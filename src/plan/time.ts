@@ -225,19 +225,31 @@ export function stepTime(m: ModelSpec, c: ClusterSpec, t: TrainingSpec): TimeBre
     bwd[j]!.elementwise += streamSeconds(dev, params * (dev.elementBytes + 2 * grad));
   });
   // Megatron's scatter-gather: each TP rank sends 1/tp of the activation to the next stage,
-  // asynchronously. DeepSpeed's engine sends it whole and blocks both ends: the transfer is
-  // then part of each pass on both stages instead of a delay between them.
-  // Neighbouring stages are tp x cp x dp ranks apart.
-  const blocking = t.pipelineP2p === 'blocking-full';
+  // asynchronously, and the receiving TP group all-gathers it. DeepSpeed's engine sends the
+  // same slices (or, unpartitioned, the whole tensor) through blocking broadcasts that stall
+  // both ends: the transfer is then part of each pass on both stages instead of a delay
+  // between them. Neighbouring stages are tp x cp x dp ranks apart.
+  const p2p = t.pipelineP2p ?? 'scatter-gather';
+  const blocking = p2p !== 'scatter-gather';
+  const sliced = p2p !== 'blocking-full' && t.tp > 1;
   const sameNode = t.tp * cp * t.dp < gpn;
-  const activationBytes = (t.microBatch * (t.seqLen / cp) * m.hidden * dev.elementBytes) / (blocking ? 1 : t.tp);
-  const transfer = t.pp > 1 ? sendSeconds(c, sameNode, activationBytes) : 0;
-  const send = blocking ? 0 : transfer;
-  if (blocking) {
+  const fullBytes = t.microBatch * (t.seqLen / cp) * m.hidden * dev.elementBytes;
+  // With sequence parallelism the activation is already split by sequence across the TP
+  // group, so each rank sends its own 1/tp and nothing is gathered (Megatron skips the
+  // gather then: "scatter_gather_tensors_in_pipeline and not sequence_parallel").
+  const gather = sliced && !t.sequenceParallel ? allGatherSeconds(c, groupOf(t.tp, 1, gpn), fullBytes) : 0;
+  const wire = t.pp > 1 ? sendSeconds(c, sameNode, sliced ? fullBytes / t.tp : fullBytes) : 0;
+  const send = blocking ? 0 : wire + gather;
+  // Blocking: a pass waits for its sends and receives, and gathers what it received (the
+  // activation from the stage before in the forward, the gradient from the one after in the
+  // backward).
+  const blockingPass = (j: number) => ((j > 0 ? 1 : 0) + (j < S - 1 ? 1 : 0)) * wire;
+  const blockingForward = (j: number) => (blocking ? blockingPass(j) + (j > 0 ? gather : 0) : 0);
+  const blockingBackward = (j: number) => (blocking ? blockingPass(j) + (j < S - 1 ? gather : 0) : 0);
+  if (blocking && t.pp > 1) {
     for (let j = 0; j < S; j++) {
-      const links = (j > 0 ? 1 : 0) + (j < S - 1 ? 1 : 0);
-      fwd[j]!.comm += links * transfer;
-      bwd[j]!.comm += links * transfer;
+      fwd[j]!.comm += blockingForward(j);
+      bwd[j]!.comm += blockingBackward(j);
     }
   }
   const sim = simulatePipeline({
@@ -284,7 +296,7 @@ export function stepTime(m: ModelSpec, c: ClusterSpec, t: TrainingSpec): TimeBre
   const sends = (t.pp > 1 ? 2 : 0) * send * t.interleave;
   // Blocking transfers sit inside the passes (as comm); report them as pipeline sends.
   let blockingSends = 0;
-  if (blocking) for (let j = critical; j < S; j += t.pp) blockingSends += 2 * ((j > 0 ? 1 : 0) + (j < S - 1 ? 1 : 0)) * transfer;
+  if (blocking && t.pp > 1) for (let j = critical; j < S; j += t.pp) blockingSends += blockingForward(j) + blockingBackward(j);
   const busy = sim.busy[critical]!;
   const breakdown: TimeBreakdown = {
     gemm: micro * (F.gemm + B.gemm),

@@ -92,3 +92,13 @@ test('any cluster size: a preset grows to more nodes with its topology, and over
   assert.equal(az.nodes * az.node.gpusPerNode, 10000);
   assert.equal(az.interNodeGbits, 400);
 });
+
+test('pipeline p2p: an unknown mode names the three; DeepSpeed partitioned slices cost less than whole tensors, more than async scatter-gather', () => {
+  fails(() => resolveLayout(gpt3(), selene, { gpus: 1024, tp: 8, pp: 16, pipelineP2p: 'broadcast' as never }), /pipeline p2p must be one of scatter-gather, blocking, blocking-full.*got 'broadcast'/);
+  const step = (pipelineP2p: 'scatter-gather' | 'blocking' | 'blocking-full') =>
+    evaluate(gpt3(), selene, resolveLayout(gpt3(), selene, { gpus: 1024, tp: 8, pp: 16, microBatch: 1, recompute: 'full', pipelineP2p })).time;
+  const sg = step('scatter-gather'), part = step('blocking'), full = step('blocking-full');
+  assert.ok(sg.step < part.step && part.step < full.step, `${sg.step} < ${part.step} < ${full.step}`);
+  // Whole tensors put tp = 8 times the bytes on the wire as the 1/tp slices.
+  assert.ok(full.pipelineSend > 4 * part.pipelineSend, `${full.pipelineSend} vs ${part.pipelineSend}`);
+});

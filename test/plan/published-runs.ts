@@ -3,26 +3,30 @@
 // as published; nothing here was tuned. What the source does not state (e.g. a schedule's
 // chunk count) is set to the framework's default of the time and said so in `assumed`.
 import type { PublishedRun } from '../../src/plan/published.js';
+import { TABLE1, type Table1Row, table1Layout } from '../../src/plan/validation.js';
 
 const GPT = { bias: 'all', norm: 'layernorm', positions: 'learned', tiedEmbeddings: true } as const;
 // MPT (MosaicML llm-foundry): no biases, LayerNorm, ALiBi, tied, vocabulary 50368, f = 4h.
 const mpt = (layers: number, hidden: number, heads: number) => ({ layers, hidden, heads, ffn: 4 * hidden, vocab: 50368, bias: 'none', norm: 'layernorm', positions: 'alibi', tiedEmbeddings: true } as const);
 
-const n21 = (paramsB: number, heads: number, hidden: number, layers: number, tp: number, pp: number, gpus: number, batch: number, tflops: number, row: number): PublishedRun => ({
-  id: `narayanan2021-t1-${paramsB}b`, source: 'narayanan2021', framework: 'Megatron-LM',
-  cite: `Narayanan et al. 2021, "Efficient Large-Scale Language Model Training on GPU Clusters Using Megatron-LM", Table 1, row ${row}`,
-  cluster: 'selene', model: { ...GPT, layers, hidden, heads, ffn: 4 * hidden, vocab: 51200, seqLen: 2048 },
-  layout: { gpus, tp, pp, globalBatch: batch, recompute: 'full', dtype: 'fp16', attention: 'materialized', overlapGradReduce: false },
-  metric: 'tflops_hardware', published: tflops, paramsB, microBatchCandidates: [1, 2, 4, 8],
-  assumed: 'micro-batch not stated: the fastest of 1, 2, 4, 8 that fits (the paper tunes it, section 3.4); fp16, materialized softmax, no interleaving, all-reduce after the backward pass (Megatron 2021 defaults)',
+// Narayanan Table 1 rows are built from src/plan/validation.ts's TABLE1 (one copy of the data),
+// with the layout its artifact script ran (examples/sc21/run_table_1.sh, cited there).
+const n21 = (r: Table1Row, row: number): PublishedRun => ({
+  id: `narayanan2021-t1-${r.paramsB}b`, source: 'narayanan2021', framework: 'Megatron-LM',
+  cite: `Narayanan et al. 2021, "Efficient Large-Scale Language Model Training on GPU Clusters Using Megatron-LM", Table 1, row ${row}; micro-batch ${r.microBatch}, interleave ${r.interleave} and --DDP-impl ${r.ddp} from NVIDIA/Megatron-LM examples/sc21/run_table_1.sh (the paper's artifact), --fp16 from examples/sc21/CONFIG.sh`,
+  cluster: 'selene', model: { ...GPT, layers: r.layers, hidden: r.hidden, heads: r.heads, ffn: 4 * r.hidden, vocab: 51200, seqLen: 2048 },
+  layout: table1Layout(r),
+  metric: 'tflops_hardware', published: r.tflopsPerGpu, paramsB: r.paramsB,
+  assumed: 'materialized (fused) softmax: flash attention did not exist in 2021',
 });
 
 const mtnlg = (nodes: number, seconds: number, tflops: number): PublishedRun => ({
   id: `smith2022-mtnlg-${nodes}nodes`, source: 'smith2022', framework: 'DeepSpeed + Megatron-LM',
   cite: `Smith et al. 2022, "Using DeepSpeed and Megatron to Train Megatron-Turing NLG 530B", section 2.4 (${nodes} DGX A100 nodes: ${seconds} s/iteration, ${tflops} TFLOP/s per GPU)`,
   cluster: 'selene', model: { ...GPT, layers: 105, hidden: 20480, heads: 128, ffn: 81920, vocab: 51200, seqLen: 2048 },
-  layout: { gpus: nodes * 8, tp: 8, pp: 35, globalBatch: 1920, microBatch: 1, recompute: 'full', dtype: 'bf16', attention: 'materialized', overlapGradReduce: false, pipelineP2p: 'blocking-full' },
+  layout: { gpus: nodes * 8, tp: 8, pp: 35, globalBatch: 1920, microBatch: 1, recompute: 'full', dtype: 'bf16', attention: 'materialized', overlapGradReduce: false, pipelineP2p: 'blocking' },
   metric: 'step_s', published: seconds, paramsB: 530,
+  assumed: 'micro-batch 1, as the Megatron run of the same TP 8 x PP 35 layout (examples/sc21/run_table_1.sh, 530B); stage activations sent as 1/tp slices through blocking broadcasts and all-gathered on arrival (DeepSpeed PipelineEngine: is_pipe_partitioned = is_model_parallel)',
 });
 
 const LLAMA405 = { layers: 126, hidden: 16384, heads: 128, kvHeads: 8, ffn: 53248, vocab: 128256, gatedMlp: true, tiedEmbeddings: false, bias: 'none', norm: 'rmsnorm', positions: 'rope' } as const;
@@ -55,16 +59,7 @@ const mosaic = (x: Mosaic): PublishedRun => ({
 const H100 = 'H100 80GB BF16', A80 = 'A100 80GB with 1600 Gbps node-node interconnect (RoCE)', A40 = 'A100 40GB with 1600 Gbps node-node interconnect (RoCE)';
 
 export const PUBLISHED_RUNS: PublishedRun[] = [
-  n21(1.7, 24, 2304, 24, 1, 1, 32, 512, 137, 1),
-  n21(3.6, 32, 3072, 30, 2, 1, 64, 512, 138, 2),
-  n21(7.5, 32, 4096, 36, 4, 1, 128, 512, 142, 3),
-  n21(18.4, 48, 6144, 40, 8, 1, 256, 1024, 135, 4),
-  n21(39.1, 64, 8192, 48, 8, 2, 512, 1536, 138, 5),
-  n21(76.1, 80, 10240, 60, 8, 4, 1024, 1792, 140, 6),
-  n21(145.6, 96, 12288, 80, 8, 8, 1536, 2304, 148, 7),
-  n21(310.1, 128, 16384, 96, 8, 16, 1920, 2160, 155, 8),
-  n21(529.6, 128, 20480, 105, 8, 35, 2520, 2520, 163, 9),
-  n21(1008, 160, 25600, 128, 8, 64, 3072, 3072, 163, 10),
+  ...TABLE1.map((r, i) => n21(r, i + 1)),
   mtnlg(280, 60.1, 126),
   mtnlg(350, 50.2, 121),
   mtnlg(420, 44.4, 113),
@@ -76,9 +71,9 @@ export const PUBLISHED_RUNS: PublishedRun[] = [
     cite: 'BigScience 2022, BLOOM model card (bigscience/bloom, "Training throughput: About 150 TFLOP per GPU per second"); layout from the run\'s README and launch script bigscience-workshop/bigscience train/tr11-176B-ml/tr11-176B-ml.slurm (48 nodes x 8 A100 80GB, TP 4, PP 12, micro-batch 2, global batch 2048, --pp-partition-method type:transformer|embedding, --checkpoint-activations, bf16 with its own ZeRO-1)',
     cluster: 'jean-zay-a100',
     model: { layers: 70, hidden: 14336, heads: 112, ffn: 4 * 14336, vocab: 250880, seqLen: 2048, bias: 'all', norm: 'layernorm', positions: 'alibi', tiedEmbeddings: true },
-    layout: { gpus: 384, tp: 4, pp: 12, globalBatch: 2048, microBatch: 2, recompute: 'full', dtype: 'bf16', zero: 1, attention: 'materialized', overlapGradReduce: false, pipelineP2p: 'blocking-full' },
+    layout: { gpus: 384, tp: 4, pp: 12, globalBatch: 2048, microBatch: 2, recompute: 'full', dtype: 'bf16', zero: 1, attention: 'materialized', overlapGradReduce: false, pipelineP2p: 'blocking' },
     metric: 'tflops_hardware', published: 150, paramsB: 176,
-    assumed: '"about 150": the published figure is rounded; the script also sets CUDA_LAUNCH_BLOCKING=1, which the model does not represent',
+    assumed: '"about 150": the published figure is rounded; the script also sets CUDA_LAUNCH_BLOCKING=1, which the model does not represent; stage activations as 1/tp slices through blocking broadcasts (DeepSpeed PipelineEngine partitions them when there is model parallelism)',
   },
   mosaic({ cluster: 'mosaic-h100', model: '70b', gpus: 64, micro: 8, accum: 4, ckpt: true, tokensPerGpu: 1039, pure: false, table: H100 }),
   mosaic({ cluster: 'mosaic-h100', model: '30b', gpus: 32, micro: 14, accum: 3, ckpt: true, tokensPerGpu: 2308, pure: false, table: H100 }),
