@@ -22,7 +22,8 @@ const LAYOUTS: Record<string, { nproc: number; flags: string[] }> = {
   dp2xtp2xpp2: { nproc: 8, flags: ['--tensor-model-parallel-size', '2', '--pipeline-model-parallel-size', '2'] },
 };
 
-function train(args: string[], nproc: number, out: string): void {
+/** Runs `atscale ARGS --out OUT`, under `atscale launch` when nproc > 1. */
+export function train(args: string[], nproc: number, out: string): void {
   const cmd = nproc === 1 ? [CLI, ...args, '--out', out] : [CLI, 'launch', '--nproc-per-node', String(nproc), '--', process.execPath, CLI, ...args, '--out', out];
   const r = spawnSync(process.execPath, cmd, { encoding: 'utf8', timeout: 600_000, env: { ...process.env, WORLD_SIZE: '1' } });
   if (r.status !== 0) throw new Error(`${args.join(' ')} (nproc ${nproc}) exited ${r.status}: ${(r.stdout + r.stderr).slice(-1500)}`);

@@ -14,6 +14,7 @@ const BENCHES: Record<string, () => Promise<{ run(argv: string[]): Promise<numbe
   activations: () => import('./activations.js'),
   layouts: () => import('./layouts.js'),
   equivalence: () => import('./equivalence.js'),
+  'equivalence-floor': () => import('./equivalence-floor.js'),
   serve: () => import('./serve.js'),
   finetune: () => import('./finetune.js'),
   monitor: () => import('./monitor.js'),

@@ -4,8 +4,9 @@
 // takes them as inputs and recomputes everything else it needs. What is saved is a policy:
 // - none: every tensor the backward reads, except what is free or nearly free to redo from
 //   other saved tensors (views, casts, products with constants, LayerNorm's normalisation from
-//   its input, as Megatron's fused LayerNorm keeps only its input). Dropout masks stay saved,
-//   as bool (1 byte), not as the float they are cast to.
+//   its input, as Megatron's fused LayerNorm keeps only its input; a sequence-parallel
+//   all-gather from its shard). Dropout masks stay saved, as bool (1 byte), not as the float
+//   they are cast to.
 // - selective: as none, but the attention core (the T x T scores, softmax and dropout around
 //   each softmax) is recomputed from q and k (Korthikanti et al. 2022, section 4.1).
 // - full: nothing; the backward recomputes the whole forward from the program's inputs.
@@ -69,7 +70,12 @@ export function splitForwardBackward(program: Program, nForward: number, cotange
   const core = granularity === 'selective' ? attentionCore(nodes, fwd, seq) : new Uint8Array(n);
   const recompute = (node: Node): boolean => {
     if (granularity === 'full') return true;
-    if (node.op === 'collective') return false;
+    // A sequence-parallel all-gather is redone from its shard, as Megatron re-gathers the
+    // LayerNorm output in the backward instead of keeping the gathered copy (Korthikanti et
+    // al. 2022, 4.2.2): 1/t of the bytes for one more all-gather. An identity is free; any
+    // reduction (all-reduce, reduce-scatter) is kept, since redoing it is communication plus
+    // its whole input.
+    if (node.op === 'collective') return node.attrs.kind === 'all_gather' || node.attrs.kind === 'identity';
     if (core[node.id]) return true;
     if (FREE.has(node.op) || node.op === 'layer_norm') return true;
     // A product or sum with a constant (a scale, the causal bias) is redone from the other side.

@@ -9,6 +9,11 @@
 //   every stage boundary, and the last stage also holds the head and the loss.
 // Ranks beyond the free cores share them: on a quiet machine all compute slows by ranks / cores;
 // beside other programs (the load the calibration saw), by (load + ranks) / (load + 1).
+// Per-parameter traffic is charged where it happens: the calibrated fused step spends 249.4
+// bytes per parameter (flat gradient, clipping, AdamW), which a layout with m micro-batches
+// pays once per step in its update; each micro-batch only writes and accumulates the flat
+// gradient. (Splitting the fused step by layer count instead put every layer's AdamW traffic
+// into the per-layer time, so it was charged m times: 38% too much for one process, m = 4.)
 import { type GptShape, type MachineSpec, predictCpuStepMs, runOverheadSeconds } from './calibrate.js';
 import { paramCount } from './params-flops.js';
 import type { Recompute } from './specs.js';
@@ -35,15 +40,28 @@ function linkSecondsPerByte(spec: MachineSpec): number {
   return 1 / ((spec.loopbackBusbwGBs ?? spec.memBandwidthGBs / 4) * 1e9);
 }
 
+/** Bytes per parameter that atscale's fused step moves outside the per-layer activation work
+ * (calibrate.ts fits 249.4); the first 8 write the flat gradient (concat: read + write). */
+const STEP_BYTES_PER_PARAM = 249.4;
+const FLAT_GRAD_BYTES = 8;
+/** Accumulating a micro-batch's flat gradient: one process scales it and adds it in its graph
+ * (read 4 + write 4, then read 8 + write 4); a pipeline stage adds it in place on the host
+ * (read 8 + write 4). */
+const ACCUMULATE_BYTES = { graph: 20, host: 12 };
+
 export function predictLocalStepMs(g: Omit<GptShape, 'batch'>, l: LocalLayout, spec: MachineSpec, cores: number): LocalPrediction {
   const shape = (nLayer: number): GptShape => ({ ...g, nLayer, batch: l.rows });
-  // Per-layer work (forward + backward of one micro-batch) and everything else in a step.
-  const layerMs = predictCpuStepMs(shape(2), spec) - predictCpuStepMs(shape(1), spec);
-  const restMs = predictCpuStepMs(shape(1), spec) - layerMs;
-  const params = paramCount({ name: 'local', layers: g.nLayer, hidden: g.nEmbd, heads: g.nHead, seqLen: g.blockSize, vocab: g.vocab, ffn: 4 * g.nEmbd });
-  // AdamW and gradient accumulation: per-parameter traffic (calibrate.ts fits 249.4 bytes per parameter).
-  const updateMs = spec.elementwiseGBs ? (1000 * 249.4 * params) / (spec.elementwiseGBs * 1e9) : 0;
-  const headMs = Math.max(restMs - updateMs, 0);
+  const paramsOf = (nLayer: number) => paramCount({ name: 'local', layers: nLayer, hidden: g.nEmbd, heads: g.nHead, seqLen: g.blockSize, vocab: g.vocab, ffn: 4 * g.nEmbd });
+  const params = paramsOf(g.nLayer);
+  // Milliseconds to move `bytes` per parameter of `n` parameters through the non-GEMM kernels.
+  const paramMs = (bytesPerParam: number, n: number) => (spec.elementwiseGBs ? (1000 * bytesPerParam * n) / (spec.elementwiseGBs * 1e9) : 0);
+  // One micro-batch's forward + backward without the per-parameter traffic (linear in layers):
+  // per layer, and everything else (embedding, head, loss).
+  const microMs = (nLayer: number) => predictCpuStepMs(shape(nLayer), spec) - paramMs(STEP_BYTES_PER_PARAM, paramsOf(nLayer));
+  const layerMs = microMs(2) - microMs(1);
+  const headMs = Math.max(microMs(1) - layerMs, 0);
+  // AdamW (with clipping), once per step over this rank's parameters.
+  const updateMs = paramMs(STEP_BYTES_PER_PARAM - FLAT_GRAD_BYTES, params);
   // Ranks share the cores with each other and with the load the calibration ran beside: the
   // calibrated rates are one thread's among `backgroundLoad` others.
   const busy = spec.backgroundLoad ?? 0;
@@ -51,7 +69,8 @@ export function predictLocalStepMs(g: Omit<GptShape, 'batch'>, l: LocalLayout, s
   const m = l.microBatches;
   const allReduce = l.dp > 1 ? (1000 * 2 * ((l.dp - 1) / l.dp) * 4 * (params / l.pp) * linkSecondsPerByte(spec)) : 0;
   if (l.pp === 1) {
-    const compute = m * (g.nLayer * layerMs + headMs) * share;
+    const accumulateMs = paramMs(FLAT_GRAD_BYTES + ACCUMULATE_BYTES.graph, params);
+    const compute = m * (g.nLayer * layerMs + headMs + accumulateMs) * share;
     return { ms: compute + updateMs * share + allReduce, parts: { compute, bubble: 0, pointToPoint: 0, allReduce, update: updateMs * share } };
   }
   // Recomputation in backward: the block forward again (a third of forward + backward), or
@@ -63,7 +82,8 @@ export function predictLocalStepMs(g: Omit<GptShape, 'batch'>, l: LocalLayout, s
   const stageLayers = g.nLayer / l.pp;
   // Session runs per micro-batch on the last stage: forward and backward of each block, and the head.
   const runsMs = 1000 * runOverheadSeconds(spec) * (2 * stageLayers + 1);
-  const stageMs = (stageLayers * layerMs * (1 + extra) + headMs + runsMs) * share;
+  const accumulateMs = paramMs(FLAT_GRAD_BYTES + ACCUMULATE_BYTES.host, params / l.pp);
+  const stageMs = (stageLayers * layerMs * (1 + extra) + headMs + runsMs + accumulateMs) * share;
   const compute = m * stageMs;
   const bubble = ((l.pp - 1) / l.v) * stageMs;
   const actBytes = 4 * l.rows * T * C;

@@ -73,3 +73,32 @@ test('GPT block: kept bytes are Korthikanti et al. in fp32 with bool masks (66sb
   assert.equal(kept.selective, 66 * s * b * h);
   assert.equal(kept.full, 4 * s * b * h);
 });
+
+test('tensor-parallel GPT block, per rank: Korthikanti Table 2 in fp32 with bool masks, tp alone and with sequence parallelism', () => {
+  // The bytes one rank's block 0 keeps: its saved tensors, and its input x (a shard of the
+  // sequence with sequence parallelism) when the backward reads it. Graph level: no ONNX needed.
+  const c = { nLayer: 2, nHead: 4, nEmbd: 16, blockSize: T, vocabSize: 11, dropout: 0.1, bias: true };
+  const size = (s: { shape: readonly number[]; dtype: string }) => s.shape.reduce((a, b) => a * b, 1) * (s.dtype === 'bool' ? 1 : 4);
+  const s = T;
+  const b = B;
+  const h = 16;
+  const a = 4;
+  const sbh = s * b * h;
+  const as2b = a * s * s * b;
+  for (const t of [2, 4]) {
+    for (const sequence of [false, true]) {
+      const shard = new GPT(c).tensorParallelShard({ axis: { name: 'tp', size: t, rank: 1 }, sequence });
+      const kept = (g: Granularity) => {
+        const seg = modelSegments(shard, new FlatLayout(shard), { batch: B, seq: T }, g).segments.find((x) => x.name === 'block 0')!;
+        const readsX = seg.backward.inputs.some((id) => seg.backward.graph.node(id).attrs.name === 'x');
+        return seg.saved!.reduce((acc, x) => acc + size(x), 0) + (readsX ? (4 * sbh) / (sequence ? t : 1) : 0);
+      };
+      // tp alone: sbh(10 + 24/t) + 5as^2b/t in 16 bits; with sequence parallelism sbh 34/t + 5as^2b/t.
+      const sbhTerm = sequence ? (66 * sbh) / t : 18 * sbh + (48 * sbh) / t;
+      const what = `tp${t}, sequence parallel ${sequence}`;
+      assert.equal(kept('none'), sbhTerm + (9 * as2b) / t, `${what}, none`);
+      assert.equal(kept('selective'), sbhTerm, `${what}, selective`);
+      assert.equal(kept('full'), (4 * sbh) / (sequence ? t : 1), `${what}, full`);
+    }
+  }
+});
