@@ -44,6 +44,8 @@ export interface ChaosJob {
   every: number;
   seed: number;
   trialTimeoutMs: number;
+  /** Save in the background (--async-checkpoint): each rank snapshots its shard, the ranks publish later. */
+  asyncCheckpoint?: boolean;
 }
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
@@ -54,7 +56,7 @@ export function writeCorpus(path: string): void {
 }
 
 function trainArgs(j: ChaosJob, out: string, maxIters = j.steps): string[] {
-  return [process.execPath, CLI, 'train', '--data', j.corpus, '--out', out, '--n-layer', '2', '--n-head', '2', '--n-embd', '32', '--block-size', '32', '--batch-size', '4', '--max-iters', String(maxIters), '--decay-iters', String(j.steps), '--eval-interval', String(j.every), '--eval-iters', '1', '--log-interval', '1', '--threads', '1', '--peak-gflops', '1', '--seed', String(j.seed), '--quiet'];
+  return [process.execPath, CLI, 'train', '--data', j.corpus, '--out', out, '--n-layer', '2', '--n-head', '2', '--n-embd', '32', '--block-size', '32', '--batch-size', '4', '--max-iters', String(maxIters), '--decay-iters', String(j.steps), '--eval-interval', String(j.every), '--eval-iters', '1', '--log-interval', '1', '--threads', '1', '--peak-gflops', '1', '--seed', String(j.seed), '--quiet', ...(j.asyncCheckpoint ? ['--async-checkpoint'] : [])];
 }
 
 function run(argv: string[], env: NodeJS.ProcessEnv, timeoutMs: number): Promise<{ code: number | null; stderr: string }> {

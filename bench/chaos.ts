@@ -1,4 +1,4 @@
-// `npm run bench -- chaos [--json] [--trials N] [--steps S]`: random faults on a 2-host x 2-rank
+// `npm run bench -- chaos [--json] [--trials N] [--steps S] [--async-checkpoint]`: random faults on a 2-host x 2-rank
 // elastic job in network namespaces (bench/chaos-trial.ts): SIGKILL or SIGSTOP of a random rank
 // at a random step, a kill during a checkpoint write, the loss of a whole host, and the launcher
 // of one host killed. One row per trial (time to detect, time to train again, steps lost,
@@ -17,6 +17,7 @@ export async function run(argv: string[]): Promise<number> {
     trials: { type: 'number', help: 'trials (faults cycle through the five kinds in random order)', default: 20, int: true, min: 1, max: 1000 },
     steps: { type: 'number', help: 'optimizer steps per job', default: 30, int: true, min: 10, max: 10000 },
     every: { type: 'number', help: 'steps between checkpoints', default: 5, int: true, min: 1, max: 1000 },
+    'async-checkpoint': { type: 'boolean', help: 'the job saves in the background (shard snapshots published by the ranks together)' },
     'trial-timeout-ms': { type: 'number', help: 'hard limit per trial', default: 240000, int: true, min: 1000, max: 3_600_000 },
   }, 'bench chaos');
   const why = netnsUnavailable();
@@ -27,7 +28,7 @@ export async function run(argv: string[]): Promise<number> {
   const work = mkdtempSync(join(tmpdir(), 'atscale-chaos-'));
   const corpus = join(work, 'corpus.txt');
   writeCorpus(corpus);
-  const job = { work, corpus, steps: flags.steps as number, every: flags.every as number, seed: 1337, trialTimeoutMs: flags.trialTimeoutMs as number };
+  const job = { work, corpus, steps: flags.steps as number, every: flags.every as number, seed: 1337, trialTimeoutMs: flags.trialTimeoutMs as number, asyncCheckpoint: flags.asyncCheckpoint === true };
   const hosts = TwoHosts.create();
   const refs = new References(job);
   const results: TrialResult[] = [];
@@ -53,7 +54,7 @@ export async function run(argv: string[]): Promise<number> {
     }
     const wall = results.reduce((s, r) => s + r.wall_s, 0);
     const goodput = (baseline * results.length) / wall;
-    const summary = { bench: 'chaos', summary: true, trials: results.length, recovered: results.filter((r) => r.recovered).length, bit_identical: results.filter((r) => r.bit_identical).length, goodput: Math.round(goodput * 1000) / 1000, baseline_s: Math.round(baseline * 1000) / 1000, steps: job.steps, checkpoint_every: job.every };
+    const summary = { bench: 'chaos', summary: true, trials: results.length, recovered: results.filter((r) => r.recovered).length, bit_identical: results.filter((r) => r.bit_identical).length, goodput: Math.round(goodput * 1000) / 1000, baseline_s: Math.round(baseline * 1000) / 1000, steps: job.steps, checkpoint_every: job.every, async_checkpoint: job.asyncCheckpoint };
     if (flags.json) console.log(JSON.stringify(summary));
     printTable(results, summary);
   } finally {

@@ -27,7 +27,7 @@ export {
 } from './sharded.js';
 export { float32ToBf16Bits, bf16BitsToFloat32, float32ToF16Bits, f16BitsToFloat32 } from './half.js';
 export { floatTensor, asFloatEntry } from './float-tensor.js';
-export { AsyncCheckpointWriter } from './async-writer.js';
+export { AsyncCheckpointWriter, type WriteJob } from './async-writer.js';
 export { readSafetensorsHeader, readTensorFloat32, FLOAT_DTYPES, type SafetensorsHeader, type HeaderEntry } from './safetensors-header.js';
 export { commitDirectory, writeFileSynced, committedDir, sha256, type FileDigest } from './atomic_dir.js';
 export { type TpSplit, tpShardShape, tpShardIndex, tpSplitTensor, tpJoinTensor } from './tp-split.js';

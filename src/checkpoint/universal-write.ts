@@ -4,7 +4,7 @@
 // meta.json and the extra files, and commits the directory atomically (atomic_dir.ts: staging
 // directory, fsync, DIR -> DIR.prev, staging -> DIR), so the last good checkpoint survives a
 // crash at any point. Ranks must share the file system holding `dir`.
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { checkFileName, commitDirectory, writeFileSynced, type FileDigest, type Manifest } from './atomic_dir.js';
 import { writeSafetensorsFile, type TensorEntry } from './safetensors.js';
@@ -105,6 +105,10 @@ export function finalizeUniversal(dir: string, o: FinalizeOptions): UniversalMan
     const rec = JSON.parse(readFileSync(path, 'utf8')) as PartRecord & { names: string[] };
     if (rec.run !== o.run || rec.save !== o.save) throw new Error(`universal checkpoint ${dir}: rank ${r}'s shard belongs to run ${rec.run} save ${rec.save}, not run ${o.run} save ${o.save}`);
     const file = shardFileName(r);
+    // The record is written after its shard, but a shard written by another process (an
+    // asynchronous save's writer) is checked to have landed whole before it is published.
+    const bytes = existsSync(join(staging, file)) ? statSync(join(staging, file)).size : -1;
+    if (bytes !== rec.digest.bytes) throw new Error(`universal checkpoint ${dir} (save ${o.save}): rank ${r}'s shard ${file} has ${bytes < 0 ? 'no file' : `${bytes} bytes`} but its record says ${rec.digest.bytes}; not publishing it`);
     shards[file] = rec.coords;
     digests[file] = rec.digest;
     rec.pieces.forEach((p, i) => {

@@ -130,11 +130,17 @@ export class MeshTrainer implements Trainer {
     return this.strategy.memoryReport();
   }
 
-  /** A copy of the whole state for a background writer: the fused step's (one process); the
-   * loop saves the other steps synchronously. */
+  /** A copy of the whole state for a background writer: the fused step's (one process). */
   get snapshot(): Trainer['snapshot'] {
     const s = this.strategy;
     return s.snapshot && ((...args: Parameters<NonNullable<Trainer['snapshot']>>) => s.snapshot!(...args));
+  }
+
+  /** This rank's share of a universal save, for a background writer: the ZeRO and pipeline
+   * steps' (ranks write their shards and publish together). */
+  get universalSave(): Trainer['universalSave'] {
+    const s = this.strategy;
+    return s.universalSave && ((...args: Parameters<NonNullable<Trainer['universalSave']>>) => s.universalSave!(...args));
   }
 
   /** With the profile option on the fused step: ends ONNX Runtime's profiling of the step. */

@@ -20,6 +20,7 @@ import { ConfigValueError, HYPER_RULES, RUN_RULES, checkSettings, checkValue } f
 import { checkTrainingMemory, sizesOf } from './memory-estimate.js';
 import { CheckpointSchedule, type CheckpointInterval } from './checkpoint-schedule.js';
 import { AsyncCheckpointWriter } from '../checkpoint/index.js';
+import { AsyncUniversalSaves } from './universal/async-save.js';
 import { MfuMeter, resolvePeak } from './mfu.js';
 import { formatProfile } from './profile-report.js';
 import { readStepProfile } from '../runtime/profile.js';
@@ -71,7 +72,8 @@ export interface RunOptions {
   onNonFinite?: 'stop' | 'rollback';
   /** ZeRO stage of the trainer makeTrainer builds (memory estimate); 0 when absent. */
   zeroStage?: number;
-  /** Snapshot the state at the step boundary and write it in a background thread (trainers with snapshot()). */
+  /** Snapshot the state at the step boundary and write it in a background thread (one process:
+   * the whole checkpoint; ZeRO and mesh ranks: each its shard, published together later). */
   asyncCheckpoint?: boolean;
   /** Also save every N steps, or 'auto' (Young/Daly from the measured stall and mtbfHours); default: at evaluations only. */
   checkpointInterval?: CheckpointInterval;
@@ -192,7 +194,10 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   };
   let saved = false;
   const checkpoints = new CheckpointSchedule(o.checkpointInterval, o.mtbfHours);
-  const writer = o.asyncCheckpoint && trainer.snapshot ? new AsyncCheckpointWriter() : undefined;
+  const writer = o.asyncCheckpoint && (trainer.snapshot || trainer.universalSave) ? new AsyncCheckpointWriter() : undefined;
+  // Ranks of a ZeRO or mesh trainer: each writes its shard in the background, and the save is
+  // published (lastGood moves) only when the ranks agree at a later step boundary that all landed.
+  const shardSaves = writer && !trainer.snapshot ? new AsyncUniversalSaves(writer) : undefined;
   let lastSaveIter = start;
   let stepSeconds = NaN; // moving average, for the checkpoint interval in steps
   const save = async (iter: number) => {
@@ -201,9 +206,12 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     const m: Meta = { iter, architecture: model.architecture() as Architecture, hyper: h, seed, trainRng: trainSampler.getState(), valRng: valSampler.getState(), tokenizer: data.tokenizer.fingerprint(), world };
     if (skipped.size) m.skipped = [...skipped].filter((s) => s < iter).sort((a, b) => a - b);
     const files = { 'tokenizer.json': JSON.stringify(data.tokenizer.toJSON()) };
-    if (writer) {
+    if (shardSaves) {
+      const { group, save: s } = await trainer.universalSave!(ckptDir, m as unknown as Record<string, unknown>, files);
+      await shardSaves.start(group, s, () => (lastGood = { dir: ckptDir, iter }));
+    } else if (writer) {
       // Published in the background; a rollback waits for it (flush) before reading lastGood.
-      const { published } = await writer.submit(ckptDir, trainer.snapshot!(m as unknown as Record<string, unknown>, files));
+      const { published } = await writer.submit(ckptDir, trainer.snapshot!(m as unknown as Record<string, unknown>, files, (bytes) => writer.takeBuffer(bytes)));
       published.then(() => (lastGood = { dir: ckptDir, iter }), () => {});
     } else {
       await trainer.save(ckptDir, m as unknown as Record<string, unknown>, files);
@@ -221,6 +229,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     const kept = lastGood ? `the last good checkpoint ${lastGood.dir} (step ${lastGood.iter}) was not touched` : 'no checkpoint was written';
     if (policy === 'stop') throw new NonFiniteError(`${why} at step ${bad}; stopped before saving, and ${kept}. Lower --lr or check the data, or pass --on-nonfinite rollback to reload the checkpoint and skip this batch`);
     await writer?.flush();
+    await shardSaves?.finish();
     if (!lastGood) throw new NonFiniteError(`${why} at step ${bad}, and there is no checkpoint yet to roll back to (the first is written at step ${h.evalInterval}); lower --lr or check the data`);
     if (++rollbacks > MAX_ROLLBACKS) throw new NonFiniteError(`${why} at step ${bad}: ${MAX_ROLLBACKS} rollbacks already in this run; stopping (${kept})`);
     await trainer.load(lastGood.dir);
@@ -247,6 +256,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   };
   try {
     for (let iter = start; iter < h.maxIters; iter++) {
+      if (shardSaves?.inFlight) await shardSaves.poll(); // every rank at every boundary while one is
       const lr = cosineLr(schedule, iter);
       const batches = Array.from({ length: h.gradAccum }, () => trainSampler.next());
       const last = iter === h.maxIters - 1;
@@ -309,6 +319,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     }
     // Every rank decides the same way (saving is collective), and a stale ckpt/ is never returned.
     if (!saved) await save(start);
+    await shardSaves?.finish();
     await writer?.flush();
   } finally {
     await writer?.close().catch(() => {});

@@ -3,6 +3,8 @@
 // are its options. The loop owns data, schedule, metrics and when to save; the trainer owns
 // the model state and how a step is computed.
 import type { FlatLayout } from '../nn/flat.js';
+import type { ProcessGroup } from '../dist/index.js';
+import type { UniversalSave } from './universal/state.js';
 
 /** One micro-batch of token ids (rows x context, row-major) and their next-token targets. */
 export interface MicroBatch {
@@ -34,10 +36,18 @@ export interface Trainer {
   /** The full flat parameters (gathered if sharded), e.g. for sampling and export. */
   fullParams(): Promise<Float32Array>;
   /**
-   * Copies model + optimizer state into fresh host buffers (a snapshot at a step boundary) for
-   * a background writer; trainers without it are saved synchronously.
+   * Copies model + optimizer state into host buffers of its own (a snapshot at a step boundary:
+   * fresh ones, or from `alloc`, e.g. ones a finished background write gave back) for a
+   * background writer; trainers without it or universalSave are saved synchronously.
    */
-  snapshot?(meta: Record<string, unknown>, files: Record<string, string>): import('../checkpoint/index.js').CheckpointContents;
+  snapshot?(meta: Record<string, unknown>, files: Record<string, string>, alloc?: (bytes: number) => ArrayBuffer): import('../checkpoint/index.js').CheckpointContents;
+  /**
+   * The same for trainers spread over ranks (collective: every rank calls it at the same step
+   * boundary): what this rank writes of a universal save, as views of its live buffers, and the
+   * group that publishes it. The loop snapshots and writes it in the background and publishes it
+   * at a later step boundary (engine/universal/async-save.ts); save() writes the same at once.
+   */
+  universalSave?(dir: string, meta: Record<string, unknown>, files: Record<string, string>): Promise<{ group: ProcessGroup; save: UniversalSave }>;
   /** Writes model + optimizer state into dir atomically, with the loop's meta and extra files. */
   save(dir: string, meta: Record<string, unknown>, files: Record<string, string>): Promise<void>;
   /** Restores model + optimizer state from dir; returns the loop's meta and files. */

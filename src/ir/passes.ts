@@ -83,9 +83,57 @@ export function constantFolding(p: Program, evaluate: Evaluate, maxElements = 1 
   );
 }
 
+/**
+ * A sum of unslices that tile one axis of their common shape (the gradient of a split: each
+ * part's gradient padded with zeros to the whole, then added) becomes one concat of the parts:
+ * one write of the result instead of a zero-padded copy per part and an add per part.
+ */
+export function unsliceSumsToConcat(p: Program): Program {
+  const nodes = p.graph.nodes;
+  const uses = new Uint32Array(nodes.length);
+  for (const n of nodes) for (const i of n.inputs) uses[i]!++;
+  for (const o of p.outputs) uses[o]!++;
+  const leaves = (id: number, top: boolean, out: number[]): void => {
+    const n = nodes[id]!;
+    if (n.op === 'add' && (top || uses[id] === 1) && sameShape(nodes[n.inputs[0]!]!.shape, n.shape) && sameShape(nodes[n.inputs[1]!]!.shape, n.shape)) {
+      for (const i of n.inputs) leaves(i, false, out);
+    } else out.push(id);
+  };
+  return rebuild(p, () => true, (n, map, g) => {
+    if (n.op !== 'add') return undefined;
+    const parts: number[] = [];
+    leaves(n.id, true, parts);
+    const axis = tiledAxis(parts.map((id) => nodes[id]!), nodes, n.shape);
+    if (axis === undefined) return undefined;
+    const sorted = [...parts].sort((a, b) => (nodes[a]!.attrs.starts as number[])[axis]! - (nodes[b]!.attrs.starts as number[])[axis]!);
+    return g.add('concat', sorted.map((id) => map[nodes[id]!.inputs[0]!]!), { axis }, undefined, n.scope);
+  });
+}
+
+/** The axis that unslices `parts` tile exactly (unit steps, whole extent on every other axis), if any. */
+function tiledAxis(parts: Node[], nodes: readonly Node[], shape: readonly number[]): number | undefined {
+  if (parts.length < 2 || parts.some((u) => u.op !== 'unslice' || !sameShape(u.shape, shape) || (u.attrs.steps as number[]).some((st) => st !== 1))) return undefined;
+  const spans = parts.map((u) => ({ start: u.attrs.starts as number[], len: nodes[u.inputs[0]!]!.shape }));
+  const axes = shape.map((_, d) => d).filter((d) => spans.some((s) => s.start[d] !== 0 || s.len[d] !== shape[d]));
+  if (axes.length !== 1) return undefined;
+  const axis = axes[0]!;
+  const sorted = spans.map((s) => [s.start[axis]!, s.len[axis]!] as const).sort((a, b) => a[0] - b[0]);
+  let at = 0;
+  for (const [start, len] of sorted) {
+    if (start !== at) return undefined;
+    at += len;
+  }
+  return at === shape[axis] ? axis : undefined;
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
 export function optimize(p: Program, evaluate?: Evaluate): Program {
   let q = deadCodeElimination(p);
   if (evaluate) q = constantFolding(q, evaluate);
   q = commonSubexpressionElimination(q);
+  q = unsliceSumsToConcat(q);
   return deadCodeElimination(q);
 }

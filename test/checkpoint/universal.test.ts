@@ -4,10 +4,10 @@
 // numbers in the message.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, renameSync, rmSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { checkManifest, finalizeUniversal, UniversalCheckpoint, writeUniversalShard, type TensorInfo } from '../../src/checkpoint/index.js';
+import { AsyncCheckpointWriter, checkManifest, finalizeUniversal, shardFileName, UniversalCheckpoint, writeUniversalShard, type TensorInfo, type UniversalShardPart } from '../../src/checkpoint/index.js';
 
 const work = mkdtempSync(join(tmpdir(), 'atscale-universal-'));
 test.after(() => rmSync(work, { recursive: true, force: true }));
@@ -16,12 +16,19 @@ const INFO: Record<string, TensorInfo> = { w: { shape: [2, 4], tp: { kind: 'colu
 const layout = { dp: 2, tp: 1, pp: 1, zero: 1, world: 2 };
 
 /** Two dp ranks split w [0, 5) | [5, 8) and b [0, 3) | -, with values offset by `base`. */
-function save(dir: string, save: string, base: number, finalize = true): void {
+function parts(save: string, base: number): UniversalShardPart[] {
   const vals = (lo: number, hi: number, k: number) => Float32Array.from({ length: hi - lo }, (_, i) => base + k * 100 + lo + i);
   const piece = (name: string, lo: number, hi: number) => ({ name, tpRank: 0, start: lo, end: hi, param: vals(lo, hi, 0), expAvg: vals(lo, hi, 1), expAvgSq: vals(lo, hi, 2) });
-  writeUniversalShard(dir, { run: 'rtest', save, coords: { rank: 0, dp: 0, tp: 0, pp: 0 }, pieces: [piece('w', 0, 5), piece('b', 0, 3)], tensors: INFO });
-  writeUniversalShard(dir, { run: 'rtest', save, coords: { rank: 1, dp: 1, tp: 0, pp: 0 }, pieces: [piece('w', 5, 8)], tensors: { w: INFO.w! } });
-  if (finalize) finalizeUniversal(dir, { layout, run: 'rtest', save, order: ['w', 'b'], meta: { iter: base }, files: { 'note.txt': 'hi' } });
+  return [
+    { run: 'rtest', save, coords: { rank: 0, dp: 0, tp: 0, pp: 0 }, pieces: [piece('w', 0, 5), piece('b', 0, 3)], tensors: INFO },
+    { run: 'rtest', save, coords: { rank: 1, dp: 1, tp: 0, pp: 0 }, pieces: [piece('w', 5, 8)], tensors: { w: INFO.w! } },
+  ];
+}
+const finalize = (dir: string, save: string, base: number) => finalizeUniversal(dir, { layout, run: 'rtest', save, order: ['w', 'b'], meta: { iter: base }, files: { 'note.txt': 'hi' } });
+
+function save(dir: string, save: string, base: number, commit = true): void {
+  for (const part of parts(save, base)) writeUniversalShard(dir, part);
+  if (commit) finalize(dir, save, base);
 }
 
 test('shards and manifest round trip; a save that dies before its manifest keeps the last good one', () => {
@@ -44,6 +51,29 @@ test('shards and manifest round trip; a save that dies before its manifest keeps
   renameSync(dir, join(work, 'elsewhere'));
   assert.deepEqual(new UniversalCheckpoint(dir).meta, { iter: 1 });
   assert.ok(!existsSync(dir));
+});
+
+test('shards written by the background writer thread publish the same checkpoint; a shard cut short is never published', async () => {
+  const dir = join(work, 'background');
+  const writer = new AsyncCheckpointWriter();
+  try {
+    const write = async (save: string, base: number) => {
+      for (const part of parts(save, base)) await (await writer.submitJob({ writer: 'universal-shard', dir, part })).published;
+    };
+    await write('b1', 7);
+    finalize(dir, 'b1', 7);
+    const ck = new UniversalCheckpoint(dir);
+    assert.deepEqual([...ck.readFull('w', 'exp_avg')], [107, 108, 109, 110, 111, 112, 113, 114]);
+    assert.deepEqual(ck.meta, { iter: 7 });
+    // Rank 1's shard loses its tail after its record was written (a disk that lied about the
+    // write): finalize compares each shard's size with its record and publishes nothing.
+    await write('b2', 9);
+    truncateSync(join(`${dir}.staging-b2`, shardFileName(1)), 10);
+    assert.throws(() => finalize(dir, 'b2', 9), /rank 1's shard rank-0*1\.safetensors has 10 bytes but its record says \d+; not publishing it/);
+    assert.deepEqual(new UniversalCheckpoint(dir).meta, { iter: 7 });
+  } finally {
+    await writer.close();
+  }
 });
 
 test('finalize refuses a missing rank; the manifest check refuses gaps, overlaps and bad layouts', () => {

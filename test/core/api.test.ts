@@ -5,11 +5,12 @@ import { Graph } from '../../src/ir/graph.js';
 import { hostValue, toNumbers } from '../../src/ir/value.js';
 import { optimize, deadCodeElimination, commonSubexpressionElimination, constantFolding } from '../../src/ir/passes.js';
 import { foldEvaluate, runReference, refFromHost } from '../../src/runtime/reference/interpreter.js';
-import { compile } from '../../src/runtime/execute.js';
+import { compile, toModel } from '../../src/runtime/execute.js';
 import { getSession } from '../../src/runtime/session.js';
 import { Tensor, tensor } from '../../src/tensor/tensor.js';
 import { withGraph } from '../../src/tensor/trace.js';
-import { dropout } from '../../src/tensor/functional.js';
+import { dropout, split } from '../../src/tensor/functional.js';
+import { gradients } from '../../src/autodiff/grad.js';
 import { jit } from '../../src/tensor/jit.js';
 import { grad, valueAndGrad } from '../../src/autodiff/api.js';
 import type { HostValue } from '../../src/ir/value.js';
@@ -64,6 +65,34 @@ test('passes: DCE drops unused work, CSE merges repeats, folding evaluates const
   assert.deepEqual(ops(q).sort(), ['add', 'add', 'const', 'exp', 'input']);
   const feed = [refFromHost(f32([4], [0, 1, 2, 3]))];
   assert.deepEqual(Array.from(runReference(q, feed)[0]!.data), Array.from(runReference(p, feed)[0]!.data));
+});
+
+test('passes: the gradient of a split is one concat of the parts, not zero-padded parts added', async () => {
+  const g = new Graph();
+  const program = withGraph(g, () => {
+    const x = new Tensor(g, g.input('x', [2, 3, 6], 'float32'));
+    const [a, b, c] = split(x, [1, 3, 2], -1);
+    const loss = a!.mul(a!).sum().add(b!.exp().sum()).add(c!.mul(c!).mul(c!).sum());
+    return { graph: g, inputs: [x.id], outputs: [gradients(loss, [x])[0]!.id] };
+  });
+  const q = optimize(program, foldEvaluate);
+  const ops = q.graph.nodes.map((n) => n.op);
+  assert.equal(ops.filter((o) => o === 'concat').length, 1);
+  assert.equal(ops.filter((o) => o === 'unslice').length, 0);
+  const xs = Array.from({ length: 36 }, (_, i) => Math.sin(i));
+  const feed = f32([2, 3, 6], xs);
+  const [ort] = await (await compile(program, { threads: 1 })).run([feed]);
+  const want = xs.map((v, i) => (i % 6 === 0 ? 2 * v : i % 6 < 4 ? Math.exp(v) : 3 * v * v));
+  toNumbers(ort!).forEach((v, i) => assert.ok(Math.abs(v - want[i]!) < 1e-5, `element ${i}: ${v} vs ${want[i]}`));
+  // Parts that do not tile the axis keep their unslices.
+  const h = new Graph();
+  const partial = withGraph(h, () => {
+    const x = new Tensor(h, h.input('x', [6], 'float32'));
+    const loss = x.slice([0, 2]).sum().add(x.slice([4, 6]).sum());
+    return { graph: h, inputs: [x.id], outputs: [gradients(loss, [x])[0]!.id] };
+  });
+  const [r] = await (await compile(partial, { threads: 1 })).run([f32([6], [1, 2, 3, 4, 5, 6])]);
+  assert.deepEqual(Array.from(toNumbers(r!)), [1, 1, 0, 0, 1, 1]);
 });
 
 async function dropoutRun(key: number, p: number): Promise<{ ort: Float64Array; ref: Float64Array }> {
@@ -134,6 +163,32 @@ test('dropout masks of different keys are not shifted copies of each other', asy
     const frac = same / (a.length - 4);
     assert.ok(Math.abs(frac - 0.5) < 0.05, `masks agree on ${frac} of elements at shift ${shift}`);
   }
+});
+
+test('dropout masks: neighbours at any lag agree as often as independent draws; the step keeps the bool mask (a Where, no float copy)', async () => {
+  const g = new Graph();
+  const program = withGraph(g, () => {
+    const x = new Tensor(g, g.input('x', [256, 256], 'float32'));
+    const k = new Tensor(g, g.input('key', [], 'int64'));
+    return { graph: g, inputs: [x.id, k.id], outputs: [dropout(x, 0.5, k, 3).id] };
+  });
+  const exe = await compile(program, { threads: 1 });
+  for (const key of [0, 1, -7, 2 ** 31 - 1]) {
+    const [o] = await exe.run([hostValue('float32', [256, 256], new Float32Array(65536).fill(1)), hostValue('int64', [], [key])]);
+    const m = toNumbers(o!).map((v) => (v === 0 ? 0 : 1));
+    for (const lag of [1, 2, 3, 4, 8, 16, 64, 255, 256, 257, 4096]) {
+      let same = 0;
+      for (let i = 0; i + lag < m.length; i++) if (m[i] === m[i + lag]) same++;
+      const frac = same / (m.length - lag);
+      // Independent draws at p = 0.5 agree half the time (standard deviation about 0.002 here).
+      assert.ok(Math.abs(frac - 0.5) < 0.02, `key ${key}: neighbours at lag ${lag} agree on ${frac} of elements`);
+    }
+  }
+  // The mask is applied by a Where on the bool mask: no Cast of it to float32 (ONNX type 1),
+  // whose 4-byte result a backward would keep alive instead of the 1-byte mask.
+  const nodes = toModel(program).graph.nodes;
+  assert.ok(nodes.some((n) => n.op === 'Where'), 'dropout applies its mask with a Where');
+  assert.deepEqual(nodes.filter((n) => n.op === 'Cast' && n.attrs?.to?.v === 1), []);
 });
 
 test('bad axes and slices are errors naming the op, the shape and the call site', () => {

@@ -178,9 +178,17 @@ export class FusedStep implements StepStrategy {
     saveCheckpoint(dir, this.contents(this.flatParams, this.m.cur.data as Float32Array, this.v.cur.data as Float32Array, meta, files));
   }
 
-  /** The same contents over copies of the state (three memcpys), for a background writer. */
-  snapshot(meta: Record<string, unknown>, files: Record<string, string>): CheckpointContents {
-    return this.contents(this.flatParams.slice(), (this.m.cur.data as Float32Array).slice(), (this.v.cur.data as Float32Array).slice(), meta, files);
+  /** The same contents over copies of the state (three memcpys into one buffer from `alloc`,
+   *  e.g. one a finished background write gave back), for a background writer. */
+  snapshot(meta: Record<string, unknown>, files: Record<string, string>, alloc: (bytes: number) => ArrayBuffer = (b) => new ArrayBuffer(b)): CheckpointContents {
+    const n = this.layout.size;
+    const buf = new Float32Array(alloc(3 * n * 4), 0, 3 * n);
+    const copy = (src: Float32Array, k: number) => {
+      const dst = buf.subarray(k * n, (k + 1) * n);
+      dst.set(src);
+      return dst;
+    };
+    return this.contents(copy(this.flatParams, 0), copy(this.m.cur.data as Float32Array, 1), copy(this.v.cur.data as Float32Array, 2), meta, files);
   }
 
   private contents(params: Float32Array, m: Float32Array, v: Float32Array, meta: Record<string, unknown>, files: Record<string, string>): CheckpointContents {

@@ -13,9 +13,9 @@ import type { ExecOptions } from '../../runtime/session.js';
 import { FlatLayout } from '../../nn/flat.js';
 import type { LanguageModel } from '../../models/model.js';
 import { adamwScalars, type AdamWConfig } from '../../optim/adamw.js';
-import { chunkRange } from '../../dist/index.js';
+import { chunkRange, type ProcessGroup } from '../../dist/index.js';
 import { isUniversalCheckpoint } from '../../checkpoint/index.js';
-import { loadUniversal, piecesOf, readFullState, RunIdentity, saveUniversal, tensorInfos, together } from '../universal/state.js';
+import { loadUniversal, piecesOf, readFullState, RunIdentity, saveUniversal, tensorInfos, together, type UniversalSave } from '../universal/state.js';
 import { evalProgram, updateProgram, type StepShape } from '../step-graphs.js';
 import { dropoutKey, dropoutKeyAt } from '../dropout-key.js';
 import type { MicroBatch, StepResult } from '../trainer.js';
@@ -277,6 +277,13 @@ export class PipelineStep implements StepStrategy {
    *  chunk, or an equal share when every dp rank holds everything); a tied unit is written by
    *  the first stage. Rank 0 commits the manifest; nothing is gathered. */
   async save(dir: string, meta: Record<string, unknown>, files: Record<string, string>): Promise<void> {
+    const { group, save } = await this.universalSave(dir, meta, files);
+    await saveUniversal(group, save);
+  }
+
+  /** What this rank writes of that save, as views of its live buffers (collective: the ids are
+   *  agreed on); an asynchronous save snapshots it at the step boundary. */
+  async universalSave(dir: string, meta: Record<string, unknown>, files: Record<string, string>): Promise<{ group: ProcessGroup; save: UniversalSave }> {
     const { dp, pp, tp } = this.mesh.shape;
     const [lo, hi] = chunkRange(this.runner.ownedSize, dp, this.mesh.coords.dp);
     const from = this.chunk[0];
@@ -285,7 +292,7 @@ export class PipelineStep implements StepStrategy {
     const tiedHere = (name: string) => this.tied.some((u) => name.startsWith(`${u}.`)) && !this.mesh.isFirstStage;
     const replicatedHere = (name: string) => this.mesh.coords.tp > 0 && this.model.tensorParallelSplit(name).kind === 'replicated';
     const pieces = piecesOf(this.ownedSlots(), [range], () => this.mesh.coords.tp).filter((p) => !tiedHere(p.name) && !replicatedHere(p.name));
-    await saveUniversal(this.mesh.world, {
+    const save: UniversalSave = {
       dir,
       layout: { dp, tp, pp, zero: this.opts.zeroStage, world: this.mesh.world.worldSize },
       coords: { rank: this.mesh.world.rank, ...this.mesh.coords },
@@ -295,7 +302,8 @@ export class PipelineStep implements StepStrategy {
       order: this.layout.slots.map((s) => s.name),
       meta: { ...meta, mesh: this.mesh.shape },
       files,
-    });
+    };
+    return { group: this.mesh.world, save };
   }
 
   /** Resumes from a universal checkpoint of any layout (reading only the shard files that hold

@@ -14,7 +14,7 @@ export interface HeldBytes {
   optimBytes: number;
 }
 
-export interface StepStrategy extends Pick<Trainer, 'layout' | 'prepare' | 'step' | 'evalLoss' | 'fullParams' | 'snapshot' | 'save' | 'load'> {
+export interface StepStrategy extends Pick<Trainer, 'layout' | 'prepare' | 'step' | 'evalLoss' | 'fullParams' | 'snapshot' | 'universalSave' | 'save' | 'load'> {
   readonly kind: StepKind;
   memoryReport(): HeldBytes;
 }

@@ -17,8 +17,8 @@ import type { MicroBatch, StepResult } from '../trainer.js';
 import type { StepStrategy } from './strategy.js';
 import type { MemoryReport } from '../zero/memory.js';
 import { ShardPlan, type Piece } from '../zero/shard-plan.js';
-import { loadZeroCheckpoint, saveZeroCheckpoint } from '../zero/checkpoint.js';
-import { RunIdentity } from '../universal/state.js';
+import { loadZeroCheckpoint, zeroUniversalSave } from '../zero/checkpoint.js';
+import { RunIdentity, saveUniversal, type UniversalSave } from '../universal/state.js';
 
 export interface ZeroOptions extends ExecOptions {
   seed: number;
@@ -154,7 +154,11 @@ export abstract class ZeroStep implements StepStrategy {
   }
 
   async save(dir: string, meta: Record<string, unknown>, files: Record<string, string>): Promise<void> {
-    await saveZeroCheckpoint(this, dir, meta, files);
+    await saveUniversal(this.pg, await zeroUniversalSave(this, dir, meta, files));
+  }
+
+  async universalSave(dir: string, meta: Record<string, unknown>, files: Record<string, string>): Promise<{ group: ProcessGroup; save: UniversalSave }> {
+    return { group: this.pg, save: await zeroUniversalSave(this, dir, meta, files) };
   }
 
   async load(dir: string): Promise<{ meta: Record<string, unknown>; files: Record<string, string> }> {

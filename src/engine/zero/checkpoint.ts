@@ -1,17 +1,20 @@
 // ZeRO checkpoints are universal checkpoints (checkpoint/universal-*.ts): every rank writes the
 // params, exp_avg and exp_avg_sq of the flat ranges it owns (its chunk of every piece; with
 // stage 0, where every rank holds everything, an equal share of the buffer so the writing is
-// spread), and rank 0 commits the manifest. Nothing is gathered. Loading reads the full state
+// spread), and rank 0 commits the manifest. Nothing is gathered. An asynchronous save writes the
+// same pieces, snapshotted (engine/universal/async-save.ts). Loading reads the full state
 // from a universal checkpoint of any layout or a plain one, and takes this rank's shard, so a
 // run resumes with another stage or number of ranks; older sharded checkpoints still load.
 import { chunkRange } from '../../dist/index.js';
 import { floatTensor, isShardedCheckpoint, ShardedCheckpoint } from '../../checkpoint/index.js';
 import type { ZeroStep } from '../step/zero-base.js';
-import { piecesOf, readFullState, saveUniversal, tensorInfos, together, type FullState, type HeldRange } from '../universal/state.js';
+import { piecesOf, readFullState, tensorInfos, together, type FullState, type HeldRange, type UniversalSave } from '../universal/state.js';
 
 const LEGACY_META_KEY = 'atscale_zero';
 
-export async function saveZeroCheckpoint(t: ZeroStep, dir: string, meta: Record<string, unknown>, files: Record<string, string>): Promise<void> {
+/** What this rank writes of a universal save (views of its live shard buffers; collective: the
+ *  save's ids are agreed on). save() writes it at once, an asynchronous save snapshots it. */
+export async function zeroUniversalSave(t: ZeroStep, dir: string, meta: Record<string, unknown>, files: Record<string, string>): Promise<UniversalSave> {
   const { plan, m, v, paramChunk } = t.state();
   const layout = t.layout;
   const ranges: HeldRange[] = [];
@@ -27,7 +30,7 @@ export async function saveZeroCheckpoint(t: ZeroStep, dir: string, meta: Record<
     }
   }
   const pieces = piecesOf(layout.slots, ranges, () => 0);
-  await saveUniversal(t.pg, {
+  return {
     dir,
     layout: { dp: t.world, tp: 1, pp: 1, zero: t.stage, world: t.world },
     coords: { rank: t.rank, dp: t.rank, tp: 0, pp: 0 },
@@ -37,7 +40,7 @@ export async function saveZeroCheckpoint(t: ZeroStep, dir: string, meta: Record<
     order: layout.slots.map((s) => s.name),
     meta,
     files,
-  });
+  };
 }
 
 /** The full state of an older sharded ZeRO checkpoint (flat buffers by piece). */

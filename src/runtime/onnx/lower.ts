@@ -4,7 +4,7 @@ import type { Node, Program } from '../../ir/graph.js';
 import { type DType, ONNX_DTYPE } from '../../ir/dtype.js';
 import { hostValue, type HostValue } from '../../ir/value.js';
 import { numel } from '../../ir/shape.js';
-import type { OnnxGraph, OnnxNode } from './model.js';
+import type { OnnxGraph, OnnxInitializer, OnnxNode } from './model.js';
 
 const UNARY: Record<string, string> = {
   neg: 'Neg', exp: 'Exp', log: 'Log', sqrt: 'Sqrt', tanh: 'Tanh', sigmoid: 'Sigmoid', erf: 'Erf',
@@ -24,10 +24,12 @@ export function boundaryDType(d: DType): DType {
 export const DROPOUT_MULT = 0x45d9f3b;
 export const DROPOUT_SALT_MULT = 0x9e3779b1;
 export const DROPOUT_INDEX_MULT = 0x2c1b3c6d;
+/** ONNX TensorProto.DataType of uint32 (the dropout hash's arithmetic; not a host dtype). */
+const ONNX_UINT32 = 12;
 
 class Lowering {
   nodes: OnnxNode[] = [];
-  initializers: { name: string; value: HostValue }[] = [];
+  initializers: OnnxInitializer[] = [];
   private tmp = 0;
   /** Scope of the IR node being lowered; every ONNX node it emits carries it. */
   scope = '';
@@ -170,11 +172,12 @@ function lowerUnslice(L: Lowering, n: Node, g: string, out: string, gShape: read
 }
 
 /**
- * keep[i] = hash(i * M ^ mix(key + salt)) >= threshold, in wrapping int32 arithmetic (4-byte
- * passes; int32 Mul and Add wrap in ONNX Runtime as two's complement). The (key, salt) word is
- * mixed and XORed in, not added to i, so two masks are never shifted copies of each other. The
- * mixing step divides by 2^16 with truncation (ONNX integer Div), so the reference
- * (reference/kernels.ts dropoutHash) reproduces it exactly.
+ * keep[i] = hash(i) >= p 2^32 in uint32, hash(i) = mul2(xorshift16(i * M1 ^ word)) with
+ * word = mix(key + salt) a scalar: eight passes over the tensor, shifts instead of integer
+ * divisions (a 13-pass, 3-division hash cost about a tenth of a shakespeare-char step). The
+ * word is XORed in, not added to i, so two masks are never shifted copies of each other, and
+ * i is the element's index in the global tensor, so every layout draws the same mask.
+ * reference/kernels.ts (dropoutHash) computes the same bits.
  */
 function lowerDropoutMask(L: Lowering, n: Node, key: string, out: string): void {
   const count = numel(n.shape);
@@ -183,9 +186,20 @@ function lowerDropoutMask(L: Lowering, n: Node, key: string, out: string): void 
     L.initializers.push({ name, value: hostValue('int32', [], [v | 0]) });
     return name;
   };
+  // uint32 has no host dtype here; its scalars are raw initializers.
+  const u32 = (v: number) => {
+    const name = L.fresh(out);
+    L.initializers.push({ name, raw: { onnxType: ONNX_UINT32, shape: [], bytes: new Uint8Array(Uint32Array.from([v >>> 0]).buffer) } });
+    return name;
+  };
   const step = (op: string, ...xs: string[]): string => {
     const r = L.fresh(out);
     L.emit(op, xs, [r]);
+    return r;
+  };
+  const toU32 = (x: string): string => {
+    const r = L.fresh(out);
+    L.emit('Cast', [x], [r], { to: { kind: 'int', v: ONNX_UINT32 } });
     return r;
   };
   // The key's low 32 bits (wrapping cast) are the key proper; the bits above are the first
@@ -194,11 +208,11 @@ function lowerDropoutMask(L: Lowering, n: Node, key: string, out: string): void 
   L.emit('Cast', [key], [key32], { to: { kind: 'int', v: ONNX_DTYPE.int32 } });
   const two32 = L.fresh(out);
   L.initializers.push({ name: two32, value: hostValue('int64', [], [2 ** 32]) });
-  const row0 = L.fresh(out);
-  L.emit('Cast', [step('Div', key, two32)], [row0], { to: { kind: 'int', v: ONNX_DTYPE.int32 } });
   let index: string;
   const global = n.attrs.global as number[] | undefined;
   if (global) {
+    const row0 = L.fresh(out);
+    L.emit('Cast', [step('Div', key, two32)], [row0], { to: { kind: 'int', v: ONNX_DTYPE.int32 } });
     // A block of a larger tensor: the element index is the global tensor's, the sum over axes
     // of (offset + local index) x global stride, each axis a broadcast Range.
     const offset = n.attrs.offset as number[];
@@ -210,19 +224,20 @@ function lowerDropoutMask(L: Lowering, n: Node, key: string, out: string): void 
     });
     index = step('Reshape', index, L.ints([count], out));
   } else {
+    // One Range from the tensor's first global element, in int64 so that it cannot wrap
+    // inside the range (the cast to uint32 below takes it modulo 2^32).
     const rowElems = n.shape.length > 0 && n.shape[0]! > 0 ? count / n.shape[0]! : 0;
-    index = step('Add', step('Range', i32(0), i32(count), i32(1)), step('Mul', row0, i32(rowElems)));
+    const base = step('Mul', step('Div', key, two32), L.scalarI64(rowElems, out));
+    index = step('Range', base, step('Add', base, L.scalarI64(count, out)), L.scalarI64(1, out));
   }
   const two16 = i32(65536);
-  const mult = i32(DROPOUT_MULT);
   let word = step('Add', key32, i32(dropoutSalt(n.attrs.salt as number)));
-  word = step('Mul', step('BitwiseXor', word, step('Div', word, two16)), mult);
-  let h = step('BitwiseXor', step('Mul', index, i32(DROPOUT_INDEX_MULT)), word);
-  for (let round = 0; round < 3; round++) {
-    h = step('BitwiseXor', h, step('Div', h, two16));
-    if (round < 2) h = step('Mul', h, mult);
-  }
-  const keep = step('GreaterOrEqual', h, i32(dropoutThreshold(n.attrs.p as number)));
+  word = toU32(step('Mul', step('BitwiseXor', word, step('Div', word, two16)), i32(DROPOUT_MULT)));
+  let h = step('BitwiseXor', step('Mul', toU32(index), u32(DROPOUT_INDEX_MULT)), word);
+  const shift = L.fresh(out);
+  L.emit('BitShift', [h, u32(16)], [shift], { direction: { kind: 'string', v: 'RIGHT' } });
+  h = step('Mul', step('BitwiseXor', h, shift), u32(DROPOUT_MULT));
+  const keep = step('GreaterOrEqual', h, u32(dropoutThreshold(n.attrs.p as number)));
   L.emit('Reshape', [keep, L.ints(n.shape, out)], [out]);
 }
 
@@ -231,10 +246,9 @@ export function dropoutSalt(salt: number): number {
   return Math.imul(salt >>> 0, DROPOUT_SALT_MULT) | 0;
 }
 
-/** The final mixing round leaves the sign bit clear (h and h/2^16 share their sign), so hash
- * values are uniform over [0, 2^31); keep those at or above this. */
+/** Hash values are uniform over [0, 2^32) (uint32); keep those at or above this. */
 export function dropoutThreshold(p: number): number {
-  return Math.floor(p * 2 ** 31);
+  return Math.floor(p * 2 ** 32);
 }
 
 export interface LoweredNames {

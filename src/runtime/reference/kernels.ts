@@ -285,14 +285,10 @@ function lastAxisKernel(op: string, x: RefValue, axis: number, eps: number): Flo
   return out;
 }
 
-/** The same wrapping int32 hash the ONNX lowering computes. */
+/** The same uint32 hash the ONNX lowering computes, of x = index * M1 ^ word. */
 export function dropoutHash(x: number): number {
-  let h = x | 0;
-  for (let round = 0; round < 3; round++) {
-    h = (h ^ Math.trunc(h / 65536)) | 0;
-    if (round < 2) h = Math.imul(h, DROPOUT_MULT) | 0;
-  }
-  return h;
+  const h = x >>> 0;
+  return Math.imul(h ^ (h >>> 16), DROPOUT_MULT) >>> 0;
 }
 
 function matmul(x: RefValue, y: RefValue, outShape: number[]): Float64Array {
