@@ -17,13 +17,13 @@ import { parseArgs } from '../src/cli/args.js';
 import { GPT } from '../src/models/gpt.js';
 import { gptConfig } from '../src/models/config.js';
 import { PRESETS } from '../src/models/presets.js';
-import { LocalTrainer } from '../src/engine/local-trainer.js';
+import { Mesh } from '../src/engine/mesh/mesh.js';
 import { AsyncCheckpointWriter } from '../src/checkpoint/index.js';
 import { randomBytes } from 'node:crypto';
 import { initProcessGroup } from '../src/dist/index.js';
 import { findFreePort } from '../src/launch/free-port.js';
 import { parseDeepSpeedConfig } from '../src/engine/ds-config.js';
-import { createZeroTrainer } from '../src/engine/zero/index.js';
+import { createTrainer, deepSpeedOptions, MeshTrainer } from '../src/engine/mesh-trainer.js';
 import { AsyncUniversalSaves } from '../src/engine/universal/async-save.js';
 import type { Trainer } from '../src/engine/trainer.js';
 import { Rng } from '../src/tensor/rng.js';
@@ -56,7 +56,7 @@ export async function run(argv: string[]): Promise<number> {
   const batch = flags.batch as number;
   const saves = flags.saves as number;
   const threads = availableParallelism();
-  const local = new LocalTrainer(new GPT(config), { shape: { batch, seq: config.blockSize }, optimizer: { lr: 1e-3, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1 }, gradClip: 1, gradAccum: 1, seed: 1, threads });
+  const local = new MeshTrainer(new GPT(config), Mesh.single(), { shape: { batch, seq: config.blockSize }, optimizer: { lr: 1e-3, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1 }, gradClip: 1, gradAccum: 1, seed: 1, threads });
   const dir = mkdtempSync(join(tmpdir(), 'atscale-bench-ckpt-'));
   const rows: Row[] = [];
   try {
@@ -65,7 +65,7 @@ export async function run(argv: string[]): Promise<number> {
       const pg = await initProcessGroup({ worldSize: 1, rank: 0, masterAddr: '127.0.0.1', masterPort: await findFreePort('127.0.0.1'), secret: randomBytes(32) });
       try {
         const cfg = parseDeepSpeedConfig({ train_batch_size: batch, gradient_accumulation_steps: 1, optimizer: { type: 'AdamW', params: { lr: 1e-3, betas: [0.9, 0.99], weight_decay: 0.1 } }, gradient_clipping: 1, zero_optimization: { stage: 3 } }, 1);
-        const zero = await createZeroTrainer(new GPT(config), cfg, pg, { seed: 1, threads, shape: { batch, seq: config.blockSize } });
+        const zero = await createTrainer(new GPT(config), Mesh.create(pg, { dp: 1, pp: 1, tp: 1 }), { ...deepSpeedOptions(cfg), seed: 1, threads, shape: { batch, seq: config.blockSize } });
         rows.push(...(await measure(zero, 'zero3', dir, batch, config.blockSize, flags.steps as number, saves)));
       } finally {
         await pg.destroy();
@@ -86,7 +86,7 @@ export async function run(argv: string[]): Promise<number> {
   return 0;
 }
 
-/** Sync saves, then each background mode, on one trainer: a LocalTrainer's whole-checkpoint
+/** Sync saves, then each background mode, on one trainer: the mesh of one's whole-checkpoint
  *  snapshot, or a sharded trainer's universal shard (published by a collective poll at the
  *  step boundaries after it, as the training loop does). */
 async function measure(trainer: Trainer, name: string, dir: string, batch: number, seq: number, nSteps: number, saves: number): Promise<Row[]> {

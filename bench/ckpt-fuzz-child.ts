@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { Rng } from '../src/tensor/rng.js';
 import { parseTokenizerFile, readCheckpointInfo } from '../src/engine/train-loop.js';
 import { checkRunMeta } from '../src/engine/validate-meta.js';
-import { LocalTrainer } from '../src/engine/local-trainer.js';
+import { MeshTrainer } from '../src/engine/mesh-trainer.js';
+import { Mesh } from '../src/engine/mesh/mesh.js';
 import { loadTrainedModel } from '../src/engine/load-trained.js';
 import { createModel } from '../src/models/registry.js';
 import { tokenizerFromJSON } from '../src/data/index.js';
@@ -23,7 +24,7 @@ async function load(dir: string): Promise<void> {
   if (!tok) throw new Error(`checkpoint ${dir} has no tokenizer.json`);
   if (tokenizerFromJSON(parseTokenizerFile(tok, dir)).fingerprint() !== meta.tokenizer) throw new Error(`the tokenizer does not match checkpoint ${dir}`);
   const model = createModel(meta.architecture);
-  const trainer = new LocalTrainer(model, { shape: { batch: 1, seq: model.dims.blockSize }, optimizer: { lr: 1e-3, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0 }, gradClip: 1, gradAccum: 1, seed: meta.seed, threads: 1 });
+  const trainer = new MeshTrainer(model, Mesh.single(), { shape: { batch: 1, seq: model.dims.blockSize }, optimizer: { lr: 1e-3, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0 }, gradClip: 1, gradAccum: 1, seed: meta.seed, threads: 1 });
   await trainer.load(dir);
   loadTrainedModel(dir);
 }

@@ -12,7 +12,8 @@ import { parseArgs } from '../src/cli/args.js';
 import { initProcessGroup } from '../src/dist/index.js';
 import { GPT } from '../src/models/gpt.js';
 import { Mesh } from '../src/engine/mesh/mesh.js';
-import { MeshTrainer } from '../src/engine/mesh/trainer.js';
+import { createTrainer } from '../src/engine/mesh-trainer.js';
+import { PipelineStep } from '../src/engine/step/pipeline.js';
 import { checkLayout, type ParallelLayout } from '../src/engine/mesh/layout.js';
 import { Rng } from '../src/tensor/rng.js';
 
@@ -34,11 +35,13 @@ async function worker(): Promise<void> {
   const layout: ParallelLayout = { mesh: { dp: 1, pp: job.pp, tp: 1 }, virtual: job.v, sequenceParallel: false, recompute: 'full', schedule: job.schedule };
   const stageLayers = checkLayout(layout, { world: pg.worldSize, nLayer: MODEL.nLayer, nHead: MODEL.nHead, microBatches: job.m });
   const mesh = Mesh.create(pg, layout.mesh);
-  const t = new MeshTrainer(new GPT(MODEL), mesh, {
+  const t = await createTrainer(new GPT(MODEL), mesh, {
     seed: 1, threads: 1, shape: { batch: MICRO, seq: MODEL.blockSize }, optimizer: { lr: 1e-3, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1 },
-    gradClip: 1, microBatches: job.m, zeroStage: 0, layout, stageLayers,
+    gradClip: 1, gradAccum: job.m, zeroStage: 0, layout, stageLayers,
   });
-  await t.prepare();
+  // The schedule's timing is the pipeline step's own record.
+  if (!(t.strategy instanceof PipelineStep)) throw new Error(`pp ${job.pp} runs the ${t.kind} step, not the pipeline`);
+  const pipe = t.strategy;
   const rng = new Rng(7);
   const n = MICRO * MODEL.blockSize;
   const batch = () => ({ x: Int32Array.from({ length: n }, () => rng.int(65)), y: Int32Array.from({ length: n }, () => rng.int(65)) });
@@ -46,7 +49,7 @@ async function worker(): Promise<void> {
   for (let i = 0; i < job.steps + 1; i++) {
     await pg.barrier();
     await t.step(Array.from({ length: job.m }, batch), 1e-3, i);
-    const r = t.lastRecord!;
+    const r = pipe.lastRecord!;
     if (i >= 1) bubbles.push((r.computeSpanMs - r.busyMs) / r.busyMs); // step 0 pays first-run costs
   }
   console.log(`RESULT ${JSON.stringify({ rank: pg.rank, bubble: median(bubbles) })}`);

@@ -17,7 +17,9 @@ import { GPT } from '../src/models/gpt.js';
 import { FlatLayout } from '../src/nn/flat.js';
 import { PRESETS } from '../src/models/presets.js';
 import { parseDeepSpeedConfig } from '../src/engine/ds-config.js';
-import { createZeroTrainer, FlatZeroTrainer, SegmentedZeroTrainer, zeroFormula, type MemoryReport } from '../src/engine/zero/index.js';
+import { zeroFormula, type MemoryReport } from '../src/engine/zero/index.js';
+import { createTrainer, deepSpeedOptions, MeshTrainer } from '../src/engine/mesh-trainer.js';
+import { Mesh } from '../src/engine/mesh/mesh.js';
 import { Rng } from '../src/tensor/rng.js';
 
 const MODEL = PRESETS['cpu-small']!.model;
@@ -38,19 +40,21 @@ function config(stage: number, world: number): ReturnType<typeof parseDeepSpeedC
 
 async function memoryJob(pg: ProcessGroup): Promise<MemoryReport[]> {
   const out: MemoryReport[] = [];
+  const mesh = Mesh.create(pg, { dp: pg.worldSize, pp: 1, tp: 1 });
   for (const stage of [0, 1, 2, 3]) {
     const cfg = config(stage, pg.worldSize);
-    const opts = { seed: 1, threads: 1, shape: { batch: cfg.microBatchPerGpu, seq: SEQ } };
+    const opts = { ...deepSpeedOptions(cfg), seed: 1, threads: 1, shape: { batch: cfg.microBatchPerGpu, seq: SEQ } };
     // Constructing allocates every persistent buffer; no graph needs compiling to count them.
-    const t = stage <= 1 ? new FlatZeroTrainer(new GPT(MODEL), cfg, pg, opts) : new SegmentedZeroTrainer(new GPT(MODEL), cfg, pg, opts);
-    out.push(t.memoryReport());
+    // On a mesh over a process group with pp = tp = 1 the trainer runs a ZeRO step, whose report is a MemoryReport.
+    const t = new MeshTrainer(new GPT(MODEL), mesh, opts);
+    out.push(t.memoryReport() as MemoryReport);
   }
   return out;
 }
 
 async function speedJob(pg: ProcessGroup, job: Job): Promise<Record<string, number>> {
   const cfg = config(job.stage, pg.worldSize);
-  const t = await createZeroTrainer(new GPT(MODEL), cfg, pg, { seed: 1, threads: job.threads, shape: { batch: cfg.microBatchPerGpu, seq: SEQ } });
+  const t = await createTrainer(new GPT(MODEL), Mesh.create(pg, { dp: pg.worldSize, pp: 1, tp: 1 }), { ...deepSpeedOptions(cfg), seed: 1, threads: job.threads, shape: { batch: cfg.microBatchPerGpu, seq: SEQ } });
   const rng = new Rng(7 + pg.rank);
   const n = cfg.microBatchPerGpu * SEQ;
   const batch = () => ({ x: Int32Array.from({ length: n }, () => rng.int(65)), y: Int32Array.from({ length: n }, () => rng.int(65)) });

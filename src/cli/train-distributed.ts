@@ -1,6 +1,8 @@
-// Decides, for `atscale train`, whether this process is one rank of a data-parallel job (it
-// was started by `atscale launch`, or --deepspeed-config was given) and builds its trainer:
-// the DeepSpeed-style config sets batch sizes, optimizer, schedule, clipping and ZeRO stage.
+// Decides, for `atscale train`, whether this process is one rank of a distributed job (it
+// was started by `atscale launch`, or --deepspeed-config or mesh flags were given) and how its
+// one trainer (engine/mesh-trainer.ts) is built: on the mesh of one, or on a mesh over a
+// process group. The DeepSpeed-style config sets batch sizes, optimizer, schedule, clipping
+// and ZeRO stage; the trainer picks its step from the layout.
 import { readFileSync } from 'node:fs';
 import type { TrainHyper } from '../models/presets.js';
 import type { LanguageModel } from '../models/model.js';
@@ -54,7 +56,7 @@ export async function distributedSetup(dsConfigPath: string | undefined, hyper: 
   if (!Number.isInteger(world) || world < 1) throw new Error(`WORLD_SIZE='${worldEnv}' is not a positive integer (atscale launch sets it)`);
   const flags = opts.parallel ?? {};
   const meshFlags = Object.values(flags).some((v) => v !== undefined);
-  if (!dsConfigPath && world === 1 && !meshFlags) return { rank: 0, world: 1, hyper, makeTrainer: cappedLocalTrainer(hyper, opts), close: async () => {} };
+  if (!dsConfigPath && world === 1 && !meshFlags) return { rank: 0, world: 1, hyper, makeTrainer: cappedSingleTrainer(hyper, opts), close: async () => {} };
   let raw: unknown;
   if (dsConfigPath) {
     const clash = Object.keys(OWNED_BY_CONFIG).filter((k) => explicit.has(k));
@@ -78,18 +80,19 @@ export async function distributedSetup(dsConfigPath: string | undefined, hyper: 
     microBatches: (dp) => (raw === undefined ? hyper.gradAccum : parseDeepSpeedConfig(raw, dp).gradAccum),
   });
   const { dp, pp, tp } = resolved.layout.mesh;
-  // Without pipeline or tensor parallelism the fused step (no recomputation) runs, unless
-  // selective or full recomputation is asked for: then the mesh trainer runs with pp = 1.
+  const { stepKind, deepSpeedOptions } = await import('../engine/mesh-trainer.js');
+  // One process without a config whose layout needs no process group is the mesh of one
+  // (the fused step); selective or full recomputation needs the mesh over a process group.
   const recompute = resolved.layout.recompute;
-  const trivialMesh = pp === 1 && tp === 1 && recompute === 'none';
-  if (!dsConfigPath && world === 1 && trivialMesh) return { rank: 0, world: 1, hyper, makeTrainer: cappedLocalTrainer(hyper, opts), close: async () => {} };
+  if (!dsConfigPath && world === 1 && stepKind(resolved.layout.mesh, true, 0, recompute) === 'fused') return { rank: 0, world: 1, hyper, makeTrainer: cappedSingleTrainer(hyper, opts), close: async () => {} };
   raw ??= configFromFlags(hyper, dp);
   const cfg = parseDeepSpeedConfig(raw, dp, opts.device);
   if (pp === 1 && tp === 1 && cfg.zero.stage >= 2 && (flags.recomputeGranularity ?? fromConfig.recomputeGranularity) !== undefined && recompute !== 'full') {
     throw new Error(`--recompute-granularity ${recompute} with ZeRO stage ${cfg.zero.stage}: stages 2 and 3 run one block at a time and recompute each block in backward (full); use --recompute-granularity full, or ZeRO stage 0 or 1`);
   }
   const { initProcessGroup } = await import('../dist/index.js');
-  const { createZeroTrainer } = await import('../engine/zero/index.js');
+  const { Mesh } = await import('../engine/mesh/mesh.js');
+  const { createTrainer } = await import('../engine/mesh-trainer.js');
   // One process with a DeepSpeed config: a world of one on loopback, with its own secret.
   const single = async () => {
     const { findFreePort } = await import('../launch/free-port.js');
@@ -111,61 +114,54 @@ export async function distributedSetup(dsConfigPath: string | undefined, hyper: 
     weightDecay: cfg.optimizer.weightDecay,
     gradClip: cfg.gradClip,
   };
-  if (!trivialMesh && !(pp === 1 && tp === 1 && cfg.zero.stage >= 2)) {
-    const { Mesh } = await import('../engine/mesh/mesh.js');
-    const { MeshTrainer } = await import('../engine/mesh/trainer.js');
-    const mesh = Mesh.create(pg, resolved.layout.mesh);
-    if (pg.rank === 0) console.log(`mesh: dp ${dp} x pp ${pp} x tp ${tp}, ${resolved.layout.schedule} schedule, v ${resolved.layout.virtual}, layers per stage [${resolved.stageLayers.join(', ')}], ZeRO stage ${cfg.zero.stage}${resolved.layout.sequenceParallel ? ', sequence parallel' : ''}`);
-    return {
-      rank: pg.rank,
-      world,
-      dataParallel: { rank: mesh.coords.dp, size: dp },
-      hyper: h,
-      monitor: cfg.monitor,
-      makeTrainer: async (model, micro, seed, initial) => {
-        const { rankStateBytes, checkMemoryCap } = await import('../engine/mesh/memory.js');
-        const d = model.dims;
-        const spec = { name: model.family, layers: d.nLayer, hidden: d.nEmbd, heads: d.nHead, seqLen: d.blockSize, vocab: d.vocabSize, ffn: 4 * d.nEmbd };
-        const bias = model.architecture().bias !== false;
-        checkMemoryCap(spec, resolved.layout.mesh, resolved.layout.virtual, resolved.stageLayers, cfg.zero.stage, opts.maxMemoryGb, bias);
-        if (tp > 1 && d.vocabSize % tp !== 0 && pg.rank === 0) {
-          const padded = Math.ceil(d.vocabSize / tp) * tp;
-          console.log(`tensor parallelism: vocabulary ${d.vocabSize} does not divide by tp ${tp}; padded to ${padded} (${padded - d.vocabSize} zero row(s) on the last tp rank, never predicted)`);
-        }
-        const t = new MeshTrainer(model, mesh, {
-          seed, threads: opts.threads, device: opts.device, shape: { batch: micro, seq: model.dims.blockSize },
-          optimizer: cfg.optimizer, gradClip: cfg.gradClip, microBatches: cfg.gradAccum, zeroStage: cfg.zero.stage, layout: resolved.layout, stageLayers: resolved.stageLayers, initialParams: initial,
-        });
-        await t.prepare();
-        const formula = rankStateBytes(spec, resolved.layout.mesh, resolved.layout.virtual, resolved.stageLayers, mesh.coords.pp, cfg.zero.stage, bias);
-        console.log(`memory: ${mesh.describe()}: held ${JSON.stringify(t.memoryReport())}, formula ${JSON.stringify(formula)}`);
-        return t;
-      },
-      close: () => pg.destroy(),
-    };
+  const mesh = Mesh.create(pg, resolved.layout.mesh);
+  const kind = stepKind(mesh.shape, false, cfg.zero.stage, recompute);
+  const options = (model: LanguageModel, micro: number, seed: number, initial?: Float32Array) => ({
+    ...deepSpeedOptions(cfg), seed, threads: opts.threads, device: opts.device, shape: { batch: micro, seq: model.dims.blockSize }, layout: resolved.layout, stageLayers: resolved.stageLayers, initialParams: initial,
+  });
+  if (kind !== 'pipeline') {
+    // ZeRO over the dp axis, which is the whole world: the loop's whole-model memory estimate applies.
+    return { rank: pg.rank, world, hyper: h, zeroStage: cfg.zero.stage, monitor: cfg.monitor, makeTrainer: (model, micro, seed, initial) => createTrainer(model, mesh, options(model, micro, seed, initial)), close: () => pg.destroy() };
   }
+  if (pg.rank === 0) console.log(`mesh: dp ${dp} x pp ${pp} x tp ${tp}, ${resolved.layout.schedule} schedule, v ${resolved.layout.virtual}, layers per stage [${resolved.stageLayers.join(', ')}], ZeRO stage ${cfg.zero.stage}${resolved.layout.sequenceParallel ? ', sequence parallel' : ''}`);
   return {
     rank: pg.rank,
     world,
+    dataParallel: { rank: mesh.coords.dp, size: dp },
     hyper: h,
-    zeroStage: cfg.zero.stage,
     monitor: cfg.monitor,
-    makeTrainer: (model, micro, seed, initial) => createZeroTrainer(model, cfg, pg, { seed, initialParams: initial, threads: opts.threads, device: opts.device, shape: { batch: micro, seq: model.dims.blockSize } }),
+    makeTrainer: async (model, micro, seed, initial) => {
+      const { rankStateBytes, checkMemoryCap } = await import('../engine/mesh/memory.js');
+      const d = model.dims;
+      const spec = { name: model.family, layers: d.nLayer, hidden: d.nEmbd, heads: d.nHead, seqLen: d.blockSize, vocab: d.vocabSize, ffn: 4 * d.nEmbd };
+      const bias = model.architecture().bias !== false;
+      checkMemoryCap(spec, resolved.layout.mesh, resolved.layout.virtual, resolved.stageLayers, cfg.zero.stage, opts.maxMemoryGb, bias);
+      if (tp > 1 && d.vocabSize % tp !== 0 && pg.rank === 0) {
+        const padded = Math.ceil(d.vocabSize / tp) * tp;
+        console.log(`tensor parallelism: vocabulary ${d.vocabSize} does not divide by tp ${tp}; padded to ${padded} (${padded - d.vocabSize} zero row(s) on the last tp rank, never predicted)`);
+      }
+      const t = await createTrainer(model, mesh, options(model, micro, seed, initial));
+      const formula = rankStateBytes(spec, resolved.layout.mesh, resolved.layout.virtual, resolved.stageLayers, mesh.coords.pp, cfg.zero.stage, bias);
+      console.log(`memory: ${mesh.describe()}: held ${JSON.stringify(t.memoryReport())}, formula ${JSON.stringify(formula)}`);
+      return t;
+    },
     close: () => pg.destroy(),
   };
 }
 
 /** With --max-memory-gb, one process checks its model state against the cap before building
- * the (default) LocalTrainer; without it the training loop builds the trainer itself. */
-function cappedLocalTrainer(h: TrainHyper, opts: SetupOptions): DistSetup['makeTrainer'] {
+ * the trainer on the mesh of one; without it the training loop builds that trainer itself. */
+function cappedSingleTrainer(h: TrainHyper, opts: SetupOptions): DistSetup['makeTrainer'] {
   const cap = opts.maxMemoryGb;
   if (cap === undefined) return undefined;
   return async (model, micro, seed, initial) => {
     const { checkMemoryCap } = await import('../engine/mesh/memory.js');
-    const { LocalTrainer } = await import('../engine/local-trainer.js');
+    const { Mesh } = await import('../engine/mesh/mesh.js');
+    const { MeshTrainer } = await import('../engine/mesh-trainer.js');
     const d = model.dims;
     const spec = { name: model.family, layers: d.nLayer, hidden: d.nEmbd, heads: d.nHead, seqLen: d.blockSize, vocab: d.vocabSize, ffn: 4 * d.nEmbd };
     checkMemoryCap(spec, { dp: 1, pp: 1, tp: 1 }, 1, [d.nLayer], 0, cap, model.architecture().bias !== false);
-    return new LocalTrainer(model, { shape: { batch: micro, seq: d.blockSize }, optimizer: { lr: h.lr, beta1: h.beta1, beta2: h.beta2, eps: 1e-8, weightDecay: h.weightDecay }, gradClip: h.gradClip, gradAccum: h.gradAccum, seed, initialParams: initial, device: opts.device, threads: opts.threads });
+    // Compiled by the loop's prepare(), after its MFU probe (as without the cap).
+    return new MeshTrainer(model, Mesh.single(), { shape: { batch: micro, seq: d.blockSize }, optimizer: { lr: h.lr, beta1: h.beta1, beta2: h.beta2, eps: 1e-8, weightDecay: h.weightDecay }, gradClip: h.gradClip, gradAccum: h.gradAccum, seed, initialParams: initial, device: opts.device, threads: opts.threads });
   };
 }

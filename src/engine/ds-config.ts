@@ -156,6 +156,11 @@ function schedule(v: unknown, lr: number): CosineSchedule {
   return { lr: peak, minLr: peak, warmupIters: warmup, decayIters: warmup };
 }
 
+/** DeepSpeed's zero_optimization defaults for a stage (buckets, overlap), as a config without them gets. */
+export function defaultZero(stage: ZeroStage): ZeroOptimization {
+  return zero({ stage });
+}
+
 function zero(v: unknown): ZeroOptimization {
   const z = object(v ?? {}, 'zero_optimization', ZERO_KEYS);
   const w = 'zero_optimization.';

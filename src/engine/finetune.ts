@@ -16,7 +16,8 @@ import { defaultLoraTargets } from '../models/registry.js';
 import { FlatLayout } from '../nn/flat.js';
 import type { LoraConfig } from '../nn/lora.js';
 import { cosineLr } from '../optim/schedule.js';
-import { LocalTrainer } from './local-trainer.js';
+import { createTrainer } from './mesh-trainer.js';
+import { Mesh } from './mesh/mesh.js';
 import type { Trainer } from './trainer.js';
 import { openBase, type OpenedModel } from './model-dir.js';
 import { saveAdapter } from './adapter-dir.js';
@@ -98,7 +99,7 @@ export async function runFinetune(o: FinetuneOptions, opened: OpenedModel = open
   const micro = h.batchSize / world;
   const trainer = o.makeTrainer
     ? await o.makeTrainer(model, micro, o.seed, initial)
-    : new LocalTrainer(model, {
+    : await createTrainer(model, Mesh.single(), {
         shape: { batch: micro, seq: T },
         optimizer: { lr: h.lr, beta1: h.beta1, beta2: h.beta2, eps: 1e-8, weightDecay: h.weightDecay },
         gradClip: h.gradClip,

@@ -2,7 +2,7 @@
 // (plan/memory.ts: ZeRO's model states for fp32 training, Korthikanti et al.'s activations),
 // so that `--n-embd 2048 --n-layer 24` or `--n-layer 100000` is refused with the figures
 // instead of growing until the machine swaps or the process dies. The trainers here keep a
-// second copy of params and both Adam moments (double buffering, local-trainer.ts) and an
+// second copy of params and both Adam moments (double buffering, step/fused.ts) and an
 // AdamW decay mask; those are counted as "engine buffers" beside the planner's terms.
 import { availableParallelism, totalmem } from 'node:os';
 import { modelStateBytes, layerActivationBytes, GIB } from '../plan/memory.js';

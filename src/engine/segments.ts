@@ -55,6 +55,14 @@ export interface SegmentedModel {
   hasKey: boolean;
 }
 
+/** The names of a segment's outputs, in the order its programs return them (see Segment). */
+export function segmentOutputs(s: Segment): { forward: string[]; backward: string[] } {
+  const units = s.units.map((u) => u.name);
+  const forward = s.kind === 'embed' ? ['x'] : ['y', ...(s.saved ?? []).map((t) => t.name)];
+  const backward = s.kind === 'embed' ? units : s.kind === 'block' ? ['dx', ...units] : ['loss', 'dx', ...units];
+  return { forward, backward };
+}
+
 /** The model's units as ranges of its flat layout; checks that they tile the buffer in order. */
 export function modelUnits(model: LanguageModel, layout: FlatLayout): Unit[] {
   const named = model.units();

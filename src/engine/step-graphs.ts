@@ -4,7 +4,11 @@
 // - update: clipping and AdamW on a flat gradient (after accumulation or all-reduce).
 // Parameters are one flat float32 input; each parameter tensor is a view (slice) of it, and
 // gradients are taken with respect to those views and concatenated back into one flat grad.
-import { type Program, withScope } from '../ir/graph.js';
+// Every program names its inputs (the names they are traced with) and its outputs (the keys
+// of the record it returns), and is run by name (named-program.ts): no order lives in a comment.
+import { withScope } from '../ir/graph.js';
+import type { NamedProgram } from './named-program.js';
+import type { Tensor } from '../tensor/tensor.js';
 import { buildProgram, type Tracer } from '../tensor/program.js';
 import { concat } from '../tensor/functional.js';
 import { gradients } from '../autodiff/grad.js';
@@ -32,16 +36,26 @@ function lossAndFlatGrad(model: LanguageModel, layout: FlatLayout, t: Tracer, sh
   });
 }
 
-/** Inputs: params, m, v, decayMask, idx, targets, scalars[, key].
- *  Outputs: params', m', v', loss, gradNorm. */
-export interface FusedStep {
-  program: Program;
+/** A step program; hasKey: it takes a dropout `key` input. */
+export interface StepProgram extends NamedProgram {
   hasKey: boolean;
 }
 
-export function fusedStepProgram(model: LanguageModel, layout: FlatLayout, shape: StepShape, opt: AdamWConfig, clip: number): FusedStep {
-  const hasKey = model.dims.dropout > 0;
+/** Traces a program that returns its outputs by name; the names' order is the record's. */
+function named(build: (t: Tracer) => { inputs: Tensor[]; outputs: Record<string, Tensor> }): NamedProgram {
+  let outputs: string[] = [];
   const program = buildProgram((t) => {
+    const r = build(t);
+    outputs = Object.keys(r.outputs);
+    return { inputs: r.inputs, outputs: Object.values(r.outputs) };
+  });
+  return { program, outputs };
+}
+
+/** params, m, v, decay_mask, idx, targets, scalars[, key] -> params, m, v, loss, grad_norm. */
+export function fusedStepProgram(model: LanguageModel, layout: FlatLayout, shape: StepShape, opt: AdamWConfig, clip: number): StepProgram {
+  const hasKey = model.dims.dropout > 0;
+  const program = named((t) => {
     const r = lossAndFlatGrad(model, layout, t, shape, hasKey);
     const m = t.input('m', [layout.size]);
     const v = t.input('v', [layout.size]);
@@ -53,29 +67,29 @@ export function fusedStepProgram(model: LanguageModel, layout: FlatLayout, shape
       return { norm, u: adamwUpdate(r.params, clipByGlobalNorm(r.flat, clip, norm), m, v, mask, scalars, opt) };
     });
     const inputs = [r.params, m, v, mask, r.idx, r.targets, scalars, ...(r.key ? [r.key] : [])];
-    return { inputs, outputs: [u.p, u.m, u.v, r.loss, norm] };
+    return { inputs, outputs: { params: u.p, m: u.m, v: u.v, loss: r.loss, grad_norm: norm } };
   });
-  return { program, hasKey };
+  return { ...program, hasKey };
 }
 
-/** Inputs: params, gradAcc, idx, targets, scale[, key]. Outputs: gradAcc + scale * grad, loss. */
-export function microstepProgram(model: LanguageModel, layout: FlatLayout, shape: StepShape): { program: Program; hasKey: boolean } {
+/** params, grad_acc, idx, targets, scale[, key] -> grad_acc (+ scale * grad), loss. */
+export function microstepProgram(model: LanguageModel, layout: FlatLayout, shape: StepShape): StepProgram {
   const hasKey = model.dims.dropout > 0;
-  const program = buildProgram((t) => {
+  const program = named((t) => {
     const r = lossAndFlatGrad(model, layout, t, shape, hasKey);
     const acc = t.input('grad_acc', [layout.size]);
     const scale = t.input('scale', [1]);
     const inputs = [r.params, acc, r.idx, r.targets, scale, ...(r.key ? [r.key] : [])];
-    return { inputs, outputs: [acc.add(r.flat.mul(scale)), r.loss] };
+    return { inputs, outputs: { grad_acc: acc.add(r.flat.mul(scale)), loss: r.loss } };
   });
-  return { program, hasKey };
+  return { ...program, hasKey };
 }
 
-/** Inputs: params, grad, m, v, decayMask, scalars[, normSq]. Outputs: params', m', v', gradNorm.
+/** params, grad, m, v, decay_mask, scalars[, norm_sq] -> params, m, v, grad_norm.
  * `size` may be a shard of the flat buffer (ZeRO); with externalNorm the global squared norm,
  * computed elsewhere (the sum over shards), is an extra input [1]. */
-export function updateProgram(size: number, opt: AdamWConfig, clip: number, externalNorm = false): Program {
-  const program = buildProgram((t) => {
+export function updateProgram(size: number, opt: AdamWConfig, clip: number, externalNorm = false): NamedProgram {
+  return named((t) => {
     const p = t.input('params', [size]);
     const g = t.input('grad', [size]);
     const m = t.input('m', [size]);
@@ -86,18 +100,16 @@ export function updateProgram(size: number, opt: AdamWConfig, clip: number, exte
     const norm = normSq ? normSq.sqrt().reshape([]) : globalNorm(g);
     const u = adamwUpdate(p, clipByGlobalNorm(g, clip, norm), m, v, mask, scalars, opt);
     const inputs = [p, g, m, v, mask, scalars, ...(normSq ? [normSq] : [])];
-    return { inputs, outputs: [u.p, u.m, u.v, norm] };
+    return { inputs, outputs: { params: u.p, m: u.m, v: u.v, grad_norm: norm } };
   });
-  return program;
 }
 
-/** Inputs: params, idx, targets. Output: loss (evaluation, no dropout). */
-export function evalProgram(model: LanguageModel, layout: FlatLayout, shape: StepShape): Program {
-  const program = buildProgram((t) => {
+/** params, idx, targets -> loss (evaluation, no dropout). */
+export function evalProgram(model: LanguageModel, layout: FlatLayout, shape: StepShape): NamedProgram {
+  return named((t) => {
     const params = t.input('params', [layout.size]);
     const idx = t.input('idx', [shape.batch, shape.seq], 'int32');
     const targets = t.input('targets', [shape.batch, shape.seq], 'int32');
-    return withParams(layout.slots, (s) => flatView(params, s), () => ({ inputs: [params, idx, targets], outputs: [model.loss(idx, targets)] }));
+    return withParams(layout.slots, (s) => flatView(params, s), () => ({ inputs: [params, idx, targets], outputs: { loss: model.loss(idx, targets) } }));
   });
-  return program;
 }

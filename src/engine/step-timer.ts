@@ -1,15 +1,15 @@
 // Median milliseconds of one training step of a model shape on this machine (random tokens,
 // compile time excluded): the measurement behind calibration and the training benchmark.
 import { type Architecture, createModel } from '../models/registry.js';
-import { LocalTrainer } from './local-trainer.js';
+import { createTrainer } from './mesh-trainer.js';
+import { Mesh } from './mesh/mesh.js';
 import { Rng } from '../tensor/rng.js';
 import { median } from '../runtime/gemm-probe.js';
 
 export async function timeTrainingStep(arch: Architecture, batch: number, opts: { threads?: number; iters?: number; warmup?: number } = {}): Promise<{ msPerIter: number; params: number; all: number[] }> {
   const model = createModel(arch);
   const c = model.dims;
-  const trainer = new LocalTrainer(model, { shape: { batch, seq: c.blockSize }, optimizer: { lr: 1e-3, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1 }, gradClip: 1, gradAccum: 1, seed: 1, threads: opts.threads });
-  await trainer.prepare();
+  const trainer = await createTrainer(model, Mesh.single(), { shape: { batch, seq: c.blockSize }, optimizer: { lr: 1e-3, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1 }, gradClip: 1, gradAccum: 1, seed: 1, threads: opts.threads });
   const rng = new Rng(3);
   const tokens = () => Int32Array.from({ length: batch * c.blockSize }, () => rng.int(c.vocabSize));
   const all: number[] = [];

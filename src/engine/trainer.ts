@@ -1,12 +1,16 @@
-// What the training loop needs from a trainer, whether it is one process (LocalTrainer) or
-// a data-parallel ZeRO group (engine/zero). The loop owns data, schedule, metrics and when
-// to save; the trainer owns the model state and how a step is computed.
+// What the training loop needs from a trainer. There is one trainer, MeshTrainer
+// (mesh-trainer.ts): one process is the mesh of one; ZeRO, pipeline and tensor parallelism
+// are its options. The loop owns data, schedule, metrics and when to save; the trainer owns
+// the model state and how a step is computed.
 import type { FlatLayout } from '../nn/flat.js';
-import type { MicroBatch } from './local-trainer.js';
 import type { ProcessGroup } from '../dist/index.js';
 import type { UniversalSave } from './universal/state.js';
 
-export type { MicroBatch };
+/** One micro-batch of token ids (rows x context, row-major) and their next-token targets. */
+export interface MicroBatch {
+  x: Int32Array;
+  y: Int32Array;
+}
 
 export interface StepResult {
   /** Mean loss over the global batch (all micro-batches, all ranks). */

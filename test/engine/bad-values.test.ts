@@ -16,7 +16,9 @@ import { main } from '../../src/cli/main.js';
 import { UsageError, camel } from '../../src/cli/args.js';
 import { ruleFor, HYPER_RULES, MODEL_RULES, type Rule } from '../../src/engine/validate-config.js';
 import { runTraining, NonFiniteError, type RunOptions } from '../../src/engine/train-loop.js';
-import { LocalTrainer } from '../../src/engine/local-trainer.js';
+import { MeshTrainer } from '../../src/engine/mesh-trainer.js';
+import { Mesh } from '../../src/engine/mesh/mesh.js';
+import { FusedStep } from '../../src/engine/step/fused.js';
 import { loadTrainedModel } from '../../src/engine/load-trained.js';
 import { MemoryLimitError } from '../../src/engine/memory-estimate.js';
 import { preset } from '../../src/models/presets.js';
@@ -249,16 +251,16 @@ test('the memory estimate refuses before anything is allocated, with the figures
   assert.equal(deep.slots.length, one.slots.length + 9_999 * (one.slots.length - 4));
 });
 
-/** A real LocalTrainer whose parameters get a NaN written into them before step `at` and the
+/** A real trainer on the mesh of one (the fused step) whose parameters get a NaN written into them before step `at` and the
  * next steps (`times` in all),
  * as a memory fault or an overflow would; everything else is the real step. */
 function poisonedTrainer(at: number, times: number): RunOptions['makeTrainer'] {
   let left = times;
   return async (model, micro, seed) => {
-    const t = new LocalTrainer(model, { shape: { batch: micro, seq: model.dims.blockSize }, optimizer: { lr: tinyHyper.lr, beta1: tinyHyper.beta1, beta2: tinyHyper.beta2, eps: 1e-8, weightDecay: tinyHyper.weightDecay }, gradClip: tinyHyper.gradClip, gradAccum: 1, seed, threads: 1 });
+    const t = new MeshTrainer(model, Mesh.single(), { shape: { batch: micro, seq: model.dims.blockSize }, optimizer: { lr: tinyHyper.lr, beta1: tinyHyper.beta1, beta2: tinyHyper.beta2, eps: 1e-8, weightDecay: tinyHyper.weightDecay }, gradClip: tinyHyper.gradClip, gradAccum: 1, seed, threads: 1 });
     const step = t.step.bind(t);
     t.step = async (batches, lr, iter) => {
-      if (iter >= at && left-- > 0) (t.params.cur.data as Float32Array)[0] = NaN;
+      if (iter >= at && left-- > 0) ((t.strategy as FusedStep).params.cur.data as Float32Array)[0] = NaN;
       return step(batches, lr, iter);
     };
     return t;

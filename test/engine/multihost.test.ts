@@ -7,7 +7,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GPT } from '../../src/models/gpt.js';
-import { LocalTrainer } from '../../src/engine/local-trainer.js';
+import { MeshTrainer } from '../../src/engine/mesh-trainer.js';
+import { Mesh } from '../../src/engine/mesh/mesh.js';
 import { parseDeepSpeedConfig } from '../../src/engine/ds-config.js';
 import { zeroFormula, type MemoryReport } from '../../src/engine/zero/index.js';
 import { cosineLr } from '../../src/optim/schedule.js';
@@ -26,7 +27,7 @@ after(() => hosts?.close());
 
 async function referenceLosses(c: ZeroCase): Promise<number[]> {
   const cfg = parseDeepSpeedConfig(dsConfig(c), 1);
-  const t = new LocalTrainer(new GPT(MODEL), { shape: { batch: c.globalMicro, seq: SEQ }, optimizer: cfg.optimizer, gradClip: cfg.gradClip, gradAccum: c.gas, seed: c.seed, threads: 1 });
+  const t = new MeshTrainer(new GPT(MODEL), Mesh.single(), { shape: { batch: c.globalMicro, seq: SEQ }, optimizer: cfg.optimizer, gradClip: cfg.gradClip, gradAccum: c.gas, seed: c.seed, threads: 1 });
   const batches = rankBatches(c, corpus(), 0, 1);
   const out: number[] = [];
   for (let it = 0; it < c.steps; it++) out.push((await t.step(batches.next().value!, cosineLr(cfg.schedule, it), it)).loss);

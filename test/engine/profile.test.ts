@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GPT } from '../../src/models/gpt.js';
-import { LocalTrainer } from '../../src/engine/local-trainer.js';
+import { MeshTrainer } from '../../src/engine/mesh-trainer.js';
+import { Mesh } from '../../src/engine/mesh/mesh.js';
 import { readStepProfile } from '../../src/runtime/profile.js';
 import { formatProfile } from '../../src/engine/profile-report.js';
 
@@ -20,7 +21,7 @@ test('a profiled step: every kernel belongs to a module of the model, the optimi
   const dir = mkdtempSync(join(tmpdir(), 'atscale-prof-'));
   try {
     const model = new GPT({ nLayer: 2, nHead: 2, nEmbd: C, blockSize: T, vocabSize: 11, dropout: 0.1 });
-    const trainer = new LocalTrainer(model, { shape: { batch: B, seq: T }, optimizer: { lr: 1e-3, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1 }, gradClip: 1, gradAccum: 1, seed: 1, threads: 1, profile: join(dir, 'p') });
+    const trainer = new MeshTrainer(model, Mesh.single(), { shape: { batch: B, seq: T }, optimizer: { lr: 1e-3, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1 }, gradClip: 1, gradAccum: 1, seed: 1, threads: 1, profile: join(dir, 'p') });
     const tokens = Int32Array.from({ length: B * T }, (_, i) => i % 11);
     for (let i = 0; i < 2; i++) await trainer.step([{ x: tokens, y: tokens }], 1e-3, i);
     const { file, nodes } = trainer.endProfiling();

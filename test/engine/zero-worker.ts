@@ -2,7 +2,8 @@
 // ZeroCase from the ZERO_CASE env var and prints one `RESULT {json}` line.
 import { initProcessGroup } from '../../src/dist/index.js';
 import { parseDeepSpeedConfig } from '../../src/engine/ds-config.js';
-import { createZeroTrainer, type ZeroTrainer } from '../../src/engine/zero/index.js';
+import { createTrainer, deepSpeedOptions, type MeshTrainer } from '../../src/engine/mesh-trainer.js';
+import { Mesh } from '../../src/engine/mesh/mesh.js';
 import { cosineLr } from '../../src/optim/schedule.js';
 import { consolidateCheckpoint, readSafetensorsFile } from '../../src/checkpoint/index.js';
 import { corpus, dsConfig, modelOf, rankBatches, SEQ, type ZeroCase } from './zero-case.js';
@@ -11,9 +12,10 @@ const c = JSON.parse(process.env.ZERO_CASE!) as ZeroCase;
 const pg = await initProcessGroup({ timeoutMs: 60_000 });
 const cfg = parseDeepSpeedConfig(dsConfig(c), pg.worldSize);
 const tokens = corpus();
-const make = () => createZeroTrainer(modelOf(c), cfg, pg, { seed: c.seed, threads: 1, shape: { batch: cfg.microBatchPerGpu, seq: SEQ } });
+const mesh = Mesh.create(pg, { dp: pg.worldSize, pp: 1, tp: 1 });
+const make = () => createTrainer(modelOf(c), mesh, { ...deepSpeedOptions(cfg), seed: c.seed, threads: 1, shape: { batch: cfg.microBatchPerGpu, seq: SEQ } });
 
-async function train(t: ZeroTrainer, from: number, to: number, save?: { at: number; dir: string }): Promise<number[]> {
+async function train(t: MeshTrainer, from: number, to: number, save?: { at: number; dir: string }): Promise<number[]> {
   const batches = rankBatches(c, tokens, pg.rank, pg.worldSize);
   for (let i = 0; i < from; i++) batches.next();
   const losses: number[] = [];

@@ -1,5 +1,5 @@
 // ZeRO stages 0-3 in real rank processes over real sockets: the same global batch and seed give
-// the same losses as one LocalTrainer process (within 1e-5 relative), the measured per-rank
+// the same losses as one process on the mesh of one (the fused step) (within 1e-5 relative), the measured per-rank
 // bytes equal the ZeRO formulas (within 1%), and sharded checkpoints resume exactly and
 // consolidate into one safetensors file with the model's parameter names.
 import { test } from 'node:test';
@@ -8,12 +8,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GPT } from '../../src/models/gpt.js';
-import { LocalTrainer } from '../../src/engine/local-trainer.js';
+import { MeshTrainer } from '../../src/engine/mesh-trainer.js';
+import { Mesh } from '../../src/engine/mesh/mesh.js';
 import { parseDeepSpeedConfig } from '../../src/engine/ds-config.js';
 import { zeroFormula, type MemoryReport } from '../../src/engine/zero/index.js';
 import { cosineLr } from '../../src/optim/schedule.js';
 import { initProcessGroup } from '../../src/dist/index.js';
-import { createZeroTrainer } from '../../src/engine/zero/index.js';
+import { createTrainer, deepSpeedOptions } from '../../src/engine/mesh-trainer.js';
 import { corpus, dsConfig, LLAMA_MODEL, MODEL, modelOf, rankBatches, SEQ, WORKER, type ZeroCase } from './zero-case.js';
 import { freePort, runRanks } from './spawn-ranks.js';
 
@@ -21,12 +22,12 @@ const STEPS = 20;
 const tokens = corpus();
 const references = new Map<string, number[]>();
 
-/** Losses of one LocalTrainer process on the whole global batch. */
+/** Losses of one process (the mesh of one, fused step) on the whole global batch. */
 async function reference(c: ZeroCase): Promise<number[]> {
   const key = `${c.globalMicro}x${c.gas} ${c.arch?.family ?? 'gpt2'}`;
   if (!references.has(key)) {
     const cfg = parseDeepSpeedConfig(dsConfig(c), 1);
-    const t = new LocalTrainer(modelOf(c), { shape: { batch: c.globalMicro, seq: SEQ }, optimizer: cfg.optimizer, gradClip: cfg.gradClip, gradAccum: c.gas, seed: c.seed, threads: 1 });
+    const t = new MeshTrainer(modelOf(c), Mesh.single(), { shape: { batch: c.globalMicro, seq: SEQ }, optimizer: cfg.optimizer, gradClip: cfg.gradClip, gradAccum: c.gas, seed: c.seed, threads: 1 });
     const batches = rankBatches(c, tokens, 0, 1);
     const losses: number[] = [];
     for (let it = 0; it < c.steps; it++) losses.push((await t.step(batches.next().value!, cosineLr(cfg.schedule, it), it)).loss);
@@ -92,18 +93,18 @@ test('Llama family (GQA, rope scaling, Qwen2 biases) under ZeRO: stage 3 with ch
   await runCase({ ...base, globalMicro: 4, gas: 2, stage: 2, world: 2, arch: LLAMA_MODEL });
 });
 
-test('stage 0 with world size 1 is LocalTrainer: same losses', async () => {
+test('stage 0 on a process group of one matches the fused step of the mesh of one: same losses', async () => {
   const c = { ...base, stage: 0, world: 1 };
   const pg = await initProcessGroup({ rank: 0, worldSize: 1, masterAddr: '127.0.0.1', masterPort: await freePort(), secret: 'ab'.repeat(32), timeoutMs: 10_000 });
   try {
     const cfg = parseDeepSpeedConfig(dsConfig(c), 1);
-    const t = await createZeroTrainer(new GPT(MODEL), cfg, pg, { seed: c.seed, threads: 1, shape: { batch: c.globalMicro, seq: SEQ } });
+    const t = await createTrainer(new GPT(MODEL), Mesh.create(pg, { dp: 1, pp: 1, tp: 1 }), { ...deepSpeedOptions(cfg), seed: c.seed, threads: 1, shape: { batch: c.globalMicro, seq: SEQ } });
     const batches = rankBatches(c, tokens, 0, 1);
     const losses: number[] = [];
     for (let it = 0; it < c.steps; it++) losses.push((await t.step(batches.next().value!, cosineLr(cfg.schedule, it), it)).loss);
     const diff = maxRelDiff(losses, await reference(c));
-    console.log(`stage 0, world size 1: max relative loss difference vs LocalTrainer ${diff.toExponential(2)}`);
-    // Not bit-equal: LocalTrainer fuses the step into one graph, the ZeRO path runs micro-step + update.
+    console.log(`stage 0, world size 1: max relative loss difference vs the fused step ${diff.toExponential(2)}`);
+    // Not bit-equal: the fused step is one graph, the ZeRO path runs micro-step + update.
     assert.ok(diff <= 1e-5, String(diff));
     assert.ok(losses.at(-1)! < losses[0]! - 0.5, 'the model learns');
     assert.deepEqual(await t.fullParams(), (await t.fullParams()).slice());

@@ -17,7 +17,8 @@ import { buildProgram } from '../../src/tensor/program.js';
 import { compile } from '../../src/runtime/execute.js';
 import { hostValue } from '../../src/ir/value.js';
 import { Rng } from '../../src/tensor/rng.js';
-import { LocalTrainer } from '../../src/engine/local-trainer.js';
+import { MeshTrainer } from '../../src/engine/mesh-trainer.js';
+import { Mesh } from '../../src/engine/mesh/mesh.js';
 import { saveAdapter, readAdapter, adapterParams } from '../../src/engine/adapter-dir.js';
 import { relError } from '../core/check.js';
 
@@ -75,7 +76,7 @@ test('only the adapter trains: the base stays bit-identical and the loss falls',
   const { base, baseParams } = fresh();
   const before = Float32Array.from(baseParams);
   const lora = new LoraModel(base, baseParams, { ...DEFAULT_LORA, r: 4, alpha: 16 });
-  const trainer = new LocalTrainer(lora, {
+  const trainer = new MeshTrainer(lora, Mesh.single(), {
     shape: { batch: B, seq: T },
     optimizer: { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 },
     gradClip: 1,

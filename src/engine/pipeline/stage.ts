@@ -9,7 +9,7 @@ import { hostValue, type HostValue } from '../../ir/value.js';
 import type { ExecOptions } from '../../runtime/session.js';
 import type { FlatLayout } from '../../nn/flat.js';
 import type { LanguageModel } from '../../models/model.js';
-import { activationShape, modelSegments, type Segment, type Unit } from '../segments.js';
+import { activationShape, modelSegments, segmentOutputs, type Segment, type Unit } from '../segments.js';
 import type { Granularity } from '../../ir/remat.js';
 import type { StepShape } from '../step-graphs.js';
 import { NamedExecutable, type AxisGroups, type Named } from '../named-program.js';
@@ -99,10 +99,9 @@ export class StageRunner {
   async compile(opts: ExecOptions, groups: AxisGroups = {}): Promise<void> {
     for (const c of this.compiled.values()) {
       const s = c.seg;
-      const unitNames = s.units.map((u) => u.name);
-      if (s.forward) c.forward = await NamedExecutable.compile(s.forward, s.kind === 'embed' ? ['x'] : ['y', ...(s.saved ?? []).map((t) => t.name)], opts, groups);
-      const outs = s.kind === 'embed' ? unitNames : s.kind === 'block' ? ['dx', ...unitNames] : ['loss', 'dx', ...unitNames];
-      c.backward = await NamedExecutable.compile(s.backward, outs, opts, groups);
+      const outs = segmentOutputs(s);
+      if (s.forward) c.forward = await NamedExecutable.compile(s.forward, outs.forward, opts, groups);
+      c.backward = await NamedExecutable.compile(s.backward, outs.backward, opts, groups);
     }
   }
 

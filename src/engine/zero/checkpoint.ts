@@ -7,14 +7,14 @@
 // run resumes with another stage or number of ranks; older sharded checkpoints still load.
 import { chunkRange } from '../../dist/index.js';
 import { floatTensor, isShardedCheckpoint, ShardedCheckpoint } from '../../checkpoint/index.js';
-import type { ZeroTrainerBase } from './base.js';
+import type { ZeroStep } from '../step/zero-base.js';
 import { piecesOf, readFullState, tensorInfos, together, type FullState, type HeldRange, type UniversalSave } from '../universal/state.js';
 
 const LEGACY_META_KEY = 'atscale_zero';
 
 /** What this rank writes of a universal save (views of its live shard buffers; collective: the
  *  save's ids are agreed on). save() writes it at once, an asynchronous save snapshots it. */
-export async function zeroUniversalSave(t: ZeroTrainerBase, dir: string, meta: Record<string, unknown>, files: Record<string, string>): Promise<UniversalSave> {
+export async function zeroUniversalSave(t: ZeroStep, dir: string, meta: Record<string, unknown>, files: Record<string, string>): Promise<UniversalSave> {
   const { plan, m, v, paramChunk } = t.state();
   const layout = t.layout;
   const ranges: HeldRange[] = [];
@@ -44,7 +44,7 @@ export async function zeroUniversalSave(t: ZeroTrainerBase, dir: string, meta: R
 }
 
 /** The full state of an older sharded ZeRO checkpoint (flat buffers by piece). */
-function readLegacySharded(t: ZeroTrainerBase, dir: string): FullState {
+function readLegacySharded(t: ZeroStep, dir: string): FullState {
   const n = t.layout.size;
   const [params, m, v] = [new Float32Array(n), new Float32Array(n), new Float32Array(n)];
   const ck = new ShardedCheckpoint(dir);
@@ -65,7 +65,7 @@ function readLegacySharded(t: ZeroTrainerBase, dir: string): FullState {
   return { params, m, v, meta: loopMeta, files: ck.files };
 }
 
-export async function loadZeroCheckpoint(t: ZeroTrainerBase, dir: string): Promise<{ meta: Record<string, unknown>; files: Record<string, string> }> {
+export async function loadZeroCheckpoint(t: ZeroStep, dir: string): Promise<{ meta: Record<string, unknown>; files: Record<string, string> }> {
   // Read and checked on every rank before any buffer changes; if one rank fails, all do.
   const st = await together(t.pg, 'read the checkpoint', () => (isShardedCheckpoint(dir) ? readLegacySharded(t, dir) : readFullState(dir, t.layout, t.model)));
   const { plan, m: mShard, v: vShard, setParams } = t.state();

@@ -1,20 +1,21 @@
 // The engine is model-agnostic: a Llama-family model (grouped-query attention, q/k/v biases,
 // untied head, a vocabulary tp pads) trains under tensor parallelism (tp2, and tp2 x pp2 with
-// sequence parallelism) in real rank processes with the losses of one process (LocalTrainer,
+// sequence parallelism) in real rank processes with the losses of one process (the mesh of one,
 // the fused one-graph step) within 1e-5 relative, and its consolidated parameters equal the
 // one-process parameters. A kv-head count tp does not divide is refused with the arithmetic.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { Llama } from '../../../src/models/llama.js';
-import { LocalTrainer } from '../../../src/engine/local-trainer.js';
+import { MeshTrainer } from '../../../src/engine/mesh-trainer.js';
+import { Mesh } from '../../../src/engine/mesh/mesh.js';
 import { runRanks } from '../spawn-ranks.js';
 import { BATCH, CONFIG, LR, microBatches, MICRO, OPT, SEED, SEQ, STEPS } from './llama-tp-case.js';
 
 const WORKER = fileURLToPath(new URL('./llama-tp-worker.js', import.meta.url));
 
 async function reference(): Promise<{ losses: number[]; params: Float32Array }> {
-  const t = new LocalTrainer(new Llama(CONFIG), { shape: { batch: BATCH, seq: SEQ }, optimizer: OPT, gradClip: 1, gradAccum: MICRO, seed: SEED, threads: 1 });
+  const t = new MeshTrainer(new Llama(CONFIG), Mesh.single(), { shape: { batch: BATCH, seq: SEQ }, optimizer: OPT, gradClip: 1, gradAccum: MICRO, seed: SEED, threads: 1 });
   const losses: number[] = [];
   for (let it = 0; it < STEPS; it++) losses.push((await t.step(microBatches(it), LR, it)).loss);
   return { losses, params: await t.fullParams() };

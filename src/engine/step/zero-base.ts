@@ -1,10 +1,10 @@
-// What every ZeRO stage shares: the sharded AdamW update (each rank updates its chunk of every
+// The ZeRO steps of the trainer over the dp axis (pp = tp = 1). What every ZeRO stage shares: the sharded AdamW update (each rank updates its chunk of every
 // piece with its own slice of m and v), the global gradient norm (each rank's sum of squares,
 // all-reduced together with the loss), evaluation, and sharded checkpoints. The stages differ
 // in where parameters and gradients live and how gradients get reduced (flat-trainer.ts,
 // segmented-trainer.ts).
 import { hostValue, type HostValue } from '../../ir/value.js';
-import { compile, type Executable } from '../../runtime/execute.js';
+import { NamedExecutable } from '../named-program.js';
 import type { ExecOptions } from '../../runtime/session.js';
 import { FlatLayout } from '../../nn/flat.js';
 import type { LanguageModel } from '../../models/model.js';
@@ -13,10 +13,11 @@ import type { ProcessGroup } from '../../dist/index.js';
 import { evalProgram, updateProgram, type StepShape } from '../step-graphs.js';
 import { dropoutKey } from '../dropout-key.js';
 import type { DeepSpeedConfig } from '../ds-config.js';
-import type { MicroBatch, StepResult, Trainer } from '../trainer.js';
-import type { MemoryReport } from './memory.js';
-import { ShardPlan, type Piece } from './shard-plan.js';
-import { loadZeroCheckpoint, zeroUniversalSave } from './checkpoint.js';
+import type { MicroBatch, StepResult } from '../trainer.js';
+import type { StepStrategy } from './strategy.js';
+import type { MemoryReport } from '../zero/memory.js';
+import { ShardPlan, type Piece } from '../zero/shard-plan.js';
+import { loadZeroCheckpoint, zeroUniversalSave } from '../zero/checkpoint.js';
 import { RunIdentity, saveUniversal, type UniversalSave } from '../universal/state.js';
 
 export interface ZeroOptions extends ExecOptions {
@@ -27,9 +28,13 @@ export interface ZeroOptions extends ExecOptions {
   shape: StepShape;
 }
 
+/** What a ZeRO step reads of the DeepSpeed-style settings (the trainer's options give them). */
+export type ZeroStepConfig = Pick<DeepSpeedConfig, 'zero' | 'optimizer' | 'gradClip' | 'gradAccum'>;
+
 export const f32view = (data: Float32Array, shape: number[] = [data.length]): HostValue => ({ dtype: 'float32', shape, data });
 
-export abstract class ZeroTrainerBase implements Trainer {
+export abstract class ZeroStep implements StepStrategy {
+  abstract readonly kind: 'zero-flat' | 'zero-segmented';
   readonly layout: FlatLayout;
   readonly stage: number;
   readonly world: number;
@@ -41,19 +46,17 @@ export abstract class ZeroTrainerBase implements Trainer {
   protected v!: Float32Array;
   protected mask!: Float32Array;
   protected plan!: ShardPlan;
-  private readonly updates = new Map<number, Executable>();
-  private evaluator?: Executable;
+  private readonly updates = new Map<number, NamedExecutable>();
+  private evaluator?: NamedExecutable;
   private readonly scalars = hostValue('float32', [3]);
   private readonly normSq = hostValue('float32', [1]);
   private readonly normOut = hostValue('float32', [], [0]);
 
-  constructor(readonly model: LanguageModel, readonly cfg: DeepSpeedConfig, readonly pg: ProcessGroup, readonly opts: ZeroOptions) {
+  constructor(readonly model: LanguageModel, readonly cfg: ZeroStepConfig, readonly pg: ProcessGroup, readonly opts: ZeroOptions) {
     this.layout = new FlatLayout(model);
     this.stage = cfg.zero.stage;
     this.world = pg.worldSize;
     this.rank = pg.rank;
-    if (cfg.worldSize !== pg.worldSize) throw new Error(`the DeepSpeed config was parsed for world size ${cfg.worldSize} but the process group has ${pg.worldSize} ranks`);
-    if (opts.shape.batch !== cfg.microBatchPerGpu) throw new Error(`shape.batch ${opts.shape.batch} must equal train_micro_batch_size_per_gpu ${cfg.microBatchPerGpu}`);
   }
 
   /** Sets up the plan and the optimizer shards; subclasses call it once their plan is known. */
@@ -88,7 +91,7 @@ export abstract class ZeroTrainerBase implements Trainer {
     await this.prepareGraphs();
     for (const p of this.plan.pieces) {
       if (p.chunkSize > 0 && !this.updates.has(p.chunkSize)) {
-        this.updates.set(p.chunkSize, await compile(updateProgram(p.chunkSize, this.cfg.optimizer, this.cfg.gradClip, true), this.exec()));
+        this.updates.set(p.chunkSize, await NamedExecutable.of(updateProgram(p.chunkSize, this.cfg.optimizer, this.cfg.gradClip, true), this.exec()));
       }
     }
   }
@@ -129,7 +132,7 @@ export abstract class ZeroTrainerBase implements Trainer {
       const [params, m, v] = [f32view(this.paramChunk(p)), at(this.m), at(this.v)];
       // In place: every element of p, m, v is read only by the elementwise ops that produce the
       // same element of p', m', v', so the output may alias the input (no second copy of the state).
-      await this.updates.get(p.chunkSize)!.run([params, f32view(this.gradChunk(p)), m, v, at(this.mask), this.scalars, this.normSq], [params, m, v, this.normOut]);
+      await this.updates.get(p.chunkSize)!.run({ params, grad: f32view(this.gradChunk(p)), m, v, decay_mask: at(this.mask), scalars: this.scalars, norm_sq: this.normSq }, { params, m, v, grad_norm: this.normOut });
     }
     await this.publishParams();
     return { loss: red[1]! / this.world, gradNorm: Math.sqrt(normSq), computeMs };
@@ -142,9 +145,9 @@ export abstract class ZeroTrainerBase implements Trainer {
   /** Mean loss over every rank's rows of the batch (collective: all ranks call it together). */
   async evalLoss(batch: MicroBatch): Promise<number> {
     const shape = this.opts.shape;
-    this.evaluator ??= await compile(evalProgram(this.model, this.layout, shape), this.exec());
+    this.evaluator ??= await NamedExecutable.of(evalProgram(this.model, this.layout, shape), this.exec());
     this.evalParams ??= await this.fullParams();
-    const [loss] = await this.evaluator.run([f32view(this.evalParams), hostValue('int32', [shape.batch, shape.seq], batch.x), hostValue('int32', [shape.batch, shape.seq], batch.y)]);
+    const { loss } = await this.evaluator.run({ params: f32view(this.evalParams), idx: hostValue('int32', [shape.batch, shape.seq], batch.x), targets: hostValue('int32', [shape.batch, shape.seq], batch.y) });
     const total = Float32Array.of((loss!.data as Float32Array)[0]!);
     await this.pg.allReduce(total);
     return total[0]! / this.world;

@@ -5,26 +5,26 @@
 // chunk, in place in the accumulator), update that chunk with this rank's m and v shards, then
 // all-gather the parameters.
 import { hostValue, type HostValue } from '../../ir/value.js';
-import { compile, type Executable } from '../../runtime/execute.js';
+import { NamedExecutable, type Named } from '../named-program.js';
 import type { LanguageModel } from '../../models/model.js';
 import type { ProcessGroup } from '../../dist/index.js';
 import { microstepProgram } from '../step-graphs.js';
-import type { DeepSpeedConfig } from '../ds-config.js';
 import type { MicroBatch } from '../trainer.js';
-import { ZeroTrainerBase, f32view, type ZeroOptions } from './base.js';
-import { bytesOf, type MemoryReport } from './memory.js';
-import { ShardPlan, wholeBuffer, type Piece } from './shard-plan.js';
+import { ZeroStep, f32view, type ZeroOptions, type ZeroStepConfig } from './zero-base.js';
+import { bytesOf, type MemoryReport } from '../zero/memory.js';
+import { ShardPlan, wholeBuffer, type Piece } from '../zero/shard-plan.js';
 
-export class FlatZeroTrainer extends ZeroTrainerBase {
+export class FlatZeroStep extends ZeroStep {
+  readonly kind = 'zero-flat';
   private readonly params: Float32Array;
   private readonly grads: Float32Array;
-  private micro?: Executable;
+  private micro?: NamedExecutable;
   private hasKey = false;
   private readonly lossBuf = hostValue('float32', [], [0]);
 
-  constructor(model: LanguageModel, cfg: DeepSpeedConfig, pg: ProcessGroup, opts: ZeroOptions) {
+  constructor(model: LanguageModel, cfg: ZeroStepConfig, pg: ProcessGroup, opts: ZeroOptions) {
     super(model, cfg, pg, opts);
-    if (this.stage > 1) throw new Error(`FlatZeroTrainer runs stages 0 and 1, not ${this.stage}`);
+    if (this.stage > 1) throw new Error(`FlatZeroStep runs stages 0 and 1, not ${this.stage}`);
     // Every rank initialises from the same seed, so the replicas start identical.
     this.params = opts.initialParams ? Float32Array.from(opts.initialParams) : this.layout.initialise(opts.seed);
     this.grads = new Float32Array(this.layout.size);
@@ -36,7 +36,7 @@ export class FlatZeroTrainer extends ZeroTrainerBase {
     if (this.micro) return;
     const mp = microstepProgram(this.model, this.layout, this.opts.shape);
     this.hasKey = mp.hasKey;
-    this.micro = await compile(mp.program, this.exec());
+    this.micro = await NamedExecutable.of(mp, this.exec());
   }
 
   protected paramChunk(p: Piece): Float32Array {
@@ -58,9 +58,9 @@ export class FlatZeroTrainer extends ZeroTrainerBase {
     for (let k = 0; k < micro.length; k++) {
       const x: HostValue = { dtype: 'int32', shape: [batch, seq], data: micro[k]!.x };
       const y: HostValue = { dtype: 'int32', shape: [batch, seq], data: micro[k]!.y };
-      const key = this.hasKey ? [this.keyValue(iter, k)] : [];
+      const key: Named = this.hasKey ? { key: this.keyValue(iter, k) } : {};
       // Accumulates in place (acc' = acc + scale * grad is elementwise in acc).
-      await this.micro!.run([params, grads, x, y, scale, ...key], [grads, this.lossBuf]);
+      await this.micro!.run({ params, grad_acc: grads, idx: x, targets: y, scale, ...key }, { grad_acc: grads, loss: this.lossBuf });
       loss += (this.lossBuf.data as Float32Array)[0]! / micro.length;
     }
     if (this.world > 1) {

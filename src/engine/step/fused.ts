@@ -1,26 +1,24 @@
+// The fused step: the trainer's fast path on the mesh of one (one process, no process group).
 // Training state and steps on one process: flat params and AdamW moments as Float32Arrays,
 // double-buffered so each compiled step reads one set and writes the other (no state is
 // reallocated per step). One graph per step without accumulation; with accumulation a
 // micro-step graph adds into a gradient buffer and an update graph applies AdamW.
-import { hostValue, type HostValue } from '../ir/value.js';
-import { compile, type Executable, type LoweredNode } from '../runtime/execute.js';
-import type { ExecOptions } from '../runtime/session.js';
-import { FlatLayout } from '../nn/flat.js';
-import type { LanguageModel } from '../models/model.js';
-import { type AdamWConfig, adamwScalars } from '../optim/adamw.js';
-import { evalProgram, fusedStepProgram, microstepProgram, updateProgram, type StepShape } from './step-graphs.js';
-import { dropoutKey } from './dropout-key.js';
-import type { Trainer } from './trainer.js';
-import { saveCheckpoint, type CheckpointContents } from '../checkpoint/index.js';
-import { readFullState } from './universal/state.js';
-import { OPT_M, OPT_V } from './optimizer-names.js';
+import { hostValue, type HostValue } from '../../ir/value.js';
+import type { LoweredNode } from '../../runtime/execute.js';
+import { NamedExecutable, type Named } from '../named-program.js';
+import type { ExecOptions } from '../../runtime/session.js';
+import { FlatLayout } from '../../nn/flat.js';
+import type { LanguageModel } from '../../models/model.js';
+import { type AdamWConfig, adamwScalars } from '../../optim/adamw.js';
+import { evalProgram, fusedStepProgram, microstepProgram, updateProgram, type StepShape } from '../step-graphs.js';
+import { dropoutKey } from '../dropout-key.js';
+import type { MicroBatch } from '../trainer.js';
+import type { HeldBytes, StepStrategy } from './strategy.js';
+import { saveCheckpoint, type CheckpointContents } from '../../checkpoint/index.js';
+import { readFullState } from '../universal/state.js';
+import { OPT_M, OPT_V } from '../optimizer-names.js';
 
-export interface MicroBatch {
-  x: Int32Array;
-  y: Int32Array;
-}
-
-export interface LocalTrainerOptions extends ExecOptions {
+export interface FusedOptions extends ExecOptions {
   shape: StepShape;
   optimizer: AdamWConfig;
   gradClip: number;
@@ -40,7 +38,8 @@ class DoubleBuffer {
   }
 }
 
-export class LocalTrainer implements Trainer {
+export class FusedStep implements StepStrategy {
+  readonly kind = 'fused';
   readonly layout: FlatLayout;
   readonly params: DoubleBuffer;
   readonly m: DoubleBuffer;
@@ -49,14 +48,14 @@ export class LocalTrainer implements Trainer {
   private readonly scalarBuf = f32(3);
   private readonly lossBuf = hostValue('float32', [], [0]);
   private readonly normBuf = hostValue('float32', [], [0]);
-  private fused?: Executable;
-  private micro?: Executable;
-  private update?: Executable;
-  private evaluator?: Executable;
+  private fused?: NamedExecutable;
+  private micro?: NamedExecutable;
+  private update?: NamedExecutable;
+  private evaluator?: NamedExecutable;
   private grads?: DoubleBuffer;
   private hasKey = false;
 
-  constructor(readonly model: LanguageModel, readonly opts: LocalTrainerOptions) {
+  constructor(readonly model: LanguageModel, readonly opts: FusedOptions) {
     this.layout = new FlatLayout(model);
     const n = this.layout.size;
     if (opts.initialParams && opts.initialParams.length !== n) throw new Error(`initial parameters have ${opts.initialParams.length} values, the model needs ${n}`);
@@ -83,14 +82,20 @@ export class LocalTrainer implements Trainer {
     if (gradAccum === 1) {
       const f = fusedStepProgram(this.model, this.layout, shape, optimizer, gradClip);
       this.hasKey = f.hasKey;
-      this.fused = await compile(f.program, this.exec());
+      this.fused = await NamedExecutable.of(f, this.exec());
     } else {
       const mp = microstepProgram(this.model, this.layout, shape);
       this.hasKey = mp.hasKey;
-      this.micro = await compile(mp.program, this.exec());
-      this.update = await compile(updateProgram(this.layout.size, optimizer, gradClip), this.exec());
+      this.micro = await NamedExecutable.of(mp, this.exec());
+      this.update = await NamedExecutable.of(updateProgram(this.layout.size, optimizer, gradClip), this.exec());
       this.grads = new DoubleBuffer(f32(this.layout.size), f32(this.layout.size));
     }
+  }
+
+  /** Step programs compiled: 1 (the fused one-graph step) without accumulation, 2 (micro-step
+   * and update) with it; 0 before prepare(). */
+  get stepPrograms(): number {
+    return [this.fused, this.micro, this.update].filter((e) => e !== undefined).length;
   }
 
   /** Flat params (the current buffer; valid until the next step). */
@@ -99,12 +104,12 @@ export class LocalTrainer implements Trainer {
   }
 
   /** Wraps a micro-batch's token arrays as graph inputs (no copy). */
-  private batchValues(b: MicroBatch): HostValue[] {
+  private batchValues(b: MicroBatch): { idx: HostValue; targets: HostValue } {
     const { batch, seq } = this.opts.shape;
     if (b.x.length !== batch * seq || b.y.length !== batch * seq) {
       throw new RangeError(`a micro-batch must hold ${batch} x ${seq} = ${batch * seq} tokens in x and y, got ${b.x.length} and ${b.y.length}`);
     }
-    return [{ dtype: 'int32', shape: [batch, seq], data: b.x }, { dtype: 'int32', shape: [batch, seq], data: b.y }];
+    return { idx: { dtype: 'int32', shape: [batch, seq], data: b.x }, targets: { dtype: 'int32', shape: [batch, seq], data: b.y } };
   }
 
   /** One optimizer step over gradAccum micro-batches; `iter` is 0-based. Returns mean loss and grad norm. */
@@ -112,12 +117,11 @@ export class LocalTrainer implements Trainer {
     if (micro.length !== this.opts.gradAccum) throw new Error(`step needs ${this.opts.gradAccum} micro-batches, got ${micro.length}`);
     await this.prepare();
     (this.scalarBuf.data as Float32Array).set(adamwScalars(this.opts.optimizer, lr, iter + 1));
-    const key = (k: number) => (this.hasKey ? [hostValue('int64', [], [dropoutKey(this.opts.seed, iter, k)])] : []);
+    const key = (k: number): Named => (this.hasKey ? { key: hostValue('int64', [], [dropoutKey(this.opts.seed, iter, k)]) } : {});
     if (this.fused) {
-      const [x, y] = this.batchValues(micro[0]!);
       await this.fused.run(
-        [this.params.cur, this.m.cur, this.v.cur, this.mask, x!, y!, this.scalarBuf, ...key(0)],
-        [this.params.next, this.m.next, this.v.next, this.lossBuf, this.normBuf],
+        { params: this.params.cur, m: this.m.cur, v: this.v.cur, decay_mask: this.mask, ...this.batchValues(micro[0]!), scalars: this.scalarBuf, ...key(0) },
+        { params: this.params.next, m: this.m.next, v: this.v.next, loss: this.lossBuf, grad_norm: this.normBuf },
       );
       this.params.swap();
       this.m.swap();
@@ -129,12 +133,14 @@ export class LocalTrainer implements Trainer {
     const scale = hostValue('float32', [1], [1 / micro.length]);
     let loss = 0;
     for (let k = 0; k < micro.length; k++) {
-      const [x, y] = this.batchValues(micro[k]!);
-      await this.micro!.run([this.params.cur, grads.cur, x!, y!, scale, ...key(k)], [grads.next, this.lossBuf]);
+      await this.micro!.run({ params: this.params.cur, grad_acc: grads.cur, ...this.batchValues(micro[k]!), scale, ...key(k) }, { grad_acc: grads.next, loss: this.lossBuf });
       grads.swap();
       loss += (this.lossBuf.data as Float32Array)[0]! / micro.length;
     }
-    await this.update!.run([this.params.cur, grads.cur, this.m.cur, this.v.cur, this.mask, this.scalarBuf], [this.params.next, this.m.next, this.v.next, this.normBuf]);
+    await this.update!.run(
+      { params: this.params.cur, grad: grads.cur, m: this.m.cur, v: this.v.cur, decay_mask: this.mask, scalars: this.scalarBuf },
+      { params: this.params.next, m: this.m.next, v: this.v.next, grad_norm: this.normBuf },
+    );
     this.params.swap();
     this.m.swap();
     this.v.swap();
@@ -143,9 +149,8 @@ export class LocalTrainer implements Trainer {
 
   /** Loss of a batch with the current parameters, no dropout. */
   async evalLoss(b: MicroBatch, shape: StepShape = this.opts.shape): Promise<number> {
-    this.evaluator ??= await compile(evalProgram(this.model, this.layout, shape), { ...this.exec(), profile: undefined });
-    const [x, y] = [hostValue('int32', [shape.batch, shape.seq], b.x), hostValue('int32', [shape.batch, shape.seq], b.y)];
-    const [loss] = await this.evaluator.run([this.params.cur, x, y]);
+    this.evaluator ??= await NamedExecutable.of(evalProgram(this.model, this.layout, shape), { ...this.exec(), profile: undefined });
+    const { loss } = await this.evaluator.run({ params: this.params.cur, idx: hostValue('int32', [shape.batch, shape.seq], b.x), targets: hostValue('int32', [shape.batch, shape.seq], b.y) });
     return (loss!.data as Float32Array)[0]!;
   }
 
@@ -154,11 +159,18 @@ export class LocalTrainer implements Trainer {
   endProfiling(): { file: string; nodes: readonly LoweredNode[] } {
     const exe = this.fused ?? this.micro;
     if (!exe) throw new Error('endProfiling: no step has been compiled yet');
-    return { file: exe.endProfiling(), nodes: exe.nodes };
+    return exe.endTrace();
   }
 
   async fullParams(): Promise<Float32Array> {
     return Float32Array.from(this.flatParams);
+  }
+
+  /** Both halves of each double buffer; the gradient accumulator exists only with accumulation
+   * (the fused graph's gradients live inside ONNX Runtime for the step's duration). */
+  memoryReport(): HeldBytes {
+    const bytes = (...b: (DoubleBuffer | undefined)[]) => b.reduce((a, d) => a + (d ? (d.cur.data as Float32Array).byteLength + (d.next.data as Float32Array).byteLength : 0), 0);
+    return { paramBytes: bytes(this.params), gradBytes: bytes(this.grads), optimBytes: bytes(this.m, this.v) };
   }
 
   /** Model parameters under their names (a plain safetensors state dict), plus the flat AdamW moments. */
@@ -198,4 +210,4 @@ export class LocalTrainer implements Trainer {
   }
 }
 
-export { OPT_M, OPT_V } from './optimizer-names.js';
+export { OPT_M, OPT_V } from '../optimizer-names.js';

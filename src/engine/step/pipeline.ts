@@ -1,4 +1,4 @@
-// The trainer on a mesh with pipeline stages: each rank holds the units of its virtual stages
+// The trainer's step on a mesh with pipeline stages, tensor parallelism or recomputation: each rank holds the units of its virtual stages
 // (stage.ts), runs the schedule (pipeline/executor.ts), then sums gradients between the tied
 // embedding's first and last stage and over the data-parallel ranks (all-reduce, or with
 // ZeRO-1 a reduce-scatter, an update of this rank's chunk and an all-gather), takes one global
@@ -8,7 +8,7 @@
 // shard of each split tensor, a padded vocabulary's zero rows included, as checkpoint/tp-split.ts
 // lays it out) and rank 0 a manifest of how every tensor is split, so a run resumes on any layout.
 import { hostValue, type HostValue } from '../../ir/value.js';
-import { compile, type Executable } from '../../runtime/execute.js';
+import { NamedExecutable } from '../named-program.js';
 import type { ExecOptions } from '../../runtime/session.js';
 import { FlatLayout } from '../../nn/flat.js';
 import type { LanguageModel } from '../../models/model.js';
@@ -18,15 +18,16 @@ import { isUniversalCheckpoint } from '../../checkpoint/index.js';
 import { loadUniversal, piecesOf, readFullState, RunIdentity, saveUniversal, tensorInfos, together, type UniversalSave } from '../universal/state.js';
 import { evalProgram, updateProgram, type StepShape } from '../step-graphs.js';
 import { dropoutKey, dropoutKeyAt } from '../dropout-key.js';
-import type { MicroBatch, StepResult, Trainer } from '../trainer.js';
+import type { MicroBatch, StepResult } from '../trainer.js';
+import type { HeldBytes, StepStrategy } from './strategy.js';
 import { StageRunner } from '../pipeline/stage.js';
 import { runSchedule, type StepRecord } from '../pipeline/executor.js';
 import { buildSchedule, type PipelineSchedule } from '../pipeline/schedule.js';
-import { stageStarts, MeshError, type ParallelLayout } from './layout.js';
-import type { Mesh } from './mesh.js';
-import { TensorParallelShard } from './tp-shard.js';
+import { stageStarts, MeshError, type ParallelLayout } from '../mesh/layout.js';
+import type { Mesh } from '../mesh/mesh.js';
+import { TensorParallelShard } from '../mesh/tp-shard.js';
 
-export interface MeshTrainerOptions extends ExecOptions {
+export interface PipelineOptions extends ExecOptions {
   /** batch: rows of one micro-batch on one data-parallel rank. */
   shape: StepShape;
   optimizer: AdamWConfig;
@@ -44,7 +45,8 @@ export interface MeshTrainerOptions extends ExecOptions {
 
 const f32 = (data: Float32Array): HostValue => ({ dtype: 'float32', shape: [data.length], data });
 
-export class MeshTrainer implements Trainer {
+export class PipelineStep implements StepStrategy {
+  readonly kind = 'pipeline';
   /** The full model's layout (checkpoints, evaluation). */
   readonly layout: FlatLayout;
   /** This tensor-parallel rank's shard of the model, its layout, and where its elements live
@@ -65,8 +67,8 @@ export class MeshTrainer implements Trainer {
   /** Owned elements counted in the global norm here (tied copies and dp replicas once). */
   private readonly normMask: Uint8Array;
   private readonly tied: string[];
-  private update?: Executable;
-  private evaluator?: Executable;
+  private update?: NamedExecutable;
+  private evaluator?: NamedExecutable;
   private evalParams?: Float32Array;
   private readonly scalars = hostValue('float32', [3]);
   private readonly normSq = hostValue('float32', [1]);
@@ -75,7 +77,7 @@ export class MeshTrainer implements Trainer {
   /** Timing of the last step's schedule (the pipeline bench reads it). */
   lastRecord?: StepRecord;
 
-  constructor(readonly model: LanguageModel, readonly mesh: Mesh, readonly opts: MeshTrainerOptions) {
+  constructor(readonly model: LanguageModel, readonly mesh: Mesh, readonly opts: PipelineOptions) {
     const { pp } = mesh.shape;
     if (opts.zeroStage > 1 && pp === 1) throw new MeshError(`ZeRO stage ${opts.zeroStage} with tensor parallelism is not implemented: the mesh shards only the optimizer state over dp (ZeRO-1); use zero_optimization.stage 0 or 1, or tp 1 for stages 2 and 3`);
     if (opts.zeroStage > 1) throw new MeshError(`ZeRO stage ${opts.zeroStage} with pipeline parallelism is refused (as DeepSpeed does): stages 2 and 3 partition gradients and parameters, which the pipeline accumulates over micro-batches on each stage; use zero_optimization.stage 0 or 1`);
@@ -131,7 +133,7 @@ export class MeshTrainer implements Trainer {
   prepare(): Promise<void> {
     this.ready ??= (async () => {
       await this.runner.compile(this.exec(), { tp: this.mesh.tp });
-      this.update = await compile(updateProgram(this.chunk[1] - this.chunk[0], this.opts.optimizer, this.opts.gradClip, true), this.exec());
+      this.update = await NamedExecutable.of(updateProgram(this.chunk[1] - this.chunk[0], this.opts.optimizer, this.opts.gradClip, true), this.exec());
     })();
     return this.ready;
   }
@@ -208,7 +210,10 @@ export class MeshTrainer implements Trainer {
     (this.scalars.data as Float32Array).set(adamwScalars(this.opts.optimizer, lr, iter + 1));
     const p = this.runner.params.subarray(this.chunk[0], this.chunk[1]);
     const grad = this.reduced!;
-    await this.update!.run([f32(p), f32(grad), f32(this.m), f32(this.v), f32(this.mask), this.scalars, this.normSq], [f32(p), f32(this.m), f32(this.v), hostValue('float32', [], [0])]);
+    await this.update!.run(
+      { params: f32(p), grad: f32(grad), m: f32(this.m), v: f32(this.v), decay_mask: f32(this.mask), scalars: this.scalars, norm_sq: this.normSq },
+      { params: f32(p), m: f32(this.m), v: f32(this.v), grad_norm: hostValue('float32', [], [0]) },
+    );
     if (this.opts.zeroStage === 1 && this.mesh.shape.dp > 1) {
       const full = this.runner.params;
       await this.mesh.dp.allGather(full.slice(this.chunk[0], this.chunk[1]), full);
@@ -255,9 +260,9 @@ export class MeshTrainer implements Trainer {
    * evaluates the whole model on its replica's rows; evaluation is rare). */
   async evalLoss(batch: MicroBatch): Promise<number> {
     const shape = this.opts.shape;
-    this.evaluator ??= await compile(evalProgram(this.model, this.layout, shape), this.exec());
+    this.evaluator ??= await NamedExecutable.of(evalProgram(this.model, this.layout, shape), this.exec());
     this.evalParams ??= await this.consolidate(this.runner.params, 0);
-    const [loss] = await this.evaluator.run([f32(this.evalParams), hostValue('int32', [shape.batch, shape.seq], batch.x), hostValue('int32', [shape.batch, shape.seq], batch.y)]);
+    const { loss } = await this.evaluator.run({ params: f32(this.evalParams), idx: hostValue('int32', [shape.batch, shape.seq], batch.x), targets: hostValue('int32', [shape.batch, shape.seq], batch.y) });
     const total = Float32Array.of((loss!.data as Float32Array)[0]!);
     await this.mesh.world.allReduce(total);
     return total[0]! / this.mesh.world.worldSize;
@@ -346,7 +351,7 @@ export class MeshTrainer implements Trainer {
   }
 
   /** Bytes this rank holds: parameters and gradients of its units, optimizer state of its chunk. */
-  memoryReport(): { paramBytes: number; gradBytes: number; optimBytes: number } {
+  memoryReport(): HeldBytes {
     return { paramBytes: this.runner.params.byteLength, gradBytes: this.runner.grads.byteLength, optimBytes: this.m.byteLength + this.v.byteLength };
   }
 }

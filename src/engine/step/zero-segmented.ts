@@ -12,25 +12,25 @@
 // time, in order, on their own subgroup (they share the group's scratch, and a subgroup has its
 // own sequence numbers, so their timing cannot reorder the world group's calls).
 import { hostValue, type HostValue } from '../../ir/value.js';
-import { compile, type Executable } from '../../runtime/execute.js';
+import { NamedExecutable, type Named } from '../named-program.js';
 import type { LanguageModel } from '../../models/model.js';
 import type { ProcessGroup } from '../../dist/index.js';
-import { modelSegments, type Segment, type Unit } from '../segments.js';
-import type { DeepSpeedConfig } from '../ds-config.js';
+import { modelSegments, segmentOutputs, type Segment, type Unit } from '../segments.js';
 import type { MicroBatch } from '../trainer.js';
-import { ZeroTrainerBase, f32view, type ZeroOptions } from './base.js';
-import { bytesOf, type MemoryReport } from './memory.js';
-import { ShardPlan, type Piece } from './shard-plan.js';
+import { ZeroStep, f32view, type ZeroOptions, type ZeroStepConfig } from './zero-base.js';
+import { bytesOf, type MemoryReport } from '../zero/memory.js';
+import { ShardPlan, type Piece } from '../zero/shard-plan.js';
 
 interface Compiled {
   seg: Segment;
-  forward?: Executable;
-  backward: Executable;
+  forward?: NamedExecutable;
+  backward: NamedExecutable;
 }
 
 type Item = { seg: Compiled; pass: 'forward' | 'backward'; block: number };
 
-export class SegmentedZeroTrainer extends ZeroTrainerBase {
+export class SegmentedZeroStep extends ZeroStep {
+  readonly kind = 'zero-segmented';
   /** Stage 2: the full flat parameters. Stage 3: undefined. */
   private readonly params?: Float32Array;
   /** Stage 3: this rank's parameter shard (shard order). */
@@ -50,9 +50,9 @@ export class SegmentedZeroTrainer extends ZeroTrainerBase {
   private rsChain: Promise<void> = Promise.resolve();
   private readonly segGradFree: Promise<void>[] = [Promise.resolve(), Promise.resolve()];
 
-  constructor(model: LanguageModel, cfg: DeepSpeedConfig, pg: ProcessGroup, opts: ZeroOptions) {
+  constructor(model: LanguageModel, cfg: ZeroStepConfig, pg: ProcessGroup, opts: ZeroOptions) {
     super(model, cfg, pg, opts);
-    if (this.stage < 2) throw new Error(`SegmentedZeroTrainer runs stages 2 and 3, not ${this.stage}`);
+    if (this.stage < 2) throw new Error(`SegmentedZeroStep runs stages 2 and 3, not ${this.stage}`);
     const segs = modelSegments(model, this.layout, opts.shape);
     this.units = segs.units;
     const bucket = this.stage === 3 ? Math.min(cfg.zero.reduceBucketSize, cfg.zero.allgatherBucketSize) : cfg.zero.reduceBucketSize;
@@ -83,7 +83,8 @@ export class SegmentedZeroTrainer extends ZeroTrainerBase {
     if (this.compiled) return;
     const out: Compiled[] = [];
     for (const seg of this.segmentsSource) {
-      out.push({ seg, forward: seg.forward ? await compile(seg.forward, this.exec()) : undefined, backward: await compile(seg.backward, this.exec()) });
+      const names = segmentOutputs(seg);
+      out.push({ seg, forward: seg.forward ? await NamedExecutable.compile(seg.forward, names.forward, this.exec()) : undefined, backward: await NamedExecutable.compile(seg.backward, names.backward, this.exec()) });
     }
     this.compiled = out;
   }
@@ -97,11 +98,11 @@ export class SegmentedZeroTrainer extends ZeroTrainerBase {
     return this.gradShard.subarray(p.shardOffset, p.shardOffset + p.chunkSize);
   }
 
-  /** The segment's unit parameters as flat views: in place (stage 2) or gathered into a slot (stage 3). */
-  private async gather(seg: Segment, slot: number): Promise<HostValue[]> {
-    if (this.params) return seg.units.map((u) => f32view(this.params!.subarray(u.offset, u.offset + u.size)));
+  /** The segment's unit parameters as flat views by unit name: in place (stage 2) or gathered into a slot (stage 3). */
+  private async gather(seg: Segment, slot: number): Promise<Named> {
+    if (this.params) return Object.fromEntries(seg.units.map((u) => [u.name, f32view(this.params!.subarray(u.offset, u.offset + u.size))]));
     const buf = this.gatherSlots[slot]!;
-    const views: HostValue[] = [];
+    const views: Named = {};
     const ops: Promise<void>[] = [];
     let at = 0;
     for (const u of seg.units) {
@@ -109,7 +110,7 @@ export class SegmentedZeroTrainer extends ZeroTrainerBase {
       for (const p of this.plan.piecesOf(u.offset, u.size)) {
         ops.push(this.pg.allGather(this.paramChunk(p), unitBuf.subarray(p.offset - u.offset, p.offset - u.offset + p.size)));
       }
-      views.push(f32view(unitBuf));
+      views[u.name] = f32view(unitBuf);
       at += u.size;
     }
     await Promise.all(ops);
@@ -159,7 +160,7 @@ export class SegmentedZeroTrainer extends ZeroTrainerBase {
     for (let k = 0; k < micro.length; k++) {
       const idx: HostValue = { dtype: 'int32', shape: [batch, seq], data: micro[k]!.x };
       const targets: HostValue = { dtype: 'int32', shape: [batch, seq], data: micro[k]!.y };
-      const key = this.hasKey ? [this.keyValue(iter, k)] : [];
+      const key: Named = this.hasKey ? { key: this.keyValue(iter, k) } : {};
       let dy = 0;
       let next = this.gather(items[0]!.seg.seg, 0);
       for (let j = 0; j < items.length; j++) {
@@ -168,21 +169,21 @@ export class SegmentedZeroTrainer extends ZeroTrainerBase {
         // Prefetch: the next segment's parameters travel while this one computes.
         if (j + 1 < items.length) next = this.gather(items[j + 1]!.seg.seg, (j + 1) % 2);
         if (pass === 'forward') {
-          const input = seg.seg.kind === 'embed' ? [idx] : [this.acts[block]!];
-          await seg.forward!.run([...params, ...input, ...key], [this.acts[block + 1]!]);
+          if (seg.seg.kind === 'embed') await seg.forward!.run({ ...params, idx, ...key }, { x: this.acts[block + 1]! });
+          else await seg.forward!.run({ ...params, x: this.acts[block]!, ...key }, { y: this.acts[block + 1]! });
           continue;
         }
         const slot = backwards++ % 2;
         await this.segGradFree[slot]; // its previous reduce-scatter has read it
         const grads = this.gradViews(seg.seg, slot);
         if (seg.seg.kind === 'head') {
-          await seg.backward.run([...params, this.acts[L]!, targets, seed], [this.lossBuf, this.dActs[dy]!, ...grads]);
+          await seg.backward.run({ ...params, x: this.acts[L]!, targets, seed }, { loss: this.lossBuf, dx: this.dActs[dy]!, ...grads });
           loss += (this.lossBuf.data as Float32Array)[0]! / micro.length;
         } else if (seg.seg.kind === 'block') {
-          await seg.backward.run([...params, this.acts[block]!, this.dActs[dy]!, ...key], [this.dActs[1 - dy]!, ...grads]);
+          await seg.backward.run({ ...params, x: this.acts[block]!, dy: this.dActs[dy]!, ...key }, { dx: this.dActs[1 - dy]!, ...grads });
           dy = 1 - dy;
         } else {
-          await seg.backward.run([...params, idx, this.dActs[dy]!, ...key], grads);
+          await seg.backward.run({ ...params, idx, dy: this.dActs[dy]!, ...key }, grads);
         }
         this.segGradFree[slot] = this.reduceSegment(seg.seg, slot);
         if (!this.cfg.zero.overlapComm) await this.segGradFree[slot];
@@ -192,13 +193,13 @@ export class SegmentedZeroTrainer extends ZeroTrainerBase {
     return loss;
   }
 
-  private gradViews(seg: Segment, slot: number): HostValue[] {
+  private gradViews(seg: Segment, slot: number): Named {
     let at = 0;
-    return seg.units.map((u) => {
+    return Object.fromEntries(seg.units.map((u) => {
       const v = f32view(this.segGrads[slot]!.subarray(at, at + u.size));
       at += u.size;
-      return v;
-    });
+      return [u.name, v];
+    }));
   }
 
   protected async publishParams(): Promise<void> {
