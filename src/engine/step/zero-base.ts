@@ -11,7 +11,7 @@ import type { LanguageModel } from '../../models/model.js';
 import { adamwScalars } from '../../optim/adamw.js';
 import type { ProcessGroup } from '../../dist/index.js';
 import { evalProgram, updateProgram, type StepShape } from '../step-graphs.js';
-import { dropoutKey } from '../dropout-key.js';
+import { dropoutKey, dropoutKeyAt } from '../dropout-key.js';
 import type { DeepSpeedConfig } from '../ds-config.js';
 import type { MicroBatch, StepResult } from '../trainer.js';
 import type { StepStrategy } from './strategy.js';
@@ -97,8 +97,10 @@ export abstract class ZeroStep implements StepStrategy {
   }
 
   protected keyValue(iter: number, micro: number): HostValue {
-    // Distinct per rank and micro-batch, the same on every run: masks never depend on timing.
-    return hostValue('int64', [], [dropoutKey(this.opts.seed, iter, micro * this.world + this.rank)]);
+    // The key of the micro-step with this rank's first row of the global batch (rank r holds
+    // rows [r*B, (r+1)*B), see ShardedBatchSampler): every rank draws the masks one process
+    // running the whole batch draws, so dropout does not depend on the data-parallel degree.
+    return hostValue('int64', [], [dropoutKeyAt(dropoutKey(this.opts.seed, iter, micro), this.rank * this.opts.shape.batch)]);
   }
 
   protected checkMicro(micro: MicroBatch[]): void {
