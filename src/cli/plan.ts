@@ -309,7 +309,7 @@ function predictLocalLayout(shape: Omit<GptShape, 'batch'>, batch: number, spec:
   const layout = { dp, pp, v, microBatches, rows, recompute };
   const r = predictLocalStepMs(shape, layout, spec, os.availableParallelism());
   if (f.json) console.log(JSON.stringify({ machine: spec.name, layout, predicted_ms_per_iter: r.ms, parts_ms: r.parts }));
-  else console.log(`dp ${dp} x pp ${pp} (v ${v}), ${microBatches} micro-batches of ${rows} rows, recompute ${recompute}, on ${spec.name}: predicted ${r.ms.toFixed(1)} ms/iter (compute ${r.parts.compute.toFixed(1)}, bubble ${r.parts.bubble.toFixed(1)}, point-to-point ${r.parts.pointToPoint.toFixed(1)}, all-reduce ${r.parts.allReduce.toFixed(1)}, update ${r.parts.update.toFixed(1)})`);
+  else console.log(`dp ${dp} x pp ${pp} (v ${v}), ${microBatches} micro-batches of ${rows} rows, recompute ${recompute}, on ${spec.name}: predicted ${r.ms.toFixed(1)} ms/iter (compute ${r.parts.compute.toFixed(1)}, bubble ${r.parts.bubble.toFixed(1)}, kept activations out of ONNX Runtime ${r.parts.stash.toFixed(1)}, point-to-point ${r.parts.pointToPoint.toFixed(1)}, all-reduce ${r.parts.allReduce.toFixed(1)}, update ${r.parts.update.toFixed(1)})`);
   return 0;
 }
 
