@@ -24,13 +24,7 @@ export function gptHfGraph(model: GPT, weight: (name: string) => Float32Array): 
     return g.op('LayerNormalization', [x, scale, bias], { axis: -1 }, undefined, { epsilon: 1e-5 });
   };
 
-  const ids = g.input('input_ids', 'int64', ['batch_size', 'sequence_length']);
-  const mask = g.input('attention_mask', 'int64', ['batch_size', 'total_sequence_length']);
-  const positions = g.input('position_ids', 'int64', ['batch_size', 'sequence_length']);
-  const past = Array.from({ length: c.nLayer }, (_, i) => ({
-    k: g.input(`past_key_values.${i}.key`, 'float32', ['batch_size', c.nHead, 'past_sequence_length', hd]),
-    v: g.input(`past_key_values.${i}.value`, 'float32', ['batch_size', c.nHead, 'past_sequence_length', hd]),
-  }));
+  const { ids, mask, positions, past } = decoderInputs(g, c.nLayer, c.nHead, hd);
 
   const bias = attentionBias(g, ids, mask); // (batch, 1, seq, total)
 
@@ -59,6 +53,22 @@ export function gptHfGraph(model: GPT, weight: (name: string) => Float32Array): 
   const logits = g.op('MatMul', [norm(x, 'transformer.ln_f'), g.op('Transpose', [wte], { perm: [1, 0] })]); // tied head
   g.output('logits', logits, 'float32', ['batch_size', 'sequence_length', c.vocabSize]);
   return g.graph('atscale-gpt2');
+}
+
+/**
+ * The inputs transformers.js feeds a decoder with a KV cache: input_ids, attention_mask and
+ * position_ids (int64, dynamic batch and sequence) and past_key_values.{i}.key|value with a
+ * fixed head count and head size (dynamic batch and past length).
+ */
+export function decoderInputs(g: GraphBuilder, layers: number, kvHeads: number, headDim: number) {
+  const ids = g.input('input_ids', 'int64', ['batch_size', 'sequence_length']);
+  const mask = g.input('attention_mask', 'int64', ['batch_size', 'total_sequence_length']);
+  const positions = g.input('position_ids', 'int64', ['batch_size', 'sequence_length']);
+  const past = Array.from({ length: layers }, (_, i) => ({
+    k: g.input(`past_key_values.${i}.key`, 'float32', ['batch_size', kvHeads, 'past_sequence_length', headDim]),
+    v: g.input(`past_key_values.${i}.value`, 'float32', ['batch_size', kvHeads, 'past_sequence_length', headDim]),
+  }));
+  return { ids, mask, positions, past };
 }
 
 /**

@@ -6,7 +6,7 @@
 import { hostValue } from '../ir/value.js';
 import { GraphBuilder } from '../runtime/onnx/graph-builder.js';
 import type { OnnxGraph } from '../runtime/onnx/model.js';
-import { attentionBias } from './gpt-hf-onnx.js';
+import { attentionBias, decoderInputs } from './gpt-hf-onnx.js';
 import type { Llama } from './llama.js';
 import { ropeInverseFrequencies } from './llama-config.js';
 
@@ -32,13 +32,7 @@ export function llamaHfGraph(model: Llama, weight: (name: string) => Float32Arra
     return g.op('Mul', [g.op('Mul', [x, g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [ms, eps])])])]), vec(`${name}.weight`, c.nEmbd)]);
   };
 
-  const ids = g.input('input_ids', 'int64', ['batch_size', 'sequence_length']);
-  const mask = g.input('attention_mask', 'int64', ['batch_size', 'total_sequence_length']);
-  const positions = g.input('position_ids', 'int64', ['batch_size', 'sequence_length']);
-  const past = Array.from({ length: c.nLayer }, (_, i) => ({
-    k: g.input(`past_key_values.${i}.key`, 'float32', ['batch_size', c.nKvHead, 'past_sequence_length', hd]),
-    v: g.input(`past_key_values.${i}.value`, 'float32', ['batch_size', c.nKvHead, 'past_sequence_length', hd]),
-  }));
+  const { ids, mask, positions, past } = decoderInputs(g, c.nLayer, c.nKvHead, hd);
   const bias = attentionBias(g, ids, mask); // (batch, 1, seq, total)
 
   // Rotary tables [blockSize, hd] (each frequency twice: HF's half-split rotation), looked up

@@ -7,12 +7,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, watch, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, watch, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadCheckpoint } from '../../src/checkpoint/index.js';
 import { sameTensors } from '../../bench/chaos-trial.js';
-import { CLI } from '../launch/helpers.js';
+import { CLI, lossesByIter } from '../launch/helpers.js';
 
 const REPEATS = 20;
 const STEPS = REPEATS + 6;
@@ -21,15 +21,6 @@ const work = mkdtempSync(join(tmpdir(), 'atscale-kill-save-'));
 const corpus = join(work, 'corpus.txt');
 writeFileSync(corpus, Array.from({ length: 200 }, (_, i) => `line ${i}: pack my box with five dozen liquor jugs.\n`).join(''));
 const args = (out: string, async: boolean) => [CLI, 'train', '--data', corpus, '--out', out, '--n-layer', '1', '--n-head', '2', '--n-embd', '32', '--block-size', '16', '--batch-size', '4', '--max-iters', String(STEPS), '--eval-interval', '1000', '--checkpoint-interval', '1', '--eval-iters', '1', '--log-interval', '1', '--threads', '1', '--peak-gflops', '1', '--quiet', '--resume', 'auto', ...(async ? ['--async-checkpoint'] : [])];
-
-function losses(out: string): Map<number, number> {
-  const m = new Map<number, number>();
-  for (const line of readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n')) {
-    const r = JSON.parse(line) as { iter: number; loss?: number };
-    if (r.loss !== undefined) m.set(r.iter, r.loss);
-  }
-  return m;
-}
 
 function runToEnd(out: string, async: boolean): Promise<number | null> {
   return new Promise((resolve) => {
@@ -88,8 +79,8 @@ test(`kill during a checkpoint write, ${REPEATS} times: the newest complete chec
     assert.equal(await runToEnd(out, false), 0);
     const cmp = sameTensors(join(out, 'ckpt'), join(ref, 'ckpt'));
     assert.ok(cmp.same, cmp.why);
-    const a = losses(ref);
-    const b = losses(out);
+    const a = lossesByIter(ref);
+    const b = lossesByIter(out);
     assert.equal(a.size, STEPS);
     for (const [iter, loss] of a) assert.equal(b.get(iter), loss, `step ${iter}`);
   } finally {

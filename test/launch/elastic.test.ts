@@ -7,21 +7,12 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CLI, collect, launch, startLauncher, waitFor } from './helpers.js';
+import { CLI, collect, launch, startLauncher, waitFor, lossesByIter } from './helpers.js';
 
 const work = mkdtempSync(join(tmpdir(), 'atscale-elastic-'));
 const corpus = join(work, 'corpus.txt');
 writeFileSync(corpus, Array.from({ length: 200 }, (_, i) => `line ${i}: the quick brown fox jumps over the lazy dog.\n`).join(''));
 const train = (out: string) => [process.execPath, CLI, 'train', '--data', corpus, '--out', out, '--n-layer', '1', '--n-head', '2', '--n-embd', '16', '--block-size', '16', '--batch-size', '4', '--max-iters', '30', '--eval-interval', '5', '--eval-iters', '1', '--log-interval', '1', '--threads', '1', '--peak-gflops', '1', '--quiet'];
-
-function losses(dir: string): Map<number, number> {
-  const m = new Map<number, number>();
-  for (const line of readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n')) {
-    const rec = JSON.parse(line) as { iter: number; loss?: number };
-    if (rec.loss !== undefined) m.set(rec.iter, rec.loss);
-  }
-  return m;
-}
 
 /** Direct children of a process (Linux). */
 function children(pid: number): number[] {
@@ -46,8 +37,8 @@ test('a rank killed mid-run: the group restarts, training resumes from the newes
   assert.match(r.stderr, new RegExp(`worker group failed \\(rank 1 \\(pid ${victim}\\) was killed by signal SIGKILL.*\\); restarting it, attempt 2 of 3`));
   assert.match(r.stderr, /restart 1: resuming from .*ckpt/);
   assert.match(r.stderr, new RegExp(`atscale launch: job succeeded after 1 of at most 2 restarts \\(restart 1: rank 1 \\(pid ${victim}\\) was killed by signal SIGKILL`));
-  const la = losses(a);
-  const lb = losses(b);
+  const la = lossesByIter(a);
+  const lb = lossesByIter(b);
   assert.equal(la.size, 30);
   for (let i = 0; i < 30; i++) assert.equal(lb.get(i), la.get(i), `iteration ${i}: ${lb.get(i)} after the restart vs ${la.get(i)} uninterrupted`);
 });

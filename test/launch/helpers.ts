@@ -1,7 +1,9 @@
 // Shared by the launch tests: run the real `atscale launch` CLI as a child process, find the
-// worker fixtures (plain .mjs files in the source tree), and tell whether a pid still lives.
+// worker fixtures (plain .mjs files in the source tree), tell whether a pid still lives, and read
+// a run's logged losses by step (the resume tests compare them with an uninterrupted run's).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
@@ -71,4 +73,14 @@ export async function waitFor(what: string, cond: () => boolean, timeoutMs = 15_
     if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/** The losses a run logged in OUT/metrics.jsonl, by optimizer step. */
+export function lossesByIter(out: string): Map<number, number> {
+  const m = new Map<number, number>();
+  for (const line of readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n')) {
+    const r = JSON.parse(line) as { iter: number; loss?: number };
+    if (r.loss !== undefined) m.set(r.iter, r.loss);
+  }
+  return m;
 }

@@ -7,6 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync, rmSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { lossesByIter } from '../launch/helpers.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const work = mkdtempSync(join(tmpdir(), 'atscale-train-'));
@@ -17,15 +18,6 @@ const SMALL = ['--n-layer', '2', '--n-head', '2', '--n-embd', '32', '--block-siz
 function train(args: string[]): { code: number | null; out: string } {
   const r = spawnSync(process.execPath, [CLI, 'train', ...args], { encoding: 'utf8', timeout: 240_000 });
   return { code: r.status, out: r.stdout + r.stderr };
-}
-
-function losses(dir: string): Map<number, number> {
-  const m = new Map<number, number>();
-  for (const line of readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n')) {
-    const rec = JSON.parse(line) as { iter: number; loss?: number };
-    if (rec.loss !== undefined) m.set(rec.iter, rec.loss);
-  }
-  return m;
 }
 
 test('killed mid-run and resumed, training gives exactly the uninterrupted losses', async () => {
@@ -47,8 +39,8 @@ test('killed mid-run and resumed, training gives exactly the uninterrupted losse
   assert.ok(resumedFrom < 40);
   const r2 = train(['--data', corpus, '--max-iters', '40', '--eval-interval', '10', '--out', b, '--resume', join(b, 'ckpt'), ...SMALL]);
   assert.equal(r2.code, 0, r2.out);
-  const la = losses(a);
-  const lb = losses(b);
+  const la = lossesByIter(a);
+  const lb = lossesByIter(b);
   for (let i = resumedFrom + 1; i <= 40; i++) assert.equal(lb.get(i), la.get(i), `iteration ${i}: resumed loss ${lb.get(i)} vs uninterrupted ${la.get(i)}`);
   assert.ok(la.get(40)! < la.get(1)!, 'the model did not learn');
 });
