@@ -7,7 +7,7 @@
 // prediction (target: within 25%). Every layout trains the same 4 micro-batches of 8 rows per step.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from '../src/cli/args.js';
@@ -81,6 +81,8 @@ export async function run(argv: string[]): Promise<number> {
         }
       }
     }
+    // The calibration the predictions stand on (its rates, cache size, the load it ran beside).
+    if (json) console.log(JSON.stringify({ bench: 'layouts', machine: JSON.parse(readFileSync(machine, 'utf8')) }));
     const shared = '/work/shared/data/tinyshakespeare.txt';
     const data = existsSync(shared) ? shared : join(dir, 'corpus.txt');
     if (data !== shared) writeFileSync(data, Array.from({ length: 4000 }, (_, i) => `${i} little pigs went to market, ${i * 7} stayed home.\n`).join(''));
@@ -88,6 +90,8 @@ export async function run(argv: string[]): Promise<number> {
     let base: number | undefined;
     for (const l of LAYOUTS) {
       const measured = measure(l, data, join(dir, l.name.replace(/\W+/g, '-')), flags.iters as number);
+      // Load on the host as this layout finished (1-minute average, its own ranks included).
+      const load = loadavg()[0]!;
       const p = predict(l, machine);
       const ratio = p.ms / measured;
       // The same ratio relative to the 1-process layout's: what remains when the machine's
@@ -95,13 +99,13 @@ export async function run(argv: string[]): Promise<number> {
       base ??= ratio;
       const rec = {
         bench: 'layouts', layout: l.name, dp: l.dp, pp: l.pp, v: l.v, recompute: l.recompute, micro_batches: M, rows: ROWS, measured_ms: Math.round(measured * 10) / 10, predicted_ms: Math.round(p.ms * 10) / 10,
-        ratio: Math.round(ratio * 1000) / 1000, within_25pct: Math.abs(ratio - 1) <= 0.25, ratio_vs_1process: Math.round((ratio / base) * 1000) / 1000, parts_ms: Object.fromEntries(Object.entries(p.parts).map(([k, v]) => [k, Math.round(v * 10) / 10])),
+        ratio: Math.round(ratio * 1000) / 1000, within_25pct: Math.abs(ratio - 1) <= 0.25, ratio_vs_1process: Math.round((ratio / base) * 1000) / 1000, load_avg_1m: Math.round(load * 100) / 100, parts_ms: Object.fromEntries(Object.entries(p.parts).map(([k, v]) => [k, Math.round(v * 10) / 10])),
       };
       if (json) console.log(JSON.stringify(rec));
-      rows.push([l.name, measured.toFixed(1), p.ms.toFixed(1), ratio.toFixed(2), rec.within_25pct ? 'yes' : 'no', rec.ratio_vs_1process.toFixed(2)]);
+      rows.push([l.name, measured.toFixed(1), p.ms.toFixed(1), ratio.toFixed(2), rec.within_25pct ? 'yes' : 'no', rec.ratio_vs_1process.toFixed(2), load.toFixed(1)]);
     }
     if (!json) {
-      const head = ['layout', 'measured ms/step', 'planner ms/step', 'predicted / measured', 'within 25%', 'ratio / 1-process ratio'];
+      const head = ['layout', 'measured ms/step', 'planner ms/step', 'predicted / measured', 'within 25%', 'ratio / 1-process ratio', 'load average'];
       const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
       for (const r of [head, ...rows]) console.log(r.map((c, i) => c.padEnd(w[i]!)).join('  '));
       console.log(`(${SHAPE.join(' ')}; ${M} micro-batches of ${ROWS} rows per replica; one thread per rank; medians after 2 warm-up steps; machine shared with other jobs)`);

@@ -4,11 +4,12 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { PRESETS as TRAIN_PRESETS } from '../models/presets.js';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import os from 'node:os';
 import { type FlagSpec, type FlagValues, UsageError, formatHelp, parseArgs } from './args.js';
-import { type GptShape, type MachineSpec, CALIBRATION_PROXY, checkMachine, elementwiseFromProxy, machineFromMeasurements, predictCpuStepMs } from '../plan/calibrate.js';
+import { type GptShape, type MachineSpec, CALIBRATION_PROXY, CALIBRATION_PROXY_SMALL, checkMachine, elementwisePoint, machineFromMeasurements, predictCpuStepMs } from '../plan/calibrate.js';
+import type { ElementwisePoint } from '../plan/working-set.js';
 import { predictLocalStepMs } from '../plan/local-layout.js';
 import { evaluate, type PlanResult, toJson } from '../plan/evaluate.js';
 import { formatPlan, formatReliability, formatSearch } from '../plan/format.js';
@@ -191,20 +192,41 @@ function search(m: ModelSpec, c: ClusterSpec, f: FlagValues): number {
   return 0;
 }
 
-/** Streaming copy bandwidth: bytes read + written per second, median of several passes. */
-function measureMemoryBandwidthGBs(): number {
-  const n = 16 * 1024 * 1024; // 128 MB per array: far beyond any cache
+/** Streaming copy bandwidth: bytes read + written per second, median of several passes, of
+ * two arrays of `n` float64 (the default, 128 MB each, is far beyond any cache). */
+function measureMemoryBandwidthGBs(n = 16 * 1024 * 1024): number {
   const a = new Float64Array(n).fill(1);
   const b = new Float64Array(n);
   const rates: number[] = [];
+  const reps = Math.max(1, Math.round((16 * 1024 * 1024) / n));
   for (let i = 0; i < 7; i++) {
     const t0 = process.hrtime.bigint();
-    b.set(a);
+    for (let r = 0; r < reps; r++) b.set(a);
     const s = Number(process.hrtime.bigint() - t0) / 1e9;
-    if (i > 0) rates.push((2 * 8 * n) / s / 1e9);
+    if (i > 0) rates.push((2 * 8 * n * reps) / s / 1e9);
   }
   rates.sort((x, y) => x - y);
   return rates[Math.floor(rates.length / 2)]!;
+}
+
+/** The last-level cache's size in bytes, from the kernel's description of cpu0's caches (Linux
+ * sysfs: the highest `level` under /sys/devices/system/cpu/cpu0/cache, its `size`, e.g. 32768K);
+ * undefined where that is not readable (other systems), and the planner then uses the one
+ * calibrated non-GEMM rate for every working set. */
+export function lastLevelCacheBytes(root = '/sys/devices/system/cpu/cpu0/cache'): number | undefined {
+  let best: { level: number; bytes: number } | undefined;
+  try {
+    for (const d of readdirSync(root).filter((x) => x.startsWith('index'))) {
+      const level = Number(readFileSync(join(root, d, 'level'), 'utf8').trim());
+      const m = /^(\d+)([KMG]?)$/.exec(readFileSync(join(root, d, 'size'), 'utf8').trim());
+      if (!m || !Number.isFinite(level)) continue;
+      const bytes = Number(m[1]) * ({ '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 } as Record<string, number>)[m[2]!]!;
+      if (!best || level > best.level) best = { level, bytes };
+    }
+  } catch {
+    return undefined;
+  }
+  return best?.bytes;
 }
 
 /** All-reduce bus bandwidth between 2 worker processes on this host (the collectives benchmark,
@@ -223,7 +245,7 @@ function measureLoopbackBusbw(): number | undefined {
 async function calibrate(f: FlagValues): Promise<number> {
   const threads = f.threads !== undefined ? Number(f.threads) : os.availableParallelism();
   const probePath = '../runtime/gemm-probe.js';
-  let probe: { measureGemmKernelSeconds(s: { batch: number; m: number; k: number; n: number }, threads: number): Promise<number> };
+  let probe: { measureGemmKernelSeconds(s: { batch: number; m: number; k: number; n: number }, threads: number): Promise<number>; measureBoundarySeconds(elements: number, threads: number): Promise<number>; measureOutputCopySecondsPerByte(threads: number): Promise<number> };
   try {
     probe = (await import(probePath)) as typeof probe;
   } catch (e) {
@@ -243,18 +265,32 @@ async function calibrate(f: FlagValues): Promise<number> {
   }
   const memBandwidthGBs = measureMemoryBandwidthGBs();
   if (!f.json) console.log(`memory bandwidth (copy): ${memBandwidthGBs.toFixed(1)} GB/s`);
-  // One real training step of a fixed calibration shape: how fast atscale's non-GEMM kernels
-  // move data here (the GEMM part of its time is taken out with the table above).
+  const cacheBytes = lastLevelCacheBytes();
+  // Copy bandwidth within the L3 (two arrays of an eighth of it each): the bound on the small step's rate.
+  const cacheCopyGBs = cacheBytes ? measureMemoryBandwidthGBs(Math.floor(cacheBytes / 8 / 8)) : memBandwidthGBs;
+  if (!f.json) console.log(cacheBytes ? `last-level cache ${(cacheBytes / 2 ** 20).toFixed(0)} MiB, copy bandwidth within it ${cacheCopyGBs.toFixed(1)} GB/s` : 'last-level cache size unknown (no /sys/devices/system/cpu/cpu0/cache): one non-GEMM rate for every working set');
+  const sessionRunSeconds = await probe.measureBoundarySeconds(1, threads);
+  if (!f.json) console.log(`one session run (one-element graph): ${(sessionRunSeconds * 1e6).toFixed(0)} us`);
+  const outputCopySecondsPerByte = await probe.measureOutputCopySecondsPerByte(threads);
+  if (!f.json) console.log(`a fresh session output into JavaScript: ${(1e-9 / outputCopySecondsPerByte).toFixed(2)} GB/s`);
+  // Real training steps of a fixed calibration shape: how fast atscale's non-GEMM kernels move
+  // data here (the GEMM part of their time is taken out with the table above), on many rows
+  // (tensors out of the L3) and on few (within it).
   const { timeTrainingStep } = await import('../engine/step-timer.js');
-  const px = CALIBRATION_PROXY;
-  const proxyMs = (await timeTrainingStep({ nLayer: px.nLayer, nHead: px.nHead, nEmbd: px.nEmbd, blockSize: px.blockSize, vocabSize: px.vocab, bias: false, dropout: px.dropout }, px.batch, { threads, iters: 6 })).msPerIter;
   const partial = machineFromMeasurements({ gemmGflopsByN, memBandwidthGBs }, { name: os.hostname(), threads, memoryGB: os.totalmem() / 2 ** 30 });
-  const elementwiseGBs = elementwiseFromProxy(proxyMs, partial);
-  if (!f.json) console.log(`calibration step (${px.nLayer} layer, ${px.nEmbd} wide, context ${px.blockSize}, batch ${px.batch}): ${proxyMs.toFixed(1)} ms; non-GEMM kernels move ${elementwiseGBs.toFixed(1)} GB/s`);
+  const timeProxy = async (px: GptShape, iters: number) => (await timeTrainingStep({ nLayer: px.nLayer, nHead: px.nHead, nEmbd: px.nEmbd, blockSize: px.blockSize, vocabSize: px.vocab, bias: false, dropout: px.dropout }, px.batch, { threads, iters })).msPerIter;
+  const elementwiseAt: ElementwisePoint[] = [];
+  for (const [px, iters, copyGBs] of [[CALIBRATION_PROXY, 6, memBandwidthGBs], [CALIBRATION_PROXY_SMALL, 15, cacheCopyGBs]] as const) {
+    const ms = await timeProxy(px, iters);
+    elementwiseAt.push(elementwisePoint(ms, partial, px, copyGBs));
+    const p = elementwiseAt.at(-1)!;
+    if (!f.json) console.log(`calibration step (${px.nLayer} layer, ${px.nEmbd} wide, context ${px.blockSize}, batch ${px.batch}, tensors ${(p.workingSetBytes / 1e6).toFixed(0)} MB): ${ms.toFixed(1)} ms; non-GEMM kernels move ${p.GBs.toFixed(1)} GB/s`);
+  }
+  const elementwiseGBs = elementwiseAt[0]!.GBs;
   const loopbackBusbwGBs = measureLoopbackBusbw();
   if (!f.json) console.log(loopbackBusbwGBs === undefined ? 'loopback all-reduce: not measured (see the warning above)' : `loopback all-reduce, 2 ranks, 16 MiB: ${loopbackBusbwGBs.toFixed(2)} GB/s bus bandwidth`);
   const spec = machineFromMeasurements(
-    { gemmGflopsByN, memBandwidthGBs, elementwiseGBs, backgroundLoad: Math.round(load * 100) / 100, ...(loopbackBusbwGBs === undefined ? {} : { loopbackBusbwGBs }) },
+    { gemmGflopsByN, memBandwidthGBs, elementwiseGBs, elementwiseAt, sessionRunSeconds, outputCopySecondsPerByte, ...(cacheBytes === undefined ? {} : { cacheBytes }), backgroundLoad: Math.round(load * 100) / 100, ...(loopbackBusbwGBs === undefined ? {} : { loopbackBusbwGBs }) },
     { name: os.hostname(), threads, memoryGB: os.totalmem() / 2 ** 30, cpuModel: os.cpus()[0]?.model ?? 'CPU' },
   );
   mkdirSync(dirname(String(f.out)), { recursive: true });

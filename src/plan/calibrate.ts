@@ -6,6 +6,7 @@ import { EFFICIENCY } from './efficiency.js';
 import { layerActivationBytes } from './memory.js';
 import { paramCount } from './params-flops.js';
 import { type ClusterSpec, type ModelSpec, PlanInputError, type TrainingSpec } from './specs.js';
+import { type ElementwisePoint, elementwiseSecondsPerByte, stepWorkingSetBytes } from './working-set.js';
 
 export interface Measurements {
   /** Square n -> fp32 GFLOP/s of an n x n x n MatMul through onnxruntime-node. */
@@ -17,6 +18,15 @@ export interface Measurements {
   /** Effective bytes/s of atscale's non-GEMM kernels, measured on a calibration training step
    * (CALIBRATION_PROXY): see elementwiseFromProxy. */
   elementwiseGBs?: number;
+  /** The same rate from two calibration steps of one shape, a small one (its tensors fit in the
+   * last-level cache) and the large one, each with the bytes its tensors span (working-set.ts). */
+  elementwiseAt?: ElementwisePoint[];
+  /** Last-level (L3) cache, bytes, as the OS reports it. */
+  cacheBytes?: number;
+  /** Fixed cost of one session run (a one-element graph, fed and fetched), seconds. */
+  sessionRunSeconds?: number;
+  /** Seconds per byte of a fresh session output handed to JavaScript (allocated, copied, collected). */
+  outputCopySecondsPerByte?: number;
   /** Runnable threads of other programs while calibrating (the 1-minute load average): the
    * rates above are what one thread got beside them, so more ranks share the cores with them. */
   backgroundLoad?: number;
@@ -50,6 +60,10 @@ export function machineFromMeasurements(
   if (meas.loopbackBusbwGBs !== undefined) spec.loopbackBusbwGBs = meas.loopbackBusbwGBs;
   if (meas.elementwiseGBs !== undefined) spec.elementwiseGBs = meas.elementwiseGBs;
   if (meas.backgroundLoad !== undefined) spec.backgroundLoad = meas.backgroundLoad;
+  if (meas.elementwiseAt !== undefined) spec.elementwiseAt = meas.elementwiseAt.map((p) => ({ ...p }));
+  if (meas.cacheBytes !== undefined) spec.cacheBytes = meas.cacheBytes;
+  if (meas.sessionRunSeconds !== undefined) spec.sessionRunSeconds = meas.sessionRunSeconds;
+  if (meas.outputCopySecondsPerByte !== undefined) spec.outputCopySecondsPerByte = meas.outputCopySecondsPerByte;
   return checkMachine(spec as unknown as Record<string, unknown>);
 }
 
@@ -88,12 +102,19 @@ export function checkMachine(o: Record<string, unknown>, where = 'machine spec')
     if (typeof o.backgroundLoad !== 'number' || !(o.backgroundLoad >= 0)) throw new PlanInputError(`${where}: key 'backgroundLoad' must be a number >= 0, got ${JSON.stringify(o.backgroundLoad)}`);
     spec.backgroundLoad = o.backgroundLoad;
   }
+  if (o.elementwiseAt !== undefined) {
+    if (!Array.isArray(o.elementwiseAt)) throw new PlanInputError(`${where}: key 'elementwiseAt' must be a list like [{"workingSetBytes": 2e7, "GBs": 11}, {"workingSetBytes": 6e7, "GBs": 6}]`);
+    spec.elementwiseAt = o.elementwiseAt.map((p: Record<string, unknown>, i) => ({ workingSetBytes: pos(`elementwiseAt[${i}].workingSetBytes`, p?.workingSetBytes), GBs: pos(`elementwiseAt[${i}].GBs`, p?.GBs) }));
+  }
+  if (o.cacheBytes !== undefined) spec.cacheBytes = pos('cacheBytes', o.cacheBytes);
+  if (o.sessionRunSeconds !== undefined) spec.sessionRunSeconds = pos('sessionRunSeconds', o.sessionRunSeconds);
+  if (o.outputCopySecondsPerByte !== undefined) spec.outputCopySecondsPerByte = pos('outputCopySecondsPerByte', o.outputCopySecondsPerByte);
   return spec;
 }
 
 /**
- * Fixed cost of one session run, seconds: the fastest call in the table (a 32 x 32 MatMul
- * is all overhead), an upper bound on what every run pays before any arithmetic.
+ * Fixed cost of one kernel in the GEMM table, seconds: the fastest entry (a 64 x 64 MatMul is
+ * all overhead), an upper bound on what every GEMM pays before any arithmetic.
  */
 export function runOverheadSeconds(spec: MachineSpec): number {
   return Math.min(...Object.entries(spec.gemmGflopsByN).map(([n, g]) => (2 * Number(n) ** 3) / (g * 1e9)));
@@ -175,8 +196,14 @@ export function atscaleElementwiseBytes(g: GptShape, params: number): number {
   return Math.max(bytes, 0);
 }
 
+/** Fixed cost of one session run, seconds: measured by --calibrate; a spec written before it
+ * was measured falls back to the GEMM table's per-kernel overhead. */
+export function sessionRunSeconds(spec: MachineSpec): number {
+  return spec.sessionRunSeconds ?? runOverheadSeconds(spec);
+}
+
 /** Seconds of the step's GEMMs (forward, and twice that backward) at the calibrated in-graph rates. */
-function gemmStepSeconds(g: GptShape, spec: MachineSpec): number {
+export function gemmStepSeconds(g: GptShape, spec: MachineSpec): number {
   const { nLayer: L, nHead: H, nEmbd: C, blockSize: T, vocab: V, batch: B } = g;
   const d = C / H;
   const gemm = (m: number, k: number, n: number, count = 1) => (count * 2 * m * k * n) / gemmFlopsPerS(spec, m, k, n);
@@ -185,22 +212,32 @@ function gemmStepSeconds(g: GptShape, spec: MachineSpec): number {
   return 3 * (L * layerForward + gemm(bt, C, V));
 }
 
-function gptParams(g: GptShape): number {
+export function gptParams(g: GptShape): number {
   return paramCount({ name: 'cpu', layers: g.nLayer, hidden: g.nEmbd, heads: g.nHead, seqLen: g.blockSize, vocab: g.vocab, ffn: 4 * g.nEmbd });
 }
 
+/** The small calibration step: the same shape on few rows, so that its tensors (about 19 MB,
+ * stepWorkingSetBytes) fit in a typical server L3 where the large one's (about 56 MB) do not. */
+export const CALIBRATION_PROXY_SMALL: GptShape = { ...CALIBRATION_PROXY, batch: 2 };
+
 /**
  * The elementwise throughput implied by a measured calibration step: its bytes over the part
- * of its time that the GEMMs (at the calibrated rates) do not explain, at most the machine's
- * copy bandwidth. The step is mostly GEMMs, whose rates are measured on square shapes and
+ * of its time that the GEMMs (at the calibrated rates) do not explain, at most `copyGBs` (the
+ * machine's copy bandwidth for tensors of that size: DRAM for the large step, cache for the
+ * small). The step is mostly GEMMs, whose rates are measured on square shapes and
  * interpolated, so that remainder is a small difference of two measurements: on a quiet
  * machine it can come out tiny or negative. Non-GEMM kernels cannot move bytes faster than a
  * memory copy, which bounds the figure instead of failing the calibration.
  */
-export function elementwiseFromProxy(measuredMs: number, spec: MachineSpec, proxy: GptShape = CALIBRATION_PROXY): number {
+export function elementwiseFromProxy(measuredMs: number, spec: MachineSpec, proxy: GptShape = CALIBRATION_PROXY, copyGBs = spec.memBandwidthGBs): number {
   const rest = measuredMs / 1000 - gemmStepSeconds(proxy, spec);
   const implied = atscaleElementwiseBytes(proxy, gptParams(proxy)) / rest / 1e9;
-  return rest > 0 ? Math.min(implied, spec.memBandwidthGBs) : spec.memBandwidthGBs;
+  return rest > 0 ? Math.min(implied, copyGBs) : copyGBs;
+}
+
+/** A calibration step's rate with the bytes its tensors span. */
+export function elementwisePoint(measuredMs: number, spec: MachineSpec, proxy: GptShape, copyGBs?: number): ElementwisePoint {
+  return { workingSetBytes: stepWorkingSetBytes(proxy, gptParams(proxy)), GBs: elementwiseFromProxy(measuredMs, spec, proxy, copyGBs) };
 }
 
 /** ONNX nodes one layer adds to a forward + backward + AdamW graph (an estimate of atscale's lowering). */
@@ -216,11 +253,10 @@ const OP_OVERHEAD_S = 3e-6;
  * session run's fixed cost.
  */
 export function predictCpuStepMs(g: GptShape, spec: MachineSpec): number {
-  // Calibrated with a measured step: GEMMs at in-graph rates plus atscale's non-GEMM traffic
-  // at the throughput that step showed.
-  if (spec.elementwiseGBs !== undefined) {
-    return 1000 * (gemmStepSeconds(g, spec) + atscaleElementwiseBytes(g, gptParams(g)) / (spec.elementwiseGBs * 1e9));
-  }
+  // Calibrated with measured steps: GEMMs at in-graph rates plus atscale's non-GEMM traffic
+  // at the throughput a step with this one's working set gets (working-set.ts).
+  const perByte = elementwiseSecondsPerByte(spec, stepWorkingSetBytes(g, gptParams(g)));
+  if (perByte !== undefined) return 1000 * (gemmStepSeconds(g, spec) + atscaleElementwiseBytes(g, gptParams(g)) * perByte);
   const { nLayer: L, nHead: H, nEmbd: C, blockSize: T, vocab: V, batch: B } = g;
   const d = C / H;
   const gemm = (m: number, k: number, n: number, count = 1) => (count * 2 * m * k * n) / gemmFlopsPerS(spec, m, k, n);

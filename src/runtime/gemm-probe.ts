@@ -137,6 +137,24 @@ export async function measureBoundarySeconds(elements: number, threads: number, 
   return median(times) / 1000;
 }
 
+/**
+ * Seconds per byte a session run spends handing a fresh output to JavaScript (what a pipeline
+ * block's forward does with every tensor it keeps for its backward): a graph of `outputs`
+ * products of its input, each `elements` float32, run with fresh outputs, timed against the same
+ * graph writing into buffers given to it. The difference is onnxruntime-node's new ArrayBuffer
+ * (zero-filled), the copy into it, and the collection of the old ones.
+ */
+export async function measureOutputCopySecondsPerByte(threads: number, outputs = 8, elements = 1 << 17, targetMs = 150): Promise<number> {
+  const timed = async (reuseOutputs: boolean) => {
+    const g = new Graph();
+    const x = g.input('x', [elements], 'float32');
+    const outs = Array.from({ length: outputs }, (_, i) => g.add('mul', [x, g.constant(hostValue('float32', [], [1 + i / 64]))]));
+    const exe = await compile({ graph: g, inputs: [x], outputs: outs }, { threads, reuseOutputs });
+    return { exe, feeds: [filled([elements], 1)] };
+  };
+  return differenceSeconds(await timed(true), await timed(false), outputs * elements * 4, targetMs);
+}
+
 /** The peak MFU is measured against: the best in-graph GEMM rate at large square sizes, GFLOP/s. */
 export async function measurePeakGflops(threads: number, sizes: readonly number[] = [1024, 2048]): Promise<number> {
   let best = 0;

@@ -7,7 +7,8 @@ import { GPT } from '../../src/models/gpt.js';
 import { FlatLayout } from '../../src/nn/flat.js';
 import { modelSegments } from '../../src/engine/segments.js';
 import { machineFromMeasurements } from '../../src/plan/calibrate.js';
-import { predictLocalStepMs, stashedBytesPerLayer } from '../../src/plan/local-layout.js';
+import { predictLocalStepMs } from '../../src/plan/local-layout.js';
+import { stashedBytesPerLayer } from '../../src/plan/working-set.js';
 
 const BYTES: Record<string, number> = { float32: 4, bool: 1, int32: 4, int64: 8 };
 
