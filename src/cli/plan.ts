@@ -4,12 +4,12 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { PRESETS as TRAIN_PRESETS } from '../models/presets.js';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import os from 'node:os';
 import { type FlagSpec, type FlagValues, UsageError, formatHelp, parseArgs } from './args.js';
 import { type GptShape, type MachineSpec, CALIBRATION_PROXY, CALIBRATION_PROXY_SMALL, checkMachine, elementwisePoint, machineFromMeasurements, predictCpuStepMs } from '../plan/calibrate.js';
-import type { ElementwisePoint } from '../plan/working-set.js';
+import { type ElementwisePoint, lastLevelCacheBytes } from '../plan/working-set.js';
 import { predictLocalStepMs } from '../plan/local-layout.js';
 import { evaluate, type PlanResult, toJson } from '../plan/evaluate.js';
 import { formatPlan, formatReliability, formatSearch } from '../plan/format.js';
@@ -207,26 +207,6 @@ function measureMemoryBandwidthGBs(n = 16 * 1024 * 1024): number {
   }
   rates.sort((x, y) => x - y);
   return rates[Math.floor(rates.length / 2)]!;
-}
-
-/** The last-level cache's size in bytes, from the kernel's description of cpu0's caches (Linux
- * sysfs: the highest `level` under /sys/devices/system/cpu/cpu0/cache, its `size`, e.g. 32768K);
- * undefined where that is not readable (other systems), and the planner then uses the one
- * calibrated non-GEMM rate for every working set. */
-export function lastLevelCacheBytes(root = '/sys/devices/system/cpu/cpu0/cache'): number | undefined {
-  let best: { level: number; bytes: number } | undefined;
-  try {
-    for (const d of readdirSync(root).filter((x) => x.startsWith('index'))) {
-      const level = Number(readFileSync(join(root, d, 'level'), 'utf8').trim());
-      const m = /^(\d+)([KMG]?)$/.exec(readFileSync(join(root, d, 'size'), 'utf8').trim());
-      if (!m || !Number.isFinite(level)) continue;
-      const bytes = Number(m[1]) * ({ '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 } as Record<string, number>)[m[2]!]!;
-      if (!best || level > best.level) best = { level, bytes };
-    }
-  } catch {
-    return undefined;
-  }
-  return best?.bytes;
 }
 
 /** All-reduce bus bandwidth between 2 worker processes on this host (the collectives benchmark,

@@ -9,6 +9,8 @@
 // h = min(1, S / W), spends t = h t_cache + (1 - h) t_dram seconds per byte. The two calibration
 // steps give two equations for t_cache and t_dram. Ranks that run at once share the one L3, so
 // each gets S / ranks of it; the calibration steps ran alone (S whole).
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { GptShape } from './calibrate.js';
 
 /** A calibrated non-GEMM rate: what a training step whose tensors span `workingSetBytes` showed. */
@@ -91,4 +93,24 @@ export function elementwiseSecondsPerByte(spec: CacheAwareRates, workingSet: num
   if (tCache <= 0) return tb;
   const h = hit(workingSet, spec.cacheBytes / Math.max(1, sharers));
   return h * tCache + (1 - h) * tDram;
+}
+
+/** The last-level cache's size in bytes, from the kernel's description of cpu0's caches (Linux
+ * sysfs: the highest `level` under /sys/devices/system/cpu/cpu0/cache, its `size`, e.g. 32768K);
+ * undefined where that is not readable (other systems), and the planner then uses the one
+ * calibrated non-GEMM rate for every working set. */
+export function lastLevelCacheBytes(root = '/sys/devices/system/cpu/cpu0/cache'): number | undefined {
+  let best: { level: number; bytes: number } | undefined;
+  try {
+    for (const d of readdirSync(root).filter((x) => x.startsWith('index'))) {
+      const level = Number(readFileSync(join(root, d, 'level'), 'utf8').trim());
+      const m = /^(\d+)([KMG]?)$/.exec(readFileSync(join(root, d, 'size'), 'utf8').trim());
+      if (!m || !Number.isFinite(level)) continue;
+      const bytes = Number(m[1]) * ({ '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 } as Record<string, number>)[m[2]!]!;
+      if (!best || level > best.level) best = { level, bytes };
+    }
+  } catch {
+    return undefined;
+  }
+  return best?.bytes;
 }
