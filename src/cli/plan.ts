@@ -8,7 +8,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import os from 'node:os';
 import { type FlagSpec, type FlagValues, UsageError, formatHelp, parseArgs } from './args.js';
-import { type GptShape, type MachineSpec, CALIBRATION_PROXY, CALIBRATION_PROXY_SMALL, checkMachine, elementwisePoint, machineFromMeasurements, predictCpuStepMs } from '../plan/calibrate.js';
+import { type GptShape, type MachineSpec, CALIBRATION_PROXY, CALIBRATION_PROXY_SMALL, checkMachine, elementwisePoint, forwardFractionFromSteps, machineFromMeasurements, predictCpuStepMs } from '../plan/calibrate.js';
 import { type ElementwisePoint, lastLevelCacheBytes } from '../plan/working-set.js';
 import { predictLocalStepMs } from '../plan/local-layout.js';
 import { evaluate, type PlanResult, toJson } from '../plan/evaluate.js';
@@ -267,10 +267,18 @@ async function calibrate(f: FlagValues): Promise<number> {
     if (!f.json) console.log(`calibration step (${px.nLayer} layer, ${px.nEmbd} wide, context ${px.blockSize}, batch ${px.batch}, tensors ${(p.workingSetBytes / 1e6).toFixed(0)} MB): ${ms.toFixed(1)} ms; non-GEMM kernels move ${p.GBs.toFixed(1)} GB/s`);
   }
   const elementwiseGBs = elementwiseAt[0]!.GBs;
+  // The forward's share of forward + backward (what full recomputation runs again): the small
+  // step's shape without dropout (a recomputed block draws no new masks) on 2 and on 8 rows,
+  // step and forward pass; the differences leave out AdamW and every fixed cost.
+  const plain = { ...CALIBRATION_PROXY_SMALL, dropout: 0 };
+  const timed: { msPerIter: number; forwardMs?: number }[] = [];
+  for (const rows of [plain.batch, 4 * plain.batch]) timed.push(await timeTrainingStep({ nLayer: plain.nLayer, nHead: plain.nHead, nEmbd: plain.nEmbd, blockSize: plain.blockSize, vocabSize: plain.vocab, bias: false, dropout: 0 }, rows, { threads, iters: 7, forward: true }));
+  const forwardFraction = forwardFractionFromSteps(timed[0]!, timed[1]!);
+  if (!f.json) console.log(`forward pass on ${plain.batch} / ${4 * plain.batch} rows: ${timed.map((t) => `${t.forwardMs!.toFixed(1)} of ${t.msPerIter.toFixed(1)} ms`).join(' / ')}: ${forwardFraction === undefined ? 'the two contradict each other (not kept)' : `${(100 * forwardFraction).toFixed(0)}% of forward + backward`}`);
   const loopbackBusbwGBs = measureLoopbackBusbw();
   if (!f.json) console.log(loopbackBusbwGBs === undefined ? 'loopback all-reduce: not measured (see the warning above)' : `loopback all-reduce, 2 ranks, 16 MiB: ${loopbackBusbwGBs.toFixed(2)} GB/s bus bandwidth`);
   const spec = machineFromMeasurements(
-    { gemmGflopsByN, memBandwidthGBs, elementwiseGBs, elementwiseAt, sessionRunSeconds, outputCopySecondsPerByte, ...(cacheBytes === undefined ? {} : { cacheBytes }), backgroundLoad: Math.round(load * 100) / 100, ...(loopbackBusbwGBs === undefined ? {} : { loopbackBusbwGBs }) },
+    { gemmGflopsByN, memBandwidthGBs, elementwiseGBs, elementwiseAt, sessionRunSeconds, outputCopySecondsPerByte, ...(forwardFraction === undefined ? {} : { forwardFraction }), ...(cacheBytes === undefined ? {} : { cacheBytes }), backgroundLoad: Math.round(load * 100) / 100, ...(loopbackBusbwGBs === undefined ? {} : { loopbackBusbwGBs }) },
     { name: os.hostname(), threads, memoryGB: os.totalmem() / 2 ** 30, cpuModel: os.cpus()[0]?.model ?? 'CPU' },
   );
   mkdirSync(dirname(String(f.out)), { recursive: true });

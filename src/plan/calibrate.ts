@@ -25,6 +25,9 @@ export interface Measurements {
   cacheBytes?: number;
   /** Fixed cost of one session run (a one-element graph, fed and fetched), seconds. */
   sessionRunSeconds?: number;
+  /** Share of a layer's forward + backward time that is its forward (what full recomputation
+   * runs again), measured on the small calibration step without dropout. */
+  forwardFraction?: number;
   /** Seconds per byte of a fresh session output handed to JavaScript (allocated, copied, collected). */
   outputCopySecondsPerByte?: number;
   /** Runnable threads of other programs while calibrating (the 1-minute load average): the
@@ -64,6 +67,7 @@ export function machineFromMeasurements(
   if (meas.cacheBytes !== undefined) spec.cacheBytes = meas.cacheBytes;
   if (meas.sessionRunSeconds !== undefined) spec.sessionRunSeconds = meas.sessionRunSeconds;
   if (meas.outputCopySecondsPerByte !== undefined) spec.outputCopySecondsPerByte = meas.outputCopySecondsPerByte;
+  if (meas.forwardFraction !== undefined) spec.forwardFraction = meas.forwardFraction;
   return checkMachine(spec as unknown as Record<string, unknown>);
 }
 
@@ -109,6 +113,10 @@ export function checkMachine(o: Record<string, unknown>, where = 'machine spec')
   if (o.cacheBytes !== undefined) spec.cacheBytes = pos('cacheBytes', o.cacheBytes);
   if (o.sessionRunSeconds !== undefined) spec.sessionRunSeconds = pos('sessionRunSeconds', o.sessionRunSeconds);
   if (o.outputCopySecondsPerByte !== undefined) spec.outputCopySecondsPerByte = pos('outputCopySecondsPerByte', o.outputCopySecondsPerByte);
+  if (o.forwardFraction !== undefined) {
+    if (typeof o.forwardFraction !== 'number' || !(o.forwardFraction > 0 && o.forwardFraction < 1)) throw new PlanInputError(`${where}: key 'forwardFraction' must be a number between 0 and 1, got ${JSON.stringify(o.forwardFraction)}`);
+    spec.forwardFraction = o.forwardFraction;
+  }
   return spec;
 }
 
@@ -191,7 +199,7 @@ export function atscaleElementwiseBytes(g: GptShape, params: number): number {
   const { nLayer: L, nHead: H, nEmbd: C, blockSize: T, vocab: V, batch: B } = g;
   const btc = B * T * C;
   const bht2 = B * H * T * T;
-  let bytes = 1386.1 * L * btc + 58.67 * L * bht2 + 94.39 * B * T * V + 249.4 * params - 51.52 * btc - 164756;
+  let bytes = 1386.1 * L * btc + 58.67 * L * bht2 + 94.39 * B * T * V + STEP_BYTES_PER_PARAM * params - 51.52 * btc - 164756;
   if ((g.dropout ?? 0) > 0) bytes += 118.8 * L * btc + 28.92 * L * bht2 + 28.49 * btc + 96 * (L * bht2 + 2 * L * btc + btc);
   return Math.max(bytes, 0);
 }
@@ -233,6 +241,22 @@ export function elementwiseFromProxy(measuredMs: number, spec: MachineSpec, prox
   const rest = measuredMs / 1000 - gemmStepSeconds(proxy, spec);
   const implied = atscaleElementwiseBytes(proxy, gptParams(proxy)) / rest / 1e9;
   return rest > 0 ? Math.min(implied, copyGBs) : copyGBs;
+}
+
+/** Bytes per parameter of atscale's fused step outside the per-layer activation work (the
+ * 249.4 of atscaleElementwiseBytes): the flat gradient, clipping and AdamW. */
+export const STEP_BYTES_PER_PARAM = 249.4;
+
+/**
+ * Share of a step's forward + backward that its forward takes, from one shape timed on few and
+ * on more rows (step and forward pass alone each): what the extra rows added to the forward
+ * over what they added to the step. AdamW, clipping and every per-run cost do not grow with
+ * rows, so the differences leave them out. Outside (0, 1), which only contradicting
+ * measurements give, undefined.
+ */
+export function forwardFractionFromSteps(few: { msPerIter: number; forwardMs?: number }, more: { msPerIter: number; forwardMs?: number }): number | undefined {
+  const f = (more.forwardMs! - few.forwardMs!) / (more.msPerIter - few.msPerIter);
+  return f > 0 && f < 1 ? f : undefined;
 }
 
 /** A calibration step's rate with the bytes its tensors span. */

@@ -19,7 +19,7 @@
 // back to its backward later. The fused step never does this (its activations stay inside one
 // run), so the copy is charged on its own: the bytes (stashedBytesPerLayer) at the calibrated
 // copy bandwidth (outputCopySecondsPerByte).
-import { type GptShape, type MachineSpec, atscaleElementwiseBytes, gemmStepSeconds, gptParams, sessionRunSeconds } from './calibrate.js';
+import { type GptShape, type MachineSpec, STEP_BYTES_PER_PARAM, atscaleElementwiseBytes, gemmStepSeconds, gptParams, sessionRunSeconds } from './calibrate.js';
 import type { Recompute } from './specs.js';
 import { elementwiseSecondsPerByte, stashedBytesPerLayer, stepWorkingSetBytes, workingSetBytes } from './working-set.js';
 
@@ -46,9 +46,8 @@ function linkSecondsPerByte(spec: MachineSpec): number {
   return 1 / ((spec.loopbackBusbwGBs ?? spec.memBandwidthGBs / 4) * 1e9);
 }
 
-/** Bytes per parameter that atscale's fused step moves outside the per-layer activation work
- * (calibrate.ts fits 249.4); the first 8 write the flat gradient (concat: read + write). */
-const STEP_BYTES_PER_PARAM = 249.4;
+/** Of the bytes per parameter that atscale's fused step moves outside the per-layer activation
+ * work (STEP_BYTES_PER_PARAM), the first 8 write the flat gradient (concat: read + write). */
 const FLAT_GRAD_BYTES = 8;
 /** Accumulating a micro-batch's flat gradient: one process scales it and adds it in its graph
  * (read 4 + write 4, then read 8 + write 4); a pipeline stage adds it in place on the host
@@ -108,12 +107,18 @@ export function predictLocalStepMs(g: Omit<GptShape, 'batch'>, l: LocalLayout, s
   const kept = stashedBytesPerLayer(rows, l.recompute) + 4 * l.rows * T * C;
   const ws = workingSetBytes(rows, { keptLayers: Math.min(m, l.pp) * stageLayers, keptPerLayer: kept, head: true, params: rankParams, rebuilt: l.recompute !== 'none' });
   const t = perByte(ws);
-  // Recomputation in backward: the block forward again (a third of forward + backward), or
-  // only the attention core (its share of the layer's FLOPs, a third of that).
+  // Recomputation in backward: the block forward again (the calibrated forward share of a
+  // layer's forward + backward; a third, as the FLOPs split, for a spec without it), or only
+  // the attention core (its share of the layer's FLOPs, of that).
+  const forward = spec.forwardFraction ?? 1 / 3;
   const coreShare = (2 * T * C) / (24 * C * C + 4 * T * C);
-  const extra = l.recompute === 'full' ? 1 / 3 : l.recompute === 'selective' ? coreShare / 3 : 0;
-  // Session runs per micro-batch on the last stage: forward and backward of each block, and the head.
-  const runsMs = 1000 * sessionRunSeconds(spec) * (2 * stageLayers + 1);
+  const extra = l.recompute === 'full' ? forward : l.recompute === 'selective' ? coreShare * forward : 0;
+  // Session runs per micro-batch on the last stage: forward and backward of each block, and the
+  // head; each block hands its output, its input gradient and its parameters' gradients to
+  // JavaScript (fresh outputs, at the calibrated rate).
+  const layerParams = gptParams(shape(2)) - gptParams(shape(1));
+  const handedMs = 1000 * stageLayers * (2 * 4 * l.rows * T * C + 4 * layerParams) * outputCopySecondsPerByte(spec);
+  const runsMs = 1000 * sessionRunSeconds(spec) * (2 * stageLayers + 1) + handedMs;
   const accumulateMs = 1000 * (FLAT_GRAD_BYTES + ACCUMULATE_BYTES.host) * rankParams * t;
   // What the blocks keep for their backward, copied out of ONNX Runtime once per micro-batch.
   const stashMs = 1000 * stageLayers * stashedBytesPerLayer(rows, l.recompute) * outputCopySecondsPerByte(spec);
