@@ -7,7 +7,7 @@
 // prediction (target: within 25%). Every layout trains the same 4 micro-batches of 8 rows per step.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from '../src/cli/args.js';
@@ -41,6 +41,32 @@ function cli(args: string[], what: string): string {
   return r.stdout;
 }
 
+/** CPU seconds the host's cores have been busy, and this process's own and its finished
+ * children's (Linux /proc; USER_HZ 100); undefined elsewhere. */
+function cpuSeconds(): { all: number; mine: number } | undefined {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const st = readFileSync('/proc/self/stat', 'utf8');
+    const after = st.slice(st.lastIndexOf(')') + 2).split(' ').map(Number);
+    // user nice system idle iowait irq softirq steal; from field 3 on: utime 14, stime 15, cutime 16, cstime 17.
+    return { all: (f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + (f[7] ?? 0)) / 100, mine: (after[11]! + after[12]! + after[13]! + after[14]!) / 100 };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Other programs' runnable threads while a layout ran, from the CPU time they and the layout
+ * took: with the cores saturated, fair sharing gives others / ours = their threads / our ranks;
+ * otherwise the others' busy cores are their threads. Our ranks count as always runnable (the
+ * model's assumption too), so pipelines' idle waits make this an upper bound.
+ */
+function backgroundThreads(before: { all: number; mine: number }, after: { all: number; mine: number }, wallS: number, ranks: number, cores: number): number {
+  const ours = (after.mine - before.mine) / wallS;
+  const others = Math.max(0, (after.all - before.all) / wallS - ours);
+  return others + ours >= 0.95 * cores && ours > 0 ? (ranks * others) / ours : others;
+}
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /** Median step time of a training run (the steps after the first two, which pay compilation). */
@@ -55,8 +81,8 @@ function measure(l: Layout, data: string, out: string, iters: number): number {
   return median(steps);
 }
 
-function predict(l: Layout, machine: string): { ms: number; parts: Record<string, number> } {
-  const out = cli(['plan', '--machine', machine, '--layers', '4', '--heads', '4', '--hidden', '128', '--vocab', '65', '--seq-len', '64', '--global-batch', String(ROWS * l.dp * M), '--micro-batch', String(ROWS), '--dp', String(l.dp), '--pp', String(l.pp), '--interleave', String(l.v), '--recompute', l.recompute, '--json'], `plan (${l.name})`);
+function predict(l: Layout, machine: string, backgroundLoad?: number): { ms: number; parts: Record<string, number> } {
+  const out = cli(['plan', ...(backgroundLoad === undefined ? [] : ['--background-load', String(backgroundLoad)]), '--machine', machine, '--layers', '4', '--heads', '4', '--hidden', '128', '--vocab', '65', '--seq-len', '64', '--global-batch', String(ROWS * l.dp * M), '--micro-batch', String(ROWS), '--dp', String(l.dp), '--pp', String(l.pp), '--interleave', String(l.v), '--recompute', l.recompute, '--json'], `plan (${l.name})`);
   const r = JSON.parse(out.trim().split('\n').pop()!) as { predicted_ms_per_iter: number; parts_ms: Record<string, number> };
   return { ms: r.predicted_ms_per_iter, parts: r.parts_ms };
 }
@@ -89,23 +115,30 @@ export async function run(argv: string[]): Promise<number> {
     const rows: string[][] = [];
     let base: number | undefined;
     for (const l of LAYOUTS) {
+      const [cpu0, t0] = [cpuSeconds(), performance.now()];
       const measured = measure(l, data, join(dir, l.name.replace(/\W+/g, '-')), flags.iters as number);
+      const cpu1 = cpuSeconds();
+      const others = cpu0 && cpu1 ? backgroundThreads(cpu0, cpu1, (performance.now() - t0) / 1000, l.dp * l.pp, availableParallelism()) : undefined;
       // Load on the host as this layout finished (1-minute average, its own ranks included).
       const load = loadavg()[0]!;
       const p = predict(l, machine);
       const ratio = p.ms / measured;
+      // The same model told the load this run actually shared the host with (not the issue's
+      // figure, which stands on the calibration alone: it tells model error from load drift).
+      const atRun = others === undefined ? undefined : predict(l, machine, Math.round(others * 100) / 100);
       // The same ratio relative to the 1-process layout's: what remains when the machine's
       // state drifted between calibration and the runs (other jobs on a shared host).
       base ??= ratio;
       const rec = {
         bench: 'layouts', layout: l.name, dp: l.dp, pp: l.pp, v: l.v, recompute: l.recompute, micro_batches: M, rows: ROWS, measured_ms: Math.round(measured * 10) / 10, predicted_ms: Math.round(p.ms * 10) / 10,
-        ratio: Math.round(ratio * 1000) / 1000, within_25pct: Math.abs(ratio - 1) <= 0.25, ratio_vs_1process: Math.round((ratio / base) * 1000) / 1000, load_avg_1m: Math.round(load * 100) / 100, parts_ms: Object.fromEntries(Object.entries(p.parts).map(([k, v]) => [k, Math.round(v * 10) / 10])),
+        ratio: Math.round(ratio * 1000) / 1000, within_25pct: Math.abs(ratio - 1) <= 0.25, ratio_vs_1process: Math.round((ratio / base) * 1000) / 1000, load_avg_1m: Math.round(load * 100) / 100,
+        ...(atRun ? { run_background_threads: Math.round(others! * 100) / 100, predicted_at_run_load_ms: Math.round(atRun.ms * 10) / 10, ratio_at_run_load: Math.round((atRun.ms / measured) * 1000) / 1000 } : {}), parts_ms: Object.fromEntries(Object.entries(p.parts).map(([k, v]) => [k, Math.round(v * 10) / 10])),
       };
       if (json) console.log(JSON.stringify(rec));
-      rows.push([l.name, measured.toFixed(1), p.ms.toFixed(1), ratio.toFixed(2), rec.within_25pct ? 'yes' : 'no', rec.ratio_vs_1process.toFixed(2), load.toFixed(1)]);
+      rows.push([l.name, measured.toFixed(1), p.ms.toFixed(1), ratio.toFixed(2), rec.within_25pct ? 'yes' : 'no', rec.ratio_vs_1process.toFixed(2), load.toFixed(1), others === undefined ? '-' : others.toFixed(1), atRun ? (atRun.ms / measured).toFixed(2) : '-']);
     }
     if (!json) {
-      const head = ['layout', 'measured ms/step', 'planner ms/step', 'predicted / measured', 'within 25%', 'ratio / 1-process ratio', 'load average'];
+      const head = ['layout', 'measured ms/step', 'planner ms/step', 'predicted / measured', 'within 25%', 'ratio / 1-process ratio', 'load average', 'others\' threads in run', 'ratio at that load'];
       const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
       for (const r of [head, ...rows]) console.log(r.map((c, i) => c.padEnd(w[i]!)).join('  '));
       console.log(`(${SHAPE.join(' ')}; ${M} micro-batches of ${ROWS} rows per replica; one thread per rank; medians after 2 warm-up steps; machine shared with other jobs)`);

@@ -63,6 +63,7 @@ const FLAGS: Record<string, FlagSpec> = {
   calibrate: { type: 'boolean', help: 'measure this machine and write a machine spec (see --out)' },
   out: { type: 'string', help: 'where --calibrate writes the machine spec (under the output directory out/, as train writes its runs)', default: 'out/atscale-machine.json' },
   threads: { type: 'number', help: 'threads for --calibrate GEMMs (default: all cores)' },
+  'background-load': { type: 'number', help: 'with --machine and a local layout: other programs\' runnable threads while it runs (default: the load its calibration saw)' },
   machine: { type: 'string', help: 'a machine spec from --calibrate: predict the CPU training step of --model on this machine (with --dp/--pp/--interleave/--micro-batch/--recompute: of that layout under atscale launch, one thread per rank)' },
 };
 
@@ -331,7 +332,9 @@ function predictLocalLayout(shape: Omit<GptShape, 'batch'>, batch: number, spec:
   const recompute = (f.recompute ?? (pp > 1 ? 'full' : 'none')) as Recompute;
   if (!['none', 'selective', 'full'].includes(recompute)) throw new PlanInputError(`--recompute must be none, selective or full, got '${recompute}'`);
   const layout = { dp, pp, v, microBatches, rows, recompute };
-  const r = predictLocalStepMs(shape, layout, spec, os.availableParallelism());
+  const bg = f.backgroundLoad === undefined ? undefined : Number(f.backgroundLoad);
+  if (bg !== undefined && !(bg >= 0)) throw new PlanInputError(`--background-load must be a number >= 0 (runnable threads of other programs), got ${f.backgroundLoad}`);
+  const r = predictLocalStepMs(shape, layout, spec, os.availableParallelism(), bg);
   if (f.json) console.log(JSON.stringify({ machine: spec.name, layout, predicted_ms_per_iter: r.ms, parts_ms: r.parts }));
   else console.log(`dp ${dp} x pp ${pp} (v ${v}), ${microBatches} micro-batches of ${rows} rows, recompute ${recompute}, on ${spec.name}: predicted ${r.ms.toFixed(1)} ms/iter (compute ${r.parts.compute.toFixed(1)}, bubble ${r.parts.bubble.toFixed(1)}, kept activations out of ONNX Runtime ${r.parts.stash.toFixed(1)}, point-to-point ${r.parts.pointToPoint.toFixed(1)}, all-reduce ${r.parts.allReduce.toFixed(1)}, update ${r.parts.update.toFixed(1)})`);
   return 0;

@@ -66,7 +66,9 @@ function outputCopySecondsPerByte(spec: MachineSpec): number {
  * decay mask read, weights and moments written. */
 const UPDATE_WORKING_BYTES_PER_PARAM = 32;
 
-export function predictLocalStepMs(g: Omit<GptShape, 'batch'>, l: LocalLayout, spec: MachineSpec, cores: number): LocalPrediction {
+/** `backgroundLoad`: other programs' runnable threads while the layout runs (default: what the
+ * calibration ran beside, spec.backgroundLoad). */
+export function predictLocalStepMs(g: Omit<GptShape, 'batch'>, l: LocalLayout, spec: MachineSpec, cores: number, backgroundLoad?: number): LocalPrediction {
   const shape = (nLayer: number): GptShape => ({ ...g, nLayer, batch: l.rows });
   const params = gptParams(shape(g.nLayer));
   const ranks = l.dp * l.pp;
@@ -83,10 +85,10 @@ export function predictLocalStepMs(g: Omit<GptShape, 'batch'>, l: LocalLayout, s
   // AdamW (with clipping), once per step over this rank's parameters, in its own program.
   const rankParams = params / l.pp;
   const updateMs = 1000 * (STEP_BYTES_PER_PARAM - FLAT_GRAD_BYTES) * rankParams * perByte(UPDATE_WORKING_BYTES_PER_PARAM * rankParams);
-  // Ranks share the cores with each other and with the load the calibration ran beside: the
-  // calibrated rates are one thread's among `backgroundLoad` others.
+  // Ranks share the cores with each other and with other programs; the calibrated rates are one
+  // thread's among the `backgroundLoad` others the calibration ran beside.
   const busy = spec.backgroundLoad ?? 0;
-  const share = Math.max(1, (busy + ranks) / cores) / Math.max(1, (busy + 1) / cores);
+  const share = Math.max(1, ((backgroundLoad ?? busy) + ranks) / cores) / Math.max(1, (busy + 1) / cores);
   const m = l.microBatches;
   const allReduce = l.dp > 1 ? (1000 * 2 * ((l.dp - 1) / l.dp) * 4 * rankParams * linkSecondsPerByte(spec)) : 0;
   if (l.pp === 1) {
