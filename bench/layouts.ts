@@ -11,6 +11,7 @@ import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from '../src/cli/args.js';
+import { backgroundThreads, cpuSample } from '../src/cli/host-load.js';
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const SHAPE = ['--n-layer', '4', '--n-head', '4', '--n-embd', '128', '--block-size', '64', '--dropout', '0'];
@@ -39,32 +40,6 @@ function cli(args: string[], what: string): string {
   const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 600_000, env: { ...process.env, WORLD_SIZE: '1' } });
   if (r.status !== 0) throw new Error(`${what} exited ${r.status}: ${(r.stderr ?? '').slice(-1500)}`);
   return r.stdout;
-}
-
-/** CPU seconds the host's cores have been busy, and this process's own and its finished
- * children's (Linux /proc; USER_HZ 100); undefined elsewhere. */
-function cpuSeconds(): { all: number; mine: number } | undefined {
-  try {
-    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-    const st = readFileSync('/proc/self/stat', 'utf8');
-    const after = st.slice(st.lastIndexOf(')') + 2).split(' ').map(Number);
-    // user nice system idle iowait irq softirq steal; from field 3 on: utime 14, stime 15, cutime 16, cstime 17.
-    return { all: (f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + (f[7] ?? 0)) / 100, mine: (after[11]! + after[12]! + after[13]! + after[14]!) / 100 };
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * Other programs' runnable threads while a layout ran, from the CPU time they and the layout
- * took: with the cores saturated, fair sharing gives others / ours = their threads / our ranks;
- * otherwise the others' busy cores are their threads. Our ranks count as always runnable (the
- * model's assumption too), so pipelines' idle waits make this an upper bound.
- */
-function backgroundThreads(before: { all: number; mine: number }, after: { all: number; mine: number }, wallS: number, ranks: number, cores: number): number {
-  const ours = (after.mine - before.mine) / wallS;
-  const others = Math.max(0, (after.all - before.all) / wallS - ours);
-  return others + ours >= 0.95 * cores && ours > 0 ? (ranks * others) / ours : others;
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -115,10 +90,10 @@ export async function run(argv: string[]): Promise<number> {
     const rows: string[][] = [];
     let base: number | undefined;
     for (const l of LAYOUTS) {
-      const [cpu0, t0] = [cpuSeconds(), performance.now()];
+      const cpu0 = cpuSample();
       const measured = measure(l, data, join(dir, l.name.replace(/\W+/g, '-')), flags.iters as number);
-      const cpu1 = cpuSeconds();
-      const others = cpu0 && cpu1 ? backgroundThreads(cpu0, cpu1, (performance.now() - t0) / 1000, l.dp * l.pp, availableParallelism()) : undefined;
+      const cpu1 = cpuSample();
+      const others = cpu0 && cpu1 ? backgroundThreads(cpu0, cpu1, l.dp * l.pp, availableParallelism()) : undefined;
       // Load on the host as this layout finished (1-minute average, its own ranks included).
       const load = loadavg()[0]!;
       const p = predict(l, machine);

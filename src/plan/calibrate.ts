@@ -30,8 +30,8 @@ export interface Measurements {
   forwardFraction?: number;
   /** Seconds per byte of a fresh session output handed to JavaScript (allocated, copied, collected). */
   outputCopySecondsPerByte?: number;
-  /** Runnable threads of other programs while calibrating (the 1-minute load average): the
-   * rates above are what one thread got beside them, so more ranks share the cores with them. */
+  /** Runnable threads of other programs while calibrating (from the CPU time they took,
+   * cli/host-load.ts; the 1-minute load average where that is not readable): the rates above are what one thread got beside them, so more ranks share the cores with them. */
   backgroundLoad?: number;
 }
 
