@@ -10,7 +10,8 @@ import { type Device, EFFICIENCY, flashSeconds, gemmSeconds, streamSeconds } fro
 import { DEFAULT_GPU_EFFICIENCY, FLASH_V1_SLOWDOWN } from './gpus.js';
 import { gpuStageParams, layerActivationBytes, modelStateBytes, stageParamCounts } from './memory.js';
 import { embeddingParams, expertParams, kvDim, layerParams, mlpMatrices } from './params-flops.js';
-import { simulatePipeline } from './pipeline-sim.js';
+import { simulateExchanges } from './pipeline-exchange.js';
+import { type PipelineResult, simulatePipeline } from './pipeline-sim.js';
 import { type ClusterSpec, type ModelSpec, type TrainingSpec, peakFlops } from './specs.js';
 
 /** Seconds per step on the critical path, by cause; they add up to `step`. */
@@ -224,13 +225,14 @@ export function stepTime(m: ModelSpec, c: ClusterSpec, t: TrainingSpec): TimeBre
     const params = (p - layers[j]! * expertShare) / t.tp / sharded;
     bwd[j]!.elementwise += streamSeconds(dev, params * (dev.elementBytes + 2 * grad));
   });
-  // Megatron's scatter-gather: each TP rank sends 1/tp of the activation to the next stage,
-  // asynchronously, and the receiving TP group all-gathers it. DeepSpeed's engine sends the
-  // same slices (or, unpartitioned, the whole tensor) through blocking broadcasts that stall
-  // both ends: the transfer is then part of each pass on both stages instead of a delay
-  // between them. Neighbouring stages are tp x cp x dp ranks apart.
+  // How activations cross between stages. Megatron's scatter-gather (default): each TP rank
+  // sends 1/tp of the activation to the next stage, asynchronously, and the receiving TP group
+  // all-gathers it: a delay between the stages. The frameworks of 2021-22 did it differently:
+  // Megatron-LM as of the SC21 artifact ('synchronous') and DeepSpeed's pipeline engine
+  // ('blocking', or unpartitioned 'blocking-full') make every transfer a rendezvous that
+  // stalls both stages, in the groupings their schedules use (pipeline-exchange.ts).
+  // Neighbouring stages are tp x cp x dp ranks apart.
   const p2p = t.pipelineP2p ?? 'scatter-gather';
-  const blocking = p2p !== 'scatter-gather';
   const sliced = p2p !== 'blocking-full' && t.tp > 1;
   const sameNode = t.tp * cp * t.dp < gpn;
   const fullBytes = t.microBatch * (t.seqLen / cp) * m.hidden * dev.elementBytes;
@@ -239,29 +241,22 @@ export function stepTime(m: ModelSpec, c: ClusterSpec, t: TrainingSpec): TimeBre
   // gather then: "scatter_gather_tensors_in_pipeline and not sequence_parallel").
   const gather = sliced && !t.sequenceParallel ? allGatherSeconds(c, groupOf(t.tp, 1, gpn), fullBytes) : 0;
   const wire = t.pp > 1 ? sendSeconds(c, sameNode, sliced ? fullBytes / t.tp : fullBytes) : 0;
-  const send = blocking ? 0 : wire + gather;
-  // Blocking: a pass waits for its sends and receives, and gathers what it received (the
-  // activation from the stage before in the forward, the gradient from the one after in the
-  // backward).
-  const blockingPass = (j: number) => ((j > 0 ? 1 : 0) + (j < S - 1 ? 1 : 0)) * wire;
-  const blockingForward = (j: number) => (blocking ? blockingPass(j) + (j > 0 ? gather : 0) : 0);
-  const blockingBackward = (j: number) => (blocking ? blockingPass(j) + (j < S - 1 ? gather : 0) : 0);
-  if (blocking && t.pp > 1) {
-    for (let j = 0; j < S; j++) {
-      fwd[j]!.comm += blockingForward(j);
-      bwd[j]!.comm += blockingBackward(j);
-    }
-  }
-  const sim = simulatePipeline({
-    schedule: t.schedule ?? (t.interleave > 1 ? 'interleaved' : '1f1b'),
-    stages: t.pp,
-    chunks: t.interleave,
-    microBatches: micro,
-    forward: fwd.map(total),
-    backward: bwd.map((x, j) => total(x) + total(redo[j]!)),
-    weightGrad: bwd.map((x) => x.weightGrad),
-    send: new Array<number>(Math.max(0, S - 1)).fill(send),
-  });
+  const exchanges = p2p !== 'scatter-gather' && t.pp > 1;
+  const send = exchanges ? 0 : wire + gather;
+  const forward = fwd.map(total);
+  const backward = bwd.map((x, j) => total(x) + total(redo[j]!));
+  const sim: PipelineResult & { comm?: number[] } = exchanges
+    ? simulateExchanges({ framework: p2p === 'synchronous' ? 'megatron-2021' : 'deepspeed', stages: t.pp, chunks: t.interleave, microBatches: micro, forward, backward, wire, gather })
+    : simulatePipeline({
+      schedule: t.schedule ?? (t.interleave > 1 ? 'interleaved' : '1f1b'),
+      stages: t.pp,
+      chunks: t.interleave,
+      microBatches: micro,
+      forward,
+      backward,
+      weightGrad: bwd.map((x) => x.weightGrad),
+      send: new Array<number>(Math.max(0, S - 1)).fill(send),
+    });
 
   // Data-parallel gradient reduction (ZeRO 0-2), per stage, bucket by bucket behind the last
   // micro-batch's backward; ZeRO-1/2 then all-gather the updated 16-bit weights.
@@ -293,18 +288,17 @@ export function stepTime(m: ModelSpec, c: ClusterSpec, t: TrainingSpec): TimeBre
   // Attribute the critical stage's time to causes.
   const mine = (arr: Cost[]) => arr.filter((_, j) => j % t.pp === critical).reduce((x, y) => add(x, y), zeroCost());
   const F = mine(fwd), B = mine(bwd), R = mine(redo);
-  const sends = (t.pp > 1 ? 2 : 0) * send * t.interleave;
-  // Blocking transfers sit inside the passes (as comm); report them as pipeline sends.
-  let blockingSends = 0;
-  if (blocking && t.pp > 1) for (let j = critical; j < S; j += t.pp) blockingSends += blockingForward(j) + blockingBackward(j);
+  // Asynchronous sends delay the stages; synchronous exchanges occupy them (their transfer and
+  // gather time; the wait for a partner is bubble).
+  const sends = sim.comm ? sim.comm[critical]! : (t.pp > 1 ? 2 : 0) * send * t.interleave * micro;
   const busy = sim.busy[critical]!;
   const breakdown: TimeBreakdown = {
     gemm: micro * (F.gemm + B.gemm),
     elementwise: micro * (F.elementwise + B.elementwise),
     recompute: micro * total(R),
-    tensorParallel: micro * (F.comm + B.comm - blockingSends),
-    pipelineSend: micro * (sends + blockingSends),
-    bubble: Math.max(0, sim.finish[critical]! - busy - micro * sends),
+    tensorParallel: micro * (F.comm + B.comm),
+    pipelineSend: sends,
+    bubble: Math.max(0, sim.finish[critical]! - busy - sends),
     dataParallel: criticalDp + micro * (F.zero + B.zero),
     optimizer,
     step: criticalEnd,

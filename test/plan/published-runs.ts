@@ -13,7 +13,7 @@ const mpt = (layers: number, hidden: number, heads: number) => ({ layers, hidden
 // with the layout its artifact script ran (examples/sc21/run_table_1.sh, cited there).
 const n21 = (r: Table1Row, row: number): PublishedRun => ({
   id: `narayanan2021-t1-${r.paramsB}b`, source: 'narayanan2021', framework: 'Megatron-LM',
-  cite: `Narayanan et al. 2021, "Efficient Large-Scale Language Model Training on GPU Clusters Using Megatron-LM", Table 1, row ${row}; micro-batch ${r.microBatch}, interleave ${r.interleave} and --DDP-impl ${r.ddp} from NVIDIA/Megatron-LM examples/sc21/run_table_1.sh (the paper's artifact), --fp16 from examples/sc21/CONFIG.sh`,
+  cite: `Narayanan et al. 2021, "Efficient Large-Scale Language Model Training on GPU Clusters Using Megatron-LM", Table 1, row ${row}; micro-batch ${r.microBatch}, interleave ${r.interleave} and --DDP-impl ${r.ddp} from NVIDIA/Megatron-LM examples/sc21/run_table_1.sh (the paper's artifact), --fp16 from examples/sc21/CONFIG.sh; pipeline transfers as that commit's megatron/p2p_communication.py makes them (synchronous batch_isend_irecv exchanges)`,
   cluster: 'selene', model: { ...GPT, layers: r.layers, hidden: r.hidden, heads: r.heads, ffn: 4 * r.hidden, vocab: 51200, seqLen: 2048 },
   layout: table1Layout(r),
   metric: 'tflops_hardware', published: r.tflopsPerGpu, paramsB: r.paramsB,
