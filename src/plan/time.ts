@@ -193,6 +193,11 @@ function endCosts(m: ModelSpec, c: ClusterSpec, t: TrainingSpec, dev: Device): {
   return { first, last };
 }
 
+/** Whether the run uses DeepSpeed's pipeline engine (its p2p modes name it). */
+function deepspeedEngine(t: TrainingSpec): boolean {
+  return t.pp > 1 && (t.pipelineP2p === 'blocking' || t.pipelineP2p === 'blocking-full');
+}
+
 export function stepTime(m: ModelSpec, c: ClusterSpec, t: TrainingSpec): TimeBreakdown {
   const dev = deviceOf(c, t);
   const gpn = c.node.gpusPerNode;
@@ -221,9 +226,15 @@ export function stepTime(m: ModelSpec, c: ClusterSpec, t: TrainingSpec): TimeBre
   const ep = t.ep ?? 1;
   const expertShare = m.moe ? m.moe.experts * expertParams(m) * (1 - 1 / ep) : 0;
   const sharded = t.zero >= 2 ? t.dp * cp : 1;
+  // DeepSpeed's pipeline engine with bf16 runs its BF16_Optimizer, which after every
+  // micro-batch's backward adds each 16-bit gradient into its fp32 one as
+  // hp_grad.add_(lp.grad.to(fp32)) (deepspeed/runtime/bf16_optimizer.py, update_hp_grads,
+  // called from PipelineEngine._exec_backward_pass): the cast writes and reads an fp32 copy of
+  // the gradient first, 4 + 4 more bytes per parameter.
+  const deepspeedBf16 = deepspeedEngine(t) && t.dtype === 'bf16';
   stageParamCounts(m, t).forEach((p, j) => {
     const params = (p - layers[j]! * expertShare) / t.tp / sharded;
-    bwd[j]!.elementwise += streamSeconds(dev, params * (dev.elementBytes + 2 * grad));
+    bwd[j]!.elementwise += streamSeconds(dev, params * (dev.elementBytes + 2 * grad + (deepspeedBf16 ? 8 : 0)));
   });
   // How activations cross between stages. Megatron's scatter-gather (default): each TP rank
   // sends 1/tp of the activation to the next stage, asynchronously, and the receiving TP group
@@ -269,7 +280,11 @@ export function stepTime(m: ModelSpec, c: ClusterSpec, t: TrainingSpec): TimeBre
     const grads = stageParams[i]! * bytes.grads;
     let dp = 0;
     if (t.dp * cp > 1 && t.zero < 3) {
-      const reduce = t.zero === 0 ? allReduceSeconds(c, dpGroup, grads) : allGatherSeconds(c, dpGroup, grads);
+      // DeepSpeed's BF16_Optimizer all-reduces the fp32 gradients in full even with its ZeRO-1
+      // sharded step (PipelineEngine._bf16_reduce_grads: buffered_allreduce_fallback), then
+      // all-gathers the updated bf16 weights.
+      const fullReduce = t.zero === 0 || deepspeedBf16;
+      const reduce = fullReduce ? allReduceSeconds(c, dpGroup, grads) : allGatherSeconds(c, dpGroup, grads);
       const buckets = Math.max(1, Math.ceil(grads / bucketBytes));
       const overlap = t.overlapGradReduce ?? true;
       const perReduce = overlap ? overlapped(dev, reduce, sim.lastBackward[i]!) + reduce / buckets : reduce;
@@ -281,6 +296,12 @@ export function stepTime(m: ModelSpec, c: ClusterSpec, t: TrainingSpec): TimeBre
     // the 16-bit copy: 4+4+4+g in, 4+4+4+p out per parameter this GPU updates.
     const updated = t.zero >= 1 ? stageParams[i]! / (t.dp * cp) : stageParams[i]!;
     const opt = streamSeconds(dev, updated * (24 + bytes.grads + bytes.params));
+    // A tied output layer's gradient is all-reduced between the first and the last stage after
+    // the flush, before the data-parallel reduction (Megatron's embedding group all-reduce in
+    // training.py; DeepSpeed's ReduceTiedGrads instruction).
+    if (t.pp > 1 && m.tiedEmbeddings !== false && t.zero < 3 && (i === 0 || i === t.pp - 1)) {
+      dp += allReduceSeconds(c, groupOf(2, t.tp * cp * t.dp * (t.pp - 1), gpn), (embeddingParams(m) / t.tp) * bytes.grads);
+    }
     const end = sim.finish[i]! + dp + opt;
     if (end > criticalEnd) { criticalEnd = end; critical = i; criticalDp = dp; optimizer = opt; }
   }
