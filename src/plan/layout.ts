@@ -133,6 +133,9 @@ export function checkLayout(m: ModelSpec, c: ClusterSpec, t: TrainingSpec): void
   if (t.pipelineP2p !== undefined && !p2pModes.includes(t.pipelineP2p)) {
     throw new PlanInputError(`pipeline p2p must be one of ${p2pModes.join(', ')} (Megatron's scatter-gather, Megatron 2021's synchronous exchanges, DeepSpeed's engine with partitioned or full activations), got '${String(t.pipelineP2p)}'`);
   }
+  if (t.pipelineP2p !== undefined && t.pipelineP2p !== 'scatter-gather' && schedule !== '1f1b' && schedule !== 'interleaved') {
+    throw new PlanInputError(`pipeline p2p '${t.pipelineP2p}' models a framework's own 1F1B (or Megatron's interleaved) schedule; --schedule ${schedule} runs with the default scatter-gather p2p`);
+  }
   if ((t.pipelineP2p === 'blocking' || t.pipelineP2p === 'blocking-full') && t.interleave > 1) {
     throw new PlanInputError(`pipeline p2p '${t.pipelineP2p}' is DeepSpeed's pipeline engine, whose TrainSchedule has no interleaving; give --interleave 1, got ${t.interleave}`);
   }

@@ -96,6 +96,7 @@ test('any cluster size: a preset grows to more nodes with its topology, and over
 test('pipeline p2p: an unknown mode names the four; DeepSpeed partitioned slices cost less than whole tensors, more than async scatter-gather; Megatron 2021 synchronous exchanges sit between', () => {
   fails(() => resolveLayout(gpt3(), selene, { gpus: 1024, tp: 8, pp: 16, pipelineP2p: 'broadcast' as never }), /pipeline p2p must be one of scatter-gather, synchronous, blocking, blocking-full.*got 'broadcast'/);
   fails(() => resolveLayout(gpt3(), selene, { gpus: 1024, tp: 8, pp: 16, interleave: 2, pipelineP2p: 'blocking' }), /DeepSpeed's pipeline engine, whose TrainSchedule has no interleaving; give --interleave 1, got 2/);
+  fails(() => resolveLayout(gpt3(), selene, { gpus: 1024, tp: 8, pp: 16, schedule: 'zero-bubble', pipelineP2p: 'synchronous' }), /pipeline p2p 'synchronous' models a framework's own 1F1B.*--schedule zero-bubble/);
   const step = (pipelineP2p: 'scatter-gather' | 'synchronous' | 'blocking' | 'blocking-full') =>
     evaluate(gpt3(), selene, resolveLayout(gpt3(), selene, { gpus: 1024, tp: 8, pp: 16, microBatch: 1, recompute: 'full', pipelineP2p })).time;
   const sg = step('scatter-gather'), sync = step('synchronous'), part = step('blocking'), full = step('blocking-full');
