@@ -118,8 +118,14 @@ function layerCosts(m: ModelSpec, c: ClusterSpec, t: TrainingSpec, dev: Device):
   }
   const heads = (b * a) / tp;
   const flash = (t.attention ?? 'flash') !== 'materialized';
-  const coreFwd = flash ? flashSeconds(dev, b, a / tp, sq, s, d, 'forward') : gemmSeconds(dev, sq, d, s, heads) + gemmSeconds(dev, sq, s, d, heads);
-  const coreBwd = flash ? flashSeconds(dev, b, a / tp, sq, s, d, 'backward') : 2 * coreFwd;
+  // Materialized ALiBi attention adds its bias as the scores GEMM's C operand:
+  // torch.baddbmm(alibi, q, k^T, beta=1) with a [b x heads, 1, s] bias (bigscience
+  // Megatron-DeepSpeed, ParallelAttention), which PyTorch first expands into the full
+  // [b x heads, s, s] output and the GEMM then reads back: 2 + 2 bytes per score that the
+  // beta = 0 product (learned or rotary positions) does not move.
+  const alibiBias = !flash && m.positions === 'alibi' ? streamSeconds(dev, 2 * dev.elementBytes * heads * sq * s) : 0;
+  const coreFwd = flash ? flashSeconds(dev, b, a / tp, sq, s, d, 'forward') : gemmSeconds(dev, sq, d, s, heads) + gemmSeconds(dev, sq, s, d, heads) + alibiBias;
+  const coreBwd = flash ? flashSeconds(dev, b, a / tp, sq, s, d, 'backward') : 2 * (coreFwd - alibiBias); // the bias has no gradient
   const k = EFFICIENCY.elementwisePerStoredByte;
   const stored = layerActivationBytes(m, t, 'none');
   const coreStored = stored - layerActivationBytes(m, t, 'selective');
