@@ -16,7 +16,7 @@
 // - DeepSpeed's PipelineEngine (deepspeed/runtime/pipe/schedule.py, TrainSchedule; engine.py):
 //   2(m + p - 1) steps, each first exchanging with one neighbour through blocking send/recv
 //   calls, one tensor at a time (SendActivation then RecvGrad, or RecvActivation then
-//   SendGrad), then computing. With tensor parallelism a stage's output is sent as its
+//   SendGrad, as releases before March 2023 ordered them), then computing. With tensor parallelism a stage's output is sent as its
 //   1/tp slice and all-gathered where it is used: once in the forward that receives it and,
 //   in the backward, once to restore the stage's own partitioned output and once for the
 //   received gradient (is_pipe_partitioned / is_grad_partitioned, both set when there is
@@ -148,6 +148,7 @@ function deepspeedProgram(p: number, m: number, r: number): Program {
   let prev = -1;
   for (let s = 0; s < 2 * (m + p - 1); s++) {
     const [mb, forward] = stepToMb(s);
+    // The order of the 2021-22 releases the runs used (reversed in March 2023, PR #2862).
     if (forward) {
       // The received activation slice is gathered by the forward that uses it.
       P.exchange([['recvPrev', valid(mb) && !first, 1]]);
