@@ -129,7 +129,17 @@ function layerCosts(m: ModelSpec, c: ClusterSpec, t: TrainingSpec, dev: Device):
   const k = EFFICIENCY.elementwisePerStoredByte;
   const stored = layerActivationBytes(m, t, 'none');
   const coreStored = stored - layerActivationBytes(m, t, 'selective');
-  const ew = streamSeconds(dev, k * stored);
+  // The materialized attention core is counted kernel by kernel (Megatron's
+  // FusedScaleMaskSoftmax and attention dropout, megatron/model/transformer.py; the score
+  // matrix's write by QK^T and read by PV are in those GEMMs' bytes): per score the forward's
+  // softmax reads the scores and writes the probabilities (2 + 2 bytes) and the dropout reads
+  // them and writes its output and 1-byte mask (2 + 2 + 1): 9 bytes, 9/5 of the 5 the layer
+  // keeps; the backward's dropout reads the gradient and the mask and writes (2 + 1 + 2), the
+  // softmax's reads the gradient and the probabilities and writes (2 + 2 + 2): 11 bytes, 11/5.
+  const rest = stored - coreStored;
+  const coreEwFwd = streamSeconds(dev, (9 / 5) * coreStored), coreEwBwd = streamSeconds(dev, (11 / 5) * coreStored);
+  const ew = streamSeconds(dev, k * rest) + coreEwFwd;
+  const ewBwd = EFFICIENCY.elementwiseBackward * streamSeconds(dev, k * rest) + coreEwBwd;
   // Tensor parallelism: two all-reduces of the b x s x h block output per pass (with sequence
   // parallelism two all-gathers and two reduce-scatters: the same bytes on the wire).
   const tpComm = 2 * allReduceSeconds(c, groupOf(tp, 1, gpn), T * h * dev.elementBytes);
@@ -144,10 +154,10 @@ function layerCosts(m: ModelSpec, c: ClusterSpec, t: TrainingSpec, dev: Device):
   // Experts: dispatch and combine all-to-alls of the routed tokens, each pass.
   const a2a = m.moe ? 2 * allToAllSeconds(c, groupOf(ep, tp * cp, gpn), T * m.moe.topK * m.moe.capacityFactor * h * dev.elementBytes) : 0;
   const forward: Cost = { gemm: linear + coreFwd, elementwise: ew, comm: tpComm + cpFwd + a2a, zero: 0, weightGrad: 0 };
-  const backward: Cost = { gemm: dgrad + wgrad + coreBwd, elementwise: EFFICIENCY.elementwiseBackward * ew, comm: tpComm + cpBwd + a2a, zero: 0, weightGrad: wgrad };
+  const backward: Cost = { gemm: dgrad + wgrad + coreBwd, elementwise: ewBwd, comm: tpComm + cpBwd + a2a, zero: 0, weightGrad: wgrad };
   let recompute = zeroCost();
   if (t.recompute === 'full') recompute = { ...forward, weightGrad: 0 };
-  else if (t.recompute === 'selective') recompute = { gemm: coreFwd, elementwise: streamSeconds(dev, k * coreStored), comm: 0, zero: 0, weightGrad: 0 };
+  else if (t.recompute === 'selective') recompute = { gemm: coreFwd, elementwise: coreEwFwd, comm: 0, zero: 0, weightGrad: 0 };
   // ZeRO-3: each layer's weights are gathered before its forward and again before its
   // backward, and its gradients reduce-scattered after; prefetching hides them behind the
   // previous layer's compute, so only what compute cannot cover is exposed.
