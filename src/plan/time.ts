@@ -309,9 +309,17 @@ export function stepTime(m: ModelSpec, c: ClusterSpec, t: TrainingSpec): TimeBre
       if (t.zero >= 1) dp += allGatherSeconds(c, dpGroup, stageParams[i]! * bytes.params);
     }
     // Adam reads master weights, momentum, variance and gradient, writes the first three and
-    // the 16-bit copy: 4+4+4+g in, 4+4+4+p out per parameter this GPU updates.
+    // the 16-bit copy: 4+4+4+g in, 4+4+4+p out per parameter this GPU updates. Before it, the
+    // gradient norm (for clipping and the logged grad norm, computed by default: Megatron's
+    // clip_grad 1.0, DeepSpeed's and Composer's gradient_clipping) reads every gradient once
+    // more (g). fp16 with loss scaling first copies the 16-bit gradients into fp32 ones and
+    // unscales them while checking for inf/nan (Megatron's Float16OptimizerWithFloat16Params:
+    // _copy_model_grads_to_main_grads, _unscale_main_grads_and_check_for_nan; DeepSpeed's
+    // FP16_Optimizer likewise): 2 + 4 and 4 + 4 bytes, and norm and Adam then read 4-byte
+    // gradients, 2 + 2 more.
     const updated = t.zero >= 1 ? stageParams[i]! / (t.dp * cp) : stageParams[i]!;
-    const opt = streamSeconds(dev, updated * (24 + bytes.grads + bytes.params));
+    const lossScaled = t.dtype === 'fp16' ? 6 + 8 + 2 * (4 - bytes.grads) : 0;
+    const opt = streamSeconds(dev, updated * (24 + 2 * bytes.grads + bytes.params + lossScaled));
     // A tied output layer's gradient is all-reduced between the first and the last stage after
     // the flush, before the data-parallel reduction (Megatron's embedding group all-reduce in
     // training.py; DeepSpeed's ReduceTiedGrads instruction).
