@@ -44,13 +44,13 @@ test('leave-one-source-out: no constant is derived from the table, so each sourc
 });
 
 test('errors against the published runs stay where the fixed constants put them (issue target: mean 5%, max 15%)', () => {
-  // A guard, not the target: the model is at mean 5.3% and max 15.5%. The misses are the runs
-  // of DeepSpeed's pipeline engine: MT-NLG's three predicted 12-16% short (their measured
-  // times fit (m + 2(p - 1)) slots, the model's (m + p - 1); see the bench) and BLOOM 8% fast.
-  // Every other row is within 10%. A change to the time model that makes the table worse fails
-  // here.
+  // The mean target is met (4.95%); the max is not: MT-NLG's three runs on DeepSpeed's pipeline
+  // engine are predicted 12-15.4% short (their measured times grow by the same ~0.19 s per
+  // micro-batch as the model's but carry ~6 s more per step, about p - 1 = 34 more pipeline
+  // slots; see the bench). BLOOM is 8% fast; every other row is within 10%. A change to the
+  // time model that makes the table worse fails here.
   const s = summarize(checks);
-  assert.ok(s.meanAbs <= 0.055, `mean |error| ${(s.meanAbs * 100).toFixed(1)}%`);
+  assert.ok(s.meanAbs <= 0.05, `mean |error| ${(s.meanAbs * 100).toFixed(2)}%`);
   const deepSpeedPipeline = (id: string) => id.startsWith('smith2022') || id.startsWith('bigscience2022');
   for (const c of checks) assert.ok(Math.abs(c.error) <= (deepSpeedPipeline(c.run.id) ? 0.16 : 0.1), `${c.run.id}: ${(c.error * 100).toFixed(1)}%`);
   // Hopper rows (sustained-clock GEMMs, FlashAttention by generation) are within 10%.
