@@ -26,7 +26,7 @@ const mtnlg = (nodes: number, seconds: number, tflops: number): PublishedRun => 
   cluster: 'selene', model: { ...GPT, layers: 105, hidden: 20480, heads: 128, ffn: 81920, vocab: 51200, seqLen: 2048 },
   layout: { gpus: nodes * 8, tp: 8, pp: 35, globalBatch: 1920, microBatch: 1, recompute: 'full', dtype: 'bf16', attention: 'materialized', overlapGradReduce: false, pipelineP2p: 'blocking' },
   metric: 'step_s', published: seconds, paramsB: 530,
-  assumed: 'micro-batch 1, as the Megatron run of the same TP 8 x PP 35 layout (examples/sc21/run_table_1.sh, 530B); stage activations sent as 1/tp slices through blocking broadcasts and all-gathered on arrival (DeepSpeed PipelineEngine: is_pipe_partitioned = is_model_parallel)',
+  assumed: 'micro-batch 1, as the Megatron run of the same TP 8 x PP 35 layout (examples/sc21/run_table_1.sh, 530B); stage activations sent as 1/tp slices through blocking broadcasts and all-gathered on arrival (DeepSpeed PipelineEngine: is_pipe_partitioned = is_model_parallel); bf16, which the model runs through DeepSpeed\'s bf16 optimizer path (fp32 gradient accumulation and all-reduce, BF16_Optimizer)',
 });
 
 const LLAMA405 = { layers: 126, hidden: 16384, heads: 128, kvHeads: 8, ffn: 53248, vocab: 128256, gatedMlp: true, tiedEmbeddings: false, bias: 'none', norm: 'rmsnorm', positions: 'rope' } as const;
