@@ -259,23 +259,24 @@ async function calibrate(f: FlagValues): Promise<number> {
   // Real training steps of a fixed calibration shape: how fast atscale's non-GEMM kernels move
   // data here (the GEMM part of their time is taken out with the table above), on many rows
   // (tensors out of the L3) and on few (within it).
-  const { timeTrainingStep } = await import('../engine/step-timer.js');
+  const { timeTrainingStepsTogether } = await import('../engine/step-timer.js');
   const partial = machineFromMeasurements({ gemmGflopsByN, memBandwidthGBs }, { name: os.hostname(), threads, memoryGB: os.totalmem() / 2 ** 30 });
-  const timeProxy = async (px: GptShape, iters: number) => (await timeTrainingStep({ nLayer: px.nLayer, nHead: px.nHead, nEmbd: px.nEmbd, blockSize: px.blockSize, vocabSize: px.vocab, bias: false, dropout: px.dropout }, px.batch, { threads, iters })).msPerIter;
-  const elementwiseAt: ElementwisePoint[] = [];
-  for (const [px, iters, copyGBs] of [[CALIBRATION_PROXY, 6, memBandwidthGBs], [CALIBRATION_PROXY_SMALL, 15, cacheCopyGBs]] as const) {
-    const ms = await timeProxy(px, iters);
-    elementwiseAt.push(elementwisePoint(ms, partial, px, copyGBs));
-    const p = elementwiseAt.at(-1)!;
-    if (!f.json) console.log(`calibration step (${px.nLayer} layer, ${px.nEmbd} wide, context ${px.blockSize}, batch ${px.batch}, tensors ${(p.workingSetBytes / 1e6).toFixed(0)} MB): ${ms.toFixed(1)} ms; non-GEMM kernels move ${p.GBs.toFixed(1)} GB/s`);
-  }
+  const arch = (px: GptShape) => ({ nLayer: px.nLayer, nHead: px.nHead, nEmbd: px.nEmbd, blockSize: px.blockSize, vocabSize: px.vocab, bias: false, dropout: px.dropout });
+  // The two in alternating rounds (1 large step, 8 small ones each), so that load on a shared
+  // host moves both: the rule between them (working-set.ts) amplifies their difference.
+  const proxies = [[CALIBRATION_PROXY, 1, memBandwidthGBs], [CALIBRATION_PROXY_SMALL, 8, cacheCopyGBs]] as const;
+  const proxyTimes = await timeTrainingStepsTogether(proxies.map(([px, reps]) => ({ arch: arch(px), batch: px.batch, reps })), { threads, rounds: 7 });
+  const elementwiseAt: ElementwisePoint[] = proxies.map(([px, , copyGBs], i) => elementwisePoint(proxyTimes[i]!.msPerIter, partial, px, copyGBs));
+  proxies.forEach(([px], i) => {
+    if (!f.json) console.log(`calibration step (${px.nLayer} layer, ${px.nEmbd} wide, context ${px.blockSize}, batch ${px.batch}, tensors ${(elementwiseAt[i]!.workingSetBytes / 1e6).toFixed(0)} MB): ${proxyTimes[i]!.msPerIter.toFixed(1)} ms; non-GEMM kernels move ${elementwiseAt[i]!.GBs.toFixed(1)} GB/s`);
+  });
   const elementwiseGBs = elementwiseAt[0]!.GBs;
   // The forward's share of forward + backward (what full recomputation runs again): the small
   // step's shape without dropout (a recomputed block draws no new masks) on 2 and on 8 rows,
-  // step and forward pass; the differences leave out AdamW and every fixed cost.
+  // step and forward pass, in alternating rounds; the differences leave out AdamW and every
+  // fixed cost.
   const plain = { ...CALIBRATION_PROXY_SMALL, dropout: 0 };
-  const timed: { msPerIter: number; forwardMs?: number }[] = [];
-  for (const rows of [plain.batch, 4 * plain.batch]) timed.push(await timeTrainingStep({ nLayer: plain.nLayer, nHead: plain.nHead, nEmbd: plain.nEmbd, blockSize: plain.blockSize, vocabSize: plain.vocab, bias: false, dropout: 0 }, rows, { threads, iters: 7, forward: true }));
+  const timed = await timeTrainingStepsTogether([{ arch: arch(plain), batch: plain.batch, reps: 4 }, { arch: arch(plain), batch: 4 * plain.batch, reps: 1 }], { threads, rounds: 7, forward: true });
   const forwardFraction = forwardFractionFromSteps(timed[0]!, timed[1]!);
   if (!f.json) console.log(`forward pass on ${plain.batch} / ${4 * plain.batch} rows: ${timed.map((t) => `${t.forwardMs!.toFixed(1)} of ${t.msPerIter.toFixed(1)} ms`).join(' / ')}: ${forwardFraction === undefined ? 'the two contradict each other (not kept)' : `${(100 * forwardFraction).toFixed(0)}% of forward + backward`}`);
   const loopbackBusbwGBs = measureLoopbackBusbw();
