@@ -11,7 +11,7 @@ import { Llama } from '../../src/models/llama.js';
 import type { LlamaConfig } from '../../src/models/llama-config.js';
 import { saveModelDir } from '../../src/models/hf/folder.js';
 import { FlatLayout, flatView, withParams } from '../../src/nn/flat.js';
-import { microstepProgram } from '../../src/engine/step-graphs.js';
+import { lossAndGrad } from './atscale-grad.js';
 import { buildProgram } from '../../src/tensor/program.js';
 import { compile } from '../../src/runtime/execute.js';
 import { hostValue } from '../../src/ir/value.js';
@@ -59,8 +59,7 @@ async function atscaleCase(cfg: Partial<LlamaConfig>, batch: number, seed: numbe
   const idx = Int32Array.from({ length: n }, () => rng.int(c.vocabSize));
   const targets = Int32Array.from({ length: n }, () => rng.int(c.vocabSize));
   const shape = [batch, c.blockSize];
-  const step = await compile(microstepProgram(model, layout, { batch, seq: c.blockSize }).program, { threads: 2 });
-  const [grad, loss] = await step.run([hostValue('float32', [layout.size], params), hostValue('float32', [layout.size]), hostValue('int32', shape, idx), hostValue('int32', shape, targets), hostValue('float32', [1], [1])]);
+  const { grad, loss } = await lossAndGrad(model, layout, params, idx, targets, batch, c.blockSize);
   const fwd = buildProgram((t) => {
     const p = t.input('params', [layout.size]);
     const ids = t.input('idx', shape, 'int32');
@@ -69,7 +68,7 @@ async function atscaleCase(cfg: Partial<LlamaConfig>, batch: number, seed: numbe
   const [logits] = await (await compile(fwd, { threads: 2 })).run([hostValue('float32', [layout.size], params), hostValue('int32', shape, idx)]);
   saveModelDir(join(dir, 'model'), { model, params });
   writeSafetensorsFile(join(dir, 'batch.safetensors'), { idx: { dtype: 'I32', shape, data: idx }, targets: { dtype: 'I32', shape, data: targets } });
-  return { layout, grad: grad!.data as Float32Array, loss: (loss!.data as Float32Array)[0]!, logits: logits!.data as Float32Array, case: { model: join(dir, 'model'), batch: join(dir, 'batch.safetensors'), out: join(dir, 'out.safetensors') } };
+  return { layout, grad, loss, logits: logits!.data as Float32Array, case: { model: join(dir, 'model'), batch: join(dir, 'batch.safetensors'), out: join(dir, 'out.safetensors') } };
 }
 
 /** Compares each config (one PyTorch process for all of them, so torch starts once). */

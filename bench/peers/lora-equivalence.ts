@@ -11,10 +11,8 @@ import type { GPTConfig } from '../../src/models/config.js';
 import { LoraModel } from '../../src/models/lora-model.js';
 import { FlatLayout } from '../../src/nn/flat.js';
 import type { LoraConfig } from '../../src/nn/lora.js';
-import { microstepProgram } from '../../src/engine/step-graphs.js';
+import { lossAndGrad } from './atscale-grad.js';
 import { saveAdapter } from '../../src/engine/adapter-dir.js';
-import { compile } from '../../src/runtime/execute.js';
-import { hostValue } from '../../src/ir/value.js';
 import { Rng } from '../../src/tensor/rng.js';
 import { writeSafetensorsFile, readSafetensorsFile } from '../../src/checkpoint/index.js';
 import { PYTHON } from './torch-peer.js';
@@ -51,15 +49,7 @@ export async function compareLoraWithTorch(cfg: Partial<GPTConfig>, lora: LoraCo
   const idx = Int32Array.from({ length: n }, () => rng.int(c.vocabSize));
   // A third of the targets are masked (-1), as prompt tokens are in fine-tuning.
   const targets = Int32Array.from({ length: n }, (_, i) => (i % 3 === 0 ? -1 : rng.int(c.vocabSize)));
-  const { program } = microstepProgram(model, layout, { batch, seq: c.blockSize });
-  const exe = await compile(program, { threads: 2 });
-  const [grad, loss] = await exe.run([
-    hostValue('float32', [layout.size], adapter),
-    hostValue('float32', [layout.size]),
-    hostValue('int32', [batch, c.blockSize], idx),
-    hostValue('int32', [batch, c.blockSize], targets),
-    hostValue('float32', [1], [1]),
-  ]);
+  const ours = await lossAndGrad(model, layout, adapter, idx, targets, batch, c.blockSize);
   const dir = mkdtempSync(join(tmpdir(), 'atscale-lora-torch-'));
   try {
     const weights: Record<string, { dtype: 'F32'; shape: number[]; data: Float32Array }> = {};
@@ -72,9 +62,8 @@ export async function compareLoraWithTorch(cfg: Partial<GPTConfig>, lora: LoraCo
     if (r.status !== 0) throw new Error(`lora_torch.py failed (${r.status}): ${r.stderr}`);
     const line = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { loss: number; torch_version: string };
     const theirs = readSafetensorsFile(join(dir, 'g.safetensors')).tensors;
-    const ours = grad!.data as Float32Array;
-    const { rel: gradRelError, worst } = worstGradient(layout.slots, ours, theirs);
-    const ourLoss = (loss!.data as Float32Array)[0]!;
+    const { rel: gradRelError, worst } = worstGradient(layout.slots, ours.grad, theirs);
+    const ourLoss = ours.loss;
     return { loss: ourLoss, torchLoss: line.loss, lossRelError: Math.abs(ourLoss - line.loss) / Math.abs(line.loss), gradRelError, worst, torchVersion: line.torch_version };
   } finally {
     rmSync(dir, { recursive: true, force: true });

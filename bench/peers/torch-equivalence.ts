@@ -6,9 +6,7 @@ import { join } from 'node:path';
 import { GPT } from '../../src/models/gpt.js';
 import type { GPTConfig } from '../../src/models/config.js';
 import { FlatLayout } from '../../src/nn/flat.js';
-import { microstepProgram } from '../../src/engine/step-graphs.js';
-import { compile } from '../../src/runtime/execute.js';
-import { hostValue } from '../../src/ir/value.js';
+import { lossAndGrad } from './atscale-grad.js';
 import { Rng } from '../../src/tensor/rng.js';
 import { writeSafetensorsFile, readSafetensorsFile } from '../../src/checkpoint/index.js';
 import { runTorchGrads } from './torch-peer.js';
@@ -32,15 +30,7 @@ export async function compareWithTorch(cfg: Partial<GPTConfig>, batch: number, s
   const idx = Int32Array.from({ length: n }, () => rng.int(c.vocabSize));
   const targets = Int32Array.from({ length: n }, () => rng.int(c.vocabSize));
 
-  const { program } = microstepProgram(model, layout, { batch, seq: c.blockSize });
-  const exe = await compile(program, { threads });
-  const [grad, loss] = await exe.run([
-    hostValue('float32', [layout.size], params),
-    hostValue('float32', [layout.size]),
-    hostValue('int32', [batch, c.blockSize], idx),
-    hostValue('int32', [batch, c.blockSize], targets),
-    hostValue('float32', [1], [1]),
-  ]);
+  const ours = await lossAndGrad(model, layout, params, idx, targets, batch, c.blockSize, threads);
 
   const dir = mkdtempSync(join(tmpdir(), 'atscale-torch-'));
   try {
@@ -51,9 +41,8 @@ export async function compareWithTorch(cfg: Partial<GPTConfig>, batch: number, s
     const config = { n_layer: c.nLayer, n_head: c.nHead, n_embd: c.nEmbd, block_size: c.blockSize, vocab_size: c.vocabSize, bias: c.bias, dropout: 0 };
     const r = await runTorchGrads({ weights: join(dir, 'w.safetensors'), batch: join(dir, 'b.safetensors'), out: join(dir, 'g.safetensors'), config, threads });
     const theirs = readSafetensorsFile(join(dir, 'g.safetensors')).tensors;
-    const ours = grad!.data as Float32Array;
-    const { rel: gradRelError, worst: worstParam } = worstGradient(layout.slots, ours, theirs);
-    const ourLoss = (loss!.data as Float32Array)[0]!;
+    const { rel: gradRelError, worst: worstParam } = worstGradient(layout.slots, ours.grad, theirs);
+    const ourLoss = ours.loss;
     return { loss: ourLoss, torchLoss: r.loss, lossRelError: Math.abs(ourLoss - r.loss) / Math.abs(r.loss), gradRelError, worstParam };
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -7,7 +7,7 @@
 import { floatTensor, isShardedCheckpoint, isUniversalCheckpoint, loadCheckpoint, ShardedCheckpoint, UniversalCheckpoint, type TensorEntry } from '../checkpoint/index.js';
 import { tokenizerFromJSON, type Tokenizer } from '../data/index.js';
 import type { LanguageModel } from '../models/model.js';
-import { type Architecture, createModel } from '../models/registry.js';
+import { createModel } from '../models/registry.js';
 import { isHfModelDir, loadModelDir, type LoadedModelDir } from '../models/hf/folder.js';
 import { FlatLayout } from '../nn/flat.js';
 import { checkArchitecture } from './validate-meta.js';

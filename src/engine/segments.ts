@@ -128,7 +128,6 @@ export function modelSegments(model: LanguageModel, layout: FlatLayout, shape: S
   const unit = (name: string) => units.find((u) => u.name === name)!;
   const hasKey = model.dims.dropout > 0;
   const { batch: B, seq: T } = shape;
-  const C = model.dims.nEmbd;
   const act = activationShape(model, shape);
   const keyOf = (t: Tracer) => (hasKey ? t.input('key', [], 'int64') : undefined);
   const keyIn = (k: Tensor | undefined) => (k ? [k] : []);

@@ -3,7 +3,7 @@
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { Rng, type RngState } from '../tensor/rng.js';
+import { Rng } from '../tensor/rng.js';
 import { ShardedBatchSampler, startsAfter, type Tokenizer } from '../data/index.js';
 import type { LanguageModel } from '../models/model.js';
 import { type Architecture, createModel } from '../models/registry.js';

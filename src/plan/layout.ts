@@ -129,9 +129,15 @@ export function checkLayout(m: ModelSpec, c: ClusterSpec, t: TrainingSpec): void
   if (!SCHEDULES.includes(schedule)) throw new PlanInputError(`schedule must be one of ${SCHEDULES.join(', ')}, got '${schedule}'`);
   if (schedule === 'interleaved' && t.interleave < 2) throw new PlanInputError(`the interleaved schedule needs --interleave 2 or more (model chunks per GPU), got ${t.interleave}`);
   if (t.interleave > 1 && schedule !== 'interleaved') throw new PlanInputError(`--interleave ${t.interleave} runs the interleaved schedule; --schedule ${schedule} takes --interleave 1`);
-  const p2pModes = ['scatter-gather', 'blocking', 'blocking-full'];
+  const p2pModes = ['scatter-gather', 'synchronous', 'blocking', 'blocking-full'];
   if (t.pipelineP2p !== undefined && !p2pModes.includes(t.pipelineP2p)) {
-    throw new PlanInputError(`pipeline p2p must be one of ${p2pModes.join(', ')} (Megatron's scatter-gather, DeepSpeed's engine with partitioned or full activations), got '${String(t.pipelineP2p)}'`);
+    throw new PlanInputError(`pipeline p2p must be one of ${p2pModes.join(', ')} (Megatron's scatter-gather, Megatron 2021's synchronous exchanges, DeepSpeed's engine with partitioned or full activations), got '${String(t.pipelineP2p)}'`);
+  }
+  if (t.pipelineP2p !== undefined && t.pipelineP2p !== 'scatter-gather' && schedule !== '1f1b' && schedule !== 'interleaved') {
+    throw new PlanInputError(`pipeline p2p '${t.pipelineP2p}' models a framework's own 1F1B (or Megatron's interleaved) schedule; --schedule ${schedule} runs with the default scatter-gather p2p`);
+  }
+  if ((t.pipelineP2p === 'blocking' || t.pipelineP2p === 'blocking-full') && t.interleave > 1) {
+    throw new PlanInputError(`pipeline p2p '${t.pipelineP2p}' is DeepSpeed's pipeline engine, whose TrainSchedule has no interleaving; give --interleave 1, got ${t.interleave}`);
   }
   if (t.gatherDtype !== undefined && t.zero !== 3) throw new PlanInputError(`gather dtype applies to ZeRO-3 / FSDP weight gathers; it needs --zero 3, got --zero ${t.zero}`);
   if (m.heads % t.tp !== 0) {

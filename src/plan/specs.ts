@@ -157,9 +157,11 @@ export interface TrainingSpec {
    * (PipelineEngine sets is_pipe_partitioned when there is model parallelism and sends a
    * PartitionedTensor, all-gathered on arrival) through blocking 2-rank broadcasts, so the
    * transfer stalls both stages. 'blocking-full': DeepSpeed with pipe_partitioned: false, the
-   * whole tensor from every TP rank.
+   * whole tensor from every TP rank. 'synchronous' (Megatron-LM as of 2021, the SC21 artifact):
+   * scatter-gather slices, but every exchange is a batch_isend_irecv waited on and followed by
+   * torch.cuda.synchronize(), so it too stalls both stages (pipeline-exchange.ts).
    */
-  pipelineP2p?: 'scatter-gather' | 'blocking' | 'blocking-full';
+  pipelineP2p?: 'scatter-gather' | 'synchronous' | 'blocking' | 'blocking-full';
 }
 
 /** Bad input, with a message that names the key and shows the arithmetic. */

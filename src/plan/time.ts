@@ -10,7 +10,8 @@ import { type Device, EFFICIENCY, flashSeconds, gemmSeconds, streamSeconds } fro
 import { DEFAULT_GPU_EFFICIENCY, FLASH_V1_SLOWDOWN } from './gpus.js';
 import { gpuStageParams, layerActivationBytes, modelStateBytes, stageParamCounts } from './memory.js';
 import { embeddingParams, expertParams, kvDim, layerParams, mlpMatrices } from './params-flops.js';
-import { simulatePipeline } from './pipeline-sim.js';
+import { simulateExchanges } from './pipeline-exchange.js';
+import { type PipelineResult, simulatePipeline } from './pipeline-sim.js';
 import { type ClusterSpec, type ModelSpec, type TrainingSpec, peakFlops } from './specs.js';
 
 /** Seconds per step on the critical path, by cause; they add up to `step`. */
@@ -117,12 +118,28 @@ function layerCosts(m: ModelSpec, c: ClusterSpec, t: TrainingSpec, dev: Device):
   }
   const heads = (b * a) / tp;
   const flash = (t.attention ?? 'flash') !== 'materialized';
-  const coreFwd = flash ? flashSeconds(dev, b, a / tp, sq, s, d, 'forward') : gemmSeconds(dev, sq, d, s, heads) + gemmSeconds(dev, sq, s, d, heads);
-  const coreBwd = flash ? flashSeconds(dev, b, a / tp, sq, s, d, 'backward') : 2 * coreFwd;
+  // Materialized ALiBi attention adds its bias as the scores GEMM's C operand:
+  // torch.baddbmm(alibi, q, k^T, beta=1) with a [b x heads, 1, s] bias (bigscience
+  // Megatron-DeepSpeed, ParallelAttention), which PyTorch first expands into the full
+  // [b x heads, s, s] output and the GEMM then reads back: 2 + 2 bytes per score that the
+  // beta = 0 product (learned or rotary positions) does not move.
+  const alibiBias = !flash && m.positions === 'alibi' ? streamSeconds(dev, 2 * dev.elementBytes * heads * sq * s) : 0;
+  const coreFwd = flash ? flashSeconds(dev, b, a / tp, sq, s, d, 'forward') : gemmSeconds(dev, sq, d, s, heads) + gemmSeconds(dev, sq, s, d, heads) + alibiBias;
+  const coreBwd = flash ? flashSeconds(dev, b, a / tp, sq, s, d, 'backward') : 2 * (coreFwd - alibiBias); // the bias has no gradient
   const k = EFFICIENCY.elementwisePerStoredByte;
   const stored = layerActivationBytes(m, t, 'none');
   const coreStored = stored - layerActivationBytes(m, t, 'selective');
-  const ew = streamSeconds(dev, k * stored);
+  // The materialized attention core is counted kernel by kernel (Megatron's
+  // FusedScaleMaskSoftmax and attention dropout, megatron/model/transformer.py; the score
+  // matrix's write by QK^T and read by PV are in those GEMMs' bytes): per score the forward's
+  // softmax reads the scores and writes the probabilities (2 + 2 bytes) and the dropout reads
+  // them and writes its output and 1-byte mask (2 + 2 + 1): 9 bytes, 9/5 of the 5 the layer
+  // keeps; the backward's dropout reads the gradient and the mask and writes (2 + 1 + 2), the
+  // softmax's reads the gradient and the probabilities and writes (2 + 2 + 2): 11 bytes, 11/5.
+  const rest = stored - coreStored;
+  const coreEwFwd = streamSeconds(dev, (9 / 5) * coreStored), coreEwBwd = streamSeconds(dev, (11 / 5) * coreStored);
+  const ew = streamSeconds(dev, k * rest) + coreEwFwd;
+  const ewBwd = EFFICIENCY.elementwiseBackward * streamSeconds(dev, k * rest) + coreEwBwd;
   // Tensor parallelism: two all-reduces of the b x s x h block output per pass (with sequence
   // parallelism two all-gathers and two reduce-scatters: the same bytes on the wire).
   const tpComm = 2 * allReduceSeconds(c, groupOf(tp, 1, gpn), T * h * dev.elementBytes);
@@ -137,10 +154,10 @@ function layerCosts(m: ModelSpec, c: ClusterSpec, t: TrainingSpec, dev: Device):
   // Experts: dispatch and combine all-to-alls of the routed tokens, each pass.
   const a2a = m.moe ? 2 * allToAllSeconds(c, groupOf(ep, tp * cp, gpn), T * m.moe.topK * m.moe.capacityFactor * h * dev.elementBytes) : 0;
   const forward: Cost = { gemm: linear + coreFwd, elementwise: ew, comm: tpComm + cpFwd + a2a, zero: 0, weightGrad: 0 };
-  const backward: Cost = { gemm: dgrad + wgrad + coreBwd, elementwise: EFFICIENCY.elementwiseBackward * ew, comm: tpComm + cpBwd + a2a, zero: 0, weightGrad: wgrad };
+  const backward: Cost = { gemm: dgrad + wgrad + coreBwd, elementwise: ewBwd, comm: tpComm + cpBwd + a2a, zero: 0, weightGrad: wgrad };
   let recompute = zeroCost();
   if (t.recompute === 'full') recompute = { ...forward, weightGrad: 0 };
-  else if (t.recompute === 'selective') recompute = { gemm: coreFwd, elementwise: streamSeconds(dev, k * coreStored), comm: 0, zero: 0, weightGrad: 0 };
+  else if (t.recompute === 'selective') recompute = { gemm: coreFwd, elementwise: coreEwFwd, comm: 0, zero: 0, weightGrad: 0 };
   // ZeRO-3: each layer's weights are gathered before its forward and again before its
   // backward, and its gradients reduce-scattered after; prefetching hides them behind the
   // previous layer's compute, so only what compute cannot cover is exposed.
@@ -192,6 +209,11 @@ function endCosts(m: ModelSpec, c: ClusterSpec, t: TrainingSpec, dev: Device): {
   return { first, last };
 }
 
+/** Whether the run uses DeepSpeed's pipeline engine (its p2p modes name it). */
+function deepspeedEngine(t: TrainingSpec): boolean {
+  return t.pp > 1 && (t.pipelineP2p === 'blocking' || t.pipelineP2p === 'blocking-full');
+}
+
 export function stepTime(m: ModelSpec, c: ClusterSpec, t: TrainingSpec): TimeBreakdown {
   const dev = deviceOf(c, t);
   const gpn = c.node.gpusPerNode;
@@ -220,17 +242,24 @@ export function stepTime(m: ModelSpec, c: ClusterSpec, t: TrainingSpec): TimeBre
   const ep = t.ep ?? 1;
   const expertShare = m.moe ? m.moe.experts * expertParams(m) * (1 - 1 / ep) : 0;
   const sharded = t.zero >= 2 ? t.dp * cp : 1;
+  // DeepSpeed's pipeline engine with bf16 runs its BF16_Optimizer, which after every
+  // micro-batch's backward adds each 16-bit gradient into its fp32 one as
+  // hp_grad.add_(lp.grad.to(fp32)) (deepspeed/runtime/bf16_optimizer.py, update_hp_grads,
+  // called from PipelineEngine._exec_backward_pass): the cast writes and reads an fp32 copy of
+  // the gradient first, 4 + 4 more bytes per parameter.
+  const deepspeedBf16 = deepspeedEngine(t) && t.dtype === 'bf16';
   stageParamCounts(m, t).forEach((p, j) => {
     const params = (p - layers[j]! * expertShare) / t.tp / sharded;
-    bwd[j]!.elementwise += streamSeconds(dev, params * (dev.elementBytes + 2 * grad));
+    bwd[j]!.elementwise += streamSeconds(dev, params * (dev.elementBytes + 2 * grad + (deepspeedBf16 ? 8 : 0)));
   });
-  // Megatron's scatter-gather: each TP rank sends 1/tp of the activation to the next stage,
-  // asynchronously, and the receiving TP group all-gathers it. DeepSpeed's engine sends the
-  // same slices (or, unpartitioned, the whole tensor) through blocking broadcasts that stall
-  // both ends: the transfer is then part of each pass on both stages instead of a delay
-  // between them. Neighbouring stages are tp x cp x dp ranks apart.
+  // How activations cross between stages. Megatron's scatter-gather (default): each TP rank
+  // sends 1/tp of the activation to the next stage, asynchronously, and the receiving TP group
+  // all-gathers it: a delay between the stages. The frameworks of 2021-22 did it differently:
+  // Megatron-LM as of the SC21 artifact ('synchronous') and DeepSpeed's pipeline engine
+  // ('blocking', or unpartitioned 'blocking-full') make every transfer a rendezvous that
+  // stalls both stages, in the groupings their schedules use (pipeline-exchange.ts).
+  // Neighbouring stages are tp x cp x dp ranks apart.
   const p2p = t.pipelineP2p ?? 'scatter-gather';
-  const blocking = p2p !== 'scatter-gather';
   const sliced = p2p !== 'blocking-full' && t.tp > 1;
   const sameNode = t.tp * cp * t.dp < gpn;
   const fullBytes = t.microBatch * (t.seqLen / cp) * m.hidden * dev.elementBytes;
@@ -239,29 +268,22 @@ export function stepTime(m: ModelSpec, c: ClusterSpec, t: TrainingSpec): TimeBre
   // gather then: "scatter_gather_tensors_in_pipeline and not sequence_parallel").
   const gather = sliced && !t.sequenceParallel ? allGatherSeconds(c, groupOf(t.tp, 1, gpn), fullBytes) : 0;
   const wire = t.pp > 1 ? sendSeconds(c, sameNode, sliced ? fullBytes / t.tp : fullBytes) : 0;
-  const send = blocking ? 0 : wire + gather;
-  // Blocking: a pass waits for its sends and receives, and gathers what it received (the
-  // activation from the stage before in the forward, the gradient from the one after in the
-  // backward).
-  const blockingPass = (j: number) => ((j > 0 ? 1 : 0) + (j < S - 1 ? 1 : 0)) * wire;
-  const blockingForward = (j: number) => (blocking ? blockingPass(j) + (j > 0 ? gather : 0) : 0);
-  const blockingBackward = (j: number) => (blocking ? blockingPass(j) + (j < S - 1 ? gather : 0) : 0);
-  if (blocking && t.pp > 1) {
-    for (let j = 0; j < S; j++) {
-      fwd[j]!.comm += blockingForward(j);
-      bwd[j]!.comm += blockingBackward(j);
-    }
-  }
-  const sim = simulatePipeline({
-    schedule: t.schedule ?? (t.interleave > 1 ? 'interleaved' : '1f1b'),
-    stages: t.pp,
-    chunks: t.interleave,
-    microBatches: micro,
-    forward: fwd.map(total),
-    backward: bwd.map((x, j) => total(x) + total(redo[j]!)),
-    weightGrad: bwd.map((x) => x.weightGrad),
-    send: new Array<number>(Math.max(0, S - 1)).fill(send),
-  });
+  const exchanges = p2p !== 'scatter-gather' && t.pp > 1;
+  const send = exchanges ? 0 : wire + gather;
+  const forward = fwd.map(total);
+  const backward = bwd.map((x, j) => total(x) + total(redo[j]!));
+  const sim: PipelineResult & { comm?: number[] } = exchanges
+    ? simulateExchanges({ framework: p2p === 'synchronous' ? 'megatron-2021' : 'deepspeed', stages: t.pp, chunks: t.interleave, microBatches: micro, forward, backward, wire, gather })
+    : simulatePipeline({
+      schedule: t.schedule ?? (t.interleave > 1 ? 'interleaved' : '1f1b'),
+      stages: t.pp,
+      chunks: t.interleave,
+      microBatches: micro,
+      forward,
+      backward,
+      weightGrad: bwd.map((x) => x.weightGrad),
+      send: new Array<number>(Math.max(0, S - 1)).fill(send),
+    });
 
   // Data-parallel gradient reduction (ZeRO 0-2), per stage, bucket by bucket behind the last
   // micro-batch's backward; ZeRO-1/2 then all-gather the updated 16-bit weights.
@@ -274,7 +296,11 @@ export function stepTime(m: ModelSpec, c: ClusterSpec, t: TrainingSpec): TimeBre
     const grads = stageParams[i]! * bytes.grads;
     let dp = 0;
     if (t.dp * cp > 1 && t.zero < 3) {
-      const reduce = t.zero === 0 ? allReduceSeconds(c, dpGroup, grads) : allGatherSeconds(c, dpGroup, grads);
+      // DeepSpeed's BF16_Optimizer all-reduces the fp32 gradients in full even with its ZeRO-1
+      // sharded step (PipelineEngine._bf16_reduce_grads: buffered_allreduce_fallback), then
+      // all-gathers the updated bf16 weights.
+      const fullReduce = t.zero === 0 || deepspeedBf16;
+      const reduce = fullReduce ? allReduceSeconds(c, dpGroup, grads) : allGatherSeconds(c, dpGroup, grads);
       const buckets = Math.max(1, Math.ceil(grads / bucketBytes));
       const overlap = t.overlapGradReduce ?? true;
       const perReduce = overlap ? overlapped(dev, reduce, sim.lastBackward[i]!) + reduce / buckets : reduce;
@@ -283,9 +309,23 @@ export function stepTime(m: ModelSpec, c: ClusterSpec, t: TrainingSpec): TimeBre
       if (t.zero >= 1) dp += allGatherSeconds(c, dpGroup, stageParams[i]! * bytes.params);
     }
     // Adam reads master weights, momentum, variance and gradient, writes the first three and
-    // the 16-bit copy: 4+4+4+g in, 4+4+4+p out per parameter this GPU updates.
+    // the 16-bit copy: 4+4+4+g in, 4+4+4+p out per parameter this GPU updates. Before it, the
+    // gradient norm (for clipping and the logged grad norm, computed by default: Megatron's
+    // clip_grad 1.0, DeepSpeed's and Composer's gradient_clipping) reads every gradient once
+    // more (g). fp16 with loss scaling first copies the 16-bit gradients into fp32 ones and
+    // unscales them while checking for inf/nan (Megatron's Float16OptimizerWithFloat16Params:
+    // _copy_model_grads_to_main_grads, _unscale_main_grads_and_check_for_nan; DeepSpeed's
+    // FP16_Optimizer likewise): 2 + 4 and 4 + 4 bytes, and norm and Adam then read 4-byte
+    // gradients, 2 + 2 more.
     const updated = t.zero >= 1 ? stageParams[i]! / (t.dp * cp) : stageParams[i]!;
-    const opt = streamSeconds(dev, updated * (24 + bytes.grads + bytes.params));
+    const lossScaled = t.dtype === 'fp16' ? 6 + 8 + 2 * (4 - bytes.grads) : 0;
+    const opt = streamSeconds(dev, updated * (24 + 2 * bytes.grads + bytes.params + lossScaled));
+    // A tied output layer's gradient is all-reduced between the first and the last stage after
+    // the flush, before the data-parallel reduction (Megatron's embedding group all-reduce in
+    // training.py; DeepSpeed's ReduceTiedGrads instruction).
+    if (t.pp > 1 && m.tiedEmbeddings !== false && t.zero < 3 && (i === 0 || i === t.pp - 1)) {
+      dp += allReduceSeconds(c, groupOf(2, t.tp * cp * t.dp * (t.pp - 1), gpn), (embeddingParams(m) / t.tp) * bytes.grads);
+    }
     const end = sim.finish[i]! + dp + opt;
     if (end > criticalEnd) { criticalEnd = end; critical = i; criticalDp = dp; optimizer = opt; }
   }
@@ -293,18 +333,17 @@ export function stepTime(m: ModelSpec, c: ClusterSpec, t: TrainingSpec): TimeBre
   // Attribute the critical stage's time to causes.
   const mine = (arr: Cost[]) => arr.filter((_, j) => j % t.pp === critical).reduce((x, y) => add(x, y), zeroCost());
   const F = mine(fwd), B = mine(bwd), R = mine(redo);
-  const sends = (t.pp > 1 ? 2 : 0) * send * t.interleave;
-  // Blocking transfers sit inside the passes (as comm); report them as pipeline sends.
-  let blockingSends = 0;
-  if (blocking && t.pp > 1) for (let j = critical; j < S; j += t.pp) blockingSends += blockingForward(j) + blockingBackward(j);
+  // Asynchronous sends delay the stages; synchronous exchanges occupy them (their transfer and
+  // gather time; the wait for a partner is bubble).
+  const sends = sim.comm ? sim.comm[critical]! : (t.pp > 1 ? 2 : 0) * send * t.interleave * micro;
   const busy = sim.busy[critical]!;
   const breakdown: TimeBreakdown = {
     gemm: micro * (F.gemm + B.gemm),
     elementwise: micro * (F.elementwise + B.elementwise),
     recompute: micro * total(R),
-    tensorParallel: micro * (F.comm + B.comm - blockingSends),
-    pipelineSend: micro * (sends + blockingSends),
-    bubble: Math.max(0, sim.finish[critical]! - busy - micro * sends),
+    tensorParallel: micro * (F.comm + B.comm),
+    pipelineSend: sends,
+    bubble: Math.max(0, sim.finish[critical]! - busy - sends),
     dataParallel: criticalDp + micro * (F.zero + B.zero),
     optimizer,
     step: criticalEnd,

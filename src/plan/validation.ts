@@ -56,17 +56,22 @@ export interface Table1Check {
   tflopsErr: number;
 }
 
-/** The layout of a row as its artifact script ran it (see the file comment). */
+/**
+ * The layout of a row as its artifact script ran it (see the file comment), on the Megatron-LM
+ * of that artifact: its pipeline transfers are synchronous exchanges (p2p_communication.py of
+ * the examples/sc21 commit: batch_isend_irecv, waited on, then torch.cuda.synchronize()).
+ */
 export function table1Layout(row: Table1Row) {
   return {
     gpus: row.gpus, tp: row.tp, pp: row.pp, globalBatch: row.batch, microBatch: row.microBatch, interleave: row.interleave,
-    recompute: 'full', dtype: 'fp16', attention: 'materialized', overlapGradReduce: row.ddp === 'torch',
+    recompute: 'full', dtype: 'fp16', attention: 'materialized', overlapGradReduce: row.ddp === 'torch', pipelineP2p: 'synchronous',
   } as const;
 }
 
 /**
  * Predicts one row as it was run in 2021: the script's micro-batch, schedule (1F1B, interleaved
- * where it sets virtual stages) and DDP implementation, full recomputation, no sequence
+ * where it sets virtual stages) and DDP implementation, that version's synchronous pipeline
+ * exchanges, full recomputation, no sequence
  * parallelism (it came a year later), no ZeRO, fp16 mixed precision (fp16 gradients
  * all-reduced in fp16), the fused but materialized softmax (no flash attention yet).
  */

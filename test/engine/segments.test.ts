@@ -5,11 +5,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { hostValue, type HostValue } from '../../src/ir/value.js';
-import { compile } from '../../src/runtime/execute.js';
+import { NamedExecutable, type Named } from '../../src/engine/named-program.js';
 import { FlatLayout } from '../../src/nn/flat.js';
 import { GPT } from '../../src/models/gpt.js';
 import { microstepProgram } from '../../src/engine/step-graphs.js';
-import { modelSegments, modelUnits } from '../../src/engine/segments.js';
+import { modelSegments, modelUnits, segmentOutputs, type Segment } from '../../src/engine/segments.js';
 import { MODEL, SEQ } from './zero-case.js';
 
 const f32 = (d: Float32Array, shape = [d.length]): HostValue => ({ dtype: 'float32', shape, data: d });
@@ -24,30 +24,38 @@ test('segments chained on one process = microstepProgram (loss and flat gradient
   const idx = hostValue('int32', [B, SEQ], x);
   const tgt = hostValue('int32', [B, SEQ], y);
 
-  const ref = await compile(microstepProgram(model, layout, { batch: B, seq: SEQ }).program, { threads: 1 });
-  const [refGrad, refLoss] = await ref.run([f32(params), f32(new Float32Array(layout.size)), idx, tgt, hostValue('float32', [1], [1])]);
+  const ref = await NamedExecutable.of(microstepProgram(model, layout, { batch: B, seq: SEQ }), { threads: 1 });
+  const r = await ref.run({ params: f32(params), grad_acc: f32(new Float32Array(layout.size)), idx, targets: tgt, scale: hostValue('float32', [1], [1]) });
+  const refGrad = r.grad_acc!;
+  const refLoss = r.loss!;
 
   const { segments } = modelSegments(model, layout, { batch: B, seq: SEQ });
-  const unitVals = (units: { offset: number; size: number }[]) => units.map((u) => f32(params.subarray(u.offset, u.offset + u.size)));
+  // Every segment program runs by name: its units' parameters plus its activation inputs.
+  const run = async (seg: Segment, which: 'forward' | 'backward', extra: Named) => {
+    const outs = segmentOutputs(seg)[which];
+    const exe = await NamedExecutable.compile(seg[which]!, outs, { threads: 1 });
+    return exe.run({ ...Object.fromEntries(seg.units.map((u) => [u.name, f32(params.subarray(u.offset, u.offset + u.size))])), ...extra });
+  };
   const grad = new Float32Array(layout.size);
-  const addGrads = (units: { offset: number; size: number }[], gs: HostValue[]) =>
-    units.forEach((u, k) => (gs[k]!.data as Float32Array).forEach((g, i) => (grad[u.offset + i]! += g)));
+  const addGrads = (seg: Segment, out: Named) =>
+    seg.units.forEach((u) => (out[u.name]!.data as Float32Array).forEach((g, i) => (grad[u.offset + i]! += g)));
   const acts: HostValue[] = [];
-  let h = (await (await compile(segments[0]!.forward!, { threads: 1 })).run([...unitVals(segments[0]!.units), idx]))[0]!;
+  let h = (await run(segments[0]!, 'forward', { idx })).x!;
   for (const seg of segments.slice(1, -1)) {
     acts.push(h);
-    h = (await (await compile(seg.forward!, { threads: 1 })).run([...unitVals(seg.units), h]))[0]!;
+    h = (await run(seg, 'forward', { x: h })).y!;
   }
   const head = segments.at(-1)!;
-  const [loss, dx, ...headGrads] = await (await compile(head.backward, { threads: 1 })).run([...unitVals(head.units), h, tgt, hostValue('float32', [], [1])]);
-  addGrads(head.units, headGrads);
-  let dy = dx!;
+  const headOut = await run(head, 'backward', { x: h, targets: tgt, seed: hostValue('float32', [], [1]) });
+  const loss = headOut.loss!;
+  addGrads(head, headOut);
+  let dy = headOut.dx!;
   for (let i = segments.length - 2; i >= 1; i--) {
-    const [dIn, g] = await (await compile(segments[i]!.backward, { threads: 1 })).run([...unitVals(segments[i]!.units), acts[i - 1]!, dy]);
-    addGrads(segments[i]!.units, [g!]);
-    dy = dIn!;
+    const out = await run(segments[i]!, 'backward', { x: acts[i - 1]!, dy });
+    addGrads(segments[i]!, out);
+    dy = out.dx!;
   }
-  addGrads(segments[0]!.units, await (await compile(segments[0]!.backward, { threads: 1 })).run([...unitVals(segments[0]!.units), idx, dy]));
+  addGrads(segments[0]!, await run(segments[0]!, 'backward', { idx, dy }));
 
   const l0 = (refLoss!.data as Float32Array)[0]!;
   assert.ok(Math.abs((loss!.data as Float32Array)[0]! - l0) <= 1e-6 * Math.abs(l0), 'same loss');

@@ -93,12 +93,17 @@ test('any cluster size: a preset grows to more nodes with its topology, and over
   assert.equal(az.interNodeGbits, 400);
 });
 
-test('pipeline p2p: an unknown mode names the three; DeepSpeed partitioned slices cost less than whole tensors, more than async scatter-gather', () => {
-  fails(() => resolveLayout(gpt3(), selene, { gpus: 1024, tp: 8, pp: 16, pipelineP2p: 'broadcast' as never }), /pipeline p2p must be one of scatter-gather, blocking, blocking-full.*got 'broadcast'/);
-  const step = (pipelineP2p: 'scatter-gather' | 'blocking' | 'blocking-full') =>
+test('pipeline p2p: an unknown mode names the four; DeepSpeed partitioned slices cost less than whole tensors, more than async scatter-gather; Megatron 2021 synchronous exchanges sit between', () => {
+  fails(() => resolveLayout(gpt3(), selene, { gpus: 1024, tp: 8, pp: 16, pipelineP2p: 'broadcast' as never }), /pipeline p2p must be one of scatter-gather, synchronous, blocking, blocking-full.*got 'broadcast'/);
+  fails(() => resolveLayout(gpt3(), selene, { gpus: 1024, tp: 8, pp: 16, interleave: 2, pipelineP2p: 'blocking' }), /DeepSpeed's pipeline engine, whose TrainSchedule has no interleaving; give --interleave 1, got 2/);
+  fails(() => resolveLayout(gpt3(), selene, { gpus: 1024, tp: 8, pp: 16, schedule: 'zero-bubble', pipelineP2p: 'synchronous' }), /pipeline p2p 'synchronous' models a framework's own 1F1B.*--schedule zero-bubble/);
+  const step = (pipelineP2p: 'scatter-gather' | 'synchronous' | 'blocking' | 'blocking-full') =>
     evaluate(gpt3(), selene, resolveLayout(gpt3(), selene, { gpus: 1024, tp: 8, pp: 16, microBatch: 1, recompute: 'full', pipelineP2p })).time;
-  const sg = step('scatter-gather'), part = step('blocking'), full = step('blocking-full');
+  const sg = step('scatter-gather'), sync = step('synchronous'), part = step('blocking'), full = step('blocking-full');
   assert.ok(sg.step < part.step && part.step < full.step, `${sg.step} < ${part.step} < ${full.step}`);
+  // Megatron's exchanges bundle a send and a receive into one rendezvous; DeepSpeed makes them
+  // two blocking calls and gathers twice in the backward.
+  assert.ok(sg.step < sync.step && sync.step < part.step, `${sg.step} < ${sync.step} < ${part.step}`);
   // Whole tensors put tp = 8 times the bytes on the wire as the 1/tp slices.
   assert.ok(full.pipelineSend > 4 * part.pipelineSend, `${full.pipelineSend} vs ${part.pipelineSend}`);
 });

@@ -44,14 +44,15 @@ test('leave-one-source-out: no constant is derived from the table, so each sourc
 });
 
 test('errors against the published runs stay where the fixed constants put them (issue target: mean 5%, max 15%)', () => {
-  // A guard, not the target: the model is at mean 6.0% and max 19.6%. The misses are the two
-  // runs of DeepSpeed's pipeline engine (MT-NLG 16-20% and BLOOM 14% predicted too fast: a
-  // cost of that engine the model does not have; see the bench). Every other row is within
-  // 11%. A change to the time model that makes the table worse fails here.
+  // The mean target is met (4.95%); the max is not: MT-NLG's three runs on DeepSpeed's pipeline
+  // engine are predicted 12-15.4% short (their measured times grow by the same ~0.19 s per
+  // micro-batch as the model's but carry ~6 s more per step, about p - 1 = 34 more pipeline
+  // slots; see the bench). BLOOM is 8% fast; every other row is within 10%. A change to the
+  // time model that makes the table worse fails here.
   const s = summarize(checks);
-  assert.ok(s.meanAbs <= 0.065, `mean |error| ${(s.meanAbs * 100).toFixed(1)}%`);
+  assert.ok(s.meanAbs <= 0.05, `mean |error| ${(s.meanAbs * 100).toFixed(2)}%`);
   const deepSpeedPipeline = (id: string) => id.startsWith('smith2022') || id.startsWith('bigscience2022');
-  for (const c of checks) assert.ok(Math.abs(c.error) <= (deepSpeedPipeline(c.run.id) ? 0.2 : 0.11), `${c.run.id}: ${(c.error * 100).toFixed(1)}%`);
+  for (const c of checks) assert.ok(Math.abs(c.error) <= (deepSpeedPipeline(c.run.id) ? 0.16 : 0.1), `${c.run.id}: ${(c.error * 100).toFixed(1)}%`);
   // Hopper rows (sustained-clock GEMMs, FlashAttention by generation) are within 10%.
   for (const c of checks.filter((x) => /h100/.test(x.result.cluster))) assert.ok(Math.abs(c.error) <= 0.1, `${c.run.id}: ${(c.error * 100).toFixed(1)}%`);
 });

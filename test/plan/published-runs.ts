@@ -13,7 +13,7 @@ const mpt = (layers: number, hidden: number, heads: number) => ({ layers, hidden
 // with the layout its artifact script ran (examples/sc21/run_table_1.sh, cited there).
 const n21 = (r: Table1Row, row: number): PublishedRun => ({
   id: `narayanan2021-t1-${r.paramsB}b`, source: 'narayanan2021', framework: 'Megatron-LM',
-  cite: `Narayanan et al. 2021, "Efficient Large-Scale Language Model Training on GPU Clusters Using Megatron-LM", Table 1, row ${row}; micro-batch ${r.microBatch}, interleave ${r.interleave} and --DDP-impl ${r.ddp} from NVIDIA/Megatron-LM examples/sc21/run_table_1.sh (the paper's artifact), --fp16 from examples/sc21/CONFIG.sh`,
+  cite: `Narayanan et al. 2021, "Efficient Large-Scale Language Model Training on GPU Clusters Using Megatron-LM", Table 1, row ${row}; micro-batch ${r.microBatch}, interleave ${r.interleave} and --DDP-impl ${r.ddp} from NVIDIA/Megatron-LM examples/sc21/run_table_1.sh (the paper's artifact), --fp16 from examples/sc21/CONFIG.sh; pipeline transfers as that commit's megatron/p2p_communication.py makes them (synchronous batch_isend_irecv exchanges)`,
   cluster: 'selene', model: { ...GPT, layers: r.layers, hidden: r.hidden, heads: r.heads, ffn: 4 * r.hidden, vocab: 51200, seqLen: 2048 },
   layout: table1Layout(r),
   metric: 'tflops_hardware', published: r.tflopsPerGpu, paramsB: r.paramsB,
@@ -26,7 +26,7 @@ const mtnlg = (nodes: number, seconds: number, tflops: number): PublishedRun => 
   cluster: 'selene', model: { ...GPT, layers: 105, hidden: 20480, heads: 128, ffn: 81920, vocab: 51200, seqLen: 2048 },
   layout: { gpus: nodes * 8, tp: 8, pp: 35, globalBatch: 1920, microBatch: 1, recompute: 'full', dtype: 'bf16', attention: 'materialized', overlapGradReduce: false, pipelineP2p: 'blocking' },
   metric: 'step_s', published: seconds, paramsB: 530,
-  assumed: 'micro-batch 1, as the Megatron run of the same TP 8 x PP 35 layout (examples/sc21/run_table_1.sh, 530B); stage activations sent as 1/tp slices through blocking broadcasts and all-gathered on arrival (DeepSpeed PipelineEngine: is_pipe_partitioned = is_model_parallel)',
+  assumed: 'micro-batch 1, as the Megatron run of the same TP 8 x PP 35 layout (examples/sc21/run_table_1.sh, 530B); stage activations sent as 1/tp slices through blocking broadcasts and all-gathered on arrival (DeepSpeed PipelineEngine: is_pipe_partitioned = is_model_parallel); bf16, which the model runs through DeepSpeed\'s bf16 optimizer path (fp32 gradient accumulation and all-reduce, BF16_Optimizer)',
 });
 
 const LLAMA405 = { layers: 126, hidden: 16384, heads: 128, kvHeads: 8, ffn: 53248, vocab: 128256, gatedMlp: true, tiedEmbeddings: false, bias: 'none', norm: 'rmsnorm', positions: 'rope' } as const;

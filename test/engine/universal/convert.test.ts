@@ -12,7 +12,6 @@ import { fileURLToPath } from 'node:url';
 import { readSafetensorsFile, UniversalCheckpoint } from '../../../src/checkpoint/index.js';
 import { runTraining } from '../../../src/engine/train-loop.js';
 import { convertCheckpoint, modelOfCheckpoint, parseLayout } from '../../../src/engine/universal/convert.js';
-import { inspectCheckpoint } from '../../../src/engine/universal/inspect.js';
 import { loadUniversal, readFullState } from '../../../src/engine/universal/state.js';
 import { preset } from '../../../src/models/presets.js';
 
