@@ -21,6 +21,8 @@ export interface DistSetup {
   makeTrainer?: (model: LanguageModel, microBatch: number, seed: number, initial?: Float32Array) => Promise<Trainer>;
   /** The config's tensorboard / csv_monitor sections, when it has them. */
   monitor?: MonitorOptions;
+  /** One local process: --recompute-granularity for the fused step (none or selective); absent: its default. */
+  recompute?: 'none' | 'selective';
   close(): Promise<void>;
 }
 
@@ -82,9 +84,13 @@ export async function distributedSetup(dsConfigPath: string | undefined, hyper: 
   const { dp, pp, tp } = resolved.layout.mesh;
   const { stepKind, deepSpeedOptions } = await import('../engine/mesh-trainer.js');
   // One process without a config whose layout needs no process group is the mesh of one
-  // (the fused step); selective or full recomputation needs the mesh over a process group.
+  // (the fused step, which recomputes selectively inside its graph); full recomputation needs
+  // the mesh over a process group.
   const recompute = resolved.layout.recompute;
-  if (!dsConfigPath && world === 1 && stepKind(resolved.layout.mesh, true, 0, recompute) === 'fused') return { rank: 0, world: 1, hyper, makeTrainer: cappedSingleTrainer(hyper, opts), close: async () => {} };
+  if (!dsConfigPath && world === 1 && stepKind(resolved.layout.mesh, true, 0, recompute) === 'fused') {
+    const inGraph = recompute === 'selective' ? 'selective' : 'none';
+    return { rank: 0, world: 1, hyper, recompute: inGraph, makeTrainer: cappedSingleTrainer(hyper, opts, inGraph), close: async () => {} };
+  }
   raw ??= configFromFlags(hyper, dp);
   const cfg = parseDeepSpeedConfig(raw, dp, opts.device);
   if (pp === 1 && tp === 1 && cfg.zero.stage >= 2 && (flags.recomputeGranularity ?? fromConfig.recomputeGranularity) !== undefined && recompute !== 'full') {
@@ -151,17 +157,17 @@ export async function distributedSetup(dsConfigPath: string | undefined, hyper: 
 
 /** With --max-memory-gb, one process checks its model state against the cap before building
  * the trainer on the mesh of one; without it the training loop builds that trainer itself. */
-function cappedSingleTrainer(h: TrainHyper, opts: SetupOptions): DistSetup['makeTrainer'] {
+function cappedSingleTrainer(h: TrainHyper, opts: SetupOptions, recompute?: 'none' | 'selective'): DistSetup['makeTrainer'] {
   const cap = opts.maxMemoryGb;
   if (cap === undefined) return undefined;
   return async (model, micro, seed, initial) => {
     const { checkMemoryCap } = await import('../engine/mesh/memory.js');
     const { Mesh } = await import('../engine/mesh/mesh.js');
-    const { MeshTrainer } = await import('../engine/mesh-trainer.js');
+    const { MeshTrainer, singleLayout } = await import('../engine/mesh-trainer.js');
     const d = model.dims;
     const spec = { name: model.family, layers: d.nLayer, hidden: d.nEmbd, heads: d.nHead, seqLen: d.blockSize, vocab: d.vocabSize, ffn: 4 * d.nEmbd };
     checkMemoryCap(spec, { dp: 1, pp: 1, tp: 1 }, 1, [d.nLayer], 0, cap, model.architecture().bias !== false);
     // Compiled by the loop's prepare(), after its MFU probe (as without the cap).
-    return new MeshTrainer(model, Mesh.single(), { shape: { batch: micro, seq: d.blockSize }, optimizer: { lr: h.lr, beta1: h.beta1, beta2: h.beta2, eps: 1e-8, weightDecay: h.weightDecay }, gradClip: h.gradClip, gradAccum: h.gradAccum, seed, initialParams: initial, device: opts.device, threads: opts.threads });
+    return new MeshTrainer(model, Mesh.single(), { shape: { batch: micro, seq: d.blockSize }, optimizer: { lr: h.lr, beta1: h.beta1, beta2: h.beta2, eps: 1e-8, weightDecay: h.weightDecay }, gradClip: h.gradClip, gradAccum: h.gradAccum, seed, initialParams: initial, device: opts.device, threads: opts.threads, layout: recompute && singleLayout(recompute) });
   };
 }

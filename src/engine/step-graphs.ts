@@ -16,6 +16,7 @@ import { type FlatLayout, flatView, withParams } from '../nn/flat.js';
 import type { LanguageModel } from '../models/model.js';
 import { type AdamWConfig, ADAMW_SCALARS, adamwUpdate } from '../optim/adamw.js';
 import { clipByGlobalNorm, globalNorm } from '../optim/clip.js';
+import { recomputeAttentionInGraph } from '../ir/remat-in-graph.js';
 
 export interface StepShape {
   batch: number;
@@ -52,8 +53,16 @@ function named(build: (t: Tracer) => { inputs: Tensor[]; outputs: Record<string,
   return { program, outputs };
 }
 
+/** With 'selective', the attention core is recomputed in the backward of the same graph
+ * (ir/remat-in-graph.ts): the B x nh x T x T tensors stop living from forward to backward. */
+export type InGraphRecompute = 'none' | 'selective';
+
+function withRecompute(p: NamedProgram, recompute: InGraphRecompute, seq: number): NamedProgram {
+  return recompute === 'selective' ? { ...p, program: recomputeAttentionInGraph(p.program, p.outputs.indexOf('loss'), seq).program } : p;
+}
+
 /** params, m, v, decay_mask, idx, targets, scalars[, key] -> params, m, v, loss, grad_norm. */
-export function fusedStepProgram(model: LanguageModel, layout: FlatLayout, shape: StepShape, opt: AdamWConfig, clip: number): StepProgram {
+export function fusedStepProgram(model: LanguageModel, layout: FlatLayout, shape: StepShape, opt: AdamWConfig, clip: number, recompute: InGraphRecompute = 'none'): StepProgram {
   const hasKey = model.dims.dropout > 0;
   const program = named((t) => {
     const r = lossAndFlatGrad(model, layout, t, shape, hasKey);
@@ -69,11 +78,11 @@ export function fusedStepProgram(model: LanguageModel, layout: FlatLayout, shape
     const inputs = [r.params, m, v, mask, r.idx, r.targets, scalars, ...(r.key ? [r.key] : [])];
     return { inputs, outputs: { params: u.p, m: u.m, v: u.v, loss: r.loss, grad_norm: norm } };
   });
-  return { ...program, hasKey };
+  return { ...withRecompute(program, recompute, shape.seq), hasKey };
 }
 
 /** params, grad_acc, idx, targets, scale[, key] -> grad_acc (+ scale * grad), loss. */
-export function microstepProgram(model: LanguageModel, layout: FlatLayout, shape: StepShape): StepProgram {
+export function microstepProgram(model: LanguageModel, layout: FlatLayout, shape: StepShape, recompute: InGraphRecompute = 'none'): StepProgram {
   const hasKey = model.dims.dropout > 0;
   const program = named((t) => {
     const r = lossAndFlatGrad(model, layout, t, shape, hasKey);
@@ -82,7 +91,7 @@ export function microstepProgram(model: LanguageModel, layout: FlatLayout, shape
     const inputs = [r.params, acc, r.idx, r.targets, scale, ...(r.key ? [r.key] : [])];
     return { inputs, outputs: { grad_acc: acc.add(r.flat.mul(scale)), loss: r.loss } };
   });
-  return { ...program, hasKey };
+  return { ...withRecompute(program, recompute, shape.seq), hasKey };
 }
 
 /** params, grad, m, v, decay_mask, scalars[, norm_sq] -> params, m, v, grad_norm.

@@ -12,7 +12,7 @@ import { cosineLr } from '../optim/schedule.js';
 import { loadRunData, type TokenizerKind } from './run-data.js';
 import { isShardedCheckpoint, isUniversalCheckpoint, loadCheckpoint, ShardedCheckpoint, UniversalCheckpoint } from '../checkpoint/index.js';
 import type { Trainer } from './trainer.js';
-import { MeshTrainer } from './mesh-trainer.js';
+import { MeshTrainer, singleLayout } from './mesh-trainer.js';
 import { Mesh } from './mesh/mesh.js';
 import { Progress } from './progress.js';
 import { checkRunMeta, type RunMeta } from './validate-meta.js';
@@ -52,6 +52,8 @@ export interface RunOptions {
   /** With pipeline or tensor parallelism: this rank's data-parallel replica and their count
    * (batches are sharded over these, not over all ranks); default rank of world. */
   dataParallel?: { rank: number; size: number };
+  /** The fused step's recomputation when this loop builds the trainer (default: the fused step's, FUSED_RECOMPUTE). */
+  recompute?: 'none' | 'selective';
   /** Builds the trainer for a model (default: the trainer on the mesh of one); a mesh over a process group plugs in here. */
   makeTrainer?: (model: LanguageModel, microBatch: number, seed: number, initial?: Float32Array) => Promise<Trainer>;
   /** Settings the user gave explicitly (camelCase hyper keys, 'seed'); on resume only these
@@ -148,7 +150,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   const profilePrefix = o.profile ? join(o.out, 'ort-profile') : undefined;
   const trainer: Trainer = o.makeTrainer
     ? await o.makeTrainer(model, micro, seed, o.init?.params)
-    : new MeshTrainer(model, Mesh.single(), { initialParams: o.init?.params, shape, optimizer: { lr: h.lr, beta1: h.beta1, beta2: h.beta2, eps: 1e-8, weightDecay: h.weightDecay }, gradClip: h.gradClip, gradAccum: h.gradAccum, seed, device: o.device, threads: o.threads, profile: profilePrefix });
+    : new MeshTrainer(model, Mesh.single(), { initialParams: o.init?.params, shape, optimizer: { lr: h.lr, beta1: h.beta1, beta2: h.beta2, eps: 1e-8, weightDecay: h.weightDecay }, gradClip: h.gradClip, gradAccum: h.gradAccum, seed, device: o.device, threads: o.threads, profile: profilePrefix, layout: o.recompute && singleLayout(o.recompute) });
   const align = o.alignAfter === undefined ? undefined : data.tokenizer.encode(o.alignAfter);
   if (align && align.length !== 1) throw new Error(`alignAfter must encode to exactly one token, got ${align.length}`);
   const startsIn = (tokens: ArrayLike<number>) => (align ? startsAfter(tokens, align[0]!) : undefined);

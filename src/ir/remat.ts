@@ -137,7 +137,7 @@ function extract(p: Program, keep: (id: number) => boolean, inputs: number[], ou
  * probabilities). Its boundary is q and k on one side and att @ v on the other. With head size
  * equal to T, views of q and k are square too and join it; they are free to redo anyway.
  */
-function attentionCore(nodes: readonly Node[], fwd: Uint8Array, seq: number): Uint8Array {
+export function attentionCore(nodes: readonly Node[], fwd: Uint8Array, seq: number): Uint8Array {
   const square = (node: Node) => node.shape.length >= 2 && node.shape[node.shape.length - 1] === seq && node.shape[node.shape.length - 2] === seq && node.op !== 'input';
   const users: number[][] = nodes.map(() => []);
   for (const node of nodes) for (const i of node.inputs) users[i]!.push(node.id);

@@ -10,7 +10,7 @@ import type { ExecOptions } from '../../runtime/session.js';
 import { FlatLayout } from '../../nn/flat.js';
 import type { LanguageModel } from '../../models/model.js';
 import { type AdamWConfig, adamwScalars } from '../../optim/adamw.js';
-import { evalProgram, fusedStepProgram, microstepProgram, updateProgram, type StepShape } from '../step-graphs.js';
+import { evalProgram, fusedStepProgram, microstepProgram, updateProgram, type InGraphRecompute, type StepShape } from '../step-graphs.js';
 import { dropoutKey } from '../dropout-key.js';
 import type { MicroBatch } from '../trainer.js';
 import type { HeldBytes, StepStrategy } from './strategy.js';
@@ -26,6 +26,8 @@ export interface FusedOptions extends ExecOptions {
   seed: number;
   /** Starting parameters (e.g. a pretrained model being fine-tuned); default: initialised from seed. */
   initialParams?: Float32Array;
+  /** 'selective': recompute the attention core in the backward of the step graph; default 'none'. */
+  recompute?: InGraphRecompute;
 }
 
 const f32 = (n: number) => hostValue('float32', [n]);
@@ -80,11 +82,11 @@ export class FusedStep implements StepStrategy {
   private async build(): Promise<void> {
     const { shape, optimizer, gradClip, gradAccum } = this.opts;
     if (gradAccum === 1) {
-      const f = fusedStepProgram(this.model, this.layout, shape, optimizer, gradClip);
+      const f = fusedStepProgram(this.model, this.layout, shape, optimizer, gradClip, this.opts.recompute);
       this.hasKey = f.hasKey;
       this.fused = await NamedExecutable.of(f, this.exec());
     } else {
-      const mp = microstepProgram(this.model, this.layout, shape);
+      const mp = microstepProgram(this.model, this.layout, shape, this.opts.recompute);
       this.hasKey = mp.hasKey;
       this.micro = await NamedExecutable.of(mp, this.exec());
       this.update = await NamedExecutable.of(updateProgram(this.layout.size, optimizer, gradClip), this.exec());
