@@ -48,7 +48,10 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 function measure(l: Layout, data: string, out: string, iters: number): number {
   const world = l.dp * l.pp;
   const flags = ['train', '--data', data, ...SHAPE, '--batch-size', String(ROWS * l.dp), '--grad-accum', String(M), '--max-iters', String(iters), '--eval-interval', String(iters * 10), '--eval-iters', '1', '--log-interval', '1', '--threads', '1', '--quiet', '--out', out];
-  if (l.pp > 1) flags.push('--pipeline-model-parallel-size', String(l.pp), '--recompute-granularity', l.recompute);
+  // The granularity every layout is predicted at, the one process's too (its fused step would
+  // otherwise recompute selectively inside its graph by default).
+  flags.push('--recompute-granularity', l.recompute);
+  if (l.pp > 1) flags.push('--pipeline-model-parallel-size', String(l.pp));
   if (l.v > 1) flags.push('--virtual-pipeline-model-parallel-size', String(l.v));
   cli(world === 1 ? flags : ['launch', '--nproc-per-node', String(world), '--', process.execPath, CLI, ...flags], `train (${l.name})`);
   const steps = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((x) => JSON.parse(x) as { iter?: number; step_ms?: number }).filter((x) => x.step_ms !== undefined && x.iter! > 2).map((x) => x.step_ms!);

@@ -1,7 +1,7 @@
 // Median milliseconds of one training step of a model shape on this machine (random tokens,
 // compile time excluded): the measurement behind calibration and the training benchmark.
 import { type Architecture, createModel } from '../models/registry.js';
-import { createTrainer } from './mesh-trainer.js';
+import { createTrainer, singleLayout } from './mesh-trainer.js';
 import { Mesh } from './mesh/mesh.js';
 import { Rng } from '../tensor/rng.js';
 import { median } from '../runtime/gemm-probe.js';
@@ -34,7 +34,8 @@ export async function timeTrainingStepsTogether(shapes: { arch: Architecture; ba
   const runs = [];
   for (const s of shapes) {
     const model = createModel(s.arch);
-    const trainer = await createTrainer(model, Mesh.single(), { shape: { batch: s.batch, seq: model.dims.blockSize }, optimizer: { lr: 1e-3, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1 }, gradClip: 1, gradAccum: 1, seed: 1, threads: opts.threads });
+    // No recomputation: the lowering the planner's byte counts describe (calibrate.ts).
+    const trainer = await createTrainer(model, Mesh.single(), { shape: { batch: s.batch, seq: model.dims.blockSize }, optimizer: { lr: 1e-3, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1 }, gradClip: 1, gradAccum: 1, seed: 1, threads: opts.threads, layout: singleLayout('none') });
     const n = s.batch * model.dims.blockSize;
     const vocab = model.dims.vocabSize;
     const b = { x: Int32Array.from({ length: n }, () => rng.int(vocab)), y: Int32Array.from({ length: n }, () => rng.int(vocab)) };
