@@ -8,7 +8,9 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import os from 'node:os';
 import { type FlagSpec, type FlagValues, UsageError, formatHelp, parseArgs } from './args.js';
-import { type GptShape, type MachineSpec, CALIBRATION_PROXY, checkMachine, elementwiseFromProxy, machineFromMeasurements, predictCpuStepMs } from '../plan/calibrate.js';
+import { backgroundThreads, cpuSample } from './host-load.js';
+import { type GptShape, type MachineSpec, CALIBRATION_PROXY, CALIBRATION_PROXY_SMALL, checkMachine, elementwisePoint, forwardFractionFromSteps, machineFromMeasurements, predictCpuStepMs } from '../plan/calibrate.js';
+import { type ElementwisePoint, lastLevelCacheBytes } from '../plan/working-set.js';
 import { predictLocalStepMs } from '../plan/local-layout.js';
 import { evaluate, type PlanResult, toJson } from '../plan/evaluate.js';
 import { formatPlan, formatReliability, formatSearch } from '../plan/format.js';
@@ -62,6 +64,7 @@ const FLAGS: Record<string, FlagSpec> = {
   calibrate: { type: 'boolean', help: 'measure this machine and write a machine spec (see --out)' },
   out: { type: 'string', help: 'where --calibrate writes the machine spec (under the output directory out/, as train writes its runs)', default: 'out/atscale-machine.json' },
   threads: { type: 'number', help: 'threads for --calibrate GEMMs (default: all cores)' },
+  'background-load': { type: 'number', help: 'with --machine and a local layout: other programs\' runnable threads while it runs (default: the load its calibration saw)' },
   machine: { type: 'string', help: 'a machine spec from --calibrate: predict the CPU training step of --model on this machine (with --dp/--pp/--interleave/--micro-batch/--recompute: of that layout under atscale launch, one thread per rank)' },
 };
 
@@ -191,17 +194,18 @@ function search(m: ModelSpec, c: ClusterSpec, f: FlagValues): number {
   return 0;
 }
 
-/** Streaming copy bandwidth: bytes read + written per second, median of several passes. */
-function measureMemoryBandwidthGBs(): number {
-  const n = 16 * 1024 * 1024; // 128 MB per array: far beyond any cache
+/** Streaming copy bandwidth: bytes read + written per second, median of several passes, of
+ * two arrays of `n` float64 (the default, 128 MB each, is far beyond any cache). */
+function measureMemoryBandwidthGBs(n = 16 * 1024 * 1024): number {
   const a = new Float64Array(n).fill(1);
   const b = new Float64Array(n);
   const rates: number[] = [];
+  const reps = Math.max(1, Math.round((16 * 1024 * 1024) / n));
   for (let i = 0; i < 7; i++) {
     const t0 = process.hrtime.bigint();
-    b.set(a);
+    for (let r = 0; r < reps; r++) b.set(a);
     const s = Number(process.hrtime.bigint() - t0) / 1e9;
-    if (i > 0) rates.push((2 * 8 * n) / s / 1e9);
+    if (i > 0) rates.push((2 * 8 * n * reps) / s / 1e9);
   }
   rates.sort((x, y) => x - y);
   return rates[Math.floor(rates.length / 2)]!;
@@ -223,7 +227,7 @@ function measureLoopbackBusbw(): number | undefined {
 async function calibrate(f: FlagValues): Promise<number> {
   const threads = f.threads !== undefined ? Number(f.threads) : os.availableParallelism();
   const probePath = '../runtime/gemm-probe.js';
-  let probe: { measureGemmKernelSeconds(s: { batch: number; m: number; k: number; n: number }, threads: number): Promise<number> };
+  let probe: { measureGemmKernelSeconds(s: { batch: number; m: number; k: number; n: number }, threads: number): Promise<number>; measureBoundarySeconds(elements: number, threads: number): Promise<number>; measureOutputCopySecondsPerByte(threads: number): Promise<number> };
   try {
     probe = (await import(probePath)) as typeof probe;
   } catch (e) {
@@ -231,6 +235,7 @@ async function calibrate(f: FlagValues): Promise<number> {
     return 1;
   }
   const load = os.loadavg()[0]!;
+  const cpu0 = cpuSample();
   if (load > os.availableParallelism() / 2) {
     console.error(`warning: this machine is busy (load average ${load.toFixed(1)} on ${os.availableParallelism()} cores); measurements will understate it`);
   }
@@ -243,18 +248,46 @@ async function calibrate(f: FlagValues): Promise<number> {
   }
   const memBandwidthGBs = measureMemoryBandwidthGBs();
   if (!f.json) console.log(`memory bandwidth (copy): ${memBandwidthGBs.toFixed(1)} GB/s`);
-  // One real training step of a fixed calibration shape: how fast atscale's non-GEMM kernels
-  // move data here (the GEMM part of its time is taken out with the table above).
-  const { timeTrainingStep } = await import('../engine/step-timer.js');
-  const px = CALIBRATION_PROXY;
-  const proxyMs = (await timeTrainingStep({ nLayer: px.nLayer, nHead: px.nHead, nEmbd: px.nEmbd, blockSize: px.blockSize, vocabSize: px.vocab, bias: false, dropout: px.dropout }, px.batch, { threads, iters: 6 })).msPerIter;
+  const cacheBytes = lastLevelCacheBytes();
+  // Copy bandwidth within the L3 (two arrays of an eighth of it each): the bound on the small step's rate.
+  const cacheCopyGBs = cacheBytes ? measureMemoryBandwidthGBs(Math.floor(cacheBytes / 8 / 8)) : memBandwidthGBs;
+  if (!f.json) console.log(cacheBytes ? `last-level cache ${(cacheBytes / 2 ** 20).toFixed(0)} MiB, copy bandwidth within it ${cacheCopyGBs.toFixed(1)} GB/s` : 'last-level cache size unknown (no /sys/devices/system/cpu/cpu0/cache): one non-GEMM rate for every working set');
+  const sessionRunSeconds = await probe.measureBoundarySeconds(1, threads);
+  if (!f.json) console.log(`one session run (one-element graph): ${(sessionRunSeconds * 1e6).toFixed(0)} us`);
+  const outputCopySecondsPerByte = await probe.measureOutputCopySecondsPerByte(threads);
+  if (!f.json) console.log(`a fresh session output into JavaScript: ${(1e-9 / outputCopySecondsPerByte).toFixed(2)} GB/s`);
+  // Real training steps of a fixed calibration shape: how fast atscale's non-GEMM kernels move
+  // data here (the GEMM part of their time is taken out with the table above), on many rows
+  // (tensors out of the L3) and on few (within it).
+  const { timeTrainingStepsTogether } = await import('../engine/step-timer.js');
   const partial = machineFromMeasurements({ gemmGflopsByN, memBandwidthGBs }, { name: os.hostname(), threads, memoryGB: os.totalmem() / 2 ** 30 });
-  const elementwiseGBs = elementwiseFromProxy(proxyMs, partial);
-  if (!f.json) console.log(`calibration step (${px.nLayer} layer, ${px.nEmbd} wide, context ${px.blockSize}, batch ${px.batch}): ${proxyMs.toFixed(1)} ms; non-GEMM kernels move ${elementwiseGBs.toFixed(1)} GB/s`);
+  const arch = (px: GptShape) => ({ nLayer: px.nLayer, nHead: px.nHead, nEmbd: px.nEmbd, blockSize: px.blockSize, vocabSize: px.vocab, bias: false, dropout: px.dropout });
+  // The two in alternating rounds (1 large step, 8 small ones each), so that load on a shared
+  // host moves both: the rule between them (working-set.ts) amplifies their difference.
+  const proxies = [[CALIBRATION_PROXY, 1, memBandwidthGBs], [CALIBRATION_PROXY_SMALL, 8, cacheCopyGBs]] as const;
+  const proxyTimes = await timeTrainingStepsTogether(proxies.map(([px, reps]) => ({ arch: arch(px), batch: px.batch, reps })), { threads, rounds: 7 });
+  const elementwiseAt: ElementwisePoint[] = proxies.map(([px, , copyGBs], i) => elementwisePoint(proxyTimes[i]!.msPerIter, partial, px, copyGBs));
+  proxies.forEach(([px], i) => {
+    if (!f.json) console.log(`calibration step (${px.nLayer} layer, ${px.nEmbd} wide, context ${px.blockSize}, batch ${px.batch}, tensors ${(elementwiseAt[i]!.workingSetBytes / 1e6).toFixed(0)} MB): ${proxyTimes[i]!.msPerIter.toFixed(1)} ms; non-GEMM kernels move ${elementwiseAt[i]!.GBs.toFixed(1)} GB/s`);
+  });
+  const elementwiseGBs = elementwiseAt[0]!.GBs;
+  // The forward's share of forward + backward (what full recomputation runs again): the small
+  // step's shape without dropout (a recomputed block draws no new masks) on 2 and on 8 rows,
+  // step and forward pass, in alternating rounds; the differences leave out AdamW and every
+  // fixed cost.
+  const plain = { ...CALIBRATION_PROXY_SMALL, dropout: 0 };
+  const timed = await timeTrainingStepsTogether([{ arch: arch(plain), batch: plain.batch, reps: 4 }, { arch: arch(plain), batch: 4 * plain.batch, reps: 1 }], { threads, rounds: 7, forward: true });
+  const forwardFraction = forwardFractionFromSteps(timed[0]!, timed[1]!);
+  if (!f.json) console.log(`forward pass on ${plain.batch} / ${4 * plain.batch} rows: ${timed.map((t) => `${t.forwardMs!.toFixed(1)} of ${t.msPerIter.toFixed(1)} ms`).join(' / ')}: ${forwardFraction === undefined ? 'the two contradict each other (not kept)' : `${(100 * forwardFraction).toFixed(0)}% of forward + backward`}`);
   const loopbackBusbwGBs = measureLoopbackBusbw();
   if (!f.json) console.log(loopbackBusbwGBs === undefined ? 'loopback all-reduce: not measured (see the warning above)' : `loopback all-reduce, 2 ranks, 16 MiB: ${loopbackBusbwGBs.toFixed(2)} GB/s bus bandwidth`);
+  // Other programs beside the calibration (its one measuring thread), from CPU time; the load
+  // average where /proc is not there.
+  const cpu1 = cpuSample();
+  const backgroundLoad = cpu0 && cpu1 ? backgroundThreads(cpu0, cpu1, 1, os.availableParallelism()) : load;
+  if (!f.json) console.log(`other programs' runnable threads meanwhile: ${backgroundLoad.toFixed(2)} (load average at the start ${load.toFixed(2)})`);
   const spec = machineFromMeasurements(
-    { gemmGflopsByN, memBandwidthGBs, elementwiseGBs, backgroundLoad: Math.round(load * 100) / 100, ...(loopbackBusbwGBs === undefined ? {} : { loopbackBusbwGBs }) },
+    { gemmGflopsByN, memBandwidthGBs, elementwiseGBs, elementwiseAt, sessionRunSeconds, outputCopySecondsPerByte, ...(forwardFraction === undefined ? {} : { forwardFraction }), ...(cacheBytes === undefined ? {} : { cacheBytes }), backgroundLoad: Math.round(backgroundLoad * 100) / 100, ...(loopbackBusbwGBs === undefined ? {} : { loopbackBusbwGBs }) },
     { name: os.hostname(), threads, memoryGB: os.totalmem() / 2 ** 30, cpuModel: os.cpus()[0]?.model ?? 'CPU' },
   );
   mkdirSync(dirname(String(f.out)), { recursive: true });
@@ -307,7 +340,9 @@ function predictLocalLayout(shape: Omit<GptShape, 'batch'>, batch: number, spec:
   const recompute = (f.recompute ?? (pp > 1 ? 'full' : 'none')) as Recompute;
   if (!['none', 'selective', 'full'].includes(recompute)) throw new PlanInputError(`--recompute must be none, selective or full, got '${recompute}'`);
   const layout = { dp, pp, v, microBatches, rows, recompute };
-  const r = predictLocalStepMs(shape, layout, spec, os.availableParallelism());
+  const bg = f.backgroundLoad === undefined ? undefined : Number(f.backgroundLoad);
+  if (bg !== undefined && !(bg >= 0)) throw new PlanInputError(`--background-load must be a number >= 0 (runnable threads of other programs), got ${f.backgroundLoad}`);
+  const r = predictLocalStepMs(shape, layout, spec, os.availableParallelism(), bg);
   if (f.json) console.log(JSON.stringify({ machine: spec.name, layout, predicted_ms_per_iter: r.ms, parts_ms: r.parts }));
   else console.log(`dp ${dp} x pp ${pp} (v ${v}), ${microBatches} micro-batches of ${rows} rows, recompute ${recompute}, on ${spec.name}: predicted ${r.ms.toFixed(1)} ms/iter (compute ${r.parts.compute.toFixed(1)}, bubble ${r.parts.bubble.toFixed(1)}, kept activations out of ONNX Runtime ${r.parts.stash.toFixed(1)}, point-to-point ${r.parts.pointToPoint.toFixed(1)}, all-reduce ${r.parts.allReduce.toFixed(1)}, update ${r.parts.update.toFixed(1)})`);
   return 0;

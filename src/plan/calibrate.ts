@@ -6,6 +6,7 @@ import { EFFICIENCY } from './efficiency.js';
 import { layerActivationBytes } from './memory.js';
 import { paramCount } from './params-flops.js';
 import { type ClusterSpec, type ModelSpec, PlanInputError, type TrainingSpec } from './specs.js';
+import { type ElementwisePoint, elementwiseSecondsPerByte, stepWorkingSetBytes } from './working-set.js';
 
 export interface Measurements {
   /** Square n -> fp32 GFLOP/s of an n x n x n MatMul through onnxruntime-node. */
@@ -17,8 +18,20 @@ export interface Measurements {
   /** Effective bytes/s of atscale's non-GEMM kernels, measured on a calibration training step
    * (CALIBRATION_PROXY): see elementwiseFromProxy. */
   elementwiseGBs?: number;
-  /** Runnable threads of other programs while calibrating (the 1-minute load average): the
-   * rates above are what one thread got beside them, so more ranks share the cores with them. */
+  /** The same rate from two calibration steps of one shape, a small one (its tensors fit in the
+   * last-level cache) and the large one, each with the bytes its tensors span (working-set.ts). */
+  elementwiseAt?: ElementwisePoint[];
+  /** Last-level (L3) cache, bytes, as the OS reports it. */
+  cacheBytes?: number;
+  /** Fixed cost of one session run (a one-element graph, fed and fetched), seconds. */
+  sessionRunSeconds?: number;
+  /** Share of a layer's forward + backward time that is its forward (what full recomputation
+   * runs again), measured on the small calibration step without dropout. */
+  forwardFraction?: number;
+  /** Seconds per byte of a fresh session output handed to JavaScript (allocated, copied, collected). */
+  outputCopySecondsPerByte?: number;
+  /** Runnable threads of other programs while calibrating (from the CPU time they took,
+   * cli/host-load.ts; the 1-minute load average where that is not readable): the rates above are what one thread got beside them, so more ranks share the cores with them. */
   backgroundLoad?: number;
 }
 
@@ -50,6 +63,11 @@ export function machineFromMeasurements(
   if (meas.loopbackBusbwGBs !== undefined) spec.loopbackBusbwGBs = meas.loopbackBusbwGBs;
   if (meas.elementwiseGBs !== undefined) spec.elementwiseGBs = meas.elementwiseGBs;
   if (meas.backgroundLoad !== undefined) spec.backgroundLoad = meas.backgroundLoad;
+  if (meas.elementwiseAt !== undefined) spec.elementwiseAt = meas.elementwiseAt.map((p) => ({ ...p }));
+  if (meas.cacheBytes !== undefined) spec.cacheBytes = meas.cacheBytes;
+  if (meas.sessionRunSeconds !== undefined) spec.sessionRunSeconds = meas.sessionRunSeconds;
+  if (meas.outputCopySecondsPerByte !== undefined) spec.outputCopySecondsPerByte = meas.outputCopySecondsPerByte;
+  if (meas.forwardFraction !== undefined) spec.forwardFraction = meas.forwardFraction;
   return checkMachine(spec as unknown as Record<string, unknown>);
 }
 
@@ -88,12 +106,23 @@ export function checkMachine(o: Record<string, unknown>, where = 'machine spec')
     if (typeof o.backgroundLoad !== 'number' || !(o.backgroundLoad >= 0)) throw new PlanInputError(`${where}: key 'backgroundLoad' must be a number >= 0, got ${JSON.stringify(o.backgroundLoad)}`);
     spec.backgroundLoad = o.backgroundLoad;
   }
+  if (o.elementwiseAt !== undefined) {
+    if (!Array.isArray(o.elementwiseAt)) throw new PlanInputError(`${where}: key 'elementwiseAt' must be a list like [{"workingSetBytes": 2e7, "GBs": 11}, {"workingSetBytes": 6e7, "GBs": 6}]`);
+    spec.elementwiseAt = o.elementwiseAt.map((p: Record<string, unknown>, i) => ({ workingSetBytes: pos(`elementwiseAt[${i}].workingSetBytes`, p?.workingSetBytes), GBs: pos(`elementwiseAt[${i}].GBs`, p?.GBs) }));
+  }
+  if (o.cacheBytes !== undefined) spec.cacheBytes = pos('cacheBytes', o.cacheBytes);
+  if (o.sessionRunSeconds !== undefined) spec.sessionRunSeconds = pos('sessionRunSeconds', o.sessionRunSeconds);
+  if (o.outputCopySecondsPerByte !== undefined) spec.outputCopySecondsPerByte = pos('outputCopySecondsPerByte', o.outputCopySecondsPerByte);
+  if (o.forwardFraction !== undefined) {
+    if (typeof o.forwardFraction !== 'number' || !(o.forwardFraction > 0 && o.forwardFraction < 1)) throw new PlanInputError(`${where}: key 'forwardFraction' must be a number between 0 and 1, got ${JSON.stringify(o.forwardFraction)}`);
+    spec.forwardFraction = o.forwardFraction;
+  }
   return spec;
 }
 
 /**
- * Fixed cost of one session run, seconds: the fastest call in the table (a 32 x 32 MatMul
- * is all overhead), an upper bound on what every run pays before any arithmetic.
+ * Fixed cost of one kernel in the GEMM table, seconds: the fastest entry (a 64 x 64 MatMul is
+ * all overhead), an upper bound on what every GEMM pays before any arithmetic.
  */
 export function runOverheadSeconds(spec: MachineSpec): number {
   return Math.min(...Object.entries(spec.gemmGflopsByN).map(([n, g]) => (2 * Number(n) ** 3) / (g * 1e9)));
@@ -170,13 +199,19 @@ export function atscaleElementwiseBytes(g: GptShape, params: number): number {
   const { nLayer: L, nHead: H, nEmbd: C, blockSize: T, vocab: V, batch: B } = g;
   const btc = B * T * C;
   const bht2 = B * H * T * T;
-  let bytes = 1386.1 * L * btc + 58.67 * L * bht2 + 94.39 * B * T * V + 249.4 * params - 51.52 * btc - 164756;
+  let bytes = 1386.1 * L * btc + 58.67 * L * bht2 + 94.39 * B * T * V + STEP_BYTES_PER_PARAM * params - 51.52 * btc - 164756;
   if ((g.dropout ?? 0) > 0) bytes += 118.8 * L * btc + 28.92 * L * bht2 + 28.49 * btc + 96 * (L * bht2 + 2 * L * btc + btc);
   return Math.max(bytes, 0);
 }
 
+/** Fixed cost of one session run, seconds: measured by --calibrate; a spec written before it
+ * was measured falls back to the GEMM table's per-kernel overhead. */
+export function sessionRunSeconds(spec: MachineSpec): number {
+  return spec.sessionRunSeconds ?? runOverheadSeconds(spec);
+}
+
 /** Seconds of the step's GEMMs (forward, and twice that backward) at the calibrated in-graph rates. */
-function gemmStepSeconds(g: GptShape, spec: MachineSpec): number {
+export function gemmStepSeconds(g: GptShape, spec: MachineSpec): number {
   const { nLayer: L, nHead: H, nEmbd: C, blockSize: T, vocab: V, batch: B } = g;
   const d = C / H;
   const gemm = (m: number, k: number, n: number, count = 1) => (count * 2 * m * k * n) / gemmFlopsPerS(spec, m, k, n);
@@ -185,22 +220,48 @@ function gemmStepSeconds(g: GptShape, spec: MachineSpec): number {
   return 3 * (L * layerForward + gemm(bt, C, V));
 }
 
-function gptParams(g: GptShape): number {
+export function gptParams(g: GptShape): number {
   return paramCount({ name: 'cpu', layers: g.nLayer, hidden: g.nEmbd, heads: g.nHead, seqLen: g.blockSize, vocab: g.vocab, ffn: 4 * g.nEmbd });
 }
 
+/** The small calibration step: the same shape on few rows, so that its tensors (about 19 MB,
+ * stepWorkingSetBytes) fit in a typical server L3 where the large one's (about 56 MB) do not. */
+export const CALIBRATION_PROXY_SMALL: GptShape = { ...CALIBRATION_PROXY, batch: 2 };
+
 /**
  * The elementwise throughput implied by a measured calibration step: its bytes over the part
- * of its time that the GEMMs (at the calibrated rates) do not explain, at most the machine's
- * copy bandwidth. The step is mostly GEMMs, whose rates are measured on square shapes and
+ * of its time that the GEMMs (at the calibrated rates) do not explain, at most `copyGBs` (the
+ * machine's copy bandwidth for tensors of that size: DRAM for the large step, cache for the
+ * small). The step is mostly GEMMs, whose rates are measured on square shapes and
  * interpolated, so that remainder is a small difference of two measurements: on a quiet
  * machine it can come out tiny or negative. Non-GEMM kernels cannot move bytes faster than a
  * memory copy, which bounds the figure instead of failing the calibration.
  */
-export function elementwiseFromProxy(measuredMs: number, spec: MachineSpec, proxy: GptShape = CALIBRATION_PROXY): number {
+export function elementwiseFromProxy(measuredMs: number, spec: MachineSpec, proxy: GptShape = CALIBRATION_PROXY, copyGBs = spec.memBandwidthGBs): number {
   const rest = measuredMs / 1000 - gemmStepSeconds(proxy, spec);
   const implied = atscaleElementwiseBytes(proxy, gptParams(proxy)) / rest / 1e9;
-  return rest > 0 ? Math.min(implied, spec.memBandwidthGBs) : spec.memBandwidthGBs;
+  return rest > 0 ? Math.min(implied, copyGBs) : copyGBs;
+}
+
+/** Bytes per parameter of atscale's fused step outside the per-layer activation work (the
+ * 249.4 of atscaleElementwiseBytes): the flat gradient, clipping and AdamW. */
+export const STEP_BYTES_PER_PARAM = 249.4;
+
+/**
+ * Share of a step's forward + backward that its forward takes, from one shape timed on few and
+ * on more rows (step and forward pass alone each): what the extra rows added to the forward
+ * over what they added to the step. AdamW, clipping and every per-run cost do not grow with
+ * rows, so the differences leave them out. Outside (0, 1), which only contradicting
+ * measurements give, undefined.
+ */
+export function forwardFractionFromSteps(few: { msPerIter: number; forwardMs?: number }, more: { msPerIter: number; forwardMs?: number }): number | undefined {
+  const f = (more.forwardMs! - few.forwardMs!) / (more.msPerIter - few.msPerIter);
+  return f > 0 && f < 1 ? f : undefined;
+}
+
+/** A calibration step's rate with the bytes its tensors span. */
+export function elementwisePoint(measuredMs: number, spec: MachineSpec, proxy: GptShape, copyGBs?: number): ElementwisePoint {
+  return { workingSetBytes: stepWorkingSetBytes(proxy, gptParams(proxy)), GBs: elementwiseFromProxy(measuredMs, spec, proxy, copyGBs) };
 }
 
 /** ONNX nodes one layer adds to a forward + backward + AdamW graph (an estimate of atscale's lowering). */
@@ -216,11 +277,10 @@ const OP_OVERHEAD_S = 3e-6;
  * session run's fixed cost.
  */
 export function predictCpuStepMs(g: GptShape, spec: MachineSpec): number {
-  // Calibrated with a measured step: GEMMs at in-graph rates plus atscale's non-GEMM traffic
-  // at the throughput that step showed.
-  if (spec.elementwiseGBs !== undefined) {
-    return 1000 * (gemmStepSeconds(g, spec) + atscaleElementwiseBytes(g, gptParams(g)) / (spec.elementwiseGBs * 1e9));
-  }
+  // Calibrated with measured steps: GEMMs at in-graph rates plus atscale's non-GEMM traffic
+  // at the throughput a step with this one's working set gets (working-set.ts).
+  const perByte = elementwiseSecondsPerByte(spec, stepWorkingSetBytes(g, gptParams(g)));
+  if (perByte !== undefined) return 1000 * (gemmStepSeconds(g, spec) + atscaleElementwiseBytes(g, gptParams(g)) * perByte);
   const { nLayer: L, nHead: H, nEmbd: C, blockSize: T, vocab: V, batch: B } = g;
   const d = C / H;
   const gemm = (m: number, k: number, n: number, count = 1) => (count * 2 * m * k * n) / gemmFlopsPerS(spec, m, k, n);

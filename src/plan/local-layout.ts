@@ -19,9 +19,9 @@
 // back to its backward later. The fused step never does this (its activations stay inside one
 // run), so the copy is charged on its own: the bytes (stashedBytesPerLayer) at the calibrated
 // copy bandwidth (outputCopySecondsPerByte).
-import { type GptShape, type MachineSpec, predictCpuStepMs, runOverheadSeconds } from './calibrate.js';
-import { paramCount } from './params-flops.js';
+import { type GptShape, type MachineSpec, STEP_BYTES_PER_PARAM, atscaleElementwiseBytes, gemmStepSeconds, gptParams, sessionRunSeconds } from './calibrate.js';
 import type { Recompute } from './specs.js';
+import { elementwiseSecondsPerByte, stashedBytesPerLayer, stepWorkingSetBytes, workingSetBytes } from './working-set.js';
 
 export interface LocalLayout {
   dp: number;
@@ -46,79 +46,85 @@ function linkSecondsPerByte(spec: MachineSpec): number {
   return 1 / ((spec.loopbackBusbwGBs ?? spec.memBandwidthGBs / 4) * 1e9);
 }
 
-/** Bytes per parameter that atscale's fused step moves outside the per-layer activation work
- * (calibrate.ts fits 249.4); the first 8 write the flat gradient (concat: read + write). */
-const STEP_BYTES_PER_PARAM = 249.4;
+/** Of the bytes per parameter that atscale's fused step moves outside the per-layer activation
+ * work (STEP_BYTES_PER_PARAM), the first 8 write the flat gradient (concat: read + write). */
 const FLAT_GRAD_BYTES = 8;
 /** Accumulating a micro-batch's flat gradient: one process scales it and adds it in its graph
  * (read 4 + write 4, then read 8 + write 4); a pipeline stage adds it in place on the host
  * (read 8 + write 4). */
 const ACCUMULATE_BYTES = { graph: 20, host: 12 };
 
-/**
- * Bytes one block's forward returns for its backward, per micro-batch, as atscale lowers it
- * (fp32 tensors, bool masks; engine/segments.ts cut by ir/remat.ts). Both none and selective keep
- * 15 tensors of B x T x C elements: ln_1's output, q, k and v, the attention output before its
- * projection, the residual, ln_2's output, and the MLP's two 4C-wide tensors (its input to GELU
- * and GELU's output). None also keeps the softmax probabilities (B x H x T x T); with dropout,
- * both keep the two residual-path masks and none also the attention mask and the dropped
- * probabilities. Full recomputation keeps only the block input, which is already a JavaScript
- * value (the stage's received or previous activation), so nothing more crosses.
- */
-export function stashedBytesPerLayer(g: Omit<GptShape, 'nLayer'>, recompute: Recompute): number {
-  if (recompute === 'full') return 0;
-  const btc = g.batch * g.blockSize * g.nEmbd;
-  const bhtt = g.batch * g.nHead * g.blockSize * g.blockSize;
-  const dropout = (g.dropout ?? 0) > 0;
-  let bytes = 4 * 15 * btc + (dropout ? 2 * btc : 0);
-  if (recompute === 'none') bytes += 4 * bhtt + (dropout ? bhtt + 4 * bhtt : 0);
-  return bytes;
-}
-
-/** Seconds per byte of a session output on its way into JavaScript: onnxruntime-node copies it
- * into a new ArrayBuffer, which V8 zero-fills first, so each byte is read once and written
- * twice: 3 bytes of traffic at the calibrated copy bandwidth (which counts bytes read + written). */
+/** Seconds per byte of a session output on its way into JavaScript, as --calibrate measured it.
+ * A spec written before that was measured: onnxruntime-node copies it into a new ArrayBuffer,
+ * which V8 zero-fills first, so each byte is read once and written twice: 3 bytes of traffic at
+ * the calibrated copy bandwidth (which counts bytes read + written). */
 function outputCopySecondsPerByte(spec: MachineSpec): number {
-  return 3 / (spec.memBandwidthGBs * 1e9);
+  return spec.outputCopySecondsPerByte ?? 3 / (spec.memBandwidthGBs * 1e9);
 }
 
-export function predictLocalStepMs(g: Omit<GptShape, 'batch'>, l: LocalLayout, spec: MachineSpec, cores: number): LocalPrediction {
+/** Bytes per parameter AdamW's program keeps touching: weights, gradient, both moments and the
+ * decay mask read, weights and moments written. */
+const UPDATE_WORKING_BYTES_PER_PARAM = 32;
+
+/** `backgroundLoad`: other programs' runnable threads while the layout runs (default: what the
+ * calibration ran beside, spec.backgroundLoad). */
+export function predictLocalStepMs(g: Omit<GptShape, 'batch'>, l: LocalLayout, spec: MachineSpec, cores: number, backgroundLoad?: number): LocalPrediction {
   const shape = (nLayer: number): GptShape => ({ ...g, nLayer, batch: l.rows });
-  const paramsOf = (nLayer: number) => paramCount({ name: 'local', layers: nLayer, hidden: g.nEmbd, heads: g.nHead, seqLen: g.blockSize, vocab: g.vocab, ffn: 4 * g.nEmbd });
-  const params = paramsOf(g.nLayer);
-  // Milliseconds to move `bytes` per parameter of `n` parameters through the non-GEMM kernels.
-  const paramMs = (bytesPerParam: number, n: number) => (spec.elementwiseGBs ? (1000 * bytesPerParam * n) / (spec.elementwiseGBs * 1e9) : 0);
-  // One micro-batch's forward + backward without the per-parameter traffic (linear in layers):
-  // per layer, and everything else (embedding, head, loss).
-  const microMs = (nLayer: number) => predictCpuStepMs(shape(nLayer), spec) - paramMs(STEP_BYTES_PER_PARAM, paramsOf(nLayer));
-  const layerMs = microMs(2) - microMs(1);
-  const headMs = Math.max(microMs(1) - layerMs, 0);
-  // AdamW (with clipping), once per step over this rank's parameters.
-  const updateMs = paramMs(STEP_BYTES_PER_PARAM - FLAT_GRAD_BYTES, params);
-  // Ranks share the cores with each other and with the load the calibration ran beside: the
-  // calibrated rates are one thread's among `backgroundLoad` others.
+  const params = gptParams(shape(g.nLayer));
+  const ranks = l.dp * l.pp;
+  // Seconds per byte of non-GEMM traffic in a program touching `ws` bytes; all ranks' tensors
+  // share the one L3 (working-set.ts). A spec without a calibrated rate has the copy bandwidth.
+  const perByte = (ws: number) => elementwiseSecondsPerByte(spec, ws, ranks) ?? 1 / (spec.memBandwidthGBs * 1e9);
+  // One micro-batch's forward + backward without the per-parameter traffic, both linear in
+  // layers: GEMM seconds and non-GEMM bytes per layer, and of everything else (embedding, head, loss).
+  const gemmOf = (n: number) => gemmStepSeconds(shape(n), spec);
+  const bytesOf = (n: number) => atscaleElementwiseBytes(shape(n), gptParams(shape(n))) - STEP_BYTES_PER_PARAM * gptParams(shape(n));
+  const layer = { gemm: gemmOf(2) - gemmOf(1), bytes: bytesOf(2) - bytesOf(1) };
+  const head = { gemm: Math.max(gemmOf(1) - layer.gemm, 0), bytes: Math.max(bytesOf(1) - layer.bytes, 0) };
+  const ms = (part: { gemm: number; bytes: number }, t: number) => 1000 * (part.gemm + part.bytes * t);
+  // AdamW (with clipping), once per step over this rank's parameters, in its own program.
+  const rankParams = params / l.pp;
+  const updateMs = 1000 * (STEP_BYTES_PER_PARAM - FLAT_GRAD_BYTES) * rankParams * perByte(UPDATE_WORKING_BYTES_PER_PARAM * rankParams);
+  // Ranks share the cores with each other and with other programs; the calibrated rates are one
+  // thread's among the `backgroundLoad` others the calibration ran beside.
   const busy = spec.backgroundLoad ?? 0;
-  const share = Math.max(1, (busy + l.dp * l.pp) / cores) / Math.max(1, (busy + 1) / cores);
+  const share = Math.max(1, ((backgroundLoad ?? busy) + ranks) / cores) / Math.max(1, (busy + 1) / cores);
   const m = l.microBatches;
-  const allReduce = l.dp > 1 ? (1000 * 2 * ((l.dp - 1) / l.dp) * 4 * (params / l.pp) * linkSecondsPerByte(spec)) : 0;
+  const allReduce = l.dp > 1 ? (1000 * 2 * ((l.dp - 1) / l.dp) * 4 * rankParams * linkSecondsPerByte(spec)) : 0;
   if (l.pp === 1) {
-    const accumulateMs = paramMs(FLAT_GRAD_BYTES + ACCUMULATE_BYTES.graph, params);
-    const compute = m * (g.nLayer * layerMs + headMs + accumulateMs) * share;
+    // The fused micro-step holds every layer's activations and the head's logits at once.
+    const t = perByte(stepWorkingSetBytes(shape(g.nLayer), params));
+    const accumulateMs = 1000 * (FLAT_GRAD_BYTES + ACCUMULATE_BYTES.graph) * params * t;
+    const compute = m * (g.nLayer * ms(layer, t) + ms(head, t) + accumulateMs) * share;
     return { ms: compute + updateMs * share + allReduce, parts: { compute, bubble: 0, stash: 0, pointToPoint: 0, allReduce, update: updateMs * share } };
   }
-  // Recomputation in backward: the block forward again (a third of forward + backward), or
-  // only the attention core (its share of the layer's FLOPs, a third of that).
   const C = g.nEmbd;
   const T = g.blockSize;
-  const coreShare = (2 * T * C) / (24 * C * C + 4 * T * C);
-  const extra = l.recompute === 'full' ? 1 / 3 : l.recompute === 'selective' ? coreShare / 3 : 0;
   const stageLayers = g.nLayer / l.pp;
-  // Session runs per micro-batch on the last stage: forward and backward of each block, and the head.
-  const runsMs = 1000 * runOverheadSeconds(spec) * (2 * stageLayers + 1);
-  const accumulateMs = paramMs(FLAT_GRAD_BYTES + ACCUMULATE_BYTES.host, params / l.pp);
+  const rows = { ...g, batch: l.rows };
+  // A stage's programs keep touching what its in-flight micro-batches keep (1F1B: up to p of
+  // them on the first stage; each block's input besides what the granularity keeps), the one
+  // layer a backward rebuilds, the head's logits (the last stage's time is the stage time) and
+  // its parameters' arrays.
+  const kept = stashedBytesPerLayer(rows, l.recompute) + 4 * l.rows * T * C;
+  const ws = workingSetBytes(rows, { keptLayers: Math.min(m, l.pp) * stageLayers, keptPerLayer: kept, head: true, params: rankParams, rebuilt: l.recompute !== 'none' });
+  const t = perByte(ws);
+  // Recomputation in backward: the block forward again (the calibrated forward share of a
+  // layer's forward + backward; a third, as the FLOPs split, for a spec without it), or only
+  // the attention core (its share of the layer's FLOPs, of that).
+  const forward = spec.forwardFraction ?? 1 / 3;
+  const coreShare = (2 * T * C) / (24 * C * C + 4 * T * C);
+  const extra = l.recompute === 'full' ? forward : l.recompute === 'selective' ? coreShare * forward : 0;
+  // Session runs per micro-batch on the last stage: forward and backward of each block, and the
+  // head; each block hands its output, its input gradient and its parameters' gradients to
+  // JavaScript (fresh outputs, at the calibrated rate).
+  const layerParams = gptParams(shape(2)) - gptParams(shape(1));
+  const handedMs = 1000 * stageLayers * (2 * 4 * l.rows * T * C + 4 * layerParams) * outputCopySecondsPerByte(spec);
+  const runsMs = 1000 * sessionRunSeconds(spec) * (2 * stageLayers + 1) + handedMs;
+  const accumulateMs = 1000 * (FLAT_GRAD_BYTES + ACCUMULATE_BYTES.host) * rankParams * t;
   // What the blocks keep for their backward, copied out of ONNX Runtime once per micro-batch.
-  const stashMs = 1000 * stageLayers * stashedBytesPerLayer({ ...g, batch: l.rows }, l.recompute) * outputCopySecondsPerByte(spec);
-  const stageMs = (stageLayers * layerMs * (1 + extra) + headMs + runsMs + accumulateMs) * share;
+  const stashMs = 1000 * stageLayers * stashedBytesPerLayer(rows, l.recompute) * outputCopySecondsPerByte(spec);
+  const stageMs = (stageLayers * ms(layer, t) * (1 + extra) + ms(head, t) + runsMs + accumulateMs) * share;
   const compute = m * stageMs;
   // Copies sit in every stage-time on the critical path, the bubble's included: m + (p - 1)/v.
   const stash = (m + (l.pp - 1) / l.v) * stashMs * share;
@@ -126,6 +132,6 @@ export function predictLocalStepMs(g: Omit<GptShape, 'batch'>, l: LocalLayout, s
   const actBytes = 4 * l.rows * T * C;
   // Forward activation and backward gradient, per micro-batch and chunk boundary, on the critical path.
   const pointToPoint = 1000 * 2 * (m + l.pp - 1) * l.v * actBytes * linkSecondsPerByte(spec);
-  const update = (updateMs / l.pp) * share;
+  const update = updateMs * share;
   return { ms: compute + bubble + stash + pointToPoint + allReduce + update, parts: { compute, bubble, stash, pointToPoint, allReduce, update } };
 }

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { checkMachine, gemmFlopsPerS, machineFromMeasurements, predictCpuStepMs } from '../../src/plan/calibrate.js';
+import { checkMachine, forwardFractionFromSteps, gemmFlopsPerS, machineFromMeasurements, predictCpuStepMs } from '../../src/plan/calibrate.js';
 import { loadCluster } from '../../src/plan/presets.js';
 
 // Numbers of the order DESIGN.md reports for the 2-core development machine.
@@ -51,4 +51,16 @@ test('a machine spec file is a one-node cluster for the planner', () => {
   assert.equal(c.node.gpu.peakTflops.fp32, 0.18);
   writeFileSync(file, '{ not json');
   assert.throws(() => loadCluster(file), /is not valid JSON/);
+});
+
+test('the forward share comes from the growth of step and forward with rows; contradicting timings give none', () => {
+  // A real calibration (17:45 UTC, load 5.2): 2 rows, forward 12.7 of a 53.2 ms step; 8 rows, 39.1 of 134.4.
+  const f = forwardFractionFromSteps({ msPerIter: 53.2, forwardMs: 12.7 }, { msPerIter: 134.4, forwardMs: 39.1 });
+  assert.ok(Math.abs(f! - 26.4 / 81.2) < 1e-12, `${f}`);
+  // Taken on the whole steps instead, AdamW's fixed cost would hide in the denominator: 12.7 / 53.2 = 0.24.
+  assert.ok(f! > 12.7 / 53.2);
+  assert.equal(forwardFractionFromSteps({ msPerIter: 53.2, forwardMs: 12.7 }, { msPerIter: 50, forwardMs: 39.1 }), undefined);
+  assert.equal(forwardFractionFromSteps({ msPerIter: 53.2, forwardMs: 40 }, { msPerIter: 134.4, forwardMs: 39.1 }), undefined);
+  assert.throws(() => checkMachine({ ...spec, forwardFraction: 1.5 } as unknown as Record<string, unknown>), /key 'forwardFraction' must be a number between 0 and 1/);
+  assert.throws(() => checkMachine({ ...spec, elementwiseAt: [{ workingSetBytes: 1e7 }] } as unknown as Record<string, unknown>), /elementwiseAt\[0\]\.GBs/);
 });

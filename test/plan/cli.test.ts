@@ -58,6 +58,14 @@ test('--calibrate measures through the runtime GEMM probe, or says the runtime i
   const spec = JSON.parse(readFileSync(out, 'utf8'));
   assert.equal(spec.kind, 'atscale-machine');
   assert.ok(spec.memBandwidthGBs > 0.5);
+  // What the layout model stands on: the session run's and a handed-out output's cost, and the
+  // non-GEMM rate of a large and a small step (19 and 56 MB of tensors), and the L3 where
+  // sysfs names one (Linux).
+  assert.ok(spec.sessionRunSeconds > 0 && spec.outputCopySecondsPerByte > 0);
+  const [big, small] = spec.elementwiseAt as { workingSetBytes: number; GBs: number }[];
+  assert.deepEqual([big!.workingSetBytes, small!.workingSetBytes], [56434688, 18802688]);
+  assert.ok(big!.GBs > 0 && small!.GBs > 0);
+  if (existsSync('/sys/devices/system/cpu/cpu0/cache/index0/size')) assert.ok(spec.cacheBytes > 0);
   const again = plan('--model', 'cpu-small', '--machine', out, '--json');
   assert.ok(JSON.parse(again.stdout).predicted_ms_per_iter > 0);
 });

@@ -7,7 +7,8 @@ import { GPT } from '../../src/models/gpt.js';
 import { FlatLayout } from '../../src/nn/flat.js';
 import { modelSegments } from '../../src/engine/segments.js';
 import { machineFromMeasurements } from '../../src/plan/calibrate.js';
-import { predictLocalStepMs, stashedBytesPerLayer } from '../../src/plan/local-layout.js';
+import { predictLocalStepMs } from '../../src/plan/local-layout.js';
+import { stashedBytesPerLayer } from '../../src/plan/working-set.js';
 
 const BYTES: Record<string, number> = { float32: 4, bool: 1, int32: 4, int64: 8 };
 
@@ -43,4 +44,8 @@ test('copying kept activations is charged to pipeline stages that keep them, at 
   assert.ok(selective < none && selective > 0);
   // Half the bandwidth, twice the time.
   assert.ok(Math.abs(predictLocalStepMs(g, layout('none'), at(5), 2).parts.stash - 2 * none) < 1e-9 * none);
+  // A calibration that measured handing outputs out (1.79 GB/s, 17:45 UTC) is charged that rate.
+  const handed = machineFromMeasurements({ gemmGflopsByN: { 64: 8, 256: 30, 1024: 40 }, memBandwidthGBs: 10, elementwiseGBs: 2, loopbackBusbwGBs: 1, outputCopySecondsPerByte: 1 / 1.79e9 }, { name: 'box', threads: 1, memoryGB: 8 });
+  const measuredStash = predictLocalStepMs(g, layout('none'), handed, 2).parts.stash;
+  assert.ok(Math.abs(measuredStash - (none * 10e9) / 3 / 1.79e9) < 1e-9 * none, `${measuredStash}`);
 });
