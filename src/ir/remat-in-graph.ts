@@ -13,7 +13,7 @@
 // tensor of that layer's backward: the value is x whatever c is, but the clones now depend on
 // the backward having reached that layer.
 import { BACKWARD_MARK, Graph, type Program } from './graph.js';
-import { attentionCore } from './remat.js';
+import { ancestors, attentionCore } from './remat.js';
 import { optimize } from './passes.js';
 
 export interface InGraphRemat {
@@ -32,14 +32,7 @@ export function recomputeAttentionInGraph(program: Program, lossOutput: number, 
   const p = optimize(program);
   const nodes = p.graph.nodes;
   const n = nodes.length;
-  const fwd = new Uint8Array(n);
-  const stack = [p.outputs[lossOutput]!];
-  while (stack.length) {
-    const id = stack.pop()!;
-    if (fwd[id]) continue;
-    fwd[id] = 1;
-    stack.push(...nodes[id]!.inputs);
-  }
+  const fwd = ancestors(nodes, [p.outputs[lossOutput]!]);
   const core = attentionCore(nodes, fwd, seq);
   // Beside the attention core, outputs this one graph would keep next to their inputs: a
   // LayerNorm's normalised and affine outputs (its backward reads its input anyway; pipeline

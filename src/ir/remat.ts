@@ -59,14 +59,7 @@ export function splitForwardBackward(program: Program, nForward: number, cotange
     else if (node.inputs.some((i) => bwd[i])) bwd[node.id] = 1;
   }
   // The forward proper: ancestors of the forward results.
-  const fwd = new Uint8Array(n);
-  const stack = p.outputs.slice(0, nForward);
-  while (stack.length) {
-    const id = stack.pop()!;
-    if (fwd[id]) continue;
-    fwd[id] = 1;
-    stack.push(...nodes[id]!.inputs);
-  }
+  const fwd = ancestors(nodes, p.outputs.slice(0, nForward));
   const core = granularity === 'selective' ? attentionCore(nodes, fwd, seq) : new Uint8Array(n);
   const recompute = (node: Node): boolean => {
     if (granularity === 'full') return true;
@@ -131,6 +124,20 @@ function extract(p: Program, keep: (id: number) => boolean, inputs: number[], ou
   return { graph: g, inputs: inputs.map((i) => map[i]!), outputs: outputs.map((o) => map[o]!) };
 }
 
+
+/** 1 for every node that `roots` depend on (the roots included): the forward of a step is the
+ * ancestors of its forward results. */
+export function ancestors(nodes: readonly { inputs: readonly number[] }[], roots: readonly number[]): Uint8Array {
+  const mark = new Uint8Array(nodes.length);
+  const stack = [...roots];
+  while (stack.length) {
+    const id = stack.pop()!;
+    if (mark[id]) continue;
+    mark[id] = 1;
+    stack.push(...nodes[id]!.inputs);
+  }
+  return mark;
+}
 /**
  * The attention core: forward nodes shaped [..., T, T] connected, through such nodes only, to
  * a softmax (the scores, the causal bias, the softmax, its dropout mask and the dropped

@@ -9,6 +9,7 @@ import { GPT } from '../../src/models/gpt.js';
 import { FlatLayout } from '../../src/nn/flat.js';
 import { fusedStepProgram, type InGraphRecompute } from '../../src/engine/step-graphs.js';
 import { optimize } from '../../src/ir/passes.js';
+import { ancestors } from '../../src/ir/remat.js';
 import type { Program } from '../../src/ir/graph.js';
 import { recomputeAttentionInGraph } from '../../src/ir/remat-in-graph.js';
 import { createTrainer } from '../../src/engine/mesh-trainer.js';
@@ -30,14 +31,7 @@ function squareTensorsKept(program: Program, lossOutput: number): number {
 function readByBackward(program: Program, lossOutput: number, which: (op: string, shape: readonly number[]) => boolean): number {
   const p = optimize(program);
   const nodes = p.graph.nodes;
-  const fwd = new Uint8Array(nodes.length);
-  const stack = [p.outputs[lossOutput]!];
-  while (stack.length) {
-    const id = stack.pop()!;
-    if (fwd[id]) continue;
-    fwd[id] = 1;
-    stack.push(...nodes[id]!.inputs);
-  }
+  const fwd = ancestors(nodes, [p.outputs[lossOutput]!]);
   const kept = new Set<number>();
   for (const n of nodes) {
     if (fwd[n.id]) continue;
