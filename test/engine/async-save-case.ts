@@ -9,7 +9,8 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, watch } from 'node:fs
 import { join } from 'node:path';
 import { committedDir, UniversalCheckpoint } from '../../src/checkpoint/index.js';
 import { freePort } from './spawn-ranks.js';
-import { CLI, lossByStep, runTrain, sameStateBits } from './mesh/mesh-case.js';
+import { CLI, runTrain, sameStateBits } from './mesh/mesh-case.js';
+import { lossesByIter } from '../launch/helpers.js';
 
 export const STEPS = 12;
 const ASYNC = ['--max-iters', String(STEPS), '--async-checkpoint', '--checkpoint-interval', '1'];
@@ -17,7 +18,7 @@ const ASYNC = ['--max-iters', String(STEPS), '--async-checkpoint', '--checkpoint
 /** Steps rank 0 has logged so far (0 while its metrics file is missing or mid-line). */
 function stepsLogged(out: string): number {
   try {
-    return lossByStep(out).size;
+    return lossesByIter(out).size;
   } catch {
     return 0;
   }
@@ -74,8 +75,8 @@ export async function asyncSaveCase(work: string, name: string, train: string[])
   assert.ok(readdirSync(out).some((f) => f === `ckpt.staging-${save}`), 'the staged save is left for the next commit to remove');
   runTrain([...args, '--resume', 'auto'], 2, out);
   assert.ok(!readdirSync(out).some((f) => f.startsWith('ckpt.staging-')), 'abandoned staging directories are removed by the next commit');
-  const want = lossByStep(ref);
-  const got = lossByStep(out);
+  const want = lossesByIter(ref);
+  const got = lossesByIter(out);
   assert.equal(want.size, STEPS);
   for (const [step, loss] of want) assert.equal(got.get(step), loss, `${name}, step ${step} (resumed from step ${published})`);
   sameStateBits(join(ref, 'ckpt'), join(out, 'ckpt'), name);

@@ -87,16 +87,6 @@ export function checkMemoryLines(log: string, ranks: number): void {
   }
 }
 
-/** Loss by step (counted from 1) of OUT/metrics.jsonl; a resumed run's lines replace the killed one's. */
-export function lossByStep(dir: string): Map<number, number> {
-  const m = new Map<number, number>();
-  for (const l of readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n')) {
-    const r = JSON.parse(l) as { iter: number; loss?: number };
-    if (r.loss !== undefined) m.set(r.iter, r.loss);
-  }
-  return m;
-}
-
 /** Parameters and both AdamW moments of two checkpoints (any layouts) are bitwise equal. */
 export function sameStateBits(a: string, b: string, what: string): void {
   const { model, layout } = modelOfCheckpoint(a);
