@@ -127,7 +127,8 @@ export async function run(argv: string[]): Promise<number> {
 /**
  * Local truth (moved here from test/plan: it is a timing comparison): `atscale plan
  * --calibrate` measures this machine, then the planner's predicted ms/iter of atscale's own
- * cpu-small training step is compared with the step measured right after it (target: within 25%).
+ * cpu-small training step is compared with the step measured right after it (target: within 25%),
+ * both without recomputation (the planner has no rule for the fused step's in-graph recompute).
  */
 async function localTruthCase(json: boolean, emit: (o: Record<string, unknown>) => void): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'atscale-truth-'));
@@ -137,7 +138,7 @@ async function localTruthCase(json: boolean, emit: (o: Record<string, unknown>) 
     if (r.status !== 0) throw new Error(`atscale plan --calibrate exited ${r.status}: ${(r.stderr ?? '').slice(-300)}`);
     const predicted = (JSON.parse(r.stdout.trim().split('\n').pop()!) as { predicted_ms_per_iter: Record<string, number> }).predicted_ms_per_iter['cpu-small']!;
     const p = PRESETS['cpu-small']!;
-    const measured = (await timeTrainingStep({ ...p.model, vocabSize: 65 }, p.train.batchSize, { threads: 2, iters: 15, warmup: 3 })).msPerIter;
+    const measured = (await timeTrainingStep({ ...p.model, vocabSize: 65 }, p.train.batchSize, { threads: 2, iters: 15, warmup: 3, recompute: 'none' })).msPerIter;
     const ratio = predicted / measured;
     if (json) emit({ case: 'local-truth-cpu-small', predicted_ms_per_iter: Number(predicted.toFixed(2)), measured_ms_per_iter: Number(measured.toFixed(2)), ratio: Number(ratio.toFixed(3)), within_25pct: Math.abs(ratio - 1) <= 0.25 });
     else console.log(`local truth, cpu-small: predicted ${predicted.toFixed(1)} ms/iter, measured ${measured.toFixed(1)} ms/iter (${((ratio - 1) * 100).toFixed(0)}%; target within 25%)`);

@@ -6,10 +6,18 @@ import { Mesh } from './mesh/mesh.js';
 import { Rng } from '../tensor/rng.js';
 import { median } from '../runtime/gemm-probe.js';
 
-export async function timeTrainingStep(arch: Architecture, batch: number, opts: { threads?: number; iters?: number; warmup?: number } = {}): Promise<{ msPerIter: number; params: number; all: number[] }> {
+type Recompute = 'none' | 'selective';
+
+/** A one-process trainer of shape (arch, batch). `recompute` omitted: the fused step's default. */
+async function timedTrainer(arch: Architecture, batch: number, threads?: number, recompute?: Recompute) {
   const model = createModel(arch);
+  const trainer = await createTrainer(model, Mesh.single(), { shape: { batch, seq: model.dims.blockSize }, optimizer: { lr: 1e-3, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1 }, gradClip: 1, gradAccum: 1, seed: 1, threads, ...(recompute ? { layout: singleLayout(recompute) } : {}) });
+  return { model, trainer };
+}
+
+export async function timeTrainingStep(arch: Architecture, batch: number, opts: { threads?: number; iters?: number; warmup?: number; recompute?: Recompute } = {}): Promise<{ msPerIter: number; params: number; all: number[] }> {
+  const { model, trainer } = await timedTrainer(arch, batch, opts.threads, opts.recompute);
   const c = model.dims;
-  const trainer = await createTrainer(model, Mesh.single(), { shape: { batch, seq: c.blockSize }, optimizer: { lr: 1e-3, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1 }, gradClip: 1, gradAccum: 1, seed: 1, threads: opts.threads });
   const rng = new Rng(3);
   const tokens = () => Int32Array.from({ length: batch * c.blockSize }, () => rng.int(c.vocabSize));
   const all: number[] = [];
@@ -33,9 +41,8 @@ export async function timeTrainingStepsTogether(shapes: { arch: Architecture; ba
   const rng = new Rng(3);
   const runs = [];
   for (const s of shapes) {
-    const model = createModel(s.arch);
     // No recomputation: the lowering the planner's byte counts describe (calibrate.ts).
-    const trainer = await createTrainer(model, Mesh.single(), { shape: { batch: s.batch, seq: model.dims.blockSize }, optimizer: { lr: 1e-3, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1 }, gradClip: 1, gradAccum: 1, seed: 1, threads: opts.threads, layout: singleLayout('none') });
+    const { model, trainer } = await timedTrainer(s.arch, s.batch, opts.threads, 'none');
     const n = s.batch * model.dims.blockSize;
     const vocab = model.dims.vocabSize;
     const b = { x: Int32Array.from({ length: n }, () => rng.int(vocab)), y: Int32Array.from({ length: n }, () => rng.int(vocab)) };
