@@ -322,6 +322,7 @@ function predictOnMachine(m: ModelSpec, f: FlagValues): number {
   const batch = Number(f.globalBatch ?? m.globalBatch ?? 1);
   const shape = { nLayer: m.layers, nHead: m.heads, nEmbd: m.hidden, blockSize: Number(f.seqLen ?? m.seqLen), vocab: m.vocab };
   if (['dp', 'pp', 'interleave', 'microBatch', 'recompute'].some((k) => f[k] !== undefined)) return predictLocalLayout(shape, batch, spec, f);
+  if (f.backgroundLoad !== undefined) throw new PlanInputError('--background-load applies to a local layout: give one of --dp, --pp, --interleave, --micro-batch or --recompute with it');
   const ms = predictCpuStepMs({ ...shape, batch }, spec);
   if (f.json) console.log(JSON.stringify({ model: m.name, machine: spec.name, batch, predicted_ms_per_iter: ms }));
   else console.log(`${m.name}, batch ${batch}, on ${spec.name} (${spec.threads} threads): predicted ${ms.toFixed(1)} ms/iter`);
@@ -341,7 +342,6 @@ function predictLocalLayout(shape: Omit<GptShape, 'batch'>, batch: number, spec:
   if (!['none', 'selective', 'full'].includes(recompute)) throw new PlanInputError(`--recompute must be none, selective or full, got '${recompute}'`);
   const layout = { dp, pp, v, microBatches, rows, recompute };
   const bg = f.backgroundLoad === undefined ? undefined : Number(f.backgroundLoad);
-  if (bg !== undefined && !(bg >= 0)) throw new PlanInputError(`--background-load must be a number >= 0 (runnable threads of other programs), got ${f.backgroundLoad}`);
   const r = predictLocalStepMs(shape, layout, spec, os.availableParallelism(), bg);
   if (f.json) console.log(JSON.stringify({ machine: spec.name, layout, predicted_ms_per_iter: r.ms, parts_ms: r.parts }));
   else console.log(`dp ${dp} x pp ${pp} (v ${v}), ${microBatches} micro-batches of ${rows} rows, recompute ${recompute}, on ${spec.name}: predicted ${r.ms.toFixed(1)} ms/iter (compute ${r.parts.compute.toFixed(1)}, bubble ${r.parts.bubble.toFixed(1)}, kept activations out of ONNX Runtime ${r.parts.stash.toFixed(1)}, point-to-point ${r.parts.pointToPoint.toFixed(1)}, all-reduce ${r.parts.allReduce.toFixed(1)}, update ${r.parts.update.toFixed(1)})`);
@@ -356,6 +356,11 @@ export async function run(argv: string[]): Promise<number> {
   }
   if (positional.length > 0) throw new UsageError(`atscale plan: unexpected argument '${positional[0]}' (flags start with --)`);
   try {
+    if (flags.backgroundLoad !== undefined) {
+      const bg = Number(flags.backgroundLoad);
+      if (flags.machine === undefined) throw new PlanInputError('--background-load needs --machine (a spec from --calibrate) and a local layout: it is the load the local run shares the CPU with');
+      if (!(bg >= 0 && bg <= 1024)) throw new PlanInputError(`--background-load must be between 0 and 1024 (runnable threads of other programs), got ${flags.backgroundLoad}`);
+    }
     if (flags.calibrate) return await calibrate(flags);
     const model = modelFrom(flags);
     if (flags.machine !== undefined) return predictOnMachine(model, flags);

@@ -131,4 +131,16 @@ test('--machine with a layout predicts a local run: parts add up, recomputation 
   const bad = plan('--machine', spec, '--model', 'cpu-small', '--global-batch', '10', '--micro-batch', '4', '--dp', '2');
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /--global-batch 10 is not a whole number of micro-batches of --micro-batch 4 rows on --dp 2 replicas/);
+  // The load a local run shares the CPU with: a count of threads, and only for a local layout.
+  assert.ok(local('--dp', '1', '--background-load', '64').predicted_ms_per_iter > one.predicted_ms_per_iter, '64 other threads slow the run (fair share of the cores)');
+  for (const [args, why] of [
+    [['--machine', spec, '--model', 'cpu-small', '--dp', '1', '--background-load', '-1'], /--background-load must be between 0 and 1024/],
+    [['--machine', spec, '--model', 'cpu-small', '--dp', '1', '--background-load', '1e9'], /--background-load must be between 0 and 1024/],
+    [['--machine', spec, '--model', 'cpu-small', '--background-load', '1'], /--background-load applies to a local layout/],
+    [['--model', 'cpu-small', '--background-load', '1'], /--background-load needs --machine/],
+  ] as [string[], RegExp][]) {
+    const r = plan(...args);
+    assert.equal(r.status, 2, args.join(' '));
+    assert.match(r.stderr, why);
+  }
 });
