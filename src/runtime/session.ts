@@ -28,6 +28,7 @@ export function checkDevice(d: unknown): Device {
 
 const ORT_TYPE: Record<DType, ort.Tensor.Type> = {
   float32: 'float32',
+  float64: 'float64',
   float16: 'float16',
   bfloat16: 'float32',
   int32: 'int32',
