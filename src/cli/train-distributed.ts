@@ -3,6 +3,7 @@
 // one trainer (engine/mesh-trainer.ts) is built: on the mesh of one, or on a mesh over a
 // process group. The DeepSpeed-style config sets batch sizes, optimizer, schedule, clipping
 // and ZeRO stage; the trainer picks its step from the layout.
+import { refuseFloat64 } from '../engine/train-dtype.js';
 import type { TrainDType } from '../ir/dtype.js';
 import { readFileSync } from 'node:fs';
 import type { TrainHyper } from '../models/presets.js';
@@ -125,6 +126,7 @@ export async function distributedSetup(dsConfigPath: string | undefined, hyper: 
   };
   const mesh = Mesh.create(pg, resolved.layout.mesh);
   const kind = stepKind(mesh.shape, false, cfg.zero.stage, recompute);
+  if (kind !== 'pipeline') refuseFloat64(opts.dtype, `ZeRO stage ${cfg.zero.stage} over data parallelism alone (dp ${dp}, pp 1, tp 1, recompute ${recompute}); float64 runs ZeRO-1 on the mesh step: add --recompute-granularity selective, or pp/tp > 1`);
   const options = (model: LanguageModel, micro: number, seed: number, initial?: Float32Array) => ({
     ...deepSpeedOptions(cfg), seed, threads: opts.threads, device: opts.device, shape: { batch: micro, seq: model.dims.blockSize }, layout: resolved.layout, stageLayers: resolved.stageLayers, initialParams: initial, dtype: opts.dtype,
   });

@@ -166,6 +166,10 @@ export async function run(argv: string[]): Promise<number> {
   const threads = flags.threads as number | undefined;
   const { checkTrainDType } = await import('../ir/dtype.js');
   const dtype = checkTrainDType(flags.dtype);
+  if (dtype === 'float64' && device === 'webgpu') {
+    const { refuseFloat64 } = await import('../engine/train-dtype.js');
+    refuseFloat64(dtype, '--device webgpu (WebGPU has no float64)');
+  }
   const { runTraining } = await import('../engine/train-loop.js');
   const dist = await import('./train-distributed.js');
   const parallel = {
