@@ -67,7 +67,7 @@ test('float64: a resumed run continues exactly; a checkpoint resumes only with i
 });
 
 test('--dtype: a bad value names the option and the valid ones; unsupported combinations are refused', () => {
-  assert.match(refused([...FLAGS, '--dtype', 'float16', '--out', join(work, 'bad')]), /--dtype must be one of float32, float64, got 'float16'/);
+  assert.match(refused([...FLAGS, '--dtype', 'float16', '--out', join(work, 'bad')]), /--dtype must be one of float32, float64, got "float16"/);
   assert.match(refused([...FLAGS, ...F64, '--device', 'webgpu', '--out', join(work, 'bad')]), /--dtype float64 is not supported with --device webgpu/);
   // ZeRO-2 over data parallelism alone runs a float32-only step: refused before the trainer.
   const ds = join(work, 'zero2.json');
