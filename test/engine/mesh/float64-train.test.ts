@@ -3,7 +3,8 @@
 // GEMMs round differently, AdamW's eps amplifies it on tiny first gradients); in float64 the
 // same 20 steps of tp2 x pp2 with sequence parallelism give the one-process checkpoint within
 // 1e-6, with selective and with full recomputation. A float64 checkpoint holds F64 tensors,
-// resumes exactly, and is refused by a run with the other --dtype (and the reverse).
+// resumes exactly (one process and the mesh), and is refused by a run with the other --dtype
+// (and the reverse).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -56,6 +57,13 @@ test('float64: a resumed run continues exactly; a checkpoint resumes only with i
   run([...FLAGS, ...F64, '--resume', join(half, 'ckpt')], 1, resumed);
   assert.deepEqual([...losses(half), ...losses(resumed)], losses(one));
   sameStateBits(join(one, 'ckpt'), join(resumed, 'ckpt'), 'float64 resume');
+  // The same on the mesh, from its universal checkpoint: tp2 x pp2 sp selective, 10 + 10 steps.
+  const meshHalf = join(work, 'mesh-half');
+  run([...FLAGS, ...F64, ...TP2PP2SP, '--recompute-granularity', 'selective', '--max-iters', '10', '--decay-iters', '20'], 4, meshHalf);
+  const meshResumed = join(work, 'mesh-resumed');
+  run([...FLAGS, ...F64, ...TP2PP2SP, '--recompute-granularity', 'selective', '--resume', join(meshHalf, 'ckpt')], 4, meshResumed);
+  assert.deepEqual([...losses(meshHalf), ...losses(meshResumed)], losses(join(work, 'tp2pp2sp-selective')));
+  sameStateBits(join(work, 'tp2pp2sp-selective', 'ckpt'), join(meshResumed, 'ckpt'), 'float64 tp2 x pp2 resume');
   // The other dtype is refused with the option named, before any step: plain and universal.
   const f32 = join(work, 'f32');
   assert.match(refused([...FLAGS, '--dtype', 'float32', '--resume', join(one, 'ckpt'), '--out', f32]), /trained with --dtype float64, but this run uses --dtype float32; resume it with --dtype float64/);
@@ -66,8 +74,8 @@ test('float64: a resumed run continues exactly; a checkpoint resumes only with i
   assert.match(readFileSync(join(half, 'ckpt', 'meta.json'), 'utf8'), /"dtype": "float64"/);
 });
 
-test('--dtype: a bad value names the option and the valid ones; unsupported combinations are refused', () => {
-  assert.match(refused([...FLAGS, '--dtype', 'float16', '--out', join(work, 'bad')]), /--dtype must be one of float32, float64, got "float16"/);
+// A bad --dtype value is refused naming the flag and its values by bad-values.test.ts (its rule).
+test('--dtype float64 with a combination that does not carry it is refused, naming the option and the combination', () => {
   assert.match(refused([...FLAGS, ...F64, '--device', 'webgpu', '--out', join(work, 'bad')]), /--dtype float64 is not supported with --device webgpu/);
   // ZeRO-2 over data parallelism alone runs a float32-only step: refused before the trainer.
   const ds = join(work, 'zero2.json');
