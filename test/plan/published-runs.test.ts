@@ -3,7 +3,7 @@
 // The errors themselves are reported by `npm run bench -- plan`.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkRun, leaveOneSourceOut, summarize } from '../../src/plan/published.js';
+import { checkRun, leaveOneSourceOut, slotResidual, summarize } from '../../src/plan/published.js';
 import { PUBLISHED_RUNS } from './published-runs.js';
 
 const checks = PUBLISHED_RUNS.map(checkRun);
@@ -55,4 +55,20 @@ test('errors against the published runs stay where the fixed constants put them 
   for (const c of checks) assert.ok(Math.abs(c.error) <= (deepSpeedPipeline(c.run.id) ? 0.16 : 0.1), `${c.run.id}: ${(c.error * 100).toFixed(1)}%`);
   // Hopper rows (sustained-clock GEMMs, FlashAttention by generation) are within 10%.
   for (const c of checks.filter((x) => /h100/.test(x.result.cluster))) assert.ok(Math.abs(c.error) <= 0.1, `${c.run.id}: ${(c.error * 100).toFixed(1)}%`);
+});
+
+test('slotResidual counts what a pipelined row leaves unexplained in the model\'s own pipeline slots', () => {
+  const mt = PUBLISHED_RUNS.find((r) => r.id === 'smith2022-mtnlg-280nodes')!;
+  const base = slotResidual(mt);
+  assert.equal(base.stages, 35);
+  assert.ok(base.slot > 0 && base.slot < base.predictedStep / 100, `slot ${base.slot}`);
+  // A step published exactly three slots longer than predicted is three slots off.
+  assert.ok(Math.abs(slotResidual({ ...mt, published: base.predictedStep + 3 * base.slot }).slots - 3) < 1e-9);
+  // The other MT-NLG rows run the same stages with other dp and micro-batch counts: same slot.
+  for (const id of ['smith2022-mtnlg-350nodes', 'smith2022-mtnlg-420nodes']) {
+    assert.ok(Math.abs(slotResidual(PUBLISHED_RUNS.find((r) => r.id === id)!).slot - base.slot) < 1e-9, id);
+  }
+  // A throughput row published at exactly the predicted throughput is no slot off.
+  const bloom = PUBLISHED_RUNS.find((r) => r.id === 'bigscience2022-bloom-176b')!;
+  assert.ok(Math.abs(slotResidual({ ...bloom, published: checkRun(bloom).predicted }).slots) < 1e-9);
 });
