@@ -4,6 +4,7 @@
 // fails or times out the error names the peer rank and the micro-batch it waited for. Each
 // message carries its (micro-batch, stage) tag, so a mismatched order is an error, not a
 // silent mix-up.
+import { allocFloat, type FloatArray } from '../../ir/dtype.js';
 import type { HostValue } from '../../ir/value.js';
 import type { ProcessGroup } from '../../dist/index.js';
 import type { Instr } from './schedule.js';
@@ -44,8 +45,8 @@ const TAG = 2;
 export async function runSchedule(instrs: Instr[], runner: StageRunner, links: Links, io: StepIO, me: number): Promise<StepRecord> {
   const t0 = performance.now();
   runner.busyMs = 0;
-  const outbox = new Map<string, Float32Array>();
-  const inbox = new Map<string, Float32Array>();
+  const outbox = new Map<string, FloatArray>();
+  const inbox = new Map<string, FloatArray>();
   const pending: Promise<void>[] = [];
   let sendError: Error | null = null;
   let lossSum = 0;
@@ -83,7 +84,7 @@ export async function runSchedule(instrs: Instr[], runner: StageRunner, links: L
         const data = outbox.get(k);
         if (!data) throw new Error(`${what(i)}: nothing to send (schedule sends before computing)`);
         outbox.delete(k);
-        const msg = new Float32Array(data.length + TAG);
+        const msg = allocFloat(runner.dtype, data.length + TAG);
         msg.set(data);
         msg[data.length] = i.mb;
         msg[data.length + 1] = next;
@@ -95,7 +96,7 @@ export async function runSchedule(instrs: Instr[], runner: StageRunner, links: L
       }
       case 'recv': {
         const n = runner.act.reduce((a, b) => a * b, 1);
-        const msg = new Float32Array(n + TAG);
+        const msg = allocFloat(runner.dtype, n + TAG);
         const g = i.kind === 'act' ? links.act : links.grad;
         try {
           await g.recv(msg, i.peer);
@@ -126,7 +127,7 @@ export async function runSchedule(instrs: Instr[], runner: StageRunner, links: L
   return { lossSum, wallMs: performance.now() - t0, computeSpanMs: computeEnd - t0, busyMs: runner.busyMs };
 }
 
-function takeInput(inbox: Map<string, Float32Array>, k: string, stage: number, mb: number): Float32Array {
+function takeInput(inbox: Map<string, FloatArray>, k: string, stage: number, mb: number): FloatArray {
   const v = inbox.get(k);
   if (!v) throw new Error(`stage ${stage} of micro-batch ${mb} has no input (${k}); the schedule runs it before receiving`);
   inbox.delete(k);
