@@ -14,7 +14,7 @@ export const MFU_DEFINITION =
   'recomputation and masked attention entries are not counted). The peak is this machine\'s own fp32 GEMM rate ' +
   'inside an ONNX Runtime graph at the same thread count: --peak-gflops, else the largest rate in --machine ' +
   '(written by atscale plan --calibrate; default ./atscale-machine.json when its thread count matches), else a ' +
-  'short 1024x1024 GEMM probe at start-up. If the run itself shows more GEMM throughput than that peak, the peak ' +
+  'short 1024x1024 GEMM probe at start-up. With several ranks the peak is one rank\'s times the ranks (each rank its own cores). If the run itself shows more GEMM throughput than that peak, the peak ' +
   'is raised to it (and said so), so MFU never exceeds 100%.';
 
 export interface Peak {
@@ -62,9 +62,13 @@ export async function resolvePeak(o: { given?: number; machine?: string; threads
 /** MFU of training windows; raises the peak when a window beats it (see the file comment). */
 export class MfuMeter {
   private gflops: number;
+  /** The starting peak of the whole job: one rank's, times the ranks. */
+  private readonly start: number;
 
-  constructor(private readonly peak: Peak) {
-    this.gflops = peak.gflops;
+  /** `ranks`: processes sharing the step's FLOPs, each with the thread count the peak was
+   * measured at (a rank's peak times the ranks, as Megatron's per-GPU MFU counts each GPU's). */
+  constructor(private readonly peak: Peak, private readonly ranks = 1) {
+    this.gflops = this.start = peak.gflops * ranks;
   }
 
   get peakGflops(): number {
@@ -73,7 +77,7 @@ export class MfuMeter {
 
   /** Whether a window beat the starting peak (so the peak in use was raised). */
   get raised(): boolean {
-    return this.gflops > this.peak.gflops;
+    return this.gflops > this.start;
   }
 
   /** MFU of `flops` model FLOPs done in `seconds`, in [0, 1]. */
@@ -85,6 +89,7 @@ export class MfuMeter {
 
   describe(): string {
     const raised = this.raised ? `, raised to ${this.gflops.toFixed(1)} GFLOP/s because this run's own model FLOP rate beat it` : '';
-    return `MFU peak ${this.peak.gflops.toFixed(1)} GFLOP/s from ${this.peak.source}${raised}`;
+    const job = this.ranks > 1 ? ` per rank, ${this.start.toFixed(1)} GFLOP/s for the ${this.ranks} ranks` : '';
+    return `MFU peak ${this.peak.gflops.toFixed(1)} GFLOP/s${job} from ${this.peak.source}${raised}`;
   }
 }

@@ -173,7 +173,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     start = meta.iter;
   }
   // Before the step graphs compile, so the probe (when there is one) has the cores to itself.
-  const mfu = rank === 0 ? new MfuMeter(await resolvePeak({ given: o.peakGflops, machine: o.machine, threads: o.threads ?? availableParallelism() })) : undefined;
+  const mfu = rank === 0 ? new MfuMeter(await resolvePeak({ given: o.peakGflops, machine: o.machine, threads: o.threads ?? availableParallelism() }), world) : undefined;
   await trainer.prepare();
 
   // Rank 0 writes the run's metrics; with several ranks each one also logs its own step time
