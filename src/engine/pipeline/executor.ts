@@ -8,6 +8,7 @@ import type { HostValue } from '../../ir/value.js';
 import type { ProcessGroup } from '../../dist/index.js';
 import type { Instr } from './schedule.js';
 import type { StageRunner } from './stage.js';
+import { recvHandoff, sendHandoff } from './handoff.js';
 
 export interface StepIO {
   /** Tokens and targets of micro-batch k (every rank gets them; stage 0 and the last use them). */
@@ -38,8 +39,6 @@ export interface StepRecord {
   /** Time in forward/backward programs, ms. */
   busyMs: number;
 }
-
-const TAG = 2;
 
 export async function runSchedule(instrs: Instr[], runner: StageRunner, links: Links, io: StepIO, me: number): Promise<StepRecord> {
   const t0 = performance.now();
@@ -83,27 +82,23 @@ export async function runSchedule(instrs: Instr[], runner: StageRunner, links: L
         const data = outbox.get(k);
         if (!data) throw new Error(`${what(i)}: nothing to send (schedule sends before computing)`);
         outbox.delete(k);
-        const msg = new Float32Array(data.length + TAG);
-        msg.set(data);
-        msg[data.length] = i.mb;
-        msg[data.length + 1] = next;
         const g = i.kind === 'act' ? links.act : links.grad;
-        pending.push(g.send(msg, i.peer).catch((e: Error) => {
+        pending.push(sendHandoff(g, data, i.mb, next, i.peer).catch((e: Error) => {
           sendError ??= new Error(`${what(i)}: send failed: ${e.message}`);
         }));
         break;
       }
       case 'recv': {
         const n = runner.act.reduce((a, b) => a * b, 1);
-        const msg = new Float32Array(n + TAG);
         const g = i.kind === 'act' ? links.act : links.grad;
+        let got: Awaited<ReturnType<typeof recvHandoff>>;
         try {
-          await g.recv(msg, i.peer);
+          got = await recvHandoff(g, n, i.peer);
         } catch (e) {
           throw new Error(`${what(i)}: ${(e as Error).message}`);
         }
-        if (msg[n] !== i.mb || msg[n + 1] !== i.stage) throw new Error(`${what(i)}: received micro-batch ${msg[n]} for stage ${msg[n + 1]} instead; the ranks run different schedules`);
-        inbox.set(key(i.kind, i.mb, i.stage), msg.subarray(0, n));
+        if (got.mb !== i.mb || got.stage !== i.stage) throw new Error(`${what(i)}: received micro-batch ${got.mb} for stage ${got.stage} instead; the ranks run different schedules`);
+        inbox.set(key(i.kind, i.mb, i.stage), got.data);
         break;
       }
       default:
