@@ -45,6 +45,8 @@ export interface LocalPrediction {
   parts: { compute: number; bubble: number; stash: number; pointToPoint: number; allReduce: number; update: number };
   /** Activations and gradients sent between pipeline ranks in one step (each charged one handoff). */
   handoffs: number;
+  /** Pipeline layouts: per virtual stage, one micro-batch's forward and backward, ms alone on a core. */
+  stageMs?: { forward: number[]; backward: number[] };
 }
 
 /** Seconds per byte of the loopback link (all-reduce bus bandwidth, or a quarter of memory bandwidth). */
@@ -148,10 +150,11 @@ export function predictLocalStepMs(g: Omit<GptShape, 'batch'>, l: LocalLayout, s
   const layerS = ms(layer, t) / 1000;
   // One virtual stage's programs for one micro-batch, CPU seconds alone on a core (`stash`:
   // with the kept tensors copied out of ONNX Runtime). Each block is a session run forward and
-  // one backward; the forward hands its output to JavaScript, the backward its input gradient
-  // and its parameters' gradients (fresh outputs, at the calibrated rate), which are then added
-  // into the rank's gradient on the host. Stage 0 also runs the embedding forward and backward;
-  // the last stage runs the head and the loss (one program, in its backward).
+  // one backward; the forward hands its output to JavaScript (a fresh output, at the calibrated
+  // rate); the backward writes its input gradient and its parameters' gradients into buffers
+  // it reuses (engine/pipeline/stage.ts: no copy), which are then added into the rank's
+  // gradient on the host. Stage 0 also runs the embedding forward and backward; the last stage
+  // runs the head and the loss (one program, in its backward).
   const V = l.pp * l.v;
   const n = g.nLayer / V;
   const costs = (o: { stash: boolean }) => {
@@ -163,7 +166,7 @@ export function predictLocalStepMs(g: Omit<GptShape, 'batch'>, l: LocalLayout, s
       fwd.push(n * (forward * layerS + run + actBytes * copy + stash) + embed);
       const accumulate = (FLAT_GRAD_BYTES + ACCUMULATE_BYTES.host) * n * layerParams * t;
       const headS = j === V - 1 ? ms(head, t) / 1000 + run + (FLAT_GRAD_BYTES + ACCUMULATE_BYTES.host) * (params - g.nLayer * layerParams) * t : 0;
-      bwd.push(n * ((1 - forward + extra) * layerS + run + (actBytes + 4 * layerParams) * copy) + accumulate + headS + embed);
+      bwd.push(n * ((1 - forward + extra) * layerS + run) + accumulate + headS + embed);
     }
     return { fwd, bwd };
   };
@@ -198,5 +201,6 @@ export function predictLocalStepMs(g: Omit<GptShape, 'batch'>, l: LocalLayout, s
   const collectives = without('collectives');
   const update = without('update');
   const bubble = msTotal - compute - stash - pointToPoint - collectives - update;
-  return { ms: msTotal, parts: { compute, bubble, stash, pointToPoint, allReduce: collectives, update }, handoffs: full.handoffs };
+  const c = costs(all);
+  return { ms: msTotal, parts: { compute, bubble, stash, pointToPoint, allReduce: collectives, update }, handoffs: full.handoffs, stageMs: { forward: c.fwd.map((x) => 1000 * x), backward: c.bwd.map((x) => 1000 * x) } };
 }

@@ -124,8 +124,11 @@ test('--machine with a layout predicts a local run: parts add up, recomputation 
   for (const p of [one, full, none]) assert.ok(Math.abs(Object.values(p.parts_ms).reduce((a, b) => a + b, 0) - p.predicted_ms_per_iter) < 1e-6 * p.predicted_ms_per_iter);
   assert.equal(one.parts_ms.bubble, 0);
   assert.equal(full.layout.microBatches, 4);
-  // 1F1B idles (p - 1) stage-times of m: a quarter of the compute at p 2, m 4.
-  assert.ok(Math.abs(full.parts_ms.bubble! / full.parts_ms.compute! - 1 / 4) < 1e-9);
+  // 1F1B idles (p - 1) stage-times of m: about a quarter of the compute at p 2, m 4 (the first
+  // stage's forward before the last stage starts and its backward after it ends; the first
+  // stage has no head, so a little less).
+  const idle = full.parts_ms.bubble! / full.parts_ms.compute!;
+  assert.ok(idle > 0.2 && idle <= 0.25, `bubble / compute ${idle}`);
   assert.ok(full.parts_ms.compute! > none.parts_ms.compute!, 'full recomputation redoes each block forward');
   assert.ok(local('--dp', '2', '--global-batch', '64').parts_ms.allReduce! > 0);
   const bad = plan('--machine', spec, '--model', 'cpu-small', '--global-batch', '10', '--micro-batch', '4', '--dp', '2');
