@@ -97,3 +97,34 @@ export function leaveOneSourceOut(runs: PublishedRun[]): HeldOut[] {
     return { source, derivedConstants: Object.keys(derived).length, summary: summarize(runs.filter((r) => r.source === source).map(checkRun)) };
   });
 }
+
+/** A pipelined row's published-minus-predicted step time, counted in pipeline slots. */
+export interface SlotResidual {
+  run: PublishedRun;
+  /** Seconds per step: as published (or implied by a published throughput), and predicted. */
+  publishedStep: number;
+  predictedStep: number;
+  /** The model's seconds per extra micro-batch: the slowest stage's forward + backward slot. */
+  slot: number;
+  /** (published - predicted) / slot. */
+  slots: number;
+  stages: number;
+}
+
+/**
+ * How much step time a pipelined row's prediction leaves unexplained, in units of the
+ * model's own pipeline slot, beside the number of stages: a gap that tracks p - 1 slots
+ * points at the fill and drain, one that tracks the micro-batch count at the steady state.
+ * A diagnostic of the model against one row; nothing is derived from it. Every published
+ * metric but step time is a throughput, inversely proportional to step time.
+ */
+export function slotResidual(run: PublishedRun): SlotResidual {
+  const base = checkRun(run);
+  const t = base.result.training;
+  const predictedStep = base.result.time.step;
+  const publishedStep = run.metric === 'step_s' ? run.published : predictedStep * (base.predicted / run.published);
+  // One more micro-batch on every pipeline: the step grows by the steady-state slot.
+  const more = checkRun({ ...run, layout: { ...run.layout, globalBatch: t.globalBatch + t.microBatch * t.dp } });
+  const slot = more.result.time.step - predictedStep;
+  return { run, publishedStep, predictedStep, slot, slots: (publishedStep - predictedStep) / slot, stages: t.pp };
+}

@@ -266,7 +266,16 @@ export function stepTime(m: ModelSpec, c: ClusterSpec, t: TrainingSpec): TimeBre
   // With sequence parallelism the activation is already split by sequence across the TP
   // group, so each rank sends its own 1/tp and nothing is gathered (Megatron skips the
   // gather then: "scatter_gather_tensors_in_pipeline and not sequence_parallel").
-  const gather = sliced && !t.sequenceParallel ? allGatherSeconds(c, groupOf(t.tp, 1, gpn), fullBytes) : 0;
+  // The 2021-22 frameworks gathered through torch.distributed.all_gather into a list of
+  // tensors, which PyTorch's NCCL backend runs into a flat buffer of its own and then copies out
+  // to each (ProcessGroupNCCL::allgather: flatten_for_scatter_gather, a copy_ per output): the
+  // full activation read and written once more. Megatron 2021 gathers into views of one buffer
+  // (mpu.gather_split_1d_tensor): that copy only. DeepSpeed's PartitionedTensor.full()
+  // (deepspeed/runtime/utils.py) also zero-fills its flat buffer, copies its own slice in and
+  // returns a clone of the result: 1 + 2/tp + 2 + 2 passes over the full activation. Later
+  // Megatron gathers with _all_gather_base into its buffer directly.
+  const gatherCopies = p2p === 'synchronous' ? 2 : p2p === 'blocking' ? 5 + 2 / t.tp : 0;
+  const gather = sliced && !t.sequenceParallel ? allGatherSeconds(c, groupOf(t.tp, 1, gpn), fullBytes) + streamSeconds(dev, gatherCopies * fullBytes) : 0;
   const wire = t.pp > 1 ? sendSeconds(c, sameNode, sliced ? fullBytes / t.tp : fullBytes) : 0;
   const exchanges = p2p !== 'scatter-gather' && t.pp > 1;
   const send = exchanges ? 0 : wire + gather;

@@ -104,6 +104,7 @@ test('pipeline p2p: an unknown mode names the four; DeepSpeed partitioned slices
   // Megatron's exchanges bundle a send and a receive into one rendezvous; DeepSpeed makes them
   // two blocking calls and gathers twice in the backward.
   assert.ok(sg.step < sync.step && sync.step < part.step, `${sg.step} < ${sync.step} < ${part.step}`);
-  // Whole tensors put tp = 8 times the bytes on the wire as the 1/tp slices.
-  assert.ok(full.pipelineSend > 4 * part.pipelineSend, `${full.pipelineSend} vs ${part.pipelineSend}`);
+  // Whole tensors put tp = 8 times the bytes on the wire as the 1/tp slices; the slices pay
+  // back part of it in the tensor-parallel all-gathers and PartitionedTensor's copies around them.
+  assert.ok(full.pipelineSend > 2 * part.pipelineSend, `${full.pipelineSend} vs ${part.pipelineSend}`);
 });

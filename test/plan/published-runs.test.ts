@@ -3,7 +3,7 @@
 // The errors themselves are reported by `npm run bench -- plan`.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkRun, leaveOneSourceOut, summarize } from '../../src/plan/published.js';
+import { checkRun, leaveOneSourceOut, slotResidual, summarize } from '../../src/plan/published.js';
 import { PUBLISHED_RUNS } from './published-runs.js';
 
 const checks = PUBLISHED_RUNS.map(checkRun);
@@ -44,15 +44,37 @@ test('leave-one-source-out: no constant is derived from the table, so each sourc
 });
 
 test('errors against the published runs stay where the fixed constants put them (issue target: mean 5%, max 15%)', () => {
-  // The mean target is met (4.95%); the max is not: MT-NLG's three runs on DeepSpeed's pipeline
-  // engine are predicted 12-15.4% short (their measured times grow by the same ~0.19 s per
-  // micro-batch as the model's but carry ~6 s more per step, about p - 1 = 34 more pipeline
-  // slots; see the bench). BLOOM is 8% fast; every other row is within 10%. A change to the
-  // time model that makes the table worse fails here.
+  // The mean target is met (4.92%); the max is not: MT-NLG's three runs on DeepSpeed's pipeline
+  // engine are predicted 11.9-15.2% short. Their measured times grow by the same ~0.19 s per
+  // micro-batch as the model's but carry 34-37 of the model's pipeline slots more per step, with
+  // p - 1 = 34; BLOOM, the other DeepSpeed-engine row, is 10.7 slots short with p - 1 = 11 (bench:
+  // "gap in slots"). Checked against DeepSpeed v0.5.4's code and found as simulated: the
+  // TrainSchedule step mapping and command order, the blocking p2p calls and partitioned sends,
+  // 'type:transformer' partitioning (3 layers a stage for MT-NLG, [5, 6 x 10, 5] for BLOOM), the
+  // tied-gradient, data-parallel and optimizer steps after the flush; CPU syncs (tolist() on
+  // received metadata, CUDA_LAUNCH_BLOCKING in BLOOM's script) reorder nothing on a GPU that runs
+  // one stream in order. Every other row is within 10%. A change to the time model that makes the
+  // table worse fails here.
   const s = summarize(checks);
-  assert.ok(s.meanAbs <= 0.05, `mean |error| ${(s.meanAbs * 100).toFixed(2)}%`);
+  assert.ok(s.meanAbs <= 0.0495, `mean |error| ${(s.meanAbs * 100).toFixed(2)}%`);
   const deepSpeedPipeline = (id: string) => id.startsWith('smith2022') || id.startsWith('bigscience2022');
-  for (const c of checks) assert.ok(Math.abs(c.error) <= (deepSpeedPipeline(c.run.id) ? 0.16 : 0.1), `${c.run.id}: ${(c.error * 100).toFixed(1)}%`);
+  for (const c of checks) assert.ok(Math.abs(c.error) <= (deepSpeedPipeline(c.run.id) ? 0.155 : 0.1), `${c.run.id}: ${(c.error * 100).toFixed(1)}%`);
   // Hopper rows (sustained-clock GEMMs, FlashAttention by generation) are within 10%.
   for (const c of checks.filter((x) => /h100/.test(x.result.cluster))) assert.ok(Math.abs(c.error) <= 0.1, `${c.run.id}: ${(c.error * 100).toFixed(1)}%`);
+});
+
+test('slotResidual counts what a pipelined row leaves unexplained in the model\'s own pipeline slots', () => {
+  const mt = PUBLISHED_RUNS.find((r) => r.id === 'smith2022-mtnlg-280nodes')!;
+  const base = slotResidual(mt);
+  assert.equal(base.stages, 35);
+  assert.ok(base.slot > 0 && base.slot < base.predictedStep / 100, `slot ${base.slot}`);
+  // A step published exactly three slots longer than predicted is three slots off.
+  assert.ok(Math.abs(slotResidual({ ...mt, published: base.predictedStep + 3 * base.slot }).slots - 3) < 1e-9);
+  // The other MT-NLG rows run the same stages with other dp and micro-batch counts: same slot.
+  for (const id of ['smith2022-mtnlg-350nodes', 'smith2022-mtnlg-420nodes']) {
+    assert.ok(Math.abs(slotResidual(PUBLISHED_RUNS.find((r) => r.id === id)!).slot - base.slot) < 1e-9, id);
+  }
+  // A throughput row published at exactly the predicted throughput is no slot off.
+  const bloom = PUBLISHED_RUNS.find((r) => r.id === 'bigscience2022-bloom-176b')!;
+  assert.ok(Math.abs(slotResidual({ ...bloom, published: checkRun(bloom).predicted }).slots) < 1e-9);
 });
