@@ -38,7 +38,7 @@ function state(dir: string): FullState {
   return readFullState(join(dir, 'ckpt'), layout, model);
 }
 
-function maxDiff(a: Float32Array, b: Float32Array): number {
+function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let worst = 0;
   for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
   return worst;

@@ -5,7 +5,7 @@ export { jit, trace, type HostTree, type TensorTree, type TensorFn, type HostOf,
 export { grad, valueAndGrad, type GradOptions } from './autodiff/api.js';
 export { gradients } from './autodiff/grad.js';
 export { hostValue, type HostValue } from './ir/value.js';
-export { type DType, DTYPES } from './ir/dtype.js';
+export { type DType, DTYPES, type TrainDType, TRAIN_DTYPES } from './ir/dtype.js';
 export { Rng } from './tensor/rng.js';
 export { type Device, DEVICES } from './runtime/session.js';
 export { Module, Parameter } from './nn/module.js';

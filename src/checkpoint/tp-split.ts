@@ -5,6 +5,7 @@
 // takes the same head range from each third). A vocabulary axis that does not divide by tp is
 // padded up to a multiple of tp (Megatron's padded vocab); the padding is zero and is dropped
 // when the shards are joined.
+import { allocFloat, floatDTypeOf, type FloatArray } from '../ir/dtype.js';
 
 export type TpSplit = { kind: 'column' | 'row' | 'vocab'; axis: number; parts?: number } | { kind: 'replicated' };
 
@@ -50,10 +51,10 @@ function eachRow(shape: readonly number[], split: Extract<TpSplit, { axis: numbe
 }
 
 /** Rank r's shard of a full tensor. */
-export function tpSplitTensor(name: string, full: Float32Array, shape: readonly number[], split: TpSplit, tp: number, r: number): Float32Array {
-  if (split.kind === 'replicated' || tp === 1) return full.slice();
+export function tpSplitTensor<A extends FloatArray>(name: string, full: A, shape: readonly number[], split: TpSplit, tp: number, r: number): A {
+  if (split.kind === 'replicated' || tp === 1) return full.slice() as A;
   const rows = partRows(name, shape, split, tp);
-  const out = new Float32Array(prod(tpShardShape(name, shape, split, tp)));
+  const out = allocFloat(floatDTypeOf(full), prod(tpShardShape(name, shape, split, tp))) as A;
   eachRow(shape, split, tp, r, rows, (f, s, n) => out.set(full.subarray(f, f + n), s));
   return out;
 }
@@ -70,11 +71,11 @@ export function tpShardIndex(name: string, shape: readonly number[], split: TpSp
 }
 
 /** The full tensor from every tp rank's shard (in rank order); the inverse of tpSplitTensor. */
-export function tpJoinTensor(name: string, shards: readonly Float32Array[], shape: readonly number[], split: TpSplit): Float32Array {
+export function tpJoinTensor<A extends FloatArray>(name: string, shards: readonly A[], shape: readonly number[], split: TpSplit): A {
   const tp = shards.length;
-  if (split.kind === 'replicated' || tp === 1) return shards[0]!.slice();
+  if (split.kind === 'replicated' || tp === 1) return shards[0]!.slice() as A;
   const rows = partRows(name, shape, split, tp);
-  const out = new Float32Array(prod(shape));
+  const out = allocFloat(floatDTypeOf(shards[0]!), prod(shape)) as A;
   shards.forEach((shard, r) => eachRow(shape, split, tp, r, rows, (f, s, n) => out.set(shard.subarray(s, s + n), f)));
   return out;
 }

@@ -44,7 +44,8 @@ export interface TensorPiece {
 
 export interface UniversalTensor {
   shape: number[];
-  dtype: 'F32';
+  /** The training dtype's: F32, or F64 for a run trained in float64. */
+  dtype: 'F32' | 'F64';
   tp: TpSplit;
   /** Pipeline stage (pp coordinate) that held it; a tied tensor is saved by the first. */
   stage: number;
@@ -117,7 +118,7 @@ export function checkManifest(raw: unknown, where: string): UniversalManifest {
   for (const [name, t] of Object.entries(m.tensors)) {
     const at = `${where}: tensor "${name}"`;
     if (typeof t !== 'object' || t === null) throw new Error(`${at} must be an object`);
-    if (t.dtype !== 'F32') throw new Error(`${at} has dtype ${JSON.stringify(t.dtype)}; universal checkpoints hold fp32 state (F32) only, and a tensor is never reinterpreted`);
+    if (t.dtype !== 'F32' && t.dtype !== 'F64') throw new Error(`${at} has dtype ${JSON.stringify(t.dtype)}; universal checkpoints hold the training dtype's state (F32, or F64 for a float64 run) only, and a tensor is never reinterpreted`);
     if (!Array.isArray(t.shape) || t.shape.length === 0 || !t.shape.every(posInt)) throw new Error(`${at}: shape ${JSON.stringify(t.shape)} must be positive integers`);
     t.tp = parseTpSplit(t.tp, at);
     if (!(natural(t.stage) && t.stage < layout.pp)) throw new Error(`${at}: stage ${JSON.stringify(t.stage)} is outside [0, pp ${layout.pp})`);

@@ -5,6 +5,7 @@
 // and sha256, the run, save and rank in its header, and exactly the entries the manifest gives
 // it (F32, one per state and piece, of the piece's length). So a rank reads only the files
 // holding what its layout needs, and a bad file is refused before anything is loaded.
+import { allocFloat, type FloatArray } from '../ir/dtype.js';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { committedDir, sha256, MANIFEST } from './atomic_dir.js';
@@ -105,7 +106,8 @@ export class UniversalCheckpoint {
         expected.add(key);
         const t = tensors[key];
         if (!t) throw new Error(`${path}: has no "${key}", which ${MANIFEST} places in it`);
-        if (t.dtype !== 'F32') throw new Error(`${path}: "${key}" has dtype ${t.dtype}, but universal checkpoints hold F32 state and ${MANIFEST} says F32; refusing to reinterpret it`);
+        const want = m.tensors[name]!.dtype;
+        if (t.dtype !== want) throw new Error(`${path}: "${key}" has dtype ${t.dtype}, but ${MANIFEST} says ${want}; refusing to reinterpret it`);
         const n = piece.end - piece.start;
         if (t.shape.length !== 1 || t.shape[0] !== n) throw new Error(`${path}: "${key}" has shape [${t.shape.join(', ')}], but ${MANIFEST} gives it range [${piece.start}, ${piece.end}) = [${n}] values`);
       }
@@ -123,16 +125,16 @@ export class UniversalCheckpoint {
   }
 
   /** Tp shard r (of the saved tp degree) of a tensor's state, assembled from its pieces. */
-  readTpShard(name: string, state: StateName, r: number): Float32Array {
+  readTpShard(name: string, state: StateName, r: number): FloatArray {
     const t = this.tensor(name);
     const shape = tpShardShape(name, t.shape, t.tp, this.manifest.layout.tp);
-    const out = new Float32Array(shape.reduce((a, b) => a * b, 1));
-    for (const p of t.pieces) if (p.tpRank === r) out.set(this.shard(p.file)[stateKey(state, name)]!.data as Float32Array, p.start);
+    const out = allocFloat(t.dtype === 'F64' ? 'float64' : 'float32', shape.reduce((a, b) => a * b, 1));
+    for (const p of t.pieces) if (p.tpRank === r) out.set(this.shard(p.file)[stateKey(state, name)]!.data as FloatArray, p.start);
     return out;
   }
 
   /** The whole tensor (tp shards joined). */
-  readFull(name: string, state: StateName): Float32Array {
+  readFull(name: string, state: StateName): FloatArray {
     const t = this.tensor(name);
     const n = t.tp.kind === 'replicated' ? 1 : this.manifest.layout.tp;
     return tpJoinTensor(name, Array.from({ length: n }, (_, r) => this.readTpShard(name, state, r)), t.shape, t.tp);
@@ -140,7 +142,7 @@ export class UniversalCheckpoint {
 
   /** The tensor as tp rank `rank` of a `tp`-way layout holds it: straight from the pieces when
    *  the saved layout has the same tp degree, else joined and split again. */
-  readFor(name: string, state: StateName, tp: number, rank: number): Float32Array {
+  readFor(name: string, state: StateName, tp: number, rank: number): FloatArray {
     const t = this.tensor(name);
     if (t.tp.kind === 'replicated') return this.readTpShard(name, state, 0);
     if (tp === this.manifest.layout.tp) return this.readTpShard(name, state, rank);

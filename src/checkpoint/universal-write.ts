@@ -4,6 +4,7 @@
 // meta.json and the extra files, and commits the directory atomically (atomic_dir.ts: staging
 // directory, fsync, DIR -> DIR.prev, staging -> DIR), so the last good checkpoint survives a
 // crash at any point. Ranks must share the file system holding `dir`.
+import type { FloatArray } from '../ir/dtype.js';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { checkFileName, commitDirectory, writeFileSynced, type FileDigest, type Manifest } from './atomic_dir.js';
@@ -19,9 +20,9 @@ export interface OwnedPiece {
   tpRank: number;
   start: number;
   end: number;
-  param: Float32Array;
-  expAvg: Float32Array;
-  expAvgSq: Float32Array;
+  param: FloatArray;
+  expAvg: FloatArray;
+  expAvgSq: FloatArray;
 }
 
 export interface TensorInfo {
@@ -65,7 +66,7 @@ export function writeUniversalShard(dir: string, part: ShardPart): void {
       if (data.length !== n) throw new Error(`universal shard of rank ${part.coords.rank}: ${state} of "${p.name}" has ${data.length} values for range [${p.start}, ${p.end})`);
       const key = stateKey(state, p.name);
       if (entries[key]) throw new Error(`universal shard of rank ${part.coords.rank}: two pieces of "${p.name}"; a rank saves one contiguous range per tensor`);
-      entries[key] = { dtype: 'F32', shape: [n], data };
+      entries[key] = { dtype: data instanceof Float64Array ? 'F64' : 'F32', shape: [n], data };
     }
     if (!part.tensors[p.name]) throw new Error(`universal shard of rank ${part.coords.rank}: no shape and split given for "${p.name}"`);
     pieces.push({ file, tpRank: p.tpRank, start: p.start, end: p.end });
@@ -73,7 +74,8 @@ export function writeUniversalShard(dir: string, part: ShardPart): void {
   const metadata = { format: 'pt', 'atscale.run': part.run, 'atscale.save': part.save, 'atscale.rank': String(part.coords.rank) };
   const digest = writeSafetensorsFile(join(staging, file), entries, metadata);
   const names = part.pieces.map((p) => p.name);
-  const record: PartRecord & { names: string[] } = { coords: part.coords, run: part.run, save: part.save, digest, pieces, tensors: part.tensors, names };
+  const dtypes = part.pieces.map((p) => (p.param instanceof Float64Array ? 'F64' : 'F32') as 'F32' | 'F64');
+  const record: PartRecord & { names: string[]; dtypes: ('F32' | 'F64')[] } = { coords: part.coords, run: part.run, save: part.save, digest, pieces, tensors: part.tensors, names, dtypes };
   // The record goes last: its presence means this rank's shard file is complete.
   writeFileSynced(join(staging, recordName(part.coords.rank)), JSON.stringify(record));
 }
@@ -102,7 +104,7 @@ export function finalizeUniversal(dir: string, o: FinalizeOptions): UniversalMan
       missing.push(r);
       continue;
     }
-    const rec = JSON.parse(readFileSync(path, 'utf8')) as PartRecord & { names: string[] };
+    const rec = JSON.parse(readFileSync(path, 'utf8')) as PartRecord & { names: string[]; dtypes?: ('F32' | 'F64')[] };
     if (rec.run !== o.run || rec.save !== o.save) throw new Error(`universal checkpoint ${dir}: rank ${r}'s shard belongs to run ${rec.run} save ${rec.save}, not run ${o.run} save ${o.save}`);
     const file = shardFileName(r);
     // The record is written after its shard, but a shard written by another process (an
@@ -115,7 +117,9 @@ export function finalizeUniversal(dir: string, o: FinalizeOptions): UniversalMan
       const name = rec.names[i]!;
       const info = rec.tensors[name]!;
       if (!(name in tensors)) throw new Error(`universal checkpoint ${dir}: rank ${r} saved "${name}", which is not one of the model's tensors`);
-      const t = (tensors[name] ??= { shape: info.shape, dtype: 'F32', tp: info.tp, stage: info.stage, pieces: [] });
+      const dtype = rec.dtypes?.[i] ?? 'F32';
+      const t = (tensors[name] ??= { shape: info.shape, dtype, tp: info.tp, stage: info.stage, pieces: [] });
+      if (t.dtype !== dtype) throw new Error(`universal checkpoint ${dir}: rank ${r} saved "${name}" as ${dtype}, another rank as ${t.dtype}; every rank must train in the same --dtype`);
       if (JSON.stringify([t.shape, t.tp]) !== JSON.stringify([info.shape, info.tp])) throw new Error(`universal checkpoint ${dir}: rank ${r} describes "${name}" as [${info.shape.join(', ')}] ${JSON.stringify(info.tp)}, another rank as [${t.shape.join(', ')}] ${JSON.stringify(t.tp)}`);
       t.pieces.push(p);
     });

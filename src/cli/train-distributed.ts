@@ -3,6 +3,8 @@
 // one trainer (engine/mesh-trainer.ts) is built: on the mesh of one, or on a mesh over a
 // process group. The DeepSpeed-style config sets batch sizes, optimizer, schedule, clipping
 // and ZeRO stage; the trainer picks its step from the layout.
+import { refuseFloat64 } from '../engine/train-dtype.js';
+import type { TrainDType } from '../ir/dtype.js';
 import { readFileSync } from 'node:fs';
 import type { TrainHyper } from '../models/presets.js';
 import type { LanguageModel } from '../models/model.js';
@@ -50,6 +52,8 @@ export interface SetupOptions {
   model?: { nLayer?: number; nHead?: number };
   /** Per-rank cap on model state (GiB); a layout above it fails before allocating. */
   maxMemoryGb?: number;
+  /** Training dtype (--dtype); default float32. */
+  dtype?: TrainDType;
 }
 
 export async function distributedSetup(dsConfigPath: string | undefined, hyper: TrainHyper, explicit: ReadonlySet<string>, opts: SetupOptions): Promise<DistSetup> {
@@ -122,8 +126,9 @@ export async function distributedSetup(dsConfigPath: string | undefined, hyper: 
   };
   const mesh = Mesh.create(pg, resolved.layout.mesh);
   const kind = stepKind(mesh.shape, false, cfg.zero.stage, recompute);
+  if (kind !== 'pipeline') refuseFloat64(opts.dtype, `ZeRO stage ${cfg.zero.stage} over data parallelism alone (dp ${dp}, pp 1, tp 1, recompute ${recompute}); float64 runs ZeRO-1 on the mesh step: add --recompute-granularity selective, or pp/tp > 1`);
   const options = (model: LanguageModel, micro: number, seed: number, initial?: Float32Array) => ({
-    ...deepSpeedOptions(cfg), seed, threads: opts.threads, device: opts.device, shape: { batch: micro, seq: model.dims.blockSize }, layout: resolved.layout, stageLayers: resolved.stageLayers, initialParams: initial,
+    ...deepSpeedOptions(cfg), seed, threads: opts.threads, device: opts.device, shape: { batch: micro, seq: model.dims.blockSize }, layout: resolved.layout, stageLayers: resolved.stageLayers, initialParams: initial, dtype: opts.dtype,
   });
   if (kind !== 'pipeline') {
     // ZeRO over the dp axis, which is the whole world: the loop's whole-model memory estimate applies.
@@ -141,13 +146,14 @@ export async function distributedSetup(dsConfigPath: string | undefined, hyper: 
       const d = model.dims;
       const spec = { name: model.family, layers: d.nLayer, hidden: d.nEmbd, heads: d.nHead, seqLen: d.blockSize, vocab: d.vocabSize, ffn: 4 * d.nEmbd };
       const bias = model.architecture().bias !== false;
-      checkMemoryCap(spec, resolved.layout.mesh, resolved.layout.virtual, resolved.stageLayers, cfg.zero.stage, opts.maxMemoryGb, bias);
+      const itemBytes = opts.dtype === 'float64' ? 8 : 4;
+      checkMemoryCap(spec, resolved.layout.mesh, resolved.layout.virtual, resolved.stageLayers, cfg.zero.stage, opts.maxMemoryGb, bias, itemBytes);
       if (tp > 1 && d.vocabSize % tp !== 0 && pg.rank === 0) {
         const padded = Math.ceil(d.vocabSize / tp) * tp;
         console.log(`tensor parallelism: vocabulary ${d.vocabSize} does not divide by tp ${tp}; padded to ${padded} (${padded - d.vocabSize} zero row(s) on the last tp rank, never predicted)`);
       }
       const t = await createTrainer(model, mesh, options(model, micro, seed, initial));
-      const formula = rankStateBytes(spec, resolved.layout.mesh, resolved.layout.virtual, resolved.stageLayers, mesh.coords.pp, cfg.zero.stage, bias);
+      const formula = rankStateBytes(spec, resolved.layout.mesh, resolved.layout.virtual, resolved.stageLayers, mesh.coords.pp, cfg.zero.stage, bias, itemBytes);
       console.log(`memory: ${mesh.describe()}: held ${JSON.stringify(t.memoryReport())}, formula ${JSON.stringify(formula)}`);
       return t;
     },
@@ -166,8 +172,8 @@ function cappedSingleTrainer(h: TrainHyper, opts: SetupOptions, recompute?: 'non
     const { MeshTrainer, singleLayout } = await import('../engine/mesh-trainer.js');
     const d = model.dims;
     const spec = { name: model.family, layers: d.nLayer, hidden: d.nEmbd, heads: d.nHead, seqLen: d.blockSize, vocab: d.vocabSize, ffn: 4 * d.nEmbd };
-    checkMemoryCap(spec, { dp: 1, pp: 1, tp: 1 }, 1, [d.nLayer], 0, cap, model.architecture().bias !== false);
+    checkMemoryCap(spec, { dp: 1, pp: 1, tp: 1 }, 1, [d.nLayer], 0, cap, model.architecture().bias !== false, opts.dtype === 'float64' ? 8 : 4);
     // Compiled by the loop's prepare(), after its MFU probe (as without the cap).
-    return new MeshTrainer(model, Mesh.single(), { shape: { batch: micro, seq: d.blockSize }, optimizer: { lr: h.lr, beta1: h.beta1, beta2: h.beta2, eps: 1e-8, weightDecay: h.weightDecay }, gradClip: h.gradClip, gradAccum: h.gradAccum, seed, initialParams: initial, device: opts.device, threads: opts.threads, layout: recompute && singleLayout(recompute) });
+    return new MeshTrainer(model, Mesh.single(), { shape: { batch: micro, seq: d.blockSize }, optimizer: { lr: h.lr, beta1: h.beta1, beta2: h.beta2, eps: 1e-8, weightDecay: h.weightDecay }, gradClip: h.gradClip, gradAccum: h.gradAccum, seed, initialParams: initial, device: opts.device, threads: opts.threads, layout: recompute && singleLayout(recompute), dtype: opts.dtype });
   };
 }

@@ -41,6 +41,7 @@ const FLAGS: Record<string, FlagSpec> = {
   compile: { type: 'boolean', help: 'nanoGPT\'s compile: always on, every step is one compiled ONNX graph', default: true },
   device: { type: 'string', help: 'cpu or webgpu', default: 'cpu' },
   threads: { type: 'number', help: 'ONNX Runtime intra-op threads (default: all cores)' },
+  dtype: { type: 'string', help: 'float32 or float64: the dtype of parameters, activations, gradients, optimizer state, collectives and checkpoints. float64 is for exactness checks (a mesh layout then matches one process to ~1e-16 instead of float32 rounding); about 2x slower and 2x the memory. One process and the tp/pp/sp mesh with ZeRO-1; GPT only', default: 'float32' },
   seed: { type: 'number', help: 'random seed', default: 1337 },
   'peak-gflops': { type: 'number', help: 'peak GFLOP/s for MFU (default: --machine, else a GEMM probe at start-up; see MFU below)' },
   machine: { type: 'string', help: 'machine spec from atscale plan --calibrate for the MFU peak (default ./atscale-machine.json if its thread count matches)' },
@@ -163,6 +164,12 @@ export async function run(argv: string[]): Promise<number> {
   const { checkDevice } = await import('../runtime/session.js');
   const device = checkDevice(flags.device);
   const threads = flags.threads as number | undefined;
+  const { checkTrainDType } = await import('../ir/dtype.js');
+  const dtype = checkTrainDType(flags.dtype);
+  if (dtype === 'float64' && device === 'webgpu') {
+    const { refuseFloat64 } = await import('../engine/train-dtype.js');
+    refuseFloat64(dtype, '--device webgpu (WebGPU has no float64)');
+  }
   const { runTraining } = await import('../engine/train-loop.js');
   const dist = await import('./train-distributed.js');
   const parallel = {
@@ -190,7 +197,7 @@ export async function run(argv: string[]): Promise<number> {
     tokenizerKind = hf.tokenizer.kind;
     dims = { nLayer: hf.model.dims.nLayer, nHead: hf.model.dims.nHead };
   }
-  const setup = await dist.distributedSetup(flags.deepspeedConfig as string | undefined, runHyper, explicit, { device, threads, parallel, model: dims, maxMemoryGb: flags.maxMemoryGb as number | undefined });
+  const setup = await dist.distributedSetup(flags.deepspeedConfig as string | undefined, runHyper, explicit, { device, threads, parallel, model: dims, maxMemoryGb: flags.maxMemoryGb as number | undefined, dtype });
   const out = String(flags.out);
   const monitor = { ...setup.monitor };
   if (explicit.has('tensorboard') || !monitor.tensorboard) monitor.tensorboard = { ...monitor.tensorboard, enabled: flags.tensorboard !== false };
@@ -211,6 +218,7 @@ export async function run(argv: string[]): Promise<number> {
       seed: flags.seed as number,
       device,
       threads,
+      dtype,
       peakGflops: flags.peakGflops as number | undefined,
       machine: flags.machine as string | undefined,
       rank: setup.rank,

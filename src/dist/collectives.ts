@@ -2,11 +2,12 @@
 // direct exchange: every rank sends its buffer to every other and reduces what it gets in
 // rank order, so all ranks compute bit-identical results) and broadcast (direct for small
 // buffers, a pipelined chain for large ones).
+import { allocFloat, floatDTypeOf, type FloatArray } from '../ir/dtype.js';
 import { chunkRange } from './chunk.js';
 import type { PendingOp } from './op.js';
 import type { ReduceFn } from './reduce.js';
 
-export function bytesOf(a: Float32Array): Uint8Array {
+export function bytesOf(a: FloatArray): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 }
 
@@ -14,27 +15,27 @@ export function bytesOf(a: Float32Array): Uint8Array {
  * All-reduce by direct exchange: n-1 messages out and in per rank, all in one round. The
  * result is written into `buf` in onComplete, after our own sends have left `buf`.
  */
-export function directAllReduce(op: PendingOp, members: readonly number[], me: number, buf: Float32Array, reduce: ReduceFn): void {
+export function directAllReduce(op: PendingOp, members: readonly number[], me: number, buf: FloatArray, reduce: ReduceFn): void {
   const n = members.length;
-  const contributions: Float32Array[] = new Array<Float32Array>(n);
+  const contributions: FloatArray[] = new Array<FloatArray>(n);
   contributions[me] = buf;
   for (let g = 0; g < n; g++) {
     if (g === me) continue;
-    const tmp = new Float32Array(buf.length);
+    const tmp = allocFloat(floatDTypeOf(buf), buf.length);
     contributions[g] = tmp;
     op.recv(members[g]!, 0, bytesOf(tmp), null, null);
     op.send(members[g]!, 0, bytesOf(buf));
   }
   op.onComplete = () => {
     // Same order on every rank: ((x0 op x1) op x2) ...
-    const acc = Float32Array.from(contributions[0]!);
+    const acc = contributions[0]!.slice();
     for (let g = 1; g < n; g++) reduce(acc, contributions[g]!);
     buf.set(acc);
   };
 }
 
 /** Root sends the whole buffer to each rank. */
-export function directBroadcast(op: PendingOp, members: readonly number[], me: number, buf: Float32Array, root: number): void {
+export function directBroadcast(op: PendingOp, members: readonly number[], me: number, buf: FloatArray, root: number): void {
   if (me === root) {
     for (let g = 0; g < members.length; g++) if (g !== root) op.send(members[g]!, 0, bytesOf(buf));
   } else {
@@ -46,7 +47,7 @@ export function directBroadcast(op: PendingOp, members: readonly number[], me: n
  * Pipelined chain root -> root+1 -> ...: each segment is forwarded as soon as it lands, so a
  * large broadcast costs about one buffer's transfer time instead of n-1.
  */
-export function chainBroadcast(op: PendingOp, members: readonly number[], me: number, buf: Float32Array, root: number, segmentElems: number): void {
+export function chainBroadcast(op: PendingOp, members: readonly number[], me: number, buf: FloatArray, root: number, segmentElems: number): void {
   const n = members.length;
   const pos = (me - root + n) % n;
   const next = pos + 1 < n ? members[(me + 1) % n]! : -1;

@@ -3,6 +3,7 @@
 // rank fails it at once with that rank's name: a rank that died fails every op of its groups;
 // a rank that left (destroy()) fails only the ops that still need to receive from it or send
 // to it, since an op that got everything it needed from that rank can still complete.
+import type { FloatArray } from '../ir/dtype.js';
 import { frameKey } from './receiver.js';
 import { PeerLostError, type Transport } from './transport.js';
 
@@ -58,7 +59,7 @@ export class PendingOp {
   }
 
   /** Posts a receive of `part` from global rank `from`; `then` runs when it has landed. */
-  recv(from: number, part: number, dest: Uint8Array, reduceInto: Float32Array | null, reduce: ((d: Float32Array, s: Float32Array) => void) | null, then?: () => void): void {
+  recv(from: number, part: number, dest: Uint8Array, reduceInto: FloatArray | null, reduce: ((d: FloatArray, s: FloatArray) => void) | null, then?: () => void): void {
     if (this.settled) return;
     const key = frameKey(this.type, this.channel, this.seq, part);
     this.bump(this.recvsFrom, from, 1);

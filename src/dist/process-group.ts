@@ -2,6 +2,7 @@
 // owns the transport and the store; subgroups share them and get their own channel number,
 // so their frames never mix with the parent's. Collectives must be called by every member in
 // the same order (as with torch.distributed); each call gets the next sequence number.
+import { allocFloat, floatDTypeOf, type FloatArray } from '../ir/dtype.js';
 import { createHash } from 'node:crypto';
 import { chunkRange } from './chunk.js';
 import { chainBroadcast, directAllReduce, directBroadcast, bytesOf } from './collectives.js';
@@ -24,7 +25,7 @@ interface Shared {
   transport: Transport;
   active: Set<PendingOp>;
   /** Scratch for reduceScatter, reused across calls. */
-  work: Float32Array;
+  work: FloatArray;
   /** Called by the world group's destroy. */
   shutdown: () => Promise<void>;
 }
@@ -56,12 +57,12 @@ export class ProcessGroup {
   }
 
   /** Sum, max or average of `buf` over all ranks, in place. */
-  async allReduce(buf: Float32Array, op: ReduceOp = 'sum'): Promise<void> {
+  async allReduce(buf: FloatArray, op: ReduceOp = 'sum'): Promise<void> {
     const reduce = reducerFor(op);
     const p = this.newOp('all_reduce', FrameType.collective, true);
     if (this.worldSize > 1) {
       if (buf.byteLength <= this.options.smallMessageBytes) directAllReduce(p, this.members, this.rank, buf, reduce);
-      else ring(p, this.members, this.rank, buf, { reduceScatter: true, allGather: true, reduce, segmentElems: this.segmentElems });
+      else ring(p, this.members, this.rank, buf, { reduceScatter: true, allGather: true, reduce, segmentElems: this.segmentElems(buf) });
     }
     await p.start();
     if (op === 'avg') for (let i = 0; i < buf.length; i++) buf[i] = buf[i]! / this.worldSize;
@@ -72,36 +73,36 @@ export class ProcessGroup {
    * rank's part into `output`: elements chunkRange(input.length, worldSize, rank), so uneven
    * lengths give the first (length % worldSize) ranks one element more; no padding.
    */
-  async reduceScatter(input: Float32Array, output: Float32Array): Promise<void> {
+  async reduceScatter(input: FloatArray, output: FloatArray): Promise<void> {
     const [a, b] = chunkRange(input.length, this.worldSize, this.rank);
     if (output.length !== b - a) throw new RangeError(`reduceScatter: output has ${output.length} elements but rank ${this.rank} owns ${b - a} of ${input.length} (chunkRange(${input.length}, ${this.worldSize}, ${this.rank}))`);
     const p = this.newOp('reduce_scatter', FrameType.collective, true);
     // The ring reduces in place; work on a copy so the caller's input stays as it was.
-    if (this.shared.work.length < input.length) this.shared.work = new Float32Array(input.length);
+    if (this.shared.work.length < input.length || this.shared.work.constructor !== input.constructor) this.shared.work = allocFloat(floatDTypeOf(input), input.length);
     const work = this.shared.work.subarray(0, input.length);
     work.set(input);
-    if (this.worldSize > 1) ring(p, this.members, this.rank, work, { reduceScatter: true, allGather: false, reduce: reducerFor('sum'), segmentElems: this.segmentElems });
+    if (this.worldSize > 1) ring(p, this.members, this.rank, work, { reduceScatter: true, allGather: false, reduce: reducerFor('sum'), segmentElems: this.segmentElems(work) });
     await p.start();
     output.set(work.subarray(a, b));
   }
 
   /** Concatenates every rank's `input` (its chunkRange(output.length, ...) part) into `output`. */
-  async allGather(input: Float32Array, output: Float32Array): Promise<void> {
+  async allGather(input: FloatArray, output: FloatArray): Promise<void> {
     const [a, b] = chunkRange(output.length, this.worldSize, this.rank);
     if (input.length !== b - a) throw new RangeError(`allGather: input has ${input.length} elements but rank ${this.rank}'s part of ${output.length} is ${b - a} (chunkRange(${output.length}, ${this.worldSize}, ${this.rank}))`);
     const p = this.newOp('all_gather', FrameType.collective, true);
     output.set(input, a);
-    if (this.worldSize > 1) ring(p, this.members, this.rank, output, { reduceScatter: false, allGather: true, reduce: reducerFor('sum'), segmentElems: this.segmentElems });
+    if (this.worldSize > 1) ring(p, this.members, this.rank, output, { reduceScatter: false, allGather: true, reduce: reducerFor('sum'), segmentElems: this.segmentElems(output) });
     await p.start();
   }
 
   /** Copies root's `buf` into every rank's `buf`. */
-  async broadcast(buf: Float32Array, root: number): Promise<void> {
+  async broadcast(buf: FloatArray, root: number): Promise<void> {
     this.checkRank(root, 'broadcast root');
     const p = this.newOp('broadcast', FrameType.collective, false);
     if (this.worldSize > 1) {
       if (buf.byteLength <= this.options.smallMessageBytes) directBroadcast(p, this.members, this.rank, buf, root);
-      else chainBroadcast(p, this.members, this.rank, buf, root, this.segmentElems);
+      else chainBroadcast(p, this.members, this.rank, buf, root, this.segmentElems(buf));
     }
     await p.start();
   }
@@ -114,7 +115,7 @@ export class ProcessGroup {
   }
 
   /** Sends `buf` to group rank `dst`, which must call recv with a buffer of the same size. */
-  async send(buf: Float32Array, dst: number): Promise<void> {
+  async send(buf: FloatArray, dst: number): Promise<void> {
     this.checkRank(dst, 'send destination');
     if (dst === this.rank) throw new RangeError(`send: rank ${dst} cannot send to itself`);
     const p = this.newOp(`send to rank ${this.members[dst]}`, FrameType.p2p, false, this.sendSeq[dst]!++, this.members[dst]);
@@ -123,7 +124,7 @@ export class ProcessGroup {
   }
 
   /** Receives into `buf` what group rank `src` sent with send(). */
-  async recv(buf: Float32Array, src: number): Promise<void> {
+  async recv(buf: FloatArray, src: number): Promise<void> {
     this.checkRank(src, 'recv source');
     if (src === this.rank) throw new RangeError(`recv: rank ${src} cannot receive from itself`);
     const p = this.newOp(`recv from rank ${this.members[src]}`, FrameType.p2p, false, this.recvSeq[src]!++, this.members[src]);
@@ -162,12 +163,13 @@ export class ProcessGroup {
     if (this.isWorld) await this.shared.shutdown();
   }
 
-  private get segmentElems(): number {
-    return Math.max(1, Math.floor(this.options.segmentBytes / 4));
+  /** Elements of `buf` per segment: segmentBytes whatever the element size. */
+  private segmentElems(buf: FloatArray): number {
+    return Math.max(1, Math.floor(this.options.segmentBytes / buf.BYTES_PER_ELEMENT));
   }
 
-  private forEachSegment(buf: Float32Array, fn: (part: number, view: Float32Array) => void): void {
-    const segments = Math.max(1, Math.ceil(buf.length / this.segmentElems));
+  private forEachSegment(buf: FloatArray, fn: (part: number, view: FloatArray) => void): void {
+    const segments = Math.max(1, Math.ceil(buf.length / this.segmentElems(buf)));
     for (let k = 0; k < segments; k++) {
       const [a, b] = chunkRange(buf.length, segments, k);
       fn(k, buf.subarray(a, b));

@@ -1,11 +1,12 @@
-// Elementwise reductions on Float32Array: tight loops, no allocation, unrolled by 4 so V8
+// Elementwise reductions on float buffers (float32, or float64 for --dtype float64 runs): tight loops, no allocation, unrolled by 4 so V8
 // keeps the loop body in registers. These run on every received segment, so their speed is
 // measured by `npm run bench -- collectives` (the "reduce GB/s" line).
+import type { FloatArray } from '../ir/dtype.js';
 
 export type ReduceOp = 'sum' | 'max' | 'avg';
-export type ReduceFn = (dst: Float32Array, src: Float32Array) => void;
+export type ReduceFn = (dst: FloatArray, src: FloatArray) => void;
 
-export function sumInto(dst: Float32Array, src: Float32Array): void {
+export function sumInto(dst: FloatArray, src: FloatArray): void {
   const n = dst.length;
   const n4 = n - (n % 4);
   let i = 0;
@@ -19,7 +20,7 @@ export function sumInto(dst: Float32Array, src: Float32Array): void {
 }
 
 /** Max that propagates NaN, like torch. */
-export function maxInto(dst: Float32Array, src: Float32Array): void {
+export function maxInto(dst: FloatArray, src: FloatArray): void {
   const n = dst.length;
   for (let i = 0; i < n; i++) {
     const s = src[i]!;

@@ -8,6 +8,7 @@
 //     after the last stage rank r holds the full reduction of chunk r.
 //   all-gather stage s (0..n-2): send chunk r-s, receive chunk r-s-1 and copy it.
 // Every segment of every stage has its own part number, so frames match exactly.
+import type { FloatArray } from '../ir/dtype.js';
 import { chunkRange } from './chunk.js';
 import type { PendingOp } from './op.js';
 import type { ReduceFn } from './reduce.js';
@@ -16,16 +17,16 @@ export interface RingPlan {
   reduceScatter: boolean;
   allGather: boolean;
   reduce: ReduceFn;
-  /** Largest segment, in float32 elements. */
+  /** Largest segment, in elements of the buffer's type. */
   segmentElems: number;
 }
 
-function bytesOf(a: Float32Array): Uint8Array {
+function bytesOf(a: FloatArray): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 }
 
 /** Issues every send and receive of the ring on `op`; the caller awaits op.start(). */
-export function ring(op: PendingOp, members: readonly number[], me: number, buf: Float32Array, plan: RingPlan): void {
+export function ring(op: PendingOp, members: readonly number[], me: number, buf: FloatArray, plan: RingPlan): void {
   const n = members.length;
   const left = members[(me - 1 + n) % n]!;
   const right = members[(me + 1) % n]!;
@@ -40,7 +41,7 @@ export function ring(op: PendingOp, members: readonly number[], me: number, buf:
   if (plan.reduceScatter) for (let s = 0; s < n - 1; s++) stages.push({ send: mod(me - s - 1), recv: mod(me - s - 2), reduce: true });
   if (plan.allGather) for (let s = 0; s < n - 1; s++) stages.push({ send: mod(me - s), recv: mod(me - s - 1), reduce: false });
 
-  const segment = (chunk: number, k: number): Float32Array => {
+  const segment = (chunk: number, k: number): FloatArray => {
     const [c0, c1] = chunkRange(buf.length, n, chunk);
     const [s0, s1] = chunkRange(c1 - c0, segments, k);
     return buf.subarray(c0 + s0, c0 + s1);

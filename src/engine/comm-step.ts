@@ -1,5 +1,5 @@
 // Runs one communication step of a partitioned program (ir/partition.ts) on process groups.
-// ProcessGroup collectives work on flat Float32Array buffers, rank-major; a collective node
+// ProcessGroup collectives work on flat float buffers (float32, float64 for --dtype float64), rank-major; a collective node
 // concatenates or splits along any `dim`, so the values are regrouped around the call:
 //   all_gather:     [P, outer, inner] as the ranks send it -> [outer, P, inner] (dim-major)
 //   reduce_scatter: [outer, P, inner] as the graph holds it -> [P, outer, inner] before the call
@@ -10,7 +10,7 @@
 import type { ProcessGroup } from '../dist/index.js';
 import type { CommCall, CommStep } from '../ir/partition.js';
 import type { HostValue } from '../ir/value.js';
-import { floatToHalfBits, halfBitsToFloat } from '../ir/dtype.js';
+import { allocFloat, floatDTypeOf, floatToHalfBits, halfBitsToFloat, type FloatArray } from '../ir/dtype.js';
 import { numel, shapeStr } from '../ir/shape.js';
 
 /** The values of a run so far, by original node id, and which of them this run allocated
@@ -22,16 +22,17 @@ export interface RunValues {
   consumable(id: number, step: number): boolean;
 }
 
-/** float32 and bfloat16 travel as Float32Array already; float16 arrives as bits. */
-function asFloat32(v: HostValue): Float32Array {
-  if (v.dtype !== 'float16') return v.data as Float32Array;
+/** float32 and bfloat16 travel as Float32Array already, float64 as Float64Array; float16
+ * arrives as bits (and travels as float32). */
+function asFloat(v: HostValue): FloatArray {
+  if (v.dtype !== 'float16') return v.data as FloatArray;
   const bits = v.data as Uint16Array;
   const out = new Float32Array(bits.length);
   for (let i = 0; i < bits.length; i++) out[i] = halfBitsToFloat(bits[i]!);
   return out;
 }
 
-function fromFloat32(call: CommCall, data: Float32Array): HostValue {
+function fromFloat(call: CommCall, data: FloatArray): HostValue {
   if (call.dtype !== 'float16') return { dtype: call.dtype, shape: [...call.outShape], data };
   const bits = new Uint16Array(data.length);
   for (let i = 0; i < data.length; i++) bits[i] = floatToHalfBits(data[i]!);
@@ -39,8 +40,8 @@ function fromFloat32(call: CommCall, data: Float32Array): HostValue {
 }
 
 /** Moves `parts` x `outer` blocks of `inner` elements: src[a][b] -> dst[b][a]. */
-function swapBlocks(src: Float32Array, a: number, b: number, inner: number): Float32Array {
-  const dst = new Float32Array(src.length);
+function swapBlocks(src: FloatArray, a: number, b: number, inner: number): FloatArray {
+  const dst = allocFloat(floatDTypeOf(src), src.length);
   for (let i = 0; i < a; i++) for (let j = 0; j < b; j++) dst.set(src.subarray((i * b + j) * inner, (i * b + j + 1) * inner), (j * a + i) * inner);
   return dst;
 }
@@ -54,40 +55,40 @@ async function allReduce(calls: CommCall[], pg: ProcessGroup, vals: RunValues, s
   const only = calls[0]!;
   // One tensor that nothing else reads: reduce it where it lies.
   if (calls.length === 1 && only.dtype !== 'float16' && vals.consumable(only.input, step)) {
-    const data = vals.get(only.input).data as Float32Array;
+    const data = vals.get(only.input).data as FloatArray;
     await pg.allReduce(data, op);
-    vals.set(only.id, fromFloat32(only, data), true);
+    vals.set(only.id, fromFloat(only, data), true);
     return;
   }
   const sizes = calls.map((c) => numel(c.inShape));
-  const fused = new Float32Array(sizes.reduce((a, b) => a + b, 0));
+  const fused = allocFloat(only.dtype === 'float64' ? 'float64' : 'float32', sizes.reduce((a, b) => a + b, 0));
   let at = 0;
   calls.forEach((c, i) => {
-    fused.set(asFloat32(vals.get(c.input)), at);
+    fused.set(asFloat(vals.get(c.input)), at);
     at += sizes[i]!;
   });
   await pg.allReduce(fused, op);
   at = 0;
   calls.forEach((c, i) => {
-    vals.set(c.id, fromFloat32(c, fused.subarray(at, at + sizes[i]!)), true);
+    vals.set(c.id, fromFloat(c, fused.subarray(at, at + sizes[i]!)), true);
     at += sizes[i]!;
   });
 }
 
 async function allGather(c: CommCall, pg: ProcessGroup, vals: RunValues): Promise<void> {
-  const local = asFloat32(vals.get(c.input));
-  const gathered = new Float32Array(local.length * c.parts);
+  const local = asFloat(vals.get(c.input));
+  const gathered = allocFloat(floatDTypeOf(local), local.length * c.parts);
   await pg.allGather(local, gathered);
   const { outer, inner } = blocks(c.outShape, c.dim, c.parts);
-  vals.set(c.id, fromFloat32(c, outer === 1 ? gathered : swapBlocks(gathered, c.parts, outer, inner)), true);
+  vals.set(c.id, fromFloat(c, outer === 1 ? gathered : swapBlocks(gathered, c.parts, outer, inner)), true);
 }
 
 async function reduceScatter(c: CommCall, pg: ProcessGroup, vals: RunValues): Promise<void> {
-  const full = asFloat32(vals.get(c.input));
+  const full = asFloat(vals.get(c.input));
   const { outer, inner } = blocks(c.inShape, c.dim, c.parts);
-  const out = new Float32Array(full.length / c.parts);
+  const out = allocFloat(floatDTypeOf(full), full.length / c.parts);
   await pg.reduceScatter(outer === 1 ? full : swapBlocks(full, outer, c.parts, inner), out);
-  vals.set(c.id, fromFloat32(c, out), true);
+  vals.set(c.id, fromFloat(c, out), true);
 }
 
 /** Checks, before any part runs, that every axis a step talks over has a group of the right size. */
@@ -113,7 +114,7 @@ export async function runCommStep(s: CommStep, index: number, groups: Readonly<R
       ordered.push(c);
       continue;
     }
-    const key = `${c.group}|${c.kind}`;
+    const key = `${c.group}|${c.kind}|${c.dtype === 'float64' ? 'float64' : 'float32'}`;
     let list = fused.get(key);
     if (!list) {
       list = [];

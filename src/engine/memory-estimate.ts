@@ -84,8 +84,11 @@ export function memoryBudgetBytes(maxMemoryGb?: number): { bytes: number; source
 }
 
 /** Throws MemoryLimitError, with the figures and what to change, when the estimate exceeds the budget. */
-export function checkTrainingMemory(c: SizedModel, microBatch: number, opts: { world?: number; stage?: number; maxMemoryGb?: number } = {}): MemoryEstimate {
-  const e = estimateTrainingMemory(c, microBatch, opts.world ?? 1, opts.stage ?? 0);
+export function checkTrainingMemory(c: SizedModel, microBatch: number, opts: { world?: number; stage?: number; maxMemoryGb?: number; itemBytes?: number } = {}): MemoryEstimate {
+  const e32 = estimateTrainingMemory(c, microBatch, opts.world ?? 1, opts.stage ?? 0);
+  // float64 training (--dtype float64) holds every tensor at twice the width.
+  const k = (opts.itemBytes ?? 4) / 4;
+  const e = k === 1 ? e32 : { ...e32, params: k * e32.params, grads: k * e32.grads, optimizer: k * e32.optimizer, engineBuffers: k * e32.engineBuffers, activations: k * e32.activations, total: k * e32.total };
   const budget = memoryBudgetBytes(opts.maxMemoryGb);
   if (e.total > budget.bytes) {
     throw new MemoryLimitError(

@@ -9,6 +9,8 @@
 //   pipeline schedule with ZeRO-1 over dp (step/pipeline.ts), which refuses ZeRO-2/3.
 // ZeRO stages are an option of this trainer, as llm.c makes ZeRO a config field: no caller
 // chooses between classes.
+import type { TrainDType } from '../ir/dtype.js';
+import { refuseFloat64 } from './train-dtype.js';
 import type { LanguageModel } from '../models/model.js';
 import type { AdamWConfig } from '../optim/adamw.js';
 import type { ExecOptions } from '../runtime/session.js';
@@ -46,6 +48,8 @@ export interface TrainerOptions extends ExecOptions {
   stageLayers?: number[];
   /** Starting parameters (a pretrained model being fine-tuned); default: initialised from seed. */
   initialParams?: Float32Array;
+  /** Training dtype (default float32); float64 runs on the fused and pipeline steps only. */
+  dtype?: TrainDType;
 }
 
 /** The options a DeepSpeed config sets (optimizer, clipping, accumulation, ZeRO). */
@@ -90,8 +94,10 @@ export class MeshTrainer implements Trainer {
     if (kind !== 'fused' && !mesh.hasProcessGroup) {
       throw new MeshError(`${kind === 'pipeline' ? `recompute ${layout?.recompute}` : `ZeRO stage ${zeroStage}`} runs its step over a process group, and the mesh of one (Mesh.single()) has none; build the mesh with Mesh.create(await initProcessGroup(...), { dp: 1, pp: 1, tp: 1 }), as atscale train does with --deepspeed-config`);
     }
+    if (kind === 'zero-flat' || kind === 'zero-segmented') refuseFloat64(opts.dtype, `ZeRO stage ${zeroStage} over data parallelism alone (dp ${mesh.shape.dp}, pp 1, tp 1); float64 runs ZeRO-1 on the pipeline step, e.g. with --recompute-granularity selective or pp/tp > 1`);
+    if (opts.dtype === 'float64' && opts.device === 'webgpu') refuseFloat64(opts.dtype, '--device webgpu (WebGPU has no float64)');
     const exec: ExecOptions = { device: opts.device, threads: opts.threads, profile: opts.profile };
-    const common = { ...exec, shape: opts.shape, seed: opts.seed, initialParams: opts.initialParams };
+    const common = { ...exec, shape: opts.shape, seed: opts.seed, initialParams: opts.initialParams, dtype: opts.dtype };
     if (kind === 'fused') {
       this.strategy = new FusedStep(model, { ...common, optimizer: opts.optimizer, gradClip: opts.gradClip, gradAccum: opts.gradAccum, recompute: layout ? (layout.recompute === 'selective' ? 'selective' : 'none') : FUSED_RECOMPUTE });
     } else if (kind === 'pipeline') {

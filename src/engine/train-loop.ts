@@ -1,5 +1,7 @@
 // The training loop: schedule, batches, evaluation, metrics, progress and checkpoints around
 // a Trainer. Everything that can be wrong with the inputs is checked before step 0.
+import type { TrainDType } from '../ir/dtype.js';
+import { refuseFloat64 } from './train-dtype.js';
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
@@ -29,6 +31,8 @@ import { openMonitors, JsonlMonitor, ProgressBar, type MetricRecord, type Monito
 export interface RunOptions {
   /** The architecture (family and sizes); the vocabulary comes from the tokenizer. */
   model: Architecture;
+  /** Training dtype (--dtype; default float32): float64 for exactness checks, GPT only. */
+  dtype?: TrainDType;
   /** A pretrained model to start from (a Hugging Face folder): its architecture, weights and
    * tokenizer replace `model`, the seeded init and the tokenizer built from the data. */
   init?: { architecture: Architecture; params: Float32Array; tokenizer: Tokenizer };
@@ -132,7 +136,8 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   // With pipeline or tensor parallelism a rank holds only its stage's share of the model; the
   // mesh checked that share against --max-memory-gb before the process group started
   // (engine/mesh/memory.ts), so the whole-model estimate here applies to data parallelism only.
-  if (dataWorld === world) checkTrainingMemory(sizesOf(sized), h.batchSize / dataWorld, { world: dataWorld, stage: o.zeroStage, maxMemoryGb: o.maxMemoryGb });
+  if (o.dtype === 'float64' && sized.family !== 'gpt2') refuseFloat64(o.dtype, `the ${sized.family} model family (float64 is checked for GPT-2 only)`);
+  if (dataWorld === world) checkTrainingMemory(sizesOf(sized), h.batchSize / dataWorld, { world: dataWorld, stage: o.zeroStage, maxMemoryGb: o.maxMemoryGb, itemBytes: o.dtype === 'float64' ? 8 : 4 });
   mkdirSync(o.out, { recursive: true });
   const restored = resumeFiles ? parseTokenizerFile(resumeFiles['tokenizer.json']!, o.resume!) : o.init?.tokenizer.toJSON();
   const data = await loadRunData(o.data, o.tokenizer, o.out, { bpeVocab: o.bpeVocab, restored, blockSize, quiet: o.quiet || rank !== 0 });
@@ -150,7 +155,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   const profilePrefix = o.profile ? join(o.out, 'ort-profile') : undefined;
   const trainer: Trainer = o.makeTrainer
     ? await o.makeTrainer(model, micro, seed, o.init?.params)
-    : new MeshTrainer(model, Mesh.single(), { initialParams: o.init?.params, shape, optimizer: { lr: h.lr, beta1: h.beta1, beta2: h.beta2, eps: 1e-8, weightDecay: h.weightDecay }, gradClip: h.gradClip, gradAccum: h.gradAccum, seed, device: o.device, threads: o.threads, profile: profilePrefix, layout: o.recompute && singleLayout(o.recompute) });
+    : new MeshTrainer(model, Mesh.single(), { initialParams: o.init?.params, shape, optimizer: { lr: h.lr, beta1: h.beta1, beta2: h.beta2, eps: 1e-8, weightDecay: h.weightDecay }, gradClip: h.gradClip, gradAccum: h.gradAccum, seed, device: o.device, threads: o.threads, profile: profilePrefix, layout: o.recompute && singleLayout(o.recompute), dtype: o.dtype });
   const align = o.alignAfter === undefined ? undefined : data.tokenizer.encode(o.alignAfter);
   if (align && align.length !== 1) throw new Error(`alignAfter must encode to exactly one token, got ${align.length}`);
   const startsIn = (tokens: ArrayLike<number>) => (align ? startsAfter(tokens, align[0]!) : undefined);

@@ -2,6 +2,7 @@
 // checkpoint's meta.json alike, so a value that would be refused as a flag is refused when it
 // arrives any other way (a string seed used to give the RNG an all-zero state and hang).
 // Bounds are generous sanity limits; the memory estimate (memory-estimate.ts) judges size.
+import { TRAIN_DTYPES } from '../ir/dtype.js';
 import type { GPTConfig } from '../models/config.js';
 import { PRESETS, type TrainHyper } from '../models/presets.js';
 
@@ -65,6 +66,7 @@ export const RUN_RULES: Record<string, Rule> = {
   initFrom: { kind: 'enum', values: ['scratch', 'resume'] },
   compile: { kind: 'bool' },
   device: { kind: 'enum', values: ['cpu', 'webgpu'] },
+  dtype: { kind: 'enum', values: [...TRAIN_DTYPES] },
   threads: int(1, 4096),
   seed: SEED_RULE,
   peakGflops: real(0, 1e12, { minOpen: true }),

@@ -1,13 +1,16 @@
 // The dtypes atscale records. float16 and bfloat16 are storage formats: values cross the
 // host boundary as their 16-bit patterns (float16) or as float32 (bfloat16, which the
-// onnxruntime JavaScript API cannot carry), and arithmetic happens after a cast.
+// onnxruntime JavaScript API cannot carry), and arithmetic happens after a cast. float64 is
+// for exactness checks (training that must match another layout to ~1e-16, as PyTorch users
+// run model.double()): it travels as Float64Array.
 
-export const DTYPES = ['float32', 'float16', 'bfloat16', 'int32', 'int64', 'bool'] as const;
+export const DTYPES = ['float32', 'float64', 'float16', 'bfloat16', 'int32', 'int64', 'bool'] as const;
 export type DType = (typeof DTYPES)[number];
 
 /** ONNX TensorProto.DataType codes. */
 export const ONNX_DTYPE: Record<DType, number> = {
   float32: 1,
+  float64: 11,
   float16: 10,
   bfloat16: 16,
   int32: 6,
@@ -15,15 +18,43 @@ export const ONNX_DTYPE: Record<DType, number> = {
   bool: 9,
 };
 
-export const ITEMSIZE: Record<DType, number> = { float32: 4, float16: 2, bfloat16: 2, int32: 4, int64: 8, bool: 1 };
+export const ITEMSIZE: Record<DType, number> = { float32: 4, float64: 8, float16: 2, bfloat16: 2, int32: 4, int64: 8, bool: 1 };
 
 export function isFloat(d: DType): boolean {
-  return d === 'float32' || d === 'float16' || d === 'bfloat16';
+  return d === 'float32' || d === 'float64' || d === 'float16' || d === 'bfloat16';
 }
 
 export function checkDType(d: unknown, where = 'dtype'): DType {
   if (typeof d === 'string' && (DTYPES as readonly string[]).includes(d)) return d as DType;
   throw new TypeError(`unknown ${where} '${String(d)}'; valid dtypes are ${DTYPES.join(', ')}`);
+}
+
+/** The dtypes a model trains in (parameters, activations, gradients, optimizer state). */
+export const TRAIN_DTYPES = ['float32', 'float64'] as const;
+export type TrainDType = (typeof TRAIN_DTYPES)[number];
+
+/** Host buffers of a training dtype. */
+export type FloatArray = Float32Array | Float64Array;
+
+/** A zeroed host buffer of n elements of a training dtype. */
+export function allocFloat(dtype: TrainDType, n: number): FloatArray {
+  return dtype === 'float64' ? new Float64Array(n) : new Float32Array(n);
+}
+
+/** The training dtype a host buffer holds. */
+export function floatDTypeOf(a: FloatArray): TrainDType {
+  return a instanceof Float64Array ? 'float64' : 'float32';
+}
+
+/** A copy of `src` in a fresh buffer of `dtype` (float64 -> float32 rounds). */
+export function toFloat(dtype: TrainDType, src: ArrayLike<number>): FloatArray {
+  return dtype === 'float64' ? Float64Array.from(src) : Float32Array.from(src);
+}
+
+/** Checks a --dtype value, naming the option and the valid values. */
+export function checkTrainDType(d: unknown, option = '--dtype'): TrainDType {
+  if (typeof d === 'string' && (TRAIN_DTYPES as readonly string[]).includes(d)) return d as TrainDType;
+  throw new TypeError(`${option} must be one of ${TRAIN_DTYPES.join(', ')}, got '${String(d)}'`);
 }
 
 /** Rounds a float64 to a value representable in d: float32 to nearest-even; float16 and
@@ -32,6 +63,8 @@ export function roundTo(d: DType, x: number): number {
   switch (d) {
     case 'float32':
       return Math.fround(x);
+    case 'float64':
+      return x;
     case 'float16':
       return halfBitsToFloat(floatToHalfBits(x));
     case 'bfloat16':

@@ -2,7 +2,7 @@
 import { type DType, checkDType, halfBitsToFloat as halfToNumber, floatToHalfBits, roundTo } from './dtype.js';
 import { type Shape, numel, shapeStr } from './shape.js';
 
-export type HostArray = Float32Array | Uint16Array | Int32Array | BigInt64Array | Uint8Array;
+export type HostArray = Float32Array | Float64Array | Uint16Array | Int32Array | BigInt64Array | Uint8Array;
 
 export interface HostValue {
   dtype: DType;
@@ -16,6 +16,8 @@ export function allocHost(dtype: DType, n: number): HostArray {
     case 'float32':
     case 'bfloat16':
       return new Float32Array(n);
+    case 'float64':
+      return new Float64Array(n);
     case 'float16':
       return new Uint16Array(n);
     case 'int32':
@@ -25,6 +27,11 @@ export function allocHost(dtype: DType, n: number): HostArray {
     case 'bool':
       return new Uint8Array(n);
   }
+}
+
+/** A view of a training-dtype buffer as a host value (its dtype read from the array type). */
+export function floatValue(data: Float32Array | Float64Array, shape: number[] = [data.length]): HostValue {
+  return { dtype: data instanceof Float64Array ? 'float64' : 'float32', shape, data };
 }
 
 /** A host value; numbers are values of the dtype (a Uint16Array for float16 is taken as bits). */

@@ -52,7 +52,7 @@ export class CausalSelfAttention extends Module {
     // Scaling q (T x hs) instead of the scores (T x T) is the same maths on a smaller tensor.
     const scale = 1 / Math.sqrt(hs);
     let att = q!.mul(scale).matmul(k!.transpose(-2, -1));
-    att = softmax(att.add(causalBias(t, t, x.graph)), -1);
+    att = softmax(att.add(causalBias(t, t, x.graph, att.dtype === 'float64' ? 'float64' : 'float32')), -1);
     // Local heads draw the global heads' mask elements, as one process would.
     const heads = this.tp ? { global: [b, this.c.nHead, t, t], offset: [0, this.tp.axis.rank * this.nHead, 0, 0] } : undefined;
     // Dropout's 1/(1-p) goes on att @ v (T x hs) rather than on att (T x T): same result.

@@ -75,12 +75,12 @@ export class FlatLayout {
   }
 
   /** A state dict: name -> {shape, data view}. */
-  stateDict(buf: Float32Array): Record<string, { shape: number[]; data: Float32Array }> {
-    return Object.fromEntries(this.slots.map((s) => [s.name, { shape: [...s.shape], data: buf.subarray(s.offset, s.offset + s.size) }]));
+  stateDict<A extends Float32Array | Float64Array>(buf: A): Record<string, { shape: number[]; data: A }> {
+    return Object.fromEntries(this.slots.map((s) => [s.name, { shape: [...s.shape], data: buf.subarray(s.offset, s.offset + s.size) as A }]));
   }
 
   /** Copies a state dict into buf; every parameter must be present with its exact shape. */
-  loadStateDict(buf: Float32Array, dict: Record<string, { shape: readonly number[]; data: ArrayLike<number> }>): void {
+  loadStateDict(buf: Float32Array | Float64Array, dict: Record<string, { shape: readonly number[]; data: ArrayLike<number> }>): void {
     for (const s of this.slots) {
       const e = dict[s.name];
       if (!e) throw new Error(`state dict is missing parameter '${s.name}'`);

@@ -106,8 +106,9 @@ export class VocabParallelEmbedding extends Embedding {
     if (this.tp.axis.size === 1) return super.forward(indices);
     const local = indices.sub(this.start);
     const safe = local.maximum(0).minimum(this.count - 1);
-    const mine = local.eq(safe).cast('float32');
-    const rows = super.forward(safe).mul(mine.reshape([...mine.shape, 1]));
+    const found = super.forward(safe);
+    const mine = local.eq(safe).cast(found.dtype);
+    const rows = found.mul(mine.reshape([...mine.shape, 1]));
     return leaveParallel(rows, this.tp);
   }
 
@@ -127,9 +128,9 @@ export function vocabLogits(h: Tensor, weight: Tensor, start: number, vocab: num
   const y = h.matmul(weight.transpose(0, 1));
   const pad = start + rows - vocab;
   if (pad <= 0) return y;
-  const bias = new Float32Array(rows);
+  const bias = new Array<number>(rows).fill(0);
   bias.fill(-1e9, Math.max(0, rows - pad));
-  return y.add(constant(hostValue('float32', [rows], bias), h.graph));
+  return y.add(constant(hostValue(y.dtype, [rows], bias), h.graph));
 }
 
 /**
@@ -144,8 +145,8 @@ export function vocabParallelCrossEntropy(logits: Tensor, targets: Tensor, start
   const z = logits.sub(shift);
   const sumExp = reduceFromParallel(z.exp().sum(-1), axis);
   // Ids outside [start, start + v) give an all-zero one-hot row: the target lives elsewhere.
-  const picked = reduceFromParallel(z.mul(oneHot(targets.sub(start), v)).sum(-1), axis);
-  const valid = targets.eq(ignoreIndex).cast('float32').neg().add(1);
+  const picked = reduceFromParallel(z.mul(oneHot(targets.sub(start), v, z.dtype)).sum(-1), axis);
+  const valid = targets.eq(ignoreIndex).cast(logits.dtype).neg().add(1);
   const count = valid.sum().maximum(1);
   return sumExp.log().sub(picked).mul(valid).sum().div(count);
 }

@@ -14,16 +14,17 @@ export interface AdamWConfig {
 export const DEFAULT_ADAMW: AdamWConfig = { lr: 1e-3, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1 };
 
 /** The per-step scalars fed to the graph, in the order adamwUpdate reads them. */
-export function adamwScalars(cfg: AdamWConfig, lr: number, step: number): Float32Array {
+/** In float64: the caller's buffer (float32 or float64) rounds them to the step's dtype. */
+export function adamwScalars(cfg: AdamWConfig, lr: number, step: number): Float64Array {
   const bc1 = 1 - cfg.beta1 ** step;
   const bc2 = 1 - cfg.beta2 ** step;
-  return Float32Array.from([lr * cfg.weightDecay, lr / bc1, 1 / Math.sqrt(bc2)]);
+  return Float64Array.from([lr * cfg.weightDecay, lr / bc1, 1 / Math.sqrt(bc2)]);
 }
 export const ADAMW_SCALARS = 3;
 
 /**
  * p' = p (1 - lr wd mask) - (lr / bc1) m' / (sqrt(v') / sqrt(bc2) + eps), as PyTorch's AdamW.
- * `scalars` is adamwScalars(...) as a float32 [3] tensor; `decayMask` is 1 where decay applies.
+ * `scalars` is adamwScalars(...) as a [3] tensor of the step's dtype; `decayMask` is 1 where decay applies.
  */
 export function adamwUpdate(p: Tensor, g: Tensor, m: Tensor, v: Tensor, decayMask: Tensor, scalars: Tensor, cfg: AdamWConfig): { p: Tensor; m: Tensor; v: Tensor } {
   const [lrWd, stepSize, invSqrtBc2] = [0, 1, 2].map((i) => scalars.slice([i, i + 1]));

@@ -94,7 +94,8 @@ export function toModel(p: Program, opts: CompileOptions = {}): { model: Uint8Ar
 
 export async function compile(p: Program, opts: CompileOptions = {}): Promise<Executable> {
   const { model, program, inputs, outputs, graph } = toModel(p, opts);
-  const session = await getSession(model, opts);
+  const exact = [...inputs, ...outputs].some((v) => v.dtype === 'float64');
+  const session = await getSession(model, opts, exact);
   const nodes = graph.nodes.map((n, i) => ({ name: onnxNodeName(n, i), op: n.op, scope: n.scope ?? '', flops: n.flops ?? 0 }));
   return new Executable(model, session, inputs, outputs, program, opts.reuseOutputs ?? false, nodes, opts.profile ?? '');
 }

@@ -1,4 +1,5 @@
 // Higher-level ops composed of primitives; their gradients come from the primitives' rules.
+import type { DType } from '../ir/dtype.js';
 import { hostValue } from '../ir/value.js';
 import { normalizeAxis } from '../ir/shape.js';
 import { shapeError } from '../ir/site.js';
@@ -48,7 +49,7 @@ export function gather(x: Tensor, indices: Tensor, axis = 0): Tensor {
 }
 
 /** One-hot over the last axis; indices outside [0, depth) give an all-zero row. */
-export function oneHot(indices: Tensor, depth: number, dtype: 'float32' | 'float16' = 'float32'): Tensor {
+export function oneHot(indices: Tensor, depth: number, dtype: DType = 'float32'): Tensor {
   const range = constant(hostValue(indices.dtype, [depth], [...Array(depth).keys()]), indices.graph);
   return indices.reshape([...indices.shape, 1]).eq(range).cast(dtype);
 }
@@ -78,7 +79,7 @@ export function crossEntropy(logits: Tensor, targets: Tensor, ignoreIndex = -1):
     shapeError('cross_entropy', `targets must have the logits' shape without the last axis`, [logits.shape, targets.shape]);
   }
   const logp = logSoftmax(logits, -1);
-  const picked = logp.mul(oneHot(targets, v, logits.dtype === 'float16' ? 'float16' : 'float32').cast(logits.dtype)).sum(-1);
+  const picked = logp.mul(oneHot(targets, v, logits.dtype === 'bfloat16' ? 'float32' : logits.dtype).cast(logits.dtype)).sum(-1);
   const valid = targets.eq(lift(ignoreIndex, targets)).cast(logits.dtype).neg().add(1);
   const count = valid.sum().maximum(1);
   return picked.mul(valid).sum().neg().div(count);
@@ -93,11 +94,11 @@ export function causalMask(tq: number, tk = tq, graph = undefined as Tensor['gra
 
 /** Float [tq, tk] additive mask: 0 where attention is allowed, -1e9 where it is not. Adding
  * it (instead of a where) costs one broadcast Add forward and nothing backward. */
-export function causalBias(tq: number, tk = tq, graph = undefined as Tensor['graph'] | undefined): Tensor {
+export function causalBias(tq: number, tk = tq, graph = undefined as Tensor['graph'] | undefined, dtype: 'float32' | 'float64' = 'float32'): Tensor {
   // A typed array: a JS array of tq*tk numbers aborts the process at long contexts (16384^2).
-  const data = new Float32Array(tq * tk);
+  const data = dtype === 'float64' ? new Float64Array(tq * tk) : new Float32Array(tq * tk);
   for (let i = 0; i < tq; i++) data.fill(-1e9, i * tk + Math.max(0, i + (tk - tq) + 1), (i + 1) * tk);
-  return constant(hostValue('float32', [tq, tk], data), graph);
+  return constant(hostValue(dtype, [tq, tk], data), graph);
 }
 
 /** GELU, exact (erf) or with GPT-2's tanh approximation. */

@@ -6,7 +6,7 @@ import { type HostValue, hostValue } from '../ir/value.js';
 import { numel, normalizeAxis, shapeStr } from '../ir/shape.js';
 import { shapeError } from '../ir/site.js';
 import type { Attrs } from '../ir/ops.js';
-import { activeGraph } from './trace.js';
+import { activeGraph, defaultFloat } from './trace.js';
 
 export type TensorLike = Tensor | number;
 
@@ -195,7 +195,7 @@ export function constant(v: HostValue, graph?: Graph): Tensor {
 
 /** A constant from nested arrays or a flat array with a shape. */
 export function tensor(data: number | readonly unknown[] | ArrayLike<number>, opts: { shape?: readonly number[]; dtype?: DType } = {}): Tensor {
-  const dtype = checkDType(opts.dtype ?? 'float32');
+  const dtype = checkDType(opts.dtype ?? defaultFloat());
   const flat: number[] = [];
   const shape: number[] = [];
   const walk = (x: unknown, depth: number) => {
@@ -211,7 +211,7 @@ export function tensor(data: number | readonly unknown[] | ArrayLike<number>, op
   return constant(hostValue(dtype, finalShape, flat));
 }
 
-export function full(shape: readonly number[], value: number, dtype: DType = 'float32', graph?: Graph): Tensor {
+export function full(shape: readonly number[], value: number, dtype: DType = defaultFloat(), graph?: Graph): Tensor {
   return constant(hostValue(dtype, [], [value]), graph).expand(shape);
 }
 

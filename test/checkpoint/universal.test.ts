@@ -92,5 +92,5 @@ test('finalize refuses a missing rank; the manifest check refuses gaps, overlaps
   assert.throws(edit((x) => (x.layout.dp = 3)), /layout dp 3 x tp 1 x pp 1 = 3, but world is 2/);
   assert.throws(edit((x) => (x.tensors.w!.tp = { kind: 'column', axis: 1, parts: 3 })), /tensor "w": axis 1 of size 4 is not 3 equal parts \(4 % 3 = 1\)/);
   assert.throws(edit((x) => (x.shards['rank-00001.safetensors']!.dp = 0)), /coordinates dp 0, tp 0, pp 0 are not those of rank 1/);
-  assert.throws(edit((x) => ((x.tensors.b as { dtype: string }).dtype = 'BF16')), /tensor "b" has dtype "BF16"; universal checkpoints hold fp32 state \(F32\) only/);
+  assert.throws(edit((x) => ((x.tensors.b as { dtype: string }).dtype = 'BF16')), /tensor "b" has dtype "BF16"; universal checkpoints hold the training dtype's state \(F32, or F64 for a float64 run\) only/);
 });

@@ -14,6 +14,11 @@ for (const n of [2, 3, 4]) {
   });
 }
 
+test('float64 buffers travel as 8-byte elements in every collective (3 processes)', async () => {
+  const results = await runWorkers(3, ['float64']);
+  for (const r of results) assert.equal(r.report?.ok, true, `rank ${r.rank}: ${r.report?.error ?? r.stderr}`);
+});
+
 test('TCP between ranks that are on different hosts (distinct host ids)', async () => {
   const results = await runWorkers(2, ['collectives'], {}, (r) => ({ ATSCALE_HOST_ID: `host-${r}` }));
   for (const r of results) assert.equal(r.report?.ok, true, `rank ${r.rank}: ${r.report?.error ?? r.stderr}`);

@@ -87,6 +87,48 @@ async function collectives(pg: ProcessGroup): Promise<void> {
   await pg.barrier();
 }
 
+/** What rank r contributes in float64: value(r, i) plus r 2^-40, which float32 cannot hold (its
+ *  sums are exact in float64, so any pass through 4-byte elements shows). */
+const value64 = (r: number, i: number) => value(r, i) + r * 2 ** -40;
+
+function expect64(got: Float64Array, want: (i: number) => number, what: string): void {
+  check(got instanceof Float64Array, `${what}: a Float64Array`);
+  for (let i = 0; i < got.length; i++) if (got[i] !== want(i)) throw new Error(`${what}: element ${i} of ${got.length} is ${got[i]}, expected ${want(i)}`);
+}
+
+/** Every collective on Float64Array buffers, direct and ring-sized, and a float32 one between
+ *  float64 ones (the reduce-scatter scratch changes type). */
+async function collectives64(pg: ProcessGroup): Promise<void> {
+  const { rank, worldSize: n } = pg;
+  const ranks = Array.from({ length: n }, (_, r) => r);
+  const sum = (i: number) => ranks.reduce((s, r) => s + value64(r, i), 0);
+  for (const len of [3, 257, 12_345, 150_001]) {
+    const a = Float64Array.from({ length: len }, (_, i) => value64(rank, i));
+    await pg.allReduce(a);
+    expect64(a, sum, `float64 all_reduce len ${len}`);
+    const input = Float64Array.from({ length: len }, (_, i) => value64(rank, i));
+    const [a0, a1] = chunkRange(len, n, rank);
+    const out = new Float64Array(a1 - a0);
+    await pg.reduceScatter(input, out);
+    expect64(out, (i) => sum(a0 + i), `float64 reduce_scatter len ${len}`);
+    const out32 = new Float32Array(a1 - a0);
+    await pg.reduceScatter(Float32Array.from({ length: len }, (_, i) => value(rank, i)), out32);
+    expectArray(out32, (i) => ranks.reduce((s, r) => s + value(r, a0 + i), 0), `float32 reduce_scatter after float64, len ${len}`);
+    const full = new Float64Array(len);
+    await pg.allGather(Float64Array.from({ length: a1 - a0 }, (_, i) => value64(rank, a0 + i)), full);
+    expect64(full, (i) => value64(ranks.find((r) => i < chunkRange(len, n, r)[1])!, i), `float64 all_gather len ${len}`);
+    const b = Float64Array.from({ length: len }, (_, i) => (rank === 0 ? value64(0, i) : -1));
+    await pg.broadcast(b, 0);
+    expect64(b, (i) => value64(0, i), `float64 broadcast len ${len}`);
+  }
+  const right = (rank + 1) % n;
+  const left = (rank - 1 + n) % n;
+  const got = new Float64Array(5000);
+  await Promise.all([pg.send(Float64Array.from({ length: 5000 }, (_, i) => value64(rank, i)), right), pg.recv(got, left)]);
+  expect64(got, (i) => value64(left, i), 'float64 send/recv');
+  await pg.barrier();
+}
+
 /** Rank `victim` dies mid-run; the others must fail promptly naming it. */
 async function crash(pg: ProcessGroup, victim: number, mode: 'kill' | 'hang'): Promise<void> {
   const buf = new Float32Array(50_000);
@@ -107,6 +149,7 @@ async function main(): Promise<void> {
   try {
     pg = await initProcessGroup({ smallMessageBytes: 1024, segmentBytes: Number(process.env.TEST_SEGMENT_BYTES ?? 4096) });
     if (scenario === 'collectives') await collectives(pg);
+    else if (scenario === 'float64') await collectives64(pg);
     else if (scenario === 'kill' || scenario === 'hang') await crash(pg, Number(process.argv[3] ?? 1), scenario);
     else throw new Error(`unknown scenario ${scenario}`);
     console.log(JSON.stringify({ rank: pg.rank, ok: true, ms: Date.now() - t0 }));

@@ -1,5 +1,6 @@
 // Model-state bytes of one rank on a mesh, in closed form (fp32 training: 4 bytes of weights,
-// 4 of gradients and 8 of AdamW moments per parameter; ZeRO-1 divides the moments by dp):
+// 4 of gradients and 8 of AdamW moments per parameter, twice that in float64; ZeRO-1 divides
+// the moments by dp):
 // a GPT stage holds layerParams per layer (Narayanan et al. 2021), the first stage the token and
 // position embeddings (V + s)h, the last the final norm 2h and, unless it is also the first,
 // its own copy of the tied output embedding Vh. Tensor parallelism divides the matrices, the
@@ -39,17 +40,18 @@ export function rankParams(m: ModelSpec, mesh: MeshShape, virtual: number, stage
   return layers * perLayer + (first ? (vocab + m.seqLen) * h : 0) + (isLast ? (bias ? 2 : 1) * h + (first ? 0 : vocab * h) : 0);
 }
 
-export function rankStateBytes(m: ModelSpec, mesh: MeshShape, virtual: number, stageLayers: number[], pp: number, zeroStage: number, bias = true): StateBytes {
+/** `itemBytes`: bytes per element of the training dtype (4 float32, 8 float64). */
+export function rankStateBytes(m: ModelSpec, mesh: MeshShape, virtual: number, stageLayers: number[], pp: number, zeroStage: number, bias = true, itemBytes = 4): StateBytes {
   const p = rankParams(m, mesh, virtual, stageLayers, pp, bias);
-  return { paramBytes: 4 * p, gradBytes: 4 * p, optimBytes: (8 * p) / (zeroStage >= 1 ? mesh.dp : 1) };
+  return { paramBytes: itemBytes * p, gradBytes: itemBytes * p, optimBytes: (2 * itemBytes * p) / (zeroStage >= 1 ? mesh.dp : 1) };
 }
 
 /** The largest rank's model state, and a clear refusal when it is above `capGb` (2^30 bytes). */
-export function checkMemoryCap(m: ModelSpec, mesh: MeshShape, virtual: number, stageLayers: number[], zeroStage: number, capGb: number | undefined, bias = true): void {
+export function checkMemoryCap(m: ModelSpec, mesh: MeshShape, virtual: number, stageLayers: number[], zeroStage: number, capGb: number | undefined, bias = true, itemBytes = 4): void {
   if (capGb === undefined) return;
   let worst = { pp: 0, bytes: 0, b: { paramBytes: 0, gradBytes: 0, optimBytes: 0 } };
   for (let pp = 0; pp < mesh.pp; pp++) {
-    const b = rankStateBytes(m, mesh, virtual, stageLayers, pp, zeroStage, bias);
+    const b = rankStateBytes(m, mesh, virtual, stageLayers, pp, zeroStage, bias, itemBytes);
     const bytes = b.paramBytes + b.gradBytes + b.optimBytes;
     if (bytes > worst.bytes) worst = { pp, bytes, b };
   }

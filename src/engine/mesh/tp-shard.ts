@@ -4,6 +4,7 @@
 // use too), offset to the parameter's place in the full layout. Initialisation slices the
 // one-process buffer with it (so every layout starts from the same weights); consolidation
 // writes each rank's elements back to their full positions. With one rank it is the identity.
+import { allocFloat, floatDTypeOf, type FloatArray } from '../../ir/dtype.js';
 import type { FlatLayout } from '../../nn/flat.js';
 import type { LanguageModel } from '../../models/model.js';
 import { tpShardIndex, tpShardShape } from '../../checkpoint/index.js';
@@ -38,8 +39,8 @@ export class TensorParallelShard {
   }
 
   /** This rank's local buffer from a full one (padding rows zero). */
-  shard(full: Float32Array): Float32Array {
-    const out = new Float32Array(this.toFull.length);
+  shard<A extends FloatArray>(full: A): A {
+    const out = allocFloat(floatDTypeOf(full), this.toFull.length) as A;
     for (let i = 0; i < out.length; i++) {
       const k = this.toFull[i]!;
       if (k >= 0) out[i] = full[k]!;

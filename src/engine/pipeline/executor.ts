@@ -4,6 +4,7 @@
 // fails or times out the error names the peer rank and the micro-batch it waited for. Each
 // message carries its (micro-batch, stage) tag, so a mismatched order is an error, not a
 // silent mix-up.
+import type { FloatArray } from '../../ir/dtype.js';
 import type { HostValue } from '../../ir/value.js';
 import type { ProcessGroup } from '../../dist/index.js';
 import type { Instr } from './schedule.js';
@@ -43,8 +44,8 @@ export interface StepRecord {
 export async function runSchedule(instrs: Instr[], runner: StageRunner, links: Links, io: StepIO, me: number): Promise<StepRecord> {
   const t0 = performance.now();
   runner.busyMs = 0;
-  const outbox = new Map<string, Float32Array>();
-  const inbox = new Map<string, Float32Array>();
+  const outbox = new Map<string, FloatArray>();
+  const inbox = new Map<string, FloatArray>();
   const pending: Promise<void>[] = [];
   let sendError: Error | null = null;
   let lossSum = 0;
@@ -93,7 +94,7 @@ export async function runSchedule(instrs: Instr[], runner: StageRunner, links: L
         const g = i.kind === 'act' ? links.act : links.grad;
         let got: Awaited<ReturnType<typeof recvHandoff>>;
         try {
-          got = await recvHandoff(g, n, i.peer);
+          got = await recvHandoff(g, runner.dtype, n, i.peer);
         } catch (e) {
           throw new Error(`${what(i)}: ${(e as Error).message}`);
         }
@@ -121,7 +122,7 @@ export async function runSchedule(instrs: Instr[], runner: StageRunner, links: L
   return { lossSum, wallMs: performance.now() - t0, computeSpanMs: computeEnd - t0, busyMs: runner.busyMs };
 }
 
-function takeInput(inbox: Map<string, Float32Array>, k: string, stage: number, mb: number): Float32Array {
+function takeInput(inbox: Map<string, FloatArray>, k: string, stage: number, mb: number): FloatArray {
   const v = inbox.get(k);
   if (!v) throw new Error(`stage ${stage} of micro-batch ${mb} has no input (${k}); the schedule runs it before receiving`);
   inbox.delete(k);

@@ -4,21 +4,23 @@
 // reads it into a fresh buffer. The executor runs every handoff through here, and
 // `atscale plan --calibrate` times this same path between two processes (link-probe.ts).
 import type { ProcessGroup } from '../../dist/index.js';
+import { allocFloat, floatDTypeOf, type FloatArray, type TrainDType } from '../../ir/dtype.js';
 
 const TAG = 2;
 
-/** Sends `data` tagged with (mb, stage) to group rank `peer`; resolves once the bytes are in the kernel. */
-export function sendHandoff(g: ProcessGroup, data: Float32Array, mb: number, stage: number, peer: number): Promise<void> {
-  const msg = new Float32Array(data.length + TAG);
+/** Sends `data` tagged with (mb, stage) to group rank `peer`, in the training dtype (float32 or
+ * float64: the tag's small integers are exact in both); resolves once the bytes are in the kernel. */
+export function sendHandoff(g: ProcessGroup, data: FloatArray, mb: number, stage: number, peer: number): Promise<void> {
+  const msg = allocFloat(floatDTypeOf(data), data.length + TAG);
   msg.set(data);
   msg[data.length] = mb;
   msg[data.length + 1] = stage;
   return g.send(msg, peer);
 }
 
-/** Receives `n` values and their tag from group rank `peer`. */
-export async function recvHandoff(g: ProcessGroup, n: number, peer: number): Promise<{ data: Float32Array; mb: number; stage: number }> {
-  const msg = new Float32Array(n + TAG);
+/** Receives `n` values of `dtype` and their tag from group rank `peer`. */
+export async function recvHandoff(g: ProcessGroup, dtype: TrainDType, n: number, peer: number): Promise<{ data: FloatArray; mb: number; stage: number }> {
+  const msg = allocFloat(dtype, n + TAG);
   await g.recv(msg, peer);
   return { data: msg.subarray(0, n), mb: msg[n]!, stage: msg[n + 1]! };
 }

@@ -21,10 +21,10 @@ for (const n of sizes) {
     const t0 = performance.now();
     if (pg.rank === 0) {
       const sent = sendHandoff(pg, data, i, 1, peer);
-      await recvHandoff(pg, n, peer);
+      await recvHandoff(pg, 'float32', n, peer);
       await sent;
     } else {
-      await recvHandoff(pg, n, peer);
+      await recvHandoff(pg, 'float32', n, peer);
       await sendHandoff(pg, data, i, 0, peer);
     }
     if (i >= 2) times.push((performance.now() - t0) / 2 / 1000);

@@ -5,7 +5,9 @@
 // only (full: the backward recomputes the block), everything but the attention core
 // (selective), or every tensor the backward reads (none). Parameters and gradients are the
 // rank's own units, packed in one buffer (`owned`), in layout order.
-import { hostValue, type HostValue } from '../../ir/value.js';
+import { floatValue, hostValue, type HostValue } from '../../ir/value.js';
+import { allocFloat, type FloatArray, type TrainDType } from '../../ir/dtype.js';
+import { withFloat } from '../../tensor/trace.js';
 import type { ExecOptions } from '../../runtime/session.js';
 import type { FlatLayout } from '../../nn/flat.js';
 import type { LanguageModel } from '../../models/model.js';
@@ -35,7 +37,6 @@ interface Stash {
   out: HostValue;
 }
 
-const f32 = (data: Float32Array, shape: number[]): HostValue => ({ dtype: 'float32', shape, data });
 
 /** The feeds a program takes, out of a record that may hold more (a block's backward may not
  * read x or key, depending on what its forward saved). */
@@ -49,8 +50,8 @@ export class StageRunner {
   readonly owned: OwnedUnit[];
   readonly ownedSize: number;
   /** This rank's parameters and accumulated gradients, packed (see owned). */
-  readonly params: Float32Array;
-  readonly grads: Float32Array;
+  readonly params: FloatArray;
+  readonly grads: FloatArray;
   private readonly compiled = new Map<string, Compiled>();
   private readonly stash = new Map<string, Stash>();
   /** Milliseconds spent in forward and backward programs since the last reset. */
@@ -69,10 +70,12 @@ export class StageRunner {
     /** Virtual stages of this rank and the blocks [first, end) of each. */
     readonly stages: { stage: number; blocks: [number, number] }[],
     readonly lastStage: number,
-    full: Float32Array,
+    full: FloatArray,
     readonly granularity: Granularity = 'full',
+    /** Dtype of parameters, activations and gradients (the programs are traced in it). */
+    readonly dtype: TrainDType = 'float32',
   ) {
-    const segs = modelSegments(model, layout, shape, granularity);
+    const segs = withFloat(dtype, () => modelSegments(model, layout, shape, granularity));
     this.hasKey = segs.hasKey;
     const segOf = (name: string) => segs.segments.find((s) => s.name === name)!;
     const need: Segment[] = [];
@@ -89,8 +92,8 @@ export class StageRunner {
       return o;
     });
     this.ownedSize = at;
-    this.params = new Float32Array(at);
-    this.grads = new Float32Array(at);
+    this.params = allocFloat(dtype, at);
+    this.grads = allocFloat(dtype, at);
     for (const u of this.owned) this.params.set(full.subarray(u.offset, u.offset + u.size), u.at);
     this.act = activationShape(model, shape);
     for (const s of need) this.compiled.set(s.name, { seg: s });
@@ -128,14 +131,14 @@ export class StageRunner {
   private paramFeeds(seg: Segment): Named {
     return Object.fromEntries(seg.units.map((u) => {
       const o = this.unit(u.name);
-      return [u.name, f32(this.params.subarray(o.at, o.at + o.size), [o.size])];
+      return [u.name, floatValue(this.params.subarray(o.at, o.at + o.size), [o.size])];
     }));
   }
 
   private addGrads(seg: Segment, out: Named): void {
     for (const u of seg.units) {
       const o = this.unit(u.name);
-      const g = out[u.name]!.data as Float32Array;
+      const g = out[u.name]!.data as FloatArray;
       const dst = this.grads.subarray(o.at, o.at + o.size);
       for (let i = 0; i < g.length; i++) dst[i] = dst[i]! + g[i]!;
     }
@@ -158,7 +161,7 @@ export class StageRunner {
 
   /** Runs stage `stage` on micro-batch `mb`: from the tokens (stage 0) or the received
    * activation; returns the stage's output activation. */
-  forward(mb: number, stage: number, input: { idx?: Int32Array; x?: Float32Array }, key: HostValue | undefined): Promise<Float32Array> {
+  forward(mb: number, stage: number, input: { idx?: Int32Array; x?: FloatArray }, key: HostValue | undefined): Promise<FloatArray> {
     return this.timed(async () => {
       const keyFeed: Named = key ? { key } : {};
       const st: Stash = { blocks: [], out: undefined as unknown as HostValue };
@@ -167,7 +170,7 @@ export class StageRunner {
         const c = this.compiledOf('embed');
         st.idx = hostValue('int32', [this.shape.batch, this.shape.seq], input.idx!);
         x = (await c.forward.run({ ...this.paramFeeds(c.seg), idx: st.idx, ...keyFeed })).x!;
-      } else x = f32(input.x!, this.act);
+      } else x = floatValue(input.x!, this.act);
       const [b0, b1] = this.blocksOf(stage);
       for (let b = b0; b < b1; b++) {
         const c = this.compiledOf(`block ${b}`);
@@ -179,14 +182,14 @@ export class StageRunner {
       this.stash.set(`${mb}:${stage}`, st);
       this.stashBytes += stashSize(st);
       this.peakStashBytes = Math.max(this.peakStashBytes, this.stashBytes);
-      return x.data as Float32Array;
+      return x.data as FloatArray;
     });
   }
 
   /** Backward of stage `stage` on `mb`: from the loss (last stage, `seed` scales it) or the
    * received gradient; adds parameter gradients, returns the input gradient (null on stage 0)
    * and, on the last stage, the micro-batch loss. */
-  backward(mb: number, stage: number, input: { dy?: Float32Array; targets?: Int32Array; seed: number }, key: HostValue | undefined): Promise<{ dx: Float32Array | null; loss?: number }> {
+  backward(mb: number, stage: number, input: { dy?: FloatArray; targets?: Int32Array; seed: number }, key: HostValue | undefined): Promise<{ dx: FloatArray | null; loss?: number }> {
     return this.timed(async () => {
       const keyFeed: Named = key ? { key } : {};
       const st = this.stash.get(`${mb}:${stage}`);
@@ -198,11 +201,11 @@ export class StageRunner {
       if (stage === this.lastStage) {
         const c = this.compiledOf('head');
         const targets = hostValue('int32', [this.shape.batch, this.shape.seq], input.targets!);
-        const out = await c.backward.run({ ...this.paramFeeds(c.seg), x: st.out, targets, seed: hostValue('float32', [], [input.seed]) });
+        const out = await c.backward.run({ ...this.paramFeeds(c.seg), x: st.out, targets, seed: hostValue(this.dtype, [], [input.seed]) });
         this.addGrads(c.seg, out);
-        loss = (out.loss!.data as Float32Array)[0]!;
+        loss = (out.loss!.data as FloatArray)[0]!;
         dy = out.dx!;
-      } else dy = f32(input.dy!, this.act);
+      } else dy = floatValue(input.dy!, this.act);
       const [b0, b1] = this.blocksOf(stage);
       for (let b = b1 - 1; b >= b0; b--) {
         const c = this.compiledOf(`block ${b}`);
@@ -215,7 +218,7 @@ export class StageRunner {
         this.addGrads(c.seg, await c.backward.run({ ...this.paramFeeds(c.seg), idx: st.idx!, dy, ...keyFeed }));
         return { dx: null, loss };
       }
-      return { dx: dy.data as Float32Array, loss };
+      return { dx: dy.data as FloatArray, loss };
     });
   }
 

@@ -7,7 +7,10 @@
 // 'tp' group. Checkpoints are universal: each rank writes its own shard (with tp > 1 its tp
 // shard of each split tensor, a padded vocabulary's zero rows included, as checkpoint/tp-split.ts
 // lays it out) and rank 0 a manifest of how every tensor is split, so a run resumes on any layout.
-import { hostValue, type HostValue } from '../../ir/value.js';
+import { floatValue, hostValue, type HostValue } from '../../ir/value.js';
+import { allocFloat, toFloat, type FloatArray, type TrainDType } from '../../ir/dtype.js';
+import { withFloat } from '../../tensor/trace.js';
+import { checkpointDType, checkStateDType } from '../train-dtype.js';
 import { NamedExecutable } from '../named-program.js';
 import type { ExecOptions } from '../../runtime/session.js';
 import { FlatLayout } from '../../nn/flat.js';
@@ -41,9 +44,11 @@ export interface PipelineOptions extends ExecOptions {
   stageLayers: number[];
   /** Starting parameters (a pretrained model being fine-tuned); default: initialised from seed. */
   initialParams?: Float32Array;
+  /** Dtype of parameters, activations, gradients, optimizer state and messages (default float32). */
+  dtype?: TrainDType;
 }
 
-const f32 = (data: Float32Array): HostValue => ({ dtype: 'float32', shape: [data.length], data });
+const f32 = (data: FloatArray): HostValue => floatValue(data);
 
 export class PipelineStep implements StepStrategy {
   readonly kind = 'pipeline';
@@ -61,17 +66,18 @@ export class PipelineStep implements StepStrategy {
   readonly schedule: PipelineSchedule;
   /** Range of the owned buffer this rank updates: all of it, or its ZeRO-1 chunk. */
   private readonly chunk: [number, number];
-  private readonly m: Float32Array;
-  private readonly v: Float32Array;
-  private readonly mask: Float32Array;
+  private readonly m: FloatArray;
+  private readonly v: FloatArray;
+  private readonly mask: FloatArray;
+  readonly dtype: TrainDType;
   /** Owned elements counted in the global norm here (tied copies and dp replicas once). */
   private readonly normMask: Uint8Array;
   private readonly tied: string[];
   private update?: NamedExecutable;
   private evaluator?: NamedExecutable;
-  private evalParams?: Float32Array;
-  private readonly scalars = hostValue('float32', [3]);
-  private readonly normSq = hostValue('float32', [1]);
+  private evalParams?: FloatArray;
+  private readonly scalars: HostValue;
+  private readonly normSq: HostValue;
   /** The run's id in its universal checkpoints. */
   readonly identity = new RunIdentity();
   /** Timing of the last step's schedule (the pipeline bench reads it). */
@@ -82,6 +88,9 @@ export class PipelineStep implements StepStrategy {
     if (opts.zeroStage > 1 && pp === 1) throw new MeshError(`ZeRO stage ${opts.zeroStage} with tensor parallelism is not implemented: the mesh shards only the optimizer state over dp (ZeRO-1); use zero_optimization.stage 0 or 1, or tp 1 for stages 2 and 3`);
     if (opts.zeroStage > 1) throw new MeshError(`ZeRO stage ${opts.zeroStage} with pipeline parallelism is refused (as DeepSpeed does): stages 2 and 3 partition gradients and parameters, which the pipeline accumulates over micro-batches on each stage; use zero_optimization.stage 0 or 1`);
     this.layout = new FlatLayout(model);
+    const dt = (this.dtype = opts.dtype ?? 'float32');
+    this.scalars = hostValue(dt, [3]);
+    this.normSq = hostValue(dt, [1]);
     const tp = mesh.shape.tp;
     if (tp > 1 && !model.tensorParallelShard) throw new MeshError(`the ${model.family} model here cannot be split for tensor parallelism (e.g. LoRA adapters on frozen weights); run with --tensor-model-parallel-size 1`);
     this.local = tp > 1 ? model.tensorParallelShard!({ axis: { name: 'tp', size: tp, rank: mesh.coords.tp }, sequence: opts.layout.sequenceParallel }) : model;
@@ -93,18 +102,18 @@ export class PipelineStep implements StepStrategy {
     const mine = Array.from({ length: v }, (_, c) => c * pp + mesh.coords.pp).map((s) => ({ stage: s, blocks: [starts[s]!, starts[s + 1]!] as [number, number] }));
     if (opts.initialParams && opts.initialParams.length !== this.layout.size) throw new Error(`initial parameters have ${opts.initialParams.length} values, the model needs ${this.layout.size}`);
     // Every layout starts from the one-process initialisation, sliced to this rank's shard.
-    const full = opts.initialParams ?? this.layout.initialise(opts.seed);
-    this.runner = new StageRunner(this.local, this.localLayout, opts.shape, mine, last, this.shard?.shard(full) ?? full, opts.layout.recompute);
+    const full = toFloat(dt, opts.initialParams ?? this.layout.initialise(opts.seed));
+    this.runner = new StageRunner(this.local, this.localLayout, opts.shape, mine, last, this.shard?.shard(full) ?? full, opts.layout.recompute, dt);
     this.schedule = buildSchedule(opts.layout.schedule, pp, v, opts.microBatches);
     const named = model.units();
     this.tied = named.head.filter((h) => named.embed.includes(h));
     const n = this.runner.ownedSize;
     this.chunk = opts.zeroStage === 1 ? chunkRange(n, mesh.shape.dp, mesh.coords.dp) : [0, n];
     const size = this.chunk[1] - this.chunk[0];
-    this.m = new Float32Array(size);
-    this.v = new Float32Array(size);
+    this.m = allocFloat(dt, size);
+    this.v = allocFloat(dt, size);
     const fullMask = this.localLayout.decayMask();
-    const ownedMask = new Float32Array(n);
+    const ownedMask = allocFloat(dt, n);
     for (const u of this.runner.owned) ownedMask.set(fullMask.subarray(u.offset, u.offset + u.size), u.at);
     this.mask = ownedMask.slice(this.chunk[0], this.chunk[1]);
     // Norm: each element once in the whole mesh. Tied units count on the first stage only; with
@@ -133,7 +142,7 @@ export class PipelineStep implements StepStrategy {
   prepare(): Promise<void> {
     this.ready ??= (async () => {
       await this.runner.compile(this.exec(), { tp: this.mesh.tp });
-      this.update = await NamedExecutable.of(updateProgram(this.chunk[1] - this.chunk[0], this.opts.optimizer, this.opts.gradClip, true), this.exec());
+      this.update = await NamedExecutable.of(withFloat(this.dtype, () => updateProgram(this.chunk[1] - this.chunk[0], this.opts.optimizer, this.opts.gradClip, true)), this.exec());
     })();
     return this.ready;
   }
@@ -174,7 +183,8 @@ export class PipelineStep implements StepStrategy {
     if (this.opts.layout.sequenceParallel && this.mesh.shape.tp > 1) {
       // Norms and biases of the sequence-parallel regions saw only this rank's positions.
       const at = this.replicatedAt;
-      const packed = Float32Array.from(at, (i) => g[i]!);
+      const packed = allocFloat(this.dtype, at.length);
+      for (let k = 0; k < at.length; k++) packed[k] = g[at[k]!]!;
       await this.mesh.tp.allReduce(packed);
       for (let k = 0; k < at.length; k++) g[at[k]!] = packed[k]!;
     }
@@ -184,10 +194,10 @@ export class PipelineStep implements StepStrategy {
         await this.mesh.embedTie.allReduce(g.subarray(u.at, u.at + u.size));
       }
     }
-    let mine: Float32Array;
+    let mine: FloatArray;
     if (this.mesh.shape.dp === 1) mine = g;
     else if (this.opts.zeroStage === 1) {
-      mine = new Float32Array(this.chunk[1] - this.chunk[0]);
+      mine = allocFloat(this.dtype, this.chunk[1] - this.chunk[0]);
       await this.mesh.dp.reduceScatter(g, mine);
     } else {
       await this.mesh.dp.allReduce(g);
@@ -199,20 +209,20 @@ export class PipelineStep implements StepStrategy {
     return s;
   }
 
-  private reduced?: Float32Array;
+  private reduced?: FloatArray;
 
   private async applyUpdate(lr: number, iter: number, localNormSq: number, localLoss: number): Promise<{ loss: number; normSq: number }> {
     // One all-reduce over the world carries the norm shares and the last stages' mean losses
     // (tp rank 0's: every tensor-parallel rank computes the same loss).
-    const red = Float32Array.of(localNormSq, this.mesh.isLastStage && this.mesh.coords.tp === 0 ? localLoss : 0);
+    const red = toFloat(this.dtype, [localNormSq, this.mesh.isLastStage && this.mesh.coords.tp === 0 ? localLoss : 0]);
     await this.mesh.world.allReduce(red);
-    (this.normSq.data as Float32Array)[0] = red[0]!;
-    (this.scalars.data as Float32Array).set(adamwScalars(this.opts.optimizer, lr, iter + 1));
+    (this.normSq.data as FloatArray)[0] = red[0]!;
+    (this.scalars.data as FloatArray).set(adamwScalars(this.opts.optimizer, lr, iter + 1));
     const p = this.runner.params.subarray(this.chunk[0], this.chunk[1]);
     const grad = this.reduced!;
     await this.update!.run(
       { params: f32(p), grad: f32(grad), m: f32(this.m), v: f32(this.v), decay_mask: f32(this.mask), scalars: this.scalars, norm_sq: this.normSq },
-      { params: f32(p), m: f32(this.m), v: f32(this.v), grad_norm: hostValue('float32', [], [0]) },
+      { params: f32(p), m: f32(this.m), v: f32(this.v), grad_norm: hostValue(this.dtype, [], [0]) },
     );
     if (this.opts.zeroStage === 1 && this.mesh.shape.dp > 1) {
       const full = this.runner.params;
@@ -228,8 +238,8 @@ export class PipelineStep implements StepStrategy {
    * units by the first stage, split parameters by their tp rank, replicated ones by tp 0) at
    * its full-layout position, and one world all-reduce sums them.
    */
-  private async consolidate(src: Float32Array, from: number): Promise<Float32Array> {
-    const full = new Float32Array(this.layout.size);
+  private async consolidate(src: FloatArray, from: number): Promise<FloatArray> {
+    const full = allocFloat(this.dtype, this.layout.size);
     const [a, b] = chunkRange(this.runner.ownedSize, this.mesh.shape.dp, this.mesh.coords.dp);
     const tp0 = this.mesh.coords.tp === 0;
     for (const u of this.runner.owned) {
@@ -260,10 +270,10 @@ export class PipelineStep implements StepStrategy {
    * evaluates the whole model on its replica's rows; evaluation is rare). */
   async evalLoss(batch: MicroBatch): Promise<number> {
     const shape = this.opts.shape;
-    this.evaluator ??= await NamedExecutable.of(evalProgram(this.model, this.layout, shape), this.exec());
+    this.evaluator ??= await NamedExecutable.of(withFloat(this.dtype, () => evalProgram(this.model, this.layout, shape)), this.exec());
     this.evalParams ??= await this.consolidate(this.runner.params, 0);
     const { loss } = await this.evaluator.run({ params: f32(this.evalParams), idx: hostValue('int32', [shape.batch, shape.seq], batch.x), targets: hostValue('int32', [shape.batch, shape.seq], batch.y) });
-    const total = Float32Array.of((loss!.data as Float32Array)[0]!);
+    const total = toFloat(this.dtype, [(loss!.data as FloatArray)[0]!]);
     await this.mesh.world.allReduce(total);
     return total[0]! / this.mesh.world.worldSize;
   }
@@ -287,7 +297,7 @@ export class PipelineStep implements StepStrategy {
     const { dp, pp, tp } = this.mesh.shape;
     const [lo, hi] = chunkRange(this.runner.ownedSize, dp, this.mesh.coords.dp);
     const from = this.chunk[0];
-    const at = (b: Float32Array) => b.subarray(lo - from, hi - from);
+    const at = (b: FloatArray) => b.subarray(lo - from, hi - from);
     const range = { lo, hi, param: this.runner.params.subarray(lo, hi), m: at(this.m), v: at(this.v) };
     const tiedHere = (name: string) => this.tied.some((u) => name.startsWith(`${u}.`)) && !this.mesh.isFirstStage;
     const replicatedHere = (name: string) => this.mesh.coords.tp > 0 && this.model.tensorParallelSplit(name).kind === 'replicated';
@@ -300,7 +310,7 @@ export class PipelineStep implements StepStrategy {
       pieces,
       tensors: tensorInfos(this.model, this.layout, new Set(pieces.map((p) => p.name)), () => this.mesh.coords.pp),
       order: this.layout.slots.map((s) => s.name),
-      meta: { ...meta, mesh: this.mesh.shape },
+      meta: { ...meta, ...checkpointDType(this.dtype), mesh: this.mesh.shape },
       files,
     };
     return { group: this.mesh.world, save };
@@ -312,7 +322,7 @@ export class PipelineStep implements StepStrategy {
     const slots = this.ownedSlots();
     const st = await together(this.mesh.world, 'read the checkpoint', () => {
       const n = this.runner.ownedSize;
-      const [p, m, v] = [new Float32Array(n), new Float32Array(n), new Float32Array(n)];
+      const [p, m, v] = [allocFloat(this.dtype, n), allocFloat(this.dtype, n), allocFloat(this.dtype, n)];
       if (this.shard && !isUniversalCheckpoint(dir)) {
         // A plain checkpoint under tensor parallelism: the full state, sliced to this rank.
         const full = readFullState(dir, this.layout, this.model);
@@ -342,6 +352,7 @@ export class PipelineStep implements StepStrategy {
       }
       return { p, m, v, meta: full.meta, files: full.files, run: undefined };
     });
+    checkStateDType(dir, st.meta, this.dtype);
     this.runner.params.set(st.p);
     this.m.set(st.m.subarray(this.chunk[0], this.chunk[1]));
     this.v.set(st.v.subarray(this.chunk[0], this.chunk[1]));

@@ -11,6 +11,7 @@
 // Until the manifest is renamed in, the previous checkpoint stays the newest complete one, so a
 // rank killed mid-write loses only the steps since that one; its staging directory is removed
 // by the next save that commits.
+import type { FloatArray } from '../../ir/dtype.js';
 import type { ProcessGroup } from '../../dist/index.js';
 import { finalizeUniversal, type AsyncCheckpointWriter, type OwnedPiece } from '../../checkpoint/index.js';
 import { together, type UniversalSave } from './state.js';
@@ -18,9 +19,11 @@ import { together, type UniversalSave } from './state.js';
 /** Copies the pieces' three states into one buffer from `alloc` (views into it, same order). */
 export function snapshotPieces(pieces: readonly OwnedPiece[], alloc: (bytes: number) => ArrayBuffer): OwnedPiece[] {
   const total = pieces.reduce((n, p) => n + 3 * (p.end - p.start), 0);
-  const buf = new Float32Array(alloc(total * 4), 0, total);
+  // In the training dtype (float64 runs hold Float64Array pieces).
+  const wide = pieces.some((p) => p.param instanceof Float64Array);
+  const buf: FloatArray = wide ? new Float64Array(alloc(total * 8), 0, total) : new Float32Array(alloc(total * 4), 0, total);
   let at = 0;
-  const copy = (src: Float32Array): Float32Array => {
+  const copy = (src: FloatArray): FloatArray => {
     const dst = buf.subarray(at, at + src.length);
     dst.set(src);
     at += src.length;

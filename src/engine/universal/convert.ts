@@ -2,6 +2,8 @@
 // a run of another layout (dp x tp x pp, ZeRO stage) would have saved, rank by rank, or as the
 // plain single-process checkpoint (dp=1,tp=1,pp=1,zero=0), or as one safetensors state dict.
 // The layout is checked against the model first, with the arithmetic in the message.
+import type { FloatArray } from '../../ir/dtype.js';
+import { safetensorsDType } from '../train-dtype.js';
 import { mkdirSync, renameSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { chunkRange } from '../../dist/index.js';
@@ -66,14 +68,14 @@ function writeLayout(dst: string, model: LanguageModel, layout: FlatLayout, st: 
   const units = modelUnits(model, layout);
   const stagesOf = unitStages(model, layout, t.pp, layers);
   const unitOf = (name: string) => units.find((u) => name.startsWith(`${u.name}.`))!;
-  const split = new Map<string, Float32Array[][]>();
+  const split = new Map<string, FloatArray[][]>();
   // A tensor's tp shards of each state, cut once and shared by the ranks that write them.
-  const shards = (name: string): Float32Array[][] => {
+  const shards = (name: string): FloatArray[][] => {
     let s = split.get(name);
     if (!s) {
       const slot = layout.byName.get(name)!;
       const sp = model.tensorParallelSplit(name);
-      s = [st.params, st.m, st.v].map((buf) => Array.from({ length: t.tp }, (_, r) => tpSplitTensor(name, buf.subarray(slot.offset, slot.offset + slot.size), slot.shape, sp, t.tp, r)));
+      s = [st.params, st.m, st.v].map((buf) => Array.from({ length: t.tp }, (_, r) => tpSplitTensor<FloatArray>(name, buf.subarray(slot.offset, slot.offset + slot.size), slot.shape, sp, t.tp, r)));
       split.set(name, s);
     }
     return s;
@@ -139,7 +141,7 @@ export function convertCheckpoint(src: string, dst: string, t: TargetLayout, opt
   if (opts.stateDict) {
     if (!plain) throw new Error('ckpt convert --state-dict writes the whole model to one file: use it with --layout dp=1,tp=1,pp=1,zero=0 (the default)');
     const tensors: Record<string, TensorEntry> = {};
-    for (const [name, e] of Object.entries(layout.stateDict(st.params))) tensors[name] = { dtype: 'F32', shape: e.shape, data: e.data };
+    for (const [name, e] of Object.entries(layout.stateDict(st.params))) tensors[name] = { dtype: safetensorsDType(st.dtype), shape: e.shape, data: e.data };
     mkdirSync(dirname(resolve(dst)), { recursive: true });
     const tmp = `${resolve(dst)}.tmp-${process.pid}`;
     writeSafetensorsFile(tmp, tensors, { format: 'pt', 'atscale.meta': JSON.stringify(st.meta) });
@@ -147,10 +149,12 @@ export function convertCheckpoint(src: string, dst: string, t: TargetLayout, opt
     return { kind: 'safetensors', layout: one, tensors: layout.slots.length };
   }
   if (plain) {
+    // The state keeps its dtype (a float64 run's checkpoint converts to F64 tensors).
+    const dtype = safetensorsDType(st.dtype);
     const tensors: Record<string, TensorEntry> = {};
-    for (const [name, e] of Object.entries(layout.stateDict(st.params))) tensors[name] = { dtype: 'F32', shape: e.shape, data: e.data };
-    tensors[OPT_M] = { dtype: 'F32', shape: [layout.size], data: st.m };
-    tensors[OPT_V] = { dtype: 'F32', shape: [layout.size], data: st.v };
+    for (const [name, e] of Object.entries(layout.stateDict(st.params))) tensors[name] = { dtype, shape: e.shape, data: e.data };
+    tensors[OPT_M] = { dtype, shape: [layout.size], data: st.m };
+    tensors[OPT_V] = { dtype, shape: [layout.size], data: st.v };
     const { mesh: _mesh, ...meta } = st.meta;
     saveCheckpoint(dst, { tensors, meta, files: st.files });
     return { kind: 'plain', layout: one, tensors: layout.slots.length };

@@ -2,6 +2,7 @@
 // pieces a rank writes, the run and save identity every rank agrees on, the collective save
 // (each rank writes its own shard, rank 0 the manifest last), a load that fails on every rank
 // together, and the full training state read from any checkpoint a trainer can resume from.
+import { allocFloat, type FloatArray, type TrainDType } from '../../ir/dtype.js';
 import { randomInt } from 'node:crypto';
 import type { ProcessGroup } from '../../dist/index.js';
 import {
@@ -26,9 +27,9 @@ import { OPT_M, OPT_V } from '../optimizer-names.js';
 export interface HeldRange {
   lo: number;
   hi: number;
-  param: Float32Array;
-  m: Float32Array;
-  v: Float32Array;
+  param: FloatArray;
+  m: FloatArray;
+  v: FloatArray;
 }
 
 /** A tensor's place in a rank's local flat buffer. */
@@ -46,7 +47,7 @@ export function piecesOf(slots: readonly LocalSlot[], ranges: readonly HeldRange
       const lo = Math.max(r.lo, s.offset);
       const hi = Math.min(r.hi, s.offset + s.size);
       if (hi <= lo) continue;
-      const at = (b: Float32Array) => b.subarray(lo - r.lo, hi - r.lo);
+      const at = (b: FloatArray) => b.subarray(lo - r.lo, hi - r.lo);
       out.push({ name: s.name, tpRank: tpRank(s.name), start: lo - s.offset, end: hi - s.offset, param: at(r.param), expAvg: at(r.m), expAvgSq: at(r.v) });
     }
   }
@@ -121,9 +122,11 @@ export async function together<T>(pg: ProcessGroup, what: string, fn: () => T): 
 
 /** The whole training state, in the model's flat layout. */
 export interface FullState {
-  params: Float32Array;
-  m: Float32Array;
-  v: Float32Array;
+  /** The dtype the checkpoint holds (F64 tensors: float64; everything else is read as float32). */
+  dtype: TrainDType;
+  params: FloatArray;
+  m: FloatArray;
+  v: FloatArray;
   meta: Record<string, unknown>;
   files: Record<string, string>;
   /** The run identity of a universal checkpoint. */
@@ -157,7 +160,7 @@ export interface UniversalTarget {
 
 export interface LoadedUniversal {
   /** Per tensor, as the target rank holds it (its tp shard, or the whole tensor). */
-  tensors: Map<string, { param: Float32Array; expAvg: Float32Array; expAvgSq: Float32Array }>;
+  tensors: Map<string, { param: FloatArray; expAvg: FloatArray; expAvgSq: FloatArray }>;
   meta: Record<string, unknown>;
   files: Record<string, string>;
   run: string;
@@ -184,22 +187,27 @@ export function loadUniversal(dir: string, model: LanguageModel, layout: FlatLay
  *  nothing is loaded) unless every tensor was read and checked. */
 export function readFullState(dir: string, layout: FlatLayout, model: LanguageModel): FullState {
   const n = layout.size;
-  const [params, m, v] = [new Float32Array(n), new Float32Array(n), new Float32Array(n)];
   if (isUniversalCheckpoint(dir)) {
     const u = loadUniversal(dir, model, layout, { tp: 1, tpRank: 0 });
+    const dtype: TrainDType = u.tensors.values().next().value?.param instanceof Float64Array ? 'float64' : 'float32';
+    const [params, m, v] = [allocFloat(dtype, n), allocFloat(dtype, n), allocFloat(dtype, n)];
     for (const s of layout.slots) {
       const t = u.tensors.get(s.name)!;
       params.set(t.param, s.offset);
       m.set(t.expAvg, s.offset);
       v.set(t.expAvgSq, s.offset);
     }
-    return { params, m, v, meta: u.meta, files: u.files, run: u.run };
+    return { dtype, params, m, v, meta: u.meta, files: u.files, run: u.run };
   }
   if (isShardedCheckpoint(dir)) throw new Error(`checkpoint ${dir} is an older sharded ZeRO checkpoint; resume it with the same --deepspeed-config under atscale launch (which saves a universal one), or merge it with consolidateCheckpoint`);
   const ck = loadCheckpoint(dir);
   const file = `${ck.dir}/model.safetensors`;
+  // A float64 run's checkpoint holds F64 state, kept exact; any other is read as float32.
+  const dtype: TrainDType = ck.tensors[OPT_M]?.dtype === 'F64' ? 'float64' : 'float32';
+  const [params, m, v] = [allocFloat(dtype, n), allocFloat(dtype, n), allocFloat(dtype, n)];
+  const read = (t: (typeof ck.tensors)[string], name: string) => (dtype === 'float64' && t.dtype === 'F64' ? (t.data as Float64Array) : floatTensor(t, name, file));
   const dict: Record<string, { shape: readonly number[]; data: ArrayLike<number> }> = {};
-  for (const [name, t] of Object.entries(ck.tensors)) if (name !== OPT_M && name !== OPT_V) dict[name] = { shape: t.shape, data: floatTensor(t, name, file) };
+  for (const [name, t] of Object.entries(ck.tensors)) if (name !== OPT_M && name !== OPT_V) dict[name] = { shape: t.shape, data: read(t, name) };
   try {
     layout.loadStateDict(params, dict);
   } catch (e) {
@@ -208,9 +216,9 @@ export function readFullState(dir: string, layout: FlatLayout, model: LanguageMo
   for (const [buf, name] of [[m, OPT_M], [v, OPT_V]] as const) {
     const t = ck.tensors[name];
     if (!t) throw new Error(`checkpoint ${dir} has no optimizer state (${OPT_M}, ${OPT_V}); it cannot resume training`);
-    const data = floatTensor(t, name, file);
+    const data = read(t, name);
     if (data.length !== n) throw new Error(`${file}: ${name} has ${data.length} values, the model needs ${n}`);
     buf.set(data);
   }
-  return { params, m, v, meta: ck.meta, files: ck.files };
+  return { dtype, params, m, v, meta: ck.meta, files: ck.files };
 }

@@ -62,16 +62,18 @@ function readLegacySharded(t: ZeroStep, dir: string): FullState {
     v.set(read(`exp_avg_sq.${k}`), offset);
   });
   const { [LEGACY_META_KEY]: _zero, ...loopMeta } = ck.meta;
-  return { params, m, v, meta: loopMeta, files: ck.files };
+  return { dtype: 'float32', params, m, v, meta: loopMeta, files: ck.files };
 }
 
 export async function loadZeroCheckpoint(t: ZeroStep, dir: string): Promise<{ meta: Record<string, unknown>; files: Record<string, string> }> {
   // Read and checked on every rank before any buffer changes; if one rank fails, all do.
   const st = await together(t.pg, 'read the checkpoint', () => (isShardedCheckpoint(dir) ? readLegacySharded(t, dir) : readFullState(dir, t.layout, t.model)));
+  // ZeRO over dp alone trains in float32 only (train refuses --dtype float64 with it).
+  if (st.dtype !== 'float32') throw new Error(`checkpoint ${dir} holds float64 state (trained with --dtype float64); ZeRO over the data-parallel axis alone trains in float32 only: resume it with --dtype float64 on one process or a tp/pp layout`);
   const { plan, m: mShard, v: vShard, setParams } = t.state();
-  setParams(st.params);
-  plan.gatherShard(st.m, mShard);
-  plan.gatherShard(st.v, vShard);
+  setParams(st.params as Float32Array);
+  plan.gatherShard(st.m as Float32Array, mShard);
+  plan.gatherShard(st.v as Float32Array, vShard);
   if (st.run) t.identity.run = st.run;
   return { meta: st.meta, files: st.files };
 }

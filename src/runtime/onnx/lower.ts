@@ -60,6 +60,7 @@ function lowerNode(L: Lowering, n: Node, nodeOf: (id: number) => Node, name: (id
   const out = name(n.id);
   const ins = n.inputs.map(name);
   const a = n.attrs;
+  if (n.op === 'erf' && n.dtype === 'float64') return viaFloat32(L, 'Erf', ins[0]!, out);
   if (UNARY[n.op]) return L.emit(UNARY[n.op]!, ins, [out]);
   if (BINARY[n.op]) return L.emit(BINARY[n.op]!, ins, [out]);
   switch (n.op) {
@@ -75,6 +76,7 @@ function lowerNode(L: Lowering, n: Node, nodeOf: (id: number) => Node, name: (id
     case 'log_softmax':
       return L.emit('LogSoftmax', ins, [out], { axis: { kind: 'int', v: a.axis as number } });
     case 'gelu':
+      if (n.dtype === 'float64') return lowerGelu64(L, ins[0]!, out, a.approximate as string);
       return L.emit('Gelu', ins, [out], { approximate: { kind: 'string', v: a.approximate as string } });
     case 'layer_norm': {
       const c = n.shape[n.shape.length - 1]!;
@@ -142,6 +144,40 @@ function lowerNode(L: Lowering, n: Node, nodeOf: (id: number) => Node, name: (id
     default:
       throw new Error(`no ONNX lowering for primitive '${n.op}'`);
   }
+}
+
+/**
+ * ONNX Runtime's CPU provider has no float64 Erf (nor Gelu): a float64 Erf runs in float32
+ * between two Casts. It is elementwise, so every layout of a model computes the same value;
+ * only its precision is float32's (about 1e-7 relative), the same on every rank.
+ */
+function viaFloat32(L: Lowering, op: string, x: string, out: string, attrs?: OnnxNode['attrs']): void {
+  const x32 = L.fresh(out);
+  const y32 = L.fresh(out);
+  L.emit('Cast', [x], [x32], { to: { kind: 'int', v: ONNX_DTYPE.float32 } });
+  L.emit(op, [x32], [y32], attrs);
+  L.emit('Cast', [y32], [out], { to: { kind: 'int', v: ONNX_DTYPE.float64 } });
+}
+
+/** float64 GELU: the tanh form written out in float64 kernels (all exist); the exact form
+ * goes through float32 Gelu (no float64 Erf, see viaFloat32). */
+function lowerGelu64(L: Lowering, x: string, out: string, approximate: string): void {
+  if (approximate !== 'tanh') return viaFloat32(L, 'Gelu', x, out, { approximate: { kind: 'string', v: approximate } });
+  const c = (v: number) => {
+    const name = L.fresh(out);
+    L.initializers.push({ name, value: hostValue('float64', [], [v]) });
+    return name;
+  };
+  const step = (op: string, ...xs: string[]): string => {
+    const r = L.fresh(out);
+    L.emit(op, xs, [r]);
+    return r;
+  };
+  // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+  const x3 = step('Mul', step('Mul', x, x), x);
+  const inner = step('Mul', step('Add', x, step('Mul', x3, c(0.044715))), c(Math.sqrt(2 / Math.PI)));
+  const half = step('Mul', x, c(0.5));
+  L.emit('Mul', [half, step('Add', step('Tanh', inner), c(1))], [out]);
 }
 
 function lowerUnslice(L: Lowering, n: Node, g: string, out: string, gShape: readonly number[]): void {
