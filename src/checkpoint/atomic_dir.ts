@@ -54,13 +54,13 @@ export function checkFileName(name: string, what: string): void {
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) throw new Error(`${what} ${JSON.stringify(name)} must be a plain file name (letters, digits, . _ -)`);
 }
 
-/** Writes the manifest into `staging`, fsyncs it, and moves `staging` to `dir` (DIR -> DIR.prev first). */
 /** The committed copy of `dir`: DIR, or DIR.prev when a save crashed between its two renames
  * (then DIR is absent and DIR.prev is whole). Every loader goes through this. */
 export function committedDir(dir: string): string {
   return !existsSync(dir) && existsSync(`${dir}.prev`) ? `${dir}.prev` : dir;
 }
 
+/** Writes the manifest into `staging`, fsyncs it, and moves `staging` to `dir` (DIR -> DIR.prev first). */
 export function commitDirectory(staging: string, dir: string, manifest: Manifest): void {
   writeFileSynced(join(staging, MANIFEST), JSON.stringify(manifest, null, 1) + '\n');
   fsyncDir(staging);

@@ -4,10 +4,10 @@
 // restarts and says why. When restarts run out, the last failure's status is the job's.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CLI, collect, launch, startLauncher, waitFor, lossesByIter } from './helpers.js';
+import { CLI, collect, launch, startLauncher, waitFor, lossesByIter, savedIter } from './helpers.js';
 
 const work = mkdtempSync(join(tmpdir(), 'atscale-elastic-'));
 const corpus = join(work, 'corpus.txt');
@@ -28,8 +28,7 @@ test('a rank killed mid-run: the group restarts, training resumes from the newes
   const b = join(work, 'b');
   const child = startLauncher(['--nproc-per-node', '2', '--timeout-ms', '20000', '--max-restarts', '2', '--stop-grace-ms', '1000', '--', ...train(b)]);
   const run = collect(child, 120_000);
-  const meta = join(b, 'ckpt', 'meta.json');
-  await waitFor('the second checkpoint', () => existsSync(meta) && (JSON.parse(readFileSync(meta, 'utf8')) as { iter: number }).iter >= 10, 60_000);
+  await waitFor('the second checkpoint', () => savedIter(join(b, 'ckpt')) >= 10, 60_000);
   const victim = children(child.pid!)[1]!;
   process.kill(victim, 'SIGKILL');
   const r = await run;

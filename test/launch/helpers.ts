@@ -4,6 +4,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { committedDir } from '../../src/checkpoint/atomic_dir.js';
 import { fileURLToPath } from 'node:url';
 
 export const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
@@ -72,6 +73,18 @@ export async function waitFor(what: string, cond: () => boolean, timeoutMs = 15_
   while (!cond()) {
     if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** The iteration of the checkpoint committed in CKPT, read while a run may be saving: each save
+ *  rotates CKPT -> CKPT.prev and staging -> CKPT, so a read can land between the two renames and
+ *  must look at the committed copy (what --resume loads). -1 when none is readable yet. */
+export function savedIter(ckpt: string): number {
+  try {
+    return (JSON.parse(readFileSync(join(committedDir(ckpt), 'meta.json'), 'utf8')) as { iter: number }).iter;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return -1; // not saved yet, or renamed away under us
+    throw e;
   }
 }
 
