@@ -16,6 +16,8 @@ import { backgroundThreads, cpuSample } from '../src/cli/host-load.js';
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const SHAPE = ['--n-layer', '4', '--n-head', '4', '--n-embd', '128', '--block-size', '64', '--dropout', '0'];
+/** The same shape as `atscale plan` names it (tinyshakespeare's 65 characters). */
+const SHAPE_FLAGS = ['--layers', '4', '--heads', '4', '--hidden', '128', '--vocab', '65', '--seq-len', '64'];
 const ROWS = 8;
 const M = 4;
 
@@ -68,10 +70,10 @@ function measure(l: Layout, data: string, out: string, iters: number): number {
   return median(steps);
 }
 
-function predict(l: Layout, machine: string, backgroundLoad?: number): { ms: number; parts: Record<string, number>; handoffs: number } {
-  const out = cli(['plan', ...(backgroundLoad === undefined ? [] : ['--background-load', String(backgroundLoad)]), '--machine', machine, '--layers', '4', '--heads', '4', '--hidden', '128', '--vocab', '65', '--seq-len', '64', '--global-batch', String(ROWS * l.dp * M), '--micro-batch', String(ROWS), '--dp', String(l.dp), '--pp', String(l.pp), '--interleave', String(l.v), '--recompute', l.recompute, '--json'], `plan (${l.name})`);
-  const r = JSON.parse(out.trim().split('\n').pop()!) as { predicted_ms_per_iter: number; parts_ms: Record<string, number>; handoffs: number };
-  return { ms: r.predicted_ms_per_iter, parts: r.parts_ms, handoffs: r.handoffs };
+function predict(l: Layout, machine: string, backgroundLoad?: number): { ms: number; basis: string; parts: Record<string, number>; handoffs: number } {
+  const out = cli(['plan', ...(backgroundLoad === undefined ? [] : ['--background-load', String(backgroundLoad)]), '--machine', machine, ...SHAPE_FLAGS, '--global-batch', String(ROWS * l.dp * M), '--micro-batch', String(ROWS), '--dp', String(l.dp), '--pp', String(l.pp), '--interleave', String(l.v), '--recompute', l.recompute, '--json'], `plan (${l.name})`);
+  const r = JSON.parse(out.trim().split('\n').pop()!) as { predicted_ms_per_iter: number; basis: string; parts_ms: Record<string, number>; handoffs: number };
+  return { ms: r.predicted_ms_per_iter, basis: r.basis, parts: r.parts_ms, handoffs: r.handoffs };
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -86,7 +88,7 @@ export async function run(argv: string[]): Promise<number> {
       // alone); it is taken again, up to three times.
       for (let attempt = 1; ; attempt++) {
         try {
-          cli(['plan', '--calibrate', '--threads', '1', '--json', '--out', machine], 'plan --calibrate');
+          cli(['plan', '--calibrate', '--threads', '1', ...SHAPE_FLAGS, '--micro-batch', String(ROWS), '--json', '--out', machine], 'plan --calibrate');
           break;
         } catch (e) {
           if (attempt === 3) throw e;
@@ -136,7 +138,7 @@ export async function run(argv: string[]): Promise<number> {
       const rec = {
         bench: 'layouts', layout: l.name, dp: l.dp, pp: l.pp, v: l.v, recompute: l.recompute, micro_batches: M, rows: ROWS, rounds, measured_ms: r1(measured), measured_ms_by_round: rs.map((r) => r1(r.measured)), predicted_ms: r1(p.ms),
         ratio: r3(ratio), within_25pct: Math.abs(ratio - 1) <= 0.25, ratio_vs_1process: r3(ratio / base), load_avg_1m: r2(load), handoffs: p.handoffs,
-        ...(atRun ? { run_background_threads: r2(others!), predicted_at_run_load_ms: r1(atRun.ms), ratio_at_run_load: r3(atRun.ms / measured) } : {}), parts_ms: Object.fromEntries(Object.entries(p.parts).map(([k, v]) => [k, r1(v)])),
+        ...(atRun ? { run_background_threads: r2(others!), predicted_at_run_load_ms: r1(atRun.ms), ratio_at_run_load: r3(atRun.ms / measured) } : {}), basis: p.basis, parts_ms: Object.fromEntries(Object.entries(p.parts).map(([k, v]) => [k, r1(v)])),
       };
       if (json) console.log(JSON.stringify(rec));
       rows.push([l.name, measured.toFixed(1), rs.map((r) => r.measured.toFixed(0)).join(' '), p.ms.toFixed(1), ratio.toFixed(2), rec.within_25pct ? 'yes' : 'no', rec.ratio_vs_1process.toFixed(2), String(p.handoffs), load.toFixed(1), others === undefined ? '-' : others.toFixed(1), atRun ? (atRun.ms / measured).toFixed(2) : '-']);

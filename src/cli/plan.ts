@@ -9,6 +9,7 @@ import { dirname } from 'node:path';
 import os from 'node:os';
 import { type FlagSpec, type FlagValues, UsageError, formatHelp, parseArgs } from './args.js';
 import { backgroundThreads, cpuSample } from './host-load.js';
+import { measurePrograms, profiledShapeFrom } from './plan-programs.js';
 import { type GptShape, type MachineSpec, CALIBRATION_PROXY, CALIBRATION_PROXY_SMALL, checkMachine, elementwisePoint, forwardFractionFromSteps, machineFromMeasurements, predictCpuStepMs } from '../plan/calibrate.js';
 import { type ElementwisePoint, lastLevelCacheBytes } from '../plan/working-set.js';
 import { predictLocalStepMs } from '../plan/local-layout.js';
@@ -62,7 +63,7 @@ const FLAGS: Record<string, FlagSpec> = {
   'checkpoint-s': { type: 'number', help: 'seconds to write one checkpoint', default: 60 },
   'restart-s': { type: 'number', help: 'seconds from a failure to training again', default: 600 },
   json: { type: 'boolean', help: 'print one JSON object' },
-  calibrate: { type: 'boolean', help: 'measure this machine and write a machine spec (see --out)' },
+  calibrate: { type: 'boolean', help: 'measure this machine and write a machine spec (see --out); with --layers --heads --hidden --vocab --seq-len --micro-batch, also time that model\'s programs, from which --machine then predicts its local layouts' },
   out: { type: 'string', help: 'where --calibrate writes the machine spec (under the output directory out/, as train writes its runs)', default: 'out/atscale-machine.json' },
   threads: { type: 'number', help: 'threads for --calibrate GEMMs (default: all cores)' },
   'background-load': { type: 'number', help: 'with --machine and a local layout: other programs\' runnable threads while it runs (default: the load its calibration saw)' },
@@ -248,6 +249,8 @@ async function calibrate(f: FlagValues): Promise<number> {
     console.error(`atscale plan --calibrate: the runtime is not built (cannot load src/runtime/gemm-probe: ${(e as Error).message.split('\n')[0]}); run npm run build once the runtime exists`);
     return 1;
   }
+  // A model shape with --calibrate: its programs are timed too (checked before anything runs).
+  const profiled = profiledShapeFrom(f);
   const load = os.loadavg()[0]!;
   const cpu0 = cpuSample();
   if (load > os.availableParallelism() / 2) {
@@ -301,11 +304,12 @@ async function calibrate(f: FlagValues): Promise<number> {
   if (!f.json && links) console.log(`pipeline handoff between 2 processes: ${(links.handoffSeconds * 1e6).toFixed(0)} us + ${(1e-9 / links.handoffSecondsPerByte).toFixed(2)} GB/s; all-reduce of 2 floats: ${(links.smallAllReduceSeconds * 1e6).toFixed(0)} us`);
   // Other programs beside the calibration (its one measuring thread), from CPU time; the load
   // average where /proc is not there.
+  const programs = profiled ? await measurePrograms(profiled, threads, f.json === true) : undefined;
   const cpu1 = cpuSample();
   const backgroundLoad = cpu0 && cpu1 ? backgroundThreads(cpu0, cpu1, 1, os.availableParallelism()) : load;
   if (!f.json) console.log(`other programs' runnable threads meanwhile: ${backgroundLoad.toFixed(2)} (load average at the start ${load.toFixed(2)})`);
   const spec = machineFromMeasurements(
-    { gemmGflopsByN, memBandwidthGBs, elementwiseGBs, elementwiseAt, sessionRunSeconds, outputCopySecondsPerByte, ...(forwardFraction === undefined ? {} : { forwardFraction }), ...(cacheBytes === undefined ? {} : { cacheBytes }), backgroundLoad: Math.round(backgroundLoad * 100) / 100, ...(loopbackBusbwGBs === undefined ? {} : { loopbackBusbwGBs }), ...(links ? { handoffSeconds: links.handoffSeconds, handoffSecondsPerByte: links.handoffSecondsPerByte, smallAllReduceSeconds: links.smallAllReduceSeconds } : {}) },
+    { gemmGflopsByN, memBandwidthGBs, elementwiseGBs, elementwiseAt, sessionRunSeconds, outputCopySecondsPerByte, ...(forwardFraction === undefined ? {} : { forwardFraction }), ...(cacheBytes === undefined ? {} : { cacheBytes }), backgroundLoad: Math.round(backgroundLoad * 100) / 100, ...(loopbackBusbwGBs === undefined ? {} : { loopbackBusbwGBs }), ...(links ? { handoffSeconds: links.handoffSeconds, handoffSecondsPerByte: links.handoffSecondsPerByte, smallAllReduceSeconds: links.smallAllReduceSeconds } : {}), ...(programs ? { programs } : {}) },
     { name: os.hostname(), threads, memoryGB: os.totalmem() / 2 ** 30, cpuModel: os.cpus()[0]?.model ?? 'CPU' },
   );
   mkdirSync(dirname(String(f.out)), { recursive: true });
@@ -370,8 +374,8 @@ function predictLocalLayout(shape: Omit<GptShape, 'batch'>, batch: number, spec:
     throw new PlanInputError(`--pp ${pp} --interleave ${v} with ${microBatches} micro-batches: ${(e as Error).message}`);
   }
   const r = predictLocalStepMs(shape, layout, spec, os.availableParallelism(), bg, schedule);
-  if (f.json) console.log(JSON.stringify({ machine: spec.name, layout, predicted_ms_per_iter: r.ms, parts_ms: r.parts, handoffs: r.handoffs }));
-  else console.log(`dp ${dp} x pp ${pp} (v ${v}), ${microBatches} micro-batches of ${rows} rows, recompute ${recompute}, on ${spec.name}: predicted ${r.ms.toFixed(1)} ms/iter (compute ${r.parts.compute.toFixed(1)}, bubble ${r.parts.bubble.toFixed(1)}, kept activations out of ONNX Runtime ${r.parts.stash.toFixed(1)}, point-to-point ${r.parts.pointToPoint.toFixed(1)} (${r.handoffs} handoffs), collectives ${r.parts.allReduce.toFixed(1)}, update ${r.parts.update.toFixed(1)})`);
+  if (f.json) console.log(JSON.stringify({ machine: spec.name, layout, predicted_ms_per_iter: r.ms, basis: r.basis, parts_ms: r.parts, handoffs: r.handoffs }));
+  else console.log(`dp ${dp} x pp ${pp} (v ${v}), ${microBatches} micro-batches of ${rows} rows, recompute ${recompute}, on ${spec.name}: predicted ${r.ms.toFixed(1)} ms/iter (compute ${r.parts.compute.toFixed(1)}, bubble ${r.parts.bubble.toFixed(1)}, kept activations out of ONNX Runtime ${r.parts.stash.toFixed(1)}, point-to-point ${r.parts.pointToPoint.toFixed(1)} (${r.handoffs} handoffs), collectives ${r.parts.allReduce.toFixed(1)}, update ${r.parts.update.toFixed(1)}; costs from ${r.basis})`);
   return 0;
 }
 

@@ -24,6 +24,7 @@
 // copy bandwidth (outputCopySecondsPerByte).
 import { type GptShape, type MachineSpec, STEP_BYTES_PER_PARAM, atscaleElementwiseBytes, gemmStepSeconds, gptParams, sessionRunSeconds } from './calibrate.js';
 import type { Recompute } from './specs.js';
+import { profileFor } from './program-profile.js';
 import { type TimelineInstr, simulateTimeline } from './schedule-timeline.js';
 import { elementwiseSecondsPerByte, stashedBytesPerLayer, stepWorkingSetBytes, workingSetBytes } from './working-set.js';
 
@@ -45,6 +46,8 @@ export interface LocalPrediction {
   parts: { compute: number; bubble: number; stash: number; pointToPoint: number; allReduce: number; update: number };
   /** Activations and gradients sent between pipeline ranks in one step (each charged one handoff). */
   handoffs: number;
+  /** Where the programs' costs came from: timed at this shape by --calibrate, or the machine's rates. */
+  basis: 'profiled programs' | 'calibrated rates';
   /** Pipeline layouts: per virtual stage, one micro-batch's forward and backward, ms alone on a core. */
   stageMs?: { forward: number[]; backward: number[] };
 }
@@ -117,13 +120,23 @@ export function predictLocalStepMs(g: Omit<GptShape, 'batch'>, l: LocalLayout, s
   // Data parallelism: the gradients' ring all-reduce (bytes over the link), and one more small
   // all-reduce (norm and loss) that costs its latency.
   const allReduce = l.dp > 1 ? (1000 * 2 * ((l.dp - 1) / l.dp) * 4 * rankParams * linkSecondsPerByte(spec)) : 0;
+  // Programs timed at this very shape by --calibrate (program-profile.ts): each rank's calls cost
+  // what they took alone on a core, and only their arrangement (schedule, sharing, messages,
+  // collectives) is modelled.
+  const prof = profileFor(spec.programs, g, l.rows);
+  if (l.pp === 1 && prof && l.recompute !== 'full') {
+    const f = prof.fused[l.recompute];
+    const compute = m * f.microMs * share;
+    const collectives = allReduce + (l.dp > 1 ? 1000 * smallCollectiveSeconds(spec) : 0);
+    return { ms: compute + f.updateMs * share + collectives, parts: { compute, bubble: 0, stash: 0, pointToPoint: 0, allReduce: collectives, update: f.updateMs * share }, handoffs: 0, basis: 'profiled programs' };
+  }
   if (l.pp === 1) {
     // The fused micro-step holds every layer's activations and the head's logits at once.
     const t = perByte(stepWorkingSetBytes(shape(g.nLayer), params));
     const accumulateMs = 1000 * (FLAT_GRAD_BYTES + ACCUMULATE_BYTES.graph) * params * t;
     const compute = m * (g.nLayer * ms(layer, t) + ms(head, t) + accumulateMs) * share;
     const collectives = allReduce + (l.dp > 1 ? 1000 * smallCollectiveSeconds(spec) : 0);
-    return { ms: compute + updateMs * share + collectives, parts: { compute, bubble: 0, stash: 0, pointToPoint: 0, allReduce: collectives, update: updateMs * share }, handoffs: 0 };
+    return { ms: compute + updateMs * share + collectives, parts: { compute, bubble: 0, stash: 0, pointToPoint: 0, allReduce: collectives, update: updateMs * share }, handoffs: 0, basis: 'calibrated rates' };
   }
   if (!schedule || schedule.ranks.length !== l.pp) throw new Error(`the step of a pipeline layout (pp ${l.pp}) is timed on the schedule the trainer runs: pass its instructions (engine/pipeline/schedule.ts buildSchedule), one list per pipeline rank`);
   const C = g.nEmbd;
@@ -157,9 +170,18 @@ export function predictLocalStepMs(g: Omit<GptShape, 'batch'>, l: LocalLayout, s
   // runs the head and the loss (one program, in its backward).
   const V = l.pp * l.v;
   const n = g.nLayer / V;
+  const seg = prof?.stages[l.recompute];
   const costs = (o: { stash: boolean }) => {
     const fwd: number[] = [];
     const bwd: number[] = [];
+    if (seg) {
+      // The profiled calls already hold what they keep handed out of ONNX Runtime (no stash term).
+      for (let j = 0; j < V; j++) {
+        fwd.push((n * seg.blockForwardMs + (j === 0 ? seg.embedForwardMs : 0) + (j === V - 1 ? seg.headForwardMs : 0)) / 1000);
+        bwd.push((n * seg.blockBackwardMs + (j === 0 ? seg.embedBackwardMs : 0) + (j === V - 1 ? seg.headBackwardMs : 0)) / 1000);
+      }
+      return { fwd, bwd };
+    }
     for (let j = 0; j < V; j++) {
       const embed = j === 0 ? run : 0;
       const stash = o.stash ? stashedBytesPerLayer(rows, l.recompute) * copy : 0;
@@ -184,7 +206,8 @@ export function predictLocalStepMs(g: Omit<GptShape, 'batch'>, l: LocalLayout, s
       reduceMembers: [0, l.pp - 1],
       reduce: o.collectives ? reduceS : 0,
       stepCollective: o.collectives ? smallCollectiveSeconds(spec) : 0,
-      update: o.update ? updateMs / 1000 : 0,
+      // AdamW over this rank's parameters: the one process's per-step rest, by its share of them.
+      update: o.update ? (prof ? (prof.fused.none.updateMs * rankParams) / params : updateMs) / 1000 : 0,
       slowdown: (active) => shareOf(active * l.dp),
     });
   };
@@ -202,5 +225,5 @@ export function predictLocalStepMs(g: Omit<GptShape, 'batch'>, l: LocalLayout, s
   const update = without('update');
   const bubble = msTotal - compute - stash - pointToPoint - collectives - update;
   const c = costs(all);
-  return { ms: msTotal, parts: { compute, bubble, stash, pointToPoint, allReduce: collectives, update }, handoffs: full.handoffs, stageMs: { forward: c.fwd.map((x) => 1000 * x), backward: c.bwd.map((x) => 1000 * x) } };
+  return { ms: msTotal, parts: { compute, bubble, stash, pointToPoint, allReduce: collectives, update }, handoffs: full.handoffs, basis: seg ? 'profiled programs' : 'calibrated rates', stageMs: { forward: c.fwd.map((x) => 1000 * x), backward: c.bwd.map((x) => 1000 * x) } };
 }

@@ -1,0 +1,97 @@
+// Times the programs a local layout's ranks run, at one model shape, on this machine: the one
+// process's micro-step and update (what the fused trainer runs per micro-batch and per step), and
+// a pipeline stage's calls as the trainer's StageRunner makes them (session runs, the tensors it
+// keeps handed to JavaScript, its gradients added on the host) for each recompute granularity.
+// `atscale plan --calibrate` with a model shape stores the result in the machine spec; the local
+// layout model (plan/local-layout.ts) then arranges these costs as each layout's schedule runs
+// them, instead of deriving them from GEMM and bandwidth rates (planners that profile stages
+// before simulating the pipeline work this way; the rates miss per-call costs at small shapes).
+import { createModel } from '../models/registry.js';
+import { FlatLayout } from '../nn/flat.js';
+import { hostValue } from '../ir/value.js';
+import { Rng } from '../tensor/rng.js';
+import { median } from '../runtime/gemm-probe.js';
+import type { ProgramProfile, ProfiledShape, SegmentCosts } from '../plan/program-profile.js';
+import { GRANULARITIES } from '../plan/program-profile.js';
+import { createTrainer, singleLayout } from './mesh-trainer.js';
+import { Mesh } from './mesh/mesh.js';
+import { StageRunner } from './pipeline/stage.js';
+
+const arch = (s: ProfiledShape, nLayer: number) => ({ nLayer, nHead: s.nHead, nEmbd: s.nEmbd, blockSize: s.blockSize, vocabSize: s.vocab, bias: false, dropout: 0 });
+const OPTIMIZER = { lr: 1e-3, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1 };
+
+/** One process: steps of 2 and of 4 micro-batches (both the micro-step + update programs the
+ * trainer runs with accumulation), in alternating rounds; their difference is two micro-steps,
+ * the rest of the shorter one the update and per-step costs. */
+async function profileFused(s: ProfiledShape, recompute: 'none' | 'selective', threads: number, rounds: number): Promise<{ microMs: number; updateMs: number }> {
+  const rng = new Rng(5);
+  const runs = [];
+  for (const accum of [2, 4]) {
+    const model = createModel(arch(s, s.nLayer));
+    const trainer = await createTrainer(model, Mesh.single(), { shape: { batch: s.rows, seq: s.blockSize }, optimizer: OPTIMIZER, gradClip: 1, gradAccum: accum, seed: 1, threads, layout: singleLayout(recompute) });
+    const n = s.rows * s.blockSize;
+    const micro = Array.from({ length: accum }, () => ({ x: Int32Array.from({ length: n }, () => rng.int(s.vocab)), y: Int32Array.from({ length: n }, () => rng.int(s.vocab)) }));
+    for (let i = 0; i < 2; i++) await trainer.step(micro, 1e-3, i);
+    runs.push({ trainer, micro, ms: [] as number[] });
+  }
+  for (let r = 0; r < rounds; r++) {
+    for (const run of runs) {
+      const t0 = performance.now();
+      await run.trainer.step(run.micro, 1e-3, 2 + r);
+      run.ms.push(performance.now() - t0);
+    }
+  }
+  const [two, four] = runs.map((r) => median(r.ms)) as [number, number];
+  const microMs = Math.max((four - two) / 2, two / 4);
+  return { microMs, updateMs: Math.max(two - 2 * microMs, 0) };
+}
+
+/** A pipeline rank's calls: a 3-layer model of the same width split into three virtual stages of
+ * one block each (embedding + block, block, block + head), run as the executor runs them with
+ * `inFlight` micro-batches held between forward and backward. The middle stage is one block; the
+ * first and last, less one block, are the embedding and the head. */
+async function profileStages(s: ProfiledShape, granularity: 'none' | 'selective' | 'full', threads: number, rounds: number, inFlight: number): Promise<SegmentCosts> {
+  const model = createModel(arch(s, 3));
+  const layout = new FlatLayout(model);
+  const stages = [0, 1, 2].map((st) => ({ stage: st, blocks: [st, st + 1] as [number, number] }));
+  const runner = new StageRunner(model, layout, { batch: s.rows, seq: s.blockSize }, stages, 2, layout.initialise(1), granularity);
+  await runner.compile({ threads });
+  const rng = new Rng(9);
+  const n = s.rows * s.blockSize;
+  const tokens = () => Int32Array.from({ length: n }, () => rng.int(s.vocab));
+  const key = runner.hasKey ? hostValue('int64', [], [1]) : undefined;
+  const times = { forward: [[], [], []] as number[][], backward: [[], [], []] as number[][] };
+  const timed = async <T>(into: number[], f: () => Promise<T>): Promise<T> => {
+    const t0 = performance.now();
+    const r = await f();
+    into.push(performance.now() - t0);
+    return r;
+  };
+  for (let r = 0; r < rounds + 1; r++) {
+    const record = r > 0; // the first round warms the sessions up
+    const batches = Array.from({ length: inFlight }, () => ({ x: tokens(), y: tokens() }));
+    for (let mb = 0; mb < inFlight; mb++) {
+      let x: Awaited<ReturnType<StageRunner['forward']>> | undefined;
+      for (let st = 0; st < 3; st++) x = await timed(record ? times.forward[st]! : [], () => runner.forward(mb, st, { idx: batches[mb]!.x, x }, key));
+    }
+    for (let mb = 0; mb < inFlight; mb++) {
+      let dy: Awaited<ReturnType<StageRunner['backward']>>['dx'] | undefined;
+      for (let st = 2; st >= 0; st--) dy = (await timed(record ? times.backward[st]! : [], () => runner.backward(mb, st, { dy: dy ?? undefined, targets: batches[mb]!.y, seed: 1 / inFlight }, key))).dx;
+    }
+  }
+  const f = times.forward.map(median) as [number, number, number];
+  const b = times.backward.map(median) as [number, number, number];
+  return {
+    blockForwardMs: f[1], blockBackwardMs: b[1],
+    embedForwardMs: Math.max(f[0] - f[1], 0), embedBackwardMs: Math.max(b[0] - b[1], 0),
+    headForwardMs: Math.max(f[2] - f[1], 0), headBackwardMs: Math.max(b[2] - b[1], 0),
+  };
+}
+
+/** Profiles shape `s` with `threads` ONNX Runtime threads per program (a rank's). */
+export async function profilePrograms(s: ProfiledShape, threads: number, rounds = 5): Promise<ProgramProfile> {
+  const fused = { none: await profileFused(s, 'none', threads, rounds), selective: await profileFused(s, 'selective', threads, rounds) };
+  const stages = {} as ProgramProfile['stages'];
+  for (const g of GRANULARITIES) stages[g] = await profileStages(s, g, threads, rounds, 2);
+  return { shape: { ...s }, threads, fused, stages };
+}
