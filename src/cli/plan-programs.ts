@@ -24,9 +24,9 @@ export function profiledShapeFrom(f: FlagValues): ProfiledShape | undefined {
   return shape;
 }
 
-export async function measurePrograms(shape: ProfiledShape, threads: number, quiet: boolean): Promise<ProgramProfile> {
+export async function measurePrograms(shape: ProfiledShape, threads: number, cores: number, quiet: boolean): Promise<ProgramProfile> {
   const { profilePrograms } = await import('../engine/program-profile.js');
-  const p = await profilePrograms(shape, threads);
+  const p = await profilePrograms(shape, threads, cores);
   if (!quiet) {
     const s = p.shape;
     console.log(`programs of ${s.nLayer} layers x ${s.nEmbd} wide, ${s.nHead} heads, context ${s.blockSize}, vocabulary ${s.vocab}, ${s.rows} rows per micro-batch, ${threads} thread(s):`);
@@ -35,6 +35,7 @@ export async function measurePrograms(shape: ProfiledShape, threads: number, qui
       const c = p.stages[g];
       console.log(`  pipeline stage calls, recompute ${g}: block forward ${c.blockForwardMs.toFixed(1)} / backward ${c.blockBackwardMs.toFixed(1)} ms; embedding +${c.embedForwardMs.toFixed(1)} / +${c.embedBackwardMs.toFixed(1)}; head +${c.headForwardMs.toFixed(1)} / +${c.headBackwardMs.toFixed(1)}`);
     }
+    if (p.coRun) console.log(`  ${p.coRun.ranks} processes computing at once: each ${p.coRun.slowdown.toFixed(2)}x slower than one alone`);
   }
   return p;
 }

@@ -304,7 +304,7 @@ async function calibrate(f: FlagValues): Promise<number> {
   if (!f.json && links) console.log(`pipeline handoff between 2 processes: ${(links.handoffSeconds * 1e6).toFixed(0)} us + ${(1e-9 / links.handoffSecondsPerByte).toFixed(2)} GB/s; all-reduce of 2 floats: ${(links.smallAllReduceSeconds * 1e6).toFixed(0)} us`);
   // Other programs beside the calibration (its one measuring thread), from CPU time; the load
   // average where /proc is not there.
-  const programs = profiled ? await measurePrograms(profiled, threads, f.json === true) : undefined;
+  const programs = profiled ? await measurePrograms(profiled, threads, os.availableParallelism(), f.json === true) : undefined;
   const cpu1 = cpuSample();
   const backgroundLoad = cpu0 && cpu1 ? backgroundThreads(cpu0, cpu1, 1, os.availableParallelism()) : load;
   if (!f.json) console.log(`other programs' runnable threads meanwhile: ${backgroundLoad.toFixed(2)} (load average at the start ${load.toFixed(2)})`);

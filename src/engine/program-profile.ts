@@ -16,6 +16,7 @@ import { GRANULARITIES } from '../plan/program-profile.js';
 import { createTrainer, singleLayout } from './mesh-trainer.js';
 import { Mesh } from './mesh/mesh.js';
 import { StageRunner } from './pipeline/stage.js';
+import { measureCoRun } from './co-run.js';
 
 const arch = (s: ProfiledShape, nLayer: number) => ({ nLayer, nHead: s.nHead, nEmbd: s.nEmbd, blockSize: s.blockSize, vocabSize: s.vocab, bias: false, dropout: 0 });
 const OPTIMIZER = { lr: 1e-3, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1 };
@@ -88,10 +89,16 @@ async function profileStages(s: ProfiledShape, granularity: 'none' | 'selective'
   };
 }
 
-/** Profiles shape `s` with `threads` ONNX Runtime threads per program (a rank's). */
-export async function profilePrograms(s: ProfiledShape, threads: number, rounds = 5): Promise<ProgramProfile> {
+/** Profiles shape `s` with `threads` ONNX Runtime threads per program (a rank's); with `cores`
+ * above 1, also how `cores` ranks computing at once slow each other (co-run.ts). */
+export async function profilePrograms(s: ProfiledShape, threads: number, cores: number, rounds = 5): Promise<ProgramProfile> {
   const fused = { none: await profileFused(s, 'none', threads, rounds), selective: await profileFused(s, 'selective', threads, rounds) };
   const stages = {} as ProgramProfile['stages'];
   for (const g of GRANULARITIES) stages[g] = await profileStages(s, g, threads, rounds, 2);
-  return { shape: { ...s }, threads, fused, stages };
+  const profile: ProgramProfile = { shape: { ...s }, threads, fused, stages };
+  if (cores > 1) {
+    const c = await measureCoRun(s, threads, cores);
+    profile.coRun = { ranks: c.ranks, slowdown: c.slowdown };
+  }
+  return profile;
 }

@@ -24,7 +24,7 @@
 // copy bandwidth (outputCopySecondsPerByte).
 import { type GptShape, type MachineSpec, STEP_BYTES_PER_PARAM, atscaleElementwiseBytes, gemmStepSeconds, gptParams, sessionRunSeconds } from './calibrate.js';
 import type { Recompute } from './specs.js';
-import { profileFor } from './program-profile.js';
+import { coRunSlowdown, profileFor } from './program-profile.js';
 import { type TimelineInstr, simulateTimeline } from './schedule-timeline.js';
 import { elementwiseSecondsPerByte, stashedBytesPerLayer, stepWorkingSetBytes, workingSetBytes } from './working-set.js';
 
@@ -114,16 +114,17 @@ export function predictLocalStepMs(g: Omit<GptShape, 'batch'>, l: LocalLayout, s
   // Ranks share the cores with each other and with other programs; the calibrated rates are one
   // thread's among the `backgroundLoad` others the calibration ran beside.
   const busy = spec.backgroundLoad ?? 0;
-  const shareOf = (running: number) => Math.max(1, ((backgroundLoad ?? busy) + running) / cores) / Math.max(1, (busy + 1) / cores);
+  // Programs timed at this very shape by --calibrate (program-profile.ts): each rank's calls cost
+  // what they took alone on a core, and only their arrangement (schedule, sharing, messages,
+  // collectives) is modelled.
+  const prof = profileFor(spec.programs, g, l.rows);
+  // With them, ranks computing at once also slow each other as much as --calibrate measured.
+  const shareOf = (running: number) => (Math.max(1, ((backgroundLoad ?? busy) + running) / cores) / Math.max(1, (busy + 1) / cores)) * coRunSlowdown(prof, running, cores);
   const share = shareOf(ranks);
   const m = l.microBatches;
   // Data parallelism: the gradients' ring all-reduce (bytes over the link), and one more small
   // all-reduce (norm and loss) that costs its latency.
   const allReduce = l.dp > 1 ? (1000 * 2 * ((l.dp - 1) / l.dp) * 4 * rankParams * linkSecondsPerByte(spec)) : 0;
-  // Programs timed at this very shape by --calibrate (program-profile.ts): each rank's calls cost
-  // what they took alone on a core, and only their arrangement (schedule, sharing, messages,
-  // collectives) is modelled.
-  const prof = profileFor(spec.programs, g, l.rows);
   if (l.pp === 1 && prof && l.recompute !== 'full') {
     const f = prof.fused[l.recompute];
     const compute = m * f.microMs * share;
