@@ -1,6 +1,6 @@
 // `npm run bench -- layouts [--json] [--machine spec.json] [--iters N] [--rounds R]`: the planner against the
-// engine on this machine. `atscale plan --calibrate --threads 1` measures the machine (unless a
-// spec is given), then each local layout (1 process, dp2, pp2 with each recompute granularity,
+// engine on this machine. `atscale plan --calibrate --threads 1` with the bench's model shape
+// measures the machine and times that shape's programs (unless a spec is given), then each local layout (1 process, dp2, pp2 with each recompute granularity,
 // pp2 interleaved, dp2 x pp2) trains the cpu-small shape (4 layers, 128 wide, context 64) under
 // `atscale launch ... train` with one thread per rank, in R alternating rounds over all layouts
 // (each layout's figure: the median over rounds of its run's median step), and it is printed

@@ -1,9 +1,10 @@
 // How much ranks on one host slow each other down while they compute at the same time (for
-// `atscale plan --calibrate` with a model shape): the one-process step of that shape timed in one
-// process alone, then in `copies` processes at once (started together, released together), then
-// alone again. On this project's 2-core VMs two ranks each ran 15-50% slower than one alone
-// (shared L3 and memory bandwidth, and whatever the hypervisor shares), which a model that
-// charges cores only by count misses.
+// `atscale plan --calibrate` with a model shape): programs of that shape timed in one process
+// alone, then in `copies` processes at once (started together, released together), then alone
+// again. It depends on the programs: on this project's 2-core VM the one-process step (few large
+// session runs into buffers it reuses) ran 0-4% slower beside a copy of itself, while a pipeline
+// rank's stage calls (many small runs, every output a fresh buffer) ran 30-100% slower, so each
+// kind is measured.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { ProfiledShape } from '../plan/program-profile.js';
@@ -17,11 +18,13 @@ interface Worker {
   result: Promise<number>;
 }
 
-function start(i: number, shape: ProfiledShape, threads: number, steps: number): Worker {
+export type CoRunKind = 'fused' | 'stages';
+
+function start(i: number, shape: ProfiledShape, threads: number, rounds: number, kind: CoRunKind): Worker {
   const script = fileURLToPath(new URL('./co-run-worker.js', import.meta.url));
   const child = spawn(process.execPath, [script], {
     stdio: ['pipe', 'pipe', 'pipe'],
-    env: { ...process.env, ATSCALE_CORUN_SHAPE: JSON.stringify(shape), ATSCALE_CORUN_THREADS: String(threads), ATSCALE_CORUN_STEPS: String(steps), ATSCALE_CORUN_SEED: String(i + 1) },
+    env: { ...process.env, ATSCALE_CORUN_SHAPE: JSON.stringify(shape), ATSCALE_CORUN_THREADS: String(threads), ATSCALE_CORUN_ROUNDS: String(rounds), ATSCALE_CORUN_KIND: kind },
   });
   let out = '';
   let err = '';
@@ -50,8 +53,8 @@ function start(i: number, shape: ProfiledShape, threads: number, steps: number):
 }
 
 /** Median step ms of each of `copies` processes running at once. */
-async function together(copies: number, shape: ProfiledShape, threads: number, steps: number): Promise<number[]> {
-  const ws = Array.from({ length: copies }, (_, i) => start(i, shape, threads, steps));
+async function together(copies: number, shape: ProfiledShape, threads: number, rounds: number, kind: CoRunKind): Promise<number[]> {
+  const ws = Array.from({ length: copies }, (_, i) => start(i, shape, threads, rounds, kind));
   try {
     await Promise.all(ws.map((w) => w.ready));
     for (const w of ws) w.child.stdin!.end('go\n');
@@ -61,11 +64,11 @@ async function together(copies: number, shape: ProfiledShape, threads: number, s
   }
 }
 
-/** The slowdown of each of `copies` ranks computing at once, against one alone (at least 1). */
-export async function measureCoRun(shape: ProfiledShape, threads: number, copies: number, steps = 8): Promise<{ ranks: number; slowdown: number; aloneMs: number; togetherMs: number }> {
-  const [a1] = await together(1, shape, threads, steps);
-  const t = await together(copies, shape, threads, steps);
-  const [a2] = await together(1, shape, threads, steps);
+/** The slowdown of each of `copies` ranks running `kind` at once, against one alone (at least 1). */
+export async function measureCoRun(shape: ProfiledShape, threads: number, copies: number, kind: CoRunKind, rounds = 8): Promise<{ ranks: number; slowdown: number; aloneMs: number; togetherMs: number }> {
+  const [a1] = await together(1, shape, threads, rounds, kind);
+  const t = await together(copies, shape, threads, rounds, kind);
+  const [a2] = await together(1, shape, threads, rounds, kind);
   const aloneMs = (a1! + a2!) / 2;
   const togetherMs = median(t);
   return { ranks: copies, slowdown: Math.max(1, togetherMs / aloneMs), aloneMs, togetherMs };

@@ -119,7 +119,9 @@ export function predictLocalStepMs(g: Omit<GptShape, 'batch'>, l: LocalLayout, s
   // collectives) is modelled.
   const prof = profileFor(spec.programs, g, l.rows);
   // With them, ranks computing at once also slow each other as much as --calibrate measured.
-  const shareOf = (running: number) => (Math.max(1, ((backgroundLoad ?? busy) + running) / cores) / Math.max(1, (busy + 1) / cores)) * coRunSlowdown(prof, running, cores);
+  // The one-process step and a pipeline rank's stage calls slow differently (co-run.ts).
+  const kind = l.pp === 1 && l.recompute !== 'full' ? 'fused' : 'stages';
+  const shareOf = (running: number) => (Math.max(1, ((backgroundLoad ?? busy) + running) / cores) / Math.max(1, (busy + 1) / cores)) * coRunSlowdown(prof, kind, running, cores);
   const share = shareOf(ranks);
   const m = l.microBatches;
   // Data parallelism: the gradients' ring all-reduce (bytes over the link), and one more small

@@ -37,19 +37,22 @@ export interface ProgramProfile {
   fused: Record<'none' | 'selective', { microMs: number; updateMs: number }>;
   /** Pipeline stage calls by recompute granularity. */
   stages: Record<(typeof GRANULARITIES)[number], SegmentCosts>;
-  /** How much slower each of `ranks` processes computed this shape's step at once than one
-   * alone (engine/co-run.ts); absent on a one-core machine. */
-  coRun?: { ranks: number; slowdown: number };
+  /** How much slower each of `ranks` processes ran at once than one alone (engine/co-run.ts):
+   * the one process's step, and a pipeline rank's stage calls; absent on a one-core machine. */
+  coRun?: { ranks: number } & Record<CoRunKind, number>;
 }
+
+/** The programs a rank runs: the one-process (fused) step, or a pipeline rank's stage calls. */
+export type CoRunKind = 'fused' | 'stages';
 
 /** How much slower each computing rank runs while `running` ranks compute at once on a host of
  * `cores` cores, by co-running alone (time slicing beyond the cores is charged apart): 1 for one,
  * the measured slowdown at the measured count, in proportion between. */
-export function coRunSlowdown(p: ProgramProfile | undefined, running: number, cores: number): number {
+export function coRunSlowdown(p: ProgramProfile | undefined, kind: CoRunKind, running: number, cores: number): number {
   const c = p?.coRun;
   if (!c || running <= 1 || c.ranks <= 1) return 1;
   const k = Math.min(running, cores, c.ranks);
-  return 1 + ((c.slowdown - 1) * (k - 1)) / (c.ranks - 1);
+  return 1 + ((c[kind] - 1) * (k - 1)) / (c.ranks - 1);
 }
 
 const SHAPE_KEYS = ['nLayer', 'nHead', 'nEmbd', 'blockSize', 'vocab', 'rows'] as const;
@@ -83,7 +86,7 @@ export function checkProgramProfile(o: unknown, where: string): ProgramProfile {
   const out: ProgramProfile = { shape, threads: num(p.threads, 'programs.threads', 1), fused, stages };
   if (p.coRun !== undefined) {
     const c = obj(p.coRun, 'programs.coRun');
-    out.coRun = { ranks: num(c.ranks, 'programs.coRun.ranks', 1), slowdown: num(c.slowdown, 'programs.coRun.slowdown', 1) };
+    out.coRun = { ranks: num(c.ranks, 'programs.coRun.ranks', 1), fused: num(c.fused, 'programs.coRun.fused', 1), stages: num(c.stages, 'programs.coRun.stages', 1) };
   }
   return out;
 }
