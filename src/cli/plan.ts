@@ -9,9 +9,11 @@ import { dirname } from 'node:path';
 import os from 'node:os';
 import { type FlagSpec, type FlagValues, UsageError, formatHelp, parseArgs } from './args.js';
 import { backgroundThreads, cpuSample } from './host-load.js';
+import { measurePrograms, profiledShapeFrom } from './plan-programs.js';
 import { type GptShape, type MachineSpec, CALIBRATION_PROXY, CALIBRATION_PROXY_SMALL, checkMachine, elementwisePoint, forwardFractionFromSteps, machineFromMeasurements, predictCpuStepMs } from '../plan/calibrate.js';
 import { type ElementwisePoint, lastLevelCacheBytes } from '../plan/working-set.js';
 import { predictLocalStepMs } from '../plan/local-layout.js';
+import { buildSchedule } from '../engine/pipeline/schedule.js';
 import { evaluate, type PlanResult, toJson } from '../plan/evaluate.js';
 import { formatPlan, formatReliability, formatSearch } from '../plan/format.js';
 import { resolveLayout } from '../plan/layout.js';
@@ -61,7 +63,7 @@ const FLAGS: Record<string, FlagSpec> = {
   'checkpoint-s': { type: 'number', help: 'seconds to write one checkpoint', default: 60 },
   'restart-s': { type: 'number', help: 'seconds from a failure to training again', default: 600 },
   json: { type: 'boolean', help: 'print one JSON object' },
-  calibrate: { type: 'boolean', help: 'measure this machine and write a machine spec (see --out)' },
+  calibrate: { type: 'boolean', help: 'measure this machine and write a machine spec (see --out); with --layers --heads --hidden --vocab --seq-len --micro-batch, also time that model\'s programs, from which --machine then predicts its local layouts' },
   out: { type: 'string', help: 'where --calibrate writes the machine spec (under the output directory out/, as train writes its runs)', default: 'out/atscale-machine.json' },
   threads: { type: 'number', help: 'threads for --calibrate GEMMs (default: all cores)' },
   'background-load': { type: 'number', help: 'with --machine and a local layout: other programs\' runnable threads while it runs (default: the load its calibration saw)' },
@@ -224,6 +226,19 @@ function measureLoopbackBusbw(): number | undefined {
   return (JSON.parse(line) as { busbw_gbps: number }).busbw_gbps;
 }
 
+/** The pipeline's handoff and small all-reduce between 2 processes (engine/pipeline/link-probe);
+ * undefined, with a warning, if it fails. A message is copied at least once, so its per-byte
+ * rate is at most the copy bandwidth. */
+async function measurePipelineLinks(memBandwidthGBs: number) {
+  try {
+    const { measureLinks } = await import('../engine/pipeline/link-probe.js');
+    return await measureLinks({ minSecondsPerByte: 1 / (memBandwidthGBs * 1e9) });
+  } catch (e) {
+    console.error(`warning: pipeline handoff not measured: ${(e as Error).message.slice(-300)}`);
+    return undefined;
+  }
+}
+
 async function calibrate(f: FlagValues): Promise<number> {
   const threads = f.threads !== undefined ? Number(f.threads) : os.availableParallelism();
   const probePath = '../runtime/gemm-probe.js';
@@ -234,6 +249,8 @@ async function calibrate(f: FlagValues): Promise<number> {
     console.error(`atscale plan --calibrate: the runtime is not built (cannot load src/runtime/gemm-probe: ${(e as Error).message.split('\n')[0]}); run npm run build once the runtime exists`);
     return 1;
   }
+  // A model shape with --calibrate: its programs are timed too (checked before anything runs).
+  const profiled = profiledShapeFrom(f);
   const load = os.loadavg()[0]!;
   const cpu0 = cpuSample();
   if (load > os.availableParallelism() / 2) {
@@ -281,13 +298,18 @@ async function calibrate(f: FlagValues): Promise<number> {
   if (!f.json) console.log(`forward pass on ${plain.batch} / ${4 * plain.batch} rows: ${timed.map((t) => `${t.forwardMs!.toFixed(1)} of ${t.msPerIter.toFixed(1)} ms`).join(' / ')}: ${forwardFraction === undefined ? 'the two contradict each other (not kept)' : `${(100 * forwardFraction).toFixed(0)}% of forward + backward`}`);
   const loopbackBusbwGBs = measureLoopbackBusbw();
   if (!f.json) console.log(loopbackBusbwGBs === undefined ? 'loopback all-reduce: not measured (see the warning above)' : `loopback all-reduce, 2 ranks, 16 MiB: ${loopbackBusbwGBs.toFixed(2)} GB/s bus bandwidth`);
+  // What a pipeline pays to talk: a stage's handoff through the engine's transport between two
+  // processes, and a small all-reduce's latency.
+  const links = await measurePipelineLinks(memBandwidthGBs);
+  if (!f.json && links) console.log(`pipeline handoff between 2 processes: ${(links.handoffSeconds * 1e6).toFixed(0)} us + ${(1e-9 / links.handoffSecondsPerByte).toFixed(2)} GB/s; all-reduce of 2 floats: ${(links.smallAllReduceSeconds * 1e6).toFixed(0)} us`);
   // Other programs beside the calibration (its one measuring thread), from CPU time; the load
   // average where /proc is not there.
+  const programs = profiled ? await measurePrograms(profiled, threads, os.availableParallelism(), f.json === true) : undefined;
   const cpu1 = cpuSample();
   const backgroundLoad = cpu0 && cpu1 ? backgroundThreads(cpu0, cpu1, 1, os.availableParallelism()) : load;
   if (!f.json) console.log(`other programs' runnable threads meanwhile: ${backgroundLoad.toFixed(2)} (load average at the start ${load.toFixed(2)})`);
   const spec = machineFromMeasurements(
-    { gemmGflopsByN, memBandwidthGBs, elementwiseGBs, elementwiseAt, sessionRunSeconds, outputCopySecondsPerByte, ...(forwardFraction === undefined ? {} : { forwardFraction }), ...(cacheBytes === undefined ? {} : { cacheBytes }), backgroundLoad: Math.round(backgroundLoad * 100) / 100, ...(loopbackBusbwGBs === undefined ? {} : { loopbackBusbwGBs }) },
+    { gemmGflopsByN, memBandwidthGBs, elementwiseGBs, elementwiseAt, sessionRunSeconds, outputCopySecondsPerByte, ...(forwardFraction === undefined ? {} : { forwardFraction }), ...(cacheBytes === undefined ? {} : { cacheBytes }), backgroundLoad: Math.round(backgroundLoad * 100) / 100, ...(loopbackBusbwGBs === undefined ? {} : { loopbackBusbwGBs }), ...(links ? { handoffSeconds: links.handoffSeconds, handoffSecondsPerByte: links.handoffSecondsPerByte, smallAllReduceSeconds: links.smallAllReduceSeconds } : {}), ...(programs ? { programs } : {}) },
     { name: os.hostname(), threads, memoryGB: os.totalmem() / 2 ** 30, cpuModel: os.cpus()[0]?.model ?? 'CPU' },
   );
   mkdirSync(dirname(String(f.out)), { recursive: true });
@@ -342,9 +364,18 @@ function predictLocalLayout(shape: Omit<GptShape, 'batch'>, batch: number, spec:
   if (!['none', 'selective', 'full'].includes(recompute)) throw new PlanInputError(`--recompute must be none, selective or full, got '${recompute}'`);
   const layout = { dp, pp, v, microBatches, rows, recompute };
   const bg = f.backgroundLoad === undefined ? undefined : Number(f.backgroundLoad);
-  const r = predictLocalStepMs(shape, layout, spec, os.availableParallelism(), bg);
-  if (f.json) console.log(JSON.stringify({ machine: spec.name, layout, predicted_ms_per_iter: r.ms, parts_ms: r.parts }));
-  else console.log(`dp ${dp} x pp ${pp} (v ${v}), ${microBatches} micro-batches of ${rows} rows, recompute ${recompute}, on ${spec.name}: predicted ${r.ms.toFixed(1)} ms/iter (compute ${r.parts.compute.toFixed(1)}, bubble ${r.parts.bubble.toFixed(1)}, kept activations out of ONNX Runtime ${r.parts.stash.toFixed(1)}, point-to-point ${r.parts.pointToPoint.toFixed(1)}, all-reduce ${r.parts.allReduce.toFixed(1)}, update ${r.parts.update.toFixed(1)})`);
+  // The instructions the trainer's pipeline ranks run (its schedule is data), timed one by one.
+  const kind = f.schedule === undefined ? (v > 1 ? 'interleaved' : '1f1b') : String(f.schedule);
+  if (!['gpipe', '1f1b', 'interleaved'].includes(kind)) throw new PlanInputError(`--schedule ${kind}: the engine runs gpipe, 1f1b or interleaved on a local layout`);
+  let schedule;
+  try {
+    schedule = pp > 1 ? buildSchedule(kind as 'gpipe' | '1f1b' | 'interleaved', pp, v, microBatches) : undefined;
+  } catch (e) {
+    throw new PlanInputError(`--pp ${pp} --interleave ${v} with ${microBatches} micro-batches: ${(e as Error).message}`);
+  }
+  const r = predictLocalStepMs(shape, layout, spec, os.availableParallelism(), bg, schedule);
+  if (f.json) console.log(JSON.stringify({ machine: spec.name, layout, predicted_ms_per_iter: r.ms, basis: r.basis, parts_ms: r.parts, handoffs: r.handoffs }));
+  else console.log(`dp ${dp} x pp ${pp} (v ${v}), ${microBatches} micro-batches of ${rows} rows, recompute ${recompute}, on ${spec.name}: predicted ${r.ms.toFixed(1)} ms/iter (compute ${r.parts.compute.toFixed(1)}, bubble ${r.parts.bubble.toFixed(1)}, kept activations out of ONNX Runtime ${r.parts.stash.toFixed(1)}, point-to-point ${r.parts.pointToPoint.toFixed(1)} (${r.handoffs} handoffs), collectives ${r.parts.allReduce.toFixed(1)}, update ${r.parts.update.toFixed(1)}; costs from ${r.basis})`);
   return 0;
 }
 

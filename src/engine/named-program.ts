@@ -10,7 +10,7 @@ import type { ProcessGroup } from '../dist/index.js';
 import type { Program } from '../ir/graph.js';
 import { hasCommunication } from '../ir/partition.js';
 import type { HostValue } from '../ir/value.js';
-import { compile, type Executable, type LoweredNode } from '../runtime/execute.js';
+import { compile, type CompileOptions, type Executable, type LoweredNode } from '../runtime/execute.js';
 import { readStepProfile, type StepProfile } from '../runtime/profile.js';
 import type { ExecOptions } from '../runtime/session.js';
 import { PartitionedProgram } from './partitioned-program.js';
@@ -29,7 +29,7 @@ export type AxisGroups = Readonly<Record<string, ProcessGroup>>;
 export class NamedExecutable {
   private constructor(private readonly exe: Executable | PartitionedProgram, readonly inputNames: string[], readonly outputNames: string[]) {}
 
-  static async compile(program: Program, outputNames: string[], opts: ExecOptions, groups: AxisGroups = {}): Promise<NamedExecutable> {
+  static async compile(program: Program, outputNames: string[], opts: ExecOptions & Pick<CompileOptions, 'reuseOutputs'>, groups: AxisGroups = {}): Promise<NamedExecutable> {
     if (outputNames.length !== program.outputs.length) throw new Error(`a program with ${program.outputs.length} outputs was given ${outputNames.length} names (${outputNames.join(', ')})`);
     const inputNames = program.inputs.map((id) => String(program.graph.node(id).attrs.name));
     const exe = hasCommunication(program) ? await PartitionedProgram.compile(program, opts, groups) : await compile(program, opts);

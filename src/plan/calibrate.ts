@@ -3,6 +3,7 @@
 // JSON machine spec. From it the planner predicts atscale's own single-process CPU training
 // step, so its model of time can be checked against a run one can actually measure.
 import { EFFICIENCY } from './efficiency.js';
+import { type ProgramProfile, checkProgramProfile } from './program-profile.js';
 import { layerActivationBytes } from './memory.js';
 import { paramCount } from './params-flops.js';
 import { type ClusterSpec, type ModelSpec, PlanInputError, type TrainingSpec } from './specs.js';
@@ -30,6 +31,16 @@ export interface Measurements {
   forwardFraction?: number;
   /** Seconds per byte of a fresh session output handed to JavaScript (allocated, copied, collected). */
   outputCopySecondsPerByte?: number;
+  /** One point-to-point message between two processes through the engine's transport, as a
+   * pipeline stage hands an activation or a gradient on (copied into a tagged message, framed,
+   * written, read, copied out): seconds of a small one (the per-message latency), and seconds
+   * per byte beyond it. */
+  handoffSeconds?: number;
+  handoffSecondsPerByte?: number;
+  /** Seconds of an all-reduce of a few floats between two processes (its latency). */
+  smallAllReduceSeconds?: number;
+  /** The programs of one model shape, timed when --calibrate was given that shape (program-profile.ts). */
+  programs?: ProgramProfile;
   /** Runnable threads of other programs while calibrating (from the CPU time they took,
    * cli/host-load.ts; the 1-minute load average where that is not readable): the rates above are what one thread got beside them, so more ranks share the cores with them. */
   backgroundLoad?: number;
@@ -68,6 +79,8 @@ export function machineFromMeasurements(
   if (meas.sessionRunSeconds !== undefined) spec.sessionRunSeconds = meas.sessionRunSeconds;
   if (meas.outputCopySecondsPerByte !== undefined) spec.outputCopySecondsPerByte = meas.outputCopySecondsPerByte;
   if (meas.forwardFraction !== undefined) spec.forwardFraction = meas.forwardFraction;
+  for (const k of ['handoffSeconds', 'handoffSecondsPerByte', 'smallAllReduceSeconds'] as const) if (meas[k] !== undefined) spec[k] = meas[k];
+  if (meas.programs !== undefined) spec.programs = checkProgramProfile(JSON.parse(JSON.stringify(meas.programs)), 'measured programs');
   return checkMachine(spec as unknown as Record<string, unknown>);
 }
 
@@ -113,6 +126,8 @@ export function checkMachine(o: Record<string, unknown>, where = 'machine spec')
   if (o.cacheBytes !== undefined) spec.cacheBytes = pos('cacheBytes', o.cacheBytes);
   if (o.sessionRunSeconds !== undefined) spec.sessionRunSeconds = pos('sessionRunSeconds', o.sessionRunSeconds);
   if (o.outputCopySecondsPerByte !== undefined) spec.outputCopySecondsPerByte = pos('outputCopySecondsPerByte', o.outputCopySecondsPerByte);
+  for (const k of ['handoffSeconds', 'handoffSecondsPerByte', 'smallAllReduceSeconds'] as const) if (o[k] !== undefined) spec[k] = pos(k, o[k]);
+  if (o.programs !== undefined) spec.programs = checkProgramProfile(o.programs, where);
   if (o.forwardFraction !== undefined) {
     if (typeof o.forwardFraction !== 'number' || !(o.forwardFraction > 0 && o.forwardFraction < 1)) throw new PlanInputError(`${where}: key 'forwardFraction' must be a number between 0 and 1, got ${JSON.stringify(o.forwardFraction)}`);
     spec.forwardFraction = o.forwardFraction;

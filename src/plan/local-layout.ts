@@ -4,11 +4,14 @@
 // - one process or data parallelism: every rank runs the fused step graph on its rows of each
 //   micro-batch, m times, then one update; gradients are all-reduced (ring: 2 (dp-1)/dp of them);
 // - pipeline: each stage runs its layers per micro-batch as separate block programs (a session
-//   run each, forward and backward), recomputing what the granularity dropped; 1F1B takes
-//   m + (p - 1)/v stage-times (the bubble), each micro-batch's activation and its gradient cross
-//   every stage boundary, and the last stage also holds the head and the loss.
-// Ranks beyond the free cores share them: on a quiet machine all compute slows by ranks / cores;
-// beside other programs (the load the calibration saw), by (load + ranks) / (load + 1).
+//   run each, forward and backward), recomputing what the granularity dropped; the last stage
+//   also holds the head and the loss. The step is the schedule the trainer runs, instruction
+//   by instruction (schedule-timeline.ts): every send costs one handoff (the transport's
+//   latency plus bytes, as --calibrate measured it between two processes), the reduce and the
+//   step their small collectives' latency, and the bubble is whatever waiting that leaves.
+// Ranks beyond the free cores share them: on a quiet machine compute slows by running ranks /
+// cores; beside other programs (the load the calibration saw), by (load + running) / (load + 1).
+// In a pipeline only the ranks computing at that moment count (a waiting rank takes no core).
 // Per-parameter traffic is charged where it happens: the calibrated fused step spends 249.4
 // bytes per parameter (flat gradient, clipping, AdamW), which a layout with m micro-batches
 // pays once per step in its update; each micro-batch only writes and accumulates the flat
@@ -21,6 +24,8 @@
 // copy bandwidth (outputCopySecondsPerByte).
 import { type GptShape, type MachineSpec, STEP_BYTES_PER_PARAM, atscaleElementwiseBytes, gemmStepSeconds, gptParams, sessionRunSeconds } from './calibrate.js';
 import type { Recompute } from './specs.js';
+import { coRunSlowdown, profileFor } from './program-profile.js';
+import { type TimelineInstr, simulateTimeline } from './schedule-timeline.js';
 import { elementwiseSecondsPerByte, stashedBytesPerLayer, stepWorkingSetBytes, workingSetBytes } from './working-set.js';
 
 export interface LocalLayout {
@@ -39,11 +44,32 @@ export interface LocalPrediction {
   /** Milliseconds of the parts (per step, on the critical path); `stash`: copying what pipeline
    * blocks keep for their backward out of ONNX Runtime. */
   parts: { compute: number; bubble: number; stash: number; pointToPoint: number; allReduce: number; update: number };
+  /** Activations and gradients sent between pipeline ranks in one step (each charged one handoff). */
+  handoffs: number;
+  /** Where the programs' costs came from: timed at this shape by --calibrate, or the machine's rates. */
+  basis: 'profiled programs' | 'calibrated rates';
+  /** Pipeline layouts: per virtual stage, one micro-batch's forward and backward, ms alone on a core. */
+  stageMs?: { forward: number[]; backward: number[] };
 }
 
 /** Seconds per byte of the loopback link (all-reduce bus bandwidth, or a quarter of memory bandwidth). */
 function linkSecondsPerByte(spec: MachineSpec): number {
   return 1 / ((spec.loopbackBusbwGBs ?? spec.memBandwidthGBs / 4) * 1e9);
+}
+
+/** Seconds of one activation or gradient handoff of `bytes` between two pipeline ranks: the
+ * transport's per-message latency plus its bytes at its per-byte rate, as --calibrate measured
+ * them through the engine's own point-to-point path. A spec written before that: the loopback
+ * link's bytes alone. */
+export function handoffSeconds(spec: MachineSpec, bytes: number): number {
+  if (spec.handoffSeconds === undefined) return bytes * linkSecondsPerByte(spec);
+  return spec.handoffSeconds + bytes * (spec.handoffSecondsPerByte ?? linkSecondsPerByte(spec));
+}
+
+/** Latency of one small all-reduce between processes (a message each way and the wake-ups),
+ * as --calibrate measured it; 0 for a spec written before. */
+export function smallCollectiveSeconds(spec: MachineSpec): number {
+  return spec.smallAllReduceSeconds ?? 0;
 }
 
 /** Of the bytes per parameter that atscale's fused step moves outside the per-layer activation
@@ -68,7 +94,7 @@ const UPDATE_WORKING_BYTES_PER_PARAM = 32;
 
 /** `backgroundLoad`: other programs' runnable threads while the layout runs (default: what the
  * calibration ran beside, spec.backgroundLoad). */
-export function predictLocalStepMs(g: Omit<GptShape, 'batch'>, l: LocalLayout, spec: MachineSpec, cores: number, backgroundLoad?: number): LocalPrediction {
+export function predictLocalStepMs(g: Omit<GptShape, 'batch'>, l: LocalLayout, spec: MachineSpec, cores: number, backgroundLoad?: number, schedule?: { ranks: TimelineInstr[][] }): LocalPrediction {
   const shape = (nLayer: number): GptShape => ({ ...g, nLayer, batch: l.rows });
   const params = gptParams(shape(g.nLayer));
   const ranks = l.dp * l.pp;
@@ -88,16 +114,34 @@ export function predictLocalStepMs(g: Omit<GptShape, 'batch'>, l: LocalLayout, s
   // Ranks share the cores with each other and with other programs; the calibrated rates are one
   // thread's among the `backgroundLoad` others the calibration ran beside.
   const busy = spec.backgroundLoad ?? 0;
-  const share = Math.max(1, ((backgroundLoad ?? busy) + ranks) / cores) / Math.max(1, (busy + 1) / cores);
+  // Programs timed at this very shape by --calibrate (program-profile.ts): each rank's calls cost
+  // what they took alone on a core, and only their arrangement (schedule, sharing, messages,
+  // collectives) is modelled.
+  const prof = profileFor(spec.programs, g, l.rows);
+  // With them, ranks computing at once also slow each other as much as --calibrate measured.
+  // The one-process step and a pipeline rank's stage calls slow differently (co-run.ts).
+  const kind = l.pp === 1 && l.recompute !== 'full' ? 'fused' : 'stages';
+  const shareOf = (running: number) => (Math.max(1, ((backgroundLoad ?? busy) + running) / cores) / Math.max(1, (busy + 1) / cores)) * coRunSlowdown(prof, kind, running, cores);
+  const share = shareOf(ranks);
   const m = l.microBatches;
+  // Data parallelism: the gradients' ring all-reduce (bytes over the link), and one more small
+  // all-reduce (norm and loss) that costs its latency.
   const allReduce = l.dp > 1 ? (1000 * 2 * ((l.dp - 1) / l.dp) * 4 * rankParams * linkSecondsPerByte(spec)) : 0;
+  if (l.pp === 1 && prof && l.recompute !== 'full') {
+    const f = prof.fused[l.recompute];
+    const compute = m * f.microMs * share;
+    const collectives = allReduce + (l.dp > 1 ? 1000 * smallCollectiveSeconds(spec) : 0);
+    return { ms: compute + f.updateMs * share + collectives, parts: { compute, bubble: 0, stash: 0, pointToPoint: 0, allReduce: collectives, update: f.updateMs * share }, handoffs: 0, basis: 'profiled programs' };
+  }
   if (l.pp === 1) {
     // The fused micro-step holds every layer's activations and the head's logits at once.
     const t = perByte(stepWorkingSetBytes(shape(g.nLayer), params));
     const accumulateMs = 1000 * (FLAT_GRAD_BYTES + ACCUMULATE_BYTES.graph) * params * t;
     const compute = m * (g.nLayer * ms(layer, t) + ms(head, t) + accumulateMs) * share;
-    return { ms: compute + updateMs * share + allReduce, parts: { compute, bubble: 0, stash: 0, pointToPoint: 0, allReduce, update: updateMs * share } };
+    const collectives = allReduce + (l.dp > 1 ? 1000 * smallCollectiveSeconds(spec) : 0);
+    return { ms: compute + updateMs * share + collectives, parts: { compute, bubble: 0, stash: 0, pointToPoint: 0, allReduce: collectives, update: updateMs * share }, handoffs: 0, basis: 'calibrated rates' };
   }
+  if (!schedule || schedule.ranks.length !== l.pp) throw new Error(`the step of a pipeline layout (pp ${l.pp}) is timed on the schedule the trainer runs: pass its instructions (engine/pipeline/schedule.ts buildSchedule), one list per pipeline rank`);
   const C = g.nEmbd;
   const T = g.blockSize;
   const stageLayers = g.nLayer / l.pp;
@@ -115,23 +159,74 @@ export function predictLocalStepMs(g: Omit<GptShape, 'batch'>, l: LocalLayout, s
   const forward = spec.forwardFraction ?? 1 / 3;
   const coreShare = (2 * T * C) / (24 * C * C + 4 * T * C);
   const extra = l.recompute === 'full' ? forward : l.recompute === 'selective' ? coreShare * forward : 0;
-  // Session runs per micro-batch on the last stage: forward and backward of each block, and the
-  // head; each block hands its output, its input gradient and its parameters' gradients to
-  // JavaScript (fresh outputs, at the calibrated rate).
   const layerParams = gptParams(shape(2)) - gptParams(shape(1));
-  const handedMs = 1000 * stageLayers * (2 * 4 * l.rows * T * C + 4 * layerParams) * outputCopySecondsPerByte(spec);
-  const runsMs = 1000 * sessionRunSeconds(spec) * (2 * stageLayers + 1) + handedMs;
-  const accumulateMs = 1000 * (FLAT_GRAD_BYTES + ACCUMULATE_BYTES.host) * rankParams * t;
-  // What the blocks keep for their backward, copied out of ONNX Runtime once per micro-batch.
-  const stashMs = 1000 * stageLayers * stashedBytesPerLayer(rows, l.recompute) * outputCopySecondsPerByte(spec);
-  const stageMs = (stageLayers * ms(layer, t) * (1 + extra) + ms(head, t) + runsMs + accumulateMs) * share;
-  const compute = m * stageMs;
-  // Copies sit in every stage-time on the critical path, the bubble's included: m + (p - 1)/v.
-  const stash = (m + (l.pp - 1) / l.v) * stashMs * share;
-  const bubble = ((l.pp - 1) / l.v) * stageMs;
   const actBytes = 4 * l.rows * T * C;
-  // Forward activation and backward gradient, per micro-batch and chunk boundary, on the critical path.
-  const pointToPoint = 1000 * 2 * (m + l.pp - 1) * l.v * actBytes * linkSecondsPerByte(spec);
-  const update = updateMs * share;
-  return { ms: compute + bubble + stash + pointToPoint + allReduce + update, parts: { compute, bubble, stash, pointToPoint, allReduce, update } };
+  const copy = outputCopySecondsPerByte(spec);
+  const run = sessionRunSeconds(spec);
+  const layerS = ms(layer, t) / 1000;
+  // One virtual stage's programs for one micro-batch, CPU seconds alone on a core (`stash`:
+  // with the kept tensors copied out of ONNX Runtime). Each block is a session run forward and
+  // one backward; the forward hands its output to JavaScript (a fresh output, at the calibrated
+  // rate); the backward writes its input gradient and its parameters' gradients into buffers
+  // it reuses (engine/pipeline/stage.ts: no copy), which are then added into the rank's
+  // gradient on the host. Stage 0 also runs the embedding forward and backward; the last stage
+  // runs the head and the loss (one program, in its backward).
+  const V = l.pp * l.v;
+  const n = g.nLayer / V;
+  const seg = prof?.stages[l.recompute];
+  const costs = (o: { stash: boolean }) => {
+    const fwd: number[] = [];
+    const bwd: number[] = [];
+    if (seg) {
+      // The profiled calls already hold what they keep handed out of ONNX Runtime (no stash term).
+      for (let j = 0; j < V; j++) {
+        fwd.push((n * seg.blockForwardMs + (j === 0 ? seg.embedForwardMs : 0) + (j === V - 1 ? seg.headForwardMs : 0)) / 1000);
+        bwd.push((n * seg.blockBackwardMs + (j === 0 ? seg.embedBackwardMs : 0) + (j === V - 1 ? seg.headBackwardMs : 0)) / 1000);
+      }
+      return { fwd, bwd };
+    }
+    for (let j = 0; j < V; j++) {
+      const embed = j === 0 ? run : 0;
+      const stash = o.stash ? stashedBytesPerLayer(rows, l.recompute) * copy : 0;
+      fwd.push(n * (forward * layerS + run + actBytes * copy + stash) + embed);
+      const accumulate = (FLAT_GRAD_BYTES + ACCUMULATE_BYTES.host) * n * layerParams * t;
+      const headS = j === V - 1 ? ms(head, t) / 1000 + run + (FLAT_GRAD_BYTES + ACCUMULATE_BYTES.host) * (params - g.nLayer * layerParams) * t : 0;
+      bwd.push(n * ((1 - forward + extra) * layerS + run) + accumulate + headS + embed);
+    }
+    return { fwd, bwd };
+  };
+  // Collectives after the last micro-batch: the tied embedding's gradient between the first and
+  // the last stage (vocab x width, ring over 2), the gradients over dp, then in the step one
+  // all-reduce of the norm and the loss over the world: each a small-message latency (measured
+  // by --calibrate) plus its bytes over the link.
+  const tieBytes = 4 * g.vocab * C;
+  const reduceS = smallCollectiveSeconds(spec) + tieBytes * linkSecondsPerByte(spec) + allReduce / 1000;
+  const sim = (o: { stash: boolean; handoff: boolean; collectives: boolean; update: boolean }) => {
+    const { fwd, bwd } = costs(o);
+    return simulateTimeline(schedule.ranks, {
+      forward: fwd, backward: bwd,
+      handoff: o.handoff ? handoffSeconds(spec, actBytes + 8) : 0,
+      reduceMembers: [0, l.pp - 1],
+      reduce: o.collectives ? reduceS : 0,
+      stepCollective: o.collectives ? smallCollectiveSeconds(spec) : 0,
+      // AdamW over this rank's parameters: the one process's per-step rest, by its share of them.
+      update: o.update ? (prof ? (prof.fused.none.updateMs * rankParams) / params : updateMs) / 1000 : 0,
+      slowdown: (active) => shareOf(active * l.dp),
+    });
+  };
+  const all = { stash: true, handoff: true, collectives: true, update: true };
+  const full = sim(all);
+  const bare = sim({ stash: false, handoff: false, collectives: false, update: false });
+  // Each part is what the step loses without it; compute is the busiest rank's forwards and
+  // backwards, and the bubble what remains (idle time waiting on other stages).
+  const without = (k: keyof typeof all) => 1000 * (full.makespan - sim({ ...all, [k]: false }).makespan);
+  const msTotal = 1000 * full.makespan;
+  const compute = 1000 * Math.max(...bare.computing);
+  const stash = without('stash');
+  const pointToPoint = without('handoff');
+  const collectives = without('collectives');
+  const update = without('update');
+  const bubble = msTotal - compute - stash - pointToPoint - collectives - update;
+  const c = costs(all);
+  return { ms: msTotal, parts: { compute, bubble, stash, pointToPoint, allReduce: collectives, update }, handoffs: full.handoffs, basis: seg ? 'profiled programs' : 'calibrated rates', stageMs: { forward: c.fwd.map((x) => 1000 * x), backward: c.bwd.map((x) => 1000 * x) } };
 }

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CALIBRATION_PROXY, CALIBRATION_PROXY_SMALL, gptParams, machineFromMeasurements } from '../../src/plan/calibrate.js';
 import { predictLocalStepMs } from '../../src/plan/local-layout.js';
+import { oneFOneB } from '../../src/engine/pipeline/schedule.js';
 import { elementwiseSecondsPerByte, lastLevelCacheBytes, stashedBytesPerLayer, stepWorkingSetBytes } from '../../src/plan/working-set.js';
 
 const MiB = 2 ** 20;
@@ -63,8 +64,8 @@ test('the layout model charges each program the rate of its own working set', ()
   // cpu-small's one-process micro-step (31 MB) fits the L3; two data-parallel ranks do not.
   const oneWs = stepWorkingSetBytes({ ...g, batch: 8 }, gptParams({ ...g, batch: 8 }));
   assert.ok(oneWs < 32 * MiB && oneWs > 16 * MiB, `${oneWs}`);
-  const one = predictLocalStepMs(g, layout(1, 1, 'none'), spec, 2);
-  const dp2 = predictLocalStepMs(g, layout(2, 1, 'none'), spec, 2);
+  const one = predictLocalStepMs(g, layout(1, 1, 'none'), spec, 2, undefined, oneFOneB(2, 4));
+  const dp2 = predictLocalStepMs(g, layout(2, 1, 'none'), spec, 2, undefined, oneFOneB(2, 4));
   // Same work per rank and a core each (no background load here): only the split cache differs.
   assert.ok(dp2.parts.compute > one.parts.compute * 1.1, `dp2 ${dp2.parts.compute} vs one ${one.parts.compute}`);
   // A pipeline stage keeping every activation of its in-flight micro-batches touches more than
@@ -72,7 +73,7 @@ test('the layout model charges each program the rate of its own working set', ()
   assert.ok(stashedBytesPerLayer({ ...g, batch: 8 }, 'none') > stashedBytesPerLayer({ ...g, batch: 8 }, 'full'));
   const { elementwiseAt: _, ...flat } = measured;
   const flatSpec = machineFromMeasurements(flat, { name: 'dev', threads: 1, memoryGB: 24 });
-  const noneOverFull = (s: typeof spec) => predictLocalStepMs(g, layout(1, 2, 'none'), s, 2).parts.compute / predictLocalStepMs(g, layout(1, 2, 'full'), s, 2).parts.compute;
+  const noneOverFull = (s: typeof spec) => predictLocalStepMs(g, layout(1, 2, 'none'), s, 2, undefined, oneFOneB(2, 4)).parts.compute / predictLocalStepMs(g, layout(1, 2, 'full'), s, 2, undefined, oneFOneB(2, 4)).parts.compute;
   assert.ok(noneOverFull(spec) > noneOverFull(flatSpec) * 1.05, `none / full: ${noneOverFull(spec)} by working set, ${noneOverFull(flatSpec)} at one rate`);
 });
 

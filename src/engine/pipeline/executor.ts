@@ -1,14 +1,15 @@
 // Runs one rank's schedule (schedule.ts) for one optimizer step: forwards and backwards through
 // the StageRunner, activations and gradients over point-to-point links of the pipeline group.
-// Sends are queued and awaited at the end (the schedule's rule); a receive blocks, and when it
+// A send waits until its bytes are in the kernel; a receive blocks, and when it
 // fails or times out the error names the peer rank and the micro-batch it waited for. Each
 // message carries its (micro-batch, stage) tag, so a mismatched order is an error, not a
 // silent mix-up.
-import { allocFloat, type FloatArray } from '../../ir/dtype.js';
+import type { FloatArray } from '../../ir/dtype.js';
 import type { HostValue } from '../../ir/value.js';
 import type { ProcessGroup } from '../../dist/index.js';
 import type { Instr } from './schedule.js';
 import type { StageRunner } from './stage.js';
+import { recvHandoff, sendHandoff } from './handoff.js';
 
 export interface StepIO {
   /** Tokens and targets of micro-batch k (every rank gets them; stage 0 and the last use them). */
@@ -40,15 +41,11 @@ export interface StepRecord {
   busyMs: number;
 }
 
-const TAG = 2;
-
 export async function runSchedule(instrs: Instr[], runner: StageRunner, links: Links, io: StepIO, me: number): Promise<StepRecord> {
   const t0 = performance.now();
   runner.busyMs = 0;
   const outbox = new Map<string, FloatArray>();
   const inbox = new Map<string, FloatArray>();
-  const pending: Promise<void>[] = [];
-  let sendError: Error | null = null;
   let lossSum = 0;
   let computeEnd = t0;
   const key = (kind: string, mb: number, stage: number) => `${kind}:${mb}:${stage}`;
@@ -56,7 +53,6 @@ export async function runSchedule(instrs: Instr[], runner: StageRunner, links: L
     `pipeline rank ${me} (stage ${i.stage}): ${i.op === 'send' ? 'sending' : 'receiving'} the ${i.kind === 'act' ? 'activation' : 'gradient'} of micro-batch ${i.mb} ${i.op === 'send' ? 'to' : 'from'} pipeline rank ${i.peer} (global rank ${links.globalRank(i.peer)})`;
 
   for (const i of instrs) {
-    if (sendError) throw sendError;
     switch (i.op) {
       case 'forward': {
         const b = io.batch(i.mb);
@@ -84,33 +80,32 @@ export async function runSchedule(instrs: Instr[], runner: StageRunner, links: L
         const data = outbox.get(k);
         if (!data) throw new Error(`${what(i)}: nothing to send (schedule sends before computing)`);
         outbox.delete(k);
-        const msg = allocFloat(runner.dtype, data.length + TAG);
-        msg.set(data);
-        msg[data.length] = i.mb;
-        msg[data.length + 1] = next;
         const g = i.kind === 'act' ? links.act : links.grad;
-        pending.push(g.send(msg, i.peer).catch((e: Error) => {
-          sendError ??= new Error(`${what(i)}: send failed: ${e.message}`);
-        }));
+        // Awaited until its bytes are in the kernel (not until the peer reads them: the transport
+        // reads every socket eagerly, so this cannot deadlock). ONNX Runtime's session.run holds
+        // the event loop, so the part of a message beyond the socket buffer (212,992 bytes here)
+        // would otherwise wait for this rank's next computation to end while its peer idles.
+        try {
+          await sendHandoff(g, data, i.mb, next, i.peer);
+        } catch (e) {
+          throw new Error(`${what(i)}: send failed: ${(e as Error).message}`);
+        }
         break;
       }
       case 'recv': {
         const n = runner.act.reduce((a, b) => a * b, 1);
-        const msg = allocFloat(runner.dtype, n + TAG);
         const g = i.kind === 'act' ? links.act : links.grad;
+        let got: Awaited<ReturnType<typeof recvHandoff>>;
         try {
-          await g.recv(msg, i.peer);
+          got = await recvHandoff(g, runner.dtype, n, i.peer);
         } catch (e) {
           throw new Error(`${what(i)}: ${(e as Error).message}`);
         }
-        if (msg[n] !== i.mb || msg[n + 1] !== i.stage) throw new Error(`${what(i)}: received micro-batch ${msg[n]} for stage ${msg[n + 1]} instead; the ranks run different schedules`);
-        inbox.set(key(i.kind, i.mb, i.stage), msg.subarray(0, n));
+        if (got.mb !== i.mb || got.stage !== i.stage) throw new Error(`${what(i)}: received micro-batch ${got.mb} for stage ${got.stage} instead; the ranks run different schedules`);
+        inbox.set(key(i.kind, i.mb, i.stage), got.data);
         break;
       }
       default:
-        await Promise.all(pending);
-        if (sendError) throw sendError;
-        pending.length = 0;
         try {
           await io.onInstr?.(i, lossSum);
         } catch (e) {
@@ -120,8 +115,6 @@ export async function runSchedule(instrs: Instr[], runner: StageRunner, links: L
         }
     }
   }
-  await Promise.all(pending);
-  if (sendError) throw sendError;
   // Anything left in the outbox went to a stage on this rank that never ran: a schedule bug.
   if (outbox.size || inbox.size || runner.inFlight) throw new Error(`pipeline rank ${me}: the schedule left ${outbox.size} unsent, ${inbox.size} unused and ${runner.inFlight} unfinished micro-batch results`);
   return { lossSum, wallMs: performance.now() - t0, computeSpanMs: computeEnd - t0, busyMs: runner.busyMs };

@@ -15,6 +15,7 @@ import { activationShape, modelSegments, segmentOutputs, type Segment, type Unit
 import type { Granularity } from '../../ir/remat.js';
 import type { StepShape } from '../step-graphs.js';
 import { NamedExecutable, type AxisGroups, type Named } from '../named-program.js';
+import { hasCommunication } from '../../ir/partition.js';
 
 /** A unit of the flat layout held by this rank, and where it sits in the owned buffer. */
 export interface OwnedUnit extends Unit {
@@ -104,7 +105,15 @@ export class StageRunner {
       const s = c.seg;
       const outs = segmentOutputs(s);
       if (s.forward) c.forward = await NamedExecutable.compile(s.forward, outs.forward, opts, groups);
-      c.backward = await NamedExecutable.compile(s.backward, outs.backward, opts, groups);
+      // A backward's outputs are used up before the same program runs again (its parameters'
+      // gradients are added into `grads` at once, its input gradient feeds the next block or is
+      // copied into a message by the send that follows it), so it writes them into buffers of
+      // its own instead of fresh ones each run: a pipeline step handed the collector its
+      // parameters' size in garbage per micro-batch, and the last stage paid for it in a full
+      // collection (5-10 ms, the main thread stopped) about every step. Forward outputs are
+      // kept for the backward, so they stay fresh. Programs cut around collectives keep theirs.
+      const reuse = !hasCommunication(s.backward);
+      c.backward = await NamedExecutable.compile(s.backward, outs.backward, { ...opts, reuseOutputs: reuse }, groups);
     }
   }
 
