@@ -127,19 +127,18 @@ export function predictLocalStepMs(g: Omit<GptShape, 'batch'>, l: LocalLayout, s
   // Data parallelism: the gradients' ring all-reduce (bytes over the link), and one more small
   // all-reduce (norm and loss) that costs its latency.
   const allReduce = l.dp > 1 ? (1000 * 2 * ((l.dp - 1) / l.dp) * 4 * rankParams * linkSecondsPerByte(spec)) : 0;
+  const dpCollectives = allReduce + (l.dp > 1 ? 1000 * smallCollectiveSeconds(spec) : 0);
   if (l.pp === 1 && prof && l.recompute !== 'full') {
     const f = prof.fused[l.recompute];
     const compute = m * f.microMs * share;
-    const collectives = allReduce + (l.dp > 1 ? 1000 * smallCollectiveSeconds(spec) : 0);
-    return { ms: compute + f.updateMs * share + collectives, parts: { compute, bubble: 0, stash: 0, pointToPoint: 0, allReduce: collectives, update: f.updateMs * share }, handoffs: 0, basis: 'profiled programs' };
+    return { ms: compute + f.updateMs * share + dpCollectives, parts: { compute, bubble: 0, stash: 0, pointToPoint: 0, allReduce: dpCollectives, update: f.updateMs * share }, handoffs: 0, basis: 'profiled programs' };
   }
   if (l.pp === 1) {
     // The fused micro-step holds every layer's activations and the head's logits at once.
     const t = perByte(stepWorkingSetBytes(shape(g.nLayer), params));
     const accumulateMs = 1000 * (FLAT_GRAD_BYTES + ACCUMULATE_BYTES.graph) * params * t;
     const compute = m * (g.nLayer * ms(layer, t) + ms(head, t) + accumulateMs) * share;
-    const collectives = allReduce + (l.dp > 1 ? 1000 * smallCollectiveSeconds(spec) : 0);
-    return { ms: compute + updateMs * share + collectives, parts: { compute, bubble: 0, stash: 0, pointToPoint: 0, allReduce: collectives, update: updateMs * share }, handoffs: 0, basis: 'calibrated rates' };
+    return { ms: compute + updateMs * share + dpCollectives, parts: { compute, bubble: 0, stash: 0, pointToPoint: 0, allReduce: dpCollectives, update: updateMs * share }, handoffs: 0, basis: 'calibrated rates' };
   }
   if (!schedule || schedule.ranks.length !== l.pp) throw new Error(`the step of a pipeline layout (pp ${l.pp}) is timed on the schedule the trainer runs: pass its instructions (engine/pipeline/schedule.ts buildSchedule), one list per pipeline rank`);
   const C = g.nEmbd;
