@@ -19,6 +19,7 @@ import { StageRunner } from './pipeline/stage.js';
 import { measureCoRun } from './co-run.js';
 
 const arch = (s: ProfiledShape, nLayer: number) => ({ nLayer, nHead: s.nHead, nEmbd: s.nEmbd, blockSize: s.blockSize, vocabSize: s.vocab, bias: false, dropout: 0 });
+const CO_RUN_COPIES = 4;
 const OPTIMIZER = { lr: 1e-3, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1 };
 
 /** One process: steps of 2 and of 4 micro-batches (both the micro-step + update programs the
@@ -111,9 +112,12 @@ export async function profilePrograms(s: ProfiledShape, threads: number, cores: 
   const stages = Object.fromEntries(GRANULARITIES.map((g, i) => [g, stageTimers[i]!.result()])) as ProgramProfile['stages'];
   const profile: ProgramProfile = { shape: { ...s }, threads, fused: { none: fusedNone.result(), selective: fusedSelective.result() }, stages };
   if (cores > 1) {
-    const fused = await measureCoRun(s, threads, cores, 'fused');
-    const stages = await measureCoRun(s, threads, cores, 'stages');
-    profile.coRun = { ranks: cores, fused: fused.slowdown, stages: stages.slowdown };
+    // At most CO_RUN_COPIES processes, so that calibrating a many-core host stays short; the
+    // model charges more ranks than were measured at the measured slowdown.
+    const copies = Math.min(cores, CO_RUN_COPIES);
+    const fused = await measureCoRun(s, threads, copies, 'fused');
+    const stages = await measureCoRun(s, threads, copies, 'stages');
+    profile.coRun = { ranks: copies, fused: fused.slowdown, stages: stages.slowdown };
   }
   return profile;
 }

@@ -76,7 +76,7 @@ test('--calibrate measures through the runtime GEMM probe, or says the runtime i
   assert.deepEqual(p.shape, { nLayer: 2, nHead: 2, nEmbd: 32, blockSize: 16, vocab: 40, rows: 2 });
   for (const g of ['none', 'selective']) assert.ok(p.fused[g].microMs > 0, `fused ${g}: ${JSON.stringify(p.fused[g])}`);
   for (const g of ['none', 'selective', 'full']) assert.ok(p.stages[g].blockForwardMs > 0 && p.stages[g].blockBackwardMs > 0, `${g}: ${JSON.stringify(p.stages[g])}`);
-  if (availableParallelism() > 1) assert.ok(p.coRun.ranks === availableParallelism() && p.coRun.fused >= 1 && p.coRun.stages >= 1, JSON.stringify(p.coRun));
+  if (availableParallelism() > 1) assert.ok(p.coRun.ranks === Math.min(availableParallelism(), 4) && p.coRun.fused >= 1 && p.coRun.stages >= 1, JSON.stringify(p.coRun));
   for (const layout of [['--dp', '2'], ['--pp', '2', '--recompute', 'full'], ['--pp', '2', '--recompute', 'selective']]) {
     const q = plan('--machine', out, ...shape, '--global-batch', '8', '--micro-batch', '2', ...layout, '--json');
     assert.equal(q.status, 0, q.stderr);
