@@ -2,22 +2,21 @@
 // --micro-batch): also times that model's programs as the trainer runs them (engine/
 // program-profile.ts), so that `atscale plan --machine SPEC` with the same shape predicts local
 // layouts from them (plan/local-layout.ts).
-import type { FlagValues } from './args.js';
+import { type FlagValues, camel } from './args.js';
 import { PlanInputError } from '../plan/specs.js';
 import { GRANULARITIES, type ProfiledShape, type ProgramProfile } from '../plan/program-profile.js';
 
-const SHAPE_FLAGS = [['layers', 'nLayer'], ['heads', 'nHead'], ['hidden', 'nEmbd'], ['vocab', 'vocab'], ['seqLen', 'blockSize'], ['microBatch', 'rows']] as const;
-const flagName = (k: string) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+const SHAPE_FLAGS = [['layers', 'nLayer'], ['heads', 'nHead'], ['hidden', 'nEmbd'], ['vocab', 'vocab'], ['seq-len', 'blockSize'], ['micro-batch', 'rows']] as const;
 
 /** The shape to profile, from the flags; undefined when none of them is given. */
 export function profiledShapeFrom(f: FlagValues): ProfiledShape | undefined {
-  const given = SHAPE_FLAGS.filter(([k]) => f[k] !== undefined);
+  const given = SHAPE_FLAGS.filter(([k]) => f[camel(k)] !== undefined);
   if (given.length === 0) return undefined;
-  const missing = SHAPE_FLAGS.filter(([k]) => f[k] === undefined).map(([k]) => flagName(k));
-  if (missing.length) throw new PlanInputError(`--calibrate with a model shape times that model's programs and needs all of ${SHAPE_FLAGS.map(([k]) => flagName(k)).join(' ')}; missing ${missing.join(' ')}`);
+  const missing = SHAPE_FLAGS.filter(([k]) => f[camel(k)] === undefined).map(([k]) => `--${k}`);
+  if (missing.length) throw new PlanInputError(`--calibrate with a model shape times that model's programs and needs all of ${SHAPE_FLAGS.map(([k]) => `--${k}`).join(' ')}; missing ${missing.join(' ')}`);
   const shape = Object.fromEntries(SHAPE_FLAGS.map(([k, key]) => {
-    const v = Number(f[k]);
-    if (!Number.isInteger(v) || v < 1) throw new PlanInputError(`${flagName(k)} must be a whole number >= 1, got ${f[k]}`);
+    const v = Number(f[camel(k)]);
+    if (!Number.isInteger(v) || v < 1) throw new PlanInputError(`--${k} must be a whole number >= 1, got ${f[camel(k)]}`);
     return [key, v];
   })) as unknown as ProfiledShape;
   if (shape.nEmbd % shape.nHead !== 0) throw new PlanInputError(`--hidden ${shape.nEmbd} must divide by --heads ${shape.nHead} (${shape.nEmbd} % ${shape.nHead} = ${shape.nEmbd % shape.nHead})`);

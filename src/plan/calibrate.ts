@@ -80,7 +80,7 @@ export function machineFromMeasurements(
   if (meas.outputCopySecondsPerByte !== undefined) spec.outputCopySecondsPerByte = meas.outputCopySecondsPerByte;
   if (meas.forwardFraction !== undefined) spec.forwardFraction = meas.forwardFraction;
   for (const k of ['handoffSeconds', 'handoffSecondsPerByte', 'smallAllReduceSeconds'] as const) if (meas[k] !== undefined) spec[k] = meas[k];
-  if (meas.programs !== undefined) spec.programs = checkProgramProfile(JSON.parse(JSON.stringify(meas.programs)), 'measured programs');
+  if (meas.programs !== undefined) spec.programs = meas.programs; // checked (and copied) by checkMachine below
   return checkMachine(spec as unknown as Record<string, unknown>);
 }
 

@@ -120,7 +120,9 @@ export function predictLocalStepMs(g: Omit<GptShape, 'batch'>, l: LocalLayout, s
   const prof = profileFor(spec.programs, g, l.rows);
   // With them, ranks computing at once also slow each other as much as --calibrate measured.
   // The one-process step and a pipeline rank's stage calls slow differently (co-run.ts).
-  const kind = l.pp === 1 && l.recompute !== 'full' ? 'fused' : 'stages';
+  // (Recompute full on one pipeline stage runs the pipeline step, not the fused one.)
+  const fusedStep = l.pp === 1 && l.recompute !== 'full';
+  const kind = fusedStep ? 'fused' : 'stages';
   const shareOf = (running: number) => (Math.max(1, ((backgroundLoad ?? busy) + running) / cores) / Math.max(1, (busy + 1) / cores)) * coRunSlowdown(prof, kind, running, cores);
   const share = shareOf(ranks);
   const m = l.microBatches;
@@ -128,8 +130,8 @@ export function predictLocalStepMs(g: Omit<GptShape, 'batch'>, l: LocalLayout, s
   // all-reduce (norm and loss) that costs its latency.
   const allReduce = l.dp > 1 ? (1000 * 2 * ((l.dp - 1) / l.dp) * 4 * rankParams * linkSecondsPerByte(spec)) : 0;
   const dpCollectives = allReduce + (l.dp > 1 ? 1000 * smallCollectiveSeconds(spec) : 0);
-  if (l.pp === 1 && prof && l.recompute !== 'full') {
-    const f = prof.fused[l.recompute];
+  if (fusedStep && prof) {
+    const f = prof.fused[l.recompute as 'none' | 'selective'];
     const compute = m * f.microMs * share;
     return { ms: compute + f.updateMs * share + dpCollectives, parts: { compute, bubble: 0, stash: 0, pointToPoint: 0, allReduce: dpCollectives, update: f.updateMs * share }, handoffs: 0, basis: 'profiled programs' };
   }
