@@ -272,7 +272,7 @@ async function calibrate(f: FlagValues): Promise<number> {
   const sessionRunSeconds = await probe.measureBoundarySeconds(1, threads);
   if (!f.json) console.log(`one session run (one-element graph): ${(sessionRunSeconds * 1e6).toFixed(0)} us`);
   const outputCopySecondsPerByte = await probe.measureOutputCopySecondsPerByte(threads);
-  if (!f.json) console.log(`a fresh session output into JavaScript: ${(1e-9 / outputCopySecondsPerByte).toFixed(2)} GB/s`);
+  if (!f.json) console.log(`a session output into a reused JavaScript buffer: ${(1e-9 / outputCopySecondsPerByte).toFixed(2)} GB/s`);
   // Real training steps of a fixed calibration shape: how fast atscale's non-GEMM kernels move
   // data here (the GEMM part of their time is taken out with the table above), on many rows
   // (tensors out of the L3) and on few (within it).

@@ -18,10 +18,10 @@
 // gradient. (Splitting the fused step by layer count instead put every layer's AdamW traffic
 // into the per-layer time, so it was charged m times: 38% too much for one process, m = 4.)
 // A pipeline block that recomputes less hands what it keeps out of ONNX Runtime: every kept
-// tensor is a session output, copied into a fresh JavaScript buffer per micro-batch, and fed
-// back to its backward later. The fused step never does this (its activations stay inside one
-// run), so the copy is charged on its own: the bytes (stashedBytesPerLayer) at the calibrated
-// copy bandwidth (outputCopySecondsPerByte).
+// tensor is a session output, written into a JavaScript buffer (one set per micro-batch in
+// flight, reused step after step) and fed back to its backward later. The fused step never
+// does this (its activations stay inside one run), so the writing is charged on its own: the
+// bytes (stashedBytesPerLayer) at the calibrated rate (outputCopySecondsPerByte).
 import { type GptShape, type MachineSpec, STEP_BYTES_PER_PARAM, atscaleElementwiseBytes, gemmStepSeconds, gptParams, sessionRunSeconds } from './calibrate.js';
 import type { Recompute } from './specs.js';
 import { coRunSlowdown, profileFor } from './program-profile.js';
@@ -81,11 +81,10 @@ const FLAT_GRAD_BYTES = 8;
 const ACCUMULATE_BYTES = { graph: 20, host: 12 };
 
 /** Seconds per byte of a session output on its way into JavaScript, as --calibrate measured it.
- * A spec written before that was measured: onnxruntime-node copies it into a new ArrayBuffer,
- * which V8 zero-fills first, so each byte is read once and written twice: 3 bytes of traffic at
+ * A spec written before that was measured: each byte written once into the caller's buffer, at
  * the calibrated copy bandwidth (which counts bytes read + written). */
 function outputCopySecondsPerByte(spec: MachineSpec): number {
-  return spec.outputCopySecondsPerByte ?? 3 / (spec.memBandwidthGBs * 1e9);
+  return spec.outputCopySecondsPerByte ?? 1 / (spec.memBandwidthGBs * 1e9);
 }
 
 /** Bytes per parameter AdamW's program keeps touching: weights, gradient, both moments and the
@@ -167,7 +166,7 @@ export function predictLocalStepMs(g: Omit<GptShape, 'batch'>, l: LocalLayout, s
   const layerS = ms(layer, t) / 1000;
   // One virtual stage's programs for one micro-batch, CPU seconds alone on a core (`stash`:
   // with the kept tensors copied out of ONNX Runtime). Each block is a session run forward and
-  // one backward; the forward hands its output to JavaScript (a fresh output, at the calibrated
+  // one backward; the forward hands its output to JavaScript (into a reused buffer, at the calibrated
   // rate); the backward writes its input gradient and its parameters' gradients into buffers
   // it reuses (engine/pipeline/stage.ts: no copy), which are then added into the rank's
   // gradient on the host. Stage 0 also runs the embedding forward and backward; the last stage

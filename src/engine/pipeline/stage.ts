@@ -35,6 +35,9 @@ interface Stash {
   blocks: Named[];
   /** Output of the stage's last block (the head's input on the last stage). */
   out: HostValue;
+  /** Per block of the stage: everything its forward returned, back to the block's pool once
+   * the backward has used it. */
+  outs: [number, Named][];
 }
 
 
@@ -54,6 +57,8 @@ export class StageRunner {
   readonly grads: FloatArray;
   private readonly compiled = new Map<string, Compiled>();
   private readonly stash = new Map<string, Stash>();
+  /** Per block: output records of finished micro-batches, written again by the next forward. */
+  private readonly pools = new Map<number, Named[]>();
   /** Milliseconds spent in forward and backward programs since the last reset. */
   busyMs = 0;
   /** Bytes of activations held for backwards now, and the most held at once since construction. */
@@ -164,7 +169,7 @@ export class StageRunner {
   forward(mb: number, stage: number, input: { idx?: Int32Array; x?: FloatArray }, key: HostValue | undefined): Promise<FloatArray> {
     return this.timed(async () => {
       const keyFeed: Named = key ? { key } : {};
-      const st: Stash = { blocks: [], out: undefined as unknown as HostValue };
+      const st: Stash = { blocks: [], out: undefined as unknown as HostValue, outs: [] };
       let x: HostValue;
       if (stage === 0) {
         const c = this.compiledOf('embed');
@@ -174,7 +179,15 @@ export class StageRunner {
       const [b0, b1] = this.blocksOf(stage);
       for (let b = b0; b < b1; b++) {
         const c = this.compiledOf(`block ${b}`);
-        const { y, ...saved } = await c.forward.run(feedsOf(c.forward, { ...this.paramFeeds(c.seg), x, ...keyFeed }));
+        // A forward's outputs live until this micro-batch's backward, so they cannot be one
+        // set of buffers; but a finished micro-batch's set is free for the next forward. Fresh
+        // outputs each time cost the saved tensors' size in new memory per micro-batch (without
+        // recomputation, the attention probabilities too), paid in page faults and collections.
+        const into = this.pools.get(b)?.pop();
+        const feeds = feedsOf(c.forward, { ...this.paramFeeds(c.seg), x, ...keyFeed });
+        const outs = into ? await c.forward.run(feeds, into) : await c.forward.run(feeds);
+        st.outs.push([b, outs]);
+        const { y, ...saved } = outs;
         st.blocks.push({ x, ...saved });
         x = y!;
       }
@@ -216,9 +229,14 @@ export class StageRunner {
       if (stage === 0) {
         const c = this.compiledOf('embed');
         this.addGrads(c.seg, await c.backward.run({ ...this.paramFeeds(c.seg), idx: st.idx!, dy, ...keyFeed }));
-        return { dx: null, loss };
       }
-      return { dx: dy.data as FloatArray, loss };
+      // The stage's output (the last block's y) went out in a send before this backward's
+      // gradient could arrive, so every record is free now.
+      for (const [b, outs] of st.outs) {
+        if (!this.pools.has(b)) this.pools.set(b, []);
+        this.pools.get(b)!.push(outs);
+      }
+      return { dx: stage === 0 ? null : dy.data as FloatArray, loss };
     });
   }
 
