@@ -37,7 +37,7 @@ export interface ProgramProfile {
   fused: Record<'none' | 'selective', { microMs: number; updateMs: number }>;
   /** Pipeline stage calls by recompute granularity. */
   stages: Record<(typeof GRANULARITIES)[number], SegmentCosts>;
-  /** How much slower each of `ranks` processes ran at once than one alone (engine/co-run.ts):
+  /** How much slower the slowest of `ranks` processes ran at once than one alone (engine/co-run.ts):
    * the one process's step, and a pipeline rank's stage calls; absent on a one-core machine. */
   coRun?: { ranks: number } & Record<CoRunKind, number>;
 }
