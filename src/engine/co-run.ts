@@ -3,8 +3,8 @@
 // alone, then in `copies` processes at once (started together, released together), then alone
 // again. It depends on the programs: on this project's 2-core VM the one-process step (few large
 // session runs into buffers it reuses) ran 0-4% slower beside a copy of itself, while a pipeline
-// rank's stage calls (many small runs, outputs handed to JavaScript) ran 30-100% slower, so each
-// kind is measured.
+// rank's stage calls (many small runs, outputs handed to JavaScript) ran 0-25% slower on one day
+// and 30-100% on another, so each kind is measured, at the time of the calibration.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { ProfiledShape } from '../plan/program-profile.js';
