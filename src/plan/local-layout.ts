@@ -19,7 +19,8 @@
 // into the per-layer time, so it was charged m times: 38% too much for one process, m = 4.)
 // A pipeline block that recomputes less hands what it keeps out of ONNX Runtime: every kept
 // tensor is a session output, written into a JavaScript buffer (one set per micro-batch in
-// flight, reused step after step) and fed back to its backward later. The fused step never
+// flight, reused step after step; onnxruntime-node returns a copy besides) and fed back to its
+// backward later. The fused step never
 // does this (its activations stay inside one run), so the writing is charged on its own: the
 // bytes (stashedBytesPerLayer) at the calibrated rate (outputCopySecondsPerByte).
 import { type GptShape, type MachineSpec, STEP_BYTES_PER_PARAM, atscaleElementwiseBytes, gemmStepSeconds, gptParams, sessionRunSeconds } from './calibrate.js';
@@ -81,10 +82,12 @@ const FLAT_GRAD_BYTES = 8;
 const ACCUMULATE_BYTES = { graph: 20, host: 12 };
 
 /** Seconds per byte of a session output on its way into JavaScript, as --calibrate measured it.
- * A spec written before that was measured: each byte written once into the caller's buffer, at
- * the calibrated copy bandwidth (which counts bytes read + written). */
+ * A spec written before that was measured: ONNX Runtime writes the output into the caller's
+ * buffer and onnxruntime-node (1.30) still returns a copy of it in a new ArrayBuffer, so each
+ * byte is written, read and written again: 3 bytes of traffic at the calibrated copy bandwidth
+ * (which counts bytes read + written). */
 function outputCopySecondsPerByte(spec: MachineSpec): number {
-  return spec.outputCopySecondsPerByte ?? 1 / (spec.memBandwidthGBs * 1e9);
+  return spec.outputCopySecondsPerByte ?? 3 / (spec.memBandwidthGBs * 1e9);
 }
 
 /** Bytes per parameter AdamW's program keeps touching: weights, gradient, both moments and the
@@ -168,7 +171,8 @@ export function predictLocalStepMs(g: Omit<GptShape, 'batch'>, l: LocalLayout, s
   // with the kept tensors copied out of ONNX Runtime). Each block is a session run forward and
   // one backward; the forward hands its output to JavaScript (into a reused buffer, at the calibrated
   // rate); the backward writes its input gradient and its parameters' gradients into buffers
-  // it reuses (engine/pipeline/stage.ts: no copy), which are then added into the rank's
+  // it reuses (engine/pipeline/stage.ts; the copy onnxruntime-node returns besides is not
+  // charged here), which are then added into the rank's
   // gradient on the host. Stage 0 also runs the embedding forward and backward; the last stage
   // runs the head and the loss (one program, in its backward).
   const V = l.pp * l.v;

@@ -142,7 +142,8 @@ export async function measureBoundarySeconds(elements: number, threads: number, 
  * the caller reuses (what a pipeline block's forward does with every tensor it keeps for its
  * backward, engine/pipeline/stage.ts): a graph computing `outputs` products of its input, each
  * `elements` float32, and their sum, timed returning every product against returning the sum
- * only. The difference is ONNX Runtime writing the products out as outputs.
+ * only. The difference is ONNX Runtime writing the products out as outputs, and
+ * onnxruntime-node returning a copy of each in a new ArrayBuffer (it does even for bound outputs).
  */
 export async function measureOutputCopySecondsPerByte(threads: number, outputs = 8, elements = 1 << 17, targetMs = 150): Promise<number> {
   const timed = async (handOut: boolean) => {
