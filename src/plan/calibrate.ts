@@ -29,7 +29,8 @@ export interface Measurements {
   /** Share of a layer's forward + backward time that is its forward (what full recomputation
    * runs again), measured on the small calibration step without dropout. */
   forwardFraction?: number;
-  /** Seconds per byte of a session output handed to JavaScript in a buffer it reuses. */
+  /** Seconds per byte of a session output handed to JavaScript in a buffer it reuses (with the
+   * copy onnxruntime-node returns besides). */
   outputCopySecondsPerByte?: number;
   /** One point-to-point message between two processes through the engine's transport, as a
    * pipeline stage hands an activation or a gradient on (copied into a tagged message, framed,

@@ -20,9 +20,9 @@
 // A pipeline block that recomputes less hands what it keeps out of ONNX Runtime: every kept
 // tensor is a session output, written into a JavaScript buffer (one set per micro-batch in
 // flight, reused step after step; onnxruntime-node returns a copy besides) and fed back to its
-// backward later. The fused step never
-// does this (its activations stay inside one run), so the writing is charged on its own: the
-// bytes (stashedBytesPerLayer) at the calibrated rate (outputCopySecondsPerByte).
+// backward later. The fused step never does this (its activations stay inside one run), so
+// the handing out is charged on its own: the bytes (stashedBytesPerLayer) at the calibrated
+// rate (outputCopySecondsPerByte).
 import { type GptShape, type MachineSpec, STEP_BYTES_PER_PARAM, atscaleElementwiseBytes, gemmStepSeconds, gptParams, sessionRunSeconds } from './calibrate.js';
 import type { Recompute } from './specs.js';
 import { coRunSlowdown, profileFor } from './program-profile.js';
@@ -169,12 +169,12 @@ export function predictLocalStepMs(g: Omit<GptShape, 'batch'>, l: LocalLayout, s
   const layerS = ms(layer, t) / 1000;
   // One virtual stage's programs for one micro-batch, CPU seconds alone on a core (`stash`:
   // with the kept tensors copied out of ONNX Runtime). Each block is a session run forward and
-  // one backward; the forward hands its output to JavaScript (into a reused buffer, at the calibrated
-  // rate); the backward writes its input gradient and its parameters' gradients into buffers
-  // it reuses (engine/pipeline/stage.ts; the copy onnxruntime-node returns besides is not
-  // charged here), which are then added into the rank's
-  // gradient on the host. Stage 0 also runs the embedding forward and backward; the last stage
-  // runs the head and the loss (one program, in its backward).
+  // one backward; the forward hands its output to JavaScript (into a reused buffer, at the
+  // calibrated rate); the backward writes its input gradient and its parameters' gradients
+  // into buffers it reuses (engine/pipeline/stage.ts; the copy onnxruntime-node returns
+  // besides is not charged here), which are then added into the rank's gradient on the host.
+  // Stage 0 also runs the embedding forward and backward; the last stage runs the head and the
+  // loss (one program, in its backward).
   const V = l.pp * l.v;
   const n = g.nLayer / V;
   const seg = prof?.stages[l.recompute];
