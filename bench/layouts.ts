@@ -22,7 +22,7 @@ const SHAPE_FLAGS = ['--layers', '4', '--heads', '4', '--hidden', '128', '--voca
 const ROWS = 8;
 const M = 4;
 
-interface Layout {
+export interface Layout {
   name: string;
   dp: number;
   pp: number;
@@ -30,7 +30,7 @@ interface Layout {
   recompute: 'none' | 'selective' | 'full';
 }
 
-const LAYOUTS: Layout[] = [
+export const LAYOUTS: Layout[] = [
   { name: '1 process', dp: 1, pp: 1, v: 1, recompute: 'none' },
   { name: 'dp2', dp: 2, pp: 1, v: 1, recompute: 'none' },
   { name: 'pp2 full', dp: 1, pp: 2, v: 1, recompute: 'full' },
@@ -57,7 +57,7 @@ const r2 = (x: number) => Math.round(x * 100) / 100;
 const r3 = (x: number) => Math.round(x * 1000) / 1000;
 
 /** Median step time of a training run (the steps after the first two, which pay compilation). */
-function measure(l: Layout, data: string, out: string, iters: number): number {
+export function measure(l: Layout, data: string, out: string, iters: number): number {
   const world = l.dp * l.pp;
   const flags = ['train', '--data', data, ...SHAPE, '--batch-size', String(ROWS * l.dp), '--grad-accum', String(M), '--max-iters', String(iters), '--eval-interval', String(iters * 10), '--eval-iters', '1', '--log-interval', '1', '--threads', '1', '--quiet', '--out', out];
   // The granularity every layout is predicted at, the one process's too (its fused step would
@@ -69,6 +69,15 @@ function measure(l: Layout, data: string, out: string, iters: number): number {
   const steps = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((x) => JSON.parse(x) as { iter?: number; step_ms?: number }).filter((x) => x.step_ms !== undefined && x.iter! > 2).map((x) => x.step_ms!);
   if (steps.length === 0) throw new Error(`train (${l.name}) logged no step times after step 2`);
   return median(steps);
+}
+
+/** The shared corpus when this checkout has it, else a small generated one written into `dir`. */
+export function trainingText(dir: string): string {
+  const shared = '/work/shared/data/tinyshakespeare.txt';
+  if (existsSync(shared)) return shared;
+  const data = join(dir, 'corpus.txt');
+  writeFileSync(data, Array.from({ length: 4000 }, (_, i) => `${i} little pigs went to market, ${i * 7} stayed home.\n`).join(''));
+  return data;
 }
 
 interface Prediction {
@@ -109,9 +118,7 @@ export async function run(argv: string[]): Promise<number> {
         }
       }
     };
-    const shared = '/work/shared/data/tinyshakespeare.txt';
-    const data = existsSync(shared) ? shared : join(dir, 'corpus.txt');
-    if (data !== shared) writeFileSync(data, Array.from({ length: 4000 }, (_, i) => `${i} little pigs went to market, ${i * 7} stayed home.\n`).join(''));
+    const data = trainingText(dir);
     // Every layout once per round, round after round, so that a burst of load on the shared
     // host lands on all of them rather than on one; each layout's figure is its median over rounds.
     const rounds = flags.rounds as number;

@@ -13,6 +13,7 @@ const BENCHES: Record<string, () => Promise<{ run(argv: string[]): Promise<numbe
   pipeline: () => import('./pipeline.js'),
   activations: () => import('./activations.js'),
   layouts: () => import('./layouts.js'),
+  'gc-threads': () => import('./gc-threads.js'),
   equivalence: () => import('./equivalence.js'),
   'equivalence-floor': () => import('./equivalence-floor.js'),
   serve: () => import('./serve.js'),

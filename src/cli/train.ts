@@ -2,6 +2,7 @@
 // config file (--config), then flags, later ones winning.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { availableParallelism } from 'node:os';
 import { committedDir } from '../checkpoint/atomic_dir.js';
 import { parseArgs, formatHelp, UsageError, type FlagSpec } from './args.js';
 import { preset, PRESETS, type TrainHyper } from '../models/presets.js';
@@ -164,6 +165,10 @@ export async function run(argv: string[]): Promise<number> {
   const { checkDevice } = await import('../runtime/session.js');
   const device = checkDevice(flags.device);
   const threads = flags.threads as number | undefined;
+  // Ranks that share this host's every core do their garbage collection on their own thread.
+  const gc = await import('../runtime/gc-threads.js');
+  const { localRanks } = await import('../launch/worker-env.js');
+  if (gc.chooseGcThreads(localRanks(), threads ?? availableParallelism()) === 'main') gc.collectOnMainThread();
   const { checkTrainDType } = await import('../ir/dtype.js');
   const dtype = checkTrainDType(flags.dtype);
   if (dtype === 'float64' && device === 'webgpu') {

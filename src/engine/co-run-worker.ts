@@ -6,10 +6,13 @@ import { createInterface } from 'node:readline';
 import { median } from '../runtime/gemm-probe.js';
 import type { ProfiledShape } from '../plan/program-profile.js';
 import { fusedTimer, stageTimer } from './program-profile.js';
+import { chooseGcThreads, collectOnMainThread } from '../runtime/gc-threads.js';
 
 const s = JSON.parse(process.env.ATSCALE_CORUN_SHAPE!) as ProfiledShape;
 const threads = Number(process.env.ATSCALE_CORUN_THREADS ?? 1);
 const rounds = Number(process.env.ATSCALE_CORUN_ROUNDS ?? 8);
+// Copies sharing every core collect garbage as ranks in that case do (runtime/gc-threads.ts).
+if (chooseGcThreads(Number(process.env.ATSCALE_CORUN_COPIES ?? 1), threads) === 'main') collectOnMainThread();
 const timer = process.env.ATSCALE_CORUN_KIND === 'stages' ? await stageTimer(s, 'full', threads, 2) : await fusedTimer(s, 'none', threads);
 process.stdout.write('ready\n');
 const lines = createInterface({ input: process.stdin });

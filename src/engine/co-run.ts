@@ -19,11 +19,11 @@ interface Worker {
 
 export type CoRunKind = 'fused' | 'stages';
 
-function start(i: number, shape: ProfiledShape, threads: number, rounds: number, kind: CoRunKind): Worker {
+function start(i: number, copies: number, shape: ProfiledShape, threads: number, rounds: number, kind: CoRunKind): Worker {
   const script = fileURLToPath(new URL('./co-run-worker.js', import.meta.url));
   const child = spawn(process.execPath, [script], {
     stdio: ['pipe', 'pipe', 'pipe'],
-    env: { ...process.env, ATSCALE_CORUN_SHAPE: JSON.stringify(shape), ATSCALE_CORUN_THREADS: String(threads), ATSCALE_CORUN_ROUNDS: String(rounds), ATSCALE_CORUN_KIND: kind },
+    env: { ...process.env, ATSCALE_CORUN_SHAPE: JSON.stringify(shape), ATSCALE_CORUN_THREADS: String(threads), ATSCALE_CORUN_ROUNDS: String(rounds), ATSCALE_CORUN_KIND: kind, ATSCALE_CORUN_COPIES: String(copies) },
   });
   let out = '';
   let err = '';
@@ -53,7 +53,7 @@ function start(i: number, shape: ProfiledShape, threads: number, rounds: number,
 
 /** Median step ms of each of `copies` processes running at once. */
 async function together(copies: number, shape: ProfiledShape, threads: number, rounds: number, kind: CoRunKind): Promise<number[]> {
-  const ws = Array.from({ length: copies }, (_, i) => start(i, shape, threads, rounds, kind));
+  const ws = Array.from({ length: copies }, (_, i) => start(i, copies, shape, threads, rounds, kind));
   try {
     await Promise.all(ws.map((w) => w.ready));
     for (const w of ws) w.child.stdin!.end('go\n');

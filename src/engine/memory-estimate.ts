@@ -4,7 +4,8 @@
 // instead of growing until the machine swaps or the process dies. The trainers here keep a
 // second copy of params and both Adam moments (double buffering, step/fused.ts) and an
 // AdamW decay mask; those are counted as "engine buffers" beside the planner's terms.
-import { availableParallelism, totalmem } from 'node:os';
+import { totalmem } from 'node:os';
+import { localRanks } from '../launch/worker-env.js';
 import { modelStateBytes, layerActivationBytes, GIB } from '../plan/memory.js';
 import type { ModelSpec, TrainingSpec } from '../plan/specs.js';
 import type { LanguageModel } from '../models/model.js';
@@ -77,8 +78,7 @@ export function formatEstimate(e: MemoryEstimate): string {
  *  the ranks the launcher started on it (LOCAL_WORLD_SIZE). */
 export function memoryBudgetBytes(maxMemoryGb?: number): { bytes: number; source: string } {
   if (maxMemoryGb !== undefined) return { bytes: maxMemoryGb * GIB, source: `--max-memory-gb ${maxMemoryGb}` };
-  const local = Number(process.env.LOCAL_WORLD_SIZE ?? '1');
-  const ranks = Number.isInteger(local) && local >= 1 && local <= availableParallelism() * 64 ? local : 1;
+  const ranks = localRanks();
   const bytes = totalmem() / ranks;
   return { bytes, source: ranks > 1 ? `this machine's ${gb(totalmem())} shared by ${ranks} local ranks` : `this machine's ${gb(totalmem())}` };
 }

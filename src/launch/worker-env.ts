@@ -26,3 +26,9 @@ export function workerEnv(base: NodeJS.ProcessEnv, o: WorkerEnvOptions): NodeJS.
   if (o.timeoutMs !== undefined) env.ATSCALE_TIMEOUT_MS = String(o.timeoutMs);
   return env;
 }
+
+/** The ranks the launcher started on this host (LOCAL_WORLD_SIZE), 1 for a process it did not start. */
+export function localRanks(env: NodeJS.ProcessEnv = process.env): number {
+  const n = Number(env.LOCAL_WORLD_SIZE ?? '1');
+  return Number.isInteger(n) && n >= 1 ? n : 1;
+}
