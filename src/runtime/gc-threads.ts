@@ -31,10 +31,10 @@ export function chooseGcThreads(localRanks: number, threads: number, env: NodeJS
   return coresTaken(localRanks, threads, cores) ? 'main' : 'background';
 }
 
-/** Has V8 free ArrayBuffers and mark the heap on the main thread from now on. Both flags are
- * read at the start of each collection, so they can be set in a running process (the umbrella
- * --single-threaded-gc cannot: its implied flags are fixed when V8 starts). Call it before the
- * sessions are built. */
+/** Has V8 free ArrayBuffers and mark the heap on the main thread from now on. These two flags
+ * take effect when set in a running process (mark-compacts fell from 58 to 8-10 per run with
+ * them set as `atscale train` starts); the umbrella --single-threaded-gc, set so, crashed the
+ * ranks in V8 (its implied flags are settled when V8 starts). Call it before the sessions are built. */
 export function collectOnMainThread(): void {
   setFlagsFromString('--no-concurrent-array-buffer-sweeping');
   setFlagsFromString('--no-concurrent-marking');
