@@ -14,6 +14,7 @@ import type { LanguageModel } from '../../src/models/model.js';
 import { FlatLayout, flatView, withParams } from '../../src/nn/flat.js';
 import { DEFAULT_LORA } from '../../src/nn/lora.js';
 import { buildProgram } from '../../src/tensor/program.js';
+import { constant } from '../../src/tensor/tensor.js';
 import { compile } from '../../src/runtime/execute.js';
 import { hostValue } from '../../src/ir/value.js';
 import { Rng } from '../../src/tensor/rng.js';
@@ -46,13 +47,28 @@ function fresh() {
   return { base, baseParams };
 }
 
+/** The base model's logits with its weights as graph constants, as a LoraModel freezes them. */
+async function frozenLogits(model: LanguageModel, params: Float32Array): Promise<Float32Array> {
+  const layout = new FlatLayout(model);
+  const program = buildProgram((t) => {
+    const x = t.input('idx', [B, T], 'int32');
+    return withParams(layout.slots, (s) => constant(hostValue('float32', s.shape, layout.view(params, s.name)), x.graph), () => ({ inputs: [x], outputs: [model.forward(x)] }));
+  });
+  const [out] = await (await compile(program)).run([hostValue('int32', [B, T], idx)]);
+  return out!.data as Float32Array;
+}
+
+// Exact against the base compiled as the adapter compiles it (weights as constants). Against the
+// base with its weights fed as an input, only to float32 rounding: ONNX Runtime optimises a graph
+// with constant weights differently (it prepacks MatMul weights, for one), and on an AVX-512
+// machine the two differ in the last bits (3e-7 relative) where on AVX2 they agreed bit for bit.
 test('B = 0 reproduces the base model exactly; trainable parameters are under 2%', async () => {
   const { base, baseParams } = fresh();
-  const want = await logits(base, baseParams);
   const lora = new LoraModel(base, baseParams, { ...DEFAULT_LORA, r: 4 });
   const adapter = new FlatLayout(lora).initialise(2);
   const got = await logits(lora, adapter);
-  assert.deepEqual(got, want);
+  assert.deepEqual(got, await frozenLogits(base, baseParams));
+  assert.ok(relError(got, await logits(base, baseParams)) < 1e-6);
   assert.ok(lora.trainableCount() / base.paramCount() < 0.02, `${lora.trainableCount()} of ${base.paramCount()}`);
   assert.equal(lora.trainableCount(), 4 * 4 * (128 + 384));
 });
