@@ -27,6 +27,7 @@ import { createTrainer, deepSpeedOptions, MeshTrainer } from '../src/engine/mesh
 import { AsyncUniversalSaves } from '../src/engine/universal/async-save.js';
 import type { Trainer } from '../src/engine/trainer.js';
 import { Rng } from '../src/tensor/rng.js';
+import { median } from '../src/runtime/median.js';
 
 interface Row {
   trainer: string;
@@ -40,8 +41,6 @@ interface Row {
   step_s: number;
   step_during_write_s: number | null;
 }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 export async function run(argv: string[]): Promise<number> {
   const { flags } = parseArgs(argv, {

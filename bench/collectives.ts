@@ -13,6 +13,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from '../src/cli/args.js';
 import { chunkRange, initProcessGroup, sumInto, type ProcessGroup } from '../src/dist/index.js';
+import { median } from '../src/runtime/median.js';
 
 type Op = 'all_reduce' | 'all_gather' | 'reduce_scatter';
 const OPS: Op[] = ['all_reduce', 'all_gather', 'reduce_scatter'];
@@ -25,7 +26,6 @@ interface Timing {
   seconds: number;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const itersFor = (bytes: number) => (bytes <= 1 << 20 ? 20 : bytes <= 16 << 20 ? 7 : 3);
 
 export function busbw(op: string, bytes: number, ranks: number, seconds: number): number {

@@ -8,7 +8,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from '../src/cli/args.js';
 import { LAYOUTS, measure, trainingText } from './layouts.js';
-import { median } from '../src/runtime/gemm-probe.js';
+import { median } from '../src/runtime/median.js';
 
 const MODES = ['background', 'main'] as const;
 

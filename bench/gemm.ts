@@ -2,7 +2,8 @@
 // through atscale (trace -> ONNX -> session -> run with host values) next to raw
 // onnxruntime-node running the very same model bytes, measured alternately in one run.
 import * as ort from 'onnxruntime-node';
-import { gemmExecutable, median, repsFor } from '../src/runtime/gemm-probe.js';
+import { gemmExecutable, repsFor } from '../src/runtime/gemm-probe.js';
+import { median } from '../src/runtime/median.js';
 import { parseArgs } from '../src/cli/args.js';
 
 export interface GemmRow {

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from '../src/cli/args.js';
 import { backgroundThreads, cpuSample } from '../src/cli/host-load.js';
+import { median } from '../src/runtime/median.js';
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const SHAPE = ['--n-layer', '4', '--n-head', '4', '--n-embd', '128', '--block-size', '64', '--dropout', '0'];
@@ -46,12 +47,6 @@ function cli(args: string[], what: string): string {
   return r.stdout;
 }
 
-/** The middle value (the mean of the two middle ones for an even count). */
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const h = Math.floor(s.length / 2);
-  return s.length % 2 ? s[h]! : (s[h - 1]! + s[h]!) / 2;
-};
 const r1 = (x: number) => Math.round(x * 10) / 10;
 const r2 = (x: number) => Math.round(x * 100) / 100;
 const r3 = (x: number) => Math.round(x * 1000) / 1000;

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { CsvMonitor, JsonlMonitor, TensorBoardMonitor, openMonitors, type Monitor, type MetricRecord } from '../src/monitor/index.js';
 import { JsonlTail } from '../src/dashboard/index.js';
 import { timeTrainingStep } from '../src/engine/step-timer.js';
-import { median } from '../src/runtime/gemm-probe.js';
+import { median } from '../src/runtime/median.js';
 
 const RECORDS = 2000;
 const REPS = 5;

@@ -4,9 +4,7 @@
 // interleaved 1F1B. A stage's bubble is its idle time between the start of the step and its
 // last forward/backward, divided by its compute time there; medians over the measured steps,
 // then the mean over stages (each stage is also listed). Communication counts as idle.
-import { findFreePort } from '../src/launch/free-port.js';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { resultLine, runLocalJob } from '../src/launch/local-job.js';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from '../src/cli/args.js';
 import { initProcessGroup } from '../src/dist/index.js';
@@ -16,10 +14,10 @@ import { createTrainer } from '../src/engine/mesh-trainer.js';
 import { PipelineStep } from '../src/engine/step/pipeline.js';
 import { checkLayout, type ParallelLayout } from '../src/engine/mesh/layout.js';
 import { Rng } from '../src/tensor/rng.js';
+import { median } from '../src/runtime/median.js';
 
 const MODEL = { nLayer: 4, nHead: 4, nEmbd: 128, blockSize: 64, vocabSize: 65, dropout: 0, bias: true };
 const MICRO = 8;
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 interface Job {
   schedule: 'gpipe' | '1f1b' | 'interleaved';
@@ -57,37 +55,10 @@ async function worker(): Promise<void> {
 }
 
 async function runJob(job: Job): Promise<number[]> {
-  const port = await findFreePort('127.0.0.1');
-  const secret = randomBytes(32).toString('hex');
-  const script = fileURLToPath(import.meta.url);
-  const children: ChildProcess[] = [];
-  const bubbles: number[] = new Array<number>(job.pp).fill(NaN);
-  const runs = Array.from({ length: job.pp }, (_, rank) => {
-    const env = { ...process.env, PIPE_BENCH_WORKER: '1', PIPE_BENCH_JOB: JSON.stringify(job), RANK: String(rank), WORLD_SIZE: String(job.pp), MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), ATSCALE_JOB_SECRET: secret };
-    const child = spawn(process.execPath, [script], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    children.push(child);
-    let out = '';
-    let err = '';
-    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-    return new Promise<void>((resolve, reject) =>
-      child.on('close', (code) => {
-        for (const line of out.split('\n')) if (line.startsWith('RESULT ')) {
-          const r = JSON.parse(line.slice(7)) as { rank: number; bubble: number };
-          bubbles[r.rank] = r.bubble;
-        }
-        if (code === 0) resolve();
-        else reject(new Error(`pipeline bench: rank ${rank} exited with status ${code}:\n${err.slice(-2000)}`));
-      }),
-    );
-  });
-  const guard = setTimeout(() => children.forEach((c) => c.kill('SIGKILL')), 300_000);
-  try {
-    await Promise.all(runs);
-  } finally {
-    clearTimeout(guard);
-  }
-  return bubbles;
+  const exits = await runLocalJob({ script: fileURLToPath(import.meta.url), world: job.pp, env: { PIPE_BENCH_WORKER: '1', PIPE_BENCH_JOB: JSON.stringify(job) }, timeoutMs: 300_000 });
+  const bad = exits.find((e) => e.code !== 0);
+  if (bad) throw new Error(`pipeline bench: rank ${bad.rank} exited with status ${bad.code ?? bad.signal}:\n${bad.stderr.slice(-2000)}`);
+  return exits.map((e) => (resultLine(e.stdout) as { bubble: number } | null)?.bubble ?? NaN);
 }
 
 export async function run(argv: string[]): Promise<number> {

@@ -7,7 +7,7 @@ import { GPT } from '../src/models/gpt.js';
 import { PRESETS } from '../src/models/presets.js';
 import { FlatLayout } from '../src/nn/flat.js';
 import { Generator } from '../src/engine/generate.js';
-import { median } from '../src/runtime/gemm-probe.js';
+import { median } from '../src/runtime/median.js';
 
 export async function run(argv: string[]): Promise<number> {
   const { flags } = parseArgs(argv, {

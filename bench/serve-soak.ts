@@ -4,6 +4,7 @@
 // status; any non-200 is reported with its body, not thrown. The verdict compares the second
 // half with the first checkpoints after warm-up: a leak grows with the request count, noise
 // does not.
+import { median } from '../src/runtime/median.js';
 
 /** One reading of the server's memory after `requests` answers. */
 export interface SoakCheckpoint {
@@ -24,11 +25,6 @@ export interface SoakResult {
   heap_growth_mb: number;
   verdict: 'no growth' | 'growth';
 }
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 async function memory(url: string): Promise<{ rss: number; heap: number }> {
   const text = await (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(30_000) })).text();

@@ -17,7 +17,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from '../src/cli/args.js';
 import { preset } from '../src/models/presets.js';
 import { gptConfig, gptFlopsPerToken } from '../src/models/config.js';
-import { measurePeakGflops, median } from '../src/runtime/gemm-probe.js';
+import { measurePeakGflops } from '../src/runtime/gemm-probe.js';
+import { median } from '../src/runtime/median.js';
 import { torchAvailable, runTorchBench } from './peers/torch-peer.js';
 import { compareWithTorch } from './peers/torch-equivalence.js';
 

@@ -7,9 +7,7 @@
 //    tokens/s(2 ranks) / (2 x tokens/s(1 rank)). The step time is the slowest rank's, median over
 //    the measured steps. Also timed: one all-reduce of the whole gradient, the communication a
 //    data-parallel step cannot avoid.
-import { findFreePort } from '../src/launch/free-port.js';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { resultLine, runLocalJob } from '../src/launch/local-job.js';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from '../src/cli/args.js';
 import { initProcessGroup, type ProcessGroup } from '../src/dist/index.js';
@@ -21,11 +19,11 @@ import { zeroFormula, type MemoryReport } from '../src/engine/zero/index.js';
 import { createTrainer, deepSpeedOptions, MeshTrainer } from '../src/engine/mesh-trainer.js';
 import { Mesh } from '../src/engine/mesh/mesh.js';
 import { Rng } from '../src/tensor/rng.js';
+import { median } from '../src/runtime/median.js';
 
 const MODEL = PRESETS['cpu-small']!.model;
 const SEQ = 64;
 const GLOBAL_BATCH = 12;
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 interface Job {
   kind: 'memory' | 'speed';
@@ -87,39 +85,15 @@ async function worker(): Promise<void> {
   await pg.destroy();
 }
 
-const freePort = (): Promise<number> => findFreePort('127.0.0.1');
-
 /** Runs `world` rank processes of this file; returns each printed RESULT, by rank. */
 async function runJob(world: number, job: Job): Promise<Map<number, unknown>> {
-  const port = await freePort();
-  const secret = randomBytes(32).toString('hex');
-  const script = fileURLToPath(import.meta.url);
-  const children: ChildProcess[] = [];
+  const exits = await runLocalJob({ script: fileURLToPath(import.meta.url), world, env: { ZERO_BENCH_WORKER: '1', ZERO_BENCH_JOB: JSON.stringify(job) }, timeoutMs: 300_000 });
+  const bad = exits.find((e) => e.code !== 0);
+  if (bad) throw new Error(`zero bench: rank ${bad.rank} of ${world} exited with status ${bad.code ?? bad.signal}:\n${bad.stderr.slice(-2000)}`);
   const results = new Map<number, unknown>();
-  const runs = Array.from({ length: world }, (_, rank) => {
-    const env = { ...process.env, ZERO_BENCH_WORKER: '1', ZERO_BENCH_JOB: JSON.stringify(job), RANK: String(rank), WORLD_SIZE: String(world), MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), ATSCALE_JOB_SECRET: secret };
-    const child = spawn(process.execPath, [script], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    children.push(child);
-    let out = '';
-    let err = '';
-    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-    return new Promise<void>((resolve, reject) =>
-      child.on('close', (code) => {
-        for (const line of out.split('\n')) if (line.startsWith('RESULT ')) {
-          const r = JSON.parse(line.slice(7)) as { rank: number; result: unknown };
-          results.set(r.rank, r.result);
-        }
-        if (code === 0) resolve();
-        else reject(new Error(`zero bench: rank ${rank} of ${world} exited with status ${code}:\n${err.slice(-2000)}`));
-      }),
-    );
-  });
-  const guard = setTimeout(() => children.forEach((c) => c.kill('SIGKILL')), 300_000);
-  try {
-    await Promise.all(runs);
-  } finally {
-    clearTimeout(guard);
+  for (const e of exits) {
+    const r = resultLine(e.stdout) as { result: unknown } | null;
+    if (r) results.set(e.rank, r.result);
   }
   return results;
 }

@@ -3,7 +3,7 @@
 // recomputation), warms them up, says "ready", waits for "go" on stdin (so that every copy's
 // timed rounds run at the same time), times its rounds and prints one JSON line.
 import { createInterface } from 'node:readline';
-import { median } from '../runtime/gemm-probe.js';
+import { median } from '../runtime/median.js';
 import type { ProfiledShape } from '../plan/program-profile.js';
 import { fusedTimer, stageTimer } from './program-profile.js';
 import { chooseGcThreads, collectOnMainThread } from '../runtime/gc-threads.js';

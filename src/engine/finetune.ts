@@ -22,6 +22,7 @@ import type { Trainer } from './trainer.js';
 import { openBase, type OpenedModel } from './model-dir.js';
 import { saveAdapter } from './adapter-dir.js';
 import { Progress } from './progress.js';
+import { median } from '../runtime/median.js';
 
 export interface FinetuneOptions {
   model: string;
@@ -168,8 +169,7 @@ export async function runFinetune(o: FinetuneOptions, opened: OpenedModel = open
   } else if (!o.lora) {
     await saveFinetuned(dir, trainer, model, opened, o, h); // saving a sharded trainer is collective
   }
-  const median = [...stepMs].sort((a, b) => a - b)[Math.floor(stepMs.length / 2)] ?? NaN;
-  return { dir, model, trainer, losses, valLoss, trainable, total, tokensPerS: tokens / seconds, msPerIter: median };
+  return { dir, model, trainer, losses, valLoss, trainable, total, tokensPerS: tokens / seconds, msPerIter: median(stepMs) };
 }
 
 async function saveFinetuned(dir: string, trainer: Trainer, model: LanguageModel, opened: OpenedModel, o: FinetuneOptions, h: TrainHyper): Promise<void> {

@@ -10,7 +10,7 @@ import { createModel } from '../models/registry.js';
 import { FlatLayout } from '../nn/flat.js';
 import { hostValue } from '../ir/value.js';
 import { Rng } from '../tensor/rng.js';
-import { median } from '../runtime/gemm-probe.js';
+import { median } from '../runtime/median.js';
 import type { ProgramProfile, ProfiledShape, SegmentCosts } from '../plan/program-profile.js';
 import { GRANULARITIES } from '../plan/program-profile.js';
 import { createTrainer, singleLayout } from './mesh-trainer.js';

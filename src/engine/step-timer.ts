@@ -4,7 +4,7 @@ import { type Architecture, createModel } from '../models/registry.js';
 import { createTrainer, singleLayout } from './mesh-trainer.js';
 import { Mesh } from './mesh/mesh.js';
 import { Rng } from '../tensor/rng.js';
-import { median } from '../runtime/gemm-probe.js';
+import { median } from '../runtime/median.js';
 
 type Recompute = 'none' | 'selective';
 

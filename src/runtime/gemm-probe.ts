@@ -3,6 +3,7 @@
 import { Graph } from '../ir/graph.js';
 import { hostValue, type HostValue } from '../ir/value.js';
 import { compile, type Executable } from './execute.js';
+import { median } from './median.js';
 
 export async function gemmExecutable(n: number, threads: number, spinning = true): Promise<{ exe: Executable; feeds: HostValue[] }> {
   const g = new Graph();
@@ -12,12 +13,6 @@ export async function gemmExecutable(n: number, threads: number, spinning = true
   const exe = await compile({ graph: g, inputs: [a, b], outputs: [c] }, { threads, spinning, reuseOutputs: true });
   const fill = (seed: number) => Array.from({ length: n * n }, (_, i) => ((i * 2654435761 + seed) % 1000) / 1000 - 0.5);
   return { exe, feeds: [hostValue('float32', [n, n], fill(1)), hostValue('float32', [n, n], fill(2))] };
-}
-
-export function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 /** Repetitions so that one measurement lasts about `targetMs`. */

@@ -4,8 +4,7 @@
 // Rank 0 prints one JSON line: median seconds of one handoff per size, and of one all-reduce.
 import { initProcessGroup } from '../../dist/index.js';
 import { recvHandoff, sendHandoff } from './handoff.js';
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+import { median } from '../../runtime/median.js';
 
 const pg = await initProcessGroup();
 const peer = 1 - pg.rank;
