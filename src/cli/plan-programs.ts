@@ -35,8 +35,6 @@ export async function measurePrograms(shape: ProfiledShape, threads: number, cor
       console.log(`  pipeline stage calls, recompute ${g}: block forward ${c.blockForwardMs.toFixed(1)} / backward ${c.blockBackwardMs.toFixed(1)} ms; embedding +${c.embedForwardMs.toFixed(1)} / +${c.embedBackwardMs.toFixed(1)}; head +${c.headForwardMs.toFixed(1)} / +${c.headBackwardMs.toFixed(1)}`);
     }
     if (p.coRun) console.log(`  ${p.coRun.ranks} processes computing at once, the slowest of them slower than one alone: the one-process step ${p.coRun.fused.toFixed(2)}x, pipeline stage calls ${p.coRun.stages.toFixed(2)}x`);
-    const o = p.coRunOversubscribed;
-    if (o) console.log(`  ${o.ranks} processes on ${p.coRun!.ranks} cores, the slowest of them: the one-process step ${o.fused.toFixed(2)}x, pipeline stage calls ${o.stages.toFixed(2)}x (a fair share would be ${(o.ranks / p.coRun!.ranks).toFixed(1)}x)`);
   }
   return p;
 }

@@ -118,13 +118,6 @@ export async function profilePrograms(s: ProfiledShape, threads: number, cores: 
     const fused = await measureCoRun(s, threads, copies, 'fused');
     const stages = await measureCoRun(s, threads, copies, 'stages');
     profile.coRun = { ranks: copies, fused: fused.slowdown, stages: stages.slowdown };
-    // Twice as many processes as cores, for layouts with more ranks than cores (dp2 x pp2 on
-    // two): time slicing costs the slowest more than its fair share, and it paces the step.
-    if (copies === cores) {
-      const over = 2 * cores;
-      const o = { fused: await measureCoRun(s, threads, over, 'fused'), stages: await measureCoRun(s, threads, over, 'stages') };
-      profile.coRunOversubscribed = { ranks: over, fused: o.fused.slowdown, stages: o.stages.slowdown };
-    }
   }
   return profile;
 }

@@ -40,28 +40,19 @@ export interface ProgramProfile {
   /** How much slower the slowest of `ranks` processes ran at once than one alone (engine/co-run.ts):
    * the one process's step, and a pipeline rank's stage calls; absent on a one-core machine. */
   coRun?: { ranks: number } & Record<CoRunKind, number>;
-  /** The same with more processes than cores (twice as many, measured where `coRun` had one per
-   * core): how much slower the slowest ran than one alone, time slicing included. */
-  coRunOversubscribed?: { ranks: number } & Record<CoRunKind, number>;
 }
 
 /** The programs a rank runs: the one-process (fused) step, or a pipeline rank's stage calls. */
 export type CoRunKind = 'fused' | 'stages';
 
 /** How much slower each computing rank runs while `running` ranks compute at once on a host of
- * `cores` cores, beyond its fair time slice (running / cores, which the caller charges): 1 for
- * one, the measured co-run slowdown at the measured count, in proportion between. Beyond the
- * cores, what the slowest of the oversubscribed processes lost on top of its fair slice, in
- * proportion up to the count measured (there time slicing cost it 1.3-1.4x on a 2-core VM). */
+ * `cores` cores, by co-running alone (time slicing beyond the cores is charged apart): 1 for one,
+ * the measured slowdown at the measured count, in proportion between. */
 export function coRunSlowdown(p: ProgramProfile | undefined, kind: CoRunKind, running: number, cores: number): number {
   const c = p?.coRun;
   if (!c || running <= 1 || c.ranks <= 1) return 1;
   const k = Math.min(running, cores, c.ranks);
-  const within = 1 + ((c[kind] - 1) * (k - 1)) / (c.ranks - 1);
-  const o = p.coRunOversubscribed;
-  if (running <= cores || !o || c.ranks !== cores || o.ranks <= cores) return within;
-  const excess = o[kind] / ((o.ranks / cores) * c[kind]);
-  return within * (1 + (excess - 1) * Math.min(1, (running - cores) / (o.ranks - cores)));
+  return 1 + ((c[kind] - 1) * (k - 1)) / (c.ranks - 1);
 }
 
 const SHAPE_KEYS = ['nLayer', 'nHead', 'nEmbd', 'blockSize', 'vocab', 'rows'] as const;
@@ -96,11 +87,6 @@ export function checkProgramProfile(o: unknown, where: string): ProgramProfile {
   if (p.coRun !== undefined) {
     const c = obj(p.coRun, 'programs.coRun');
     out.coRun = { ranks: num(c.ranks, 'programs.coRun.ranks', 1), fused: num(c.fused, 'programs.coRun.fused', 1), stages: num(c.stages, 'programs.coRun.stages', 1) };
-  }
-  if (p.coRunOversubscribed !== undefined) {
-    const c = obj(p.coRunOversubscribed, 'programs.coRunOversubscribed');
-    const key = (k: string) => `programs.coRunOversubscribed.${k}`;
-    out.coRunOversubscribed = { ranks: num(c.ranks, key('ranks'), 2), fused: num(c.fused, key('fused'), 1), stages: num(c.stages, key('stages'), 1) };
   }
   return out;
 }

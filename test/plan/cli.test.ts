@@ -70,15 +70,13 @@ test('--calibrate measures through the runtime GEMM probe, or says the runtime i
   if (existsSync('/sys/devices/system/cpu/cpu0/cache/index0/size')) assert.ok(spec.cacheBytes > 0);
   const again = plan('--model', 'cpu-small', '--machine', out, '--json');
   assert.ok(JSON.parse(again.stdout).predicted_ms_per_iter > 0);
-  // The programs: every one measured (positive), two ranks at once measured against one alone
-  // (and twice the cores' count of them on a small host), and local layouts of that shape
-  // predicted from them.
+  // The programs: every one measured (positive), two ranks at once measured against one alone,
+  // and local layouts of that shape predicted from them.
   const p = spec.programs;
   assert.deepEqual(p.shape, { nLayer: 2, nHead: 2, nEmbd: 32, blockSize: 16, vocab: 40, rows: 2 });
   for (const g of ['none', 'selective']) assert.ok(p.fused[g].microMs > 0, `fused ${g}: ${JSON.stringify(p.fused[g])}`);
   for (const g of ['none', 'selective', 'full']) assert.ok(p.stages[g].blockForwardMs > 0 && p.stages[g].blockBackwardMs > 0, `${g}: ${JSON.stringify(p.stages[g])}`);
   if (availableParallelism() > 1) assert.ok(p.coRun.ranks === Math.min(availableParallelism(), 4) && p.coRun.fused >= 1 && p.coRun.stages >= 1, JSON.stringify(p.coRun));
-  if (availableParallelism() > 1 && availableParallelism() <= 4) assert.ok(p.coRunOversubscribed.ranks === 2 * availableParallelism() && p.coRunOversubscribed.fused >= 1 && p.coRunOversubscribed.stages >= 1, JSON.stringify(p.coRunOversubscribed));
   for (const layout of [['--dp', '2'], ['--pp', '2', '--recompute', 'full'], ['--pp', '2', '--recompute', 'selective']]) {
     const q = plan('--machine', out, ...shape, '--global-batch', '8', '--micro-batch', '2', ...layout, '--json');
     assert.equal(q.status, 0, q.stderr);

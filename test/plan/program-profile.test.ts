@@ -1,6 +1,5 @@
 // The local layout model on programs timed at the layout's own shape: each instruction costs what
-// the profile says, ranks computing at once pay the measured co-run slowdown (and, beyond the
-// cores, what time slicing was measured to cost more than a fair share), a profile of another
+// the profile says, ranks computing at once pay the measured co-run slowdown, a profile of another
 // shape is not used, and a damaged profile in a machine spec is refused naming its key.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -47,16 +46,6 @@ test('ranks computing at once pay the measured co-run slowdown, in proportion up
   assert.equal(coRunSlowdown(profile(1.3), 'stages', 2, 2), 2.6);
   assert.equal(coRunSlowdown(profile(1.3), 'fused', 8, 2), 1.3, 'beyond the cores time slicing is charged apart');
   assert.equal(coRunSlowdown(undefined, 'fused', 2, 2), 1);
-  // Measured with twice the processes: the slowest of 4 on 2 cores ran 2 x 1.3 x 1.25 slower
-  // than one alone, 1.25 more than its fair slice; that excess is charged in proportion from the
-  // cores up to 4, and stays at it beyond.
-  const over: ProgramProfile = { ...profile(1.3), coRunOversubscribed: { ranks: 4, fused: 2 * 1.3 * 1.25, stages: 2 * 2.6 * 1.1 } };
-  assert.equal(coRunSlowdown(over, 'fused', 2, 2), 1.3);
-  assert.ok(Math.abs(coRunSlowdown(over, 'fused', 3, 2) - 1.3 * 1.125) < 1e-12);
-  assert.ok(Math.abs(coRunSlowdown(over, 'fused', 4, 2) - 1.3 * 1.25) < 1e-12);
-  assert.ok(Math.abs(coRunSlowdown(over, 'stages', 8, 2) - 2.6 * 1.1) < 1e-12);
-  const dp4 = (p: ProgramProfile) => predictLocalStepMs(g, layout(4, 1), spec(p), 2).parts.compute;
-  assert.ok(Math.abs(dp4(over) - 1.25 * dp4(profile(1.3))) < 1e-9, `${dp4(over)} vs ${dp4(profile(1.3))}`);
   const alone = predictLocalStepMs(g, layout(2, 1), spec(profile()), 2).parts.compute;
   const shared = predictLocalStepMs(g, layout(2, 1), spec(profile(1.3)), 2).parts.compute;
   assert.ok(Math.abs(shared - 1.3 * alone) < 1e-9, `${shared} vs ${alone}`);
@@ -78,5 +67,4 @@ test('a damaged profile in a machine spec is refused naming the key', () => {
   assert.throws(bad((p) => (p.fused.none.microMs = -1)), /key 'programs\.fused\.none\.microMs' must be a number >= 0, got -1/);
   assert.throws(bad((p) => (p.shape.rows = 0)), /key 'programs\.shape\.rows' must be a number >= 1/);
   assert.throws(bad((p) => (p.coRun.stages = 'fast')), /key 'programs\.coRun\.stages'/);
-  assert.throws(bad((p) => (p.coRunOversubscribed = { ranks: 4, fused: 0.5, stages: 2 })), /key 'programs\.coRunOversubscribed\.fused' must be a number >= 1, got 0\.5/);
 });
