@@ -1,5 +1,5 @@
-// The one median every timing in atscale reports: these machines are noisy, so figures are
-// medians of repeated runs, never means or single runs.
+// The one median that atscale's timings report: these machines are noisy, so a figure is the
+// median of repeated runs rather than one run or a mean that a single stall can drag.
 
 /** The middle value; the mean of the two middle ones for an even count; NaN for none. */
 export function median(xs: readonly number[]): number {
