@@ -8,7 +8,7 @@
 // small-message crossover between direct exchange and the ring.
 import { findFreePort } from '../src/launch/free-port.js';
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { runLocalJob } from '../src/launch/local-job.js';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from '../src/cli/args.js';
@@ -97,27 +97,10 @@ function runProcess(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promis
 }
 
 async function runAtscale(ranks: number, sizes: number[], ops: Op[]): Promise<Timing[]> {
-  const port = await freePort();
-  const secret = randomBytes(32).toString('hex');
-  const script = fileURLToPath(import.meta.url);
-  const lines = await Promise.all(
-    Array.from({ length: ranks }, (_, rank) =>
-      runProcess(process.execPath, [script], {
-        ...process.env,
-        ATSCALE_BENCH_WORKER: '1',
-        RANK: String(rank),
-        WORLD_SIZE: String(ranks),
-        LOCAL_RANK: String(rank),
-        LOCAL_WORLD_SIZE: String(ranks),
-        MASTER_ADDR: '127.0.0.1',
-        MASTER_PORT: String(port),
-        ATSCALE_JOB_SECRET: secret,
-        BENCH_SIZES: sizes.join(','),
-        BENCH_OPS: ops.join(','),
-      }),
-    ),
-  );
-  return lines[0]!.map((l) => JSON.parse(l) as Timing);
+  const exits = await runLocalJob({ script: fileURLToPath(import.meta.url), world: ranks, env: { ATSCALE_BENCH_WORKER: '1', BENCH_SIZES: sizes.join(','), BENCH_OPS: ops.join(',') }, timeoutMs: 600_000 });
+  const bad = exits.find((e) => e.code !== 0);
+  if (bad) throw new Error(`collectives bench: rank ${bad.rank} exited ${bad.code ?? bad.signal}: ${bad.stderr.slice(-2000)}`);
+  return exits[0]!.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Timing);
 }
 
 async function runGloo(ranks: number, sizes: number[], ops: Op[]): Promise<{ timings: Timing[]; skipped: string[] }> {

@@ -1,7 +1,7 @@
 // One job's ranks as child processes of this one, all on 127.0.0.1, with the environment the
 // launcher gives its workers (worker-env.ts: torchrun's names, a fresh port and secret). For
-// benchmarks and tests that need real ranks but none of the supervisor's restarts, heartbeats
-// or log prefixes. Every rank is killed when the job overruns its time, so none outlives the
+// the calibration's link probe, benchmarks and tests, which need real ranks but none of the
+// supervisor's restarts, heartbeats or log prefixes. Every rank is killed when the job overruns its time, so none outlives the
 // caller, and the caller gets each rank's exit and whole output to judge.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { findFreePort } from './free-port.js';

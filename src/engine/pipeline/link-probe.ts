@@ -2,10 +2,8 @@
 // engine's own transport (for `atscale plan --calibrate`): the time of one activation handoff
 // at a small and a large size (a per-message latency, and seconds per byte beyond it) and the
 // latency of an all-reduce of two floats.
-import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { findFreePort } from '../../launch/free-port.js';
+import { runLocalJob } from '../../launch/local-job.js';
 
 export interface LinkMeasurements {
   /** Seconds of one handoff of a few bytes: the per-message latency. */
@@ -24,28 +22,13 @@ const WAIT_MS = 60_000;
 /** `minSecondsPerByte`: the floor of the per-byte rate (the message is copied at least once, so
  * not faster than the machine's copy bandwidth); noise can otherwise make it zero or negative. */
 export async function measureLinks(o: { minSecondsPerByte: number; iters?: number }): Promise<LinkMeasurements> {
-  const port = await findFreePort('127.0.0.1');
-  const secret = randomBytes(32).toString('hex');
   const script = fileURLToPath(new URL('./link-probe-worker.js', import.meta.url));
-  const run = (rank: number) => new Promise<string>((resolve, reject) => {
-    const child = spawn(process.execPath, [script], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, RANK: String(rank), WORLD_SIZE: '2', LOCAL_RANK: String(rank), LOCAL_WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), ATSCALE_JOB_SECRET: secret, ATSCALE_TIMEOUT_MS: String(WAIT_MS), ATSCALE_PROBE_SIZES: PROBE_SIZES.join(','), ATSCALE_PROBE_ITERS: String(o.iters ?? 20) },
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    // The worker's own waits time out after WAIT_MS naming its peer; this bounds a stuck start.
-    const timer = setTimeout(() => child.kill('SIGKILL'), 2 * WAIT_MS);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      if (code === 0) resolve(out);
-      else reject(new Error(`link probe rank ${rank} exited ${code}: ${err.slice(-800)}`));
-    });
-  });
-  const [out] = await Promise.all([run(0), run(1)]);
+  const env = { ATSCALE_TIMEOUT_MS: String(WAIT_MS), ATSCALE_PROBE_SIZES: PROBE_SIZES.join(','), ATSCALE_PROBE_ITERS: String(o.iters ?? 20) };
+  // The workers' own waits time out after WAIT_MS naming their peer; this bounds a stuck start.
+  const exits = await runLocalJob({ script, world: 2, env, timeoutMs: 2 * WAIT_MS });
+  const bad = exits.find((e) => e.code !== 0);
+  if (bad) throw new Error(`link probe rank ${bad.rank} exited ${bad.code ?? bad.signal}: ${bad.stderr.slice(-800)}`);
+  const out = exits[0]!.stdout;
   const line = out.split('\n').find((l) => l.startsWith('{'));
   if (!line) throw new Error(`link probe rank 0 printed no measurement: ${out.slice(-300)}`);
   const r = JSON.parse(line) as { handoffSecondsByBytes: Record<number, number>; smallAllReduceSeconds: number };
