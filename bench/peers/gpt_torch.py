@@ -339,6 +339,19 @@ def blas_library():
     return ", ".join(main) if main else "unknown"
 
 
+def blas_core():
+    """The kernel set the loaded OpenBLAS runs (its openblas_get_corename), or "unknown"."""
+    import ctypes
+    for path in blas_library().split(", "):
+        try:
+            corename = ctypes.CDLL(path).openblas_get_corename
+        except (OSError, AttributeError):
+            continue
+        corename.restype = ctypes.c_char_p
+        return corename().decode()
+    return "unknown"
+
+
 def median_of(xs):
     ordered = sorted(xs)
     mid = len(ordered) // 2
@@ -393,7 +406,7 @@ def cmd_bench(args):
     print(json.dumps({
         "impl": "pytorch", "preset": preset, "ms_per_iter": median * 1e3, "tokens_per_s": B * T / median,
         "peak_rss_mb": peak_rss_mb(), "torch_version": torch.__version__, "threads": blas_threads(),
-        "omp_threads": torch.get_num_threads(), "blas": blas_library(),
+        "omp_threads": torch.get_num_threads(), "blas": blas_library(), "blas_core": blas_core(),
         "batch_size": B, "block_size": T, "n_params": sum(p.numel() for p in model.parameters()),
         "iters": args.iters, "warmup": args.warmup, "ms_all": [t * 1e3 for t in times], "last_loss": losses[-1],
         # CPU seconds of all threads per step: on a machine shared with other jobs this moves less than wall time

@@ -15,7 +15,7 @@ import { lossAndGrad } from './atscale-grad.js';
 import { saveAdapter } from '../../src/engine/adapter-dir.js';
 import { Rng } from '../../src/tensor/rng.js';
 import { writeSafetensorsFile, readSafetensorsFile } from '../../src/checkpoint/index.js';
-import { PYTHON } from './torch-peer.js';
+import { PYTHON, peerEnv } from './torch-peer.js';
 import { worstGradient } from './torch-equivalence.js';
 
 export interface LoraEquivalence {
@@ -70,7 +70,8 @@ export async function compareLoraWithTorch(cfg: Partial<GPTConfig>, lora: LoraCo
   }
 }
 
-/** Median ms of a PyTorch LoRA training step (AdamW over the adapter) on `base` with the adapter in `adapterDir`. */
+/** Median ms of a PyTorch LoRA training step (AdamW over the adapter) on `base` with the adapter in `adapterDir`,
+ * with the OpenBLAS kernels OpenBLAS picks for this CPU (a speed peer: torch-peer.ts, peerEnv). */
 export function torchLoraStepMs(arch: Record<string, unknown>, baseParams: Float32Array, baseLayout: FlatLayout, adapterDir: string, batchSize: number, iters = 5, threads = 2): { ms: number; torchVersion: string } {
   const dir = mkdtempSync(join(tmpdir(), 'atscale-lora-bench-'));
   try {
@@ -79,7 +80,7 @@ export function torchLoraStepMs(arch: Record<string, unknown>, baseParams: Float
     const a = arch as { nLayer: number; nHead: number; nEmbd: number; blockSize: number; vocabSize: number; bias: boolean };
     const config = { n_layer: a.nLayer, n_head: a.nHead, n_embd: a.nEmbd, block_size: a.blockSize, vocab_size: a.vocabSize, bias: a.bias, dropout: 0 };
     writeSafetensorsFile(join(dir, 'w.safetensors'), weights, { config: JSON.stringify(config) });
-    const r = spawnSync(PYTHON, [script(), 'bench', '--weights', join(dir, 'w.safetensors'), '--adapter', join(adapterDir, 'adapter_model.safetensors'), '--adapter-config', join(adapterDir, 'adapter_config.json'), '--batch-size', String(batchSize), '--iters', String(iters), '--threads', String(threads)], { encoding: 'utf8', timeout: 1_800_000 });
+    const r = spawnSync(PYTHON, [script(), 'bench', '--weights', join(dir, 'w.safetensors'), '--adapter', join(adapterDir, 'adapter_model.safetensors'), '--adapter-config', join(adapterDir, 'adapter_config.json'), '--batch-size', String(batchSize), '--iters', String(iters), '--threads', String(threads)], { encoding: 'utf8', timeout: 1_800_000, env: peerEnv(true) });
     if (r.status !== 0) throw new Error(`lora_torch.py bench failed (${r.status}): ${r.stderr.slice(-1000)}`);
     const line = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { ms_per_iter: number; torch_version: string };
     return { ms: line.ms_per_iter, torchVersion: line.torch_version };

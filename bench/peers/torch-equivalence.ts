@@ -20,7 +20,9 @@ export interface Equivalence {
   worstParam: string;
 }
 
-export async function compareWithTorch(cfg: Partial<GPTConfig>, batch: number, seed = 7, threads = 2): Promise<Equivalence> {
+/** `nativeBlas`: the peer runs the OpenBLAS kernels it picks for this CPU, as the speed peer
+ * of the train benchmark does (torch-peer.ts, peerEnv), so that the check covers those kernels. */
+export async function compareWithTorch(cfg: Partial<GPTConfig>, batch: number, seed = 7, threads = 2, nativeBlas = false): Promise<Equivalence> {
   const model = new GPT({ ...cfg, dropout: 0 });
   const c = model.config;
   const layout = new FlatLayout(model);
@@ -39,7 +41,7 @@ export async function compareWithTorch(cfg: Partial<GPTConfig>, batch: number, s
     writeSafetensorsFile(join(dir, 'w.safetensors'), weights);
     writeSafetensorsFile(join(dir, 'b.safetensors'), { idx: { dtype: 'I32', shape: [batch, c.blockSize], data: idx }, targets: { dtype: 'I32', shape: [batch, c.blockSize], data: targets } });
     const config = { n_layer: c.nLayer, n_head: c.nHead, n_embd: c.nEmbd, block_size: c.blockSize, vocab_size: c.vocabSize, bias: c.bias, dropout: 0 };
-    const r = await runTorchGrads({ weights: join(dir, 'w.safetensors'), batch: join(dir, 'b.safetensors'), out: join(dir, 'g.safetensors'), config, threads });
+    const r = await runTorchGrads({ weights: join(dir, 'w.safetensors'), batch: join(dir, 'b.safetensors'), out: join(dir, 'g.safetensors'), config, threads, nativeBlas });
     const theirs = readSafetensorsFile(join(dir, 'g.safetensors')).tensors;
     const { rel: gradRelError, worst: worstParam } = worstGradient(layout.slots, ours.grad, theirs);
     const ourLoss = ours.loss;

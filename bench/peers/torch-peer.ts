@@ -40,6 +40,8 @@ export interface TorchGradsOptions {
   allowExtra?: boolean;
   threads?: number;
   timeoutMs?: number;
+  /** OpenBLAS's own kernel choice for this CPU (see peerEnv); default: the environment's. */
+  nativeBlas?: boolean;
 }
 
 export interface TorchGradsResult {
@@ -61,6 +63,8 @@ export interface TorchBenchOptions {
   batchSize?: number;
   seed?: number;
   timeoutMs?: number;
+  /** OpenBLAS's own kernel choice for this CPU (see peerEnv); default: the environment's. */
+  nativeBlas?: boolean;
 }
 
 /** The JSON line gpt_torch.py bench prints. */
@@ -77,6 +81,8 @@ export interface TorchBenchResult {
   omp_threads: number;
   /** The BLAS library the peer loaded. */
   blas: string;
+  /** The kernel set OpenBLAS runs (openblas_get_corename), e.g. Haswell or Cooperlake. */
+  blas_core: string;
   batch_size: number;
   block_size: number;
   n_params: number;
@@ -123,7 +129,7 @@ export async function runTorchGrads(opts: TorchGradsOptions): Promise<TorchGrads
   if (opts.double) args.push('--double');
   if (opts.outDtype) args.push('--out-dtype', opts.outDtype);
   if (opts.allowExtra) args.push('--allow-extra');
-  const line = await runPeer(args, threads, opts.timeoutMs ?? 120_000);
+  const line = await runPeer(args, threads, opts.timeoutMs ?? 120_000, opts.nativeBlas ?? false);
   const loss = line['loss'];
   if (typeof loss !== 'number') throw new Error(`PyTorch peer (grads) printed no numeric loss: ${JSON.stringify(line)}`);
   return {
@@ -146,7 +152,7 @@ export async function runTorchBench(opts: TorchBenchOptions): Promise<TorchBench
   if (opts.config) args.push('--config', JSON.stringify(opts.config));
   if (opts.batchSize !== undefined) args.push('--batch-size', String(opts.batchSize));
   if (opts.seed !== undefined) args.push('--seed', String(opts.seed));
-  const line = await runPeer(args, threads, opts.timeoutMs ?? 600_000);
+  const line = await runPeer(args, threads, opts.timeoutMs ?? 600_000, opts.nativeBlas ?? false);
   if (line['impl'] !== 'pytorch' || typeof line['ms_per_iter'] !== 'number' || typeof line['tokens_per_s'] !== 'number') {
     throw new Error(`PyTorch peer (bench) printed an unexpected line: ${JSON.stringify(line)}`);
   }
@@ -159,15 +165,31 @@ function checkThreads(threads: number | undefined): number {
   return t;
 }
 
+/** Variables some of these machines set to pin OpenBLAS to older kernels, because older
+ * OpenBLAS builds compute wrong results or crash on some newer processors. They also slow the
+ * peer: on a Zen 5 with AVX-512, Debian's OpenBLAS 0.3.21 pinned to Haswell ran a 2048^3 sgemm
+ * at 200 GFLOP/s on two threads, and at 364 with the Cooperlake kernels it picks itself. */
+const BLAS_PINS = ['OPENBLAS_CORETYPE', 'OPENBLAS_L2_SIZE'] as const;
+
+/** The peer's environment. `nativeBlas` drops the pins together, so OpenBLAS runs the kernels it
+ * picks for this CPU: what a speed comparison needs, the strongest peer this machine can run.
+ * Only a benchmark asks for it, and it checks those kernels' gradients against atscale's in
+ * the same run; tests keep the machine's pins. */
+export function peerEnv(nativeBlas: boolean): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  if (nativeBlas) for (const k of BLAS_PINS) delete env[k];
+  return env;
+}
+
 /** Spawns gpt_torch.py and returns its last stdout line parsed as JSON; errors carry python's stderr. */
-function runPeer(args: string[], threads: number, timeoutMs: number): Promise<Record<string, unknown>> {
+function runPeer(args: string[], threads: number, timeoutMs: number, nativeBlas: boolean): Promise<Record<string, unknown>> {
   const avail = torchAvailable();
   if (!avail.ok) return Promise.reject(new Error(`PyTorch peer unavailable: ${avail.reason}`));
   const script = peerScriptPath();
   const what = `PyTorch peer (${PYTHON} gpt_torch.py ${args[0]})`;
   // Thread pools are sized from the environment when torch loads; gpt_torch.py sets them from
   // --threads (OpenBLAS) and --omp-threads (ATen) before importing torch.
-  const env = { ...process.env };
+  const env = peerEnv(nativeBlas);
   return new Promise((resolve, reject) => {
     execFile(PYTHON, [script, ...args], { env, timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 16 << 20, encoding: 'utf8' },
       (err, stdout, stderr) => {

@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, readFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { PYTHON, runTorchBench, runTorchGrads, torchAvailable, type TorchModelConfig } from '../../bench/peers/torch-peer.js';
+import { PYTHON, peerEnv, runTorchBench, runTorchGrads, torchAvailable, type TorchModelConfig } from '../../bench/peers/torch-peer.js';
 
 const avail = torchAvailable();
 const skip = avail.ok ? false : `PyTorch peer unavailable: ${avail.reason}`;
@@ -111,6 +111,18 @@ test('bench prints a sane JSON line for a tiny config', { skip }, async () => {
   assert.ok(r.peak_rss_mb > 10 && r.peak_rss_mb < 4096, `peak_rss_mb ${r.peak_rss_mb}`);
   assert.equal(r.n_params, 6896);
   assert.ok(Number.isFinite(r.last_loss) && Math.abs(r.last_loss - Math.log(11)) < 0.5, `last_loss ${r.last_loss}`);
+  // Without nativeBlas the peer keeps the machine's OpenBLAS pin, where it has one.
+  const pin = process.env['OPENBLAS_CORETYPE'];
+  assert.ok(r.blas_core.length > 0 && r.blas_core !== 'unknown', `blas_core ${r.blas_core}`);
+  if (pin) assert.equal(r.blas_core.toLowerCase(), pin.toLowerCase());
   await assert.rejects(runTorchBench({ iters: 3, warmup: 1 }), /exactly one of preset or config/);
   await assert.rejects(runTorchBench({ config: { ...TINY }, iters: 1, warmup: 0 }), /batch size missing/);
+});
+
+test('a speed peer drops the OpenBLAS pins together and keeps the rest of the environment', () => {
+  const native = peerEnv(true);
+  assert.equal(native['OPENBLAS_CORETYPE'], undefined);
+  assert.equal(native['OPENBLAS_L2_SIZE'], undefined);
+  assert.equal(native['PATH'], process.env['PATH']);
+  assert.deepEqual(peerEnv(false), { ...process.env });
 });
