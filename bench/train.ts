@@ -24,10 +24,10 @@ import { median } from '../src/runtime/median.js';
 import { torchAvailable, runTorchBench } from './peers/torch-peer.js';
 import { compareWithTorch } from './peers/torch-equivalence.js';
 
-// Steps to time and to run first. A fresh process's first shakespeare-char steps are slow while
-// the machine first backs its memory: the PyTorch peer took 85, 40, 27 and 19 s for its first
-// four steps on a 2-core AVX-512 EPYC and then settled at 14-19 s, so timing from the second
-// step put it 1.6x slower than it runs. Four steps of warm-up keep both sides in steady state.
+// Steps to time and to run first. A fresh process's first shakespeare-char steps are slow: on a
+// 2-core AVX-512 EPYC nanoGPT's train.py took 85, 40, 27 and 19 s for its first four and then
+// settled at 14-19 s, and the peer the same, so timing from the second step put the peer 1.6x
+// slower than it runs. Four steps of warm-up keep both sides in steady state.
 const ITERS: Record<string, { iters: number; warmup: number }> = { 'cpu-small': { iters: 20, warmup: 3 }, 'shakespeare-char': { iters: 4, warmup: 4 } };
 
 interface Measured {
