@@ -47,10 +47,12 @@ import safetensors_io  # noqa: E402
 MODEL_KEYS = ("n_layer", "n_head", "n_embd", "block_size", "vocab_size", "bias", "dropout")
 CAMEL = {"nLayer": "n_layer", "nHead": "n_head", "nEmbd": "n_embd", "blockSize": "block_size", "vocabSize": "vocab_size"}
 
+# atscale's presets (src/models/presets.ts), which nanoGPT's shakespeare_char and CPU configs share:
+# no biases. The train benchmark passes atscale's config itself; these serve runs by hand.
 PRESETS = {
-    "cpu-small": dict(n_layer=4, n_head=4, n_embd=128, block_size=64, vocab_size=65, bias=True, dropout=0.0,
+    "cpu-small": dict(n_layer=4, n_head=4, n_embd=128, block_size=64, vocab_size=65, bias=False, dropout=0.0,
                       batch_size=12, lr=1e-3, beta1=0.9, beta2=0.99, weight_decay=0.1),
-    "shakespeare-char": dict(n_layer=6, n_head=6, n_embd=384, block_size=256, vocab_size=65, bias=True, dropout=0.2,
+    "shakespeare-char": dict(n_layer=6, n_head=6, n_embd=384, block_size=256, vocab_size=65, bias=False, dropout=0.2,
                              batch_size=64, lr=1e-3, beta1=0.9, beta2=0.99, weight_decay=0.1),
 }
 
