@@ -165,9 +165,9 @@ function checkThreads(threads: number | undefined): number {
   return t;
 }
 
-/** Variables some of these machines set to pin OpenBLAS to older kernels, because older
- * OpenBLAS builds compute wrong results or crash on some newer processors. They also slow the
- * peer: on a Zen 5 with AVX-512, Debian's OpenBLAS 0.3.21 pinned to Haswell ran a 2048^3 sgemm
+/** Variables a machine may set to pin OpenBLAS to older kernels, because older OpenBLAS builds
+ * compute wrong results or crash on some newer processors (this project's dev and CI machines
+ * do, on some CPUs). They also slow the peer: on a Zen 5 with AVX-512, Debian's OpenBLAS 0.3.21 pinned to Haswell ran a 2048^3 sgemm
  * at 200 GFLOP/s on two threads, and at 364 with the Cooperlake kernels it picks itself. */
 const BLAS_PINS = ['OPENBLAS_CORETYPE', 'OPENBLAS_L2_SIZE'] as const;
 
