@@ -5,7 +5,9 @@
 //   full:    the pretrained weights, full fine-tune;
 //   lora:    the pretrained weights frozen, LoRA adapters (default r 8 on c_attn: under 2% of the parameters).
 // Each is scored on the task's val split (--val-n records spread over it) with greedy decoding, and
-// the LoRA step's speed is compared with the full step's and with PyTorch's LoRA peer.
+// the LoRA step's speed is compared with the full step's and with PyTorch's LoRA peer (which runs
+// the OpenBLAS kernels OpenBLAS picks for this CPU; its loss and adapter gradients are checked
+// against atscale's with those kernels in the same run).
 //
 // spam-email's val split is all "ham", so accuracy there cannot tell a classifier from one that
 // always answers "ham". By default (--spam-heldout N) N spam and N ham records are held out of its
@@ -29,7 +31,7 @@ import { FlatLayout } from '../src/nn/flat.js';
 import { score, type MetricName } from '../src/engine/eval/metrics.js';
 import type { TrainHyper } from '../src/models/presets.js';
 import { torchAvailable } from './peers/torch-peer.js';
-import { torchLoraStepMs } from './peers/lora-equivalence.js';
+import { compareLoraWithTorch, torchLoraStepMs } from './peers/lora-equivalence.js';
 
 const DATA = fileURLToPath(new URL('../../../shared/data/', import.meta.url));
 const TASKS: { name: string; metric: MetricName; maxNew: number }[] = [
@@ -139,6 +141,7 @@ export async function run(argv: string[]): Promise<number> {
   writeFileSync(settingsFile, preSettings);
   const threads = flags.threads as number;
   const T = flags.blockSize as number;
+  const loraConfig = () => ({ r: flags.loraR as number, alpha: flags.loraAlpha as number, dropout: 0, targetModules: String(flags.loraTargets).split(','), useRslora: false });
   const lines: Row[] = [];
   const emit = (rec: Row) => {
     lines.push(rec);
@@ -179,7 +182,7 @@ export async function run(argv: string[]): Promise<number> {
           emit(kept);
           continue;
         }
-        const lora = variant === 'lora' ? { r: flags.loraR as number, alpha: flags.loraAlpha as number, dropout: 0, targetModules: String(flags.loraTargets).split(','), useRslora: false } : undefined;
+        const lora = variant === 'lora' ? loraConfig() : undefined;
         const t0 = performance.now();
         const ft = await runFinetune(
           { model: pre, data: files.train, val: files.val, out, lora, hyper: hyper(n, (lora ? flags.loraLr : flags.fullLr) as number, flags.batch as number), trainOnPrompt: false, overflow: 'truncate', seed: 3, threads, quiet: true },
@@ -207,20 +210,25 @@ export async function run(argv: string[]): Promise<number> {
     if (firstLora && probeIters > 0) {
       const data = join(DATA, 'tasks', String(firstLora.task), 'train.jsonl');
       const probe = async (variant: 'lora' | 'full') => {
-        const lora = variant === 'lora' ? { r: flags.loraR as number, alpha: flags.loraAlpha as number, dropout: 0, targetModules: String(flags.loraTargets).split(','), useRslora: false } : undefined;
+        const lora = variant === 'lora' ? loraConfig() : undefined;
         const h = hyper(probeIters, (lora ? flags.loraLr : flags.fullLr) as number, flags.batch as number);
         return runFinetune({ model: pre, data, out: join(work, 'step-speed', variant), lora, hyper: h, trainOnPrompt: false, overflow: 'truncate', seed: 3, threads, quiet: true }, openBase(pre));
       };
       const full = await probe('full');
       const lora = await probe('lora');
       const torch = torchAvailable();
-      const peer = torch.ok ? torchLoraStepMs(pretrained.model.architecture(), pretrained.params, new FlatLayout(pretrained.model), lora.dir, flags.batch as number, probeIters, threads) : undefined;
+      const arch = pretrained.model.architecture() as { nLayer: number; nHead: number; nEmbd: number; blockSize: number; vocabSize: number; bias: boolean };
+      const peer = torch.ok ? torchLoraStepMs(arch, pretrained.params, new FlatLayout(pretrained.model), lora.dir, flags.batch as number, probeIters, threads) : undefined;
+      // The peer's kernels are checked in the same run: loss and adapter gradients of this
+      // architecture and adapter against atscale's, with the OpenBLAS kernels it was timed with.
+      const check = torch.ok ? await compareLoraWithTorch(arch, loraConfig(), flags.batch as number, 11, true) : undefined;
       const tps = (ms: number) => Math.round(((flags.batch as number) * T * 1000) / ms);
       emit({
         bench: 'finetune', phase: 'step-speed', on: firstLora.task, iters: probeIters, batch: flags.batch, block_size: T,
         full_ms: full.msPerIter, lora_ms: lora.msPerIter, lora_speedup_vs_full: full.msPerIter / lora.msPerIter, full_tokens_per_s: tps(full.msPerIter), lora_tokens_per_s: tps(lora.msPerIter),
         pytorch_lora_ms: peer?.ms ?? null, pytorch_lora_tokens_per_s: peer ? tps(peer.ms) : null, pytorch_over_atscale_lora_ms: peer ? peer.ms / lora.msPerIter : null,
-        torch: torch.ok ? peer!.torchVersion : `not installed (${torch.reason})`,
+        torch: torch.ok ? peer!.torchVersion : `not installed (${torch.reason})`, blas_core: peer?.blasCore ?? null,
+        pytorch_lora_loss_rel_error: check?.lossRelError ?? null, pytorch_lora_grad_rel_error: check?.gradRelError ?? null,
       });
     }
   } finally {
@@ -259,7 +267,8 @@ function table(lines: Row[], flags: Record<string, unknown>): string {
   if (sp) {
     out.push(`\nstep speed, timed back to back on ${String(sp.on)} (${String(sp.iters)} steps each, batch ${String(sp.batch)} x ${String(sp.block_size)}, medians): ` +
       `full fine-tune ${f(sp.full_ms, 0)} ms (${String(sp.full_tokens_per_s)} tok/s), LoRA ${f(sp.lora_ms, 0)} ms (${String(sp.lora_tokens_per_s)} tok/s): LoRA step ${f(sp.lora_speedup_vs_full, 2)}x faster; ` +
-      `PyTorch LoRA peer ${sp.pytorch_lora_ms === null ? `n/a (${String(sp.torch)})` : `${f(sp.pytorch_lora_ms, 0)} ms (${String(sp.pytorch_lora_tokens_per_s)} tok/s, torch ${String(sp.torch)}; PyTorch time / atscale time ${f(sp.pytorch_over_atscale_lora_ms, 2)})`}`);
+      `PyTorch LoRA peer ${sp.pytorch_lora_ms === null ? `n/a (${String(sp.torch)})` : `${f(sp.pytorch_lora_ms, 0)} ms (${String(sp.pytorch_lora_tokens_per_s)} tok/s, torch ${String(sp.torch)}; PyTorch time / atscale time ${f(sp.pytorch_over_atscale_lora_ms, 2)}; ` +
+        `its OpenBLAS ran its own ${String(sp.blas_core)} kernels, with which its loss and adapter gradients matched atscale's to ${sp.pytorch_lora_loss_rel_error === null ? 'n/a' : (sp.pytorch_lora_loss_rel_error as number).toExponential(1)} and ${sp.pytorch_lora_grad_rel_error === null ? 'n/a' : (sp.pytorch_lora_grad_rel_error as number).toExponential(1)} relative)`}`);
   }
   return out.join('\n') + '\n';
 }

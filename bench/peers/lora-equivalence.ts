@@ -25,6 +25,8 @@ export interface LoraEquivalence {
   gradRelError: number;
   worst: string;
   torchVersion: string;
+  /** The kernel set the peer's OpenBLAS ran (openblas_get_corename). */
+  blasCore: string;
 }
 
 function script(): string {
@@ -35,7 +37,9 @@ function script(): string {
   throw new Error('lora_torch.py not found next to bench/peers');
 }
 
-export async function compareLoraWithTorch(cfg: Partial<GPTConfig>, lora: LoraConfig, batch: number, seed = 11): Promise<LoraEquivalence> {
+/** `nativeBlas`: the peer runs the OpenBLAS kernels it picks for this CPU, as the speed peer
+ * torchLoraStepMs does, so a benchmark checks the kernels it times (torch-peer.ts, peerEnv). */
+export async function compareLoraWithTorch(cfg: Partial<GPTConfig>, lora: LoraConfig, batch: number, seed = 11, nativeBlas = false): Promise<LoraEquivalence> {
   const base = new GPT({ ...cfg, dropout: 0 });
   const c = base.config;
   const baseParams = new FlatLayout(base).initialise(seed);
@@ -58,13 +62,13 @@ export async function compareLoraWithTorch(cfg: Partial<GPTConfig>, lora: LoraCo
     writeSafetensorsFile(join(dir, 'w.safetensors'), weights, { config: JSON.stringify(config) });
     writeSafetensorsFile(join(dir, 'b.safetensors'), { idx: { dtype: 'I32', shape: [batch, c.blockSize], data: idx }, targets: { dtype: 'I32', shape: [batch, c.blockSize], data: targets } });
     saveAdapter(join(dir, 'adapter'), model, adapter, dir, 'none');
-    const r = spawnSync(PYTHON, [script(), 'grads', '--weights', join(dir, 'w.safetensors'), '--adapter', join(dir, 'adapter', 'adapter_model.safetensors'), '--adapter-config', join(dir, 'adapter', 'adapter_config.json'), '--batch', join(dir, 'b.safetensors'), '--out', join(dir, 'g.safetensors'), '--threads', '2'], { encoding: 'utf8', timeout: 120_000 });
+    const r = spawnSync(PYTHON, [script(), 'grads', '--weights', join(dir, 'w.safetensors'), '--adapter', join(dir, 'adapter', 'adapter_model.safetensors'), '--adapter-config', join(dir, 'adapter', 'adapter_config.json'), '--batch', join(dir, 'b.safetensors'), '--out', join(dir, 'g.safetensors'), '--threads', '2'], { encoding: 'utf8', timeout: 120_000, env: peerEnv(nativeBlas) });
     if (r.status !== 0) throw new Error(`lora_torch.py failed (${r.status}): ${r.stderr}`);
-    const line = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { loss: number; torch_version: string };
+    const line = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { loss: number; torch_version: string; blas_core: string };
     const theirs = readSafetensorsFile(join(dir, 'g.safetensors')).tensors;
     const { rel: gradRelError, worst } = worstGradient(layout.slots, ours.grad, theirs);
     const ourLoss = ours.loss;
-    return { loss: ourLoss, torchLoss: line.loss, lossRelError: Math.abs(ourLoss - line.loss) / Math.abs(line.loss), gradRelError, worst, torchVersion: line.torch_version };
+    return { loss: ourLoss, torchLoss: line.loss, lossRelError: Math.abs(ourLoss - line.loss) / Math.abs(line.loss), gradRelError, worst, torchVersion: line.torch_version, blasCore: line.blas_core };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -72,7 +76,7 @@ export async function compareLoraWithTorch(cfg: Partial<GPTConfig>, lora: LoraCo
 
 /** Median ms of a PyTorch LoRA training step (AdamW over the adapter) on `base` with the adapter in `adapterDir`,
  * with the OpenBLAS kernels OpenBLAS picks for this CPU (a speed peer: torch-peer.ts, peerEnv). */
-export function torchLoraStepMs(arch: Record<string, unknown>, baseParams: Float32Array, baseLayout: FlatLayout, adapterDir: string, batchSize: number, iters = 5, threads = 2): { ms: number; torchVersion: string } {
+export function torchLoraStepMs(arch: Record<string, unknown>, baseParams: Float32Array, baseLayout: FlatLayout, adapterDir: string, batchSize: number, iters = 5, threads = 2): { ms: number; torchVersion: string; blasCore: string } {
   const dir = mkdtempSync(join(tmpdir(), 'atscale-lora-bench-'));
   try {
     const weights: Record<string, { dtype: 'F32'; shape: number[]; data: Float32Array }> = {};
@@ -82,8 +86,8 @@ export function torchLoraStepMs(arch: Record<string, unknown>, baseParams: Float
     writeSafetensorsFile(join(dir, 'w.safetensors'), weights, { config: JSON.stringify(config) });
     const r = spawnSync(PYTHON, [script(), 'bench', '--weights', join(dir, 'w.safetensors'), '--adapter', join(adapterDir, 'adapter_model.safetensors'), '--adapter-config', join(adapterDir, 'adapter_config.json'), '--batch-size', String(batchSize), '--iters', String(iters), '--threads', String(threads)], { encoding: 'utf8', timeout: 1_800_000, env: peerEnv(true) });
     if (r.status !== 0) throw new Error(`lora_torch.py bench failed (${r.status}): ${r.stderr.slice(-1000)}`);
-    const line = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { ms_per_iter: number; torch_version: string };
-    return { ms: line.ms_per_iter, torchVersion: line.torch_version };
+    const line = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { ms_per_iter: number; torch_version: string; blas_core: string };
+    return { ms: line.ms_per_iter, torchVersion: line.torch_version, blasCore: line.blas_core };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -89,7 +89,8 @@ def cmd_grads(args):
         out[f"{name}.lora_A.weight"] = m.lora_A.grad.detach()
         out[f"{name}.lora_B.weight"] = m.lora_B.grad.detach()
     safetensors_io.save(args.out, out, {"torch_version": torch.__version__})
-    print(json.dumps({"impl": "pytorch", "mode": "lora-grads", "loss": loss.item(), "torch_version": torch.__version__}))
+    print(json.dumps({"impl": "pytorch", "mode": "lora-grads", "loss": loss.item(), "torch_version": torch.__version__,
+                      "blas_core": gpt_torch.blas_core()}))
     return 0
 
 
@@ -114,7 +115,7 @@ def cmd_bench(args):
     ms = 1000 * times[len(times) // 2]
     print(json.dumps({"impl": "pytorch", "mode": "lora-bench", "ms_per_iter": ms, "tokens_per_s": B * T / (ms / 1000),
                       "torch_version": torch.__version__, "threads": torch.get_num_threads(),
-                      "trainable": sum(p.numel() for p in params)}))
+                      "blas_core": gpt_torch.blas_core(), "trainable": sum(p.numel() for p in params)}))
     return 0
 
 

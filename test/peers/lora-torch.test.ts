@@ -16,5 +16,9 @@ for (const [name, lora] of [
     const r = await compareLoraWithTorch({ nLayer: 2, nHead: 2, nEmbd: 48, blockSize: 16, vocabSize: 50, bias: true }, { ...lora, targetModules: [...lora.targetModules] }, 3);
     assert.ok(r.lossRelError < 1e-5, `loss ${r.loss} vs PyTorch ${r.torchLoss}`);
     assert.ok(r.gradRelError < 1e-5, `gradient of ${r.worst} differs from PyTorch by ${r.gradRelError} relative`);
+    // A test's peer keeps the machine's OpenBLAS pin, where it has one (only benchmarks drop it).
+    const pin = process.env['OPENBLAS_CORETYPE'];
+    assert.ok(r.blasCore.length > 0 && r.blasCore !== 'unknown', `blas_core ${r.blasCore}`);
+    if (pin) assert.equal(r.blasCore.toLowerCase(), pin.toLowerCase());
   });
 }
