@@ -21,8 +21,8 @@ export async function gemmRows(sizes: number[], threadCounts: number[], samples 
     for (const n of sizes) {
       // Two sessions alternate on the same cores, so neither may leave its pool threads
       // spinning into the other's turn (same session options on both sides).
-      const { exe, feeds } = await gemmExecutable(n, threads, false);
-      const raw = await ort.InferenceSession.create(exe.model, { intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all', extra: { session: { intra_op: { allow_spinning: '0' } } } });
+      const { exe, feeds, model } = await gemmExecutable(n, threads, false);
+      const raw = await ort.InferenceSession.create(model, { intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all', extra: { session: { intra_op: { allow_spinning: '0' } } } });
       const rawFeeds = { in_a: new ort.Tensor('float32', feeds[0]!.data as Float32Array, [n, n]), in_b: new ort.Tensor('float32', feeds[1]!.data as Float32Array, [n, n]) };
       const rawOut = { out_0: new ort.Tensor('float32', new Float32Array(n * n), [n, n]) };
       await exe.run(feeds);

@@ -3,6 +3,7 @@ import * as ort from 'onnxruntime-node';
 import type { Program } from '../ir/graph.js';
 import { optimize } from '../ir/passes.js';
 import { type HostValue, hostValue } from '../ir/value.js';
+import type { DType } from '../ir/dtype.js';
 import { shapeStr, sameShape } from '../ir/shape.js';
 import { lowerProgram } from './onnx/lower.js';
 import { modelProto, onnxNodeName, type OnnxGraph, type OnnxValueInfo } from './onnx/model.js';
@@ -26,20 +27,40 @@ export interface LoweredNode {
   flops: number;
 }
 
+/** What a run checks its feeds and output buffers against: the program's own inputs and outputs. */
+interface Declared {
+  name: string;
+  dtype: DType;
+  shape: readonly number[];
+}
+
+/**
+ * A compiled program. It keeps neither the ONNX bytes nor the program, only what a run checks:
+ * a graph with its weights as constants would otherwise hold two more copies of them per session
+ * beside ONNX Runtime's own (a 16-slot server compiles 24 graphs).
+ */
 export class Executable {
   private outBuffers?: Record<string, ort.Tensor>;
+  private readonly declaredInputs: Declared[];
+  private readonly declaredOutputs: Declared[];
 
   constructor(
-    readonly model: Uint8Array,
     private readonly session: ort.InferenceSession,
     private readonly inputInfo: OnnxValueInfo[],
     private readonly outputInfo: OnnxValueInfo[],
-    private readonly program: Program,
+    program: Program,
     private readonly reuse: boolean,
     /** The ONNX nodes, named as ONNX Runtime's profile names them. */
     readonly nodes: readonly LoweredNode[] = [],
     private readonly profilePrefix = '',
-  ) {}
+  ) {
+    const declared = (id: number): Declared => {
+      const n = program.graph.node(id);
+      return { name: String(n.attrs.name), dtype: n.dtype, shape: [...n.shape] };
+    };
+    this.declaredInputs = program.inputs.map(declared);
+    this.declaredOutputs = program.outputs.map(declared);
+  }
 
   /** Ends ONNX Runtime's profiling of this session and returns the trace file it wrote. */
   endProfiling(): string {
@@ -58,9 +79,9 @@ export class Executable {
     const ortFeeds: Record<string, ort.Tensor> = {};
     feeds.forEach((v, i) => {
       const info = this.inputInfo[i]!;
-      const declared = this.program.graph.node(this.program.inputs[i]!);
+      const declared = this.declaredInputs[i]!;
       if (!sameShape(v.shape, info.shape) || v.dtype !== declared.dtype) {
-        throw new TypeError(`input ${i} (${String(declared.attrs.name)}) expects ${declared.dtype}${shapeStr(info.shape)}, got ${v.dtype}${shapeStr(v.shape)}`);
+        throw new TypeError(`input ${i} (${declared.name}) expects ${declared.dtype}${shapeStr(info.shape)}, got ${v.dtype}${shapeStr(v.shape)}`);
       }
       ortFeeds[info.name] = toOrt(v, info);
     });
@@ -68,7 +89,7 @@ export class Executable {
     if (into) {
       if (into.length !== this.outputInfo.length) throw new Error(`compiled graph has ${this.outputInfo.length} outputs, got ${into.length} buffers`);
       into.forEach((v, i) => {
-        const want = this.program.graph.node(this.program.outputs[i]!);
+        const want = this.declaredOutputs[i]!;
         if (!sameShape(v.shape, want.shape) || v.dtype !== want.dtype) {
           throw new TypeError(`output buffer ${i} must be ${want.dtype}${shapeStr(want.shape)}, got ${v.dtype}${shapeStr(v.shape)}`);
         }
@@ -82,7 +103,7 @@ export class Executable {
       fetches = this.outBuffers;
     }
     const res = fetches ? await this.session.run(ortFeeds, fetches) : await this.session.run(ortFeeds);
-    return this.outputInfo.map((o, i) => fromOrt(fetches ? fetches[o.name]! : res[o.name]!, this.program.graph.node(this.program.outputs[i]!).dtype));
+    return this.outputInfo.map((o, i) => fromOrt(fetches ? fetches[o.name]! : res[o.name]!, this.declaredOutputs[i]!.dtype));
   }
 }
 
@@ -97,5 +118,5 @@ export async function compile(p: Program, opts: CompileOptions = {}): Promise<Ex
   const exact = [...inputs, ...outputs].some((v) => v.dtype === 'float64');
   const session = await getSession(model, opts, exact);
   const nodes = graph.nodes.map((n, i) => ({ name: onnxNodeName(n, i), op: n.op, scope: n.scope ?? '', flops: n.flops ?? 0 }));
-  return new Executable(model, session, inputs, outputs, program, opts.reuseOutputs ?? false, nodes, opts.profile ?? '');
+  return new Executable(session, inputs, outputs, program, opts.reuseOutputs ?? false, nodes, opts.profile ?? '');
 }

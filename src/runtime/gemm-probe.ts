@@ -2,17 +2,20 @@
 // benchmark, by `atscale plan --calibrate`, and as the MFU peak of the training benchmark.
 import { Graph } from '../ir/graph.js';
 import { hostValue, type HostValue } from '../ir/value.js';
-import { compile, type Executable } from './execute.js';
+import { compile, toModel, type Executable } from './execute.js';
 import { median } from './median.js';
 
-export async function gemmExecutable(n: number, threads: number, spinning = true): Promise<{ exe: Executable; feeds: HostValue[] }> {
+/** An n x n MatMul compiled through atscale, its feeds, and its ONNX bytes (which the gemm
+ * benchmark also runs in a raw onnxruntime-node session). */
+export async function gemmExecutable(n: number, threads: number, spinning = true): Promise<{ exe: Executable; feeds: HostValue[]; model: Uint8Array }> {
   const g = new Graph();
   const a = g.input('a', [n, n], 'float32');
   const b = g.input('b', [n, n], 'float32');
   const c = g.add('matmul', [a, b]);
-  const exe = await compile({ graph: g, inputs: [a, b], outputs: [c] }, { threads, spinning, reuseOutputs: true });
+  const program = { graph: g, inputs: [a, b], outputs: [c] };
+  const exe = await compile(program, { threads, spinning, reuseOutputs: true });
   const fill = (seed: number) => Array.from({ length: n * n }, (_, i) => ((i * 2654435761 + seed) % 1000) / 1000 - 0.5);
-  return { exe, feeds: [hostValue('float32', [n, n], fill(1)), hostValue('float32', [n, n], fill(2))] };
+  return { exe, feeds: [hostValue('float32', [n, n], fill(1)), hostValue('float32', [n, n], fill(2))], model: toModel(program).model };
 }
 
 /** Repetitions so that one measurement lasts about `targetMs`. */

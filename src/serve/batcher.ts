@@ -143,7 +143,10 @@ export class Batcher {
     const d = this.model.dims;
     const shape = poolShape(d, gather ? this.slots : b, L);
     // Weights are constants of the graph (initializers), not an input: ONNX Runtime then
-    // pre-packs them for its GEMMs once instead of slicing a flat buffer on every step.
+    // pre-packs them for its GEMMs once instead of slicing a flat buffer on every step. Each
+    // constant is a view of the one parameter buffer, not a copy: with copies, every one of the
+    // pool's graphs held the weights once more (24 graphs of a 16-slot server; an 86M-parameter
+    // model then took 27 GB).
     const flat = this.params.data as Float32Array;
     return buildProgram((t) => {
       const tokens = t.input('tokens', [b, s], 'int32');
@@ -151,7 +154,7 @@ export class Batcher {
       const slot = gather ? [t.input('slot', [b], 'int64')] : [];
       const pool: LayerCache[] = Array.from({ length: d.nLayer }, (_, i) => ({ k: t.input(`k${i}`, shape), v: t.input(`v${i}`, shape) }));
       const caches = gather ? pool.map((c) => ({ k: c.k.take(slot[0]!), v: c.v.take(slot[0]!) })) : pool;
-      return withParams(this.layout.slots, (sl) => constant(hostValue('float32', sl.shape, this.layout.view(flat, sl.name)), t.graph), () => {
+      return withParams(this.layout.slots, (sl) => constant({ dtype: 'float32', shape: [...sl.shape], data: this.layout.view(flat, sl.name) }, t.graph), () => {
         const r = this.model.decode(tokens, start, caches);
         return { inputs: [tokens, start, ...slot, ...pool.flatMap((c) => [c.k, c.v])], outputs: [r.logits, ...r.fresh.flatMap((c) => [c.k, c.v])] };
       });
