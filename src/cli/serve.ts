@@ -18,6 +18,10 @@ const FLAGS: Record<string, FlagSpec> = {
   'receive-timeout': { type: 'number', help: 'seconds a client has to send its request', default: 10 },
   'drain-timeout': { type: 'number', help: 'seconds to let requests finish after SIGTERM', default: 30 },
   threads: { type: 'number', help: 'ONNX Runtime threads' },
+  'pack-weights': {
+    type: 'string', choices: ['auto', 'yes', 'no'], default: 'auto',
+    help: 'each compiled graph (one per batch size and cache length) keeps its own GEMM-packed copy of the weights: faster decoding, one copy per graph; no: all graphs read one shared copy; auto: yes unless the copies would take over half the free memory',
+  },
   help: { type: 'boolean', help: 'show this help' },
 };
 
@@ -49,6 +53,7 @@ export async function run(argv: string[]): Promise<number> {
     requestTimeoutMs: (flags.requestTimeout as number) * 1000,
     receiveTimeoutMs: (flags.receiveTimeout as number) * 1000,
     exec: { threads: flags.threads as number | undefined },
+    packWeights: flags.packWeights === 'auto' ? 'auto' : flags.packWeights === 'yes',
   });
   const url = await server.listen();
   console.log(`loading ${String(flags.model)} (GET ${url}/health answers 503 until ready)`);
@@ -69,7 +74,7 @@ export async function run(argv: string[]): Promise<number> {
   });
   await server.ready(() => load(String(flags.model), flags.adapter as string | undefined));
   const b = server.batcher!;
-  console.log(`model ${String(flags.model)}: ${b.slots} KV-cache slots of ${b.model.dims.blockSize} positions, prefill chunk ${b.chunk}${flags.apiKey || process.env.ATSCALE_API_KEY ? ', API key required' : ''}`);
+  console.log(`model ${String(flags.model)}: ${b.slots} KV-cache slots of ${b.model.dims.blockSize} positions, prefill chunk ${b.chunk}, ${b.packed ? 'a packed copy of the weights per graph' : 'one shared copy of the weights'}${flags.apiKey || process.env.ATSCALE_API_KEY ? ', API key required' : ''}`);
   console.log(`listening on ${url}`);
   return exited;
 }

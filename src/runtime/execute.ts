@@ -3,10 +3,11 @@ import * as ort from 'onnxruntime-node';
 import type { Program } from '../ir/graph.js';
 import { optimize } from '../ir/passes.js';
 import { type HostValue, hostValue } from '../ir/value.js';
-import type { DType } from '../ir/dtype.js';
+import { type DType, ONNX_DTYPE } from '../ir/dtype.js';
 import { shapeStr, sameShape } from '../ir/shape.js';
 import { lowerProgram } from './onnx/lower.js';
-import { modelProto, onnxNodeName, type OnnxGraph, type OnnxValueInfo } from './onnx/model.js';
+import { modelProto, onnxNodeName, type OnnxGraph, type OnnxInitializer, type OnnxValueInfo } from './onnx/model.js';
+import type { WeightsFile } from './weights-file.js';
 import { newestProfileFile } from './profile.js';
 import { foldEvaluate } from './reference/interpreter.js';
 import { type ExecOptions, getSession, toOrt, fromOrt } from './session.js';
@@ -17,6 +18,20 @@ export interface CompileOptions extends ExecOptions {
   /** Write outputs into buffers owned by the executable and reused on every run (no
    * allocation per step); results are then only valid until the next run. */
   reuseOutputs?: boolean;
+  /** Float32 constants that are tensors of this file are read from it (external data), not
+   * written into the model: sessions over one file share its pages (weights-file.ts). */
+  weights?: WeightsFile;
+}
+
+/** Constants whose data is a tensor of `weights`, as references into its file. */
+function externalize(graph: OnnxGraph, weights: WeightsFile): OnnxGraph {
+  const initializers = graph.initializers.map((init): OnnxInitializer => {
+    if (!('value' in init) || init.value.dtype !== 'float32') return init;
+    const offset = weights.locate(init.value.data as Float32Array);
+    if (offset === undefined) return init;
+    return { name: init.name, external: { onnxType: ONNX_DTYPE.float32, shape: init.value.shape, location: weights.name, offset, length: init.value.data.byteLength } };
+  });
+  return { ...graph, initializers };
 }
 
 /** One node of the lowered ONNX graph as the profiler needs it. */
@@ -109,14 +124,15 @@ export class Executable {
 
 export function toModel(p: Program, opts: CompileOptions = {}): { model: Uint8Array; program: Program; inputs: OnnxValueInfo[]; outputs: OnnxValueInfo[]; graph: OnnxGraph } {
   const program = opts.optimize === false ? p : optimize(p, foldEvaluate);
-  const { graph } = lowerProgram(program);
+  const lowered = lowerProgram(program).graph;
+  const graph = opts.weights ? externalize(lowered, opts.weights) : lowered;
   return { model: modelProto(graph), program, inputs: graph.inputs, outputs: graph.outputs, graph };
 }
 
 export async function compile(p: Program, opts: CompileOptions = {}): Promise<Executable> {
   const { model, program, inputs, outputs, graph } = toModel(p, opts);
   const exact = [...inputs, ...outputs].some((v) => v.dtype === 'float64');
-  const session = await getSession(model, opts, exact);
+  const session = await getSession(model, { ...opts, ...(opts.weights ? { externalDataFolder: opts.weights.folder } : {}) }, exact);
   const nodes = graph.nodes.map((n, i) => ({ name: onnxNodeName(n, i), op: n.op, scope: n.scope ?? '', flops: n.flops ?? 0 }));
   return new Executable(session, inputs, outputs, program, opts.reuseOutputs ?? false, nodes, opts.profile ?? '');
 }

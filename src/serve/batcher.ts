@@ -15,8 +15,10 @@
 // the pool here. Returning rewritten caches instead cost a full pass over every cache per step
 // inside the graph (a broadcast select) plus as much again in output: 70% of a 16-slot decode
 // step on the bench model (see bench/serve.ts).
+import { freemem } from 'node:os';
 import { hostValue, type HostValue } from '../ir/value.js';
-import { compile, type Executable } from '../runtime/execute.js';
+import { compile, type CompileOptions, type Executable } from '../runtime/execute.js';
+import { WeightsFile } from '../runtime/weights-file.js';
 import type { ExecOptions } from '../runtime/session.js';
 import { buildProgram } from '../tensor/program.js';
 import type { Rng } from '../tensor/rng.js';
@@ -63,6 +65,14 @@ export interface BatcherOptions {
   prefillRows?: number;
   /** ONNX Runtime settings; spinning is off unless asked for (see compile). */
   exec?: ExecOptions;
+  /**
+   * Whether each graph keeps ONNX Runtime's GEMM-packed copy of the weights: faster decoding,
+   * but one copy of the weights per graph (5 batch sizes x 3 pool lengths of decode graphs and
+   * 3 x 3 of prefill graphs at 16 slots). Without it every graph reads the one shared copy.
+   * 'auto' (default): packed unless the packed copies would take more than half of the memory
+   * that is free when the graphs are built.
+   */
+  packWeights?: boolean | 'auto';
 }
 
 export class Batcher {
@@ -126,16 +136,34 @@ export class Batcher {
    * one contiguous view); prefill rows are any slots, gathered from the pool inside the graph.
    */
   async compile(): Promise<void> {
+    const missing: (() => Promise<void>)[] = [];
+    for (const L of this.lengths) {
+      for (const b of this.buckets) {
+        if (!this.decodeExes.has(`${b}x${L}`)) missing.push(async () => void this.decodeExes.set(`${b}x${L}`, await compile(this.program(b, 1, false, L), exec)));
+      }
+      for (const r of this.prefillBuckets) {
+        if (!this.prefillExes.has(`${r}x${L}`)) missing.push(async () => void this.prefillExes.set(`${r}x${L}`, await compile(this.program(r, this.chunk, true, L), exec)));
+      }
+    }
+    if (missing.length === 0) return;
+    // The graphs read the weights from one file (weights-file.ts), removed once they are built.
+    const flat = this.params.data as Float32Array;
+    const weights = new WeightsFile(this.layout.slots.map((sl) => this.layout.view(flat, sl.name)));
+    this.packed = this.opts.packWeights === undefined || this.opts.packWeights === 'auto' ? missing.length * flat.byteLength < freemem() / 2 : this.opts.packWeights;
     // Every graph is its own ONNX Runtime session with its own thread pool, and a step runs
     // several of them in turn; a pool left spinning after its run took the cores from the next
     // session's. On the shared 2-core bench machine, 2 threads, four graphs in turn: a 16-slot
     // decode step took a median 32 ms spinning and 3.1 ms without (1-slot: 4.8 ms and 1.8 ms).
-    const exec: ExecOptions = { ...this.opts.exec, spinning: this.opts.exec?.spinning ?? false };
-    for (const L of this.lengths) {
-      for (const b of this.buckets) if (!this.decodeExes.has(`${b}x${L}`)) this.decodeExes.set(`${b}x${L}`, await compile(this.program(b, 1, false, L), exec));
-      for (const r of this.prefillBuckets) if (!this.prefillExes.has(`${r}x${L}`)) this.prefillExes.set(`${r}x${L}`, await compile(this.program(r, this.chunk, true, L), exec));
+    const exec: CompileOptions = { ...this.opts.exec, spinning: this.opts.exec?.spinning ?? false, weights, packWeights: this.packed };
+    try {
+      for (const build of missing) await build();
+    } finally {
+      weights.remove();
     }
   }
+
+  /** Whether the graphs keep packed copies of the weights (see BatcherOptions.packWeights). */
+  packed = true;
 
   /** Decode (`gather` false: the caches are the pool's first b rows) or prefill (`gather`: the
    * whole pool and the slot of each row), over a pool of length L. */

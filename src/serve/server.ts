@@ -31,6 +31,8 @@ export interface ServeOptions {
   /** Limit for a client to send its headers and body (slow senders get 408). */
   receiveTimeoutMs: number;
   exec?: ExecOptions;
+  /** Whether every graph keeps its own packed copy of the weights (BatcherOptions.packWeights). */
+  packWeights?: boolean | 'auto';
 }
 
 export const DEFAULT_SERVE: Omit<ServeOptions, 'port'> = {
@@ -79,7 +81,7 @@ export class ApiServer {
   async ready(load: () => ServedModel | Promise<ServedModel>): Promise<void> {
     try {
       const served = await load();
-      const batcher = new Batcher(served.model, served.params, { slots: this.opts.slots, prefillChunk: this.opts.prefillChunk, prefillRows: this.opts.prefillRows, exec: this.opts.exec });
+      const batcher = new Batcher(served.model, served.params, { slots: this.opts.slots, prefillChunk: this.opts.prefillChunk, prefillRows: this.opts.prefillRows, exec: this.opts.exec, packWeights: this.opts.packWeights });
       await batcher.compile();
       this.served = served;
       this.ctx = { served, batcher, metrics: this.metrics, maxQueue: this.opts.maxQueue, requestTimeoutMs: this.opts.requestTimeoutMs };

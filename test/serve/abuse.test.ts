@@ -7,6 +7,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { request, Agent } from 'node:http';
 import { connect } from 'node:net';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { tinyCheckpoint } from './fixture.js';
 import { metric, startServer, type RunningServer } from './spawn-server.js';
 
@@ -145,7 +147,9 @@ test('loopback load: 1,000 requests and the resident memory does not keep growin
 });
 
 test('SIGTERM: requests in flight finish, then the process exits 0', async () => {
-  const s = await startServer(['--model', dir, '--slots', '2']);
+  // (With one shared copy of the weights, which the startup line says.)
+  const s = await startServer(['--model', dir, '--slots', '2', '--pack-weights', 'no']);
+  assert.match(s.log(), /one shared copy of the weights/);
   const r = fetch(`${s.url}/v1/completions`, { method: 'POST', body: JSON.stringify({ model: 'tiny', prompt: 'Hi', max_tokens: 40, temperature: 0 }) });
   await new Promise((res) => setTimeout(res, 100));
   s.proc.kill('SIGTERM');
@@ -157,4 +161,11 @@ test('SIGTERM: requests in flight finish, then the process exits 0', async () =>
   const code = await Promise.race([s.exited, new Promise<string>((res) => setTimeout(() => res('atscale serve did not exit within 60 s of SIGTERM'), 60_000).unref())]);
   assert.equal(code, 0, s.log());
   assert.match(s.log(), /drained; exiting/);
+});
+
+test('a bad --pack-weights is refused, naming the flag and its choices', () => {
+  const r = spawnSync(process.execPath, [fileURLToPath(new URL('../../src/cli/main.js', import.meta.url)), 'serve', '--model', dir, '--pack-weights', 'maybe'], { encoding: 'utf8', timeout: 60_000 });
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /--pack-weights/);
+  assert.match(r.stderr, /auto/);
 });

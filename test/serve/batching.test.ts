@@ -10,6 +10,10 @@ import { Rng } from '../../src/tensor/rng.js';
 import { tinyCheckpoint } from './fixture.js';
 import { Llama } from '../../src/models/llama.js';
 import { FlatLayout } from '../../src/nn/flat.js';
+import { WeightsFile } from '../../src/runtime/weights-file.js';
+import { existsSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const served = load(tinyCheckpoint('batching'));
 const greedy = { temperature: 0, topP: 1, topK: 0, presencePenalty: 0, frequencyPenalty: 0, topLogprobs: -1 };
@@ -68,6 +72,35 @@ test('batched greedy equals atscale sample (the single-sequence KV-cache generat
     const want = await gen.generate(encode(p), { maxNewTokens: 10, temperature: 0, seed: 0 });
     assert.deepEqual((await generate(b, encode(p), 10)).ids, want, `prompt ${JSON.stringify(p)}`);
   }
+});
+
+test('the graphs read the weights from one file: packed or not, greedy output equals atscale sample, and the file is gone once they are built', async () => {
+  const gen = new Generator(served.model, served.params);
+  const want = await gen.generate(encode(prompts[1]!), { maxNewTokens: 10, temperature: 0, seed: 0 });
+  const before = new Set(readdirSync(tmpdir()).filter((f) => f.startsWith('atscale-weights-')));
+  for (const packWeights of [true, false]) {
+    const b = new Batcher(served.model, served.params, { slots: 2, prefillChunk: 8, packWeights });
+    await b.compile();
+    assert.equal(b.packed, packWeights);
+    assert.deepEqual(readdirSync(tmpdir()).filter((f) => f.startsWith('atscale-weights-') && !before.has(f)), []);
+    assert.deepEqual((await generate(b, encode(prompts[1]!), 10)).ids, want, `packWeights ${packWeights}`);
+  }
+});
+
+test('a weights file refuses views of different buffers and finds only the tensors it wrote', () => {
+  const a = new Float32Array(10), other = new Float32Array(4);
+  assert.throws(() => new WeightsFile([a.subarray(0, 4), other]), /views of one buffer/);
+  const w = new WeightsFile([a.subarray(0, 4), a.subarray(4, 10)]);
+  try {
+    assert.equal(w.locate(a.subarray(0, 4)), 0);
+    assert.equal(w.locate(a.subarray(4, 10)), 65536);
+    assert.equal(w.locate(a.subarray(4, 8)), undefined);
+    assert.equal(w.locate(other), undefined);
+    assert.ok(existsSync(join(w.folder, w.name)));
+  } finally {
+    w.remove();
+  }
+  assert.ok(!existsSync(w.folder));
 });
 
 test('a cancelled sequence leaves its slot before the next step', async () => {

@@ -35,8 +35,22 @@ export interface OnnxGraph<Dim extends number | string = number> {
   outputs: OnnxValueInfo<Dim>[];
 }
 
-/** A weight: a host value, or raw bytes of an ONNX type that host values lack (int8, uint8). */
-export type OnnxInitializer = { name: string; value: HostValue } | { name: string; raw: { onnxType: number; shape: readonly number[]; bytes: Uint8Array } };
+/** A weight whose bytes stay outside the model: `length` bytes at `offset` of the file
+ * `location`, next to the model or in the folder the session is given (ONNX external data). */
+export interface ExternalTensor {
+  onnxType: number;
+  shape: readonly number[];
+  location: string;
+  offset: number;
+  length: number;
+}
+
+/** A weight: a host value, raw bytes of an ONNX type that host values lack (int8, uint8), or a
+ * reference to external data. */
+export type OnnxInitializer =
+  | { name: string; value: HostValue }
+  | { name: string; raw: { onnxType: number; shape: readonly number[]; bytes: Uint8Array } }
+  | { name: string; external: ExternalTensor };
 
 /** Raw little-endian bytes of a host value in its ONNX dtype (bfloat16 re-encoded from float32). */
 function rawBytes(v: HostValue): Uint8Array {
@@ -55,6 +69,20 @@ export function tensorProto(name: string, v: HostValue): ProtoWriter {
   t.int(2, ONNX_DTYPE[v.dtype]);
   t.string(8, name);
   t.bytes(9, rawBytes(v));
+  return t;
+}
+
+/** TensorProto of external data: external_data (13) as key/value entries, data_location (14)
+ * EXTERNAL (1). */
+function externalTensorProto(name: string, e: ExternalTensor): ProtoWriter {
+  const t = new ProtoWriter();
+  if (e.shape.length) t.packedInts(1, e.shape);
+  t.int(2, e.onnxType);
+  t.string(8, name);
+  for (const [k, v] of [['location', e.location], ['offset', String(e.offset)], ['length', String(e.length)]] as const) {
+    t.message(13, new ProtoWriter().string(1, k).string(2, v));
+  }
+  t.int(14, 1);
   return t;
 }
 
@@ -104,6 +132,7 @@ export function modelProto(g: OnnxGraph<number | string>, producer = 'atscale'):
   graph.string(2, g.name);
   for (const init of g.initializers) {
     if ('value' in init) graph.message(5, tensorProto(init.name, init.value));
+    else if ('external' in init) graph.message(5, externalTensorProto(init.name, init.external));
     else {
       const t = new ProtoWriter();
       if (init.raw.shape.length) t.packedInts(1, init.raw.shape);
