@@ -84,6 +84,41 @@ export function constantFolding(p: Program, evaluate: Evaluate, maxElements = 1 
 }
 
 /**
+ * Every permutation of a float32 constant becomes a constant, whatever its size, and programs
+ * that pass the same `cache` share one array per constant and permutation. For graphs that
+ * keep their weights as constants (a server's decode and prefill graphs): a transposed weight
+ * (a tied output layer, a linear layer stored [out, in]) is otherwise transposed again by ONNX
+ * Runtime's own constant folding in every session, a copy per graph.
+ */
+export function foldConstantPermutes(p: Program, evaluate: Evaluate, cache: Map<HostValue['data'], Map<string, HostValue>>): Program {
+  return rebuild(
+    p,
+    () => true,
+    (n, map, g) => {
+      if (n.op !== 'permute') return undefined;
+      const src = p.graph.nodes[n.inputs[0]!]!;
+      if (src.op !== 'const' || src.value!.dtype !== 'float32') return undefined;
+      let byPerm = cache.get(src.value!.data);
+      if (!byPerm) cache.set(src.value!.data, (byPerm = new Map()));
+      const key = String(n.attrs.perm);
+      let v = byPerm.get(key);
+      if (!v) byPerm.set(key, (v = key === '1,0' ? transpose2d(src.value!) : evaluate(n, [src.value!])));
+      return g.add('const', [], { shape: v.shape, dtype: v.dtype }, v, n.scope);
+    },
+  );
+}
+
+/** A float32 matrix transposed (the common case of foldConstantPermutes, without the float64
+ * round trip of the reference kernel: a tied output layer has tens of millions of entries). */
+function transpose2d(v: HostValue): HostValue {
+  const [r, c] = v.shape as [number, number];
+  const src = v.data as Float32Array;
+  const out = new Float32Array(r * c);
+  for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) out[j * r + i] = src[i * c + j]!;
+  return { dtype: 'float32', shape: [c, r], data: out };
+}
+
+/**
  * A sum of unslices that tile one axis of their common shape (the gradient of a split: each
  * part's gradient padded with zeros to the whole, then added) becomes one concat of the parts:
  * one write of the result instead of a zero-padded copy per part and an add per part.

@@ -18,6 +18,9 @@
 import { freemem } from 'node:os';
 import { hostValue, type HostValue } from '../ir/value.js';
 import { compile, type CompileOptions, type Executable } from '../runtime/execute.js';
+import { foldConstantPermutes } from '../ir/passes.js';
+import type { Program } from '../ir/graph.js';
+import { foldEvaluate } from '../runtime/reference/interpreter.js';
 import { WeightsFile } from '../runtime/weights-file.js';
 import type { ExecOptions } from '../runtime/session.js';
 import { buildProgram } from '../tensor/program.js';
@@ -79,7 +82,8 @@ export class Batcher {
   readonly slots: number;
   readonly chunk: number;
   private readonly layout: FlatLayout;
-  private readonly params: HostValue;
+  /** Each parameter as a view of the caller's buffer (read only when graphs are built). */
+  private readonly weightViews = new Map<string, Float32Array>();
   private readonly active: (Active | undefined)[];
   private readonly waiting: Sequence[] = [];
   /** Decode graphs by batch size and pool length (key `${B}x${L}`); batch sizes are powers of
@@ -115,7 +119,7 @@ export class Batcher {
     this.chunk = Math.min(opts.prefillChunk, d.blockSize);
     this.layout = new FlatLayout(model);
     if (params.length !== this.layout.size) throw new Error(`parameters have ${params.length} values, the model needs ${this.layout.size}`);
-    this.params = hostValue('float32', [this.layout.size], params);
+    for (const sl of this.layout.slots) this.weightViews.set(sl.name, this.layout.view(params, sl.name));
     this.active = new Array<Active | undefined>(this.slots).fill(undefined);
     const rows = opts.prefillRows ?? 4;
     if (!(Number.isInteger(rows) && rows > 0)) throw new RangeError(`prefill rows must be a positive integer, got ${rows}`);
@@ -136,27 +140,31 @@ export class Batcher {
    * one contiguous view); prefill rows are any slots, gathered from the pool inside the graph.
    */
   async compile(): Promise<void> {
-    const missing: (() => Promise<void>)[] = [];
+    const missing: { into: Map<string, Executable>; key: string; program: Program }[] = [];
+    // Transposed weights are made once for all the graphs (foldConstantPermutes).
+    const transposed = new Map<HostValue['data'], Map<string, HostValue>>();
+    const add = (into: Map<string, Executable>, key: string, p: Program) => {
+      if (!into.has(key)) missing.push({ into, key, program: foldConstantPermutes(p, foldEvaluate, transposed) });
+    };
     for (const L of this.lengths) {
-      for (const b of this.buckets) {
-        if (!this.decodeExes.has(`${b}x${L}`)) missing.push(async () => void this.decodeExes.set(`${b}x${L}`, await compile(this.program(b, 1, false, L), exec)));
-      }
-      for (const r of this.prefillBuckets) {
-        if (!this.prefillExes.has(`${r}x${L}`)) missing.push(async () => void this.prefillExes.set(`${r}x${L}`, await compile(this.program(r, this.chunk, true, L), exec)));
-      }
+      for (const b of this.buckets) add(this.decodeExes, `${b}x${L}`, this.program(b, 1, false, L));
+      for (const r of this.prefillBuckets) add(this.prefillExes, `${r}x${L}`, this.program(r, this.chunk, true, L));
     }
     if (missing.length === 0) return;
-    // The graphs read the weights from one file (weights-file.ts), removed once they are built.
-    const flat = this.params.data as Float32Array;
-    const weights = new WeightsFile(this.layout.slots.map((sl) => this.layout.view(flat, sl.name)));
-    this.packed = this.opts.packWeights === undefined || this.opts.packWeights === 'auto' ? missing.length * flat.byteLength < freemem() / 2 : this.opts.packWeights;
+    // The graphs read the weights from one file (weights-file.ts), removed once they are built:
+    // every float32 constant of a thousand entries or more, each written once.
+    const tensors = new Set<Float32Array>();
+    for (const m of missing) for (const n of m.program.graph.nodes) if (n.op === 'const' && n.value!.dtype === 'float32' && n.value!.data.length >= 1024) tensors.add(n.value!.data as Float32Array);
+    const weights = new WeightsFile(tensors);
+    const bytes = [...tensors].reduce((sum, t) => sum + t.byteLength, 0);
+    this.packed = this.opts.packWeights === undefined || this.opts.packWeights === 'auto' ? missing.length * bytes < freemem() / 2 : this.opts.packWeights;
     // Every graph is its own ONNX Runtime session with its own thread pool, and a step runs
     // several of them in turn; a pool left spinning after its run took the cores from the next
     // session's. On the shared 2-core bench machine, 2 threads, four graphs in turn: a 16-slot
     // decode step took a median 32 ms spinning and 3.1 ms without (1-slot: 4.8 ms and 1.8 ms).
     const exec: CompileOptions = { ...this.opts.exec, spinning: this.opts.exec?.spinning ?? false, weights, packWeights: this.packed };
     try {
-      for (const build of missing) await build();
+      for (const m of missing) m.into.set(m.key, await compile(m.program, exec));
     } finally {
       weights.remove();
     }
@@ -172,17 +180,16 @@ export class Batcher {
     const shape = poolShape(d, gather ? this.slots : b, L);
     // Weights are constants of the graph (initializers), not an input: ONNX Runtime then
     // pre-packs them for its GEMMs once instead of slicing a flat buffer on every step. Each
-    // constant is a view of the one parameter buffer, not a copy: with copies, every one of the
-    // pool's graphs held the weights once more (24 graphs of a 16-slot server; an 86M-parameter
-    // model then took 27 GB).
-    const flat = this.params.data as Float32Array;
+    // constant is one view of the caller's parameters, the same in every graph, not a copy:
+    // with copies, every one of the pool's graphs held the weights once more (24 graphs of a
+    // 16-slot server; an 86M-parameter model then took 27 GB).
     return buildProgram((t) => {
       const tokens = t.input('tokens', [b, s], 'int32');
       const start = t.input('start', [b], 'int64');
       const slot = gather ? [t.input('slot', [b], 'int64')] : [];
       const pool: LayerCache[] = Array.from({ length: d.nLayer }, (_, i) => ({ k: t.input(`k${i}`, shape), v: t.input(`v${i}`, shape) }));
       const caches = gather ? pool.map((c) => ({ k: c.k.take(slot[0]!), v: c.v.take(slot[0]!) })) : pool;
-      return withParams(this.layout.slots, (sl) => constant({ dtype: 'float32', shape: [...sl.shape], data: this.layout.view(flat, sl.name) }, t.graph), () => {
+      return withParams(this.layout.slots, (sl) => constant({ dtype: 'float32', shape: [...sl.shape], data: this.weightViews.get(sl.name)! }, t.graph), () => {
         const r = this.model.decode(tokens, start, caches);
         return { inputs: [tokens, start, ...slot, ...pool.flatMap((c) => [c.k, c.v])], outputs: [r.logits, ...r.fresh.flatMap((c) => [c.k, c.v])] };
       });

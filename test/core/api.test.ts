@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Graph } from '../../src/ir/graph.js';
 import { hostValue, toNumbers } from '../../src/ir/value.js';
-import { optimize, deadCodeElimination, commonSubexpressionElimination, constantFolding } from '../../src/ir/passes.js';
+import { optimize, deadCodeElimination, commonSubexpressionElimination, constantFolding, foldConstantPermutes } from '../../src/ir/passes.js';
 import { foldEvaluate, runReference, refFromHost } from '../../src/runtime/reference/interpreter.js';
 import { compile, toModel } from '../../src/runtime/execute.js';
 import { getSession } from '../../src/runtime/session.js';
@@ -65,6 +65,26 @@ test('passes: DCE drops unused work, CSE merges repeats, folding evaluates const
   assert.deepEqual(ops(q).sort(), ['add', 'add', 'const', 'exp', 'input']);
   const feed = [refFromHost(f32([4], [0, 1, 2, 3]))];
   assert.deepEqual(Array.from(runReference(q, feed)[0]!.data), Array.from(runReference(p, feed)[0]!.data));
+});
+
+test('passes: permutes of float32 constants fold, of any size, into one array shared by the programs of a cache', () => {
+  const w = f32([300, 400], Array.from({ length: 300 * 400 }, (_, i) => i % 977));
+  const program = () => {
+    const g = new Graph();
+    return withGraph(g, () => {
+      const x = new Tensor(g, g.input('x', [2, 400], 'float32'));
+      const out = x.matmul(new Tensor(g, g.constant(w)).transpose(0, 1)); // [2, 300], x W^T as a tied head
+      return { graph: g, inputs: [x.id], outputs: [out.id] };
+    });
+  };
+  const cache = new Map();
+  const [p1, p2] = [foldConstantPermutes(program(), foldEvaluate, cache), foldConstantPermutes(program(), foldEvaluate, cache)];
+  const wt = (q: typeof p1) => q.graph.nodes.find((n) => n.op === 'const' && n.shape[0] === 400)!.value!;
+  assert.ok(!p1.graph.nodes.some((n) => n.op === 'permute'));
+  assert.equal(wt(p1).data, wt(p2).data);
+  assert.deepEqual(wt(p1).shape, [400, 300]);
+  const feed = [refFromHost(f32([2, 400], Array.from({ length: 800 }, (_, i) => (i % 13) - 6)))];
+  assert.deepEqual(Array.from(runReference(p1, feed)[0]!.data), Array.from(runReference(program(), feed)[0]!.data));
 });
 
 test('passes: the gradient of a split is one concat of the parts, not zero-padded parts added', async () => {
