@@ -18,7 +18,7 @@
 import { freemem } from 'node:os';
 import { hostValue, type HostValue } from '../ir/value.js';
 import { compile, type CompileOptions, type Executable } from '../runtime/execute.js';
-import { foldConstantPermutes } from '../ir/passes.js';
+import { deadCodeElimination, foldConstantPermutes } from '../ir/passes.js';
 import type { Program } from '../ir/graph.js';
 import { foldEvaluate } from '../runtime/reference/interpreter.js';
 import { WeightsFile } from '../runtime/weights-file.js';
@@ -144,7 +144,8 @@ export class Batcher {
     // Transposed weights are made once for all the graphs (foldConstantPermutes).
     const transposed = new Map<HostValue['data'], Map<string, HostValue>>();
     const add = (into: Map<string, Executable>, key: string, p: Program) => {
-      if (!into.has(key)) missing.push({ into, key, program: foldConstantPermutes(p, foldEvaluate, transposed) });
+      // (Without the weights that only fed a transpose: the file holds what the graphs read.)
+      if (!into.has(key)) missing.push({ into, key, program: deadCodeElimination(foldConstantPermutes(p, foldEvaluate, transposed)) });
     };
     for (const L of this.lengths) {
       for (const b of this.buckets) add(this.decodeExes, `${b}x${L}`, this.program(b, 1, false, L));
