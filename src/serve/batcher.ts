@@ -143,13 +143,14 @@ export class Batcher {
     const missing: { into: Map<string, Executable>; key: string; program: Program }[] = [];
     // Transposed weights are made once for all the graphs (foldConstantPermutes).
     const transposed = new Map<HostValue['data'], Map<string, HostValue>>();
-    const add = (into: Map<string, Executable>, key: string, p: Program) => {
+    // Called before every step: a graph is traced only when it is missing.
+    const add = (into: Map<string, Executable>, key: string, trace: () => Program) => {
       // (Without the weights that only fed a transpose: the file holds what the graphs read.)
-      if (!into.has(key)) missing.push({ into, key, program: deadCodeElimination(foldConstantPermutes(p, foldEvaluate, transposed)) });
+      if (!into.has(key)) missing.push({ into, key, program: deadCodeElimination(foldConstantPermutes(trace(), foldEvaluate, transposed)) });
     };
     for (const L of this.lengths) {
-      for (const b of this.buckets) add(this.decodeExes, `${b}x${L}`, this.program(b, 1, false, L));
-      for (const r of this.prefillBuckets) add(this.prefillExes, `${r}x${L}`, this.program(r, this.chunk, true, L));
+      for (const b of this.buckets) add(this.decodeExes, `${b}x${L}`, () => this.program(b, 1, false, L));
+      for (const r of this.prefillBuckets) add(this.prefillExes, `${r}x${L}`, () => this.program(r, this.chunk, true, L));
     }
     if (missing.length === 0) return;
     // The graphs read the weights from one file (weights-file.ts), removed once they are built:
