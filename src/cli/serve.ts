@@ -74,7 +74,7 @@ export async function run(argv: string[]): Promise<number> {
   });
   await server.ready(() => load(String(flags.model), flags.adapter as string | undefined));
   const b = server.batcher!;
-  console.log(`model ${String(flags.model)}: ${b.slots} KV-cache slots of ${b.model.dims.blockSize} positions, prefill chunk ${b.chunk}, ${b.packed ? 'a packed copy of the weights per graph' : 'one shared copy of the weights'}${flags.apiKey || process.env.ATSCALE_API_KEY ? ', API key required' : ''}`);
+  console.log(`model ${String(flags.model)}: ${b.slots} KV-cache slots of ${b.model.dims.blockSize} positions, prefill chunk ${b.chunk}, ${b.weightsFileError ? `a copy of the weights per graph (no shared weights file: ${b.weightsFileError})` : b.packed ? 'a packed copy of the weights per graph' : 'one shared copy of the weights'}${flags.apiKey || process.env.ATSCALE_API_KEY ? ', API key required' : ''}`);
   console.log(`listening on ${url}`);
   return exited;
 }

@@ -157,9 +157,18 @@ export class Batcher {
     // every float32 constant of a thousand entries or more, each written once.
     const tensors = new Set<Float32Array>();
     for (const m of missing) for (const n of m.program.graph.nodes) if (n.op === 'const' && n.value!.dtype === 'float32' && n.value!.data.length >= 1024) tensors.add(n.value!.data as Float32Array);
-    const weights = new WeightsFile(tensors);
+    // Where the file cannot be written (a full or read-only temporary folder), every graph
+    // holds its own copy of the weights instead, packed: as before there was a file.
+    let weights: WeightsFile | undefined;
+    try {
+      weights = new WeightsFile(tensors);
+      this.weightsFileError = undefined;
+    } catch (e) {
+      this.weightsFileError = (e as Error).message;
+    }
     const bytes = [...tensors].reduce((sum, t) => sum + t.byteLength, 0);
-    this.packed = this.opts.packWeights === undefined || this.opts.packWeights === 'auto' ? missing.length * bytes < freemem() / 2 : this.opts.packWeights;
+    const auto = this.opts.packWeights === undefined || this.opts.packWeights === 'auto';
+    this.packed = !weights || (auto ? missing.length * bytes < freemem() / 2 : this.opts.packWeights === true);
     // Every graph is its own ONNX Runtime session with its own thread pool, and a step runs
     // several of them in turn; a pool left spinning after its run took the cores from the next
     // session's. On the shared 2-core bench machine, 2 threads, four graphs in turn: a 16-slot
@@ -168,12 +177,14 @@ export class Batcher {
     try {
       for (const m of missing) m.into.set(m.key, await compile(m.program, exec));
     } finally {
-      weights.remove();
+      weights?.remove();
     }
   }
 
   /** Whether the graphs keep packed copies of the weights (see BatcherOptions.packWeights). */
   packed = true;
+  /** Why the last graphs built could not share a weights file (undefined: they do). */
+  weightsFileError: string | undefined;
 
   /** Decode (`gather` false: the caches are the pool's first b rows) or prefill (`gather`: the
    * whole pool and the slot of each row), over a pool of length L. */

@@ -87,6 +87,22 @@ test('the graphs read the weights from one file: packed or not, greedy output eq
   }
 });
 
+test('where no weights file can be written, each graph keeps its own copy, says why, and generates the same', async () => {
+  const want = await new Generator(served.model, served.params).generate(encode(prompts[0]!), { maxNewTokens: 8, temperature: 0, seed: 0 });
+  const saved = process.env['TMPDIR'];
+  process.env['TMPDIR'] = '/proc/version'; // a file, not a folder: mkdtemp under it fails
+  try {
+    const b = new Batcher(served.model, served.params, { slots: 1, prefillChunk: 8, packWeights: false });
+    await b.compile();
+    assert.match(b.weightsFileError ?? '', /ENOTDIR|EACCES|ENOENT/);
+    assert.equal(b.packed, true);
+    assert.deepEqual((await generate(b, encode(prompts[0]!), 8)).ids, want);
+  } finally {
+    if (saved === undefined) delete process.env['TMPDIR'];
+    else process.env['TMPDIR'] = saved;
+  }
+});
+
 test('a weights file writes each tensor once, at 64 KiB boundaries, and finds the memory a view covers', () => {
   const a = new Float32Array(10), other = new Float32Array(4);
   const w = new WeightsFile([a.subarray(0, 4), other, a.subarray(0, 4), a.subarray(4, 10)]);
