@@ -26,7 +26,8 @@ export interface SoakResult {
   verdict: 'no growth' | 'growth';
 }
 
-async function memory(url: string): Promise<{ rss: number; heap: number }> {
+/** The server's resident memory and V8 heap, MiB, from its /metrics. */
+export async function memory(url: string): Promise<{ rss: number; heap: number }> {
   const text = await (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(30_000) })).text();
   const read = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)![1]) / 2 ** 20;
   return { rss: read('process_resident_memory_bytes'), heap: read('nodejs_heap_used_bytes') };

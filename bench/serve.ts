@@ -1,4 +1,4 @@
-// `npm run bench -- serve [--json] [--concurrency 1,4,16,64] [--rounds 3] [--shape NAME] [--soak N]`:
+// `npm run bench -- serve [--json] [--concurrency 1,4,16,64] [--rounds 3] [--shape NAME] [--soak N] [--memory]`:
 // serving throughput and latency over loopback HTTP at several concurrencies, for three
 // implementations in one run on the same random-weight GPT with a character vocabulary:
 // - atscale: `atscale serve` with continuous batching (16 KV-cache slots);
@@ -16,6 +16,9 @@
 // transformers.js, which runs in the process that calls it).
 // --soak N sends N short requests instead (to the tiny shape unless --shape says otherwise) and
 // reports the server's memory at checkpoints with a verdict (serve-soak.ts).
+// --memory starts the server at 1 and 16 slots, with and without a packed copy of the weights
+// per graph (--pack-weights), on GPT-2 small's blocks unless --shape says otherwise, and
+// reports its resident memory once listening and after four requests.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -27,7 +30,7 @@ import { CharTokenizer } from '../src/data/char_tokenizer.js';
 import { GPT } from '../src/models/gpt.js';
 import { FlatLayout } from '../src/nn/flat.js';
 import { exportHf } from '../src/engine/export-hf.js';
-import { soak, soakTable } from './serve-soak.js';
+import { memory, soak, soakTable } from './serve-soak.js';
 
 const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const PROMPT = 'First Citizen: Before we';
@@ -54,6 +57,9 @@ const pct = (xs: number[], p: number) => {
 const SHAPES = {
   'shakespeare-char': { nLayer: 6, nHead: 6, nEmbd: 384, blockSize: 256 },
   tiny: { nLayer: 4, nHead: 4, nEmbd: 128, blockSize: 128 },
+  // GPT-2 small's blocks and context with a character vocabulary (85.9M parameters, 343 MB):
+  // large enough that copies of the weights per graph show in --memory.
+  'gpt2-blocks': { nLayer: 12, nHead: 12, nEmbd: 768, blockSize: 1024 },
 } as const;
 type Shape = keyof typeof SHAPES;
 
@@ -70,8 +76,8 @@ function checkpoint(dir: string, shape: Shape): { ck: string; describe: string }
   return { ck, describe };
 }
 
-async function startServer(ck: string, slots: number, threads: number): Promise<{ url: string; proc: ChildProcess }> {
-  const proc = spawn(process.execPath, [MAIN, 'serve', '--model', ck, '--port', '0', '--slots', String(slots), '--threads', String(threads), '--max-queue', '4096'], { stdio: ['ignore', 'pipe', 'inherit'] });
+async function startServer(ck: string, slots: number, threads: number, extra: string[] = []): Promise<{ url: string; proc: ChildProcess }> {
+  const proc = spawn(process.execPath, [MAIN, 'serve', '--model', ck, '--port', '0', '--slots', String(slots), '--threads', String(threads), '--max-queue', '4096', ...extra], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   const url = await new Promise<string>((resolve, reject) => {
     // Compiling every graph of the 16-slot server (5 batch sizes x 3 pool lengths, and the
@@ -161,13 +167,14 @@ export async function run(argv: string[]): Promise<number> {
     rounds: { type: 'number', help: 'rounds of every concurrency and implementation; rows are the medians', default: 3, min: 1, int: true },
     shape: { type: 'string', help: 'the served model: shakespeare-char (6 x 384, 10.8M parameters) or tiny (4 x 128, 0.8M); default shakespeare-char, tiny for --soak', choices: Object.keys(SHAPES) },
     soak: { type: 'number', help: 'instead: N short requests, report the server memory at checkpoints and a growth verdict', default: 0 },
+    memory: { type: 'boolean', help: 'instead: the server\'s resident memory at 1 and 16 slots with and without packed weights per graph (--pack-weights), once listening and after a few requests; default shape gpt2-blocks' },
   }, 'bench serve');
   const levels = String(flags.concurrency).split(',').map(Number);
   if (!levels.every((c) => Number.isInteger(c) && c > 0)) throw new Error(`bench serve: --concurrency expects positive integers separated by commas, got '${String(flags.concurrency)}'`);
   const threads = flags.threads as number;
   const rounds = flags.rounds as number;
   const soakN = flags.soak as number;
-  const shape = (flags.shape as Shape | undefined) ?? (soakN > 0 ? 'tiny' : 'shakespeare-char');
+  const shape = (flags.shape as Shape | undefined) ?? (soakN > 0 ? 'tiny' : flags.memory ? 'gpt2-blocks' : 'shakespeare-char');
   const dir = mkdtempSync(join(tmpdir(), 'atscale-bench-serve-'));
   const { ck, describe } = checkpoint(dir, shape);
   const rows: Row[] = [];
@@ -181,6 +188,32 @@ export async function run(argv: string[]): Promise<number> {
   };
   for (const sig of ['SIGHUP', 'SIGINT', 'SIGTERM'] as const) process.once(sig, onSignal);
   try {
+    if (flags.memory) {
+      const rows = [];
+      for (const slots of [1, 16]) {
+        for (const pack of ['yes', 'no']) {
+          const t0 = performance.now();
+          const s = await startServer(ck, slots, threads, ['--pack-weights', pack]);
+          servers.push(s.proc);
+          try {
+            const startup_s = (performance.now() - t0) / 1000;
+            const listening = await memory(s.url);
+            for (let i = 0; i < 4; i++) await httpRequest(s.url);
+            const after = await memory(s.url);
+            const row = { bench: 'serve-memory', shape, slots, pack_weights: pack, startup_s, rss_mb_listening: listening.rss, rss_mb_after_4_requests: after.rss };
+            rows.push(row);
+            if (flags.json) console.log(JSON.stringify(row));
+          } finally {
+            s.proc.kill('SIGTERM');
+          }
+        }
+      }
+      const f = (x: number, d = 0) => x.toFixed(d);
+      console.log(`\nserve --memory: ${describe}; RSS of the server process, MiB (from its /metrics)`);
+      console.log('slots  pack-weights  startup s  RSS listening  RSS after 4 requests');
+      for (const r of rows) console.log(`${String(r.slots).padStart(5)}  ${r.pack_weights.padEnd(12)}  ${f(r.startup_s, 1).padStart(9)}  ${f(r.rss_mb_listening).padStart(13)}  ${f(r.rss_mb_after_4_requests).padStart(20)}`);
+      return 0;
+    }
     if (soakN > 0) {
       const s = await startServer(ck, 16, threads);
       servers.push(s.proc);
