@@ -82,7 +82,8 @@ export class Batcher {
   readonly slots: number;
   readonly chunk: number;
   private readonly layout: FlatLayout;
-  /** Each parameter as a view of the caller's buffer (read only when graphs are built). */
+  /** Each parameter as a view of the caller's buffer, read only to build the graphs and let go
+   * once all are built (they read the weights file then), so that the buffer can be freed. */
   private readonly weightViews = new Map<string, Float32Array>();
   private readonly active: (Active | undefined)[];
   private readonly waiting: Sequence[] = [];
@@ -179,6 +180,9 @@ export class Batcher {
     } finally {
       weights?.remove();
     }
+    // Every graph exists now and compile() will not trace again; graphs that hold their own
+    // copies (no weights file) do not need the caller's buffer either.
+    this.weightViews.clear();
   }
 
   /** Whether the graphs keep packed copies of the weights (see BatcherOptions.packWeights). */
@@ -202,7 +206,12 @@ export class Batcher {
       const slot = gather ? [t.input('slot', [b], 'int64')] : [];
       const pool: LayerCache[] = Array.from({ length: d.nLayer }, (_, i) => ({ k: t.input(`k${i}`, shape), v: t.input(`v${i}`, shape) }));
       const caches = gather ? pool.map((c) => ({ k: c.k.take(slot[0]!), v: c.v.take(slot[0]!) })) : pool;
-      return withParams(this.layout.slots, (sl) => constant({ dtype: 'float32', shape: [...sl.shape], data: this.weightViews.get(sl.name)! }, t.graph), () => {
+      const view = (name: string) => {
+        const v = this.weightViews.get(name);
+        if (!v) throw new Error(`Batcher: the parameters were let go after the graphs were built; cannot trace another (${name})`);
+        return v;
+      };
+      return withParams(this.layout.slots, (sl) => constant({ dtype: 'float32', shape: [...sl.shape], data: view(sl.name) }, t.graph), () => {
         const r = this.model.decode(tokens, start, caches);
         return { inputs: [tokens, start, ...slot, ...pool.flatMap((c) => [c.k, c.v])], outputs: [r.logits, ...r.fresh.flatMap((c) => [c.k, c.v])] };
       });

@@ -83,8 +83,10 @@ export class ApiServer {
       const served = await load();
       const batcher = new Batcher(served.model, served.params, { slots: this.opts.slots, prefillChunk: this.opts.prefillChunk, prefillRows: this.opts.prefillRows, exec: this.opts.exec, packWeights: this.opts.packWeights });
       await batcher.compile();
-      this.served = served;
-      this.ctx = { served, batcher, metrics: this.metrics, maxQueue: this.opts.maxQueue, requestTimeoutMs: this.opts.requestTimeoutMs };
+      // The graphs hold or map the weights now; the server keeps the model without them.
+      const kept = { ...served, params: new Float32Array(0) };
+      this.served = kept;
+      this.ctx = { served: kept, batcher, metrics: this.metrics, maxQueue: this.opts.maxQueue, requestTimeoutMs: this.opts.requestTimeoutMs };
     } catch (e) {
       this.loadError = e as Error;
       throw e;
