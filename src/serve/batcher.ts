@@ -122,6 +122,9 @@ export class Batcher {
     if (params.length !== this.layout.size) throw new Error(`parameters have ${params.length} values, the model needs ${this.layout.size}`);
     for (const sl of this.layout.slots) this.weightViews.set(sl.name, this.layout.view(params, sl.name));
     this.active = new Array<Active | undefined>(this.slots).fill(undefined);
+    if (!(opts.packWeights === undefined || opts.packWeights === 'auto' || typeof opts.packWeights === 'boolean')) {
+      throw new RangeError(`packWeights must be true, false or 'auto', got ${JSON.stringify(opts.packWeights)}`);
+    }
     const rows = opts.prefillRows ?? 4;
     if (!(Number.isInteger(rows) && rows > 0)) throw new RangeError(`prefill rows must be a positive integer, got ${rows}`);
     this.buckets = powersUpTo(this.slots);

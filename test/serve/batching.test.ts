@@ -77,6 +77,7 @@ test('batched greedy equals atscale sample (the single-sequence KV-cache generat
 test('the graphs read the weights from one file: packed or not, greedy output equals atscale sample, and the file is gone once they are built', async () => {
   const gen = new Generator(served.model, served.params);
   const want = await gen.generate(encode(prompts[1]!), { maxNewTokens: 10, temperature: 0, seed: 0 });
+  assert.throws(() => new Batcher(served.model, served.params, { slots: 1, prefillChunk: 8, packWeights: 'maybe' as never }), /packWeights must be true, false or 'auto', got "maybe"/);
   const before = new Set(readdirSync(tmpdir()).filter((f) => f.startsWith('atscale-weights-')));
   for (const packWeights of [true, false]) {
     const b = new Batcher(served.model, served.params, { slots: 2, prefillChunk: 8, packWeights });
