@@ -4,7 +4,10 @@
 //   scratch: the same architecture and tokenizer from random weights, full fine-tune;
 //   full:    the pretrained weights, full fine-tune;
 //   lora:    the pretrained weights frozen, LoRA adapters (default r 8 on c_attn: under 2% of the parameters).
-// Each is scored on the task's val split (--val-n records spread over it) with greedy decoding, and
+// Each is scored on the task's val split (--val-n records spread over it) with greedy decoding.
+// Scores over 48 examples move by several points with the fine-tune's seed (data order, LoRA's
+// initialisation, scratch's initialisation), so every task/variant is fine-tuned --seeds times
+// from the one pretrained model and the table shows the median and the range. Then
 // the LoRA step's speed is compared with the full step's and with PyTorch's LoRA peer (which runs
 // the OpenBLAS kernels OpenBLAS picks for this CPU; its loss and adapter gradients are checked
 // against atscale's with those kernels in the same run).
@@ -29,6 +32,7 @@ import { runEval } from '../src/engine/eval/run-eval.js';
 import { openBase, openModel } from '../src/engine/model-dir.js';
 import { FlatLayout } from '../src/nn/flat.js';
 import { score, type MetricName } from '../src/engine/eval/metrics.js';
+import { median } from '../src/runtime/median.js';
 import type { TrainHyper } from '../src/models/presets.js';
 import { torchAvailable } from './peers/torch-peer.js';
 import { compareLoraWithTorch, torchLoraStepMs } from './peers/lora-equivalence.js';
@@ -98,6 +102,7 @@ export async function run(argv: string[]): Promise<number> {
     'pretrain-lr': { type: 'number', help: 'pretraining peak learning rate', default: 3e-3 },
     'pretrain-batch': { type: 'number', help: 'pretraining batch (sequences of --block-size)', default: 16 },
     'finetune-iters': { type: 'number', help: 'fine-tuning steps per task and variant', default: 100 },
+    seeds: { type: 'number', help: 'fine-tunes per task and variant, seeds 3, 4, ... (the table shows median and range)', default: 3 },
     batch: { type: 'number', help: 'fine-tuning batch (examples, padded to --block-size)', default: 8 },
     'full-lr': { type: 'number', help: 'peak learning rate of the full fine-tunes (scratch and pretrained)', default: 1e-3 },
     'lora-lr': { type: 'number', help: 'peak learning rate of LoRA', default: 2e-2 },
@@ -125,6 +130,10 @@ export async function run(argv: string[]): Promise<number> {
   const wanted = String(flags.tasks).split(',').filter(Boolean);
   const unknown = wanted.filter((t) => !TASKS.some((k) => k.name === t));
   if (unknown.length) throw new Error(`bench finetune: unknown task ${unknown.join(', ')}; tasks are ${TASKS.map((t) => t.name).join(', ')}`);
+  const seedCount = flags.seeds as number;
+  if (!Number.isInteger(seedCount) || seedCount < 1) throw new Error(`bench finetune: --seeds must be a whole number of at least 1, got ${seedCount}`);
+  // Seed 3 is the one the single-run tables used; scratch's initialisation takes seed - 1.
+  const seeds = Array.from({ length: seedCount }, (_, k) => 3 + k);
   const work = (flags.out as string | undefined) ?? mkdtempSync(join(tmpdir(), 'atscale-bench-ft-'));
   mkdirSync(work, { recursive: true });
   // A kept work directory's pretrained model is reused only by a run with the same pretraining
@@ -166,7 +175,7 @@ export async function run(argv: string[]): Promise<number> {
     }
     if (existsSync(join(work, 'pretrain.json'))) emit(JSON.parse(readFileSync(join(work, 'pretrain.json'), 'utf8')) as Row);
     const pretrained = openBase(pre);
-    const scratch = { ...pretrained, params: new FlatLayout(pretrained.model).initialise(2) };
+    const scratchFrom = (seed: number) => ({ ...pretrained, params: new FlatLayout(pretrained.model).initialise(seed - 1) });
     const n = flags.finetuneIters as number;
     const cap = flags.maxNewTokens as number;
     for (const task of TASKS.filter((t) => wanted.includes(t.name))) {
@@ -174,8 +183,8 @@ export async function run(argv: string[]): Promise<number> {
       const heldout = task.name === 'spam-email' && (flags.spamHeldout as number) > 0;
       const files = heldout ? spamHeldout(join(dir, 'train.jsonl'), flags.spamHeldout as number, join(work, task.name)) : { train: join(dir, 'train.jsonl'), val: join(dir, 'val.jsonl') };
       const maxNew = cap > 0 ? Math.min(cap, task.maxNew) : task.maxNew;
-      for (const variant of ['scratch', 'full', 'lora'] as const) {
-        const out = join(work, task.name, variant);
+      for (const variant of ['scratch', 'full', 'lora'] as const) for (const seed of seeds) {
+        const out = join(work, task.name, variant, `seed${seed}`);
         const done = join(out, 'result.json');
         const kept = existsSync(done) ? (JSON.parse(readFileSync(done, 'utf8')) as Row) : undefined;
         if (kept && kept.settings === ftSettings(variant === 'lora')) {
@@ -185,14 +194,14 @@ export async function run(argv: string[]): Promise<number> {
         const lora = variant === 'lora' ? loraConfig() : undefined;
         const t0 = performance.now();
         const ft = await runFinetune(
-          { model: pre, data: files.train, val: files.val, out, lora, hyper: hyper(n, (lora ? flags.loraLr : flags.fullLr) as number, flags.batch as number), trainOnPrompt: false, overflow: 'truncate', seed: 3, threads, quiet: true },
-          variant === 'scratch' ? scratch : openBase(pre),
+          { model: pre, data: files.train, val: files.val, out, lora, hyper: hyper(n, (lora ? flags.loraLr : flags.fullLr) as number, flags.batch as number), trainOnPrompt: false, overflow: 'truncate', seed, threads, quiet: true },
+          variant === 'scratch' ? scratchFrom(seed) : openBase(pre),
         );
         const t1 = performance.now();
         const m = openModel(ft.dir);
         const ev = await runEval(m, out, { data: files.val, metric: task.metric, maxNewTokens: maxNew, temperature: 0, seed: 1, batch: 16, limit: heldout ? 0 : (flags.valN as number), quiet: true, exec: { threads } });
         const rec = {
-          bench: 'finetune', task: task.name, variant, scored_on: heldout ? `${flags.spamHeldout} spam + ${flags.spamHeldout} ham held out of train` : 'val',
+          bench: 'finetune', task: task.name, variant, seed, scored_on: heldout ? `${flags.spamHeldout} spam + ${flags.spamHeldout} ham held out of train` : 'val',
           metric: task.metric, score: ev.score, ...extraScores(ev.predictionsFile, task.metric, files.train), n: ev.n, max_new_tokens: maxNew,
           val_loss: ft.valLoss, train_tokens_per_s: Math.round(ft.tokensPerS), ms_per_iter: Math.round(ft.msPerIter), trainable: ft.trainable, total: ft.total,
           finetune_s: Math.round((t1 - t0) / 1000), eval_s: Math.round((performance.now() - t1) / 1000), generated_tokens_per_s: Math.round(ev.tokensPerS), settings: ftSettings(variant === 'lora'),
@@ -245,22 +254,36 @@ export async function run(argv: string[]): Promise<number> {
 
 function table(lines: Row[], flags: Record<string, unknown>): string {
   const rows = lines.filter((l) => l.task);
-  const byTask = new Map<string, Record<string, Row>>();
-  for (const r of rows) byTask.set(String(r.task), { ...(byTask.get(String(r.task)) ?? {}), [String(r.variant)]: r });
+  // task -> variant -> one record per seed
+  const byTask = new Map<string, Record<string, Row[]>>();
+  for (const r of rows) {
+    const v = byTask.get(String(r.task)) ?? {};
+    (v[String(r.variant)] ??= []).push(r);
+    byTask.set(String(r.task), v);
+  }
   const f = (x: unknown, d = 3) => (x as number).toFixed(d);
-  const cell = (r: Row | undefined) => (r ? `${f(r.score)}${r.balanced_accuracy !== undefined ? ` (bal. ${f(r.balanced_accuracy)})` : ''}, exact ${f(r.exact, 2)}, val loss ${f(r.val_loss, 2)}, ${r.train_tokens_per_s} tok/s` : '-');
+  const med = (rs: Row[], key: string) => median(rs.map((r) => r[key] as number));
+  /** Median, and the range when there is more than one seed. */
+  const spread = (rs: Row[], key: string, d: number) => {
+    const xs = rs.map((r) => r[key] as number);
+    return rs.length > 1 ? `${f(median(xs), d)} (${f(Math.min(...xs), d)}-${f(Math.max(...xs), d)})` : f(xs[0], d);
+  };
+  const cell = (rs: Row[] | undefined) => (rs?.length
+    ? `${spread(rs, 'score', 3)}${rs[0]!.balanced_accuracy !== undefined ? `, bal. ${spread(rs, 'balanced_accuracy', 3)}` : ''}, exact ${f(med(rs, 'exact'), 2)}, val loss ${spread(rs, 'val_loss', 2)}, ${Math.round(med(rs, 'train_tokens_per_s'))} tok/s`
+    : '-');
+  const seedsRun = Math.max(0, ...[...byTask.values()].flatMap((v) => Object.values(v).map((rs) => rs.length)));
   const out: string[] = [];
   const pre = lines.find((l) => l.phase === 'pretrain');
   out.push(`\nmodel: ${flags.nLayer} layers x ${flags.nEmbd} wide, ${flags.nHead} heads, block ${flags.blockSize}, byte-level BPE ${flags.vocab}; ` +
     `pretrained ${pre ? `${pre.iters} steps (${pre.tokens} tokens, val loss ${f(pre.val_loss)}, ${Math.round(pre.seconds as number)} s)` : '(reused)'} on ${flags.corpusMb} MB of english.txt; ` +
     `fine-tune ${flags.finetuneIters} steps of batch ${flags.batch} (full lr ${flags.fullLr}, LoRA r ${flags.loraR} alpha ${flags.loraAlpha} on ${flags.loraTargets} lr ${flags.loraLr}); greedy decoding. ` +
-    'Each cell: the task metric (balanced accuracy for labels), exact match, the completion tokens\' loss on the val split after fine-tuning, and training tokens/s (padded tokens, evaluation included).\n');
+    `Each cell, over ${seedsRun} fine-tune seed${seedsRun === 1 ? '' : 's'} from the one pretrained model (median, and min-max in brackets): the task metric (and balanced accuracy for labels), exact match, the completion tokens' loss on the val split after fine-tuning, and training tokens/s (padded tokens, evaluation included).\n`);
   out.push('| task | metric (n scored) | majority label | from scratch, full fine-tune | pretrained + full fine-tune | pretrained + LoRA |');
   out.push('|---|---|---|---|---|---|');
   for (const [task, v] of byTask) {
-    const any = v.full ?? v.lora ?? v.scratch!;
+    const any = (v.full ?? v.lora ?? v.scratch!)[0]!;
     const base = any.majority_accuracy !== undefined ? `${f(any.majority_accuracy)} ("${String(any.majority_label)}")` : '-';
-    const beats = (r: Row | undefined) => (r && v.scratch && (r.score as number) <= (v.scratch.score as number) ? ' **not above scratch**' : '');
+    const beats = (rs: Row[] | undefined) => (rs && v.scratch && med(rs, 'score') <= med(v.scratch, 'score') ? ' **not above scratch**' : '');
     out.push(`| ${task} | ${String(any.metric)} (${String(any.n)}${any.scored_on === 'val' ? '' : `, ${String(any.scored_on)}`}) | ${base} | ${cell(v.scratch)} | ${cell(v.full)}${beats(v.full)} | ${cell(v.lora)}${beats(v.lora)} |`);
   }
   const sp = lines.find((l) => l.phase === 'step-speed');
