@@ -18,7 +18,8 @@
 // For the label tasks the table also shows the majority-label baseline and balanced accuracy
 // (the mean of per-label recalls), so learning the most common label is visible as such.
 //
-// The defaults are the recipe of README's measured table (about an hour on one shared core).
+// The defaults are the recipe of README's measured table (about eight minutes on the 2-core
+// development machine).
 // With --out the work directory is kept: results.jsonl and results.md are written there, and a
 // rerun with the same settings reuses the pretrained model and every finished task/variant.
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
