@@ -128,14 +128,10 @@ function lowerNode(L: Lowering, n: Node, nodeOf: (id: number) => Node, name: (id
       const idxShape = shapeOf(n.inputs[0]!);
       const count = numel(idxShape);
       const row = numel(n.shape.slice(1));
-      let idx = ins[0]!;
-      if (nodeOf(n.inputs[0]!).dtype !== 'int64') {
-        const i64 = L.fresh(out);
-        L.emit('Cast', [idx], [i64], { to: { kind: 'int', v: ONNX_DTYPE.int64 } });
-        idx = i64;
-      }
+      // The indices stay int32 when they are (token ids are): ScatterElements takes either, and
+      // the expanded copy costs half as much.
       const column = L.fresh(out);
-      L.emit('Reshape', [idx, L.ints([count, 1], out)], [column]);
+      L.emit('Reshape', [ins[0]!, L.ints([count, 1], out)], [column]);
       const wide = L.fresh(out);
       L.emit('Expand', [column, L.ints([count, row], out)], [wide]);
       const upd = L.fresh(out);
