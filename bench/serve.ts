@@ -1,4 +1,4 @@
-// `npm run bench -- serve [--json] [--concurrency 1,4,16,64] [--rounds 3] [--shape NAME] [--soak N] [--memory]`:
+// `npm run bench -- serve [--json] [--concurrency 1,4,16,64] [--rounds 3] [--shape NAME] [--quantization int8] [--soak N] [--memory]`:
 // serving throughput and latency over loopback HTTP at several concurrencies, for three
 // implementations in one run on the same random-weight GPT with a character vocabulary:
 // - atscale: `atscale serve` with continuous batching (16 KV-cache slots);
@@ -14,6 +14,8 @@
 // the medians over the rounds: on a shared machine a baseline measured alone swung 2.5x between
 // runs. The servers run in child processes; this process is only the load generator (and
 // transformers.js, which runs in the process that calls it).
+// --quantization int8 runs all three on int8 weight GEMMs: both servers with --quantization
+// int8, transformers.js on the export's int8 variant (onnx/model_quantized.onnx, dtype q8).
 // --soak N sends N short requests instead (to the tiny shape unless --shape says otherwise) and
 // reports the server's memory at checkpoints with a verdict (serve-soak.ts).
 // --memory starts the server at 1 and 16 slots, with and without a packed copy of the weights
@@ -39,6 +41,9 @@ const MAX_TOKENS = 32;
 interface Row {
   bench: 'serve';
   impl: 'atscale' | 'sequential' | 'transformers.js';
+  /** Weights of every implementation: float32, or int8 GEMMs (atscale serve --quantization
+   * int8 and transformers.js's q8 model, the int8 export). */
+  quantization: 'none' | 'int8';
   concurrency: number;
   req_per_s: number;
   out_tok_per_s: number;
@@ -118,7 +123,7 @@ async function httpRequest(url: string): Promise<Trace> {
   return times;
 }
 
-async function measure(impl: Row['impl'], concurrency: number, requests: number, one: () => Promise<Trace>): Promise<Row> {
+async function measure(impl: Row['impl'], quantization: Row['quantization'], concurrency: number, requests: number, one: () => Promise<Trace>): Promise<Row> {
   const traces: Trace[] = [];
   let next = 0;
   const t0 = performance.now();
@@ -129,15 +134,16 @@ async function measure(impl: Row['impl'], concurrency: number, requests: number,
   const tokens = traces.reduce((n, t) => n + t.length, 0);
   const itl = traces.flatMap((t) => t.slice(1).map((x, i) => x - t[i]!));
   const r = (x: number) => Math.round(x * 100) / 100;
-  return { bench: 'serve', impl, concurrency, req_per_s: r(traces.length / secs), out_tok_per_s: r(tokens / secs), ttft_p50_ms: r(pct(traces.map((t) => t[0]!), 50)), ttft_p99_ms: r(pct(traces.map((t) => t[0]!), 99)), itl_p50_ms: r(pct(itl, 50)), itl_p99_ms: r(pct(itl, 99)) };
+  return { bench: 'serve', impl, quantization, concurrency, req_per_s: r(traces.length / secs), out_tok_per_s: r(tokens / secs), ttft_p50_ms: r(pct(traces.map((t) => t[0]!), 50)), ttft_p99_ms: r(pct(traces.map((t) => t[0]!), 99)), itl_p50_ms: r(pct(itl, 50)), itl_p99_ms: r(pct(itl, 99)) };
 }
 
-async function transformersJs(dir: string): Promise<() => Promise<Trace>> {
+async function transformersJs(dir: string, quantization: Row['quantization']): Promise<() => Promise<Trace>> {
   const { env, AutoTokenizer, AutoModelForCausalLM } = await import('@huggingface/transformers');
   env.allowRemoteModels = false;
   env.localModelPath = dir;
   const tokenizer = await AutoTokenizer.from_pretrained('hf');
-  const model = await AutoModelForCausalLM.from_pretrained('hf', { dtype: 'fp32' });
+  // q8 loads onnx/model_quantized.onnx, the export's int8 variant (the same rewrite as serve's).
+  const model = await AutoModelForCausalLM.from_pretrained('hf', { dtype: quantization === 'int8' ? 'q8' : 'fp32' });
   return async () => {
     const t0 = performance.now();
     const times: number[] = [];
@@ -168,10 +174,12 @@ export async function run(argv: string[]): Promise<number> {
     shape: { type: 'string', help: 'the served model: shakespeare-char (6 x 384, 10.8M parameters) or tiny (4 x 128, 0.8M); default shakespeare-char, tiny for --soak', choices: Object.keys(SHAPES) },
     soak: { type: 'number', help: 'instead: N short requests, report the server memory at checkpoints and a growth verdict', default: 0 },
     memory: { type: 'boolean', help: 'instead: the server\'s resident memory at 1 and 16 slots with and without packed weights per graph (--pack-weights), once listening and after a few requests; default shape gpt2-blocks' },
+    quantization: { type: 'string', help: 'int8: both servers with --quantization int8 and transformers.js on the int8 export (dtype q8)', default: 'none', choices: ['none', 'int8'] },
   }, 'bench serve');
   const levels = String(flags.concurrency).split(',').map(Number);
   if (!levels.every((c) => Number.isInteger(c) && c > 0)) throw new Error(`bench serve: --concurrency expects positive integers separated by commas, got '${String(flags.concurrency)}'`);
   const threads = flags.threads as number;
+  const quantization = flags.quantization as Row['quantization'];
   const rounds = flags.rounds as number;
   const soakN = flags.soak as number;
   const shape = (flags.shape as Shape | undefined) ?? (soakN > 0 ? 'tiny' : flags.memory ? 'gpt2-blocks' : 'shakespeare-char');
@@ -230,15 +238,15 @@ export async function run(argv: string[]): Promise<number> {
     // concurrency in every round, so that a change in the shared machine's load falls on all.
     const { load } = await import('../src/serve/load.js');
     const served = load(ck);
-    exportHf(served.model, served.params, served.tokenizer, join(dir, 'hf'));
+    exportHf(served.model, served.params, served.tokenizer, join(dir, 'hf'), quantization === 'int8' ? ['int8'] : []);
     const impls: [Row['impl'], () => Promise<Trace>][] = [];
     try {
       for (const [impl, slots] of [['atscale', 16], ['sequential', 1]] as const) {
-        const s = await startServer(ck, slots, threads);
+        const s = await startServer(ck, slots, threads, ['--quantization', quantization]);
         servers.push(s.proc);
         impls.push([impl, () => httpRequest(s.url)]);
       }
-      impls.push(['transformers.js', await transformersJs(dir)]);
+      impls.push(['transformers.js', await transformersJs(dir, quantization)]);
       for (const [, one] of impls) await one(); // warm-up
       const samples = new Map<string, Row[]>();
       for (let round = 0; round < rounds; round++) {
@@ -248,7 +256,7 @@ export async function run(argv: string[]): Promise<number> {
           for (const [impl, one] of order) {
             // Two waves of c requests; transformers.js one (its 64 generate() calls in flight
             // take over a minute per wave here).
-            const row = await measure(impl, c, Math.max(8, (impl === 'transformers.js' ? 1 : 2) * c), one);
+            const row = await measure(impl, quantization, c, Math.max(8, (impl === 'transformers.js' ? 1 : 2) * c), one);
             samples.set(`${impl}@${c}`, [...(samples.get(`${impl}@${c}`) ?? []), row]);
           }
         }
@@ -264,7 +272,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   if (flags.json) for (const r of rows) console.log(JSON.stringify(r));
   const at = (impl: Row['impl'], c: number) => rows.find((r) => r.impl === impl && r.concurrency === c)?.out_tok_per_s ?? NaN;
-  console.log(`\nserve: ${describe}; streaming completions of ${MAX_TOKENS} tokens, ${threads} ORT threads; medians of ${rounds} interleaved rounds`);
+  console.log(`\nserve: ${describe}${quantization === 'int8' ? ', int8 weight GEMMs in every implementation (serve --quantization int8, transformers.js q8)' : ''}; streaming completions of ${MAX_TOKENS} tokens, ${threads} ORT threads; medians of ${rounds} interleaved rounds`);
   console.log(`machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), shared: load average (1 min) at each round's start and at the end ${loads.map((l) => l.toFixed(1)).join(', ')}; read ratios, not absolutes`);
   console.log('impl             conc   req/s   out tok/s   TTFT p50/p99 ms   ITL p50/p99 ms');
   for (const r of rows) console.log(`${r.impl.padEnd(16)} ${String(r.concurrency).padStart(4)} ${r.req_per_s.toFixed(2).padStart(7)} ${r.out_tok_per_s.toFixed(1).padStart(11)}   ${`${r.ttft_p50_ms.toFixed(0)}/${r.ttft_p99_ms.toFixed(0)}`.padStart(15)}   ${`${r.itl_p50_ms.toFixed(1)}/${r.itl_p99_ms.toFixed(1)}`.padStart(14)}`);

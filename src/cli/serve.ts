@@ -22,6 +22,10 @@ const FLAGS: Record<string, FlagSpec> = {
     type: 'string', choices: ['auto', 'yes', 'no'], default: 'auto',
     help: 'each compiled graph (one per batch size and cache length) keeps its own GEMM-packed copy of the weights: faster decoding, one copy per graph; no: all graphs read one shared copy; auto: yes unless the copies would take over half the free memory',
   },
+  quantization: {
+    type: 'string', choices: ['none', 'int8'], default: 'none',
+    help: 'int8: the weight GEMMs run on int8 weights (one scale per output column) with activations quantized each step: a quarter of the weight bytes to read, logits a little off',
+  },
   help: { type: 'boolean', help: 'show this help' },
 };
 
@@ -54,6 +58,7 @@ export async function run(argv: string[]): Promise<number> {
     receiveTimeoutMs: (flags.receiveTimeout as number) * 1000,
     exec: { threads: flags.threads as number | undefined },
     packWeights: flags.packWeights === 'auto' ? 'auto' : flags.packWeights === 'yes',
+    quantization: flags.quantization as 'none' | 'int8',
   });
   const url = await server.listen();
   console.log(`loading ${String(flags.model)} (GET ${url}/health answers 503 until ready)`);
@@ -74,7 +79,7 @@ export async function run(argv: string[]): Promise<number> {
   });
   await server.ready(() => load(String(flags.model), flags.adapter as string | undefined));
   const b = server.batcher!;
-  console.log(`model ${String(flags.model)}: ${b.slots} KV-cache slots of ${b.model.dims.blockSize} positions, prefill chunk ${b.chunk}, ${b.weightsFileError ? `a copy of the weights per graph (no shared weights file: ${b.weightsFileError})` : b.packed ? 'a packed copy of the weights per graph' : 'one shared copy of the weights'}${flags.apiKey || process.env.ATSCALE_API_KEY ? ', API key required' : ''}`);
+  console.log(`model ${String(flags.model)}: ${b.slots} KV-cache slots of ${b.model.dims.blockSize} positions, prefill chunk ${b.chunk}, ${b.weightsFileError ? `a copy of the weights per graph (no shared weights file: ${b.weightsFileError})` : b.packed ? 'a packed copy of the weights per graph' : 'one shared copy of the weights'}${b.int8Gemms ? `, int8 weights (${b.int8Gemms} GEMMs per decode step)` : ''}${flags.apiKey || process.env.ATSCALE_API_KEY ? ', API key required' : ''}`);
   console.log(`listening on ${url}`);
   return exited;
 }

@@ -6,6 +6,7 @@ import { type HostValue, hostValue } from '../ir/value.js';
 import { type DType, ONNX_DTYPE } from '../ir/dtype.js';
 import { shapeStr, sameShape } from '../ir/shape.js';
 import { lowerProgram } from './onnx/lower.js';
+import { toInt8Dynamic } from './onnx/quantize.js';
 import { modelProto, onnxNodeName, type OnnxGraph, type OnnxInitializer, type OnnxValueInfo } from './onnx/model.js';
 import type { WeightsFile } from './weights-file.js';
 import { newestProfileFile } from './profile.js';
@@ -21,6 +22,18 @@ export interface CompileOptions extends ExecOptions {
   /** Float32 constants that are tensors of this file are read from it (external data), not
    * written into the model: sessions over one file share its pages (weights-file.ts). */
   weights?: WeightsFile;
+  /** 'int8': every MatMul by a 2-D float32 weight runs on int8 weights with activations
+   * quantized at run time (onnx/quantize.ts, toInt8Dynamic): a quarter of the weight bytes to
+   * read per step, at some accuracy. Default 'none'. */
+  quantization?: Quantization;
+}
+
+export type Quantization = 'none' | 'int8';
+
+/** `q` if it names a quantization, else a RangeError that lists them. */
+export function checkQuantization(q: unknown): Quantization {
+  if (q !== 'none' && q !== 'int8') throw new RangeError(`quantization must be 'none' or 'int8', got ${JSON.stringify(q)}`);
+  return q;
 }
 
 /** Constants whose data is a tensor of `weights`, as references into its file. */
@@ -124,7 +137,8 @@ export class Executable {
 
 export function toModel(p: Program, opts: CompileOptions = {}): { model: Uint8Array; program: Program; inputs: OnnxValueInfo[]; outputs: OnnxValueInfo[]; graph: OnnxGraph } {
   const program = opts.optimize === false ? p : optimize(p, foldEvaluate);
-  const lowered = lowerProgram(program).graph;
+  const base = lowerProgram(program).graph;
+  const lowered = checkQuantization(opts.quantization ?? 'none') === 'int8' ? toInt8Dynamic(base) : base;
   const graph = opts.weights ? externalize(lowered, opts.weights) : lowered;
   return { model: modelProto(graph), program, inputs: graph.inputs, outputs: graph.outputs, graph };
 }

@@ -17,7 +17,7 @@
 // step on the bench model (see bench/serve.ts).
 import { freemem } from 'node:os';
 import { hostValue, type HostValue } from '../ir/value.js';
-import { compile, type CompileOptions, type Executable } from '../runtime/execute.js';
+import { checkQuantization, compile, type CompileOptions, type Executable, type Quantization } from '../runtime/execute.js';
 import { deadCodeElimination, foldConstantPermutes } from '../ir/passes.js';
 import type { Program } from '../ir/graph.js';
 import { foldEvaluate } from '../runtime/reference/interpreter.js';
@@ -76,6 +76,9 @@ export interface BatcherOptions {
    * that is free when the graphs are built.
    */
   packWeights?: boolean | 'auto';
+  /** 'int8': the graphs' weight GEMMs run on int8 weights, activations quantized per step
+   * (CompileOptions.quantization): faster decoding, logits a little off. Default 'none'. */
+  quantization?: Quantization;
 }
 
 export class Batcher {
@@ -111,6 +114,10 @@ export class Batcher {
   /** Totals for /metrics. */
   promptTokens = 0;
   generatedTokens = 0;
+  /** Whether the graphs keep packed copies of the weights (see BatcherOptions.packWeights). */
+  packed = true;
+  /** Why the last graphs built could not share a weights file (undefined: they do). */
+  weightsFileError: string | undefined;
 
   constructor(readonly model: LanguageModel, params: Float32Array, private readonly opts: BatcherOptions) {
     const d = model.dims;
@@ -125,6 +132,7 @@ export class Batcher {
     if (!(opts.packWeights === undefined || opts.packWeights === 'auto' || typeof opts.packWeights === 'boolean')) {
       throw new RangeError(`packWeights must be true, false or 'auto', got ${JSON.stringify(opts.packWeights)}`);
     }
+    checkQuantization(opts.quantization ?? 'none');
     const rows = opts.prefillRows ?? 4;
     if (!(Number.isInteger(rows) && rows > 0)) throw new RangeError(`prefill rows must be a positive integer, got ${rows}`);
     this.buckets = powersUpTo(this.slots);
@@ -177,7 +185,7 @@ export class Batcher {
     // several of them in turn; a pool left spinning after its run took the cores from the next
     // session's. On the shared 2-core bench machine, 2 threads, four graphs in turn: a 16-slot
     // decode step took a median 32 ms spinning and 3.1 ms without (1-slot: 4.8 ms and 1.8 ms).
-    const exec: CompileOptions = { ...this.opts.exec, spinning: this.opts.exec?.spinning ?? false, weights, packWeights: this.packed };
+    const exec: CompileOptions = { ...this.opts.exec, spinning: this.opts.exec?.spinning ?? false, weights, packWeights: this.packed, quantization: this.opts.quantization ?? 'none' };
     try {
       for (const m of missing) m.into.set(m.key, await compile(m.program, exec));
     } finally {
@@ -187,11 +195,6 @@ export class Batcher {
     // copies (no weights file) do not need the caller's buffer either.
     this.weightViews.clear();
   }
-
-  /** Whether the graphs keep packed copies of the weights (see BatcherOptions.packWeights). */
-  packed = true;
-  /** Why the last graphs built could not share a weights file (undefined: they do). */
-  weightsFileError: string | undefined;
 
   /** Decode (`gather` false: the caches are the pool's first b rows) or prefill (`gather`: the
    * whole pool and the slot of each row), over a pool of length L. */
@@ -243,6 +246,12 @@ export class Batcher {
         dst.set(src.subarray(off, off + n * d), at);
       }
     });
+  }
+
+  /** GEMMs of one decode step that run on int8 weights (0 unless quantization is 'int8'). */
+  get int8Gemms(): number {
+    const exe = this.decodeExes.values().next().value as Executable | undefined;
+    return exe ? exe.nodes.filter((n) => n.op === 'MatMulInteger').length : 0;
   }
 
   get running(): number {

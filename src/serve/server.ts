@@ -6,6 +6,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { ExecOptions } from '../runtime/session.js';
+import type { Quantization } from '../runtime/execute.js';
 import { Batcher } from './batcher.js';
 import { runGeneration, type RunContext } from './completions.js';
 import { ApiError, badRequest } from './errors.js';
@@ -33,6 +34,8 @@ export interface ServeOptions {
   exec?: ExecOptions;
   /** Whether every graph keeps its own packed copy of the weights (BatcherOptions.packWeights). */
   packWeights?: boolean | 'auto';
+  /** Weight GEMMs on int8 (BatcherOptions.quantization). */
+  quantization?: Quantization;
 }
 
 export const DEFAULT_SERVE: Omit<ServeOptions, 'port'> = {
@@ -81,7 +84,7 @@ export class ApiServer {
   async ready(load: () => ServedModel | Promise<ServedModel>): Promise<void> {
     try {
       const served = await load();
-      const batcher = new Batcher(served.model, served.params, { slots: this.opts.slots, prefillChunk: this.opts.prefillChunk, prefillRows: this.opts.prefillRows, exec: this.opts.exec, packWeights: this.opts.packWeights });
+      const batcher = new Batcher(served.model, served.params, { slots: this.opts.slots, prefillChunk: this.opts.prefillChunk, prefillRows: this.opts.prefillRows, exec: this.opts.exec, packWeights: this.opts.packWeights, quantization: this.opts.quantization });
       await batcher.compile();
       // The graphs hold or map the weights now; the server keeps the model without them.
       const kept = { ...served, params: new Float32Array(0) };

@@ -15,7 +15,7 @@ type Graph = OnnxGraph<number | string>;
 
 const MIN_ELEMENTS = 256;
 
-function floatWeights(g: Graph): Map<string, HostValue> {
+function floatWeights(g: Pick<Graph, 'initializers'>): Map<string, HostValue> {
   const m = new Map<string, HostValue>();
   for (const i of g.initializers) if ('value' in i && i.value.dtype === 'float32' && i.value.data.length >= MIN_ELEMENTS) m.set(i.name, i.value);
   return m;
@@ -34,7 +34,7 @@ export function toFp16Weights(g: Graph): Graph {
   return { ...g, initializers, nodes: [...casts, ...g.nodes] };
 }
 
-export function toInt8Dynamic(g: Graph): Graph {
+export function toInt8Dynamic<D extends number | string>(g: OnnxGraph<D>): OnnxGraph<D> {
   const big = floatWeights(g);
   const initializers: OnnxInitializer[] = [...g.initializers];
   const quantized = new Map<string, { q: string; scale: string }>();
