@@ -174,7 +174,7 @@ export async function run(argv: string[]): Promise<number> {
     shape: { type: 'string', help: 'the served model: shakespeare-char (6 x 384, 10.8M parameters) or tiny (4 x 128, 0.8M); default shakespeare-char, tiny for --soak', choices: Object.keys(SHAPES) },
     soak: { type: 'number', help: 'instead: N short requests, report the server memory at checkpoints and a growth verdict', default: 0 },
     memory: { type: 'boolean', help: 'instead: the server\'s resident memory at 1 and 16 slots with and without packed weights per graph (--pack-weights), once listening and after a few requests; default shape gpt2-blocks' },
-    quantization: { type: 'string', help: 'int8: both servers with --quantization int8 and transformers.js on the int8 export (dtype q8)', default: 'none', choices: ['none', 'int8'] },
+    quantization: { type: 'string', help: 'int8: both servers with --quantization int8 and transformers.js on the int8 export (dtype q8); with --memory, the servers measured', default: 'none', choices: ['none', 'int8'] },
   }, 'bench serve');
   const levels = String(flags.concurrency).split(',').map(Number);
   if (!levels.every((c) => Number.isInteger(c) && c > 0)) throw new Error(`bench serve: --concurrency expects positive integers separated by commas, got '${String(flags.concurrency)}'`);
@@ -201,14 +201,14 @@ export async function run(argv: string[]): Promise<number> {
       for (const slots of [1, 16]) {
         for (const pack of ['yes', 'no']) {
           const t0 = performance.now();
-          const s = await startServer(ck, slots, threads, ['--pack-weights', pack]);
+          const s = await startServer(ck, slots, threads, ['--pack-weights', pack, '--quantization', quantization]);
           servers.push(s.proc);
           try {
             const startup_s = (performance.now() - t0) / 1000;
             const listening = await memory(s.url);
             for (let i = 0; i < 4; i++) await httpRequest(s.url);
             const after = await memory(s.url);
-            const row = { bench: 'serve-memory', shape, slots, pack_weights: pack, startup_s, rss_mb_listening: listening.rss, rss_mb_after_4_requests: after.rss };
+            const row = { bench: 'serve-memory', shape, quantization, slots, pack_weights: pack, startup_s, rss_mb_listening: listening.rss, rss_mb_after_4_requests: after.rss };
             rows.push(row);
             if (flags.json) console.log(JSON.stringify(row));
           } finally {
@@ -217,7 +217,7 @@ export async function run(argv: string[]): Promise<number> {
         }
       }
       const f = (x: number, d = 0) => x.toFixed(d);
-      console.log(`\nserve --memory: ${describe}; RSS of the server process, MiB (from its /metrics)`);
+      console.log(`\nserve --memory: ${describe}${quantization === 'int8' ? ', --quantization int8' : ''}; RSS of the server process, MiB (from its /metrics)`);
       console.log('slots  pack-weights  startup s  RSS listening  RSS after 4 requests');
       for (const r of rows) console.log(`${String(r.slots).padStart(5)}  ${r.pack_weights.padEnd(12)}  ${f(r.startup_s, 1).padStart(9)}  ${f(r.rss_mb_listening).padStart(13)}  ${f(r.rss_mb_after_4_requests).padStart(20)}`);
       return 0;
