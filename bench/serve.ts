@@ -14,8 +14,9 @@
 // the medians over the rounds: on a shared machine a baseline measured alone swung 2.5x between
 // runs. The servers run in child processes; this process is only the load generator (and
 // transformers.js, which runs in the process that calls it).
-// --quantization int8 runs all three on int8 weight GEMMs: both servers with --quantization
-// int8, transformers.js on the export's int8 variant (onnx/model_quantized.onnx, dtype q8).
+// --quantization int8 adds two implementations on int8 weight GEMMs, measured in the same
+// rounds as the float32 ones: the 16-slot server with --quantization int8 and transformers.js
+// on the export's int8 variant (onnx/model_quantized.onnx, dtype q8).
 // --soak N sends N short requests instead (to the tiny shape unless --shape says otherwise) and
 // reports the server's memory at checkpoints with a verdict (serve-soak.ts).
 // --memory starts the server at 1 and 16 slots, with and without a packed copy of the weights
@@ -41,8 +42,8 @@ const MAX_TOKENS = 32;
 interface Row {
   bench: 'serve';
   impl: 'atscale' | 'sequential' | 'transformers.js';
-  /** Weights of every implementation: float32, or int8 GEMMs (atscale serve --quantization
-   * int8 and transformers.js's q8 model, the int8 export). */
+  /** The implementation's weights: float32, or int8 GEMMs (atscale serve --quantization int8,
+   * transformers.js's q8 model, the int8 export). */
   quantization: 'none' | 'int8';
   concurrency: number;
   req_per_s: number;
@@ -174,7 +175,7 @@ export async function run(argv: string[]): Promise<number> {
     shape: { type: 'string', help: 'the served model: shakespeare-char (6 x 384, 10.8M parameters) or tiny (4 x 128, 0.8M); default shakespeare-char, tiny for --soak', choices: Object.keys(SHAPES) },
     soak: { type: 'number', help: 'instead: N short requests, report the server memory at checkpoints and a growth verdict', default: 0 },
     memory: { type: 'boolean', help: 'instead: the server\'s resident memory at 1 and 16 slots with and without packed weights per graph (--pack-weights), once listening and after a few requests; default shape gpt2-blocks' },
-    quantization: { type: 'string', help: 'int8: both servers with --quantization int8 and transformers.js on the int8 export (dtype q8); with --memory, the servers measured', default: 'none', choices: ['none', 'int8'] },
+    quantization: { type: 'string', help: 'int8: also the 16-slot server with --quantization int8 and transformers.js on the int8 export (dtype q8), in the same rounds; with --memory, int8 servers instead', default: 'none', choices: ['none', 'int8'] },
   }, 'bench serve');
   const levels = String(flags.concurrency).split(',').map(Number);
   if (!levels.every((c) => Number.isInteger(c) && c > 0)) throw new Error(`bench serve: --concurrency expects positive integers separated by commas, got '${String(flags.concurrency)}'`);
@@ -233,36 +234,38 @@ export async function run(argv: string[]): Promise<number> {
         s.proc.kill('SIGTERM');
       }
     }
-    // Both servers run side by side (an idle one takes no CPU: its thread pools do not spin),
-    // and transformers.js is loaded here beside them; all three are measured in turn at each
+    // The servers run side by side (an idle one takes no CPU: its thread pools do not spin),
+    // and transformers.js is loaded here beside them; all are measured in turn at each
     // concurrency in every round, so that a change in the shared machine's load falls on all.
     const { load } = await import('../src/serve/load.js');
     const served = load(ck);
     exportHf(served.model, served.params, served.tokenizer, join(dir, 'hf'), quantization === 'int8' ? ['int8'] : []);
-    const impls: [Row['impl'], () => Promise<Trace>][] = [];
+    const impls: [Row['impl'], Row['quantization'], () => Promise<Trace>][] = [];
     try {
-      for (const [impl, slots] of [['atscale', 16], ['sequential', 1]] as const) {
-        const s = await startServer(ck, slots, threads, ['--quantization', quantization]);
+      const servings = [['atscale', 16, 'none'], ['sequential', 1, 'none'], ...(quantization === 'int8' ? [['atscale', 16, 'int8'] as const] : [])] as const;
+      for (const [impl, slots, q] of servings) {
+        const s = await startServer(ck, slots, threads, ['--quantization', q]);
         servers.push(s.proc);
-        impls.push([impl, () => httpRequest(s.url)]);
+        impls.push([impl, q, () => httpRequest(s.url)]);
       }
-      impls.push(['transformers.js', await transformersJs(dir, quantization)]);
-      for (const [, one] of impls) await one(); // warm-up
+      impls.push(['transformers.js', 'none', await transformersJs(dir, 'none')]);
+      if (quantization === 'int8') impls.push(['transformers.js', 'int8', await transformersJs(dir, 'int8')]);
+      for (const [, , one] of impls) await one(); // warm-up
       const samples = new Map<string, Row[]>();
       for (let round = 0; round < rounds; round++) {
         loads.push(loadavg()[0]!);
         for (const c of levels) {
           const order = round % 2 ? [...impls].reverse() : impls;
-          for (const [impl, one] of order) {
+          for (const [impl, q, one] of order) {
             // Two waves of c requests; transformers.js one (its 64 generate() calls in flight
             // take over a minute per wave here).
-            const row = await measure(impl, quantization, c, Math.max(8, (impl === 'transformers.js' ? 1 : 2) * c), one);
-            samples.set(`${impl}@${c}`, [...(samples.get(`${impl}@${c}`) ?? []), row]);
+            const row = await measure(impl, q, c, Math.max(8, (impl === 'transformers.js' ? 1 : 2) * c), one);
+            samples.set(`${impl}/${q}@${c}`, [...(samples.get(`${impl}/${q}@${c}`) ?? []), row]);
           }
         }
       }
       loads.push(loadavg()[0]!);
-      for (const [impl] of impls) for (const c of levels) rows.push(medianRow(samples.get(`${impl}@${c}`)!));
+      for (const [impl, q] of impls) for (const c of levels) rows.push(medianRow(samples.get(`${impl}/${q}@${c}`)!));
     } finally {
       for (const p of servers) p.kill('SIGTERM');
     }
@@ -271,11 +274,14 @@ export async function run(argv: string[]): Promise<number> {
     rmSync(dir, { recursive: true, force: true });
   }
   if (flags.json) for (const r of rows) console.log(JSON.stringify(r));
-  const at = (impl: Row['impl'], c: number) => rows.find((r) => r.impl === impl && r.concurrency === c)?.out_tok_per_s ?? NaN;
-  console.log(`\nserve: ${describe}${quantization === 'int8' ? ', int8 weight GEMMs in every implementation (serve --quantization int8, transformers.js q8)' : ''}; streaming completions of ${MAX_TOKENS} tokens, ${threads} ORT threads; medians of ${rounds} interleaved rounds`);
+  const at = (impl: Row['impl'], c: number, q: Row['quantization'] = 'none') => rows.find((r) => r.impl === impl && r.quantization === q && r.concurrency === c)?.out_tok_per_s ?? NaN;
+  console.log(`\nserve: ${describe}${quantization === 'int8' ? '; int8 rows: serve --quantization int8 and transformers.js on the int8 export (q8)' : ''}; streaming completions of ${MAX_TOKENS} tokens, ${threads} ORT threads; medians of ${rounds} interleaved rounds`);
   console.log(`machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), shared: load average (1 min) at each round's start and at the end ${loads.map((l) => l.toFixed(1)).join(', ')}; read ratios, not absolutes`);
-  console.log('impl             conc   req/s   out tok/s   TTFT p50/p99 ms   ITL p50/p99 ms');
-  for (const r of rows) console.log(`${r.impl.padEnd(16)} ${String(r.concurrency).padStart(4)} ${r.req_per_s.toFixed(2).padStart(7)} ${r.out_tok_per_s.toFixed(1).padStart(11)}   ${`${r.ttft_p50_ms.toFixed(0)}/${r.ttft_p99_ms.toFixed(0)}`.padStart(15)}   ${`${r.itl_p50_ms.toFixed(1)}/${r.itl_p99_ms.toFixed(1)}`.padStart(14)}`);
-  for (const c of levels) console.log(`c=${c}: atscale / sequential = ${(at('atscale', c) / at('sequential', c)).toFixed(2)}x, atscale / transformers.js = ${(at('atscale', c) / at('transformers.js', c)).toFixed(2)}x`);
+  console.log('impl                 conc   req/s   out tok/s   TTFT p50/p99 ms   ITL p50/p99 ms');
+  for (const r of rows) console.log(`${(r.quantization === 'int8' ? `${r.impl} int8` : r.impl).padEnd(20)} ${String(r.concurrency).padStart(4)} ${r.req_per_s.toFixed(2).padStart(7)} ${r.out_tok_per_s.toFixed(1).padStart(11)}   ${`${r.ttft_p50_ms.toFixed(0)}/${r.ttft_p99_ms.toFixed(0)}`.padStart(15)}   ${`${r.itl_p50_ms.toFixed(1)}/${r.itl_p99_ms.toFixed(1)}`.padStart(14)}`);
+  for (const c of levels) {
+    console.log(`c=${c}: atscale / sequential = ${(at('atscale', c) / at('sequential', c)).toFixed(2)}x, atscale / transformers.js = ${(at('atscale', c) / at('transformers.js', c)).toFixed(2)}x`);
+    if (quantization === 'int8') console.log(`c=${c}, int8: atscale int8 / atscale = ${(at('atscale', c, 'int8') / at('atscale', c)).toFixed(2)}x, atscale int8 / transformers.js int8 = ${(at('atscale', c, 'int8') / at('transformers.js', c, 'int8')).toFixed(2)}x`);
+  }
   return 0;
 }

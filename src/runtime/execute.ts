@@ -6,7 +6,7 @@ import { type HostValue, hostValue } from '../ir/value.js';
 import { type DType, ONNX_DTYPE } from '../ir/dtype.js';
 import { shapeStr, sameShape } from '../ir/shape.js';
 import { lowerProgram } from './onnx/lower.js';
-import { toInt8Dynamic } from './onnx/quantize.js';
+import { type Int8Weight, toInt8Dynamic } from './onnx/quantize.js';
 import { modelProto, onnxNodeName, type OnnxGraph, type OnnxInitializer, type OnnxValueInfo } from './onnx/model.js';
 import type { WeightsFile } from './weights-file.js';
 import { newestProfileFile } from './profile.js';
@@ -26,7 +26,13 @@ export interface CompileOptions extends ExecOptions {
    * quantized at run time (onnx/quantize.ts, toInt8Dynamic): a quarter of the weight bytes to
    * read per step, at some accuracy. Default 'none'. */
   quantization?: Quantization;
+  /** The int8 forms of weights by their float32 data, shared by the graphs compiled with it
+   * (with `weights` holding their bytes, the graphs then read one copy; see lowerForSession). */
+  int8Cache?: Map<HostValue['data'], Int8Weight>;
 }
+
+/** ONNX TensorProto.DataType of int8. */
+const INT8 = 3;
 
 export type Quantization = 'none' | 'int8';
 
@@ -36,13 +42,16 @@ export function checkQuantization(q: unknown): Quantization {
   return q;
 }
 
-/** Constants whose data is a tensor of `weights`, as references into its file. */
+/** Constants whose data is a tensor of `weights` (float32, or int8's raw bytes), as references
+ * into its file. */
 function externalize(graph: OnnxGraph, weights: WeightsFile): OnnxGraph {
   const initializers = graph.initializers.map((init): OnnxInitializer => {
-    if (!('value' in init) || init.value.dtype !== 'float32') return init;
-    const offset = weights.locate(init.value.data as Float32Array);
-    if (offset === undefined) return init;
-    return { name: init.name, external: { onnxType: ONNX_DTYPE.float32, shape: init.value.shape, location: weights.name, offset, length: init.value.data.byteLength } };
+    const t = 'value' in init && init.value.dtype === 'float32'
+      ? { onnxType: ONNX_DTYPE.float32, shape: init.value.shape, data: init.value.data as Float32Array }
+      : 'raw' in init && init.raw.onnxType === INT8 ? { onnxType: INT8, shape: init.raw.shape, data: init.raw.bytes } : undefined;
+    const offset = t && weights.locate(t.data);
+    if (!t || offset === undefined) return init;
+    return { name: init.name, external: { onnxType: t.onnxType, shape: t.shape, location: weights.name, offset, length: t.data.byteLength } };
   });
   return { ...graph, initializers };
 }
@@ -135,10 +144,20 @@ export class Executable {
   }
 }
 
-export function toModel(p: Program, opts: CompileOptions = {}): { model: Uint8Array; program: Program; inputs: OnnxValueInfo[]; outputs: OnnxValueInfo[]; graph: OnnxGraph } {
+/**
+ * The ONNX graph a session gets, before its weights are moved to a file: optimized, lowered and
+ * quantized as `opts` say. With int8 its quantized weights land in `opts.int8Cache`: lowering
+ * each graph first and writing the cache's arrays into the weights file lets every graph read
+ * one copy of them.
+ */
+export function lowerForSession(p: Program, opts: CompileOptions = {}): { program: Program; graph: OnnxGraph } {
   const program = opts.optimize === false ? p : optimize(p, foldEvaluate);
   const base = lowerProgram(program).graph;
-  const lowered = checkQuantization(opts.quantization ?? 'none') === 'int8' ? toInt8Dynamic(base) : base;
+  return { program, graph: checkQuantization(opts.quantization ?? 'none') === 'int8' ? toInt8Dynamic(base, opts.int8Cache) : base };
+}
+
+export function toModel(p: Program, opts: CompileOptions = {}): { model: Uint8Array; program: Program; inputs: OnnxValueInfo[]; outputs: OnnxValueInfo[]; graph: OnnxGraph } {
+  const { program, graph: lowered } = lowerForSession(p, opts);
   const graph = opts.weights ? externalize(lowered, opts.weights) : lowered;
   return { model: modelProto(graph), program, inputs: graph.inputs, outputs: graph.outputs, graph };
 }

@@ -22,8 +22,9 @@ export class WeightsFile {
   /** File offset by the memory a tensor views: its buffer, then `byteOffset:byteLength`. */
   private readonly at = new Map<ArrayBufferLike, Map<string, number>>();
 
-  /** Writes each of `tensors` at an aligned offset of a new file; views of the same memory once. */
-  constructor(tensors: Iterable<Float32Array>) {
+  /** Writes each of `tensors` (float32 weights, or the raw bytes of int8 ones) at an aligned
+   * offset of a new file; views of the same memory once. */
+  constructor(tensors: Iterable<Float32Array | Uint8Array>) {
     this.folder = mkdtempSync(join(tmpdir(), 'atscale-weights-'));
     try {
       const fd = openSync(join(this.folder, this.name), 'w');
@@ -49,7 +50,7 @@ export class WeightsFile {
   }
 
   /** Where the memory `view` covers is in the file, if it is one of the tensors written. */
-  locate(view: Float32Array): number | undefined {
+  locate(view: Float32Array | Uint8Array): number | undefined {
     return this.at.get(view.buffer)?.get(`${view.byteOffset}:${view.byteLength}`);
   }
 

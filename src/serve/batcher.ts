@@ -17,7 +17,8 @@
 // step on the bench model (see bench/serve.ts).
 import { freemem } from 'node:os';
 import { hostValue, type HostValue } from '../ir/value.js';
-import { checkQuantization, compile, type CompileOptions, type Executable, type Quantization } from '../runtime/execute.js';
+import { checkQuantization, compile, lowerForSession, type CompileOptions, type Executable, type Quantization } from '../runtime/execute.js';
+import type { Int8Weight } from '../runtime/onnx/quantize.js';
 import { deadCodeElimination, foldConstantPermutes } from '../ir/passes.js';
 import type { Program } from '../ir/graph.js';
 import { foldEvaluate } from '../runtime/reference/interpreter.js';
@@ -167,8 +168,20 @@ export class Batcher {
     if (missing.length === 0) return;
     // The graphs read the weights from one file (weights-file.ts), removed once they are built:
     // every float32 constant of a thousand entries or more, each written once.
-    const tensors = new Set<Float32Array>();
+    const tensors = new Set<Float32Array | Uint8Array>();
     for (const m of missing) for (const n of m.program.graph.nodes) if (n.op === 'const' && n.value!.dtype === 'float32' && n.value!.data.length >= 1024) tensors.add(n.value!.data as Float32Array);
+    // With int8 every graph is lowered once beforehand, so that the int8 forms of the weights
+    // exist (one per weight, shared by the graphs through the cache) and go into the file too;
+    // the float32 weights they replace are then read by no graph and stay out of it.
+    const quantization = this.opts.quantization ?? 'none';
+    const int8Cache = quantization === 'int8' ? new Map<HostValue['data'], Int8Weight>() : undefined;
+    if (int8Cache) {
+      for (const m of missing) lowerForSession(m.program, { quantization, int8Cache });
+      for (const [float, w] of int8Cache) {
+        tensors.delete(float as Float32Array);
+        tensors.add(w.bytes);
+      }
+    }
     // Where the file cannot be written (a full or read-only temporary folder), every graph
     // holds its own copy of the weights instead, packed: as before there was a file.
     let weights: WeightsFile | undefined;
@@ -185,7 +198,7 @@ export class Batcher {
     // several of them in turn; a pool left spinning after its run took the cores from the next
     // session's. On the shared 2-core bench machine, 2 threads, four graphs in turn: a 16-slot
     // decode step took a median 32 ms spinning and 3.1 ms without (1-slot: 4.8 ms and 1.8 ms).
-    const exec: CompileOptions = { ...this.opts.exec, spinning: this.opts.exec?.spinning ?? false, weights, packWeights: this.packed, quantization: this.opts.quantization ?? 'none' };
+    const exec: CompileOptions = { ...this.opts.exec, spinning: this.opts.exec?.spinning ?? false, weights, packWeights: this.packed, quantization, int8Cache };
     try {
       for (const m of missing) m.into.set(m.key, await compile(m.program, exec));
     } finally {

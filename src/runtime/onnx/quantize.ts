@@ -34,7 +34,29 @@ export function toFp16Weights(g: Graph): Graph {
   return { ...g, initializers, nodes: [...casts, ...g.nodes] };
 }
 
-export function toInt8Dynamic<D extends number | string>(g: OnnxGraph<D>): OnnxGraph<D> {
+/** A 2-D float32 weight [rows, cols] as int8 values in [-63, 63] (raw bytes) with one
+ * symmetric scale per column. */
+export interface Int8Weight {
+  bytes: Uint8Array;
+  scales: Float32Array;
+}
+
+export function quantizeWeight(w: HostValue): Int8Weight {
+  const [rows, cols] = w.shape as [number, number];
+  const data = w.data as Float32Array;
+  const scales = new Float32Array(cols);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) scales[c] = Math.max(scales[c]!, Math.abs(data[r * cols + c]!));
+  for (let c = 0; c < cols; c++) scales[c] = scales[c]! / 63 || 1;
+  const q = new Int8Array(rows * cols);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) q[r * cols + c] = Math.round(data[r * cols + c]! / scales[c]!);
+  return { bytes: new Uint8Array(q.buffer), scales };
+}
+
+/**
+ * The int8 rewrite. `cache` (by the float weight's data) lets graphs that share weights share
+ * their int8 forms too: the same arrays, which a weights file can then hold once.
+ */
+export function toInt8Dynamic<D extends number | string>(g: OnnxGraph<D>, cache = new Map<HostValue['data'], Int8Weight>()): OnnxGraph<D> {
   const big = floatWeights(g);
   const initializers: OnnxInitializer[] = [...g.initializers];
   const quantized = new Map<string, { q: string; scale: string }>();
@@ -49,16 +71,11 @@ export function toInt8Dynamic<D extends number | string>(g: OnnxGraph<D>): OnnxG
     }
     let q = quantized.get(wName);
     if (!q) {
-      const [rows, cols] = w.shape as [number, number];
-      const data = w.data as Float32Array;
-      const scales = new Float32Array(cols);
-      for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) scales[c] = Math.max(scales[c]!, Math.abs(data[r * cols + c]!));
-      for (let c = 0; c < cols; c++) scales[c] = scales[c]! / 63 || 1;
-      const bytes = new Int8Array(rows * cols);
-      for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) bytes[r * cols + c] = Math.round(data[r * cols + c]! / scales[c]!);
+      let iw = cache.get(w.data);
+      if (!iw) cache.set(w.data, (iw = quantizeWeight(w)));
       q = { q: `${wName}_int8`, scale: `${wName}_scale` };
-      initializers.push({ name: q.q, raw: { onnxType: 3, shape: [rows, cols], bytes: new Uint8Array(bytes.buffer) } });
-      initializers.push({ name: q.scale, value: hostValue('float32', [cols], scales) });
+      initializers.push({ name: q.q, raw: { onnxType: 3, shape: w.shape, bytes: iw.bytes } });
+      initializers.push({ name: q.scale, value: { dtype: 'float32', shape: [iw.scales.length], data: iw.scales } });
       quantized.set(wName, q);
     }
     const t = `dq${n++}`;
