@@ -4,6 +4,8 @@
 // and its log-probabilities stay close to the float32 ones. The checkpoint is trained (briefly,
 // on a generated corpus): the serving fixture's random weights, scaled up for peaked logits,
 // make activations that one int8 scale per tensor cannot hold (log-probabilities 0.45 apart).
+// Below the server: graphs that read one weight share one int8 form of it, which the weights
+// file holds instead of each graph's model bytes.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
@@ -16,6 +18,12 @@ import { join } from 'node:path';
 import { runTraining } from '../../src/engine/train-loop.js';
 import { preset } from '../../src/models/presets.js';
 import { startServer, type RunningServer } from './spawn-server.js';
+import { buildProgram } from '../../src/tensor/program.js';
+import { constant } from '../../src/tensor/tensor.js';
+import { hostValue } from '../../src/ir/value.js';
+import { compile, lowerForSession, toModel } from '../../src/runtime/execute.js';
+import type { Int8Weight } from '../../src/runtime/onnx/quantize.js';
+import { WeightsFile } from '../../src/runtime/weights-file.js';
 
 let fp32: RunningServer;
 let int8: RunningServer;
@@ -54,4 +62,40 @@ test('Batcher refuses an unknown quantization by name', () => {
   const model = new GPT({ nLayer: 1, nHead: 1, nEmbd: 8, blockSize: 8, vocabSize: 5, bias: true, dropout: 0 });
   const params = new FlatLayout(model).initialise(1);
   assert.throws(() => new Batcher(model, params, { slots: 1, prefillChunk: 4, quantization: 'int4' as never }), /quantization must be 'none' or 'int8', got "int4"/);
+});
+
+test('int8 weights shared by graphs: quantized once, read from the weights file, the float32 product within 2%', async () => {
+  const K = 256, N = 128;
+  let seed = 12345;
+  const uniform = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1;
+  const W = Float32Array.from({ length: K * N }, () => uniform() * 0.05);
+  const x = Float32Array.from({ length: 4 * K }, () => uniform());
+  // One weight value that every graph's constant views, as the server's graphs view its parameters.
+  const weight = hostValue('float32', [K, N], W);
+  const prog = (rows: number) => buildProgram((t) => {
+    const input = t.input('x', [rows, K], 'float32');
+    return { inputs: [input], outputs: [input.matmul(constant(weight, t.graph))] };
+  });
+  const cache = new Map<unknown, Int8Weight>();
+  lowerForSession(prog(1), { quantization: 'int8', int8Cache: cache as never });
+  lowerForSession(prog(4), { quantization: 'int8', int8Cache: cache as never });
+  assert.equal(cache.size, 1, 'one int8 form for the weight both graphs read');
+  const file = new WeightsFile([...cache.values()].map((w) => w.bytes));
+  try {
+    const opts = { quantization: 'int8' as const, int8Cache: cache as never, weights: file };
+    // The graph's model bytes leave the 32 KB of int8 weights in the file; without it they are inside.
+    assert.ok(toModel(prog(4), opts).model.length < 8192, 'int8 weights written into the model');
+    assert.ok(toModel(prog(4), { quantization: 'int8' }).model.length > K * N);
+    const [y] = await (await compile(prog(4), { ...opts, threads: 1 })).run([hostValue('float32', [4, K], x)]);
+    let worst = 0, top = 0;
+    for (let r = 0; r < 4; r++) for (let c = 0; c < N; c++) {
+      let want = 0;
+      for (let k = 0; k < K; k++) want += x[r * K + k]! * W[k * N + c]!;
+      top = Math.max(top, Math.abs(want));
+      worst = Math.max(worst, Math.abs(want - (y!.data as Float32Array)[r * N + c]!));
+    }
+    assert.ok(worst > 0 && worst < 0.02 * top, `int8 product off by ${worst} (largest value ${top})`);
+  } finally {
+    file.remove();
+  }
 });
