@@ -6,7 +6,7 @@ import { type HostValue, hostValue } from '../ir/value.js';
 import { type DType, ONNX_DTYPE } from '../ir/dtype.js';
 import { shapeStr, sameShape } from '../ir/shape.js';
 import { lowerProgram } from './onnx/lower.js';
-import { type Int8Weight, toInt8Dynamic } from './onnx/quantize.js';
+import { type Int8Weight, ONNX_INT8, toInt8Dynamic } from './onnx/quantize.js';
 import { modelProto, onnxNodeName, type OnnxGraph, type OnnxInitializer, type OnnxValueInfo } from './onnx/model.js';
 import type { WeightsFile } from './weights-file.js';
 import { newestProfileFile } from './profile.js';
@@ -31,9 +31,6 @@ export interface CompileOptions extends ExecOptions {
   int8Cache?: Map<HostValue['data'], Int8Weight>;
 }
 
-/** ONNX TensorProto.DataType of int8. */
-const INT8 = 3;
-
 export type Quantization = 'none' | 'int8';
 
 /** `q` if it names a quantization, else a RangeError that lists them. */
@@ -48,7 +45,7 @@ function externalize(graph: OnnxGraph, weights: WeightsFile): OnnxGraph {
   const initializers = graph.initializers.map((init): OnnxInitializer => {
     const t = 'value' in init && init.value.dtype === 'float32'
       ? { onnxType: ONNX_DTYPE.float32, shape: init.value.shape, data: init.value.data as Float32Array }
-      : 'raw' in init && init.raw.onnxType === INT8 ? { onnxType: INT8, shape: init.raw.shape, data: init.raw.bytes } : undefined;
+      : 'raw' in init && init.raw.onnxType === ONNX_INT8 ? { onnxType: ONNX_INT8, shape: init.raw.shape, data: init.raw.bytes } : undefined;
     const offset = t && weights.locate(t.data);
     if (!t || offset === undefined) return init;
     return { name: init.name, external: { onnxType: t.onnxType, shape: t.shape, location: weights.name, offset, length: t.data.byteLength } };

@@ -15,6 +15,9 @@ type Graph = OnnxGraph<number | string>;
 
 const MIN_ELEMENTS = 256;
 
+/** ONNX TensorProto.DataType of int8 (host values have no int8: its weights travel as raw bytes). */
+export const ONNX_INT8 = 3;
+
 function floatWeights(g: Pick<Graph, 'initializers'>): Map<string, HostValue> {
   const m = new Map<string, HostValue>();
   for (const i of g.initializers) if ('value' in i && i.value.dtype === 'float32' && i.value.data.length >= MIN_ELEMENTS) m.set(i.name, i.value);
@@ -74,7 +77,7 @@ export function toInt8Dynamic<D extends number | string>(g: OnnxGraph<D>, cache 
       let iw = cache.get(w.data);
       if (!iw) cache.set(w.data, (iw = quantizeWeight(w)));
       q = { q: `${wName}_int8`, scale: `${wName}_scale` };
-      initializers.push({ name: q.q, raw: { onnxType: 3, shape: w.shape, bytes: iw.bytes } });
+      initializers.push({ name: q.q, raw: { onnxType: ONNX_INT8, shape: w.shape, bytes: iw.bytes } });
       initializers.push({ name: q.scale, value: { dtype: 'float32', shape: [iw.scales.length], data: iw.scales } });
       quantized.set(wName, q);
     }
