@@ -45,8 +45,13 @@ test('--checkpoint-interval auto spaces saves by the Young/Daly interval from th
   for (let k = 0; k + 1 < saves.length; k++) {
     const s = saves[k]!;
     const steps = s.checkpoint_interval_steps as number;
-    const tau = dalyInterval(Math.max(s.checkpoint_stall_s as number, 1e-6), mtbfHours * 3600);
-    assert.ok(Math.abs((s.young_daly_s as number) - tau) <= 1e-3 * tau, `logged interval ${s.young_daly_s} s vs Daly's ${tau} s for stall ${s.checkpoint_stall_s} s`);
+    // metrics.jsonl rounds seconds to 1e-6: the stall behind the logged interval is within half
+    // of that of the logged stall (2% of a 0.23 ms stall, 1% of its interval), and the logged
+    // interval within half of that of Daly's.
+    const stall = s.checkpoint_stall_s as number;
+    const [lo, hi] = [stall - 5e-7, stall + 5e-7].map((d) => dalyInterval(Math.max(d, 1e-6), mtbfHours * 3600));
+    const logged = s.young_daly_s as number;
+    assert.ok(logged >= lo! - 5e-7 && logged <= hi! + 5e-7, `logged interval ${logged} s is not Daly's ${lo}-${hi} s for a stall of ${stall} s (to 1e-6)`);
     assert.ok(Number.isInteger(steps) && steps >= 1);
     assert.equal(saves[k + 1]!.iter, Math.min((s.iter as number) + steps, 30), `save ${k + 1} is not ${steps} steps after save ${k}`);
   }
