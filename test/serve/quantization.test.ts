@@ -8,22 +8,22 @@
 // file holds instead of each graph's model bytes.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import OpenAI from 'openai';
-import { Batcher } from '../../src/serve/batcher.js';
-import { GPT } from '../../src/models/gpt.js';
-import { FlatLayout } from '../../src/nn/flat.js';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runTraining } from '../../src/engine/train-loop.js';
-import { preset } from '../../src/models/presets.js';
-import { startServer, type RunningServer } from './spawn-server.js';
-import { buildProgram } from '../../src/tensor/program.js';
-import { constant } from '../../src/tensor/tensor.js';
+import OpenAI from 'openai';
 import { hostValue } from '../../src/ir/value.js';
+import { runTraining } from '../../src/engine/train-loop.js';
+import { GPT } from '../../src/models/gpt.js';
+import { preset } from '../../src/models/presets.js';
+import { FlatLayout } from '../../src/nn/flat.js';
 import { compile, lowerForSession, toModel } from '../../src/runtime/execute.js';
 import type { Int8Weight } from '../../src/runtime/onnx/quantize.js';
 import { WeightsFile } from '../../src/runtime/weights-file.js';
+import { Batcher } from '../../src/serve/batcher.js';
+import { buildProgram } from '../../src/tensor/program.js';
+import { constant } from '../../src/tensor/tensor.js';
+import { startServer, type RunningServer } from './spawn-server.js';
 
 let fp32: RunningServer;
 let int8: RunningServer;
