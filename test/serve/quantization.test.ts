@@ -12,7 +12,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI from 'openai';
-import { hostValue } from '../../src/ir/value.js';
+import { type HostValue, hostValue } from '../../src/ir/value.js';
 import { runTraining } from '../../src/engine/train-loop.js';
 import { GPT } from '../../src/models/gpt.js';
 import { preset } from '../../src/models/presets.js';
@@ -76,13 +76,13 @@ test('int8 weights shared by graphs: quantized once, read from the weights file,
     const input = t.input('x', [rows, K], 'float32');
     return { inputs: [input], outputs: [input.matmul(constant(weight, t.graph))] };
   });
-  const cache = new Map<unknown, Int8Weight>();
-  lowerForSession(prog(1), { quantization: 'int8', int8Cache: cache as never });
-  lowerForSession(prog(4), { quantization: 'int8', int8Cache: cache as never });
+  const cache = new Map<HostValue['data'], Int8Weight>();
+  lowerForSession(prog(1), { quantization: 'int8', int8Cache: cache });
+  lowerForSession(prog(4), { quantization: 'int8', int8Cache: cache });
   assert.equal(cache.size, 1, 'one int8 form for the weight both graphs read');
   const file = new WeightsFile([...cache.values()].map((w) => w.bytes));
   try {
-    const opts = { quantization: 'int8' as const, int8Cache: cache as never, weights: file };
+    const opts = { quantization: 'int8' as const, int8Cache: cache, weights: file };
     // The graph's model bytes leave the 32 KB of int8 weights in the file; without it they are inside.
     assert.ok(toModel(prog(4), opts).model.length < 8192, 'int8 weights written into the model');
     assert.ok(toModel(prog(4), { quantization: 'int8' }).model.length > K * N);
