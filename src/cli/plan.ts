@@ -54,6 +54,8 @@ const FLAGS: Record<string, FlagSpec> = {
   zero: { type: 'number', help: 'ZeRO stage 0-3 (default 0)' },
   recompute: { type: 'string', help: 'activation recomputation: none|selective|full (default full)' },
   'sequence-parallel': { type: 'boolean', help: 'Megatron sequence parallelism (needs tp > 1)' },
+  'tp-comm-overlap': { type: 'boolean', help: 'overlap tensor-parallel collectives with GEMMs as Transformer Engine\'s userbuffers do (Megatron-Core --tp-comm-overlap; needs --sequence-parallel)' },
+  'overlap-param-gather': { type: 'boolean', help: 'gather updated weights behind the next forward (Megatron-Core --overlap-param-gather; needs --zero 1 or more)' },
   interleave: { type: 'number', help: 'virtual pipeline stages per GPU (default 1)' },
   dtype: { type: 'string', help: `training precision: ${DTYPES.join('|')} (default bf16, or fp16 where the GPU has no bf16)` },
   tokens: { type: 'number', help: 'tokens to train on (default 300e9)' },
@@ -116,6 +118,8 @@ function layoutFrom(f: FlagValues): Partial<TrainingSpec> {
     l.dtype = f.dtype as Dtype;
   }
   if (f.sequenceParallel !== undefined) l.sequenceParallel = Boolean(f.sequenceParallel);
+  if (f.tpCommOverlap !== undefined) l.tpCommOverlap = Boolean(f.tpCommOverlap);
+  if (f.overlapParamGather !== undefined) l.overlapParamGather = Boolean(f.overlapParamGather);
   if (f.schedule !== undefined) {
     if (!SCHEDULES.includes(f.schedule as Schedule)) throw new PlanInputError(`--schedule must be one of ${SCHEDULES.join(', ')}, got '${f.schedule}'`);
     l.schedule = f.schedule as Schedule;

@@ -60,6 +60,8 @@ export function resolveLayout(m: ModelSpec, c: ClusterSpec, l: LayoutInput): Tra
   if (l.stageLayers !== undefined) t.stageLayers = l.stageLayers;
   if (l.overlapGradReduce !== undefined) t.overlapGradReduce = l.overlapGradReduce;
   if (l.pipelineP2p !== undefined) t.pipelineP2p = l.pipelineP2p;
+  if (l.tpCommOverlap !== undefined) t.tpCommOverlap = l.tpCommOverlap;
+  if (l.overlapParamGather !== undefined) t.overlapParamGather = l.overlapParamGather;
   if (l.cpComm !== undefined) t.cpComm = l.cpComm;
   checkLayout(m, c, t);
   t.stageLayers = stageLayers(m, t);
@@ -138,6 +140,15 @@ export function checkLayout(m: ModelSpec, c: ClusterSpec, t: TrainingSpec): void
   }
   if ((t.pipelineP2p === 'blocking' || t.pipelineP2p === 'blocking-full') && t.interleave > 1) {
     throw new PlanInputError(`pipeline p2p '${t.pipelineP2p}' is DeepSpeed's pipeline engine, whose TrainSchedule has no interleaving; give --interleave 1, got ${t.interleave}`);
+  }
+  if (t.tpCommOverlap && t.tp > 1 && !t.sequenceParallel) {
+    throw new PlanInputError(`--tp-comm-overlap overlaps the all-gathers and reduce-scatters of sequence parallelism with the GEMMs; add --sequence-parallel (tp is ${t.tp})`);
+  }
+  if (t.tpCommOverlap && t.tp > c.node.gpusPerNode) {
+    throw new PlanInputError(`--tp-comm-overlap runs over NVLink inside one node: tp ${t.tp} is more than the ${c.node.gpusPerNode} GPUs of a ${c.name} node; use tp <= ${c.node.gpusPerNode}`);
+  }
+  if (t.overlapParamGather && t.zero < 1) {
+    throw new PlanInputError(`--overlap-param-gather overlaps the distributed optimizer's weight all-gather; it needs --zero 1 or more, got --zero ${t.zero}`);
   }
   if (t.gatherDtype !== undefined && t.zero !== 3) throw new PlanInputError(`gather dtype applies to ZeRO-3 / FSDP weight gathers; it needs --zero 3, got --zero ${t.zero}`);
   if (m.heads % t.tp !== 0) {

@@ -67,6 +67,9 @@ export function searchLayouts(m: ModelSpec, c: ClusterSpec, gpus: number, fixed:
                   tp, pp, dp, interleave, zero, recompute, sequenceParallel, tokens: fixed.tokens ?? 300e9,
                   schedule: interleave > 1 ? 'interleaved' : (fixed.schedule ?? '1f1b'), attention: fixed.attention ?? 'flash',
                 };
+                // The Megatron-Core overlaps, when asked for, apply wherever the layout allows them.
+                if (fixed.tpCommOverlap && tp > 1 && sequenceParallel) t.tpCommOverlap = true;
+                if (fixed.overlapParamGather && zero >= 1) t.overlapParamGather = true;
                 try {
                   checkLayout(m, c, t);
                 } catch (e) {
@@ -117,6 +120,8 @@ export function describeLayout(t: TrainingSpec): string {
   if (t.interleave > 1) parts.push(`interleave ${t.interleave}`);
   parts.push(`ZeRO ${t.zero}`, `recompute ${t.recompute}`);
   if (t.sequenceParallel) parts.push('sequence parallel');
+  if (t.tpCommOverlap && t.tp > 1) parts.push('TP comm overlap');
+  if (t.overlapParamGather) parts.push('param gather overlap');
   return parts.join(', ');
 }
 

@@ -151,6 +151,18 @@ export interface TrainingSpec {
    */
   overlapGradReduce?: boolean;
   /**
+   * Megatron-Core's --tp-comm-overlap: Transformer Engine's userbuffers overlap each
+   * tensor-parallel all-gather and reduce-scatter with the GEMM beside it (tp-overlap.ts).
+   * Needs sequence parallelism and the TP group inside one node.
+   */
+  tpCommOverlap?: boolean;
+  /**
+   * Megatron-Core's --overlap-param-gather: the distributed optimizer's all-gather of updated
+   * weights runs behind the next step's forward pass instead of after the optimizer step.
+   * Needs ZeRO-1 or more (the distributed optimizer).
+   */
+  overlapParamGather?: boolean;
+  /**
    * How activations move between pipeline stages. 'scatter-gather' (Megatron, default): each TP
    * rank sends 1/tp of the tensor and the receivers all-gather it over NVLink, as a delay
    * between the stages. 'blocking' (DeepSpeed's pipeline engine): the same 1/tp slices

@@ -13,6 +13,7 @@ import { embeddingParams, expertParams, kvDim, layerParams, mlpMatrices } from '
 import { simulateExchanges } from './pipeline-exchange.js';
 import { type PipelineResult, simulatePipeline } from './pipeline-sim.js';
 import { type ClusterSpec, type ModelSpec, type TrainingSpec, peakFlops } from './specs.js';
+import { type TpLinear, overlappedLinears } from './tp-overlap.js';
 
 /** Seconds per step on the critical path, by cause; they add up to `step`. */
 export interface TimeBreakdown {
@@ -110,11 +111,36 @@ function layerCosts(m: ModelSpec, c: ClusterSpec, t: TrainingSpec, dev: Device):
   } else {
     proj.push([T, h, ((mlpMatrices(m) - 1) * f) / tp, 1], [T, f / tp, h, 1]);
   }
+  // With TE's userbuffers (--tp-comm-overlap) the attention and dense MLP linears run with
+  // their tensor-parallel collectives overlapped (tp-overlap.ts); expert GEMMs do not.
+  const overlapTp = t.tpCommOverlap === true && tp > 1;
+  const ubLinears = overlapTp ? (m.moe ? 2 : 4) : 0;
   let linear = 0, dgrad = 0, wgrad = 0;
-  for (const [M, K, N, n] of proj) {
+  proj.slice(ubLinears).forEach(([M, K, N, n]) => {
     linear += gemmSeconds(dev, M, K, N, n);
     dgrad += gemmSeconds(dev, M, N, K, n);
     wgrad += gemmSeconds(dev, K, M, N, n);
+  });
+  // Tensor parallelism: two all-reduces of the b x s x h block output per pass (with sequence
+  // parallelism two all-gathers and two reduce-scatters: the same bytes on the wire).
+  const blockAllReduce = allReduceSeconds(c, groupOf(tp, 1, gpn), T * h * dev.elementBytes);
+  let tpFwd = 2 * blockAllReduce, tpBwd = 2 * blockAllReduce;
+  if (t.sequenceParallel && tp > 1 && !overlapTp) {
+    // Sequence parallelism keeps only a slice of each column-parallel layer's input; its
+    // weight gradient needs the whole, so the backward all-gathers it again, behind that
+    // layer's data-gradient GEMM (Megatron's LinearWithGradAccumulationAndAsyncCommunication).
+    const gather = allGatherSeconds(c, groupOf(tp, 1, gpn), T * h * dev.elementBytes);
+    const columns = m.moe ? [proj[0]!] : [proj[0]!, proj[2]!];
+    for (const [M, K, N, n] of columns) tpBwd += overlapped(dev, gather, gemmSeconds(dev, M, N, K, n));
+  }
+  if (overlapTp) {
+    const linears: TpLinear[] = proj.slice(0, ubLinears).map(([, K, N], i) => ({ kind: i % 2 === 0 ? 'column' : 'row', k: K, n: N }));
+    const ub = overlappedLinears(dev, c, tp, T, h, linears, dev.gemmBytes, dev.elementBytes);
+    linear += ub.forward.gemm;
+    dgrad += ub.backward.gemm - ub.backward.weightGrad;
+    wgrad += ub.backward.weightGrad;
+    tpFwd = ub.forward.comm + (m.moe ? blockAllReduce : 0);
+    tpBwd = ub.backward.comm + (m.moe ? blockAllReduce : 0);
   }
   const heads = (b * a) / tp;
   const flash = (t.attention ?? 'flash') !== 'materialized';
@@ -140,9 +166,6 @@ function layerCosts(m: ModelSpec, c: ClusterSpec, t: TrainingSpec, dev: Device):
   const coreEwFwd = streamSeconds(dev, (9 / 5) * coreStored), coreEwBwd = streamSeconds(dev, (11 / 5) * coreStored);
   const ew = streamSeconds(dev, k * rest) + coreEwFwd;
   const ewBwd = EFFICIENCY.elementwiseBackward * streamSeconds(dev, k * rest) + coreEwBwd;
-  // Tensor parallelism: two all-reduces of the b x s x h block output per pass (with sequence
-  // parallelism two all-gathers and two reduce-scatters: the same bytes on the wire).
-  const tpComm = 2 * allReduceSeconds(c, groupOf(tp, 1, gpn), T * h * dev.elementBytes);
   // Context parallelism: every rank gathers the others' keys and values (and reduce-scatters
   // their gradients), overlapped with its attention kernel.
   const kvBytes = 2 * b * s * (kv / tp) * dev.elementBytes;
@@ -153,8 +176,8 @@ function layerCosts(m: ModelSpec, c: ClusterSpec, t: TrainingSpec, dev: Device):
   const cpBwd = exposed ? kvGather : Math.max(0, kvGather - coreBwd);
   // Experts: dispatch and combine all-to-alls of the routed tokens, each pass.
   const a2a = m.moe ? 2 * allToAllSeconds(c, groupOf(ep, tp * cp, gpn), T * m.moe.topK * m.moe.capacityFactor * h * dev.elementBytes) : 0;
-  const forward: Cost = { gemm: linear + coreFwd, elementwise: ew, comm: tpComm + cpFwd + a2a, zero: 0, weightGrad: 0 };
-  const backward: Cost = { gemm: dgrad + wgrad + coreBwd, elementwise: ewBwd, comm: tpComm + cpBwd + a2a, zero: 0, weightGrad: wgrad };
+  const forward: Cost = { gemm: linear + coreFwd, elementwise: ew, comm: tpFwd + cpFwd + a2a, zero: 0, weightGrad: 0 };
+  const backward: Cost = { gemm: dgrad + wgrad + coreBwd, elementwise: ewBwd, comm: tpBwd + cpBwd + a2a, zero: 0, weightGrad: wgrad };
   let recompute = zeroCost();
   if (t.recompute === 'full') recompute = { ...forward, weightGrad: 0 };
   else if (t.recompute === 'selective') recompute = { gemm: coreFwd, elementwise: coreEwFwd, comm: 0, zero: 0, weightGrad: 0 };
@@ -315,7 +338,13 @@ export function stepTime(m: ModelSpec, c: ClusterSpec, t: TrainingSpec): TimeBre
       const perReduce = overlap ? overlapped(dev, reduce, sim.lastBackward[i]!) + reduce / buckets : reduce;
       // ZeRO-2 keeps gradients sharded: it reduce-scatters after every micro-batch's backward.
       dp = t.zero === 2 ? micro * perReduce : perReduce;
-      if (t.zero >= 1) dp += allGatherSeconds(c, dpGroup, stageParams[i]! * bytes.params);
+      if (t.zero >= 1) {
+        const gather = allGatherSeconds(c, dpGroup, stageParams[i]! * bytes.params);
+        // Megatron-Core's --overlap-param-gather gathers each bucket of updated weights behind
+        // the next step's first forward pass, waiting only for the bucket a layer needs.
+        const stageForward = forward.filter((_, j) => j % t.pp === i).reduce((x, y) => x + y, 0);
+        dp += t.overlapParamGather ? overlapped(dev, gather, stageForward) + gather / buckets : gather;
+      }
     }
     // Adam reads master weights, momentum, variance and gradient, writes the first three and
     // the 16-bit copy: 4+4+4+g in, 4+4+4+p out per parameter this GPU updates. Before it, the

@@ -130,6 +130,20 @@ test('bad input for the new options: exit 2 with the arithmetic', () => {
   const topk = plan('--layers', '4', '--hidden', '512', '--heads', '8', '--vocab', '100', '--top-k', '2', '--gpus', '8', '--tp', '1');
   assert.equal(topk.status, 2);
   assert.match(topk.stderr, /give --experts too/);
+  const ub = plan('--model', 'gpt3-175b', '--cluster', 'h100-cluster', '--gpus', '1024', '--tp', '8', '--pp', '16', '--tp-comm-overlap');
+  assert.equal(ub.status, 2);
+  assert.match(ub.stderr, /--tp-comm-overlap .* add --sequence-parallel \(tp is 8\)/);
+  const ubNodes = plan('--model', 'gpt3-175b', '--cluster', 'h100-cluster', '--gpus', '1024', '--tp', '16', '--pp', '8', '--sequence-parallel', '--tp-comm-overlap');
+  assert.equal(ubNodes.status, 2);
+  assert.match(ubNodes.stderr, /tp 16 is more than the 8 GPUs of a h100-cluster node; use tp <= 8/);
+  const gather = plan('--model', 'gpt3-175b', '--cluster', 'h100-cluster', '--gpus', '1024', '--tp', '8', '--pp', '16', '--overlap-param-gather');
+  assert.equal(gather.status, 2);
+  assert.match(gather.stderr, /--overlap-param-gather .* needs --zero 1 or more, got --zero 0/);
+  const both = plan('--model', 'gpt3-175b', '--cluster', 'h100-cluster', '--gpus', '1024', '--tp', '8', '--pp', '16', '--sequence-parallel', '--tp-comm-overlap', '--zero', '1', '--overlap-param-gather', '--json');
+  assert.equal(both.status, 0, both.stderr);
+  const j = JSON.parse(both.stdout);
+  assert.equal(j.layout.tp_comm_overlap, true);
+  assert.equal(j.layout.overlap_param_gather, true);
 });
 
 test('--machine with a layout predicts a local run: parts add up, recomputation and the bubble show, bad batch arithmetic exits 2', () => {

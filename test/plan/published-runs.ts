@@ -39,6 +39,22 @@ const llama3 = (gpus: number, cp: number, dp: number, seqLen: number, batchPerDp
   assumed: 'section 3.3.2: interleaved schedule, one layer fewer on the first and last stage so that "the first model chunk on the first stage has only the embedding, and the last model chunk on the last stage has only output projection and loss", and no activation checkpointing at 8K; 126 layers + those two chunks = 128 = 16 stages x 8 chunks of one layer, hence interleave 8; context parallelism by an exposed all-gather of K and V (same section). Micro-batch 1 and ZeRO-1 are not stated',
 });
 
+// Megatron-Core's weak-scaling table (NVIDIA/Megatron-LM README, "Training Speed and
+// Scalability", images/model_table.png, added with Megatron-Core r0.8.0 in July 2024): GPT
+// models with a 131,072-token vocabulary at sequence length 4096 on H100, every row 48-way data
+// parallel, run "with --overlap-grad-reduce --overlap-param-gather, --tp-comm-overlap" and
+// measured end to end. Only the rows without pipeline parallelism are taken: the README gives
+// no micro-batch size or interleaving, and the pipelined rows' speed depends on both (the
+// micro-batch taken for the others is in `assumed`, with what the other choice predicts).
+const mcore = (paramsB: number, heads: number, hidden: number, layers: number, tp: number, tflops: number): PublishedRun => ({
+  id: `megatron2024-h100-${paramsB}b`, source: 'megatron2024', framework: 'Megatron-LM (Megatron-Core r0.8.0)',
+  cite: `NVIDIA Megatron-LM README, "Training Speed and Scalability", model table (images/model_table.png), row ${paramsB}B: TP ${tp}, PP 1, DP 48, ${48 * tp} GPUs, batch 192 (${tflops} TFLOP/s per GPU)`,
+  cluster: 'h100-cluster', model: { layers, hidden, heads, ffn: 4 * hidden, vocab: 131072, seqLen: 4096, bias: 'all', norm: 'layernorm', positions: 'learned', tiedEmbeddings: false },
+  layout: { gpus: 48 * tp, tp, pp: 1, globalBatch: 192, microBatch: 4, recompute: 'none', dtype: 'bf16', zero: 1, sequenceParallel: tp > 1, tpCommOverlap: true, overlapParamGather: true },
+  metric: 'tflops_model', published: tflops, paramsB,
+  assumed: 'micro-batch 4: the README states none; 192 sequences over 48 data-parallel ranks is 4 each, taken as one micro-batch (no gradient accumulation), which fits without recomputation (49-62 GB by the planner\'s memory model). With micro-batch 1 the four rows are predicted +2.9%, -7.7%, -18.6% and -33.0%; the distributed optimizer, which --overlap-param-gather requires; sequence parallelism, which --tp-comm-overlap requires; untied output layer (the parameter counts in the table need it: 1.7B = 24 x 12 x 2048^2 + 2 x 131072 x 2048); throughput by Megatron\'s own FLOP count (num_floating_point_operations: full s x s attention), as the planner\'s model FLOPs',
+});
+
 type Mosaic = { cluster: string; model: string; gpus: number; micro: number; accum: number; ckpt: boolean; tokensPerGpu: number; pure: boolean; table: string };
 const MPT: Record<string, ReturnType<typeof mpt>> = {
   '1b': mpt(24, 2048, 16), '3b': mpt(32, 2560, 20), '7b': mpt(32, 4096, 32), '13b': mpt(40, 5120, 40), '30b': mpt(48, 7168, 64), '70b': mpt(80, 8192, 64),
@@ -66,6 +82,10 @@ export const PUBLISHED_RUNS: PublishedRun[] = [
   llama3(8192, 1, 64, 8192, 32, 430, 1),
   llama3(16384, 1, 128, 8192, 16, 400, 2),
   llama3(16384, 16, 8, 131072, 16, 380, 3),
+  mcore(1.7, 16, 2048, 24, 1, 408.8),
+  mcore(7.1, 32, 4096, 30, 2, 465.9),
+  mcore(16, 48, 6144, 32, 4, 489.1),
+  mcore(32, 56, 7168, 48, 8, 459.6),
   {
     id: 'bigscience2022-bloom-176b', source: 'bigscience2022', framework: 'Megatron-DeepSpeed',
     cite: 'BigScience 2022, BLOOM model card (bigscience/bloom, "Training throughput: About 150 TFLOP per GPU per second"); layout from the run\'s README and launch script bigscience-workshop/bigscience train/tr11-176B-ml/tr11-176B-ml.slurm (48 nodes x 8 A100 80GB, TP 4, PP 12, micro-batch 2, global batch 2048, --pp-partition-method type:transformer|embedding, --checkpoint-activations, bf16 with its own ZeRO-1)',
