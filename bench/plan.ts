@@ -73,7 +73,7 @@ export async function run(argv: string[]): Promise<number> {
       ['run', 'framework', 'GPUs', 'params B', 'metric', 'published', 'predicted', 'error'],
       runs.map((c) => [c.run.id, c.run.framework, String(c.run.layout.gpus), (c.params / 1e9).toFixed(1), c.run.metric, String(c.run.published), c.predicted.toPrecision(4), pctS(c.error)]),
     ));
-    console.log(`\n${all.rows} rows: mean |error| ${(all.meanAbs * 100).toFixed(1)}%, max ${(all.maxAbs * 100).toFixed(1)}% (${all.worst}); target mean <= 5%, max <= 15%\n`);
+    console.log(`\n${all.rows} rows: mean |error| ${(all.meanAbs * 100).toFixed(2)}%, max ${(all.maxAbs * 100).toFixed(2)}% (${all.worst}); target mean <= 5%, max <= 15%\n`);
     console.log('leave-one-source-out (constants re-derived without the source: the model derives none from data):\n');
     console.log(table(['held-out source', 'constants derived', 'rows', 'mean |error|', 'max |error|'], loso.map((h) => [h.source, String(h.derivedConstants), String(h.summary.rows), `${(h.summary.meanAbs * 100).toFixed(1)}%`, `${(h.summary.maxAbs * 100).toFixed(1)}%`])));
     console.log('\nDeepSpeed pipeline-engine rows: published minus predicted step time, in the model\'s pipeline slots (diagnostic; nothing is fitted to it):\n');

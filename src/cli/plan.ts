@@ -55,6 +55,7 @@ const FLAGS: Record<string, FlagSpec> = {
   recompute: { type: 'string', help: 'activation recomputation: none|selective|full (default full)' },
   'sequence-parallel': { type: 'boolean', help: 'Megatron sequence parallelism (needs tp > 1)' },
   'tp-comm-overlap': { type: 'boolean', help: 'overlap tensor-parallel collectives with GEMMs as Transformer Engine\'s userbuffers do (Megatron-Core --tp-comm-overlap; needs --sequence-parallel)' },
+  'cross-entropy': { type: 'string', help: 'loss kernels: unfused (Megatron\'s fp32 vocab-parallel cross-entropy) or fused (one kernel each way, flash-attn\'s) (default unfused)' },
   'overlap-param-gather': { type: 'boolean', help: 'gather updated weights behind the next forward (Megatron-Core --overlap-param-gather; needs --zero 1 or more)' },
   interleave: { type: 'number', help: 'virtual pipeline stages per GPU (default 1)' },
   dtype: { type: 'string', help: `training precision: ${DTYPES.join('|')} (default bf16, or fp16 where the GPU has no bf16)` },
@@ -120,6 +121,10 @@ function layoutFrom(f: FlagValues): Partial<TrainingSpec> {
   if (f.sequenceParallel !== undefined) l.sequenceParallel = Boolean(f.sequenceParallel);
   if (f.tpCommOverlap !== undefined) l.tpCommOverlap = Boolean(f.tpCommOverlap);
   if (f.overlapParamGather !== undefined) l.overlapParamGather = Boolean(f.overlapParamGather);
+  if (f.crossEntropy !== undefined) {
+    if (f.crossEntropy !== 'unfused' && f.crossEntropy !== 'fused') throw new PlanInputError(`--cross-entropy must be unfused or fused, got '${f.crossEntropy}'`);
+    l.crossEntropy = f.crossEntropy;
+  }
   if (f.schedule !== undefined) {
     if (!SCHEDULES.includes(f.schedule as Schedule)) throw new PlanInputError(`--schedule must be one of ${SCHEDULES.join(', ')}, got '${f.schedule}'`);
     l.schedule = f.schedule as Schedule;

@@ -71,7 +71,7 @@ export function toJson(r: PlanResult): Record<string, unknown> {
       gpus: t.gpus, tp: t.tp, pp: t.pp, dp: t.dp, interleave: t.interleave, global_batch: t.globalBatch, micro_batch: t.microBatch,
       seq_len: t.seqLen, dtype: t.dtype, zero: t.zero, recompute: t.recompute, sequence_parallel: t.sequenceParallel, tokens: t.tokens,
       cp: t.cp ?? 1, ep: t.ep ?? 1, schedule: t.schedule ?? '1f1b', attention: t.attention ?? 'flash', stage_layers: t.stageLayers,
-      tp_comm_overlap: t.tpCommOverlap === true && t.tp > 1, overlap_param_gather: t.overlapParamGather === true,
+      tp_comm_overlap: t.tpCommOverlap === true && t.tp > 1, overlap_param_gather: t.overlapParamGather === true, cross_entropy: t.crossEntropy ?? 'unfused',
     },
     cluster_note: r.clusterNote,
     params: r.params,

@@ -61,6 +61,7 @@ export function resolveLayout(m: ModelSpec, c: ClusterSpec, l: LayoutInput): Tra
   if (l.overlapGradReduce !== undefined) t.overlapGradReduce = l.overlapGradReduce;
   if (l.pipelineP2p !== undefined) t.pipelineP2p = l.pipelineP2p;
   if (l.tpCommOverlap !== undefined) t.tpCommOverlap = l.tpCommOverlap;
+  if (l.crossEntropy !== undefined) t.crossEntropy = l.crossEntropy;
   if (l.overlapParamGather !== undefined) t.overlapParamGather = l.overlapParamGather;
   if (l.cpComm !== undefined) t.cpComm = l.cpComm;
   checkLayout(m, c, t);
@@ -146,6 +147,9 @@ export function checkLayout(m: ModelSpec, c: ClusterSpec, t: TrainingSpec): void
   }
   if (t.tpCommOverlap && t.tp > c.node.gpusPerNode) {
     throw new PlanInputError(`--tp-comm-overlap runs over NVLink inside one node: tp ${t.tp} is more than the ${c.node.gpusPerNode} GPUs of a ${c.name} node; use tp <= ${c.node.gpusPerNode}`);
+  }
+  if (t.crossEntropy !== undefined && t.crossEntropy !== 'unfused' && t.crossEntropy !== 'fused') {
+    throw new PlanInputError(`cross-entropy must be 'unfused' (Megatron's fp32 vocab-parallel loss) or 'fused' (one kernel each way), got '${String(t.crossEntropy)}'`);
   }
   if (t.overlapParamGather && t.zero < 1) {
     throw new PlanInputError(`--overlap-param-gather overlaps the distributed optimizer's weight all-gather; it needs --zero 1 or more, got --zero ${t.zero}`);

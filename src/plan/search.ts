@@ -70,6 +70,7 @@ export function searchLayouts(m: ModelSpec, c: ClusterSpec, gpus: number, fixed:
                 // The Megatron-Core overlaps, when asked for, apply wherever the layout allows them.
                 if (fixed.tpCommOverlap && tp > 1 && sequenceParallel) t.tpCommOverlap = true;
                 if (fixed.overlapParamGather && zero >= 1) t.overlapParamGather = true;
+                if (fixed.crossEntropy !== undefined) t.crossEntropy = fixed.crossEntropy;
                 try {
                   checkLayout(m, c, t);
                 } catch (e) {

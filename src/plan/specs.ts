@@ -157,6 +157,12 @@ export interface TrainingSpec {
    */
   tpCommOverlap?: boolean;
   /**
+   * How the loss is computed over the logits: 'unfused' (default), Megatron's
+   * vocab-parallel cross-entropy as a chain of fp32 kernels; 'fused', one kernel each way
+   * (flash-attn's CrossEntropyLoss, as llm-foundry uses by default).
+   */
+  crossEntropy?: 'unfused' | 'fused';
+  /**
    * Megatron-Core's --overlap-param-gather: the distributed optimizer's all-gather of updated
    * weights runs behind the next step's forward pass instead of after the optimizer step.
    * Needs ZeRO-1 or more (the distributed optimizer).

@@ -204,7 +204,24 @@ function layerCosts(m: ModelSpec, c: ClusterSpec, t: TrainingSpec, dev: Device):
   return { forward, backward, recompute };
 }
 
-/** Embedding (first stage) and output layer with the fp32 cross-entropy (last stage). */
+/**
+ * Bytes the loss moves per logit (beyond the logits GEMM's own output), forward and backward.
+ * 'unfused': Megatron's vocab_parallel_cross_entropy (megatron/mpu/cross_entropy.py in 2021,
+ * megatron/core/tensor_parallel/cross_entropy.py in Megatron-Core; Megatron-DeepSpeed calls
+ * the same) on logits cast to fp32: the cast (read 16-bit, write 4), the max (read 4), the
+ * in-place subtraction, exp and division by the sum (read and write 4 each) and the sum
+ * (read 4); backward, the in-place scaling by the output gradient (read and write 4) and the
+ * cast back (read 4, write 16-bit). 'fused': one kernel each way (flash-attn's
+ * CrossEntropyLoss, llm-foundry's default loss_fn), which reads the 16-bit logits twice
+ * (maximum, then the sum of exponentials) and, backward, reads them and writes the gradient.
+ */
+function crossEntropyBytesPerLogit(kind: 'unfused' | 'fused', elementBytes: number): { forward: number; backward: number } {
+  if (kind === 'fused') return { forward: 2 * elementBytes, backward: 2 * elementBytes };
+  const cast = elementBytes < 4 ? elementBytes + 4 : 0;
+  return { forward: cast + 4 + 8 + 8 + 4 + 8, backward: 8 + cast };
+}
+
+/** Embedding (first stage) and output layer with the cross-entropy (last stage). */
 function endCosts(m: ModelSpec, c: ClusterSpec, t: TrainingSpec, dev: Device): { first: LayerCosts; last: LayerCosts } {
   const T = (t.microBatch * t.seqLen) / (t.cp ?? 1);
   const lookup = streamSeconds(dev, 2 * T * m.hidden * dev.elementBytes);
@@ -215,11 +232,10 @@ function endCosts(m: ModelSpec, c: ClusterSpec, t: TrainingSpec, dev: Device): {
   };
   const Vt = m.vocab / t.tp;
   const logits = gemmSeconds(dev, T, m.hidden, Vt);
-  // Logits are written, read by softmax, written as probabilities, read and written as grads.
-  const ce = streamSeconds(dev, 5 * 4 * T * Vt);
+  const ce = crossEntropyBytesPerLogit(t.crossEntropy ?? 'unfused', dev.elementBytes);
   const last: LayerCosts = {
-    forward: { ...zeroCost(), gemm: logits, elementwise: ce / 2 },
-    backward: { ...zeroCost(), gemm: gemmSeconds(dev, T, Vt, m.hidden) + gemmSeconds(dev, m.hidden, T, Vt), elementwise: ce / 2, weightGrad: gemmSeconds(dev, m.hidden, T, Vt) },
+    forward: { ...zeroCost(), gemm: logits, elementwise: streamSeconds(dev, ce.forward * T * Vt) },
+    backward: { ...zeroCost(), gemm: gemmSeconds(dev, T, Vt, m.hidden) + gemmSeconds(dev, m.hidden, T, Vt), elementwise: streamSeconds(dev, ce.backward * T * Vt), weightGrad: gemmSeconds(dev, m.hidden, T, Vt) },
     recompute: zeroCost(),
   };
   if (t.zero === 3 && t.dp > 1) {

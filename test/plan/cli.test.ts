@@ -139,11 +139,15 @@ test('bad input for the new options: exit 2 with the arithmetic', () => {
   const gather = plan('--model', 'gpt3-175b', '--cluster', 'h100-cluster', '--gpus', '1024', '--tp', '8', '--pp', '16', '--overlap-param-gather');
   assert.equal(gather.status, 2);
   assert.match(gather.stderr, /--overlap-param-gather .* needs --zero 1 or more, got --zero 0/);
+  const ce = plan('--model', 'gpt3-175b', '--cluster', 'h100-cluster', '--gpus', '1024', '--tp', '8', '--pp', '16', '--cross-entropy', 'liger');
+  assert.equal(ce.status, 2);
+  assert.match(ce.stderr, /--cross-entropy must be unfused or fused, got 'liger'/);
   const both = plan('--model', 'gpt3-175b', '--cluster', 'h100-cluster', '--gpus', '1024', '--tp', '8', '--pp', '16', '--sequence-parallel', '--tp-comm-overlap', '--zero', '1', '--overlap-param-gather', '--json');
   assert.equal(both.status, 0, both.stderr);
   const j = JSON.parse(both.stdout);
   assert.equal(j.layout.tp_comm_overlap, true);
   assert.equal(j.layout.overlap_param_gather, true);
+  assert.equal(j.layout.cross_entropy, 'unfused');
 });
 
 test('--machine with a layout predicts a local run: parts add up, recomputation and the bubble show, bad batch arithmetic exits 2', () => {

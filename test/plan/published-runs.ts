@@ -52,7 +52,7 @@ const mcore = (paramsB: number, heads: number, hidden: number, layers: number, t
   cluster: 'h100-cluster', model: { layers, hidden, heads, ffn: 4 * hidden, vocab: 131072, seqLen: 4096, bias: 'all', norm: 'layernorm', positions: 'learned', tiedEmbeddings: false },
   layout: { gpus: 48 * tp, tp, pp: 1, globalBatch: 192, microBatch: 4, recompute: 'none', dtype: 'bf16', zero: 1, sequenceParallel: tp > 1, tpCommOverlap: true, overlapParamGather: true },
   metric: 'tflops_model', published: tflops, paramsB,
-  assumed: 'micro-batch 4: the README states none; 192 sequences over 48 data-parallel ranks is 4 each, taken as one micro-batch (no gradient accumulation), which fits without recomputation (49-62 GB by the planner\'s memory model). With micro-batch 1 the four rows are predicted +2.9%, -7.7%, -18.6% and -33.0%; the distributed optimizer, which --overlap-param-gather requires; sequence parallelism, which --tp-comm-overlap requires; untied output layer (the parameter counts in the table need it: 1.7B = 24 x 12 x 2048^2 + 2 x 131072 x 2048); throughput by Megatron\'s own FLOP count (num_floating_point_operations: full s x s attention), as the planner\'s model FLOPs',
+  assumed: 'micro-batch 4: the README states none; 192 sequences over 48 data-parallel ranks is 4 each, taken as one micro-batch (no gradient accumulation), which fits without recomputation (49-62 GB by the planner\'s memory model). With micro-batch 1 the four rows are predicted -2.5%, -9.0%, -19.0% and -33.1% (at that size the 32B row\'s GEMMs alone, 0.88 s, take as long as its published step, 0.89 s, before the fp32 gradient reduce-scatter that only the last micro-batch\'s backward can cover); the distributed optimizer, which --overlap-param-gather requires; sequence parallelism, which --tp-comm-overlap requires; untied output layer (the parameter counts in the table need it: 1.7B = 24 x 12 x 2048^2 + 2 x 131072 x 2048); throughput by Megatron\'s own FLOP count (num_floating_point_operations: full s x s attention), as the planner\'s model FLOPs',
 });
 
 type Mosaic = { cluster: string; model: string; gpus: number; micro: number; accum: number; ckpt: boolean; tokensPerGpu: number; pure: boolean; table: string };
@@ -64,12 +64,12 @@ const mosaic = (x: Mosaic): PublishedRun => ({
   cite: `MosaicML llm-foundry, scripts/train/benchmarking/README.md, table "${x.table}", row MPT-${x.model}, seq 2048, ${x.gpus} GPUs (${x.tokensPerGpu} tokens/s/GPU)`,
   cluster: x.cluster, model: { ...MPT[x.model]!, seqLen: 2048 },
   layout: {
-    gpus: x.gpus, tp: 1, pp: 1, globalBatch: x.micro * x.accum * x.gpus, microBatch: x.micro, recompute: x.ckpt ? 'full' : 'none', dtype: 'bf16', zero: 3, attention: 'flash-v1',
+    gpus: x.gpus, tp: 1, pp: 1, globalBatch: x.micro * x.accum * x.gpus, microBatch: x.micro, recompute: x.ckpt ? 'full' : 'none', dtype: 'bf16', zero: 3, attention: 'flash-v1', crossEntropy: 'fused',
     ...(x.pure ? {} : { gatherDtype: 'fp32' as const }),
   },
   metric: 'tokens_per_s_per_gpu', published: x.tokensPerGpu, paramsB: Number(x.model.replace('b', '')),
   assumed: (x.pure ? 'FSDP FULL_SHARD, bf16 PURE: weights gathered in bf16' : 'FSDP FULL_SHARD, Composer DEFAULT mixed precision: weights gathered in fp32, gradients reduced in bf16') +
-    '; attention by the Triton FlashAttention port (scripts/train/benchmarking/submit_benchmarks.py: --attn_impl default triton)',
+    '; attention by the Triton FlashAttention port (scripts/train/benchmarking/submit_benchmarks.py: --attn_impl default triton); loss by flash-attn\'s fused CrossEntropyLoss (ComposerMPTCausalLM: loss_fn default fused_crossentropy)',
 });
 
 const H100 = 'H100 80GB BF16', A80 = 'A100 80GB with 1600 Gbps node-node interconnect (RoCE)', A40 = 'A100 40GB with 1600 Gbps node-node interconnect (RoCE)';
