@@ -224,18 +224,38 @@ function crossEntropyBytesPerLogit(kind: 'unfused' | 'fused', elementBytes: numb
 /** Embedding (first stage) and output layer with the cross-entropy (last stage). */
 function endCosts(m: ModelSpec, c: ClusterSpec, t: TrainingSpec, dev: Device): { first: LayerCosts; last: LayerCosts } {
   const T = (t.microBatch * t.seqLen) / (t.cp ?? 1);
-  const lookup = streamSeconds(dev, 2 * T * m.hidden * dev.elementBytes);
+  const block = T * m.hidden * dev.elementBytes;
+  const lookup = streamSeconds(dev, 2 * block);
+  // Both ends are split by vocabulary over the tensor-parallel ranks. The embedding's partial
+  // lookups are summed by an all-reduce (a reduce-scatter into the sequence-parallel slices,
+  // whose backward all-gathers the gradient); the output layer reads the whole hidden state
+  // (all-gathered from the slices) and its input gradient, partial per rank, is all-reduced
+  // (reduce-scattered) in the backward (Megatron's VocabParallelEmbedding and parallel_lm_logits
+  // or output_layer: copy_to / reduce_from / gather_from the tensor-parallel region).
+  const tpGroup = groupOf(t.tp, 1, c.node.gpusPerNode);
+  const sp = t.sequenceParallel && t.tp > 1;
+  const allReduce = allReduceSeconds(c, tpGroup, block), slice = allGatherSeconds(c, tpGroup, block);
   const first: LayerCosts = {
-    forward: { ...zeroCost(), elementwise: lookup },
-    backward: { ...zeroCost(), elementwise: 2 * lookup },
+    forward: { ...zeroCost(), elementwise: lookup, comm: sp ? slice : allReduce },
+    backward: { ...zeroCost(), elementwise: 2 * lookup, comm: sp ? slice : 0 },
     recompute: zeroCost(),
   };
   const Vt = m.vocab / t.tp;
   const logits = gemmSeconds(dev, T, m.hidden, Vt);
   const ce = crossEntropyBytesPerLogit(t.crossEntropy ?? 'unfused', dev.elementBytes);
+  // The final norm before the output layer (on this rank's sequence slice with sequence
+  // parallelism): forward reads and writes the block, backward reads the gradient and the
+  // input and writes the gradient.
+  const norm = (sp ? 1 / t.tp : 1) * block;
   const last: LayerCosts = {
-    forward: { ...zeroCost(), gemm: logits, elementwise: streamSeconds(dev, ce.forward * T * Vt) },
-    backward: { ...zeroCost(), gemm: gemmSeconds(dev, T, Vt, m.hidden) + gemmSeconds(dev, m.hidden, T, Vt), elementwise: streamSeconds(dev, ce.backward * T * Vt), weightGrad: gemmSeconds(dev, m.hidden, T, Vt) },
+    forward: { ...zeroCost(), gemm: logits, elementwise: streamSeconds(dev, ce.forward * T * Vt + 2 * norm), comm: sp ? slice : 0 },
+    backward: {
+      ...zeroCost(),
+      gemm: gemmSeconds(dev, T, Vt, m.hidden) + gemmSeconds(dev, m.hidden, T, Vt),
+      elementwise: streamSeconds(dev, ce.backward * T * Vt + 3 * norm),
+      comm: sp ? slice : allReduce,
+      weightGrad: gemmSeconds(dev, m.hidden, T, Vt),
+    },
     recompute: zeroCost(),
   };
   if (t.zero === 3 && t.dp > 1) {

@@ -44,21 +44,22 @@ test('leave-one-source-out: no constant is derived from the table, so each sourc
 });
 
 test('errors against the published runs stay where the fixed constants put them (issue target: mean 5%, max 15%)', () => {
-  // The mean target is met (4.84% over 36 rows); the max is not: MT-NLG's three runs on
-  // DeepSpeed's pipeline engine are predicted 11.8-15.15% short. Their measured times grow by
-  // the same ~0.19 s per micro-batch as the model's but carry 34-37 of the model's pipeline
-  // slots more per step, with p - 1 = 34; BLOOM, the other DeepSpeed-engine row, is 10.7 slots
-  // short with p - 1 = 11 (bench: "gap in slots"). Checked against DeepSpeed v0.5.4's code and
-  // found as simulated: the TrainSchedule step mapping and command order, the blocking p2p
-  // calls and partitioned sends, 'type:transformer' partitioning (3 layers a stage for MT-NLG,
-  // [5, 6 x 10, 5] for BLOOM), the tied-gradient, data-parallel and optimizer steps after the
-  // flush; CPU syncs (tolist() on received metadata, CUDA_LAUNCH_BLOCKING in BLOOM's script)
-  // reorder nothing on a GPU that runs one stream in order. Every other row is within 10%. A
-  // change to the time model that makes the table worse fails here.
+  // Both targets are met, the max narrowly: mean 4.78% over 36 rows, max 14.82%. The worst
+  // rows are MT-NLG's three runs on DeepSpeed's pipeline engine, predicted 11.5-14.8% short.
+  // Their measured times grow by the same ~0.19 s per micro-batch as the model's but carry
+  // 34-37 of the model's pipeline slots more per step, with p - 1 = 34; BLOOM, the other
+  // DeepSpeed-engine row, is 10.7 slots short with p - 1 = 11 (bench: "gap in slots").
+  // Checked against DeepSpeed v0.5.4's code and found as simulated: the TrainSchedule step
+  // mapping and command order, the blocking p2p calls and partitioned sends, 'type:transformer'
+  // partitioning (3 layers a stage for MT-NLG, [5, 6 x 10, 5] for BLOOM), the tied-gradient,
+  // data-parallel and optimizer steps after the flush; CPU syncs (tolist() on received
+  // metadata, CUDA_LAUNCH_BLOCKING in BLOOM's script) reorder nothing on a GPU that runs one
+  // stream in order. Every other row is within 10%. A change to the time model that makes the
+  // table worse fails here.
   const s = summarize(checks);
-  assert.ok(s.meanAbs <= 0.049, `mean |error| ${(s.meanAbs * 100).toFixed(2)}%`);
+  assert.ok(s.meanAbs <= 0.0485, `mean |error| ${(s.meanAbs * 100).toFixed(2)}%`);
   const deepSpeedPipeline = (id: string) => id.startsWith('smith2022') || id.startsWith('bigscience2022');
-  for (const c of checks) assert.ok(Math.abs(c.error) <= (deepSpeedPipeline(c.run.id) ? 0.155 : 0.1), `${c.run.id}: ${(c.error * 100).toFixed(1)}%`);
+  for (const c of checks) assert.ok(Math.abs(c.error) <= (deepSpeedPipeline(c.run.id) ? 0.15 : 0.1), `${c.run.id}: ${(c.error * 100).toFixed(1)}%`);
   // Hopper rows (sustained-clock GEMMs, FlashAttention by generation, Megatron-Core's
   // communication overlaps) are within 10%.
   for (const c of checks.filter((x) => /h100/.test(x.result.cluster))) assert.ok(Math.abs(c.error) <= 0.1, `${c.run.id}: ${(c.error * 100).toFixed(1)}%`);
