@@ -6,6 +6,11 @@
 // - NVLink: nccl-tests all_reduce on 8 A100 SXM reaches about 230-240 GB/s bus bandwidth of
 //   the 300 GB/s one-way NVLink 3 (NVIDIA DGX A100 user guide / nccl-tests reports): 0.78;
 //   DGX H100 reaches about 360-370 GB/s of 450 without NVLS: 0.8. 0.78 is taken for both.
+// - PCIe (GPUs without NVLink): 8 x H100 PCIe reach 35-45 GB/s all_reduce bus bandwidth of
+//   Gen5 x16's 64 GB/s each way (Alaya NeW, "NCCL-tests in practice", reference busbw table,
+//   2026): 40 / 64 = 0.625. A hop's latency is NCCL's own figure for its ring protocol over
+//   each link type (src/graph/tuning.cc, hwLat, Ring/Simple): 5.7 us over PCI; NVLink keeps
+//   the planner's 2 us (NCCL: 1.9 us with LL128).
 // - InfiniBand / RoCE: multi-node all_reduce on DGX A100 with 8 x 200 Gbit/s HDR reaches about
 //   185-190 GB/s bus bandwidth of the 200 GB/s the NICs carry (NVIDIA SuperPOD reference
 //   architecture, nccl-tests): 0.92.
@@ -14,7 +19,8 @@
 import { EFFICIENCY } from './efficiency.js';
 import type { ClusterSpec } from './specs.js';
 
-export const LINK_EFFICIENCY = { nvlink: 0.78, network: 0.92 };
+export const LINK_EFFICIENCY = { nvlink: 0.78, pcie: 0.625, network: 0.92 };
+const PCIE_HOP_LATENCY_S = 5.7e-6;
 
 /** A communicator: `size` ranks, `perNode` of them on each node they span. */
 export interface Group {
@@ -23,8 +29,13 @@ export interface Group {
 }
 
 export function intraNodeBytesPerS(c: ClusterSpec): number {
-  // Vendors quote NVLink both directions together; a ring sends one way on each link.
-  return (c.node.intraNodeGBs / 2) * 1e9 * LINK_EFFICIENCY.nvlink;
+  // Vendors quote NVLink and PCIe both directions together; a ring sends one way on each link.
+  return (c.node.intraNodeGBs / 2) * 1e9 * LINK_EFFICIENCY[c.node.intraNodeLink ?? 'nvlink'];
+}
+
+/** One hop's latency between GPUs of a node, over its link type. */
+export function intraNodeLatencySeconds(c: ClusterSpec): number {
+  return c.node.intraNodeLink === 'pcie' ? PCIE_HOP_LATENCY_S : EFFICIENCY.intraNodeLatencyS;
 }
 
 /** One GPU's share of its node's NICs (its rail), after oversubscription if the group of
@@ -65,7 +76,7 @@ export function allReduceSeconds(c: ClusterSpec, g: Group, bytes: number): numbe
   const k = g.perNode;
   const nodes = g.size / k;
   let t = 0;
-  if (k > 1) t += ring(k, bytes, intraNodeBytesPerS(c), EFFICIENCY.intraNodeLatencyS);
+  if (k > 1) t += ring(k, bytes, intraNodeBytesPerS(c), intraNodeLatencySeconds(c));
   if (nodes > 1) {
     const bw = interNodeBytesPerSPerGpu(c, nodes);
     const lat = c.interNodeLatencyUs * 1e-6;
@@ -89,13 +100,13 @@ export function allToAllSeconds(c: ClusterSpec, g: Group, bytes: number): number
   const local = (bytes * (k - 1)) / n / intraNodeBytesPerS(c);
   const nodes = n / k;
   const remote = nodes > 1 ? (bytes * (n - k)) / n / interNodeBytesPerSPerGpu(c, nodes) + c.interNodeLatencyUs * 1e-6 * Math.min(n - k, 8) : 0;
-  return Math.max(local, remote) + EFFICIENCY.intraNodeLatencyS * Math.min(k, 8);
+  return Math.max(local, remote) + intraNodeLatencySeconds(c) * Math.min(k, 8);
 }
 
 /** Point-to-point send between neighbouring ranks, inside a node or across nodes. */
 export function sendSeconds(c: ClusterSpec, sameNode: boolean, bytes: number): number {
   if (bytes <= 0) return 0;
   return sameNode
-    ? bytes / intraNodeBytesPerS(c) + EFFICIENCY.intraNodeLatencyS
+    ? bytes / intraNodeBytesPerS(c) + intraNodeLatencySeconds(c)
     : bytes / interNodeBytesPerSPerGpu(c) + c.interNodeLatencyUs * 1e-6;
 }

@@ -145,6 +145,9 @@ export function checkLayout(m: ModelSpec, c: ClusterSpec, t: TrainingSpec): void
   if (t.tpCommOverlap && t.tp > 1 && !t.sequenceParallel) {
     throw new PlanInputError(`--tp-comm-overlap overlaps the all-gathers and reduce-scatters of sequence parallelism with the GEMMs; add --sequence-parallel (tp is ${t.tp})`);
   }
+  if (t.tpCommOverlap && t.tp > 1 && c.node.intraNodeLink === 'pcie') {
+    throw new PlanInputError(`--tp-comm-overlap runs Transformer Engine's userbuffers over NVLink; ${c.name}'s GPUs are joined by PCIe: leave it out`);
+  }
   if (t.tpCommOverlap && t.tp > c.node.gpusPerNode) {
     throw new PlanInputError(`--tp-comm-overlap runs over NVLink inside one node: tp ${t.tp} is more than the ${c.node.gpusPerNode} GPUs of a ${c.name} node; use tp <= ${c.node.gpusPerNode}`);
   }

@@ -90,8 +90,10 @@ export interface NetworkSpec {
 export interface NodeSpec {
   gpusPerNode: number;
   gpu: GpuSpec;
-  /** Per-GPU intra-node (NVLink) bandwidth, both directions together, as vendors quote it. */
+  /** Per-GPU intra-node bandwidth, both directions together, as vendors quote it. */
   intraNodeGBs: number;
+  /** What carries it: NVLink / NVSwitch (default), or PCIe (GPUs without NVLink). */
+  intraNodeLink?: 'nvlink' | 'pcie';
   cpuCoresPerNode?: number;
 }
 
@@ -298,6 +300,12 @@ export function checkCluster(o: Json, where = 'cluster'): ClusterSpec {
     gpu: checkGpu(obj(nodeJson, 'gpu', `${where}.node`), `${where}.node.gpu`),
     intraNodeGBs: num(nodeJson, 'intraNodeGBs', `${where}.node`),
   };
+  if (nodeJson.intraNodeLink !== undefined) {
+    if (nodeJson.intraNodeLink !== 'nvlink' && nodeJson.intraNodeLink !== 'pcie') {
+      throw new PlanInputError(`${where}.node: key 'intraNodeLink' must be 'nvlink' or 'pcie', got ${JSON.stringify(nodeJson.intraNodeLink)}`);
+    }
+    node.intraNodeLink = nodeJson.intraNodeLink;
+  }
   if (nodeJson.cpuCoresPerNode !== undefined) node.cpuCoresPerNode = num(nodeJson, 'cpuCoresPerNode', `${where}.node`, { int: true });
   const c: ClusterSpec = {
     name: str(o, 'name', 'cluster'),

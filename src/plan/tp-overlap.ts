@@ -16,8 +16,8 @@
 // All-gathered buffers hold fp8 in fp8 training (fp8_buf for the all-gather layers);
 // reduce-scattered ones hold the 16-bit GEMM output. Nothing here is fitted: the split counts
 // and SM counts are TE's defaults, the GEMM and link times are the planner's own.
-import { allGatherSeconds, groupOf, intraNodeBytesPerS } from './comm.js';
-import { type Device, EFFICIENCY, gemmSeconds } from './efficiency.js';
+import { allGatherSeconds, groupOf, intraNodeBytesPerS, intraNodeLatencySeconds } from './comm.js';
+import { type Device, gemmSeconds } from './efficiency.js';
 import type { ClusterSpec } from './specs.js';
 
 /** TE's default for the "pipeline" and "bulk" methods: SMs given to communication. */
@@ -66,7 +66,7 @@ interface Overlap {
 /** Ring-exchange all-gather into a GEMM: tp chunks, a chunk copied while another computes. */
 function ringExchange(dev: Device, c: ClusterSpec, tp: number, T: number, k: number, n: number, chunkBytes: number): Overlap {
   const g = chunkGemm(dev, T, k, n, tp);
-  const copy = chunkBytes / intraNodeBytesPerS(c) + EFFICIENCY.intraNodeLatencyS;
+  const copy = chunkBytes / intraNodeBytesPerS(c) + intraNodeLatencySeconds(c);
   return { gemm: tp * g, total: g + (tp - 1) * Math.max(g, copy) };
 }
 

@@ -6,6 +6,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CLUSTER_PRESETS } from '../../src/plan/presets.js';
 
 const main = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const plan = (...args: string[]) => spawnSync(process.execPath, [main, 'plan', ...args], { encoding: 'utf8', timeout: 60_000 });
@@ -187,4 +188,29 @@ test('--machine with a layout predicts a local run: parts add up, recomputation 
     assert.equal(r.status, 2, args.join(' '));
     assert.match(r.stderr, why);
   }
+});
+
+test('a cluster file with PCIe between the GPUs: slower tensor parallelism, no userbuffers, bad link names refused', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'atscale-pcie-'));
+  const nvlink = CLUSTER_PRESETS['h100-cluster']!;
+  // The same nodes with GPUs on PCIe Gen5 x16 (64 GB/s each way) instead of NVLink 4.
+  const file = join(dir, 'pcie.json');
+  writeFileSync(file, JSON.stringify({ ...nvlink, name: 'h100-pcie', node: { ...nvlink.node, intraNodeGBs: 128, intraNodeLink: 'pcie' } }));
+  const args = ['--model', 'llama3-8b', '--gpus', '64', '--tp', '8', '--sequence-parallel', '--recompute', 'none', '--json'];
+  const run = (cluster: string) => plan('--cluster', cluster, ...args);
+  const [overPcie, overNvlink] = [run(file), run('h100-cluster')];
+  assert.equal(overPcie.status, 0, overPcie.stderr);
+  assert.equal(overNvlink.status, 0, overNvlink.stderr);
+  const tp = (r: typeof overPcie) => JSON.parse(r.stdout).step_time_breakdown_s.tensorParallel as number;
+  // 900 GB/s at 0.78 against 128 at 0.625: about 8.8 times the bandwidth.
+  const ratio = tp(overPcie) / tp(overNvlink);
+  assert.ok(ratio > 7 && ratio < 10, `TP traffic ${ratio.toFixed(2)}x slower over PCIe`);
+  const ub = plan('--cluster', file, ...args, '--tp-comm-overlap');
+  assert.equal(ub.status, 2);
+  assert.match(ub.stderr, /userbuffers over NVLink; h100-pcie's GPUs are joined by PCIe/);
+  const bad = join(dir, 'bad.json');
+  writeFileSync(bad, JSON.stringify({ ...nvlink, node: { ...nvlink.node, intraNodeLink: 'infinity-fabric' } }));
+  const refused = plan('--cluster', bad, ...args);
+  assert.equal(refused.status, 2);
+  assert.match(refused.stderr, /key 'intraNodeLink' must be 'nvlink' or 'pcie', got "infinity-fabric"/);
 });
