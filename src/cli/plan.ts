@@ -19,7 +19,7 @@ import { formatPlan, formatReliability, formatSearch } from '../plan/format.js';
 import { resolveLayout } from '../plan/layout.js';
 import { CLUSTER_PRESETS, MODEL_PRESETS, loadCluster, modelPreset, scaleCluster } from '../plan/presets.js';
 import { planReliability } from '../plan/reliability.js';
-import { describeLayout, explain, largestUsableGpus, searchLayouts } from '../plan/search.js';
+import { describeLayout, explain, largestUsableGpus, overlapsFor, searchLayouts } from '../plan/search.js';
 import { ATTENTIONS, type Attention, type ClusterSpec, DTYPES, type Dtype, type ModelSpec, PlanInputError, type Recompute, SCHEDULES, type Schedule, type TrainingSpec, checkModel, clusterGpus } from '../plan/specs.js';
 
 export const summary = 'predict memory, step time and cost of a training run on a cluster, or search for the best layout';
@@ -178,7 +178,13 @@ function search(m: ModelSpec, c: ClusterSpec, f: FlagValues): number {
   if (f.versus !== undefined) {
     const match = /^(\d+)x(\d+)$/.exec(String(f.versus));
     if (!match) throw new PlanInputError(`--versus must look like TPxPP, e.g. 8x16; got '${f.versus}'`);
-    versus = evaluate(m, c, resolveLayout(m, c, { ...fixed, gpus, tp: Number(match[1]), pp: Number(match[2]), dp: undefined }));
+    // As in the search, the overlaps apply where the reference layout allows them.
+    const tp = Number(match[1]);
+    const reference: Partial<TrainingSpec> = { ...fixed, gpus, tp, pp: Number(match[2]), dp: undefined };
+    delete reference.tpCommOverlap;
+    delete reference.overlapParamGather;
+    Object.assign(reference, overlapsFor(fixed, c, tp, fixed.sequenceParallel ?? false, fixed.zero ?? 0));
+    versus = evaluate(m, c, resolveLayout(m, c, reference));
   } else if (s.best.length > 1) {
     // Without a reference, explain the best against the fastest layout with other degrees.
     versus = s.best.find((r) => r.training.tp !== best!.training.tp || r.training.pp !== best!.training.pp) ?? s.best[1];

@@ -8,9 +8,9 @@
 //   DGX H100 reaches about 360-370 GB/s of 450 without NVLS: 0.8. 0.78 is taken for both.
 // - PCIe (GPUs without NVLink): 8 x H100 PCIe reach 35-45 GB/s all_reduce bus bandwidth of
 //   Gen5 x16's 64 GB/s each way (Alaya NeW, "NCCL-tests in practice", reference busbw table,
-//   2026): 40 / 64 = 0.625. A hop's latency is NCCL's own figure for its ring protocol over
-//   each link type (src/graph/tuning.cc, hwLat, Ring/Simple): 5.7 us over PCI; NVLink keeps
-//   the planner's 2 us (NCCL: 1.9 us with LL128).
+//   2026): 40 / 64 = 0.625. A PCIe hop's latency is NCCL's own figure for its ring with the
+//   Simple protocol over PCI (src/graph/tuning.cc, hwLat): 5.7 us. NVLink hops keep the
+//   planner's 2 us, which lies between NCCL's LL128 (1.9 us) and Simple (3.4 us) figures.
 // - InfiniBand / RoCE: multi-node all_reduce on DGX A100 with 8 x 200 Gbit/s HDR reaches about
 //   185-190 GB/s bus bandwidth of the 200 GB/s the NICs carry (NVIDIA SuperPOD reference
 //   architecture, nccl-tests): 0.92.

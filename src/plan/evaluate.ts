@@ -78,7 +78,7 @@ export function toJson(r: PlanResult): Record<string, unknown> {
     active_params: activeParamCount(r.model),
     memory_gb_per_gpu: {
       params: round(r.memory.params), grads: round(r.memory.grads), optimizer: round(r.memory.optimizer),
-      activations: round(r.memory.activations), overhead: r.memory.overhead, total: round(r.memory.total), limit: round(r.memoryLimitGB),
+      activations: round(r.memory.activations), overhead: round(r.memory.overhead), total: round(r.memory.total), limit: round(r.memoryLimitGB),
     },
     fits: r.fits,
     step_time_s: round(r.time.step),

@@ -154,8 +154,12 @@ export function checkLayout(m: ModelSpec, c: ClusterSpec, t: TrainingSpec): void
   if (t.crossEntropy !== undefined && t.crossEntropy !== 'unfused' && t.crossEntropy !== 'fused') {
     throw new PlanInputError(`cross-entropy must be 'unfused' (Megatron's fp32 vocab-parallel loss) or 'fused' (one kernel each way), got '${String(t.crossEntropy)}'`);
   }
-  if (t.overlapParamGather && t.zero < 1) {
-    throw new PlanInputError(`--overlap-param-gather overlaps the distributed optimizer's weight all-gather; it needs --zero 1 or more, got --zero ${t.zero}`);
+  if (t.overlapParamGather && t.zero !== 1) {
+    throw new PlanInputError(`--overlap-param-gather overlaps Megatron-Core's distributed optimizer's weight all-gather; it needs --zero 1 (the distributed optimizer), got --zero ${t.zero}`);
+  }
+  const deepspeedEngine = t.pipelineP2p === 'blocking' || t.pipelineP2p === 'blocking-full';
+  if (deepspeedEngine && (t.tpCommOverlap || t.overlapParamGather)) {
+    throw new PlanInputError(`--tp-comm-overlap and --overlap-param-gather are Megatron-Core's; pipeline p2p '${t.pipelineP2p}' is DeepSpeed's pipeline engine, which has neither`);
   }
   if (t.gatherDtype !== undefined && t.zero !== 3) throw new PlanInputError(`gather dtype applies to ZeRO-3 / FSDP weight gathers; it needs --zero 3, got --zero ${t.zero}`);
   if (m.heads % t.tp !== 0) {

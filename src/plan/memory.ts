@@ -103,6 +103,12 @@ export function memoryPerGpu(m: ModelSpec, t: TrainingSpec): MemoryBreakdown {
   const inFlight = inFlightMicroBatches(t);
   // The last stage also holds the fp32 logits and their gradient.
   const logits = (2 * 4 * (t.seqLen / (t.cp ?? 1)) * t.microBatch * m.vocab) / t.tp;
+  // Transformer Engine's userbuffers (--tp-comm-overlap): one static buffer per overlapped
+  // GEMM, ten per layer kind, each of the gathered shape (sequence x micro-batch x hidden);
+  // the six all-gather buffers hold fp8 in fp8 training (initialize_ub).
+  const wide = t.dtype === 'fp32' || t.dtype === 'tf32' ? 4 : 2;
+  const block = (t.seqLen / (t.cp ?? 1)) * t.microBatch * m.hidden;
+  const userbuffers = t.tpCommOverlap && t.tp > 1 ? block * (6 * (t.dtype === 'fp8' ? 1 : wide) + 4 * wide) : 0;
   let worst: MemoryBreakdown | undefined;
   for (let i = 0; i < t.pp; i++) {
     const P = stageParams[i]!;
@@ -117,10 +123,10 @@ export function memoryPerGpu(m: ModelSpec, t: TrainingSpec): MemoryBreakdown {
     const held = t.pp === 1 ? inFlight : Math.max(1, inFlight * ((t.pp - i) / t.pp));
     let activations = perLayer * (stageLayerCount / t.interleave) * t.interleave * held + working;
     if (i === t.pp - 1) activations += logits;
-    const overhead = FRAMEWORK_OVERHEAD_GB * GIB;
+    const overhead = FRAMEWORK_OVERHEAD_GB * GIB + userbuffers;
     const total = params + grads + optimizer + activations + overhead;
     const gb = (x: number) => x / GIB;
-    const r = { params: gb(params), grads: gb(grads), optimizer: gb(optimizer), activations: gb(activations), overhead: FRAMEWORK_OVERHEAD_GB, total: gb(total) };
+    const r = { params: gb(params), grads: gb(grads), optimizer: gb(optimizer), activations: gb(activations), overhead: gb(overhead), total: gb(total) };
     if (!worst || r.total > worst.total) worst = r;
   }
   return worst!;

@@ -30,6 +30,18 @@ function divisorsOf(n: number): number[] {
 }
 
 /**
+ * The Megatron-Core overlaps a search was asked for, on a layout that allows them: userbuffers
+ * need tensor and sequence parallelism inside one NVLink domain, the weight-gather overlap the
+ * distributed optimizer (ZeRO-1). Elsewhere they are left off rather than refused.
+ */
+export function overlapsFor(fixed: Partial<TrainingSpec>, c: ClusterSpec, tp: number, sequenceParallel: boolean, zero: number): Partial<TrainingSpec> {
+  const out: Partial<TrainingSpec> = {};
+  if (fixed.tpCommOverlap && tp > 1 && sequenceParallel && tp <= c.node.gpusPerNode && c.node.intraNodeLink !== 'pcie') out.tpCommOverlap = true;
+  if (fixed.overlapParamGather && zero === 1) out.overlapParamGather = true;
+  return out;
+}
+
+/**
  * `fixed` pins any field (a flag the user gave); the rest is searched. Tensor parallelism stays
  * inside a node (beyond it, its per-layer all-reduces would cross InfiniBand), as Megatron
  * recommends; the search still tries every power of two up to the node size.
@@ -67,9 +79,7 @@ export function searchLayouts(m: ModelSpec, c: ClusterSpec, gpus: number, fixed:
                   tp, pp, dp, interleave, zero, recompute, sequenceParallel, tokens: fixed.tokens ?? 300e9,
                   schedule: interleave > 1 ? 'interleaved' : (fixed.schedule ?? '1f1b'), attention: fixed.attention ?? 'flash',
                 };
-                // The Megatron-Core overlaps, when asked for, apply wherever the layout allows them.
-                if (fixed.tpCommOverlap && tp > 1 && sequenceParallel) t.tpCommOverlap = true;
-                if (fixed.overlapParamGather && zero >= 1) t.overlapParamGather = true;
+                Object.assign(t, overlapsFor(fixed, c, tp, sequenceParallel, zero));
                 if (fixed.crossEntropy !== undefined) t.crossEntropy = fixed.crossEntropy;
                 try {
                   checkLayout(m, c, t);

@@ -167,7 +167,7 @@ export interface TrainingSpec {
   /**
    * Megatron-Core's --overlap-param-gather: the distributed optimizer's all-gather of updated
    * weights runs behind the next step's forward pass instead of after the optimizer step.
-   * Needs ZeRO-1 or more (the distributed optimizer).
+   * Needs ZeRO-1 (the distributed optimizer).
    */
   overlapParamGather?: boolean;
   /**

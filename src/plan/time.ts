@@ -121,15 +121,22 @@ function layerCosts(m: ModelSpec, c: ClusterSpec, t: TrainingSpec, dev: Device):
     dgrad += gemmSeconds(dev, M, N, K, n);
     wgrad += gemmSeconds(dev, K, M, N, n);
   });
-  // Tensor parallelism: two all-reduces of the b x s x h block output per pass (with sequence
-  // parallelism two all-gathers and two reduce-scatters: the same bytes on the wire).
-  const blockAllReduce = allReduceSeconds(c, groupOf(tp, 1, gpn), T * h * dev.elementBytes);
+  // Tensor parallelism: two all-reduces of the b x s x h block output per pass, exposed. With
+  // sequence parallelism, two all-gathers (of the column-parallel layers' inputs, forward; of
+  // the row-parallel layers' output gradients, backward) and two reduce-scatters: the same
+  // bytes, except that fp8 training (Transformer Engine) gathers the GEMM inputs in fp8.
+  // Megatron since 2022 and TE also launch the column-parallel backward's reduce-scatter
+  // (all-reduce without sequence parallelism) behind the weight-gradient GEMM; the frameworks
+  // of the 2021-22 rows did not, and the model keeps it exposed.
+  const tpGroup = groupOf(tp, 1, gpn);
+  const blockAllReduce = allReduceSeconds(c, tpGroup, T * h * dev.elementBytes);
   let tpFwd = 2 * blockAllReduce, tpBwd = 2 * blockAllReduce;
   if (t.sequenceParallel && tp > 1 && !overlapTp) {
+    const gather = allGatherSeconds(c, tpGroup, T * h * dev.gemmBytes);
+    tpFwd = tpBwd = 2 * gather + 2 * allGatherSeconds(c, tpGroup, T * h * dev.elementBytes);
     // Sequence parallelism keeps only a slice of each column-parallel layer's input; its
     // weight gradient needs the whole, so the backward all-gathers it again, behind that
     // layer's data-gradient GEMM (Megatron's LinearWithGradAccumulationAndAsyncCommunication).
-    const gather = allGatherSeconds(c, groupOf(tp, 1, gpn), T * h * dev.elementBytes);
     const columns = m.moe ? [proj[0]!] : [proj[0]!, proj[2]!];
     for (const [M, K, N, n] of columns) tpBwd += overlapped(dev, gather, gemmSeconds(dev, M, N, K, n));
   }
@@ -212,11 +219,12 @@ function layerCosts(m: ModelSpec, c: ClusterSpec, t: TrainingSpec, dev: Device):
  * in-place subtraction, exp and division by the sum (read and write 4 each) and the sum
  * (read 4); backward, the in-place scaling by the output gradient (read and write 4) and the
  * cast back (read 4, write 16-bit). 'fused': one kernel each way (flash-attn's
- * CrossEntropyLoss, llm-foundry's default loss_fn), which reads the 16-bit logits twice
- * (maximum, then the sum of exponentials) and, backward, reads them and writes the gradient.
+ * CrossEntropyLoss, llm-foundry's default loss_fn), which reads the 16-bit logits once (a
+ * row's maximum and sum of exponentials in one pass; a second pass over the row, where the
+ * kernel makes one, finds it in L2) and, backward, reads them and writes the gradient.
  */
 function crossEntropyBytesPerLogit(kind: 'unfused' | 'fused', elementBytes: number): { forward: number; backward: number } {
-  if (kind === 'fused') return { forward: 2 * elementBytes, backward: 2 * elementBytes };
+  if (kind === 'fused') return { forward: elementBytes, backward: 2 * elementBytes };
   const cast = elementBytes < 4 ? elementBytes + 4 : 0;
   return { forward: cast + 4 + 8 + 8 + 4 + 8, backward: 8 + cast };
 }

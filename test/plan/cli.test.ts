@@ -139,7 +139,10 @@ test('bad input for the new options: exit 2 with the arithmetic', () => {
   assert.match(ubNodes.stderr, /tp 16 is more than the 8 GPUs of a h100-cluster node; use tp <= 8/);
   const gather = plan('--model', 'gpt3-175b', '--cluster', 'h100-cluster', '--gpus', '1024', '--tp', '8', '--pp', '16', '--overlap-param-gather');
   assert.equal(gather.status, 2);
-  assert.match(gather.stderr, /--overlap-param-gather .* needs --zero 1 or more, got --zero 0/);
+  assert.match(gather.stderr, /--overlap-param-gather .* needs --zero 1 \(the distributed optimizer\), got --zero 0/);
+  const gather3 = plan('--model', 'gpt3-175b', '--cluster', 'h100-cluster', '--gpus', '1024', '--tp', '8', '--pp', '16', '--zero', '3', '--overlap-param-gather');
+  assert.equal(gather3.status, 2);
+  assert.match(gather3.stderr, /got --zero 3/);
   const ce = plan('--model', 'gpt3-175b', '--cluster', 'h100-cluster', '--gpus', '1024', '--tp', '8', '--pp', '16', '--cross-entropy', 'liger');
   assert.equal(ce.status, 2);
   assert.match(ce.stderr, /--cross-entropy must be unfused or fused, got 'liger'/);
@@ -188,6 +191,13 @@ test('--machine with a layout predicts a local run: parts add up, recomputation 
     assert.equal(r.status, 2, args.join(' '));
     assert.match(r.stderr, why);
   }
+});
+
+test('a search asked for the Megatron-Core overlaps applies them where allowed, its reference layout too', () => {
+  const s = plan('--model', 'gpt3-175b', '--cluster', 'h100-cluster', '--gpus', '1024', '--tp-comm-overlap', '--overlap-param-gather', '--versus', '8x16', '--top', '3');
+  assert.equal(s.status, 0, s.stderr);
+  assert.match(s.stdout, /sequence parallel, TP comm overlap/);
+  assert.match(s.stdout, /why the best wins/);
 });
 
 test('a cluster file with PCIe between the GPUs: slower tensor parallelism, no userbuffers, bad link names refused', () => {

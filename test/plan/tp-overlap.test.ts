@@ -39,12 +39,17 @@ test('--overlap-param-gather hides the distributed optimizer\'s weight all-gathe
   assert.equal(overlapped.gemm, plain.gemm);
 });
 
-test('a search asked for the overlaps applies them wherever the layout allows', () => {
-  const s = searchLayouts(gpt32b, h100, 384, { globalBatch: 192, tpCommOverlap: true, overlapParamGather: true }, 20);
-  assert.ok(s.best.length > 0);
-  for (const r of s.best) {
-    const t = r.training;
-    assert.equal(t.tpCommOverlap === true, t.tp > 1 && t.sequenceParallel, `TP ${t.tp}, SP ${t.sequenceParallel}`);
-    assert.equal(t.overlapParamGather === true, t.zero >= 1, `ZeRO ${t.zero}`);
+test('a search asked for the overlaps loses no layout for asking, and applies them only where they can run', () => {
+  const pcie: ClusterSpec = { ...h100, name: 'h100-pcie', node: { ...h100.node, intraNodeGBs: 128, intraNodeLink: 'pcie' } };
+  for (const c of [h100, pcie]) {
+    const plain = searchLayouts(gpt32b, c, 384, { globalBatch: 192 }, 20);
+    const asked = searchLayouts(gpt32b, c, 384, { globalBatch: 192, tpCommOverlap: true, overlapParamGather: true }, 20);
+    // Layouts that cannot take an overlap run without it, not out of the search.
+    assert.equal(asked.evaluated, plain.evaluated, c.name);
+    for (const r of asked.best) {
+      const t = r.training;
+      assert.equal(t.tpCommOverlap === true, c === h100 && t.tp > 1 && t.sequenceParallel, `${c.name}: TP ${t.tp}, SP ${t.sequenceParallel}`);
+      assert.equal(t.overlapParamGather === true, t.zero === 1, `ZeRO ${t.zero}`);
+    }
   }
 });
