@@ -74,6 +74,12 @@ export function gemmSeconds(dev: Device, m: number, k: number, n: number, count 
   return compute + streamSeconds(dev, bytes) + EFFICIENCY.kernelOverheadS;
 }
 
+/** Seconds a kernel takes when communication kernels hold `sms` of the GPU's SMs (at most
+ * half) while it runs: it has the rest. */
+export function onRemainingSms(dev: Device, seconds: number, sms: number): number {
+  return seconds / (1 - Math.min(0.5, sms / dev.sms));
+}
+
 /** Time of memory-bound kernels that move `bytes` in total. */
 export function streamSeconds(dev: Device, bytes: number): number {
   return bytes / (dev.memoryBytesPerS * dev.memoryEfficiency);

@@ -2,7 +2,7 @@
 // et al. 2022), for the pipeline stage that needs the most. GB here is 2^30 bytes, the unit
 // in which GPU memory sizes are quoted (an "80 GB" A100 holds 80 x 2^30 bytes).
 import { embeddingParams, expertParams, kvDim, layerParams } from './params-flops.js';
-import type { ModelSpec, TrainingSpec } from './specs.js';
+import { type ModelSpec, type TrainingSpec, activationBytes, gemmInputBytes } from './specs.js';
 
 export const GIB = 2 ** 30;
 /** CUDA context, cuBLAS/NCCL workspaces: memory the framework never gives to tensors. */
@@ -106,9 +106,8 @@ export function memoryPerGpu(m: ModelSpec, t: TrainingSpec): MemoryBreakdown {
   // Transformer Engine's userbuffers (--tp-comm-overlap): one static buffer per overlapped
   // GEMM, ten per layer kind, each of the gathered shape (sequence x micro-batch x hidden);
   // the six all-gather buffers hold fp8 in fp8 training (initialize_ub).
-  const wide = t.dtype === 'fp32' || t.dtype === 'tf32' ? 4 : 2;
   const block = (t.seqLen / (t.cp ?? 1)) * t.microBatch * m.hidden;
-  const userbuffers = t.tpCommOverlap && t.tp > 1 ? block * (6 * (t.dtype === 'fp8' ? 1 : wide) + 4 * wide) : 0;
+  const userbuffers = t.tpCommOverlap && t.tp > 1 ? block * (6 * gemmInputBytes(t.dtype) + 4 * activationBytes(t.dtype)) : 0;
   let worst: MemoryBreakdown | undefined;
   for (let i = 0; i < t.pp; i++) {
     const P = stageParams[i]!;

@@ -334,6 +334,17 @@ export function clusterGpus(c: ClusterSpec): number {
   return c.nodes * c.node.gpusPerNode;
 }
 
+/** Bytes per activation element: 4 for fp32 and tf32 training, 2 otherwise (fp8 keeps 16-bit
+ * activations between its GEMMs). */
+export function activationBytes(dtype: Dtype): number {
+  return dtype === 'fp32' || dtype === 'tf32' ? 4 : 2;
+}
+
+/** Bytes per element of a GEMM's inputs: 1 in fp8 training, else the activation width. */
+export function gemmInputBytes(dtype: Dtype): number {
+  return dtype === 'fp8' ? 1 : activationBytes(dtype);
+}
+
 export function peakFlops(gpu: GpuSpec, dtype: Dtype): number {
   const t = gpu.peakTflops[dtype];
   if (t === undefined) {

@@ -6,13 +6,13 @@
 // event timeline, and the data-parallel reduction (bucketed, overlapping the last backward)
 // and the optimizer step follow.
 import { allGatherSeconds, allReduceSeconds, allToAllSeconds, groupOf, sendSeconds } from './comm.js';
-import { type Device, EFFICIENCY, flashSeconds, gemmSeconds, streamSeconds } from './efficiency.js';
+import { type Device, EFFICIENCY, flashSeconds, gemmSeconds, onRemainingSms, streamSeconds } from './efficiency.js';
 import { DEFAULT_GPU_EFFICIENCY, FLASH_V1_SLOWDOWN } from './gpus.js';
 import { gpuStageParams, layerActivationBytes, modelStateBytes, stageParamCounts } from './memory.js';
 import { embeddingParams, expertParams, kvDim, layerParams, mlpMatrices } from './params-flops.js';
 import { simulateExchanges } from './pipeline-exchange.js';
 import { type PipelineResult, simulatePipeline } from './pipeline-sim.js';
-import { type ClusterSpec, type ModelSpec, type TrainingSpec, peakFlops } from './specs.js';
+import { type ClusterSpec, type ModelSpec, type TrainingSpec, activationBytes, gemmInputBytes, peakFlops } from './specs.js';
 import { type TpLinear, overlappedLinears } from './tp-overlap.js';
 
 /** Seconds per step on the critical path, by cause; they add up to `step`. */
@@ -59,13 +59,12 @@ function add(a: Cost, b: Cost, k = 1): Cost {
 
 export function deviceOf(c: ClusterSpec, t: TrainingSpec): Device {
   const g = c.node.gpu;
-  const wide = t.dtype === 'fp32' || t.dtype === 'tf32';
   const v1 = t.attention === 'flash-v1' ? FLASH_V1_SLOWDOWN : 1;
   return {
     peakFlops: peakFlops(g, t.dtype),
     memoryBytesPerS: g.memoryGBs * 1e9,
-    elementBytes: wide ? 4 : 2,
-    gemmBytes: wide ? 4 : t.dtype === 'fp8' ? 1 : 2,
+    elementBytes: activationBytes(t.dtype),
+    gemmBytes: gemmInputBytes(t.dtype),
     sms: g.sms ?? DEFAULT_GPU_EFFICIENCY.sms,
     gemmEfficiency: (t.dtype === 'fp8' ? g.gemmEfficiencyFp8 : undefined) ?? g.gemmEfficiency ?? DEFAULT_GPU_EFFICIENCY.gemm,
     memoryEfficiency: g.memoryEfficiency ?? DEFAULT_GPU_EFFICIENCY.memory,
@@ -84,9 +83,8 @@ export const NCCL_CHANNELS = 16;
 /** Exposed seconds of `comm` that runs behind `compute`: what compute cannot cover, plus the
  * slowdown of the compute it overlaps from the SMs NCCL takes. */
 function overlapped(dev: Device, comm: number, compute: number): number {
-  const f = Math.min(0.5, NCCL_CHANNELS / dev.sms);
   const hidden = Math.min(comm, compute);
-  return Math.max(0, comm - compute) + (hidden * f) / (1 - f);
+  return Math.max(0, comm - compute) + onRemainingSms(dev, hidden, NCCL_CHANNELS) - hidden;
 }
 
 interface LayerCosts {

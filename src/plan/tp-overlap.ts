@@ -17,7 +17,7 @@
 // reduce-scattered ones hold the 16-bit GEMM output. Nothing here is fitted: the split counts
 // and SM counts are TE's defaults, the GEMM and link times are the planner's own.
 import { allGatherSeconds, groupOf, intraNodeBytesPerS, intraNodeLatencySeconds } from './comm.js';
-import { type Device, gemmSeconds } from './efficiency.js';
+import { type Device, gemmSeconds, onRemainingSms } from './efficiency.js';
 import type { ClusterSpec } from './specs.js';
 
 /** TE's default for the "pipeline" and "bulk" methods: SMs given to communication. */
@@ -42,10 +42,8 @@ export interface OverlapSeconds {
   weightGrad: number;
 }
 
-/** GEMM time on the SMs the communication kernels leave. */
-function slowed(dev: Device, seconds: number): number {
-  return seconds / (1 - Math.min(0.5, UB_COMM_SMS / dev.sms));
-}
+/** GEMM time on the SMs the userbuffers' communication kernels leave. */
+const slowed = (dev: Device, seconds: number) => onRemainingSms(dev, seconds, UB_COMM_SMS);
 
 /**
  * One of `chunks` row blocks of a T x k x n GEMM. TE issues the chunks round-robin on its
