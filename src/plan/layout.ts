@@ -1,6 +1,6 @@
 // Checks that a parallel layout is possible for a model and a cluster. Every error shows the
 // arithmetic that failed and what would make it work.
-import { type ClusterSpec, type ModelSpec, PlanInputError, RECOMPUTES, SCHEDULES, type TrainingSpec, clusterGpus, defaultDtype, divisorList } from './specs.js';
+import { type ClusterSpec, type ModelSpec, PlanInputError, RECOMPUTES, SCHEDULES, type TrainingSpec, clusterGpus, deepspeedEngine, defaultDtype, divisorList } from './specs.js';
 
 /** What a user gives: anything left out is derived (dp from gpus) or defaulted. */
 export type LayoutInput = Partial<TrainingSpec>;
@@ -157,8 +157,7 @@ export function checkLayout(m: ModelSpec, c: ClusterSpec, t: TrainingSpec): void
   if (t.overlapParamGather && t.zero !== 1) {
     throw new PlanInputError(`--overlap-param-gather overlaps Megatron-Core's distributed optimizer's weight all-gather; it needs --zero 1 (the distributed optimizer), got --zero ${t.zero}`);
   }
-  const deepspeedEngine = t.pipelineP2p === 'blocking' || t.pipelineP2p === 'blocking-full';
-  if (deepspeedEngine && (t.tpCommOverlap || t.overlapParamGather)) {
+  if (deepspeedEngine(t) && (t.tpCommOverlap || t.overlapParamGather)) {
     throw new PlanInputError(`--tp-comm-overlap and --overlap-param-gather are Megatron-Core's; pipeline p2p '${t.pipelineP2p}' is DeepSpeed's pipeline engine, which has neither`);
   }
   if (t.gatherDtype !== undefined && t.zero !== 3) throw new PlanInputError(`gather dtype applies to ZeRO-3 / FSDP weight gathers; it needs --zero 3, got --zero ${t.zero}`);

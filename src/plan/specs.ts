@@ -334,6 +334,11 @@ export function clusterGpus(c: ClusterSpec): number {
   return c.nodes * c.node.gpusPerNode;
 }
 
+/** Whether the run uses DeepSpeed's pipeline engine (its p2p modes name it). */
+export function deepspeedEngine(t: TrainingSpec): boolean {
+  return t.pp > 1 && (t.pipelineP2p === 'blocking' || t.pipelineP2p === 'blocking-full');
+}
+
 /** Bytes per activation element: 4 for fp32 and tf32 training, 2 otherwise (fp8 keeps 16-bit
  * activations between its GEMMs). */
 export function activationBytes(dtype: Dtype): number {

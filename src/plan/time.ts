@@ -12,7 +12,7 @@ import { gpuStageParams, layerActivationBytes, modelStateBytes, stageParamCounts
 import { embeddingParams, expertParams, kvDim, layerParams, mlpMatrices } from './params-flops.js';
 import { simulateExchanges } from './pipeline-exchange.js';
 import { type PipelineResult, simulatePipeline } from './pipeline-sim.js';
-import { type ClusterSpec, type ModelSpec, type TrainingSpec, activationBytes, gemmInputBytes, peakFlops } from './specs.js';
+import { type ClusterSpec, type ModelSpec, type TrainingSpec, activationBytes, deepspeedEngine, gemmInputBytes, peakFlops } from './specs.js';
 import { type TpLinear, overlappedLinears } from './tp-overlap.js';
 
 /** Seconds per step on the critical path, by cause; they add up to `step`. */
@@ -272,11 +272,6 @@ function endCosts(m: ModelSpec, c: ClusterSpec, t: TrainingSpec, dev: Device): {
     first.backward.zero = 2 * gather;
   }
   return { first, last };
-}
-
-/** Whether the run uses DeepSpeed's pipeline engine (its p2p modes name it). */
-function deepspeedEngine(t: TrainingSpec): boolean {
-  return t.pp > 1 && (t.pipelineP2p === 'blocking' || t.pipelineP2p === 'blocking-full');
 }
 
 export function stepTime(m: ModelSpec, c: ClusterSpec, t: TrainingSpec): TimeBreakdown {

@@ -53,3 +53,9 @@ test('a search asked for the overlaps loses no layout for asking, and applies th
     }
   }
 });
+
+test('the overlaps are Megatron-Core\'s: refused with DeepSpeed\'s pipeline engine and without the distributed optimizer', () => {
+  const deepspeed: Partial<TrainingSpec> = { ...layout, gpus: 768, pp: 2, pipelineP2p: 'blocking' };
+  assert.throws(() => resolveLayout(gpt32b, h100, { ...deepspeed, tpCommOverlap: true }), /'blocking' is DeepSpeed's pipeline engine, which has neither/);
+  assert.throws(() => resolveLayout(gpt32b, h100, { ...layout, zero: 2, overlapParamGather: true }), /needs --zero 1 \(the distributed optimizer\), got --zero 2/);
+});
